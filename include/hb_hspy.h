@@ -1,0 +1,110 @@
+/* HyperSpy .hspy (format 3.x) and generic HDF5: reading the input lazily,
+ * writing results.  See shared/spec/hspy-notes.md. */
+#ifndef HB_HSPY_H
+#define HB_HSPY_H
+
+#include <hdf5.h>
+#include <mpi.h>
+#include <stdint.h>
+#include "hb_dtype.h"
+
+#define HB_MAXDIM 8
+
+typedef struct {
+  char name[64];   /* "" if the file has none */
+  char units[64];  /* "" if the file has none */
+  double scale, offset;
+  hsize_t size;
+  int navigate;
+} hb_axis;
+
+/* ---- reading ------------------------------------------------------------ */
+
+typedef struct hb_input {
+  char path[4096];       /* resolved path */
+  char dataset[512];     /* e.g. /Experiments/scan/data */
+  char signal[256];      /* .hspy signal group name, "" for generic HDF5 */
+  char title[256];
+  char signal_type[64];
+  int is_hspy;
+  int ndim, nav_dim, sig_dim;
+  hsize_t shape[HB_MAXDIM];
+  hsize_t chunk[HB_MAXDIM];  /* == shape for contiguous datasets */
+  int chunked;
+  hb_dtype dtype;
+  hb_axis axes[HB_MAXDIM];
+  char filters[256];         /* "gzip(4)+shuffle", "none" */
+  long long file_size;
+  long long mtime;           /* seconds since the epoch */
+  hid_t file, dset, fspace;  /* open while the job runs */
+} hb_input;
+
+struct hb_job;
+/* Collective: open the job's input with an MPI-IO file access property list,
+ * pick the signal, read shape, dtype, chunks, filters and axes, and apply the
+ * job's overrides.  Reads no pixels. */
+int hb_input_open(MPI_Comm comm, const struct hb_job *job, hb_input *in);
+/* Read the navigation rectangle [start, start+count) × whole signal, in the
+ * file's own dtype, into buf.  Independent I/O; whole chunks when the
+ * rectangle is chunk-aligned.  On failure, names the file, dataset, block and
+ * the first chunk that fails to read. */
+int hb_input_read(hb_input *in, const hsize_t *start, const hsize_t *count,
+                  void *buf, size_t block_index);
+void hb_input_close(hb_input *in);
+/* Open in->dataset of in->file and fill dtype, shape, chunks and filters;
+ * `where` names the file in errors. */
+int hb_input_describe(hb_input *in, const char *where);
+size_t hb_input_sig_size(const hb_input *in);
+size_t hb_input_nav_size(const hb_input *in);
+
+/* Read "axis-i" groups of a signal group (attributes per hspy-notes). */
+int hb_hspy_read_axes(hid_t group, int ndim, const hsize_t *shape, hb_axis *axes);
+/* Read a string attribute (fixed or variable length) into buf; 0 if absent. */
+int hb_h5_read_attr_str(hid_t obj, const char *name, char *buf, size_t n);
+
+/* ---- writing ------------------------------------------------------------ */
+
+/* Create an .hspy file (format 3.1) with /Experiments.  comm == MPI_COMM_NULL
+ * opens it serially; otherwise collectively with MPI-IO, and every later call
+ * on it must be made by all ranks with identical arguments (HDF5's rule for
+ * metadata in parallel). */
+int hb_hspy_create(const char *path, MPI_Comm comm, hid_t *file);
+int hb_hspy_close(hid_t file);
+
+typedef struct {
+  const char *name;            /* group name under /Experiments */
+  const char *title;           /* metadata General/title */
+  const char *original_filename;
+  const char *signal_type;     /* "" is fine */
+  const char *quantity;        /* NULL to omit */
+  hb_dtype dtype;
+  int ndim;
+  const hsize_t *shape;
+  const hsize_t *chunk;        /* NULL: HyperSpy's default chunk rule */
+  const hb_axis *axes;         /* ndim axes, array order */
+  int gzip;                    /* gzip level 4 + shuffle */
+} hb_signal_desc;
+
+/* Create /Experiments/<name> with data (chunked, allocated early, never
+ * filled), axis-i groups, metadata (General, Signal, _HyperSpy/Folding) and an
+ * empty original_metadata.  Returns the open group and dataset. */
+int hb_hspy_signal_create(hid_t file, const hb_signal_desc *d, hid_t *group, hid_t *dset);
+
+/* HyperSpy's default chunk rule (target 1e6 bytes), hspy-notes "Chunks". */
+void hb_hspy_default_chunks(int ndim, const hsize_t *shape, int nav_dim,
+                            size_t elem_size, hsize_t *chunk);
+
+/* Metadata-tree helpers (hspy-notes "How values are stored").  `path` may
+ * contain '/' and intermediate groups are created as needed. */
+hid_t hb_h5_group(hid_t parent, const char *path); /* open or create; <0 on error */
+int hb_h5_attr_str(hid_t obj, const char *name, const char *value);
+int hb_h5_attr_i64(hid_t obj, const char *name, long long value);
+int hb_h5_attr_f64(hid_t obj, const char *name, double value);
+int hb_h5_attr_bool(hid_t obj, const char *name, int value);
+/* A string list as `_list_<N>_<key>` group (or `_list_empty_<key>`). */
+int hb_h5_str_list(hid_t obj, const char *key, char *const *items, int n);
+/* A float64 array stored as a dataset named `key`.  In a parallel file every
+ * rank calls it (collective) and rank 0 supplies the data. */
+int hb_h5_array_f64(hid_t obj, const char *key, int ndim, const hsize_t *shape, const double *data);
+
+#endif

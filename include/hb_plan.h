@@ -1,0 +1,66 @@
+/* Partition of the navigation space into chunk-aligned blocks, and the
+ * rank-count-independent reduction tree over block numbers. */
+#ifndef HB_PLAN_H
+#define HB_PLAN_H
+
+#include <mpi.h>
+#include <stddef.h>
+#include "hb_hspy.h"
+
+typedef struct {
+  int nd;                     /* navigation dimensions */
+  hsize_t shape[HB_MAXDIM];   /* navigation shape */
+  hsize_t chunk[HB_MAXDIM];   /* chunk extent along each navigation axis */
+  hsize_t bchunks[HB_MAXDIM]; /* chunks per block along each axis */
+  hsize_t bgrid[HB_MAXDIM];   /* blocks along each axis */
+  size_t nblocks;
+  size_t max_block_pos;       /* patterns in the largest block */
+} hb_partition;
+
+/* Blocks are rectangles of whole chunks, filled from the last navigation axis
+ * backwards until a block holds about `target_pos` patterns (at least one
+ * chunk).  Numbered in C order over the block grid: nothing depends on the
+ * number of ranks. */
+void hb_partition_init(hb_partition *p, int nd, const hsize_t *shape,
+                       const hsize_t *chunk, size_t target_pos);
+/* Patterns per block for run.block = auto: about HB_BLOCK_TARGET_BYTES of data. */
+#define HB_BLOCK_TARGET_BYTES ((size_t)8 << 20)
+size_t hb_partition_auto_target(size_t bytes_per_pattern);
+void hb_partition_block(const hb_partition *p, size_t b, hsize_t *start, hsize_t *count);
+/* Contiguous, balanced ranges: rank r gets [first, end). */
+void hb_partition_range(size_t nblocks, int rank, int size, size_t *first, size_t *end);
+
+/* Pairwise tree over block numbers.  Leaves are pushed in block order; two
+ * siblings are merged as soon as both exist; the leftover stack (the binary
+ * digits of the block count) is folded right to left.  Each rank feeds its
+ * contiguous range, then rank 0 receives the ranks' stacks in rank order, so
+ * the sequence of merges — and every floating-point result — is the same for
+ * any number of ranks. */
+typedef void (*hb_merge_fn)(void *ctx, void *acc, const void *other);
+
+typedef struct {
+  int level;
+  size_t index;
+  void *buf;
+} hb_tree_node;
+
+typedef struct {
+  size_t bytes;
+  hb_merge_fn merge;
+  void *ctx;
+  hb_tree_node stack[72];
+  int depth;
+  void *spare[72];  /* released buffers, reused by hb_tree_buffer */
+  int nspare;
+} hb_tree;
+
+void hb_tree_init(hb_tree *t, size_t bytes, hb_merge_fn merge, void *ctx);
+/* A buffer to fill for the next leaf (reused; NULL if out of memory). */
+void *hb_tree_buffer(hb_tree *t);
+void hb_tree_push(hb_tree *t, int level, size_t index, void *buf);
+/* Collective: combine every rank's stack on rank 0.  On rank 0 *result is
+ * the root buffer (owned by the tree), or NULL if there were no blocks. */
+int hb_tree_reduce(hb_tree *t, MPI_Comm comm, void **result);
+void hb_tree_free(hb_tree *t);
+
+#endif

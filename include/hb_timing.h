@@ -1,0 +1,24 @@
+/* Named phases, timed on every rank and summarised across ranks. */
+#ifndef HB_TIMING_H
+#define HB_TIMING_H
+
+#include <mpi.h>
+
+typedef enum { HB_PH_OPEN, HB_PH_READ, HB_PH_KERNELS, HB_PH_REDUCE, HB_PH_WRITE, HB_PH_COUNT } hb_phase;
+extern const char *const hb_phase_names[HB_PH_COUNT];
+
+typedef struct {
+  double seconds[HB_PH_COUNT];
+  double bytes[HB_PH_COUNT];  /* bytes read (READ) or written (WRITE) */
+} hb_timers;
+
+typedef struct {
+  double min, median, max;
+} hb_stat3;
+
+double hb_now(void); /* monotonic seconds */
+/* Collective: min/median/max of each phase's seconds across ranks, and the
+ * total bytes; identical on every rank. */
+int hb_timers_summary(MPI_Comm comm, const hb_timers *local, hb_stat3 *sec, double *total_bytes);
+
+#endif

@@ -1,0 +1,10 @@
+# Sourced by the scripts: Open MPI refuses root unless told, and more ranks
+# than cores need --oversubscribe (tests run 3 ranks on 2 cores).
+if [ "$(id -u)" -eq 0 ]; then
+  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+fi
+export OMPI_MCA_rmaps_base_oversubscribe=1
+# no InfiniBand/high-speed fabrics here: keep Open MPI from probing for them
+export OMPI_MCA_btl=self,vader,tcp OMPI_MCA_btl_tcp_if_include=lo OMPI_MCA_oob_tcp_if_include=lo
+export OMPI_MCA_pml=ob1
+HB_PYTHON=/usr/bin/python3

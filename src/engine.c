@@ -1,0 +1,301 @@
+/* Plan, then execute.  Planning validates the job against the input, plans
+ * every kernel (index lists, weights), partitions the navigation space and
+ * creates the output; only then are pixels read.  The block loop reads block
+ * i+1 on the main thread while a worker thread runs the kernels on block i. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine_priv.h"
+#include "hb_error.h"
+#include "hb_progress.h"
+
+/* ---- planning ----------------------------------------------------------- */
+
+static void merge_partials(void *ctx, void *acc, const void *other) {
+  hb_engine *e = ctx;
+  for (int i = 0; i < e->nres; i++) {
+    hb_result *r = &e->res[i];
+    if (r->o->kind == HB_OUT_SIGNAL)
+      r->k->def->merge(r->k, r->iout, (char *)acc + r->offset, (const char *)other + r->offset, e->sig_size);
+  }
+}
+
+static int plan_kernels(hb_engine *e) {
+  const hb_node *list = e->job->kernels;
+  e->nk = (int)list->n;
+  HB_ALLOC(e->kernels, e->nk);
+  for (int i = 0; i < e->nk; i++) {
+    hb_kernel *k = &e->kernels[i];
+    k->spec = list->kids[i];
+    k->name = hb_node_child(k->spec, "name")->text;
+    k->def = hb_kernel_find(hb_node_child(k->spec, "op")->text);
+    HB_CALL(k->def->plan(k, &e->in, k->spec));
+    for (int j = 0; j < k->nout; j++) {
+      HB_CHECK(e->nres < HB_MAX_RESULTS, HB_EINVALID, hb_node_where(k->spec, 0), "more than %d results",
+               HB_MAX_RESULTS);
+      hb_result *r = &e->res[e->nres++];
+      *r = (hb_result){k, j, &k->out[j], 0, -1, -1};
+      for (int q = 0; q < e->nres - 1; q++)
+        HB_CHECK(strcmp(e->res[q].o->name, r->o->name), HB_EINVALID, hb_node_where(k->spec, 0),
+                 "result name '%s' is produced twice (kernel '%s' and kernel '%s')", r->o->name, e->res[q].k->name,
+                 k->name);
+      if (r->o->kind == HB_OUT_SIGNAL) {
+        HB_CHECK(k->def->merge && r->o->dtype == r->o->acc, HB_EINTERNAL, k->name,
+                 "signal-shaped output without a merge function");
+        r->offset = e->sig_bytes;
+        e->sig_bytes += (e->sig_size * hb_dtype_size(r->o->acc) + 7) & ~(size_t)7;
+      }
+    }
+  }
+  const hb_node *pre = e->job->preprocess;
+  e->np = pre ? (int)pre->n : 0;
+  HB_ALLOC(e->preps, e->np);
+  for (int i = 0; i < e->np; i++) {
+    e->preps[i].def = hb_prep_find(hb_node_child(pre->kids[i], "op")->text);
+    HB_CALL(e->preps[i].def->plan(&e->preps[i], &e->in, pre->kids[i]));
+  }
+  return 0;
+}
+
+static int plan(hb_engine *e) {
+  HB_CALL(plan_kernels(e));
+  size_t pattern_bytes = e->sig_size * hb_dtype_size(e->in.dtype);
+  size_t target = e->job->block > 0 ? (size_t)e->job->block : hb_partition_auto_target(pattern_bytes);
+  hb_partition_init(&e->part, e->in.nav_dim, e->in.shape, e->in.chunk, target);
+  size_t most = 0, f, l;
+  for (int r = 0; r < e->size; r++) {
+    hb_partition_range(e->part.nblocks, r, e->size, &f, &l);
+    if (l - f > most) most = l - f;
+  }
+  e->rounds = most;
+  hb_partition_range(e->part.nblocks, e->rank, e->size, &e->first, &e->end);
+  double block_bytes = (double)e->part.max_block_pos * (double)pattern_bytes;
+  HB_CHECK(block_bytes < 4e9, HB_EINVALID, hb_node_where(hb_node_child(e->job->root, "run"), 1),
+           "a block would hold %.3g GB (chunks too large for run.block); use a smaller run.block", block_bytes / 1e9);
+  hb_tree_init(&e->tree, e->sig_bytes, merge_partials, e);
+  return 0;
+}
+
+static void print_plan(const hb_engine *e, int dry) {
+  const hb_input *in = &e->in;
+  printf("input   %s%s%s\n", in->path, in->signal[0] ? " signal " : "", in->signal);
+  printf("        %s, array shape (", hb_dtype_name(in->dtype));
+  for (int d = 0; d < in->ndim; d++) printf("%s%llu", d ? ", " : "", (unsigned long long)in->shape[d]);
+  printf("), chunks (");
+  for (int d = 0; d < in->ndim; d++) printf("%s%llu", d ? ", " : "", (unsigned long long)in->chunk[d]);
+  printf("), %s, %d navigation + %d signal axes\n", in->filters, in->nav_dim, in->sig_dim);
+  printf("blocks  %zu of up to %zu patterns (", e->part.nblocks, e->part.max_block_pos);
+  for (int d = 0; d < e->part.nd; d++)
+    printf("%s%llu", d ? " x " : "", (unsigned long long)(e->part.bchunks[d] * e->part.chunk[d]));
+  printf(" positions) over %d rank%s\n", e->size, e->size > 1 ? "s" : "");
+  if (dry)
+    for (int r = 0; r < e->size; r++) {
+      size_t f, l;
+      hb_partition_range(e->part.nblocks, r, e->size, &f, &l);
+      printf("        rank %d: blocks [%zu, %zu)\n", r, f, l);
+    }
+  for (int i = 0; i < e->nres; i++)
+    printf("result  %-24s %-10s %s\n", e->res[i].o->name,
+           e->res[i].o->kind == HB_OUT_NAV ? "navigation" : "signal", hb_dtype_name(e->res[i].o->dtype));
+  printf("output  %s\n", e->job->output_file);
+  fflush(stdout);
+}
+
+/* ---- the block loop ------------------------------------------------------ */
+
+typedef struct {
+  hb_engine *e;
+  hb_block blk;
+  void *data;        /* writable: preprocessing works in place */
+  void *navbuf[HB_MAX_RESULTS];
+  void *partial;     /* NULL when there are no signal-shaped results */
+  double seconds;
+} work;
+
+static void *run_kernels(void *arg) {
+  work *w = arg;
+  hb_engine *e = w->e;
+  double t0 = hb_now();
+  for (int i = 0; i < e->np; i++) e->preps[i].def->apply(&e->preps[i], &w->blk, w->data);
+  void *outs[HB_MAX_OUTPUTS];
+  for (int ki = 0, ri = 0; ki < e->nk; ki++) {
+    hb_kernel *k = &e->kernels[ki];
+    for (int j = 0; j < k->nout; j++, ri++)
+      outs[j] = k->out[j].kind == HB_OUT_NAV ? w->navbuf[ri] : (char *)w->partial + e->res[ri].offset;
+    k->def->block(k, &w->blk, outs);
+  }
+  w->seconds = hb_now() - t0;
+  return NULL;
+}
+
+static void setup_block(hb_engine *e, size_t b, work *w) {
+  w->blk.index = b;
+  w->blk.nav_dim = e->part.nd;
+  hb_partition_block(&e->part, b, w->blk.start, w->blk.count);
+  w->blk.npos = 1;
+  for (int d = 0; d < e->part.nd; d++) w->blk.npos *= w->blk.count[d];
+  w->blk.sig_size = e->sig_size;
+  w->blk.dtype = e->in.dtype;
+  w->blk.data = w->data;
+}
+
+static int read_block(hb_engine *e, size_t b, work *w) {
+  setup_block(e, b, w);
+  double t0 = hb_now();
+  HB_CALL(hb_input_read(&e->in, w->blk.start, w->blk.count, w->data, b));
+  e->tm.seconds[HB_PH_READ] += hb_now() - t0;
+  double bytes = (double)w->blk.npos * (double)e->sig_size * (double)hb_dtype_size(e->in.dtype);
+  e->tm.bytes[HB_PH_READ] += bytes;
+  return 0;
+}
+
+static size_t blocks_done_after(const hb_engine *e, size_t rounds) {
+  size_t done = 0;
+  for (int r = 0; r < e->size; r++) {
+    size_t f, l;
+    hb_partition_range(e->part.nblocks, r, e->size, &f, &l);
+    done += l - f < rounds ? l - f : rounds;
+  }
+  return done;
+}
+
+static int alloc_work(hb_engine *e, work w[2]) {
+  size_t npos = e->part.max_block_pos;
+  for (int s = 0; s < 2; s++) {
+    w[s].e = e;
+    w[s].data = malloc(npos * e->sig_size * hb_dtype_size(e->in.dtype));
+    HB_CHECK(w[s].data, HB_EINTERNAL, "memory", "cannot allocate a %zu-pattern block", npos);
+    for (int i = 0; i < e->nres; i++)
+      if (e->res[i].o->kind == HB_OUT_NAV) {
+        w[s].navbuf[i] = malloc(npos * hb_dtype_size(e->res[i].o->dtype));
+        HB_CHECK(w[s].navbuf[i], HB_EINTERNAL, "memory", "out of memory");
+      }
+  }
+  return 0;
+}
+
+static void free_work(hb_engine *e, work w[2]) {
+  for (int s = 0; s < 2; s++) {
+    free(w[s].data);
+    for (int i = 0; i < e->nres; i++) free(w[s].navbuf[i]);
+    free(w[s].partial);
+  }
+}
+
+static int block_loop(hb_engine *e) {
+  work w[2];
+  memset(w, 0, sizeof w);
+  int rc = alloc_work(e, w);
+  rc = hb_agree(e->comm, rc);
+  hb_progress prog;
+  double total_bytes = (double)hb_input_nav_size(&e->in) * (double)e->sig_size * hb_dtype_size(e->in.dtype);
+  if (e->rank == 0) hb_progress_start(&prog, e->job->progress, e->part.nblocks, total_bytes);
+  size_t mine = e->end - e->first;
+  if (!rc && mine) rc = read_block(e, e->first, &w[0]);
+  /* Every rank enters every round, even after a local failure, so the
+   * agreement below is reached by all: a failed first read must not leave
+   * the other ranks waiting in round 0. */
+  for (size_t r = 0; r < e->rounds; r++) {
+    work *cur = &w[r % 2];
+    int have = r < mine && !rc;
+    pthread_t worker;
+    int started = 0;
+    if (have && e->sig_bytes) {
+      cur->partial = hb_tree_buffer(&e->tree);
+      if (!cur->partial) rc = hb_error_raise(HB_EINTERNAL, __FILE__, __LINE__, "memory", "out of memory");
+    }
+    if (have && !rc) started = !pthread_create(&worker, NULL, run_kernels, cur);
+    if (have && !rc && !started) run_kernels(cur); /* no thread: still correct, just serial */
+    if (!rc && r + 1 < mine) rc = read_block(e, e->first + r + 1, &w[(r + 1) % 2]);
+    if (started) pthread_join(worker, NULL);
+    if (have) {
+      e->tm.seconds[HB_PH_KERNELS] += cur->seconds;
+      if (cur->partial) hb_tree_push(&e->tree, 0, cur->blk.index, cur->partial);
+      cur->partial = NULL;
+    }
+    /* everyone learns of any failure before the collective writes */
+    rc = hb_agree(e->comm, rc);
+    if (rc) break;
+    double t0 = hb_now();
+    rc = hb_output_write_nav(e, have ? cur->blk.start : NULL, have ? cur->blk.count : NULL, cur->navbuf);
+    e->tm.seconds[HB_PH_WRITE] += hb_now() - t0;
+    rc = hb_agree(e->comm, rc);
+    if (e->rank == 0 && !rc) {
+      size_t done = blocks_done_after(e, r + 1);
+      hb_progress_update(&prog, done, total_bytes * (double)done / (double)e->part.nblocks);
+    }
+  }
+  if (e->rank == 0 && !rc) hb_progress_end(&prog, e->part.nblocks, total_bytes);
+  free_work(e, w);
+  return rc;
+}
+
+static int reduce(hb_engine *e) {
+  double t0 = hb_now();
+  void *root = NULL;
+  int rc = e->sig_bytes ? hb_tree_reduce(&e->tree, e->comm, &root) : 0;
+  if (!rc && root)
+    for (int i = 0; i < e->nres; i++) {
+      hb_result *r = &e->res[i];
+      if (r->o->kind == HB_OUT_SIGNAL && r->k->def->finish)
+        r->k->def->finish(r->k, r->iout, (char *)root + r->offset, e->sig_size, hb_input_nav_size(&e->in));
+    }
+  e->tm.seconds[HB_PH_REDUCE] += hb_now() - t0;
+  HB_CALL(hb_agree(e->comm, rc));
+  t0 = hb_now();
+  rc = e->sig_bytes ? hb_output_write_signal(e, root) : 0;
+  e->tm.seconds[HB_PH_WRITE] += hb_now() - t0;
+  return hb_agree(e->comm, rc);
+}
+
+static void teardown(hb_engine *e) {
+  for (int i = 0; i < e->nk; i++)
+    if (e->kernels[i].def && e->kernels[i].def->destroy) e->kernels[i].def->destroy(&e->kernels[i]);
+  for (int i = 0; i < e->np; i++)
+    if (e->preps[i].def && e->preps[i].def->destroy) e->preps[i].def->destroy(&e->preps[i]);
+  free(e->kernels);
+  free(e->preps);
+  hb_tree_free(&e->tree);
+  hb_input_close(&e->in);
+}
+
+int hb_engine_run(MPI_Comm comm, hb_job *job, hb_run_mode mode) {
+  hb_engine *e = calloc(1, sizeof *e);
+  if (!e) return hb_agree(comm, HB_EINTERNAL);
+  e->comm = comm;
+  e->job = job;
+  e->ofile = -1;
+  e->in.file = e->in.dset = e->in.fspace = -1;
+  e->t_start = hb_now();
+  MPI_Comm_rank(comm, &e->rank);
+  MPI_Comm_size(comm, &e->size);
+
+  double t0 = hb_now();
+  int rc = hb_input_open(comm, job, &e->in);
+  rc = hb_agree(comm, rc);
+  if (!rc) {
+    e->sig_size = hb_input_sig_size(&e->in);
+    rc = hb_agree(comm, plan(e));
+  }
+  if (!rc) rc = hb_output_check(e, mode == HB_RUN);
+  if (!rc && mode != HB_RUN) {
+    if (e->rank == 0) {
+      print_plan(e, mode == HB_DRY_RUN);
+      printf("hyperbatch: %s: the job is valid; no pixels were read\n", job->path);
+    }
+    teardown(e);
+    free(e);
+    return 0;
+  }
+  if (!rc) rc = hb_output_create(e);
+  e->tm.seconds[HB_PH_OPEN] = hb_now() - t0;
+  if (!rc) rc = block_loop(e);
+  if (!rc) rc = reduce(e);
+  if (!rc) rc = hb_output_finish(e);
+  if (rc) hb_output_abort(e);
+  teardown(e);
+  free(e);
+  return rc;
+}

@@ -1,0 +1,63 @@
+/* State shared by engine.c (plan and block loop) and output.c (the results
+ * file, provenance and previews).  Private to the engine. */
+#ifndef HB_ENGINE_PRIV_H
+#define HB_ENGINE_PRIV_H
+
+#include <limits.h>
+#include <mpi.h>
+
+#include "hb_engine.h"
+#include "hb_hspy.h"
+#include "hb_job.h"
+#include "hb_kernel.h"
+#include "hb_plan.h"
+#include "hb_timing.h"
+
+#define HB_MAX_RESULTS 256
+
+/* One result of one kernel. */
+typedef struct {
+  hb_kernel *k;
+  int iout;
+  const hb_output *o;
+  size_t offset;  /* HB_OUT_SIGNAL: byte offset in the tree's node buffer */
+  hid_t group, dset;
+} hb_result;
+
+typedef struct {
+  MPI_Comm comm;
+  int rank, size;
+  hb_job *job;
+  double t_start;
+
+  hb_input in;
+  hb_partition part;
+  size_t first, end;       /* this rank's blocks [first, end) */
+  size_t rounds;           /* most blocks any rank has */
+  size_t sig_size;         /* pixels per pattern */
+
+  int nk, np;
+  hb_kernel *kernels;
+  hb_prep *preps;
+  int nres;
+  hb_result res[HB_MAX_RESULTS];
+  size_t sig_bytes;        /* all signal-shaped partials, one tree node */
+  hb_tree tree;
+
+  char partial[PATH_MAX + 16];
+  hid_t ofile;
+  hb_timers tm;
+  double bytes_read;       /* this rank */
+} hb_engine;
+
+/* output.c */
+/* Collective: overwrite and folder checks; create == 1 makes missing folders. */
+int hb_output_check(hb_engine *e, int create);
+int hb_output_create(hb_engine *e);       /* collective: <file>.partial and every dataset */
+int hb_output_write_nav(hb_engine *e, const hsize_t *start, const hsize_t *count, void *const *bufs);
+int hb_output_write_signal(hb_engine *e, void *root);
+int hb_output_finish(hb_engine *e);       /* provenance, close, previews, rename */
+void hb_output_abort(hb_engine *e);       /* after an agreed failure: close and remove the .partial */
+void hb_preview_path(const hb_engine *e, const char *result, char *buf, size_t n);
+
+#endif

@@ -1,0 +1,91 @@
+/* The error record and its collective agreement. */
+#include "hb_error.h"
+
+#include <hdf5.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TRACE_MAX 16
+
+static struct {
+  int code;
+  char where[1024];
+  char what[2048];
+  char trace[TRACE_MAX][96];
+  int ntrace;
+  int reporter;
+} err;
+
+int hb_error_raise(int code, const char *file, int line, const char *where, const char *fmt, ...) {
+  if (err.code) return hb_error_trace(code, file, line); /* keep the first */
+  err.code = code;
+  snprintf(err.where, sizeof err.where, "%s", where ? where : "");
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err.what, sizeof err.what, fmt, ap);
+  va_end(ap);
+  err.ntrace = 0;
+  err.reporter = 1;
+  return hb_error_trace(code, file, line);
+}
+
+int hb_error_trace(int code, const char *file, int line) {
+  if (err.ntrace < TRACE_MAX) {
+    const char *base = strrchr(file, '/');
+    snprintf(err.trace[err.ntrace++], sizeof err.trace[0], "%s:%d", base ? base + 1 : file, line);
+  }
+  if (!err.code) { /* a callee returned a code without raising: still say something */
+    err.code = code;
+    snprintf(err.what, sizeof err.what, "failed without a message");
+  }
+  return code;
+}
+
+void hb_error_clear(void) { memset(&err, 0, sizeof err); }
+int hb_error_code(void) { return err.code; }
+const char *hb_error_where(void) { return err.where; }
+const char *hb_error_what(void) { return err.what; }
+int hb_error_is_reporter(void) { return err.reporter; }
+
+void hb_error_print(void) {
+  if (err.where[0])
+    fprintf(stderr, "hyperbatch: error: %s: %s\n", err.where, err.what);
+  else
+    fprintf(stderr, "hyperbatch: error: %s\n", err.what);
+  const char *t = getenv("HB_TRACE");
+  if (t && *t && strcmp(t, "0")) {
+    fprintf(stderr, "hyperbatch: trace:");
+    for (int i = 0; i < err.ntrace; i++) fprintf(stderr, " %s", err.trace[i]);
+    fprintf(stderr, "\n");
+  }
+  fflush(stderr);
+}
+
+int hb_agree(MPI_Comm comm, int rc) {
+  int rank, size;
+  MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &size);
+  int mine = rc ? rank : size, first = size;
+  MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm);
+  if (first == size) return 0;
+  int code = rc;
+  MPI_Bcast(&code, 1, MPI_INT, first, comm);
+  err.reporter = (rank == first);
+  if (!err.code) err.code = code;
+  return code;
+}
+
+static herr_t innermost(unsigned n, const H5E_error2_t *e, void *data) {
+  /* An upward walk starts where the error was first detected: keep that one. */
+  if (n == 0) snprintf(data, 256, "HDF5 %s: %s", e->func_name, e->desc ? e->desc : "");
+  return 0;
+}
+
+const char *hb_h5_error_text(void) {
+  static char buf[256];
+  snprintf(buf, sizeof buf, "no HDF5 error detail");
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, innermost, buf);
+  return buf;
+}

@@ -1,0 +1,444 @@
+/* Open the input lazily: shape, dtype, chunks, filters and axes, no pixels. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "hb_error.h"
+#include "hb_hspy.h"
+#include "hb_job.h"
+
+int hb_h5_read_attr_str(hid_t obj, const char *name, char *buf, size_t n) {
+  buf[0] = 0;
+  if (H5Aexists(obj, name) <= 0) return 0;
+  hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+  if (a < 0) return 0;
+  hid_t t = H5Aget_type(a);
+  int ok = 0;
+  if (H5Tget_class(t) == H5T_STRING) {
+    if (H5Tis_variable_str(t) > 0) {
+      char *s = NULL;
+      hid_t mt = H5Tcopy(H5T_C_S1);
+      H5Tset_size(mt, H5T_VARIABLE);
+      H5Tset_cset(mt, H5Tget_cset(t));
+      if (H5Aread(a, mt, &s) >= 0 && s) {
+        snprintf(buf, n, "%s", s);
+        ok = 1;
+      }
+      if (s) H5free_memory(s);
+      H5Tclose(mt);
+    } else {
+      size_t sz = H5Tget_size(t);
+      char *s = calloc(sz + 1, 1);
+      if (s && H5Aread(a, t, s) >= 0) {
+        snprintf(buf, n, "%s", s);
+        ok = 1;
+      }
+      free(s);
+    }
+  }
+  H5Tclose(t);
+  H5Aclose(a);
+  return ok;
+}
+
+static int attr_double(hid_t obj, const char *name, double *out) {
+  if (H5Aexists(obj, name) <= 0) return 0;
+  hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+  hid_t t = H5Aget_type(a);
+  int ok = 0;
+  H5T_class_t c = H5Tget_class(t);
+  if (c == H5T_INTEGER || c == H5T_FLOAT) ok = H5Aread(a, H5T_NATIVE_DOUBLE, out) >= 0;
+  H5Tclose(t);
+  H5Aclose(a);
+  return ok;
+}
+
+/* h5py booleans are an enum over int8; accept plain integers too. */
+static int attr_bool(hid_t obj, const char *name, int *out) {
+  if (H5Aexists(obj, name) <= 0) return 0;
+  hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+  hid_t t = H5Aget_type(a);
+  int ok = 0;
+  if (H5Tget_class(t) == H5T_ENUM && H5Tget_size(t) <= 8) {
+    hid_t base = H5Tget_super(t);
+    long long v = 0;
+    unsigned char raw[8] = {0};
+    if (H5Aread(a, t, raw) >= 0 && H5Tconvert(base, H5T_NATIVE_LLONG, 1, raw, NULL, H5P_DEFAULT) >= 0) {
+      memcpy(&v, raw, sizeof v);
+      *out = v != 0;
+      ok = 1;
+    }
+    H5Tclose(base);
+  } else if (H5Tget_class(t) == H5T_INTEGER) {
+    int v;
+    if (H5Aread(a, H5T_NATIVE_INT, &v) >= 0) *out = v != 0, ok = 1;
+  }
+  H5Tclose(t);
+  H5Aclose(a);
+  return ok;
+}
+
+static void undefined_to_empty(char *s) {
+  if (!strcmp(s, "<undefined>") || !strcmp(s, "_None_")) s[0] = 0;
+}
+
+int hb_hspy_read_axes(hid_t group, int ndim, const hsize_t *shape, hb_axis *axes) {
+  for (int i = 0; i < ndim; i++) {
+    hb_axis *ax = &axes[i];
+    memset(ax, 0, sizeof *ax);
+    ax->scale = 1;
+    ax->size = shape[i];
+    char name[32];
+    snprintf(name, sizeof name, "axis-%d", i);
+    if (H5Lexists(group, name, H5P_DEFAULT) <= 0) continue;
+    hid_t g = H5Gopen2(group, name, H5P_DEFAULT);
+    if (g < 0) continue;
+    hb_h5_read_attr_str(g, "name", ax->name, sizeof ax->name);
+    hb_h5_read_attr_str(g, "units", ax->units, sizeof ax->units);
+    undefined_to_empty(ax->name);
+    undefined_to_empty(ax->units);
+    attr_double(g, "scale", &ax->scale);
+    attr_double(g, "offset", &ax->offset);
+    attr_bool(g, "navigate", &ax->navigate);
+    /* A non-uniform axis keeps its points in a dataset; we carry its linear fit. */
+    if (H5Lexists(g, "axis", H5P_DEFAULT) > 0 && shape[i] > 0) {
+      hid_t d = H5Dopen2(g, "axis", H5P_DEFAULT);
+      double *pts = d >= 0 ? malloc(shape[i] * sizeof *pts) : NULL;
+      if (pts && H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, pts) >= 0) {
+        ax->offset = pts[0];
+        ax->scale = shape[i] > 1 ? (pts[shape[i] - 1] - pts[0]) / (double)(shape[i] - 1) : 1;
+      }
+      free(pts);
+      if (d >= 0) H5Dclose(d);
+    }
+    H5Gclose(g);
+  }
+  return 0;
+}
+
+size_t hb_input_sig_size(const hb_input *in) {
+  size_t m = 1;
+  for (int i = in->nav_dim; i < in->ndim; i++) m *= in->shape[i];
+  return m;
+}
+
+size_t hb_input_nav_size(const hb_input *in) {
+  size_t m = 1;
+  for (int i = 0; i < in->nav_dim; i++) m *= in->shape[i];
+  return m;
+}
+
+typedef struct {
+  char names[16][256];
+  int n, total;
+} name_list;
+
+static herr_t collect_signal(hid_t g, const char *name, const H5L_info_t *info, void *data) {
+  (void)info;
+  name_list *l = data;
+  char path[300];
+  snprintf(path, sizeof path, "%s/data", name);
+  if (H5Lexists(g, name, H5P_DEFAULT) > 0 && H5Lexists(g, path, H5P_DEFAULT) > 0) {
+    if (l->n < 16) snprintf(l->names[l->n++], 256, "%s", name);
+    l->total++;
+  }
+  return 0;
+}
+
+static void join_names(const name_list *l, char *buf, size_t n) {
+  buf[0] = 0;
+  for (int i = 0; i < l->n; i++) {
+    size_t len = strlen(buf);
+    snprintf(buf + len, n - len, "%s'%s'", i ? ", " : "", l->names[i]);
+  }
+}
+
+/* Which array to read: input.dataset, or the .hspy signal. */
+static int pick_dataset(const hb_job *job, hb_input *in, const char *where_file) {
+  if (job->input_dataset) {
+    HB_CHECK(H5Lexists(in->file, job->input_dataset, H5P_DEFAULT) > 0, HB_EINVALID,
+             hb_node_where(hb_node_child(hb_node_child(job->root, "input"), "dataset"), 0),
+             "%s has no dataset '%s'", job->input_file_as_written, job->input_dataset);
+    snprintf(in->dataset, sizeof in->dataset, "%s", job->input_dataset);
+    return 0;
+  }
+  HB_CHECK(in->is_hspy, HB_EINVALID, where_file,
+           "not a HyperSpy file (no file_format attribute); set input.dataset to the array's path");
+  HB_CHECK(H5Lexists(in->file, "/Experiments", H5P_DEFAULT) > 0, HB_EIO, where_file,
+           "HyperSpy file without an /Experiments group");
+  hid_t ex = H5Gopen2(in->file, "/Experiments", H5P_DEFAULT);
+  HB_H5(ex, where_file, "cannot open /Experiments");
+  name_list l = {0};
+  H5Literate(ex, H5_INDEX_NAME, H5_ITER_INC, NULL, collect_signal, &l);
+  H5Gclose(ex);
+  char names[1024];
+  join_names(&l, names, sizeof names);
+  if (job->input_signal) {
+    int found = 0;
+    for (int i = 0; i < l.n; i++) found |= !strcmp(l.names[i], job->input_signal);
+    HB_CHECK(found, HB_EINVALID, hb_node_where(hb_node_child(hb_node_child(job->root, "input"), "signal"), 0),
+             "%s has no signal '%s'; it has %s", job->input_file_as_written, job->input_signal,
+             l.n ? names : "none");
+    snprintf(in->signal, sizeof in->signal, "%s", job->input_signal);
+  } else {
+    HB_CHECK(l.total > 0, HB_EINVALID, where_file, "the file holds no signal (no /Experiments/*/data)");
+    HB_CHECK(l.total == 1, HB_EINVALID, where_file, "the file holds %d signals (%s); pick one with input.signal",
+             l.total, names);
+    snprintf(in->signal, sizeof in->signal, "%s", l.names[0]);
+  }
+  snprintf(in->dataset, sizeof in->dataset, "/Experiments/%s/data", in->signal);
+  return 0;
+}
+
+static int describe_filters(hb_input *in, hid_t dcpl, const char *where) {
+  int nf = H5Pget_nfilters(dcpl);
+  in->filters[0] = 0;
+  for (int i = 0; i < nf; i++) {
+    unsigned flags, cd[8];
+    size_t ncd = 8;
+    char name[64] = "";
+    H5Z_filter_t id = H5Pget_filter2(dcpl, (unsigned)i, &flags, &ncd, cd, sizeof name, name, NULL);
+    size_t len = strlen(in->filters);
+    if (id == H5Z_FILTER_DEFLATE)
+      snprintf(in->filters + len, sizeof in->filters - len, "%sgzip(%u)", len ? "+" : "", ncd ? cd[0] : 0);
+    else if (id == H5Z_FILTER_SHUFFLE)
+      snprintf(in->filters + len, sizeof in->filters - len, "%sshuffle", len ? "+" : "");
+    else
+      snprintf(in->filters + len, sizeof in->filters - len, "%s%s(id %d)", len ? "+" : "", name[0] ? name : "filter",
+               (int)id);
+    HB_CHECK(H5Zfilter_avail(id) > 0, HB_EIO, where,
+             "dataset %s uses HDF5 filter %d (%s), which this HDF5 cannot decode; install its plugin "
+             "(HDF5_PLUGIN_PATH) or re-save the file with gzip",
+             in->dataset, (int)id, name[0] ? name : "unknown");
+  }
+  if (!nf) snprintf(in->filters, sizeof in->filters, "none");
+  return 0;
+}
+
+static int apply_axis_overrides(const hb_job *job, hb_input *in) {
+  const hb_node *axes = job->input_axes;
+  if (!axes) return 0;
+  HB_CHECK((int)axes->n <= in->ndim, HB_EINVALID, hb_node_where(axes, 1),
+           "input.axes has %zu entries but the data has %d axes", axes->n, in->ndim);
+  for (size_t i = 0; i < axes->n; i++) {
+    const hb_node *a = axes->kids[i], *v;
+    const char *s;
+    if ((v = hb_node_child(a, "name"))) {
+      HB_CALL(hb_node_string(v, &s));
+      snprintf(in->axes[i].name, sizeof in->axes[i].name, "%s", s);
+    }
+    if ((v = hb_node_child(a, "units"))) {
+      HB_CALL(hb_node_string(v, &s));
+      snprintf(in->axes[i].units, sizeof in->axes[i].units, "%s", s);
+    }
+    if ((v = hb_node_child(a, "scale"))) HB_CALL(hb_node_double(v, &in->axes[i].scale));
+    if ((v = hb_node_child(a, "offset"))) HB_CALL(hb_node_double(v, &in->axes[i].offset));
+  }
+  return 0;
+}
+
+int hb_input_describe(hb_input *in, const char *wf) {
+  hid_t dapl = H5Pcreate(H5P_DATASET_ACCESS);
+  /* Blocks are whole chunks read once: a chunk cache would only copy. */
+  H5Pset_chunk_cache(dapl, H5D_CHUNK_CACHE_NSLOTS_DEFAULT, 0, H5D_CHUNK_CACHE_W0_DEFAULT);
+  in->dset = H5Dopen2(in->file, in->dataset, dapl);
+  H5Pclose(dapl);
+  HB_H5(in->dset, wf, "cannot open dataset %s", in->dataset);
+  HB_CHECK(H5Iget_type(in->dset) == H5I_DATASET, HB_EINVALID, wf, "%s is not a dataset", in->dataset);
+  hid_t ft = H5Dget_type(in->dset);
+  int bad = hb_dtype_from_h5(ft, &in->dtype);
+  H5Tclose(ft);
+  HB_CHECK(!bad, HB_EINVALID, wf, "dataset %s has an unsupported element type (plain integers and floats only)",
+           in->dataset);
+  in->fspace = H5Dget_space(in->dset);
+  int nd = H5Sget_simple_extent_ndims(in->fspace);
+  HB_CHECK(nd >= 2 && nd <= HB_MAXDIM, HB_EINVALID, wf, "dataset %s has %d dimensions; need 2 to %d", in->dataset, nd,
+           HB_MAXDIM);
+  in->ndim = nd;
+  H5Sget_simple_extent_dims(in->fspace, in->shape, NULL);
+  /* Reject absurd headers before any allocation. */
+  double bytes = (double)hb_dtype_size(in->dtype);
+  for (int i = 0; i < nd; i++) {
+    HB_CHECK(in->shape[i] > 0, HB_EINVALID, wf, "dataset %s has an empty axis %d", in->dataset, i);
+    bytes *= (double)in->shape[i];
+  }
+  HB_CHECK(bytes < 9.0e18, HB_EINVALID, wf, "dataset %s claims %.3g bytes; the header is corrupt", in->dataset,
+           bytes);
+  hid_t dcpl = H5Dget_create_plist(in->dset);
+  in->chunked = H5Pget_layout(dcpl) == H5D_CHUNKED;
+  if (in->chunked) {
+    H5Pget_chunk(dcpl, nd, in->chunk);
+  } else {
+    for (int i = 0; i < nd; i++) in->chunk[i] = in->shape[i];
+  }
+  int rc = describe_filters(in, dcpl, wf);
+  H5Pclose(dcpl);
+  HB_CALL(rc);
+  return 0;
+}
+
+static int settle_axes(const hb_job *job, hb_input *in, const char *wf) {
+  if (in->is_hspy && !job->input_dataset) {
+    char group[600];
+    snprintf(group, sizeof group, "/Experiments/%s", in->signal);
+    hid_t g = H5Gopen2(in->file, group, H5P_DEFAULT);
+    HB_H5(g, wf, "cannot open %s", group);
+    hb_hspy_read_axes(g, in->ndim, in->shape, in->axes);
+    char meta[700];
+    snprintf(meta, sizeof meta, "%s/metadata/General", group);
+    hid_t m = H5Lexists(in->file, meta, H5P_DEFAULT) > 0 ? H5Gopen2(in->file, meta, H5P_DEFAULT) : -1;
+    if (m >= 0) hb_h5_read_attr_str(m, "title", in->title, sizeof in->title), H5Gclose(m);
+    snprintf(meta, sizeof meta, "%s/metadata/Signal", group);
+    m = H5Lexists(in->file, meta, H5P_DEFAULT) > 0 ? H5Gopen2(in->file, meta, H5P_DEFAULT) : -1;
+    if (m >= 0) hb_h5_read_attr_str(m, "signal_type", in->signal_type, sizeof in->signal_type), H5Gclose(m);
+    H5Gclose(g);
+    int nav = 0;
+    while (nav < in->ndim && in->axes[nav].navigate) nav++;
+    for (int i = nav; i < in->ndim; i++)
+      HB_CHECK(!in->axes[i].navigate, HB_EINVALID, wf,
+               "navigation axes must come first in array order (axis %d navigates, axis %d does not)", i, nav);
+    in->nav_dim = nav;
+  } else {
+    for (int i = 0; i < in->ndim; i++) {
+      memset(&in->axes[i], 0, sizeof in->axes[i]);
+      in->axes[i].scale = 1;
+      in->axes[i].size = in->shape[i];
+    }
+    in->nav_dim = in->ndim == 4 ? 2 : in->ndim == 2 ? 1 : -1;
+    HB_CHECK(job->nav_dim > 0 || in->nav_dim > 0, HB_EINVALID, wf,
+             "dataset %s has %d axes: set input.navigation_dimension to say how many lead as navigation",
+             in->dataset, in->ndim);
+  }
+  if (job->nav_dim > 0) in->nav_dim = job->nav_dim;
+  in->sig_dim = in->ndim - in->nav_dim;
+  HB_CHECK(in->nav_dim >= 1 && in->sig_dim >= 1, HB_EINVALID, wf,
+           "dataset %s has %d navigation and %d signal axes; hyperbatch needs at least one of each", in->dataset,
+           in->nav_dim, in->sig_dim);
+  for (int i = 0; i < in->ndim; i++) in->axes[i].navigate = i < in->nav_dim;
+  HB_CALL(apply_axis_overrides(job, in));
+  return 0;
+}
+
+int hb_input_open(MPI_Comm comm, const hb_job *job, hb_input *in) {
+  int rank;
+  MPI_Comm_rank(comm, &rank);
+  memset(in, 0, sizeof *in);
+  in->file = in->dset = in->fspace = -1;
+  snprintf(in->path, sizeof in->path, "%s", job->input_file);
+  const char *wf = job->input_file_as_written;
+  const char *wjob = hb_node_where(hb_node_child(hb_node_child(job->root, "input"), "file"), 0);
+
+  /* stat on rank 0 only: a missing file is a job error, reported once */
+  long long meta[3] = {0, 0, 0};
+  int rc = 0;
+  if (rank == 0) {
+    struct stat st;
+    if (stat(in->path, &st))
+      rc = hb_error_raise(HB_EINVALID, __FILE__, __LINE__, wjob, "input file '%s' %s", wf,
+                          errno == ENOENT ? "does not exist" : strerror(errno));
+    else if (!S_ISREG(st.st_mode))
+      rc = hb_error_raise(HB_EINVALID, __FILE__, __LINE__, wjob, "input '%s' is not a regular file", wf);
+    meta[0] = st.st_size, meta[1] = st.st_mtime;
+  }
+  HB_CALL(hb_agree(comm, rc));
+  HB_MPI(MPI_Bcast(meta, 3, MPI_LONG_LONG, 0, comm));
+  in->file_size = meta[0];
+  in->mtime = meta[1];
+
+  hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+  H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL);
+  in->file = H5Fopen(in->path, H5F_ACC_RDONLY, fapl);
+  if (in->file < 0)
+    rc = hb_error_raise(HB_EIO, __FILE__, __LINE__, wf, "cannot open as HDF5: truncated, corrupt or not HDF5 (%s)",
+                        hb_h5_error_text());
+  H5Pclose(fapl);
+  HB_CALL(hb_agree(comm, rc));
+
+  char fmt[64], ver[64];
+  hb_h5_read_attr_str(in->file, "file_format", fmt, sizeof fmt);
+  hb_h5_read_attr_str(in->file, "file_format_version", ver, sizeof ver);
+  in->is_hspy = !strcmp(fmt, "HyperSpy");
+  if (in->is_hspy && !job->input_dataset)
+    HB_CHECK(ver[0] == '3' && ver[1] == '.', HB_EINVALID, wf,
+             "HyperSpy format version '%s' is not supported (3.x is; re-save with HyperSpy >= 1.5)", ver);
+  /* Everything below reads identical metadata on every rank, so ranks agree. */
+  HB_CALL(pick_dataset(job, in, wf));
+  HB_CALL(hb_input_describe(in, wf));
+  HB_CALL(settle_axes(job, in, wf));
+  return 0;
+}
+
+/* Diagnostic path after a failed block read: find the first unreadable chunk. */
+static void find_bad_chunk(hb_input *in, const hsize_t *start, const hsize_t *count, char *out, size_t n) {
+  hsize_t first[HB_MAXDIM], last[HB_MAXDIM], idx[HB_MAXDIM], cnt[HB_MAXDIM];
+  size_t bytes = hb_dtype_size(in->dtype);
+  for (int d = 0; d < in->ndim; d++) {
+    hsize_t s = d < in->nav_dim ? start[d] : 0, c = d < in->nav_dim ? count[d] : in->shape[d];
+    first[d] = s / in->chunk[d];
+    last[d] = (s + c - 1) / in->chunk[d];
+    idx[d] = first[d];
+    bytes *= in->chunk[d];
+  }
+  void *buf = malloc(bytes);
+  snprintf(out, n, "chunk unknown");
+  if (!buf) return;
+  for (;;) {
+    hsize_t off[HB_MAXDIM];
+    for (int d = 0; d < in->ndim; d++) {
+      off[d] = idx[d] * in->chunk[d];
+      cnt[d] = off[d] + in->chunk[d] > in->shape[d] ? in->shape[d] - off[d] : in->chunk[d];
+    }
+    hid_t fs = H5Scopy(in->fspace);
+    H5Sselect_hyperslab(fs, H5S_SELECT_SET, off, NULL, cnt, NULL);
+    hid_t ms = H5Screate_simple(in->ndim, cnt, NULL);
+    herr_t e = H5Dread(in->dset, hb_dtype_h5(in->dtype), ms, fs, H5P_DEFAULT, buf);
+    H5Sclose(ms);
+    H5Sclose(fs);
+    if (e < 0) {
+      int len = snprintf(out, n, "chunk at (");
+      for (int d = 0; d < in->ndim && len < (int)n; d++)
+        len += snprintf(out + len, n - (size_t)len, "%s%llu", d ? ", " : "", (unsigned long long)off[d]);
+      if (len < (int)n) snprintf(out + len, n - (size_t)len, ")");
+      break;
+    }
+    int d = in->ndim - 1;
+    while (d >= 0 && ++idx[d] > last[d]) idx[d] = first[d], d--;
+    if (d < 0) break;
+  }
+  free(buf);
+}
+
+int hb_input_read(hb_input *in, const hsize_t *start, const hsize_t *count, void *buf, size_t block_index) {
+  hsize_t off[HB_MAXDIM], cnt[HB_MAXDIM], npos = 1;
+  for (int d = 0; d < in->ndim; d++) {
+    off[d] = d < in->nav_dim ? start[d] : 0;
+    cnt[d] = d < in->nav_dim ? count[d] : in->shape[d];
+  }
+  for (int d = 0; d < in->nav_dim; d++) npos *= count[d];
+  hid_t fs = H5Scopy(in->fspace);
+  H5Sselect_hyperslab(fs, H5S_SELECT_SET, off, NULL, cnt, NULL);
+  hid_t ms = H5Screate_simple(in->ndim, cnt, NULL);
+  herr_t e = H5Dread(in->dset, hb_dtype_h5(in->dtype), ms, fs, H5P_DEFAULT, buf);
+  H5Sclose(ms);
+  H5Sclose(fs);
+  if (e >= 0) return 0;
+  char detail[512];
+  snprintf(detail, sizeof detail, "%s", hb_h5_error_text());
+  char chunk[256];
+  find_bad_chunk(in, start, count, chunk, sizeof chunk);
+  char nav[256] = "";
+  for (int d = 0, len = 0; d < in->nav_dim && len < (int)sizeof nav; d++)
+    len += snprintf(nav + len, sizeof nav - (size_t)len, "%s%llu:%llu", d ? ", " : "", (unsigned long long)start[d],
+                    (unsigned long long)(start[d] + count[d]));
+  HB_RAISE(HB_EIO, in->path, "dataset %s: block %zu (navigation [%s], %llu patterns): %s cannot be read (%s)",
+           in->dataset, block_index, nav, (unsigned long long)npos, chunk, detail);
+}
+
+void hb_input_close(hb_input *in) {
+  if (in->fspace >= 0) H5Sclose(in->fspace);
+  if (in->dset >= 0) H5Dclose(in->dset);
+  if (in->file >= 0) H5Fclose(in->file);
+  in->file = in->dset = in->fspace = -1;
+}

@@ -1,0 +1,172 @@
+/* sum, mean, max, min over the navigation or the signal axes. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hb_error.h"
+#include "hb_kernel.h"
+
+typedef enum { ST_SUM, ST_MEAN, ST_MAX, ST_MIN } stat_op;
+
+typedef struct {
+  stat_op op;
+  int over_nav;
+  hb_dtype in;
+} stat_state;
+
+/* input type, C type, accumulator C type (numpy's sum dtype) */
+#define STAT_TYPES(X)                 \
+  X(HB_U8, uint8_t, uint64_t)         \
+  X(HB_U16, uint16_t, uint64_t)       \
+  X(HB_U32, uint32_t, uint64_t)       \
+  X(HB_U64, uint64_t, uint64_t)       \
+  X(HB_I8, int8_t, int64_t)           \
+  X(HB_I16, int16_t, int64_t)         \
+  X(HB_I32, int32_t, int64_t)         \
+  X(HB_I64, int64_t, int64_t)         \
+  X(HB_F32, float, double)            \
+  X(HB_F64, double, double)
+
+/* NaN wins, as in numpy's max/min */
+#define PICK_MAX(m, v) ((v) > (m) || (v) != (v) ? (v) : (m))
+#define PICK_MIN(m, v) ((v) < (m) || (v) != (v) ? (v) : (m))
+
+const hb_param_spec hb_stats_params[] = {
+    {"axes", HB_P_ENUM, 1, NULL, "navigation|signal", 0, NULL,
+     "reduce over every navigation axis (a signal-shaped result) or every signal axis (one value per pattern)"},
+    HB_PARAM_END,
+};
+
+static int stats_plan(hb_kernel *k, const hb_input *in, const hb_node *spec) {
+  stat_state *s;
+  HB_ALLOC(s, 1);
+  k->state = s;
+  const char *op = k->def->op, *axes;
+  s->op = !strcmp(op, "sum") ? ST_SUM : !strcmp(op, "mean") ? ST_MEAN : !strcmp(op, "max") ? ST_MAX : ST_MIN;
+  HB_CALL(hb_node_string(hb_node_child(spec, "axes"), &axes));
+  s->over_nav = !strcmp(axes, "navigation");
+  s->in = in->dtype;
+  hb_dtype acc = s->op == ST_SUM ? hb_dtype_sum(in->dtype) : s->op == ST_MEAN ? HB_F64 : in->dtype;
+  return hb_kernel_add_output(k, NULL, s->over_nav ? HB_OUT_SIGNAL : HB_OUT_NAV, acc, acc,
+                              s->op == ST_MEAN ? "Mean intensity" : "Intensity");
+}
+
+/* One value per pattern. */
+static void per_pattern(const stat_state *s, const hb_block *b, void *out) {
+  const size_t m = b->sig_size;
+  switch (s->in) {
+#define X(E, T, A)                                                             \
+  case E: {                                                                    \
+    const T *x = b->data;                                                      \
+    for (size_t p = 0; p < b->npos; p++, x += m) {                             \
+      if (s->op == ST_SUM || s->op == ST_MEAN) {                               \
+        A acc = 0;                                                             \
+        for (size_t i = 0; i < m; i++) acc += x[i];                            \
+        if (s->op == ST_SUM) ((A *)out)[p] = acc;                              \
+        else ((double *)out)[p] = (double)acc / (double)m;                     \
+      } else {                                                                 \
+        T v = x[0];                                                            \
+        if (s->op == ST_MAX)                                                   \
+          for (size_t i = 1; i < m; i++) v = PICK_MAX(v, x[i]);                \
+        else                                                                   \
+          for (size_t i = 1; i < m; i++) v = PICK_MIN(v, x[i]);                \
+        ((T *)out)[p] = v;                                                     \
+      }                                                                        \
+    }                                                                          \
+    break;                                                                     \
+  }
+    STAT_TYPES(X)
+#undef X
+    default: break;
+  }
+}
+
+/* A signal-shaped partial over the block's patterns. */
+static void per_pixel(const stat_state *s, const hb_block *b, void *acc) {
+  const size_t m = b->sig_size;
+  switch (s->in) {
+#define X(E, T, A)                                                                    \
+  case E: {                                                                           \
+    const T *x = b->data;                                                             \
+    if (s->op == ST_SUM) {                                                            \
+      A *a = acc;                                                                     \
+      for (size_t i = 0; i < m; i++) a[i] = 0;                                        \
+      for (size_t p = 0; p < b->npos; p++, x += m)                                    \
+        for (size_t i = 0; i < m; i++) a[i] += x[i];                                  \
+    } else if (s->op == ST_MEAN) {                                                    \
+      double *a = acc;                                                                \
+      for (size_t i = 0; i < m; i++) a[i] = 0;                                        \
+      for (size_t p = 0; p < b->npos; p++, x += m)                                    \
+        for (size_t i = 0; i < m; i++) a[i] += (double)x[i];                          \
+    } else {                                                                          \
+      T *a = acc;                                                                     \
+      memcpy(a, x, m * sizeof(T));                                                    \
+      x += m;                                                                         \
+      for (size_t p = 1; p < b->npos; p++, x += m) {                                  \
+        if (s->op == ST_MAX)                                                          \
+          for (size_t i = 0; i < m; i++) a[i] = PICK_MAX(a[i], x[i]);                 \
+        else                                                                          \
+          for (size_t i = 0; i < m; i++) a[i] = PICK_MIN(a[i], x[i]);                 \
+      }                                                                               \
+    }                                                                                 \
+    break;                                                                            \
+  }
+    STAT_TYPES(X)
+#undef X
+    default: break;
+  }
+}
+
+static void stats_block(const hb_kernel *k, const hb_block *b, void *const *out) {
+  const stat_state *s = k->state;
+  if (s->over_nav) per_pixel(s, b, out[0]);
+  else per_pattern(s, b, out[0]);
+}
+
+static void stats_merge(const hb_kernel *k, int iout, void *acc, const void *other, size_t n) {
+  (void)iout;
+  const stat_state *s = k->state;
+  if (s->op == ST_MEAN) {
+    double *a = acc;
+    const double *o = other;
+    for (size_t i = 0; i < n; i++) a[i] += o[i];
+    return;
+  }
+  switch (s->in) {
+#define X(E, T, A)                                                                   \
+  case E:                                                                            \
+    if (s->op == ST_SUM)                                                             \
+      for (size_t i = 0; i < n; i++) ((A *)acc)[i] += ((const A *)other)[i];         \
+    else if (s->op == ST_MAX)                                                        \
+      for (size_t i = 0; i < n; i++)                                                 \
+        ((T *)acc)[i] = PICK_MAX(((T *)acc)[i], ((const T *)other)[i]);              \
+    else                                                                             \
+      for (size_t i = 0; i < n; i++)                                                 \
+        ((T *)acc)[i] = PICK_MIN(((T *)acc)[i], ((const T *)other)[i]);              \
+    break;
+    STAT_TYPES(X)
+#undef X
+    default: break;
+  }
+}
+
+static void stats_finish(const hb_kernel *k, int iout, void *acc, size_t n, uint64_t npatterns) {
+  (void)iout;
+  const stat_state *s = k->state;
+  if (s->op != ST_MEAN) return;
+  double *a = acc;
+  for (size_t i = 0; i < n; i++) a[i] /= (double)npatterns;
+}
+
+static void stats_destroy(hb_kernel *k) { free(k->state); }
+
+#define STATS_DEF(NAME, WHAT)                                                                  \
+  const hb_kernel_def hb_kernel_##NAME = {                                                     \
+      #NAME, WHAT, hb_stats_params,                                                            \
+      "axes: signal -> <name>, navigation-shaped; axes: navigation -> <name>, signal-shaped",  \
+      stats_plan, stats_block, stats_merge, stats_finish, stats_destroy};
+
+STATS_DEF(sum, "sum of the data (integers accumulate exactly in 64 bits; floats in float64)")
+STATS_DEF(mean, "mean of the data, as float64")
+STATS_DEF(max, "maximum, in the data's dtype (NaN wins, as in numpy)")
+STATS_DEF(min, "minimum, in the data's dtype (NaN wins, as in numpy)")

@@ -1,0 +1,278 @@
+/* virtual_image: a virtual detector over a 2-D signal, one value per pattern.
+ * Planning turns the geometry into a sparse list of pixel offsets (and
+ * weights for masks), so a detector costs only the pixels it covers. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hb_error.h"
+#include "hb_kernel.h"
+
+typedef struct {
+  size_t n;
+  uint32_t *idx;
+  double *w; /* NULL: every weight is 1 */
+} detector;
+
+static const hb_param_spec detector_params[] = {
+    {"shape", HB_P_ENUM, 1, NULL, "point|circle|annulus|rectangle|mask", 0, NULL, "detector geometry"},
+    {"at", HB_P_NUMBERS, 0, NULL, NULL, 2, NULL, "point: [x, y]"},
+    {"center", HB_P_NUMBERS, 0, NULL, NULL, 2, NULL, "circle, annulus: [x, y]"},
+    {"radius", HB_P_FLOAT, 0, NULL, NULL, 0, NULL, "circle: pixels whose centre is within radius (inclusive)"},
+    {"inner", HB_P_FLOAT, 0, NULL, NULL, 0, NULL, "annulus: inner <= r"},
+    {"outer", HB_P_FLOAT, 0, NULL, NULL, 0, NULL, "annulus: r <= outer"},
+    {"x", HB_P_NUMBERS, 0, NULL, NULL, 2, NULL, "rectangle: [x0, x1), half-open like a slice"},
+    {"y", HB_P_NUMBERS, 0, NULL, NULL, 2, NULL, "rectangle: [y0, y1), half-open like a slice"},
+    {"file", HB_P_STRING, 0, NULL, NULL, 0, NULL, "mask: HDF5/.hspy file (relative to the job file)"},
+    {"dataset", HB_P_STRING, 0, NULL, NULL, 0, NULL, "mask: 2-D dataset of weights, signal-shaped"},
+    {"units", HB_P_ENUM, 0, "px", "px|calibrated", 0, NULL, "positions in pixels or in the signal axes' units"},
+    HB_PARAM_END,
+};
+
+static const hb_param_spec virtual_params[] = {
+    {"detector", HB_P_MAP, 1, NULL, NULL, 0, detector_params, "the detector"},
+    HB_PARAM_END,
+};
+
+/* Which keys each shape uses; any other geometry key is an error. */
+static const struct {
+  const char *shape, *keys;
+} shape_keys[] = {
+    {"point", "at"}, {"circle", "center|radius"}, {"annulus", "center|inner|outer"},
+    {"rectangle", "x|y"}, {"mask", "file|dataset"},
+};
+
+static int key_in(const char *keys, const char *k) {
+  size_t n = strlen(k);
+  for (const char *c = keys; c;) {
+    const char *bar = strchr(c, '|');
+    size_t len = bar ? (size_t)(bar - c) : strlen(c);
+    if (len == n && !strncmp(c, k, n)) return 1;
+    c = bar ? bar + 1 : NULL;
+  }
+  return 0;
+}
+
+typedef struct {
+  const hb_node *det;
+  size_t kx, ky;
+  const hb_axis *ax_x, *ax_y;
+  int calibrated;
+} geom;
+
+static int get_num(const geom *g, const char *key, double *v) {
+  const hb_node *n = hb_node_child(g->det, key);
+  return hb_node_double(n, v);
+}
+
+/* [x, y] in pixels (converting calibrated positions). */
+static int get_point(const geom *g, const char *key, double *x, double *y) {
+  double v[2];
+  HB_CALL(hb_node_numbers(hb_node_child(g->det, key), v, 2));
+  *x = g->calibrated ? (v[0] - g->ax_x->offset) / g->ax_x->scale : v[0];
+  *y = g->calibrated ? (v[1] - g->ax_y->offset) / g->ax_y->scale : v[1];
+  return 0;
+}
+
+static int get_length(const geom *g, const char *key, double *r) {
+  const hb_node *n = hb_node_child(g->det, key);
+  HB_CALL(get_num(g, key, r));
+  HB_CHECK(*r >= 0, HB_EINVALID, hb_node_where(n, 0), "'%s' must be >= 0, got %g", key, *r);
+  if (g->calibrated) {
+    HB_CHECK(fabs(fabs(g->ax_x->scale) - fabs(g->ax_y->scale)) <= 1e-9 * fabs(g->ax_x->scale), HB_EINVALID,
+             hb_node_where(n, 0), "calibrated '%s' needs square pixels; the signal axes' scales differ", key);
+    *r /= fabs(g->ax_x->scale);
+  }
+  return 0;
+}
+
+static int check_inside(const geom *g, const char *key, double x, double y) {
+  HB_CHECK(x >= -0.5 && x <= (double)g->kx - 0.5 && y >= -0.5 && y <= (double)g->ky - 0.5, HB_EINVALID,
+           hb_node_where(hb_node_child(g->det, key), 0),
+           "%s [%g, %g] px is outside the %zu x %zu detector (x in [0, %zu), y in [0, %zu))", key, x, y, g->kx, g->ky,
+           g->kx, g->ky);
+  return 0;
+}
+
+static int add_pixel(detector *d, size_t cap, size_t off, double w) {
+  HB_CHECK(d->n < cap, HB_EINTERNAL, "virtual_image", "detector pixel list overflow");
+  d->idx[d->n] = (uint32_t)off;
+  if (d->w) d->w[d->n] = w;
+  d->n++;
+  return 0;
+}
+
+static int read_mask(const geom *g, const hb_input *in, const hb_kernel *k, detector *d, size_t cap) {
+  const hb_node *fn = hb_node_child(g->det, "file"), *dn = hb_node_child(g->det, "dataset");
+  const char *file, *dset;
+  HB_CALL(hb_node_string(fn, &file));
+  HB_CALL(hb_node_string(dn, &dset));
+  /* k->spec's source is the job file: resolve like every other job path */
+  char path[4096];
+  const char *src = fn->src, *slash = strrchr(src, '/');
+  if (file[0] == '/' || !slash || !strncmp(src, "--set", 5)) snprintf(path, sizeof path, "%s", file);
+  else snprintf(path, sizeof path, "%.*s/%s", (int)(slash - src), src, file);
+  (void)in;
+  (void)k;
+  hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+  HB_CHECK(f >= 0, HB_EINVALID, hb_node_where(fn, 0), "cannot open mask file '%s' as HDF5", file);
+  hid_t ds = H5Lexists(f, dset, H5P_DEFAULT) > 0 ? H5Dopen2(f, dset, H5P_DEFAULT) : -1;
+  if (ds < 0) {
+    H5Fclose(f);
+    HB_RAISE(HB_EINVALID, hb_node_where(dn, 0), "mask file '%s' has no dataset '%s'", file, dset);
+  }
+  hid_t sp = H5Dget_space(ds);
+  hsize_t dims[8] = {0};
+  int nd = H5Sget_simple_extent_ndims(sp);
+  if (nd == 2) H5Sget_simple_extent_dims(sp, dims, NULL);
+  H5Sclose(sp);
+  int rc = 0;
+  double *w = NULL;
+  if (nd != 2 || dims[0] != g->ky || dims[1] != g->kx) {
+    rc = hb_error_raise(HB_EINVALID, __FILE__, __LINE__, hb_node_where(dn, 0),
+                        "mask '%s' must be %zu x %zu (the signal shape), got %d-D %llu x %llu", dset, g->ky, g->kx, nd,
+                        (unsigned long long)dims[0], (unsigned long long)dims[1]);
+  } else if (!(w = malloc(cap * sizeof *w))) {
+    rc = hb_error_raise(HB_EINTERNAL, __FILE__, __LINE__, "memory", "out of memory");
+  } else if (H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, w) < 0) {
+    rc = hb_error_raise(HB_EIO, __FILE__, __LINE__, path, "cannot read mask dataset %s (%s)", dset,
+                        hb_h5_error_text());
+  }
+  H5Dclose(ds);
+  H5Fclose(f);
+  for (size_t i = 0; !rc && i < cap; i++) {
+    if (!isfinite(w[i]))
+      rc = hb_error_raise(HB_EINVALID, __FILE__, __LINE__, hb_node_where(dn, 0),
+                          "mask '%s' has a non-finite weight at pixel (x=%zu, y=%zu)", dset, i % g->kx, i / g->kx);
+    else if (w[i] != 0)
+      rc = add_pixel(d, cap, i, w[i]);
+  }
+  free(w);
+  return rc;
+}
+
+static int virtual_plan(hb_kernel *k, const hb_input *in, const hb_node *spec) {
+  const hb_node *det = hb_node_child(spec, "detector");
+  HB_CHECK(in->sig_dim == 2, HB_EINVALID, hb_node_where(det, 1),
+           "virtual_image needs a 2-D signal; this input's signal has %d axes", in->sig_dim);
+  geom g = {det, in->shape[in->nav_dim + 1], in->shape[in->nav_dim], &in->axes[in->nav_dim + 1],
+            &in->axes[in->nav_dim], 0};
+  const hb_node *u = hb_node_child(det, "units");
+  g.calibrated = u && !strcmp(u->text, "calibrated");
+  const char *shape = hb_node_child(det, "shape")->text;
+  const char *keys = NULL;
+  for (size_t i = 0; i < sizeof shape_keys / sizeof shape_keys[0]; i++)
+    if (!strcmp(shape, shape_keys[i].shape)) keys = shape_keys[i].keys;
+  for (size_t i = 0; i < det->n; i++) {
+    const char *key = det->kids[i]->key;
+    if (!strcmp(key, "shape") || !strcmp(key, "units")) continue;
+    HB_CHECK(key_in(keys, key), HB_EINVALID, hb_node_where(det->kids[i], 1),
+             "'%s' does not apply to a %s detector (it takes: %s)", key, shape, keys);
+  }
+  for (const char *c = keys; c;) {
+    const char *bar = strchr(c, '|');
+    char key[16];
+    snprintf(key, sizeof key, "%.*s", (int)(bar ? (size_t)(bar - c) : strlen(c)), c);
+    HB_CHECK(hb_node_child(det, key), HB_EINVALID, hb_node_where(det, 1), "a %s detector needs '%s'", shape, key);
+    c = bar ? bar + 1 : NULL;
+  }
+
+  size_t cap = g.kx * g.ky;
+  detector *d;
+  HB_ALLOC(d, 1);
+  k->state = d;
+  HB_ALLOC(d->idx, cap);
+  if (!strcmp(shape, "mask")) {
+    HB_ALLOC(d->w, cap);
+    HB_CALL(read_mask(&g, in, k, d, cap));
+  } else if (!strcmp(shape, "point")) {
+    double x = 0, y = 0;
+    HB_CALL(get_point(&g, "at", &x, &y));
+    HB_CALL(check_inside(&g, "at", x, y));
+    HB_CALL(add_pixel(d, cap, (size_t)llround(y) * g.kx + (size_t)llround(x), 1));
+  } else if (!strcmp(shape, "rectangle")) {
+    double xr[2], yr[2];
+    const hb_node *xn = hb_node_child(det, "x"), *yn = hb_node_child(det, "y");
+    HB_CALL(hb_node_numbers(xn, xr, 2));
+    HB_CALL(hb_node_numbers(yn, yr, 2));
+    if (g.calibrated)
+      for (int i = 0; i < 2; i++)
+        xr[i] = (xr[i] - g.ax_x->offset) / g.ax_x->scale, yr[i] = (yr[i] - g.ax_y->offset) / g.ax_y->scale;
+    long x0 = lround(xr[0]), x1 = lround(xr[1]), y0 = lround(yr[0]), y1 = lround(yr[1]);
+    HB_CHECK(0 <= x0 && x0 < x1 && x1 <= (long)g.kx, HB_EINVALID, hb_node_where(xn, 0),
+             "x [%ld, %ld) must satisfy 0 <= x0 < x1 <= %zu", x0, x1, g.kx);
+    HB_CHECK(0 <= y0 && y0 < y1 && y1 <= (long)g.ky, HB_EINVALID, hb_node_where(yn, 0),
+             "y [%ld, %ld) must satisfy 0 <= y0 < y1 <= %zu", y0, y1, g.ky);
+    for (long y = y0; y < y1; y++)
+      for (long x = x0; x < x1; x++) HB_CALL(add_pixel(d, cap, (size_t)y * g.kx + (size_t)x, 1));
+  } else {
+    double cx = 0, cy = 0, rin = 0, rout = 0;
+    HB_CALL(get_point(&g, "center", &cx, &cy));
+    HB_CALL(check_inside(&g, "center", cx, cy));
+    if (!strcmp(shape, "circle")) {
+      HB_CALL(get_length(&g, "radius", &rout));
+    } else {
+      HB_CALL(get_length(&g, "inner", &rin));
+      HB_CALL(get_length(&g, "outer", &rout));
+      HB_CHECK(rin <= rout, HB_EINVALID, hb_node_where(hb_node_child(det, "inner"), 0),
+               "inner (%g) must not exceed outer (%g)", rin, rout);
+    }
+    /* boundary included; the tolerance keeps r == radius exact under rounding */
+    double lo = rin * rin * (1 - 1e-12), hi = rout * rout * (1 + 1e-12);
+    for (size_t y = 0; y < g.ky; y++)
+      for (size_t x = 0; x < g.kx; x++) {
+        double dx = (double)x - cx, dy = (double)y - cy, r2 = dx * dx + dy * dy;
+        if (r2 >= lo && r2 <= hi) HB_CALL(add_pixel(d, cap, y * g.kx + x, 1));
+      }
+  }
+  HB_CHECK(d->n > 0, HB_EINVALID, hb_node_where(det, 1), "the %s detector covers no pixel of the %zu x %zu signal",
+           shape, g.kx, g.ky);
+  return hb_kernel_add_output(k, NULL, HB_OUT_NAV, HB_F64, HB_F64, "Intensity");
+}
+
+static void virtual_block(const hb_kernel *k, const hb_block *b, void *const *out) {
+  const detector *d = k->state;
+  double *o = out[0];
+  const size_t m = b->sig_size, n = d->n;
+  const uint32_t *idx = d->idx;
+  const double *w = d->w;
+  switch (b->dtype) {
+#define X(E, T)                                                   \
+  case E: {                                                       \
+    const T *x = b->data;                                         \
+    for (size_t p = 0; p < b->npos; p++, x += m) {                \
+      double s = 0;                                               \
+      if (w)                                                      \
+        for (size_t i = 0; i < n; i++) s += w[i] * (double)x[idx[i]]; \
+      else                                                        \
+        for (size_t i = 0; i < n; i++) s += (double)x[idx[i]];    \
+      o[p] = s;                                                   \
+    }                                                             \
+    break;                                                        \
+  }
+    HB_FOREACH_DTYPE(X)
+#undef X
+    default: break;
+  }
+}
+
+static void virtual_destroy(hb_kernel *k) {
+  detector *d = k->state;
+  if (!d) return;
+  free(d->idx);
+  free(d->w);
+  free(d);
+}
+
+const hb_kernel_def hb_kernel_virtual_image = {
+    "virtual_image",
+    "integrated intensity in a virtual detector (point, circle, annulus, rectangle or weighted mask), per pattern",
+    virtual_params,
+    "<name>: navigation-shaped, float64",
+    virtual_plan,
+    virtual_block,
+    NULL,
+    NULL,
+    virtual_destroy,
+};

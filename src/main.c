@@ -1,0 +1,105 @@
+/* hyperbatch command line (contract: shared/spec/job-v1.md). */
+#include <hdf5.h>
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hb_engine.h"
+#include "hb_error.h"
+#include "hb_job.h"
+#include "hb_kernel.h"
+#include "hb_synth.h"
+
+void hb_print_version(void);
+
+static const char usage[] =
+    "usage:\n"
+    "  hyperbatch run JOB.yaml [--resume] [--set KEY=VALUE]... [--dry-run]\n"
+    "  hyperbatch validate JOB.yaml [--set KEY=VALUE]...\n"
+    "  hyperbatch inspect FILE\n"
+    "  hyperbatch synth KIND OUT.hspy [--shape ...] [--chunks ...] [--seed N] [--compression gzip|none] [--dtype T]\n"
+    "  hyperbatch kernels [OP] [--markdown]\n"
+    "  hyperbatch --version\n"
+    "Run under MPI: mpirun -n N hyperbatch run job.yaml (or srun inside a Slurm allocation).\n";
+
+static int usage_error(const char *fmt, const char *arg) {
+  char what[512];
+  snprintf(what, sizeof what, fmt, arg);
+  return hb_error_raise(HB_EINVALID, __FILE__, __LINE__, "arguments", "%s\n%s", what, usage);
+}
+
+static int cmd_job(int argc, char **argv, hb_run_mode mode) {
+  const char *path = NULL;
+  char **sets = calloc((size_t)argc, sizeof *sets);
+  int nsets = 0, rc = 0;
+  if (!sets) return HB_EINTERNAL;
+  for (int i = 2; i < argc && !rc; i++) {
+    if (!strcmp(argv[i], "--set") && i + 1 < argc) sets[nsets++] = argv[++i];
+    else if (!strncmp(argv[i], "--set=", 6)) sets[nsets++] = argv[i] + 6;
+    else if (!strcmp(argv[i], "--dry-run") && mode == HB_RUN) mode = HB_DRY_RUN;
+    else if (!strcmp(argv[i], "--resume") && mode == HB_RUN)
+      rc = hb_error_raise(HB_EINVALID, __FILE__, __LINE__, "arguments",
+                          "--resume is not available yet: this build has no checkpoints to resume from");
+    else if (argv[i][0] == '-' || path) rc = usage_error("unexpected argument '%s'", argv[i]);
+    else path = argv[i];
+  }
+  if (!rc && !path) rc = usage_error("%s needs a job file", argv[1]);
+  if (rc) {
+    free(sets);
+    return hb_agree(MPI_COMM_WORLD, rc);
+  }
+  hb_job job;
+  rc = hb_agree(MPI_COMM_WORLD, hb_job_load(MPI_COMM_WORLD, path, sets, nsets, &job));
+  if (!rc) rc = hb_engine_run(MPI_COMM_WORLD, &job, mode);
+  hb_job_free(&job);
+  free(sets);
+  return rc;
+}
+
+static int dispatch(int argc, char **argv, int rank) {
+  const char *cmd = argv[1];
+  if (!strcmp(cmd, "run")) return cmd_job(argc, argv, HB_RUN);
+  if (!strcmp(cmd, "validate")) return cmd_job(argc, argv, HB_VALIDATE);
+  /* the rest are serial: rank 0 works, the verdict is shared */
+  int rc = 0;
+  if (rank == 0) {
+    if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
+      hb_print_version();
+    } else if (!strcmp(cmd, "--help") || !strcmp(cmd, "help") || !strcmp(cmd, "-h")) {
+      fputs(usage, stdout);
+    } else if (!strcmp(cmd, "inspect")) {
+      rc = argc == 3 ? hb_inspect(argv[2]) : usage_error("%s needs exactly one FILE", "inspect");
+    } else if (!strcmp(cmd, "synth")) {
+      rc = hb_synth_cli(argc - 1, argv + 1);
+    } else if (!strcmp(cmd, "kernels")) {
+      const char *op = NULL;
+      int md = 0;
+      for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "--markdown")) md = 1;
+        else op = argv[i];
+      }
+      rc = hb_kernels_print(op, md);
+    } else {
+      rc = usage_error("unknown command '%s'", cmd);
+    }
+  }
+  return hb_agree(MPI_COMM_WORLD, rc);
+}
+
+int main(int argc, char **argv) {
+  MPI_Init(&argc, &argv);
+  int rank;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* errors are reported through hb_error */
+  int rc;
+  if (argc < 2) {
+    if (rank == 0) fputs(usage, stderr);
+    rc = HB_EINVALID;
+  } else {
+    rc = dispatch(argc, argv, rank);
+    if (rc && hb_error_is_reporter()) hb_error_print();
+  }
+  MPI_Finalize();
+  return rc;
+}

@@ -1,0 +1,318 @@
+/* The results file: <output>.partial, written collectively, renamed when
+ * complete; provenance in every result; PNG previews beside it. */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine_priv.h"
+#include "hb_error.h"
+#include "hb_preview.h"
+#include "hb_progress.h"
+#include "version.h"
+
+void hb_preview_path(const hb_engine *e, const char *result, char *buf, size_t n) {
+  const char *out = e->job->output_file;
+  size_t len = strlen(out);
+  if (len > 5 && !strcmp(out + len - 5, ".hspy")) len -= 5;
+  snprintf(buf, n, "%.*s.%s.png", (int)len, out, result);
+}
+
+static int result_ndim(const hb_engine *e, const hb_result *r) {
+  return r->o->kind == HB_OUT_NAV ? e->in.nav_dim : e->in.sig_dim;
+}
+
+static int wants_preview(const hb_engine *e, const hb_result *r) {
+  int nd = result_ndim(e, r);
+  return e->job->previews && (nd == 1 || nd == 2);
+}
+
+/* Create dir and its parents; with create == 0 only check that it could be. */
+static int mkdirs(char *dir, int create) {
+  struct stat st;
+  if (!stat(dir, &st)) return S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+  char *slash = strrchr(dir, '/');
+  if (slash && slash != dir) {
+    *slash = 0;
+    int rc = mkdirs(dir, create);
+    *slash = '/';
+    if (rc) return rc;
+  }
+  if (!create) return 0;
+  return mkdir(dir, 0777) && errno != EEXIST ? errno : 0;
+}
+
+int hb_output_check(hb_engine *e, int create) {
+  int rc = 0;
+  if (e->rank == 0) {
+    const hb_job *job = e->job;
+    const char *where = hb_node_where(hb_node_child(hb_node_child(job->root, "output"), "file"), 0);
+    char *tmp = strdup(job->output_file);
+    char *dir = tmp ? dirname(tmp) : NULL;
+    int err = dir ? mkdirs(dir, create) : ENOMEM;
+    if (err)
+      rc = hb_error_raise(HB_EIO, __FILE__, __LINE__, job->output_file, "cannot create the output folder '%s': %s",
+                          dir ? dir : "?", strerror(err));
+    else if (create && access(dir, W_OK | X_OK))
+      rc = hb_error_raise(HB_EIO, __FILE__, __LINE__, job->output_file, "the output folder '%s' is not writable: %s",
+                          dir, strerror(errno));
+    else if (!job->overwrite && !access(job->output_file, F_OK))
+      rc = hb_error_raise(HB_EINVALID, __FILE__, __LINE__, where,
+                          "output '%s' already exists; set output.overwrite: true or choose another file",
+                          job->output_file);
+    for (int i = 0; !rc && !job->overwrite && i < e->nres; i++) {
+      char png[PATH_MAX + 256];
+      hb_preview_path(e, e->res[i].o->name, png, sizeof png);
+      if (wants_preview(e, &e->res[i]) && !access(png, F_OK))
+        rc = hb_error_raise(HB_EINVALID, __FILE__, __LINE__, where,
+                            "preview '%s' already exists; set output.overwrite: true, remove it, or set "
+                            "output.previews: false",
+                            png);
+    }
+    free(tmp);
+  }
+  return hb_agree(e->comm, rc);
+}
+
+int hb_output_create(hb_engine *e) {
+  snprintf(e->partial, sizeof e->partial, "%s.partial", e->job->output_file);
+  int rc = hb_hspy_create(e->partial, e->comm, &e->ofile);
+  HB_CALL(hb_agree(e->comm, rc));
+  const hb_input *in = &e->in;
+  char *tmp = strdup(in->path);
+  const char *base = tmp ? basename(tmp) : in->path;
+  for (int i = 0; i < e->nres && !rc; i++) {
+    hb_result *r = &e->res[i];
+    int nav = r->o->kind == HB_OUT_NAV;
+    int lo = nav ? 0 : in->nav_dim, nd = nav ? in->nav_dim : in->sig_dim;
+    hb_axis axes[HB_MAXDIM];
+    hsize_t shape[HB_MAXDIM], chunk[HB_MAXDIM];
+    for (int d = 0; d < nd; d++) {
+      axes[d] = in->axes[lo + d];
+      axes[d].navigate = 0; /* a result is an image or a line, not a stack */
+      shape[d] = in->shape[lo + d];
+      /* one chunk per block: each rank writes whole chunks, none shared */
+      hsize_t ext = e->part.bchunks[d] * e->part.chunk[d];
+      chunk[d] = ext < shape[d] ? ext : shape[d];
+    }
+    hb_signal_desc desc = {r->o->name, r->o->name, base, "", r->o->quantity, r->o->dtype, nd, shape,
+                           nav ? chunk : NULL, axes, e->job->gzip};
+    rc = hb_hspy_signal_create(e->ofile, &desc, &r->group, &r->dset);
+  }
+  free(tmp);
+  return hb_agree(e->comm, rc);
+}
+
+/* Collective: every rank calls it once per round, with NULL when it has no block. */
+int hb_output_write_nav(hb_engine *e, const hsize_t *start, const hsize_t *count, void *const *bufs) {
+  hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
+  H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE);
+  int rc = 0;
+  for (int i = 0; i < e->nres && !rc; i++) {
+    hb_result *r = &e->res[i];
+    if (r->o->kind != HB_OUT_NAV) continue;
+    hid_t fs = H5Dget_space(r->dset), ms;
+    hsize_t npos = 1;
+    if (start) {
+      for (int d = 0; d < e->in.nav_dim; d++) npos *= count[d];
+      H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL);
+      ms = H5Screate_simple(1, &npos, NULL);
+    } else {
+      H5Sselect_none(fs);
+      ms = H5Screate_simple(1, &npos, NULL);
+      H5Sselect_none(ms);
+    }
+    if (H5Dwrite(r->dset, hb_dtype_h5(r->o->dtype), ms, fs, dxpl, start ? bufs[i] : NULL) < 0)
+      rc = hb_error_raise(HB_EIO, __FILE__, __LINE__, e->partial, "cannot write result '%s' (%s)", r->o->name,
+                          hb_h5_error_text());
+    H5Sclose(ms);
+    H5Sclose(fs);
+    e->tm.bytes[HB_PH_WRITE] += start ? (double)npos * (double)hb_dtype_size(r->o->dtype) : 0;
+  }
+  H5Pclose(dxpl);
+  return rc;
+}
+
+/* Collective: rank 0 holds the reduced partials, the others write nothing. */
+int hb_output_write_signal(hb_engine *e, void *root) {
+  hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
+  H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE);
+  int rc = 0;
+  for (int i = 0; i < e->nres && !rc; i++) {
+    hb_result *r = &e->res[i];
+    if (r->o->kind != HB_OUT_SIGNAL) continue;
+    hid_t fs = H5Dget_space(r->dset), ms = H5Scopy(fs);
+    if (!root) H5Sselect_none(fs), H5Sselect_none(ms);
+    if (H5Dwrite(r->dset, hb_dtype_h5(r->o->dtype), ms, fs, dxpl, root ? (char *)root + r->offset : NULL) < 0)
+      rc = hb_error_raise(HB_EIO, __FILE__, __LINE__, e->partial, "cannot write result '%s' (%s)", r->o->name,
+                          hb_h5_error_text());
+    H5Sclose(ms);
+    H5Sclose(fs);
+  }
+  H5Pclose(dxpl);
+  return rc;
+}
+
+/* Identical on every rank, as parallel HDF5 requires for metadata. */
+static int write_provenance(hb_engine *e, hid_t group, const hb_stat3 *sec, const double *bytes, double wall,
+                            const char *slurm) {
+  hid_t g = hb_h5_group(group, "original_metadata/hyperbatch");
+  HB_CHECK(g >= 0, HB_EIO, e->partial, "cannot create original_metadata/hyperbatch");
+  const hb_input *in = &e->in;
+  char when[64];
+  time_t mt = (time_t)in->mtime;
+  struct tm tm;
+  gmtime_r(&mt, &tm);
+  strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  int rc = 0;
+  rc |= hb_h5_attr_str(g, "job", e->job->text);
+  rc |= hb_h5_attr_str(g, "job_file", e->job->path);
+  rc |= hb_h5_str_list(g, "sets", e->job->sets, e->job->nsets);
+  rc |= hb_h5_attr_str(g, "version", PROJECT_VERSION);
+  rc |= hb_h5_attr_str(g, "git_revision", HB_GIT_REVISION);
+  char *abs = realpath(in->path, NULL);
+  rc |= hb_h5_attr_str(g, "input_file", abs ? abs : in->path);
+  free(abs);
+  rc |= hb_h5_attr_str(g, "input_dataset", in->dataset);
+  rc |= hb_h5_attr_i64(g, "input_size", in->file_size);
+  rc |= hb_h5_attr_str(g, "input_mtime", when);
+  rc |= hb_h5_attr_i64(g, "ranks", e->size);
+  rc |= hb_h5_attr_i64(g, "blocks", (long long)e->part.nblocks);
+  rc |= hb_h5_attr_f64(g, "wall_time_s", wall);
+  rc |= hb_h5_attr_i64(g, "bytes_read", (long long)bytes[HB_PH_READ]);
+  rc |= hb_h5_attr_str(g, "slurm_job_id", slurm);
+  for (int p = 0; p < HB_PH_COUNT && !rc; p++) {
+    char path[64];
+    snprintf(path, sizeof path, "timing/%s", hb_phase_names[p]);
+    hid_t t = hb_h5_group(g, path);
+    rc |= t < 0;
+    if (t >= 0) {
+      rc |= hb_h5_attr_f64(t, "min_s", sec[p].min);
+      rc |= hb_h5_attr_f64(t, "median_s", sec[p].median);
+      rc |= hb_h5_attr_f64(t, "max_s", sec[p].max);
+      rc |= hb_h5_attr_i64(t, "bytes", (long long)bytes[p]);
+      H5Gclose(t);
+    }
+  }
+  H5Gclose(g);
+  HB_CHECK(!rc, HB_EIO, e->partial, "cannot write the provenance (%s)", hb_h5_error_text());
+  return 0;
+}
+
+static int close_all(hb_engine *e) {
+  int bad = 0;
+  for (int i = 0; i < e->nres; i++) {
+    if (e->res[i].dset >= 0) bad |= H5Dclose(e->res[i].dset) < 0;
+    if (e->res[i].group >= 0) bad |= H5Gclose(e->res[i].group) < 0;
+    e->res[i].dset = e->res[i].group = -1;
+  }
+  if (e->ofile >= 0) bad |= H5Fclose(e->ofile) < 0;
+  e->ofile = -1;
+  HB_CHECK(!bad, HB_EIO, e->partial, "cannot close the output (disk full?) (%s)", hb_h5_error_text());
+  return 0;
+}
+
+/* Read a result back (strided to at most 1024 per axis) and write its PNG. */
+static int write_preview(hb_engine *e, hid_t file, const hb_result *r, const char *png) {
+  char path[256];
+  snprintf(path, sizeof path, "/Experiments/%s/data", r->o->name);
+  hid_t d = H5Dopen2(file, path, H5P_DEFAULT);
+  HB_H5(d, e->partial, "cannot reopen %s for its preview", path);
+  hid_t fs = H5Dget_space(d);
+  int nd = H5Sget_simple_extent_ndims(fs);
+  hsize_t dims[2] = {1, 1}, step[2] = {1, 1}, cnt[2] = {1, 1}, zero[2] = {0, 0};
+  H5Sget_simple_extent_dims(fs, dims, NULL);
+  for (int i = 0; i < nd; i++) {
+    step[i] = (dims[i] + 1023) / 1024;
+    cnt[i] = (dims[i] + step[i] - 1) / step[i];
+  }
+  H5Sselect_hyperslab(fs, H5S_SELECT_SET, zero, step, cnt, NULL);
+  hid_t ms = H5Screate_simple(nd, cnt, NULL);
+  double *v = malloc(cnt[0] * cnt[1] * sizeof *v);
+  int rc = 0;
+  if (!v || H5Dread(d, H5T_NATIVE_DOUBLE, ms, fs, H5P_DEFAULT, v) < 0)
+    rc = hb_error_raise(HB_EIO, __FILE__, __LINE__, e->partial, "cannot read %s for its preview", path);
+  else if (nd == 2)
+    rc = hb_preview_image(png, v, cnt[0], cnt[1]);
+  else
+    rc = hb_preview_line(png, v, cnt[0]);
+  free(v);
+  H5Sclose(ms);
+  H5Sclose(fs);
+  H5Dclose(d);
+  return rc;
+}
+
+static int previews_and_rename(hb_engine *e) {
+  if (e->job->previews) {
+    hid_t f = H5Fopen(e->partial, H5F_ACC_RDONLY, H5P_DEFAULT);
+    HB_H5(f, e->partial, "cannot reopen the output for previews");
+    int rc = 0;
+    for (int i = 0; i < e->nres && !rc; i++) {
+      char png[PATH_MAX + 256];
+      hb_preview_path(e, e->res[i].o->name, png, sizeof png);
+      if (wants_preview(e, &e->res[i])) rc = write_preview(e, f, &e->res[i], png);
+    }
+    H5Fclose(f);
+    HB_CALL(rc);
+  }
+  const char *out = e->job->output_file;
+  if (e->job->overwrite) {
+    HB_CHECK(!rename(e->partial, out), HB_EIO, out, "cannot rename %s: %s", e->partial, strerror(errno));
+  } else if (renameat2(AT_FDCWD, e->partial, AT_FDCWD, out, RENAME_NOREPLACE)) {
+    HB_CHECK(errno != EEXIST, HB_EINVALID, out, "the output appeared while the job ran; it was left untouched");
+    HB_RAISE(HB_EIO, out, "cannot rename %s: %s", e->partial, strerror(errno));
+  }
+  return 0;
+}
+
+static void print_summary(hb_engine *e, const hb_stat3 *sec, const double *bytes, double wall) {
+  printf("hyperbatch: wrote %s (%d result%s)\n", e->job->output_file, e->nres, e->nres == 1 ? "" : "s");
+  for (int i = 0; i < e->nres && e->job->previews; i++)
+    if (wants_preview(e, &e->res[i])) {
+      char png[PATH_MAX + 256];
+      hb_preview_path(e, e->res[i].o->name, png, sizeof png);
+      printf("hyperbatch: preview %s\n", png);
+    }
+  printf("hyperbatch: %zu blocks, %.3f GB read in %.3f s (%.2f GB/s) on %d rank%s\n", e->part.nblocks,
+         bytes[HB_PH_READ] / 1e9, wall, wall > 0 ? bytes[HB_PH_READ] / 1e9 / wall : 0, e->size,
+         e->size > 1 ? "s" : "");
+  printf("hyperbatch: phase      min s   median s      max s\n");
+  for (int p = 0; p < HB_PH_COUNT; p++)
+    printf("hyperbatch: %-8s %8.3f  %9.3f  %9.3f\n", hb_phase_names[p], sec[p].min, sec[p].median, sec[p].max);
+  fflush(stdout);
+}
+
+int hb_output_finish(hb_engine *e) {
+  double t0 = hb_now();
+  hb_stat3 sec[HB_PH_COUNT];
+  double bytes[HB_PH_COUNT];
+  HB_CHECK(!hb_timers_summary(e->comm, &e->tm, sec, bytes), HB_EINTERNAL, "timing", "out of memory");
+  double wall = hb_now() - e->t_start;
+  HB_MPI(MPI_Bcast(&wall, 1, MPI_DOUBLE, 0, e->comm));
+  char slurm[64] = "";
+  const char *sj = getenv("SLURM_JOB_ID");
+  if (e->rank == 0 && sj) snprintf(slurm, sizeof slurm, "%s", sj);
+  HB_MPI(MPI_Bcast(slurm, sizeof slurm, MPI_CHAR, 0, e->comm));
+  int rc = 0;
+  for (int i = 0; i < e->nres && !rc; i++) rc = write_provenance(e, e->res[i].group, sec, bytes, wall, slurm);
+  HB_CALL(hb_agree(e->comm, rc));
+  HB_CALL(hb_agree(e->comm, close_all(e)));
+  rc = e->rank == 0 ? previews_and_rename(e) : 0;
+  HB_CALL(hb_agree(e->comm, rc));
+  e->tm.seconds[HB_PH_WRITE] += hb_now() - t0;
+  if (e->rank == 0) print_summary(e, sec, bytes, hb_now() - e->t_start);
+  return 0;
+}
+
+void hb_output_abort(hb_engine *e) {
+  H5E_BEGIN_TRY { close_all(e); }
+  H5E_END_TRY;
+  if (e->rank == 0 && e->partial[0]) unlink(e->partial);
+}

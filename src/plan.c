@@ -1,0 +1,55 @@
+/* Chunk-aligned blocks over the navigation space. */
+#include <string.h>
+
+#include "hb_plan.h"
+
+size_t hb_partition_auto_target(size_t bytes_per_pattern) {
+  size_t t = HB_BLOCK_TARGET_BYTES / (bytes_per_pattern ? bytes_per_pattern : 1);
+  return t ? t : 1;
+}
+
+void hb_partition_init(hb_partition *p, int nd, const hsize_t *shape, const hsize_t *chunk, size_t target_pos) {
+  memset(p, 0, sizeof *p);
+  p->nd = nd;
+  size_t per_chunk = 1;
+  for (int d = 0; d < nd; d++) {
+    p->shape[d] = shape[d];
+    p->chunk[d] = chunk[d] ? chunk[d] : 1;
+    per_chunk *= p->chunk[d];
+  }
+  /* Whole chunks per block: fill the last axis first, then extend backwards,
+   * so blocks stay contiguous runs of the file's chunk order. */
+  size_t want = target_pos / per_chunk;
+  if (want < 1) want = 1;
+  for (int d = nd - 1; d >= 0; d--) {
+    hsize_t grid = (p->shape[d] + p->chunk[d] - 1) / p->chunk[d];
+    hsize_t take = want < grid ? want : grid;
+    if (take < 1) take = 1;
+    p->bchunks[d] = take;
+    want = take == grid ? want / grid : 1;
+    if (want < 1) want = 1;
+  }
+  p->nblocks = 1;
+  p->max_block_pos = 1;
+  for (int d = 0; d < nd; d++) {
+    hsize_t ext = p->bchunks[d] * p->chunk[d];
+    p->bgrid[d] = (p->shape[d] + ext - 1) / ext;
+    p->nblocks *= p->bgrid[d];
+    p->max_block_pos *= ext < p->shape[d] ? ext : p->shape[d];
+  }
+}
+
+void hb_partition_block(const hb_partition *p, size_t b, hsize_t *start, hsize_t *count) {
+  for (int d = p->nd - 1; d >= 0; d--) {
+    hsize_t i = b % p->bgrid[d];
+    b /= p->bgrid[d];
+    hsize_t ext = p->bchunks[d] * p->chunk[d];
+    start[d] = i * ext;
+    count[d] = start[d] + ext > p->shape[d] ? p->shape[d] - start[d] : ext;
+  }
+}
+
+void hb_partition_range(size_t nblocks, int rank, int size, size_t *first, size_t *end) {
+  *first = nblocks * (size_t)rank / (size_t)size;
+  *end = nblocks * (size_t)(rank + 1) / (size_t)size;
+}

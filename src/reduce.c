@@ -1,0 +1,84 @@
+/* The pairwise reduction tree over block numbers (see hb_plan.h). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "hb_error.h"
+#include "hb_plan.h"
+
+void hb_tree_init(hb_tree *t, size_t bytes, hb_merge_fn merge, void *ctx) {
+  memset(t, 0, sizeof *t);
+  t->bytes = bytes;
+  t->merge = merge;
+  t->ctx = ctx;
+}
+
+void *hb_tree_buffer(hb_tree *t) {
+  if (t->nspare) return t->spare[--t->nspare];
+  return malloc(t->bytes ? t->bytes : 1);
+}
+
+static void release(hb_tree *t, void *buf) {
+  if (t->nspare < (int)(sizeof t->spare / sizeof t->spare[0])) t->spare[t->nspare++] = buf;
+  else free(buf);
+}
+
+void hb_tree_push(hb_tree *t, int level, size_t index, void *buf) {
+  t->stack[t->depth++] = (hb_tree_node){level, index, buf};
+  /* merge while the two top nodes are left and right children of one parent */
+  while (t->depth >= 2) {
+    hb_tree_node *l = &t->stack[t->depth - 2], *r = &t->stack[t->depth - 1];
+    if (l->level != r->level || (l->index & 1) || r->index != l->index + 1) break;
+    t->merge(t->ctx, l->buf, r->buf);
+    release(t, r->buf);
+    l->level++;
+    l->index >>= 1;
+    t->depth--;
+  }
+}
+
+int hb_tree_reduce(hb_tree *t, MPI_Comm comm, void **result) {
+  int rank, size;
+  MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &size);
+  *result = NULL;
+  enum { TAG = 7301 };
+  if (rank > 0) {
+    long long head[1] = {t->depth};
+    HB_MPI(MPI_Send(head, 1, MPI_LONG_LONG, 0, TAG, comm));
+    for (int i = 0; i < t->depth; i++) {
+      long long id[2] = {t->stack[i].level, (long long)t->stack[i].index};
+      HB_MPI(MPI_Send(id, 2, MPI_LONG_LONG, 0, TAG, comm));
+      HB_MPI(MPI_Send(t->stack[i].buf, (int)t->bytes, MPI_BYTE, 0, TAG, comm));
+    }
+    return 0;
+  }
+  /* rank 0: the other ranks' stacks continue its own, in rank order */
+  for (int src = 1; src < size; src++) {
+    long long head[1];
+    HB_MPI(MPI_Recv(head, 1, MPI_LONG_LONG, src, TAG, comm, MPI_STATUS_IGNORE));
+    for (long long i = 0; i < head[0]; i++) {
+      long long id[2];
+      HB_MPI(MPI_Recv(id, 2, MPI_LONG_LONG, src, TAG, comm, MPI_STATUS_IGNORE));
+      void *buf = hb_tree_buffer(t);
+      HB_CHECK(buf, HB_EINTERNAL, "memory", "out of memory in the reduction");
+      HB_MPI(MPI_Recv(buf, (int)t->bytes, MPI_BYTE, src, TAG, comm, MPI_STATUS_IGNORE));
+      hb_tree_push(t, (int)id[0], (size_t)id[1], buf);
+    }
+  }
+  if (!t->depth) return 0;
+  /* fold the leftover stack right to left: a fixed order for a given count */
+  while (t->depth >= 2) {
+    hb_tree_node *l = &t->stack[t->depth - 2], *r = &t->stack[t->depth - 1];
+    t->merge(t->ctx, l->buf, r->buf);
+    release(t, r->buf);
+    t->depth--;
+  }
+  *result = t->stack[0].buf;
+  return 0;
+}
+
+void hb_tree_free(hb_tree *t) {
+  for (int i = 0; i < t->depth; i++) free(t->stack[i].buf);
+  for (int i = 0; i < t->nspare; i++) free(t->spare[i]);
+  t->depth = t->nspare = 0;
+}

@@ -1,0 +1,45 @@
+# Shared by the shell tests: MPI settings, a launcher with a hang guard, and
+# checks that count failures.  Usage: . tests/lib.sh; HB=path/to/hyperbatch
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+. "$here/scripts/env.sh"
+FAILS=0
+CHECKS=0
+WORK=$(mktemp -d /tmp/hbtest.XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
+
+# hb NRANKS ARGS...: run hyperbatch on N ranks; output in $WORK/hb.stdout and hb.stderr; $RC set.
+hb() {
+  local n=$1
+  shift
+  set +e
+  timeout 120 mpirun -q -n "$n" "$HB" "$@" >"$WORK/hb.stdout" 2>"$WORK/hb.stderr"
+  RC=$?
+  set -e
+}
+
+ok() { CHECKS=$((CHECKS + 1)); echo "ok   $*"; }
+bad() { CHECKS=$((CHECKS + 1)); FAILS=$((FAILS + 1)); echo "FAIL $*"; sed 's/^/     | /' "$WORK/hb.stderr" | head -20; }
+
+# expect_fail NAME CODE REGEX: exit code, the one error line, no hang
+expect_fail() {
+  local name=$1 code=$2 re=$3
+  local nerr
+  nerr=$(grep -c '^hyperbatch: error:' "$WORK/hb.stderr" || true)
+  if [ "$RC" = 124 ]; then bad "$name: hung (killed after 120 s)"
+  elif [ "$RC" != "$code" ]; then bad "$name: exit code $RC, expected $code"
+  elif [ "$nerr" != 1 ]; then bad "$name: $nerr error lines, expected exactly 1"
+  elif ! grep -Eq -- "$re" "$WORK/hb.stderr"; then bad "$name: message does not match /$re/"
+  else ok "$name (exit $code: $(grep '^hyperbatch: error:' "$WORK/hb.stderr" | cut -c1-150))"
+  fi
+}
+
+check() { # check NAME COMMAND...
+  local name=$1
+  shift
+  if "$@"; then ok "$name"; else bad "$name"; fi
+}
+
+finish() {
+  echo "$(basename "$0"): $CHECKS checks, $FAILS failed"
+  [ "$FAILS" = 0 ]
+}
