@@ -55,7 +55,7 @@ static const hb_param_spec job_spec[] = {
 };
 
 char *hb_job_resolve(const hb_job *job, const char *path) {
-  if (path[0] == '/' || !job->dir || !job->dir[0] || !strcmp(job->dir, ".")) return strdup(path);
+  if (path[0] == '/' || !job->dir || !strcmp(job->dir, ".")) return strdup(path);
   size_t n = strlen(job->dir) + strlen(path) + 2;
   char *out = malloc(n);
   if (out) snprintf(out, n, "%s/%s", job->dir, path);
@@ -211,7 +211,9 @@ int hb_job_parse(const char *path, const char *text, size_t len, char **sets, in
   job->path = strdup(path);
   char *tmp = strdup(path);
   HB_CHECK(job->path && tmp, HB_EINTERNAL, "memory", "out of memory");
-  job->dir = strdup(dirname(tmp));
+  /* resolve the job's folder once, so results name clean absolute paths */
+  char *real = realpath(dirname(tmp), NULL);
+  job->dir = real ? real : strdup(".");
   free(tmp);
   job->text = malloc(len + 1);
   HB_CHECK(job->text && job->dir, HB_EINTERNAL, "memory", "out of memory");

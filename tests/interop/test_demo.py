@@ -1,8 +1,9 @@
 """The demo job on the built-in synthetic scan: the output loads in HyperSpy
 without warnings and shows the structure the generator put in (its ground
 truth is in the scan's metadata): bright-field is bright in vacuum, the
-annular image is dark in vacuum and follows the thickness, the mean pattern
-shows the Bragg disks, and the hot pixels are filtered.
+annular image is dark in vacuum and follows the thickness, a dark field on a
+Bragg disk shows the grain, the mean pattern shows the Bragg disks, and the
+hot pixels are filtered.
 
 usage: /usr/bin/python3 test_demo.py path/to/hyperbatch SOURCE_ROOT"""
 import logging
@@ -40,7 +41,7 @@ def main(tmp):
     check(p.returncode == 0, f"demo job runs on 2 ranks (exit {p.returncode}) {p.stderr[-400:]}")
     check(f"wrote {out}" in p.stdout, "it prints the output path")
     pngs = [line.split("preview ", 1)[1] for line in p.stdout.splitlines() if " preview " in line]
-    check(len(pngs) == 5, f"it prints 5 previews: {pngs}")
+    check(len(pngs) == 6, f"it prints 6 previews: {pngs}")
     for png in pngs:
         with open(png, "rb") as f:
             check(f.read(8) == b"\x89PNG\r\n\x1a\n", f"{os.path.basename(png)} is a PNG")
@@ -68,6 +69,11 @@ def main(tmp):
     check(adf[vac].mean() < 0.1 * adf[~vac].mean(), f"ADF dark in vacuum ({adf[vac].mean():.0f} vs {adf[~vac].mean():.0f})")
     r = np.corrcoef(adf[~vac], thick[~vac])[0, 1]
     check(r > 0.8, f"ADF follows thickness in the sample (r = {r:.3f})")
+    crystal = np.asarray(truth.crystal_mask).astype(bool)
+    vdf = res["vdf"].data
+    sample = ~vac & ~crystal
+    check(vdf[crystal].mean() > 2 * vdf[sample].mean(),
+          f"Bragg-disk dark field lights up the grain ({vdf[crystal].mean():.0f} vs {vdf[sample].mean():.0f})")
     mdp = res["mean_dp"].data
     cx, cy, g = truth.centre_x_px, truth.centre_y_px, truth.lattice_spacing_px
     disk = mdp[int(round(cy)), int(round(cx + g))]

@@ -148,10 +148,10 @@ typedef struct {
 
 /* Parse the kernel map, check it against the op's schema (as the job does),
  * then plan.  Returns 0 or the error code; always call kdone. */
-static int kplan(ktest *t, const char *yaml, const hb_input *in) {
+static int kplan_src(ktest *t, const char *src, const char *yaml, const hb_input *in) {
   memset(t, 0, sizeof *t);
   hb_error_clear();
-  HB_CALL(hb_yaml_parse("k.yaml", yaml, strlen(yaml), &t->spec));
+  HB_CALL(hb_yaml_parse(src, yaml, strlen(yaml), &t->spec));
   const hb_node *op = hb_node_child(t->spec, "op"), *name = hb_node_child(t->spec, "name");
   if (!op || !name) return -1;
   t->k.def = hb_kernel_find(op->text);
@@ -161,6 +161,8 @@ static int kplan(ktest *t, const char *yaml, const hb_input *in) {
   HB_CALL(hb_params_check(t->spec, t->k.def->params, "kernel 'k'", "name|op"));
   return t->k.def->plan(&t->k, in, t->spec);
 }
+
+static int kplan(ktest *t, const char *yaml, const hb_input *in) { return kplan_src(t, "k.yaml", yaml, in); }
 
 static void kdone(ktest *t) {
   if (t->k.def && t->k.def->destroy) t->k.def->destroy(&t->k);
@@ -787,6 +789,23 @@ static void test_virtual(void) {
   /* weights are stored as float32: compare with the float32 values */
   for (int i = 0; i < KY * KX; i++) want[i] = (double)(float)mw[i];
   DETECTOR(yaml, &in, want, nonzero);
+  {
+    /* a relative mask path resolves against the job file's folder */
+    char src[128];
+    snprintf(src, sizeof src, "%s/job.yaml", tmpdir);
+    ktest kt;
+    int rc = kplan_src(&kt, src, "{name: k, op: virtual_image, detector: {shape: mask, file: mask.h5, dataset: mask}}",
+                       &in);
+    CHECK(rc == 0, "mask.h5 relative to %s: rc %d (%s: %s)", src, rc, hb_error_where(), hb_error_what());
+    if (!rc) {
+      double w[KY * KX];
+      weights(&kt, &in, w);
+      int same = 1;
+      for (int i = 0; i < KY * KX; i++) same &= w[i] == want[i];
+      CHECK(same, "the relative mask must give the same weights as the absolute one");
+    }
+    kdone(&kt);
+  }
   {
     /* the weighted sum on real data, against a reference loop */
     ktest kt;

@@ -210,6 +210,12 @@ static void exact(void) {
   hb_partition_init(&p, 1, s3, c4, 1);
   CHECK_UINT(p.nblocks, 7);
 
+  /* no navigation axes (a single pattern): one block of one position */
+  memset(&p, 0x77, sizeof p);
+  hb_partition_init(&p, 0, s3, c3, 100);
+  CHECK_UINT(p.nblocks, 1);
+  CHECK_UINT(p.max_block_pos, 1);
+
   /* auto target: about HB_BLOCK_TARGET_BYTES of data, at least one pattern */
   CHECK_UINT(hb_partition_auto_target(1), HB_BLOCK_TARGET_BYTES);
   CHECK_UINT(hb_partition_auto_target(0), HB_BLOCK_TARGET_BYTES);
