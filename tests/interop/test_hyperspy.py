@@ -268,12 +268,74 @@ def test_synth_loads(tmp):
           "synth eels loads as a Signal1D with an eV axis")
 
 
+def test_generic_hdf5(tmp):
+    """A plain HDF5 array (py4DSTEM/NeXus style) with input.dataset, axis
+    overrides, and an .hspy file in RosettaSciIO's format 3.3."""
+    rng = np.random.default_rng(13)
+    data = rng.integers(-500, 500, (6, 7, 16, 12)).astype("int32")
+    src = os.path.join(tmp, "generic.h5")
+    with h5py.File(src, "w") as f:
+        f.create_dataset("/entry/data/data", data=data, chunks=(2, 7, 16, 12), compression="gzip")
+    job = os.path.join(tmp, "jobgen.yaml")
+    with open(job, "w") as f:
+        f.write("""version: 1
+input:
+  file: generic.h5
+  dataset: /entry/data/data
+  axes:
+    - {name: y, units: nm, scale: 2.5}
+    - {name: x, units: nm, scale: 2.5, offset: 10}
+output: {file: out/gen.hspy}
+kernels:
+  - {name: total, op: sum, axes: signal}
+  - {name: brightest, op: max, axes: navigation}
+run: {progress: off}
+""")
+    for n in (1, 3):
+        out = os.path.join(tmp, "out", f"gen_{n}.hspy")
+        run(n, job, f"output.file=out/gen_{n}.hspy")
+        sigs = by_title(load_quietly(out))
+        check(close(sigs["total"].data, data.sum(axis=(2, 3)), True) and sigs["total"].data.dtype == np.int64,
+              f"np={n} generic HDF5 int32 sum is exact int64")
+        check(close(sigs["brightest"].data, data.max(axis=(0, 1)), True), f"np={n} generic HDF5 max matches")
+        check(axes_of(sigs["total"]) == [("y", "nm", 2.5, 0.0, 6), ("x", "nm", 2.5, 10.0, 7)],
+              f"np={n} input.axes overrides reach the output {axes_of(sigs['total'])}")
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    with h5py.File(os.path.join(tmp, "cube.h5"), "w") as f:
+        f.create_dataset("cube", data=np.zeros((3, 4, 5), "f4"), chunks=(1, 4, 5))
+    p = subprocess.run(["mpirun", "-q", "-n", "2", HB, "validate", job, "--set", "input.file=cube.h5",
+                        "--set", "input.dataset=/cube"], capture_output=True, text=True, env=env, timeout=120)
+    check(p.returncode == 2 and "set input.navigation_dimension" in p.stderr,
+          f"a 3-D generic array needs navigation_dimension: exit {p.returncode}: {p.stderr.strip()}")
+    p = subprocess.run(["mpirun", "-q", "-n", "2", HB, "validate", job, "--set", "input.file=cube.h5",
+                        "--set", "input.dataset=/cube", "--set", "input.navigation_dimension=1", "--set",
+                        "kernels.brightest.axes=signal"], capture_output=True, text=True, env=env, timeout=120)
+    check(p.returncode == 0, f"with navigation_dimension it validates: exit {p.returncode}: {p.stderr.strip()}")
+
+    # format 3.3, as RosettaSciIO writes it
+    s = hs.signals.Signal1D(np.arange(60, dtype="uint8").reshape(3, 4, 5))
+    v33 = os.path.join(tmp, "v33.hspy")
+    s.save(v33, overwrite=True)
+    with h5py.File(v33, "r+") as f:
+        f.attrs["file_format_version"] = "3.3"
+    with open(job) as f:
+        text = f.read()
+    job33 = os.path.join(tmp, "job33.yaml")
+    with open(job33, "w") as f:
+        f.write(text.replace("  dataset: /entry/data/data\n", "").replace("generic.h5", "v33.hspy")
+                .replace("out/gen.hspy", "out/v33.hspy"))
+    run(2, job33)
+    sigs = by_title(load_quietly(os.path.join(tmp, "out", "v33.hspy")))
+    check(close(sigs["total"].data, s.data.sum(axis=2), True), "format 3.3 input reads")
+
+
 def main():
     with tempfile.TemporaryDirectory() as tmp:
         warm_up(tmp)
         test_synth_loads(tmp)
         test_4d(tmp)
         test_1d_and_signals(tmp)
+        test_generic_hdf5(tmp)
     print(f"test_hyperspy: {CHECKS[0]} checks, {len(FAILS)} failed")
     sys.exit(1 if FAILS else 0)
 
