@@ -99,21 +99,56 @@ static int build(builder *b, yaml_node_t *yn, int depth, hb_node **out) {
   }
 }
 
+static int syntax_error(const char *src, const yaml_parser_t *parser) {
+  char where[1200];
+  snprintf(where, sizeof where, "%s:%zu:%zu", src, parser->problem_mark.line + 1, parser->problem_mark.column + 1);
+  return hb_error_raise(HB_EINVALID, __FILE__, __LINE__, where, "YAML syntax error: %s%s%s",
+                        parser->problem ? parser->problem : "unknown", parser->context ? " " : "",
+                        parser->context ? parser->context : "");
+}
+
+/* Stream the events once before building a document: libyaml's loader is
+ * slow on pathological nesting, and the events bound depth and size early. */
+static int prescan(const char *src, const char *text, size_t len) {
+  yaml_parser_t parser;
+  HB_CHECK(yaml_parser_initialize(&parser), HB_EINTERNAL, "libyaml", "cannot initialise the YAML parser");
+  yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+  int rc = 0, depth = 0;
+  size_t events = 0;
+  for (int done = 0; !done && !rc;) {
+    yaml_event_t ev;
+    if (!yaml_parser_parse(&parser, &ev)) {
+      rc = syntax_error(src, &parser);
+      break;
+    }
+    if (ev.type == YAML_SEQUENCE_START_EVENT || ev.type == YAML_MAPPING_START_EVENT) depth++;
+    if (ev.type == YAML_SEQUENCE_END_EVENT || ev.type == YAML_MAPPING_END_EVENT) depth--;
+    if (depth > HB_YAML_MAX_DEPTH) {
+      char where[1200];
+      snprintf(where, sizeof where, "%s:%zu:%zu", src, ev.start_mark.line + 1, ev.start_mark.column + 1);
+      rc = hb_error_raise(HB_EINVALID, __FILE__, __LINE__, where, "nesting deeper than %d levels", HB_YAML_MAX_DEPTH);
+    }
+    else if (++events > 4 * (size_t)HB_YAML_MAX_NODES)
+      rc = hb_error_raise(HB_EINVALID, __FILE__, __LINE__, src, "more than %d YAML nodes", HB_YAML_MAX_NODES);
+    done = ev.type == YAML_STREAM_END_EVENT;
+    yaml_event_delete(&ev);
+  }
+  yaml_parser_delete(&parser);
+  return rc;
+}
+
 int hb_yaml_parse(const char *src, const char *text, size_t len, hb_node **out) {
   *out = NULL;
   HB_CHECK(len <= HB_YAML_MAX_BYTES, HB_EINVALID, src, "job text is %zu bytes; the limit is %d", len,
            HB_YAML_MAX_BYTES);
+  HB_CALL(prescan(src, text, len));
   yaml_parser_t parser;
   yaml_document_t doc;
   HB_CHECK(yaml_parser_initialize(&parser), HB_EINTERNAL, "libyaml", "cannot initialise the YAML parser");
   yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
   int rc = 0;
   if (!yaml_parser_load(&parser, &doc)) {
-    char where[1200];
-    snprintf(where, sizeof where, "%s:%zu:%zu", src, parser.problem_mark.line + 1, parser.problem_mark.column + 1);
-    rc = hb_error_raise(HB_EINVALID, __FILE__, __LINE__, where, "YAML syntax error: %s%s%s",
-                        parser.problem ? parser.problem : "unknown", parser.context ? " " : "",
-                        parser.context ? parser.context : "");
+    rc = syntax_error(src, &parser);
     yaml_parser_delete(&parser);
     return rc;
   }

@@ -1,5 +1,8 @@
-/* Preprocess filter_hot_pixels: a pixel brighter than threshold × (1 +
- * median of its 8 neighbours) is replaced by that median, per pattern. */
+/* Preprocess filter_hot_pixels: a pixel brighter than threshold × max(1,
+ * median of its 8 neighbours) is replaced by that median, per pattern.  The
+ * floor of 1 keeps zero and negative backgrounds (dark-subtracted data) from
+ * flagging ordinary noise. */
+#include <math.h>
 #include <stdlib.h>
 
 #include "hb_error.h"
@@ -11,7 +14,7 @@ typedef struct {
 } hotpix;
 
 static const hb_param_spec hotpix_params[] = {
-    {"threshold", HB_P_FLOAT, 0, "8", NULL, 0, NULL, "hot when value > threshold * (1 + median of 8 neighbours)"},
+    {"threshold", HB_P_FLOAT, 0, "8", NULL, 0, NULL, "hot when value > threshold * max(1, median of its 8 neighbours)"},
     HB_PARAM_END,
 };
 
@@ -39,30 +42,31 @@ static double median(double *v, int n) {
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-/* The cheap 4-neighbour mean screens pixels; only suspects pay for a median. */
+/* Integers take the rounded median; floats take it as it is. */
+#define HOTPIX_ROUND(T, v) ((T)((T)0.5 == 0 ? llround(v) : (v)))
+
+/* The minimum of the 8 neighbours bounds their median from below, so it
+ * screens pixels cheaply; only suspects pay for the median. */
 #define HOTPIX_LOOP(T)                                                                          \
   {                                                                                             \
     T *x = data;                                                                                \
     for (size_t p = 0; p < b->npos; p++, x += kx * ky)                                          \
       for (size_t y = 0; y < ky; y++)                                                           \
         for (size_t c = 0; c < kx; c++) {                                                       \
-          double v = (double)x[y * kx + c], s = 0;                                              \
-          int n4 = 0;                                                                           \
-          if (y > 0) s += (double)x[(y - 1) * kx + c], n4++;                                    \
-          if (y + 1 < ky) s += (double)x[(y + 1) * kx + c], n4++;                               \
-          if (c > 0) s += (double)x[y * kx + c - 1], n4++;                                      \
-          if (c + 1 < kx) s += (double)x[y * kx + c + 1], n4++;                                 \
-          if (!(v > t * (1 + s / (n4 ? n4 : 1)))) continue;                                     \
-          double nb[8];                                                                         \
+          double v = (double)x[y * kx + c], nb[8], lo = HUGE_VAL;                               \
           int n = 0;                                                                            \
           for (int dy = -1; dy <= 1; dy++)                                                      \
             for (int dx = -1; dx <= 1; dx++) {                                                  \
               long yy = (long)y + dy, xx = (long)c + dx;                                        \
-              if ((dx || dy) && yy >= 0 && xx >= 0 && yy < (long)ky && xx < (long)kx)           \
-                nb[n++] = (double)x[yy * (long)kx + xx];                                        \
+              if ((dx || dy) && yy >= 0 && xx >= 0 && yy < (long)ky && xx < (long)kx) {         \
+                nb[n] = (double)x[yy * (long)kx + xx];                                          \
+                if (nb[n] < lo) lo = nb[n];                                                     \
+                n++;                                                                            \
+              }                                                                                 \
             }                                                                                   \
+          if (!n || !(v > t * fmax(lo, 1))) continue;                                           \
           double med = median(nb, n);                                                           \
-          if (v > t * (1 + med)) x[y * kx + c] = (T)med;                                        \
+          if (v > t * fmax(med, 1)) x[y * kx + c] = HOTPIX_ROUND(T, med);                       \
         }                                                                                       \
   }
 

@@ -189,8 +189,13 @@ static int virtual_plan(hb_kernel *k, const hb_input *in, const hb_node *spec) {
   } else if (!strcmp(shape, "point")) {
     double x = 0, y = 0;
     HB_CALL(get_point(&g, "at", &x, &y));
-    HB_CALL(check_inside(&g, "at", x, y));
-    HB_CALL(add_pixel(d, cap, (size_t)llround(y) * g.kx + (size_t)llround(x), 1));
+    /* the pixel whose centre is nearest; exact halves round up, like floor(v + 0.5) */
+    double px = floor(x + 0.5), py = floor(y + 0.5);
+    HB_CHECK(px >= 0 && px < (double)g.kx && py >= 0 && py < (double)g.ky, HB_EINVALID,
+             hb_node_where(hb_node_child(det, "at"), 0),
+             "at [%g, %g] px is outside the %zu x %zu detector (x in [0, %zu), y in [0, %zu))", x, y, g.kx, g.ky, g.kx,
+             g.ky);
+    HB_CALL(add_pixel(d, cap, (size_t)py * g.kx + (size_t)px, 1));
   } else if (!strcmp(shape, "rectangle")) {
     double xr[2], yr[2];
     const hb_node *xn = hb_node_child(det, "x"), *yn = hb_node_child(det, "y");

@@ -88,7 +88,7 @@ rm -f out/res.hspy
 
 touch notadir
 hb 2 run job.yaml --set output.file=notadir/res.hspy
-expect_fail "output folder cannot be written" 3 "notadir/res.hspy: cannot create the output folder 'notadir': Not a directory"
+expect_fail "output folder cannot be written" 3 "notadir/res.hspy: cannot create the output folder '[^']*notadir': Not a directory"
 
 hb 2 run job.yaml --set output.file=/proc/hyperbatch/res.hspy
 expect_fail "output folder under /proc" 3 "/proc/hyperbatch"

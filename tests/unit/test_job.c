@@ -9,8 +9,10 @@
 #include <hdf5.h>
 #include <mpi.h>
 #include <signal.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -43,6 +45,37 @@ static const char *pos_of(const char *text, const char *needle, int nth) {
   snprintf(out, sizeof ring[0], "job.yaml:%d:%d", line, col);
   return out;
 }
+
+/* Is `got` the path `rel` resolved against the folder `dir`?  Spelled as
+ * given ("dir/rel", or "rel" / "./rel" for "."), or made absolute through
+ * realpath(dir): both name the same file. */
+static int resolved_ok(const char *got, const char *dir, const char *rel) {
+  char want[PATH_MAX + 512];
+  if (!got) return 0;
+  if (!strcmp(dir, ".")) {
+    snprintf(want, sizeof want, "./%s", rel);
+    if (!strcmp(got, rel) || !strcmp(got, want)) return 1;
+  } else {
+    snprintf(want, sizeof want, "%s/%s", dir, rel);
+    if (!strcmp(got, want)) return 1;
+  }
+  char *real = realpath(dir, NULL);
+  int ok = 0;
+  if (real) {
+    snprintf(want, sizeof want, "%s/%s", real, rel);
+    ok = !strcmp(got, want);
+    free(real);
+  }
+  return ok;
+}
+#define CHECK_RESOLVED(got, dir, rel)                                                                 \
+  do {                                                                                                \
+    const char *g_ = (got);                                                                           \
+    CHECK(resolved_ok(g_, (dir), (rel)), "%s: expected \"%s\" resolved against the folder \"%s\", got \"%s\"", \
+          #got, (rel), (dir), g_ ? g_ : "(null)");                                                    \
+  } while (0)
+
+static char tmpdir[64];
 
 static double seconds(void) {
   struct timespec ts;
@@ -150,22 +183,20 @@ static void test_valid(void) {
   CHECK_STR(job.path, "job.yaml");
   CHECK_UINT(job.len, strlen(full_job));
   CHECK(job.text && !strcmp(job.text, full_job), "the job text must be kept exactly as read");
-  CHECK(job.input_file && (!strcmp(job.input_file, "data/scan.hspy") || !strcmp(job.input_file, "./data/scan.hspy")),
-        "input_file resolved against the job's folder (.): got \"%s\"", job.input_file ? job.input_file : "(null)");
+  CHECK_RESOLVED(job.input_file, ".", "data/scan.hspy");
   CHECK_STR(job.input_file_as_written, "data/scan.hspy");
   CHECK_STR(job.input_signal, "scan");
   CHECK_STR(job.input_dataset, "/entry/data/data");
   CHECK_INT(job.nav_dim, 2);
   CHECK(job.input_axes && job.input_axes->kind == HB_NODE_SEQ && job.input_axes->n == 2, "input.axes: two items");
   if (job.input_axes && job.input_axes->n == 2) CHECK_STR(text_at(job.input_axes->kids[1], "scale", NULL), "0.25");
-  CHECK(job.output_file &&
-            (!strcmp(job.output_file, "results/scan.hspy") || !strcmp(job.output_file, "./results/scan.hspy")),
-        "output_file: got \"%s\"", job.output_file ? job.output_file : "(null)");
+  CHECK_RESOLVED(job.output_file, ".", "results/scan.hspy");
   CHECK_INT(job.overwrite, 1);
   CHECK_INT(job.gzip, 0);
   CHECK_INT(job.previews, 0);
   CHECK(job.preprocess && job.preprocess->n == 1, "preprocess: one step");
-  if (job.preprocess && job.preprocess->n == 1) CHECK_STR(text_at(job.preprocess->kids[0], "op", NULL), "filter_hot_pixels");
+  if (job.preprocess && job.preprocess->n == 1)
+    CHECK_STR(text_at(job.preprocess->kids[0], "op", NULL), "filter_hot_pixels");
   CHECK(job.kernels && job.kernels->n == 5, "kernels: five, got %zu", job.kernels ? job.kernels->n : 0);
   const hb_node *bf = kernel_named(&job, "bf");
   CHECK(bf != NULL, "kernel bf present");
@@ -195,17 +226,33 @@ static void test_valid(void) {
   hb_job_free(&job);
 
   /* relative paths resolve against the job's folder; absolute ones stay */
-  rc = hb_job_parse("jobs/a/job.yaml", full_job, strlen(full_job), NULL, 0, &job);
-  CHECK(rc == 0, "jobs/a/job.yaml: rc %d: %s", rc, hb_error_what());
+  char jdir[128], jpath[160], cwd[PATH_MAX];
+  snprintf(jdir, sizeof jdir, "%s/jobs/a", tmpdir);
+  snprintf(jpath, sizeof jpath, "%s/job.yaml", jdir);
+  rc = hb_job_parse(jpath, full_job, strlen(full_job), NULL, 0, &job);
+  CHECK(rc == 0, "%s: rc %d: %s", jpath, rc, hb_error_what());
   if (!rc) {
-    CHECK_STR(job.input_file, "jobs/a/data/scan.hspy");
-    CHECK_STR(job.output_file, "jobs/a/results/scan.hspy");
-    CHECK_STR(job.dir, "jobs/a");
+    CHECK_RESOLVED(job.input_file, jdir, "data/scan.hspy");
+    CHECK_RESOLVED(job.output_file, jdir, "results/scan.hspy");
   }
   hb_job_free(&job);
   hb_error_clear();
+  /* a relative job path: from inside tmpdir, jobs/a/job.yaml */
+  if (getcwd(cwd, sizeof cwd) && chdir(tmpdir) == 0) {
+    rc = hb_job_parse("jobs/a/job.yaml", full_job, strlen(full_job), NULL, 0, &job);
+    CHECK(rc == 0, "jobs/a/job.yaml: rc %d: %s", rc, hb_error_what());
+    if (!rc) {
+      CHECK_RESOLVED(job.input_file, "jobs/a", "data/scan.hspy");
+      CHECK_RESOLVED(job.output_file, "jobs/a", "results/scan.hspy");
+    }
+    hb_job_free(&job);
+    hb_error_clear();
+    CHECK(chdir(cwd) == 0, "cannot return to %s", cwd);
+  } else {
+    CHECK(0, "cannot enter %s", tmpdir);
+  }
   static const char abs_job[] = "version: 1\ninput: {file: /abs/in.hspy}\noutput: {file: /abs/out.hspy}\n" MIN_KERNELS;
-  rc = hb_job_parse("/srv/jobs/job.yaml", abs_job, strlen(abs_job), NULL, 0, &job);
+  rc = hb_job_parse(jpath, abs_job, strlen(abs_job), NULL, 0, &job);
   CHECK(rc == 0, "absolute paths: rc %d: %s", rc, hb_error_what());
   if (!rc) {
     CHECK_STR(job.input_file, "/abs/in.hspy");
@@ -213,9 +260,11 @@ static void test_valid(void) {
   }
   hb_job_free(&job);
   hb_error_clear();
-  rc = hb_job_parse("/srv/jobs/job.yaml", full_job, strlen(full_job), NULL, 0, &job);
-  if (!rc) CHECK_STR(job.input_file, "/srv/jobs/data/scan.hspy");
-  else CHECK(0, "/srv/jobs/job.yaml: rc %d: %s", rc, hb_error_what());
+  /* hb_job_parse works from text: the job's folder need not exist (yet); a
+   * relative input still resolves against it, not against the cwd */
+  rc = hb_job_parse("/nonexistent-hb-test/jobs/job.yaml", full_job, strlen(full_job), NULL, 0, &job);
+  if (!rc) CHECK_RESOLVED(job.input_file, "/nonexistent-hb-test/jobs", "data/scan.hspy");
+  else CHECK(0, "/nonexistent-hb-test/jobs/job.yaml: rc %d: %s", rc, hb_error_what());
   hb_job_free(&job);
   hb_error_clear();
 
@@ -396,8 +445,7 @@ static void test_set(void) {
   int rc = parse(full_job, sets, nsets, &job);
   CHECK(rc == 0, "--set: rc %d, %s: %s", rc, hb_error_where(), hb_error_what());
   if (!rc) {
-    CHECK(job.output_file && (!strcmp(job.output_file, "x.hspy") || !strcmp(job.output_file, "./x.hspy")),
-          "--set output.file=x.hspy: output_file \"%s\"", job.output_file ? job.output_file : "(null)");
+    CHECK_RESOLVED(job.output_file, ".", "x.hspy");
     const hb_node *bf = kernel_named(&job, "bf");
     CHECK_STR(text_at(bf, "detector", "radius"), "5");
     CHECK_STR(text_at(job.kernels->kids[0], "axes", NULL), "signal");
@@ -490,7 +538,8 @@ static void test_bounds(void) {
   /* billion laughs: 10 levels of 10 aliases each would expand to 10^10 nodes */
   {
     char text[8192];
-    size_t len = (size_t)snprintf(text, sizeof text, "version: 1\nl0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+    size_t len = (size_t)snprintf(text, sizeof text, "version: 1\nl0: &l0 [%s]\n",
+                                  "lol, lol, lol, lol, lol, lol, lol, lol, lol, lol");
     for (int i = 1; i <= 9; i++) {
       len += (size_t)snprintf(text + len, sizeof text - len, "l%d: &l%d [", i, i);
       for (int j = 0; j < 10; j++)
@@ -605,10 +654,22 @@ static void test_bounds(void) {
 int main(int argc, char **argv) {
   MPI_Init(&argc, &argv);
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+  snprintf(tmpdir, sizeof tmpdir, "/tmp/hb_test_job_XXXXXX");
+  char sub[128];
+  if (!mkdtemp(tmpdir) || (snprintf(sub, sizeof sub, "%s/jobs", tmpdir), mkdir(sub, 0700)) ||
+      (snprintf(sub, sizeof sub, "%s/jobs/a", tmpdir), mkdir(sub, 0700))) {
+    perror("test_job: temporary folder");
+    MPI_Finalize();
+    return 1;
+  }
   test_valid();
   test_errors();
   test_set();
   test_bounds();
+  rmdir(sub);
+  snprintf(sub, sizeof sub, "%s/jobs", tmpdir);
+  rmdir(sub);
+  rmdir(tmpdir);
   int rc = TEST_DONE("test_job");
   MPI_Finalize();
   return rc;
