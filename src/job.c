@@ -212,8 +212,9 @@ int hb_job_parse(const char *path, const char *text, size_t len, char **sets, in
   char *tmp = strdup(path);
   HB_CHECK(job->path && tmp, HB_EINTERNAL, "memory", "out of memory");
   /* resolve the job's folder once, so results name clean absolute paths */
-  char *real = realpath(dirname(tmp), NULL);
-  job->dir = real ? real : strdup(".");
+  char *folder = dirname(tmp);
+  char *real = realpath(folder, NULL);
+  job->dir = real ? real : strdup(folder); /* a folder that does not exist (yet) is still the folder */
   free(tmp);
   job->text = malloc(len + 1);
   HB_CHECK(job->text && job->dir, HB_EINTERNAL, "memory", "out of memory");

@@ -65,8 +65,9 @@ static int build(builder *b, yaml_node_t *yn, int depth, hb_node **out) {
       HB_ALLOC(n->kids, cnt);
       for (size_t i = 0; i < cnt; i++) {
         yaml_node_t *c = yaml_document_get_node(b->doc, yn->data.sequence.items.start[i]);
-        HB_CALL(build(b, c, depth + 1, &n->kids[n->n]));
-        n->n++;
+        int rc = build(b, c, depth + 1, &n->kids[n->n]);
+        if (n->kids[n->n]) n->n++; /* a half-built child is freed with its parent */
+        if (rc) return hb_error_trace(rc, __FILE__, __LINE__);
       }
       return 0;
     }
@@ -84,9 +85,10 @@ static int build(builder *b, yaml_node_t *yn, int depth, hb_node **out) {
         for (size_t j = 0; j < n->n; j++)
           HB_CHECK(strcmp(n->kids[j]->key, key), HB_EINVALID, where, "duplicate key '%s' (first at line %d)",
                    key, n->kids[j]->key_line);
-        hb_node *c;
-        HB_CALL(build(b, yaml_document_get_node(b->doc, p->value), depth + 1, &c));
-        n->kids[n->n++] = c;
+        hb_node *c = NULL;
+        int rc = build(b, yaml_document_get_node(b->doc, p->value), depth + 1, &c);
+        if (c) n->kids[n->n++] = c; /* a half-built child is freed with its parent */
+        if (rc) return hb_error_trace(rc, __FILE__, __LINE__);
         c->key = strdup(key);
         HB_CHECK(c->key, HB_EINTERNAL, "memory", "out of memory");
         c->key_line = (int)k->start_mark.line + 1;

@@ -8,8 +8,8 @@
  *  - hostile input (billion laughs, huge text, deep nesting) is refused fast. */
 #include <hdf5.h>
 #include <mpi.h>
-#include <signal.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -68,11 +68,11 @@ static int resolved_ok(const char *got, const char *dir, const char *rel) {
   }
   return ok;
 }
-#define CHECK_RESOLVED(got, dir, rel)                                                                 \
-  do {                                                                                                \
-    const char *g_ = (got);                                                                           \
-    CHECK(resolved_ok(g_, (dir), (rel)), "%s: expected \"%s\" resolved against the folder \"%s\", got \"%s\"", \
-          #got, (rel), (dir), g_ ? g_ : "(null)");                                                    \
+#define CHECK_RESOLVED(got, dir, rel)                                                         \
+  do {                                                                                        \
+    const char *g_ = (got);                                                                   \
+    CHECK(resolved_ok(g_, (dir), (rel)), "%s: expected \"%s\" resolved against \"%s\", got \"%s\"", \
+          #got, (rel), (dir), g_ ? g_ : "(null)");                                            \
   } while (0)
 
 static char tmpdir[64];
