@@ -37,6 +37,7 @@ typedef struct hb_input {
   long long file_size;
   long long mtime;           /* seconds since the epoch */
   hid_t file, dset, fspace;  /* open while the job runs */
+  struct hb_chunkreader *raw; /* raw chunk reader, NULL: HDF5 reads (chunkread.h) */
 } hb_input;
 
 struct hb_job;

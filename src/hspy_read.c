@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "chunkread.h"
 #include "hb_error.h"
 #include "hb_hspy.h"
 #include "hb_job.h"
@@ -367,6 +368,7 @@ int hb_input_open(MPI_Comm comm, const hb_job *job, hb_input *in) {
   HB_CALL(pick_dataset(job, in, wf));
   HB_CALL(hb_input_describe(in, wf));
   HB_CALL(settle_axes(job, in, wf));
+  HB_CALL(hb_chunkreader_open(in, &in->raw));
   return 0;
 }
 
@@ -411,12 +413,13 @@ static void find_bad_chunk(hb_input *in, const hsize_t *start, const hsize_t *co
 }
 
 int hb_input_read(hb_input *in, const hsize_t *start, const hsize_t *count, void *buf, size_t block_index) {
-  hsize_t off[HB_MAXDIM], cnt[HB_MAXDIM], npos = 1;
+  if (in->raw && hb_chunkreader_fits(in, start, count))
+    return hb_chunkreader_read(in->raw, in, start, count, buf, block_index);
+  hsize_t off[HB_MAXDIM], cnt[HB_MAXDIM];
   for (int d = 0; d < in->ndim; d++) {
     off[d] = d < in->nav_dim ? start[d] : 0;
     cnt[d] = d < in->nav_dim ? count[d] : in->shape[d];
   }
-  for (int d = 0; d < in->nav_dim; d++) npos *= count[d];
   hid_t fs = H5Scopy(in->fspace);
   H5Sselect_hyperslab(fs, H5S_SELECT_SET, off, NULL, cnt, NULL);
   hid_t ms = H5Screate_simple(in->ndim, cnt, NULL);
@@ -428,15 +431,14 @@ int hb_input_read(hb_input *in, const hsize_t *start, const hsize_t *count, void
   snprintf(detail, sizeof detail, "%s", hb_h5_error_text());
   char chunk[256];
   find_bad_chunk(in, start, count, chunk, sizeof chunk);
-  char nav[256] = "";
-  for (int d = 0, len = 0; d < in->nav_dim && len < (int)sizeof nav; d++)
-    len += snprintf(nav + len, sizeof nav - (size_t)len, "%s%llu:%llu", d ? ", " : "", (unsigned long long)start[d],
-                    (unsigned long long)(start[d] + count[d]));
-  HB_RAISE(HB_EIO, in->path, "dataset %s: block %zu (navigation [%s], %llu patterns): %s cannot be read (%s)",
-           in->dataset, block_index, nav, (unsigned long long)npos, chunk, detail);
+  char block[300];
+  hb_block_desc(in, start, count, block_index, block, sizeof block);
+  HB_RAISE(HB_EIO, in->path, "dataset %s: %s: %s cannot be read (%s)", in->dataset, block, chunk, detail);
 }
 
 void hb_input_close(hb_input *in) {
+  hb_chunkreader_close(in->raw);
+  in->raw = NULL;
   if (in->fspace >= 0) H5Sclose(in->fspace);
   if (in->dset >= 0) H5Dclose(in->dset);
   if (in->file >= 0) H5Fclose(in->file);

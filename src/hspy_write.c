@@ -267,7 +267,7 @@ int hb_h5_array_f64(hid_t obj, const char *key, int ndim, const hsize_t *shape, 
     if (!chunk[i]) chunk[i] = 1;
   if (H5Lexists(obj, key, H5P_DEFAULT) > 0 && H5Ldelete(obj, key, H5P_DEFAULT) < 0)
     return H5FAIL(obj, "cannot replace dataset '%s'", key);
-  hid_t d;
+  hid_t d = -1;
   HB_CALL(create_dataset(obj, key, H5T_NATIVE_DOUBLE, ndim, shape, chunk, 0, &d));
   hid_t fs = H5Dget_space(d), ms = H5Screate_simple(ndim, shape, NULL);
   hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);

@@ -1,0 +1,26 @@
+/* Raw chunk reads: H5Dread_chunk, then our own inflate (libdeflate) and
+ * unshuffle, bypassing HDF5's filter pipeline and chunk cache.  Private to
+ * hspy_read.c. */
+#ifndef HB_CHUNKREAD_H
+#define HB_CHUNKREAD_H
+
+#include "hb_hspy.h"
+
+typedef struct hb_chunkreader hb_chunkreader;
+
+/* *out is NULL when the raw path does not apply (other filters, byte order
+ * other than native, contiguous layout, or HB_READ=hdf5 in the environment). */
+int hb_chunkreader_open(const hb_input *in, hb_chunkreader **out);
+int hb_chunkreader_read(hb_chunkreader *r, const hb_input *in, const hsize_t *start, const hsize_t *count, void *buf,
+                        size_t block_index);
+void hb_chunkreader_close(hb_chunkreader *r);
+/* The blocks this reader handles are whole chunks (or end at the dataset's
+ * edge); anything else goes through HDF5. */
+int hb_chunkreader_fits(const hb_input *in, const hsize_t *start, const hsize_t *count);
+/* "block 3 (navigation [5:10, 0:50], 250 patterns)", for messages. */
+void hb_block_desc(const hb_input *in, const hsize_t *start, const hsize_t *count, size_t block_index, char *buf,
+                   size_t n);
+/* Exposed for tests: HDF5's shuffle filter, inverted. */
+void hb_unshuffle(const unsigned char *in, unsigned char *out, size_t nelem, size_t esize);
+
+#endif
