@@ -66,10 +66,11 @@ int hb_h5_read_attr_str(hid_t obj, const char *name, char *buf, size_t n);
 /* ---- writing ------------------------------------------------------------ */
 
 /* Create an .hspy file (format 3.1) with /Experiments.  comm == MPI_COMM_NULL
- * opens it serially; otherwise collectively with MPI-IO, and every later call
+ * opens it serially; otherwise collectively with MPI-IO (with the job's hints
+ * in `info`, or MPI_INFO_NULL), and every later call
  * on it must be made by all ranks with identical arguments (HDF5's rule for
  * metadata in parallel). */
-int hb_hspy_create(const char *path, MPI_Comm comm, hid_t *file);
+int hb_hspy_create(const char *path, MPI_Comm comm, MPI_Info info, hid_t *file);
 int hb_hspy_close(hid_t file);
 
 typedef struct {

@@ -40,6 +40,10 @@ typedef struct hb_job {
   int threads;
   int checkpoint;
   hb_progress_mode progress;
+  /* run.mpiio_hints as an MPI_Info (MPI_INFO_NULL if none): passed to every
+   * MPI-IO file access, input and output alike */
+  MPI_Info mpiio_info;
+  char *profile;     /* run.profile (or --profile): JSON timings, NULL if unset */
 } hb_job;
 
 /* Collective over comm: read (rank 0), broadcast, parse, apply --set, check

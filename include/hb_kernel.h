@@ -21,12 +21,14 @@
 #include "hb_dtype.h"
 #include "hb_hspy.h"
 #include "hb_params.h"
+#include "hb_plan.h"
 
 #define HB_MAX_OUTPUTS 8
 
 typedef enum {
   HB_OUT_NAV,    /* navigation-shaped: one value per pattern */
   HB_OUT_SIGNAL, /* signal-shaped: reduced over the navigation axes */
+  HB_OUT_GLOBAL, /* any shape, float64, written by the kernel's `global` function */
 } hb_out_kind;
 
 typedef struct {
@@ -35,6 +37,13 @@ typedef struct {
   hb_dtype dtype;     /* stored dtype */
   hb_dtype acc;       /* HB_OUT_SIGNAL: dtype of the partial (accumulator) */
   const char *quantity;
+  /* HB_OUT_GLOBAL only: shape and axes (array order).  With `nav_chunks`
+   * the last nav_dim axes are the input's navigation axes, chunked like the
+   * blocks so that each rank writes whole chunks. */
+  int ndim;
+  hsize_t shape[HB_MAXDIM];
+  hb_axis axes[HB_MAXDIM];
+  int nav_chunks;
 } hb_output;
 
 /* One block of patterns, as the engine hands it to every kernel. */
@@ -43,13 +52,15 @@ typedef struct hb_block {
   int nav_dim;
   hsize_t start[HB_MAXDIM];
   hsize_t count[HB_MAXDIM];
-  size_t npos;             /* patterns in this block, C order of the rectangle */
+  size_t npos;             /* patterns handed over in this call */
+  size_t pos0;             /* ...starting at this pattern of the rectangle (C order) */
   size_t sig_size;         /* pixels per pattern */
   hb_dtype dtype;
   const void *data;        /* npos × sig_size, in the file's dtype */
 } hb_block;
 
 typedef struct hb_kernel hb_kernel;
+typedef struct hb_global hb_global;
 
 typedef struct hb_kernel_def {
   const char *op;
@@ -57,12 +68,20 @@ typedef struct hb_kernel_def {
   const hb_param_spec *params;
   const char *outputs_doc;  /* for `hyperbatch kernels` and docs/kernels.md */
   int (*plan)(hb_kernel *k, const hb_input *in, const hb_node *spec);
-  /* out[i] is the i-th output's buffer: npos values (HB_OUT_NAV) or sig_size
-   * partial values (HB_OUT_SIGNAL, to be fully overwritten). */
+  /* Called on successive runs of a block's patterns (cache-sized, so that
+   * every kernel finds them in cache).  out[i] is the i-th output's buffer:
+   * npos values (HB_OUT_NAV), or the block's sig_size partial values
+   * (HB_OUT_SIGNAL), which `init` prepared and every call accumulates into. */
   void (*block)(const hb_kernel *k, const hb_block *b, void *const *out);
   void (*merge)(const hb_kernel *k, int iout, void *acc, const void *other, size_t n);
   void (*finish)(const hb_kernel *k, int iout, void *acc, size_t n, uint64_t npatterns);
   void (*destroy)(hb_kernel *k);
+  /* Multi-pass kernels (block == NULL): collective on every rank, after the
+   * single pass.  Reads its blocks again through hb_global_read, reduces
+   * over hb_tree in block order, writes through hb_global_write. */
+  int (*global)(hb_kernel *k, hb_global *g);
+  /* HB_OUT_SIGNAL: set a partial to the identity of its merge (0, -inf, ...). */
+  void (*init)(const hb_kernel *k, int iout, void *acc, size_t n);
 } hb_kernel_def;
 
 struct hb_kernel {
@@ -79,6 +98,30 @@ const hb_kernel_def *hb_kernel_find(const char *op);
 /* Convenience for plan functions. */
 int hb_kernel_add_output(hb_kernel *k, const char *part, hb_out_kind kind,
                          hb_dtype dtype, hb_dtype acc, const char *quantity);
+
+/* What a global kernel is given.  Blocks [first, end) are this rank's; the
+ * engine owns everything here. */
+struct hb_global {
+  MPI_Comm comm;
+  int rank, size;
+  int threads;                    /* run.threads */
+  const hb_input *in;
+  const hb_partition *part;
+  size_t first, end;
+  size_t sig_size;
+  void *engine;                   /* private to the engine */
+};
+/* Read block b (any block, usually one of [first, end)) with the job's
+ * preprocess steps applied.  buf holds part->max_block_pos × sig_size values
+ * of in->dtype; blk describes it.  Independent I/O. */
+int hb_global_read(hb_global *g, size_t b, hb_block *blk, void *buf);
+/* Collective: write [start, start+count) of output iout of k from buf (C
+ * order, float64).  Every rank calls it; start == NULL selects nothing. */
+int hb_global_write(hb_global *g, const hb_kernel *k, int iout, const hsize_t *start, const hsize_t *count,
+                    const double *buf);
+/* The HDF5 group of output iout, for metadata (collective: identical values
+ * on every rank). */
+hid_t hb_global_group(hb_global *g, const hb_kernel *k, int iout);
 
 /* Preprocessing: per-pattern in-place transforms applied before every kernel.
  * A smaller table of the same shape (preprocess/registry in kernels/). */

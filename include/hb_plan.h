@@ -48,9 +48,10 @@ typedef struct {
   size_t bytes;
   hb_merge_fn merge;
   void *ctx;
-  hb_tree_node stack[72];
-  int depth;
-  void *spare[72];  /* released buffers, reused by hb_tree_buffer */
+  hb_tree_node *stack; /* grows: blocks with gaps between them (a resumed run) keep more nodes */
+  int depth, cap;
+  int failed;          /* out of memory while pushing; reported by hb_tree_reduce */
+  void *spare[72];     /* released buffers, reused by hb_tree_buffer */
   int nspare;
 } hb_tree;
 
@@ -58,8 +59,11 @@ void hb_tree_init(hb_tree *t, size_t bytes, hb_merge_fn merge, void *ctx);
 /* A buffer to fill for the next leaf (reused; NULL if out of memory). */
 void *hb_tree_buffer(hb_tree *t);
 void hb_tree_push(hb_tree *t, int level, size_t index, void *buf);
-/* Collective: combine every rank's stack on rank 0.  On rank 0 *result is
- * the root buffer (owned by the tree), or NULL if there were no blocks. */
+/* Collective: combine every rank's stack on rank 0.  Rank 0 sorts all nodes
+ * by the first block they cover and pushes them again, so any split of the
+ * blocks among ranks (contiguous or not, plus nodes pushed on rank 0 from a
+ * checkpoint) gives the same merges.  On rank 0 *result is the root buffer
+ * (owned by the tree), or NULL if there were no blocks. */
 int hb_tree_reduce(hb_tree *t, MPI_Comm comm, void **result);
 void hb_tree_free(hb_tree *t);
 

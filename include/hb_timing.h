@@ -21,4 +21,9 @@ double hb_now(void); /* monotonic seconds */
  * total bytes; identical on every rank. */
 int hb_timers_summary(MPI_Comm comm, const hb_timers *local, hb_stat3 *sec, double *total_bytes);
 
+/* Collective: write every rank's seconds and bytes per phase as JSON (rank 0
+ * writes `path`). */
+int hb_profile_write(MPI_Comm comm, const char *path, const hb_timers *local, size_t blocks_here, double wall,
+                     size_t nblocks);
+
 #endif

@@ -4,6 +4,7 @@
 #include "chunkread.h"
 
 #include <libdeflate.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,13 +16,28 @@
 
 #define MAX_FILTERS 8
 
+/* One decoding thread's scratch. */
+typedef struct {
+  unsigned char *a, *b;
+  struct libdeflate_decompressor *inflater;
+} decoder;
+
+/* A block's chunks as read from the file, before decoding. */
+typedef struct {
+  hsize_t off[HB_MAXDIM];
+  unsigned char *raw;
+  size_t cap, size;
+  uint32_t mask;
+} staged;
+
 struct hb_chunkreader {
   int nfilters;
   H5Z_filter_t filters[MAX_FILTERS]; /* pipeline order, as written */
   size_t esize, chunk_bytes, chunk_elems;
-  unsigned char *raw, *a, *b;        /* raw chunk, and two decode buffers */
-  size_t raw_cap;
-  struct libdeflate_decompressor *inflater;
+  int nthreads;
+  decoder *dec;
+  staged *chunks;
+  size_t nchunks, chunks_cap;
 };
 
 void hb_unshuffle(const unsigned char *in, unsigned char *out, size_t n, size_t es) {
@@ -42,7 +58,7 @@ void hb_unshuffle(const unsigned char *in, unsigned char *out, size_t n, size_t 
     for (i = 0; i < n; i++) out[i * es + j] = in[j * n + i];
 }
 
-int hb_chunkreader_open(const hb_input *in, hb_chunkreader **out) {
+int hb_chunkreader_open(const hb_input *in, int nthreads, hb_chunkreader **out) {
   *out = NULL;
   const char *mode = getenv("HB_READ");
   if ((mode && !strcmp(mode, "hdf5")) || !in->chunked) return 0;
@@ -66,17 +82,21 @@ int hb_chunkreader_open(const hb_input *in, hb_chunkreader **out) {
   r.chunk_elems = 1;
   for (int d = 0; d < in->ndim; d++) r.chunk_elems *= in->chunk[d];
   r.chunk_bytes = r.chunk_elems * r.esize;
-  r.raw_cap = r.chunk_bytes + r.chunk_bytes / 16 + 1024; /* grows if a chunk is larger */
+  r.nthreads = nthreads < 1 ? 1 : nthreads;
   hb_chunkreader *p = malloc(sizeof *p);
   HB_CHECK(p, HB_EINTERNAL, "memory", "out of memory");
   *p = r;
-  p->raw = malloc(p->raw_cap);
-  p->a = malloc(p->chunk_bytes);
-  p->b = malloc(p->chunk_bytes);
-  p->inflater = libdeflate_alloc_decompressor();
-  if (!p->raw || !p->a || !p->b || !p->inflater) {
+  p->dec = calloc((size_t)p->nthreads, sizeof *p->dec);
+  int bad = !p->dec;
+  for (int t = 0; !bad && t < p->nthreads; t++) {
+    p->dec[t].a = malloc(p->chunk_bytes);
+    p->dec[t].b = malloc(p->chunk_bytes);
+    p->dec[t].inflater = libdeflate_alloc_decompressor();
+    bad = !p->dec[t].a || !p->dec[t].b || !p->dec[t].inflater;
+  }
+  if (bad) {
     hb_chunkreader_close(p);
-    HB_RAISE(HB_EINTERNAL, "memory", "out of memory for chunk buffers (%zu bytes)", p->chunk_bytes);
+    HB_RAISE(HB_EINTERNAL, "memory", "out of memory for chunk buffers (%zu bytes each)", r.chunk_bytes);
   }
   *out = p;
   return 0;
@@ -84,10 +104,14 @@ int hb_chunkreader_open(const hb_input *in, hb_chunkreader **out) {
 
 void hb_chunkreader_close(hb_chunkreader *r) {
   if (!r) return;
-  free(r->raw);
-  free(r->a);
-  free(r->b);
-  if (r->inflater) libdeflate_free_decompressor(r->inflater);
+  for (int t = 0; r->dec && t < r->nthreads; t++) {
+    free(r->dec[t].a);
+    free(r->dec[t].b);
+    if (r->dec[t].inflater) libdeflate_free_decompressor(r->dec[t].inflater);
+  }
+  free(r->dec);
+  for (size_t i = 0; i < r->chunks_cap; i++) free(r->chunks[i].raw);
+  free(r->chunks);
   free(r);
 }
 
@@ -112,48 +136,50 @@ static const char *chunk_name(const hb_input *in, const hsize_t *off) {
   return buf;
 }
 
-/* Read one chunk and undo its filters; *data points at chunk_bytes of values. */
-static int decode_chunk(hb_chunkreader *r, const hb_input *in, const hsize_t *off, const char *block,
-                        const unsigned char **data) {
+/* Read one chunk's stored bytes (HDF5 calls stay on the calling thread:
+ * this HDF5 is not thread-safe). */
+static int stage_chunk(const hb_input *in, staged *c, const char *block) {
   hsize_t stored = 0;
-  if (H5Dget_chunk_storage_size(in->dset, off, &stored) < 0 || stored == 0)
+  if (H5Dget_chunk_storage_size(in->dset, c->off, &stored) < 0 || stored == 0)
     HB_RAISE(HB_EIO, in->path, "dataset %s: %s: %s is missing or unreadable (%s)", in->dataset, block,
-             chunk_name(in, off), hb_h5_error_text());
-  if (stored > r->raw_cap) {
-    unsigned char *bigger = realloc(r->raw, stored);
+             chunk_name(in, c->off), hb_h5_error_text());
+  if (stored > c->cap) {
+    unsigned char *bigger = realloc(c->raw, stored);
     HB_CHECK(bigger, HB_EINTERNAL, "memory", "out of memory for a %llu-byte chunk", (unsigned long long)stored);
-    r->raw = bigger;
-    r->raw_cap = stored;
+    c->raw = bigger;
+    c->cap = stored;
   }
-  uint32_t mask = 0;
-  if (H5Dread_chunk(in->dset, H5P_DEFAULT, off, &mask, r->raw) < 0)
-    HB_RAISE(HB_EIO, in->path, "dataset %s: %s: %s cannot be read (%s)", in->dataset, block,
-             chunk_name(in, off), hb_h5_error_text());
-  const unsigned char *cur = r->raw;
-  size_t cur_size = stored;
+  c->size = stored;
+  c->mask = 0;
+  if (H5Dread_chunk(in->dset, H5P_DEFAULT, c->off, &c->mask, c->raw) < 0)
+    HB_RAISE(HB_EIO, in->path, "dataset %s: %s: %s cannot be read (%s)", in->dataset, block, chunk_name(in, c->off),
+             hb_h5_error_text());
+  return 0;
+}
+
+/* Undo the filters of a staged chunk; *data points at chunk_bytes of values.
+ * Thread-safe: touches only the decoder given.  Returns a reason on failure. */
+static const char *decode_chunk(const hb_chunkreader *r, decoder *dec, const staged *c, const unsigned char **data) {
+  const unsigned char *cur = c->raw;
+  size_t cur_size = c->size;
   for (int i = r->nfilters - 1; i >= 0; i--) {
-    if (mask & (1u << i)) continue; /* this filter was skipped when the chunk was written */
-    unsigned char *dst = cur == r->a ? r->b : r->a;
+    if (c->mask & (1u << i)) continue; /* this filter was skipped when the chunk was written */
+    unsigned char *dst = cur == dec->a ? dec->b : dec->a;
     if (r->filters[i] == H5Z_FILTER_DEFLATE) {
       size_t got = 0;
-      enum libdeflate_result res =
-          libdeflate_zlib_decompress(r->inflater, cur, cur_size, dst, r->chunk_bytes, &got);
-      if (res != LIBDEFLATE_SUCCESS || got != r->chunk_bytes)
-        HB_RAISE(HB_EIO, in->path, "dataset %s: %s: %s is corrupt (inflate failed: %s)", in->dataset, block,
-                 chunk_name(in, off),
-                 res == LIBDEFLATE_BAD_DATA ? "bad compressed data" : "wrong decompressed size");
+      enum libdeflate_result res = libdeflate_zlib_decompress(dec->inflater, cur, cur_size, dst, r->chunk_bytes, &got);
+      if (res == LIBDEFLATE_BAD_DATA) return "is corrupt (inflate failed: bad compressed data)";
+      if (res != LIBDEFLATE_SUCCESS || got != r->chunk_bytes) return "is corrupt (inflate failed: wrong size)";
     } else {
-      HB_CHECK(cur_size == r->chunk_bytes, HB_EIO, in->path, "dataset %s: %s: %s has %zu bytes, expected %zu",
-               in->dataset, block, chunk_name(in, off), cur_size, r->chunk_bytes);
+      if (cur_size != r->chunk_bytes) return "has the wrong size for its shuffle filter";
       hb_unshuffle(cur, dst, r->chunk_elems, r->esize);
     }
     cur = dst;
     cur_size = r->chunk_bytes;
   }
-  HB_CHECK(cur_size == r->chunk_bytes, HB_EIO, in->path, "dataset %s: %s: %s has %zu bytes, expected %zu",
-           in->dataset, block, chunk_name(in, off), cur_size, r->chunk_bytes);
+  if (cur_size != r->chunk_bytes) return "has the wrong size";
   *data = cur;
-  return 0;
+  return NULL;
 }
 
 /* Copy the valid part of a chunk into the block buffer, in runs as long as
@@ -195,6 +221,32 @@ int hb_chunkreader_fits(const hb_input *in, const hsize_t *start, const hsize_t 
   return 1;
 }
 
+typedef struct {
+  hb_chunkreader *r;
+  const hb_input *in;
+  const hsize_t *bstart, *bdims;
+  unsigned char *buf;
+  int t;
+  size_t failed;      /* index of the first chunk that failed, or nchunks */
+  const char *why;
+} decode_job;
+
+static void *decode_share(void *arg) {
+  decode_job *j = arg;
+  hb_chunkreader *r = j->r;
+  j->failed = r->nchunks;
+  for (size_t i = (size_t)j->t; i < r->nchunks; i += (size_t)r->nthreads) {
+    const unsigned char *data = NULL;
+    const char *why = decode_chunk(r, &r->dec[j->t], &r->chunks[i], &data);
+    if (why) {
+      j->failed = i, j->why = why;
+      break;
+    }
+    place_chunk(j->in, data, r->chunks[i].off, j->bstart, j->bdims, j->buf, r->esize);
+  }
+  return NULL;
+}
+
 int hb_chunkreader_read(hb_chunkreader *r, const hb_input *in, const hsize_t *start, const hsize_t *count, void *buf,
                         size_t block_index) {
   int nd = in->ndim;
@@ -208,15 +260,42 @@ int hb_chunkreader_read(hb_chunkreader *r, const hb_input *in, const hsize_t *st
   }
   char block[300];
   hb_block_desc(in, start, count, block_index, block, sizeof block);
+  /* read every chunk of the block first, serially */
+  r->nchunks = 0;
   for (;;) {
-    hsize_t off[HB_MAXDIM];
-    for (int d = 0; d < nd; d++) off[d] = idx[d] * in->chunk[d];
-    const unsigned char *data = NULL;
-    HB_CALL(decode_chunk(r, in, off, block, &data));
-    place_chunk(in, data, off, bstart, bdims, buf, r->esize);
+    if (r->nchunks == r->chunks_cap) {
+      size_t cap = r->chunks_cap ? 2 * r->chunks_cap : 64;
+      staged *more = realloc(r->chunks, cap * sizeof *more);
+      HB_CHECK(more, HB_EINTERNAL, "memory", "out of memory staging chunks");
+      memset(more + r->chunks_cap, 0, (cap - r->chunks_cap) * sizeof *more);
+      r->chunks = more;
+      r->chunks_cap = cap;
+    }
+    staged *c = &r->chunks[r->nchunks++];
+    for (int d = 0; d < nd; d++) c->off[d] = idx[d] * in->chunk[d];
+    HB_CALL(stage_chunk(in, c, block));
     int d = nd - 1;
     while (d >= 0 && ++idx[d] > last[d]) idx[d] = first[d], d--;
     if (d < 0) break;
   }
+  /* then inflate, unshuffle and place them on run.threads threads */
+  decode_job jobs[r->nthreads];
+  pthread_t tid[r->nthreads];
+  int started[r->nthreads];
+  for (int t = 0; t < r->nthreads; t++) {
+    jobs[t] = (decode_job){r, in, bstart, bdims, buf, t, 0, NULL};
+    started[t] = t > 0 && r->nchunks > (size_t)t && !pthread_create(&tid[t], NULL, decode_share, &jobs[t]);
+  }
+  decode_share(&jobs[0]);
+  for (int t = 1; t < r->nthreads; t++) {
+    if (started[t]) pthread_join(tid[t], NULL);
+    else if (r->nchunks > (size_t)t) decode_share(&jobs[t]); /* no thread: do its share here */
+  }
+  size_t bad = r->nchunks;
+  const char *why = NULL;
+  for (int t = 0; t < r->nthreads; t++)
+    if (jobs[t].failed < bad) bad = jobs[t].failed, why = jobs[t].why;
+  if (why)
+    HB_RAISE(HB_EIO, in->path, "dataset %s: %s: %s %s", in->dataset, block, chunk_name(in, r->chunks[bad].off), why);
   return 0;
 }

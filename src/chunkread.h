@@ -9,8 +9,9 @@
 typedef struct hb_chunkreader hb_chunkreader;
 
 /* *out is NULL when the raw path does not apply (other filters, byte order
- * other than native, contiguous layout, or HB_READ=hdf5 in the environment). */
-int hb_chunkreader_open(const hb_input *in, hb_chunkreader **out);
+ * other than native, contiguous layout, or HB_READ=hdf5 in the environment).
+ * Chunks are read on the calling thread and decoded on `nthreads` threads. */
+int hb_chunkreader_open(const hb_input *in, int nthreads, hb_chunkreader **out);
 int hb_chunkreader_read(hb_chunkreader *r, const hb_input *in, const hsize_t *start, const hsize_t *count, void *buf,
                         size_t block_index);
 void hb_chunkreader_close(hb_chunkreader *r);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "engine_priv.h"
 #include "hb_error.h"
@@ -32,6 +33,7 @@ static int plan_kernels(hb_engine *e) {
     k->name = hb_node_child(k->spec, "name")->text;
     k->def = hb_kernel_find(hb_node_child(k->spec, "op")->text);
     HB_CALL(k->def->plan(k, &e->in, k->spec));
+    e->nblock_kernels += k->def->block != NULL;
     for (int j = 0; j < k->nout; j++) {
       HB_CHECK(e->nres < HB_MAX_RESULTS, HB_EINVALID, hb_node_where(k->spec, 0), "more than %d results",
                HB_MAX_RESULTS);
@@ -42,8 +44,8 @@ static int plan_kernels(hb_engine *e) {
                  "result name '%s' is produced twice (kernel '%s' and kernel '%s')", r->o->name, e->res[q].k->name,
                  k->name);
       if (r->o->kind == HB_OUT_SIGNAL) {
-        HB_CHECK(k->def->merge && r->o->dtype == r->o->acc, HB_EINTERNAL, k->name,
-                 "signal-shaped output without a merge function");
+        HB_CHECK(k->def->merge && k->def->init && r->o->dtype == r->o->acc, HB_EINTERNAL, k->name,
+                 "signal-shaped output without init and merge functions");
         r->offset = e->sig_bytes;
         e->sig_bytes += (e->sig_size * hb_dtype_size(r->o->acc) + 7) & ~(size_t)7;
       }
@@ -75,6 +77,12 @@ static int plan(hb_engine *e) {
   HB_CHECK(block_bytes < 4e9, HB_EINVALID, hb_node_where(hb_node_child(e->job->root, "run"), 1),
            "a block would hold %.3g GB (chunks too large for run.block); use a smaller run.block", block_bytes / 1e9);
   hb_tree_init(&e->tree, e->sig_bytes, merge_partials, e);
+  /* kernels share each run of patterns while it sits in L2 (half of it:
+   * the other half holds partials and outputs) */
+  long l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
+  size_t cache = l2 > 0 ? (size_t)l2 : (size_t)1 << 20;
+  e->sub_pos = cache / 2 / (pattern_bytes ? pattern_bytes : 1);
+  if (e->sub_pos < 1) e->sub_pos = 1;
   return 0;
 }
 
@@ -96,9 +104,9 @@ static void print_plan(const hb_engine *e, int dry) {
       hb_partition_range(e->part.nblocks, r, e->size, &f, &l);
       printf("        rank %d: blocks [%zu, %zu)\n", r, f, l);
     }
+  static const char *const kinds[] = {"navigation", "signal", "global"};
   for (int i = 0; i < e->nres; i++)
-    printf("result  %-24s %-10s %s\n", e->res[i].o->name,
-           e->res[i].o->kind == HB_OUT_NAV ? "navigation" : "signal", hb_dtype_name(e->res[i].o->dtype));
+    printf("result  %-24s %-10s %s\n", e->res[i].o->name, kinds[e->res[i].o->kind], hb_dtype_name(e->res[i].o->dtype));
   printf("output  %s\n", e->job->output_file);
   fflush(stdout);
 }
@@ -114,17 +122,40 @@ typedef struct {
   double seconds;
 } work;
 
+/* Every preprocess step and kernel on one run of patterns; the run fits in
+ * the L2 cache, so only the first kernel pays for memory traffic. */
+static void run_sub(hb_engine *e, work *w, hb_block *sub, void *data) {
+  for (int i = 0; i < e->np; i++) e->preps[i].def->apply(&e->preps[i], sub, data);
+  void *outs[HB_MAX_OUTPUTS];
+  for (int ki = 0, ri = 0; ki < e->nk; ki++) {
+    hb_kernel *k = &e->kernels[ki];
+    if (!k->def->block) { /* a global kernel: its turn comes after the pass */
+      ri += k->nout;
+      continue;
+    }
+    for (int j = 0; j < k->nout; j++, ri++)
+      outs[j] = k->out[j].kind == HB_OUT_NAV
+                    ? (char *)w->navbuf[ri] + sub->pos0 * hb_dtype_size(k->out[j].dtype)
+                    : (char *)w->partial + e->res[ri].offset;
+    k->def->block(k, sub, outs);
+  }
+}
+
 static void *run_kernels(void *arg) {
   work *w = arg;
   hb_engine *e = w->e;
   double t0 = hb_now();
-  for (int i = 0; i < e->np; i++) e->preps[i].def->apply(&e->preps[i], &w->blk, w->data);
-  void *outs[HB_MAX_OUTPUTS];
-  for (int ki = 0, ri = 0; ki < e->nk; ki++) {
-    hb_kernel *k = &e->kernels[ki];
-    for (int j = 0; j < k->nout; j++, ri++)
-      outs[j] = k->out[j].kind == HB_OUT_NAV ? w->navbuf[ri] : (char *)w->partial + e->res[ri].offset;
-    k->def->block(k, &w->blk, outs);
+  for (int i = 0; i < e->nres; i++) {
+    const hb_result *r = &e->res[i];
+    if (r->o->kind == HB_OUT_SIGNAL) r->k->def->init(r->k, r->iout, (char *)w->partial + r->offset, e->sig_size);
+  }
+  size_t bytes = e->sig_size * hb_dtype_size(e->in.dtype);
+  hb_block sub = w->blk;
+  for (size_t p = 0; p < w->blk.npos; p += e->sub_pos) {
+    sub.pos0 = p;
+    sub.npos = w->blk.npos - p < e->sub_pos ? w->blk.npos - p : e->sub_pos;
+    sub.data = (char *)w->data + p * bytes;
+    run_sub(e, w, &sub, (char *)w->data + p * bytes);
   }
   w->seconds = hb_now() - t0;
   return NULL;
@@ -250,6 +281,33 @@ static int reduce(hb_engine *e) {
   return hb_agree(e->comm, rc);
 }
 
+/* ---- global (multi-pass) kernels ---------------------------------------- */
+
+int hb_global_read(hb_global *g, size_t b, hb_block *blk, void *buf) {
+  hb_engine *e = g->engine;
+  work w = {.e = e, .data = buf};
+  HB_CALL(read_block(e, b, &w));
+  for (int i = 0; i < e->np; i++) e->preps[i].def->apply(&e->preps[i], &w.blk, buf);
+  *blk = w.blk;
+  return 0;
+}
+
+/* Each global kernel in job order, every rank together; its time less its
+ * reads and writes counts as kernel time. */
+static int global_pass(hb_engine *e) {
+  hb_global g = {e->comm, e->rank, e->size, e->job->threads, &e->in, &e->part, e->first, e->end, e->sig_size, e};
+  for (int i = 0; i < e->nk; i++) {
+    hb_kernel *k = &e->kernels[i];
+    if (!k->def->global) continue;
+    double t0 = hb_now(), io0 = e->tm.seconds[HB_PH_READ] + e->tm.seconds[HB_PH_WRITE];
+    int rc = k->def->global(k, &g);
+    double io = e->tm.seconds[HB_PH_READ] + e->tm.seconds[HB_PH_WRITE] - io0;
+    e->tm.seconds[HB_PH_KERNELS] += hb_now() - t0 - io;
+    HB_CALL(hb_agree(e->comm, rc));
+  }
+  return 0;
+}
+
 static void teardown(hb_engine *e) {
   for (int i = 0; i < e->nk; i++)
     if (e->kernels[i].def && e->kernels[i].def->destroy) e->kernels[i].def->destroy(&e->kernels[i]);
@@ -291,8 +349,9 @@ int hb_engine_run(MPI_Comm comm, hb_job *job, hb_run_mode mode) {
   }
   if (!rc) rc = hb_output_create(e);
   e->tm.seconds[HB_PH_OPEN] = hb_now() - t0;
-  if (!rc) rc = block_loop(e);
+  if (!rc && e->nblock_kernels) rc = block_loop(e);
   if (!rc) rc = reduce(e);
+  if (!rc) rc = global_pass(e);
   if (!rc) rc = hb_output_finish(e);
   if (rc) hb_output_abort(e);
   teardown(e);

@@ -35,8 +35,10 @@ typedef struct {
   size_t first, end;       /* this rank's blocks [first, end) */
   size_t rounds;           /* most blocks any rank has */
   size_t sig_size;         /* pixels per pattern */
+  size_t sub_pos;          /* patterns per cache-sized run inside a block */
 
   int nk, np;
+  int nblock_kernels;      /* kernels with a per-block function */
   hb_kernel *kernels;
   hb_prep *preps;
   int nres;
@@ -56,6 +58,7 @@ int hb_output_check(hb_engine *e, int create);
 int hb_output_create(hb_engine *e);       /* collective: <file>.partial and every dataset */
 int hb_output_write_nav(hb_engine *e, const hsize_t *start, const hsize_t *count, void *const *bufs);
 int hb_output_write_signal(hb_engine *e, void *root);
+/* hb_global_write and hb_global_group (hb_kernel.h) are in output.c too. */
 int hb_output_finish(hb_engine *e);       /* provenance, close, previews, rename */
 void hb_output_abort(hb_engine *e);       /* after an agreed failure: close and remove the .partial */
 void hb_preview_path(const hb_engine *e, const char *result, char *buf, size_t n);

@@ -349,7 +349,7 @@ int hb_input_open(MPI_Comm comm, const hb_job *job, hb_input *in) {
   in->mtime = meta[1];
 
   hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-  H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL);
+  H5Pset_fapl_mpio(fapl, comm, job->mpiio_info);
   in->file = H5Fopen(in->path, H5F_ACC_RDONLY, fapl);
   if (in->file < 0)
     rc = hb_error_raise(HB_EIO, __FILE__, __LINE__, wf, "cannot open as HDF5: truncated, corrupt or not HDF5 (%s)",
@@ -368,7 +368,7 @@ int hb_input_open(MPI_Comm comm, const hb_job *job, hb_input *in) {
   HB_CALL(pick_dataset(job, in, wf));
   HB_CALL(hb_input_describe(in, wf));
   HB_CALL(settle_axes(job, in, wf));
-  HB_CALL(hb_chunkreader_open(in, &in->raw));
+  HB_CALL(hb_chunkreader_open(in, job->threads, &in->raw));
   return 0;
 }
 

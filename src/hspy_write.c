@@ -286,13 +286,13 @@ int hb_h5_array_f64(hid_t obj, const char *key, int ndim, const hsize_t *shape, 
 
 /* ---- files and signals -------------------------------------------------- */
 
-int hb_hspy_create(const char *path, MPI_Comm comm, hid_t *file) {
+int hb_hspy_create(const char *path, MPI_Comm comm, MPI_Info info, hid_t *file) {
   *file = -1;
   /* STRONG: closing the file also closes ids left open on an error path, so
    * the file is really closed before it is renamed or removed. */
   hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
   herr_t rc = fapl < 0 ? -1 : H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
-  if (rc >= 0 && comm != MPI_COMM_NULL) rc = H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL);
+  if (rc >= 0 && comm != MPI_COMM_NULL) rc = H5Pset_fapl_mpio(fapl, comm, info);
   hid_t f = rc < 0 ? -1 : H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
   int err = f < 0 ? hb_error_raise(HB_EIO, __FILE__, __LINE__, path, "cannot create the file (%s)",
                                    hb_h5_error_text())

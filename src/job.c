@@ -41,6 +41,8 @@ static const hb_param_spec run_spec[] = {
     {"threads", HB_P_INT, 0, "1", NULL, 0, NULL, "threads per rank"},
     {"checkpoint", HB_P_BOOL, 0, "true", NULL, 0, NULL, "record finished blocks"},
     {"progress", HB_P_ENUM, 0, "auto", "auto|bar|lines|off|false", 0, NULL, "progress display"},
+    {"profile", HB_P_STRING, 0, NULL, NULL, 0, NULL, "write per-rank phase timings as JSON to this file"},
+    {"mpiio_hints", HB_P_MAP, 0, NULL, NULL, 0, NULL, "MPI-IO hints, e.g. {romio_cb_read: enable, cb_buffer_size: 16777216}"},
     HB_PARAM_END,
 };
 
@@ -195,6 +197,19 @@ static int interpret(hb_job *job) {
       job->threads = (int)v;
     }
     HB_CALL(get_bool(run, "checkpoint", 1, &job->checkpoint));
+    const char *prof = NULL;
+    HB_CALL(get_str(run, "profile", &prof));
+    if (prof) job->profile = hb_job_resolve(job, prof);
+    const hb_node *hints = hb_node_child(run, "mpiio_hints");
+    for (size_t i = 0; hints && i < hints->n; i++) {
+      const hb_node *h = hints->kids[i];
+      HB_CHECK(h->kind == HB_NODE_SCALAR, HB_EINVALID, hb_node_where(h, 0), "MPI-IO hint '%s' must be a single value",
+               h->key);
+      HB_CHECK(strlen(h->key) < MPI_MAX_INFO_KEY && strlen(h->text) < MPI_MAX_INFO_VAL, HB_EINVALID,
+               hb_node_where(h, 1), "MPI-IO hint '%s' is too long", h->key);
+      if (job->mpiio_info == MPI_INFO_NULL) HB_MPI(MPI_Info_create(&job->mpiio_info));
+      HB_MPI(MPI_Info_set(job->mpiio_info, h->key, h->text));
+    }
     const hb_node *p = hb_node_child(run, "progress");
     if (p) {
       /* `off` unquoted is a YAML 1.1 boolean: off, "off" and false all mean off */
@@ -208,6 +223,7 @@ static int interpret(hb_job *job) {
 
 int hb_job_parse(const char *path, const char *text, size_t len, char **sets, int nsets, hb_job *job) {
   memset(job, 0, sizeof *job);
+  job->mpiio_info = MPI_INFO_NULL;
   job->path = strdup(path);
   char *tmp = strdup(path);
   HB_CHECK(job->path && tmp, HB_EINTERNAL, "memory", "out of memory");
@@ -262,6 +278,7 @@ int hb_job_load(MPI_Comm comm, const char *path, char **sets, int nsets, hb_job 
   if (rc) {
     free(text);
     memset(job, 0, sizeof *job);
+    job->mpiio_info = MPI_INFO_NULL;
     return rc;
   }
   HB_MPI(MPI_Bcast(&len, 1, MPI_LONG_LONG, 0, comm));
@@ -279,6 +296,7 @@ int hb_job_load(MPI_Comm comm, const char *path, char **sets, int nsets, hb_job 
 }
 
 void hb_job_free(hb_job *job) {
+  if (job->mpiio_info != MPI_INFO_NULL) MPI_Info_free(&job->mpiio_info);
   hb_node_free(job->root);
   for (int i = 0; i < job->nsets; i++) free(job->sets[i]);
   free(job->sets);
@@ -287,5 +305,7 @@ void hb_job_free(hb_job *job) {
   free(job->text);
   free(job->input_file);
   free(job->output_file);
+  free(job->profile);
   memset(job, 0, sizeof *job);
+  job->mpiio_info = MPI_INFO_NULL;
 }

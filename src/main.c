@@ -15,7 +15,7 @@ void hb_print_version(void);
 
 static const char usage[] =
     "usage:\n"
-    "  hyperbatch run JOB.yaml [--resume] [--set KEY=VALUE]... [--dry-run]\n"
+    "  hyperbatch run JOB.yaml [--resume] [--set KEY=VALUE]... [--dry-run] [--profile OUT.json]\n"
     "  hyperbatch validate JOB.yaml [--set KEY=VALUE]...\n"
     "  hyperbatch inspect FILE\n"
     "  hyperbatch synth KIND OUT.hspy [--shape ...] [--chunks ...] [--seed N] [--compression gzip|none] [--dtype T]\n"
@@ -31,13 +31,20 @@ static int usage_error(const char *fmt, const char *arg) {
 
 static int cmd_job(int argc, char **argv, hb_run_mode mode) {
   const char *path = NULL;
-  char **sets = calloc((size_t)argc, sizeof *sets);
-  int nsets = 0, rc = 0;
+  char **sets = calloc((size_t)argc, sizeof *sets), *owned[2];
+  int nsets = 0, nowned = 0, rc = 0;
   if (!sets) return HB_EINTERNAL;
   for (int i = 2; i < argc && !rc; i++) {
     if (!strcmp(argv[i], "--set") && i + 1 < argc) sets[nsets++] = argv[++i];
     else if (!strncmp(argv[i], "--set=", 6)) sets[nsets++] = argv[i] + 6;
     else if (!strcmp(argv[i], "--dry-run") && mode == HB_RUN) mode = HB_DRY_RUN;
+    else if (!strcmp(argv[i], "--profile") && i + 1 < argc && mode == HB_RUN && nowned < 2) {
+      /* the same as --set run.profile=PATH, and recorded like one */
+      size_t n = strlen(argv[i + 1]) + 13;
+      char *s = malloc(n);
+      if (!s) rc = HB_EINTERNAL;
+      else snprintf(s, n, "run.profile=%s", argv[++i]), sets[nsets++] = s, owned[nowned++] = s;
+    }
     else if (!strcmp(argv[i], "--resume") && mode == HB_RUN)
       rc = hb_error_raise(HB_EINVALID, __FILE__, __LINE__, "arguments",
                           "--resume is not available yet: this build has no checkpoints to resume from");
@@ -46,6 +53,7 @@ static int cmd_job(int argc, char **argv, hb_run_mode mode) {
   }
   if (!rc && !path) rc = usage_error("%s needs a job file", argv[1]);
   if (rc) {
+    while (nowned) free(owned[--nowned]);
     free(sets);
     return hb_agree(MPI_COMM_WORLD, rc);
   }
@@ -53,6 +61,7 @@ static int cmd_job(int argc, char **argv, hb_run_mode mode) {
   rc = hb_agree(MPI_COMM_WORLD, hb_job_load(MPI_COMM_WORLD, path, sets, nsets, &job));
   if (!rc) rc = hb_engine_run(MPI_COMM_WORLD, &job, mode);
   hb_job_free(&job);
+  while (nowned) free(owned[--nowned]);
   free(sets);
   return rc;
 }

@@ -25,12 +25,13 @@ void hb_preview_path(const hb_engine *e, const char *result, char *buf, size_t n
 }
 
 static int result_ndim(const hb_engine *e, const hb_result *r) {
+  if (r->o->kind == HB_OUT_GLOBAL) return r->o->ndim;
   return r->o->kind == HB_OUT_NAV ? e->in.nav_dim : e->in.sig_dim;
 }
 
 static int wants_preview(const hb_engine *e, const hb_result *r) {
   int nd = result_ndim(e, r);
-  return e->job->previews && (nd == 1 || nd == 2);
+  return e->job->previews && (nd == 1 || nd == 2 || (r->o->kind == HB_OUT_GLOBAL && nd == 3));
 }
 
 /* Create dir and its parents; with create == 0 only check that it could be. */
@@ -80,9 +81,25 @@ int hb_output_check(hb_engine *e, int create) {
   return hb_agree(e->comm, rc);
 }
 
+/* A global result has its own shape and axes; with nav_chunks its trailing
+ * navigation axes are chunked like the blocks, one chunk along the others. */
+static void global_desc(const hb_engine *e, const hb_output *o, hb_signal_desc *d, hsize_t *chunk) {
+  d->ndim = o->ndim;
+  d->shape = o->shape;
+  d->axes = o->axes;
+  d->chunk = NULL;
+  if (!o->nav_chunks) return;
+  int lead = o->ndim - e->in.nav_dim;
+  for (int i = 0; i < o->ndim; i++) {
+    hsize_t ext = i < lead ? 1 : e->part.bchunks[i - lead] * e->part.chunk[i - lead];
+    chunk[i] = ext < o->shape[i] ? ext : o->shape[i];
+  }
+  d->chunk = chunk;
+}
+
 int hb_output_create(hb_engine *e) {
   snprintf(e->partial, sizeof e->partial, "%s.partial", e->job->output_file);
-  int rc = hb_hspy_create(e->partial, e->comm, &e->ofile);
+  int rc = hb_hspy_create(e->partial, e->comm, e->job->mpiio_info, &e->ofile);
   HB_CALL(hb_agree(e->comm, rc));
   const hb_input *in = &e->in;
   char *tmp = strdup(in->path);
@@ -103,6 +120,7 @@ int hb_output_create(hb_engine *e) {
     }
     hb_signal_desc desc = {r->o->name, r->o->name, base, "", r->o->quantity, r->o->dtype, nd, shape,
                            nav ? chunk : NULL, axes, e->job->gzip};
+    if (r->o->kind == HB_OUT_GLOBAL) global_desc(e, r->o, &desc, chunk);
     rc = hb_hspy_signal_create(e->ofile, &desc, &r->group, &r->dset);
   }
   free(tmp);
@@ -157,6 +175,49 @@ int hb_output_write_signal(hb_engine *e, void *root) {
   }
   H5Pclose(dxpl);
   return rc;
+}
+
+static hb_result *find_result(hb_engine *e, const hb_kernel *k, int iout) {
+  for (int i = 0; i < e->nres; i++)
+    if (e->res[i].k == k && e->res[i].iout == iout) return &e->res[i];
+  return NULL;
+}
+
+int hb_global_write(hb_global *g, const hb_kernel *k, int iout, const hsize_t *start, const hsize_t *count,
+                    const double *buf) {
+  hb_engine *e = g->engine;
+  hb_result *r = find_result(e, k, iout);
+  HB_CHECK(r && r->o->kind == HB_OUT_GLOBAL, HB_EINTERNAL, k->name, "no global output %d", iout);
+  double t0 = hb_now();
+  hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
+  H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE);
+  hid_t fs = H5Dget_space(r->dset), ms;
+  hsize_t n = 1;
+  if (start) {
+    for (int d = 0; d < r->o->ndim; d++) n *= count[d];
+    H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL);
+    ms = H5Screate_simple(1, &n, NULL);
+  } else {
+    H5Sselect_none(fs);
+    ms = H5Screate_simple(1, &n, NULL);
+    H5Sselect_none(ms);
+  }
+  static const double none = 0;
+  int rc = 0;
+  if (H5Dwrite(r->dset, H5T_NATIVE_DOUBLE, ms, fs, dxpl, start ? buf : &none) < 0)
+    rc = hb_error_raise(HB_EIO, __FILE__, __LINE__, e->partial, "cannot write result '%s' (%s)", r->o->name,
+                        hb_h5_error_text());
+  H5Sclose(ms);
+  H5Sclose(fs);
+  H5Pclose(dxpl);
+  e->tm.bytes[HB_PH_WRITE] += start ? (double)n * sizeof(double) : 0;
+  e->tm.seconds[HB_PH_WRITE] += hb_now() - t0;
+  return rc;
+}
+
+hid_t hb_global_group(hb_global *g, const hb_kernel *k, int iout) {
+  hb_result *r = find_result(g->engine, k, iout);
+  return r ? r->group : -1;
 }
 
 /* Identical on every rank, as parallel HDF5 requires for metadata. */
@@ -218,30 +279,71 @@ static int close_all(hb_engine *e) {
   return 0;
 }
 
-/* Read a result back (strided to at most 1024 per axis) and write its PNG. */
+/* Each of k rows of n values scaled to max |value| = 1, so that weak
+ * components show as well as strong ones. */
+static void scale_rows(double *v, size_t k, size_t n) {
+  for (size_t c = 0; c < k; c++) {
+    double m = 0;
+    for (size_t i = 0; i < n; i++) m = fmax(m, fabs(v[c * n + i]));
+    for (size_t i = 0; m > 0 && i < n; i++) v[c * n + i] /= m;
+  }
+}
+
+/* k images of h×w as one montage, ceil(sqrt(k)) per row, NaN (black) gaps. */
+static double *montage(const double *v, size_t k, size_t h, size_t w, size_t *mh, size_t *mw) {
+  size_t cols = 1;
+  while (cols * cols < k) cols++;
+  size_t rows = (k + cols - 1) / cols;
+  *mh = rows * (h + 1) - 1;
+  *mw = cols * (w + 1) - 1;
+  double *m = malloc(*mh * *mw * sizeof *m);
+  if (!m) return NULL;
+  for (size_t i = 0; i < *mh * *mw; i++) m[i] = NAN;
+  for (size_t c = 0; c < k; c++)
+    for (size_t y = 0; y < h; y++)
+      memcpy(m + ((c / cols) * (h + 1) + y) * *mw + (c % cols) * (w + 1), v + (c * h + y) * w, w * sizeof *m);
+  return m;
+}
+
+/* Read a result back (strided to at most 1024 per axis, 256 per montage
+ * tile) and write its PNG.  Global results: a 3-D (k, h, w) result is a
+ * montage of its k images, a 2-D one an image of k rows each scaled to
+ * itself, a 1-D one (explained variance ratios) a line of log10 values. */
 static int write_preview(hb_engine *e, hid_t file, const hb_result *r, const char *png) {
   char path[256];
   snprintf(path, sizeof path, "/Experiments/%s/data", r->o->name);
   hid_t d = H5Dopen2(file, path, H5P_DEFAULT);
   HB_H5(d, e->partial, "cannot reopen %s for its preview", path);
   hid_t fs = H5Dget_space(d);
-  int nd = H5Sget_simple_extent_ndims(fs);
-  hsize_t dims[2] = {1, 1}, step[2] = {1, 1}, cnt[2] = {1, 1}, zero[2] = {0, 0};
+  int nd = H5Sget_simple_extent_ndims(fs), global = r->o->kind == HB_OUT_GLOBAL;
+  hsize_t dims[3] = {1, 1, 1}, step[3] = {1, 1, 1}, cnt[3] = {1, 1, 1}, zero[3] = {0, 0, 0};
   H5Sget_simple_extent_dims(fs, dims, NULL);
   for (int i = 0; i < nd; i++) {
-    step[i] = (dims[i] + 1023) / 1024;
+    hsize_t most = nd == 3 && i > 0 ? 256 : global && nd == 2 && i == 0 ? dims[0] : 1024;
+    step[i] = (dims[i] + most - 1) / most;
     cnt[i] = (dims[i] + step[i] - 1) / step[i];
   }
   H5Sselect_hyperslab(fs, H5S_SELECT_SET, zero, step, cnt, NULL);
   hid_t ms = H5Screate_simple(nd, cnt, NULL);
-  double *v = malloc(cnt[0] * cnt[1] * sizeof *v);
+  size_t n = cnt[0] * cnt[1] * cnt[2];
+  double *v = malloc(n * sizeof *v), *m = NULL;
   int rc = 0;
-  if (!v || H5Dread(d, H5T_NATIVE_DOUBLE, ms, fs, H5P_DEFAULT, v) < 0)
+  if (!v || H5Dread(d, H5T_NATIVE_DOUBLE, ms, fs, H5P_DEFAULT, v) < 0) {
     rc = hb_error_raise(HB_EIO, __FILE__, __LINE__, e->partial, "cannot read %s for its preview", path);
-  else if (nd == 2)
+  } else if (nd == 3) {
+    size_t mh, mw;
+    scale_rows(v, cnt[0], cnt[1] * cnt[2]);
+    m = montage(v, cnt[0], cnt[1], cnt[2], &mh, &mw);
+    rc = m ? hb_preview_image(png, m, mh, mw)
+           : hb_error_raise(HB_EINTERNAL, __FILE__, __LINE__, "memory", "out of memory for a preview");
+  } else if (nd == 2) {
+    if (global) scale_rows(v, cnt[0], cnt[1]);
     rc = hb_preview_image(png, v, cnt[0], cnt[1]);
-  else
+  } else {
+    for (size_t i = 0; global && i < n; i++) v[i] = v[i] > 0 ? log10(v[i]) : NAN;
     rc = hb_preview_line(png, v, cnt[0]);
+  }
+  free(m);
   free(v);
   H5Sclose(ms);
   H5Sclose(fs);
@@ -307,6 +409,9 @@ int hb_output_finish(hb_engine *e) {
   rc = e->rank == 0 ? previews_and_rename(e) : 0;
   HB_CALL(hb_agree(e->comm, rc));
   e->tm.seconds[HB_PH_WRITE] += hb_now() - t0;
+  if (e->job->profile)
+    HB_CALL(hb_profile_write(e->comm, e->job->profile, &e->tm, e->end - e->first, hb_now() - e->t_start,
+                             e->part.nblocks));
   if (e->rank == 0) print_summary(e, sec, bytes, hb_now() - e->t_start);
   return 0;
 }

@@ -22,7 +22,22 @@ static void release(hb_tree *t, void *buf) {
   else free(buf);
 }
 
+static int grow(hb_tree *t) {
+  if (t->depth < t->cap) return 0;
+  int cap = t->cap ? 2 * t->cap : 64;
+  hb_tree_node *more = realloc(t->stack, (size_t)cap * sizeof *more);
+  if (!more) return -1;
+  t->stack = more;
+  t->cap = cap;
+  return 0;
+}
+
 void hb_tree_push(hb_tree *t, int level, size_t index, void *buf) {
+  if (grow(t)) {
+    t->failed = 1;
+    free(buf);
+    return;
+  }
   t->stack[t->depth++] = (hb_tree_node){level, index, buf};
   /* merge while the two top nodes are left and right children of one parent */
   while (t->depth >= 2) {
@@ -36,11 +51,19 @@ void hb_tree_push(hb_tree *t, int level, size_t index, void *buf) {
   }
 }
 
+static size_t first_block(const hb_tree_node *n) { return n->index << n->level; }
+
+static int by_first_block(const void *a, const void *b) {
+  size_t x = first_block(a), y = first_block(b);
+  return (x > y) - (x < y);
+}
+
 int hb_tree_reduce(hb_tree *t, MPI_Comm comm, void **result) {
   int rank, size;
   MPI_Comm_rank(comm, &rank);
   MPI_Comm_size(comm, &size);
   *result = NULL;
+  HB_CHECK(!t->failed, HB_EINTERNAL, "memory", "out of memory in the reduction tree");
   enum { TAG = 7301 };
   if (rank > 0) {
     long long head[1] = {t->depth};
@@ -52,7 +75,7 @@ int hb_tree_reduce(hb_tree *t, MPI_Comm comm, void **result) {
     }
     return 0;
   }
-  /* rank 0: the other ranks' stacks continue its own, in rank order */
+  /* rank 0: collect every node, then replay them in block order */
   for (int src = 1; src < size; src++) {
     long long head[1];
     HB_MPI(MPI_Recv(head, 1, MPI_LONG_LONG, src, TAG, comm, MPI_STATUS_IGNORE));
@@ -60,12 +83,21 @@ int hb_tree_reduce(hb_tree *t, MPI_Comm comm, void **result) {
       long long id[2];
       HB_MPI(MPI_Recv(id, 2, MPI_LONG_LONG, src, TAG, comm, MPI_STATUS_IGNORE));
       void *buf = hb_tree_buffer(t);
-      HB_CHECK(buf, HB_EINTERNAL, "memory", "out of memory in the reduction");
+      HB_CHECK(buf && !grow(t), HB_EINTERNAL, "memory", "out of memory in the reduction");
       HB_MPI(MPI_Recv(buf, (int)t->bytes, MPI_BYTE, src, TAG, comm, MPI_STATUS_IGNORE));
-      hb_tree_push(t, (int)id[0], (size_t)id[1], buf);
+      t->stack[t->depth++] = (hb_tree_node){(int)id[0], (size_t)id[1], buf};
     }
   }
   if (!t->depth) return 0;
+  int n = t->depth;
+  hb_tree_node *all = malloc((size_t)n * sizeof *all);
+  HB_CHECK(all, HB_EINTERNAL, "memory", "out of memory in the reduction");
+  memcpy(all, t->stack, (size_t)n * sizeof *all);
+  qsort(all, (size_t)n, sizeof *all, by_first_block);
+  t->depth = 0;
+  for (int i = 0; i < n; i++) hb_tree_push(t, all[i].level, all[i].index, all[i].buf);
+  free(all);
+  HB_CHECK(!t->failed, HB_EINTERNAL, "memory", "out of memory in the reduction tree");
   /* fold the leftover stack right to left: a fixed order for a given count */
   while (t->depth >= 2) {
     hb_tree_node *l = &t->stack[t->depth - 2], *r = &t->stack[t->depth - 1];
@@ -80,5 +112,7 @@ int hb_tree_reduce(hb_tree *t, MPI_Comm comm, void **result) {
 void hb_tree_free(hb_tree *t) {
   for (int i = 0; i < t->depth; i++) free(t->stack[i].buf);
   for (int i = 0; i < t->nspare; i++) free(t->spare[i]);
-  t->depth = t->nspare = 0;
+  free(t->stack);
+  t->stack = NULL;
+  t->depth = t->cap = t->nspare = 0;
 }

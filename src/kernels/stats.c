@@ -1,5 +1,6 @@
 /* sum, mean, max, min over the navigation or the signal axes. */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,18 +15,18 @@ typedef struct {
   hb_dtype in;
 } stat_state;
 
-/* input type, C type, accumulator C type (numpy's sum dtype) */
-#define STAT_TYPES(X)                 \
-  X(HB_U8, uint8_t, uint64_t)         \
-  X(HB_U16, uint16_t, uint64_t)       \
-  X(HB_U32, uint32_t, uint64_t)       \
-  X(HB_U64, uint64_t, uint64_t)       \
-  X(HB_I8, int8_t, int64_t)           \
-  X(HB_I16, int16_t, int64_t)         \
-  X(HB_I32, int32_t, int64_t)         \
-  X(HB_I64, int64_t, int64_t)         \
-  X(HB_F32, float, double)            \
-  X(HB_F64, double, double)
+/* input type, C type, accumulator C type (numpy's sum dtype), lowest, highest */
+#define STAT_TYPES(X)                                      \
+  X(HB_U8, uint8_t, uint64_t, 0, UINT8_MAX)                \
+  X(HB_U16, uint16_t, uint64_t, 0, UINT16_MAX)             \
+  X(HB_U32, uint32_t, uint64_t, 0, UINT32_MAX)             \
+  X(HB_U64, uint64_t, uint64_t, 0, UINT64_MAX)             \
+  X(HB_I8, int8_t, int64_t, INT8_MIN, INT8_MAX)            \
+  X(HB_I16, int16_t, int64_t, INT16_MIN, INT16_MAX)        \
+  X(HB_I32, int32_t, int64_t, INT32_MIN, INT32_MAX)        \
+  X(HB_I64, int64_t, int64_t, INT64_MIN, INT64_MAX)        \
+  X(HB_F32, float, double, -INFINITY, INFINITY)            \
+  X(HB_F64, double, double, -INFINITY, INFINITY)
 
 /* NaN wins, as in numpy's max/min */
 #define PICK_MAX(m, v) ((v) > (m) || (v) != (v) ? (v) : (m))
@@ -55,7 +56,7 @@ static int stats_plan(hb_kernel *k, const hb_input *in, const hb_node *spec) {
 static void per_pattern(const stat_state *s, const hb_block *b, void *out) {
   const size_t m = b->sig_size;
   switch (s->in) {
-#define X(E, T, A)                                                             \
+#define X(E, T, A, LO, HI)                                                             \
   case E: {                                                                    \
     const T *x = b->data;                                                      \
     for (size_t p = 0; p < b->npos; p++, x += m) {                             \
@@ -81,36 +82,54 @@ static void per_pattern(const stat_state *s, const hb_block *b, void *out) {
   }
 }
 
-/* A signal-shaped partial over the block's patterns. */
+/* Accumulate the patterns of b into a signal-shaped partial. */
 static void per_pixel(const stat_state *s, const hb_block *b, void *acc) {
   const size_t m = b->sig_size;
   switch (s->in) {
-#define X(E, T, A)                                                                    \
-  case E: {                                                                           \
-    const T *x = b->data;                                                             \
-    if (s->op == ST_SUM) {                                                            \
-      A *a = acc;                                                                     \
-      for (size_t i = 0; i < m; i++) a[i] = 0;                                        \
-      for (size_t p = 0; p < b->npos; p++, x += m)                                    \
-        for (size_t i = 0; i < m; i++) a[i] += x[i];                                  \
-    } else if (s->op == ST_MEAN) {                                                    \
-      double *a = acc;                                                                \
-      for (size_t i = 0; i < m; i++) a[i] = 0;                                        \
-      for (size_t p = 0; p < b->npos; p++, x += m)                                    \
-        for (size_t i = 0; i < m; i++) a[i] += (double)x[i];                          \
-    } else {                                                                          \
-      T *a = acc;                                                                     \
-      memcpy(a, x, m * sizeof(T));                                                    \
-      x += m;                                                                         \
-      for (size_t p = 1; p < b->npos; p++, x += m) {                                  \
-        if (s->op == ST_MAX)                                                          \
-          for (size_t i = 0; i < m; i++) a[i] = PICK_MAX(a[i], x[i]);                 \
-        else                                                                          \
-          for (size_t i = 0; i < m; i++) a[i] = PICK_MIN(a[i], x[i]);                 \
-      }                                                                               \
-    }                                                                                 \
-    break;                                                                            \
+#define X(E, T, A, LO, HI)                                                           \
+  case E: {                                                                          \
+    const T *x = b->data;                                                            \
+    if (s->op == ST_SUM) {                                                           \
+      A *a = acc;                                                                    \
+      for (size_t p = 0; p < b->npos; p++, x += m)                                   \
+        for (size_t i = 0; i < m; i++) a[i] += x[i];                                 \
+    } else if (s->op == ST_MEAN) {                                                   \
+      double *a = acc;                                                               \
+      for (size_t p = 0; p < b->npos; p++, x += m)                                   \
+        for (size_t i = 0; i < m; i++) a[i] += (double)x[i];                         \
+    } else {                                                                         \
+      T *a = acc;                                                                    \
+      for (size_t p = 0; p < b->npos; p++, x += m) {                                 \
+        if (s->op == ST_MAX)                                                         \
+          for (size_t i = 0; i < m; i++) a[i] = PICK_MAX(a[i], x[i]);                \
+        else                                                                         \
+          for (size_t i = 0; i < m; i++) a[i] = PICK_MIN(a[i], x[i]);                \
+      }                                                                              \
+    }                                                                                \
+    break;                                                                           \
   }
+    STAT_TYPES(X)
+#undef X
+    default: break;
+  }
+}
+
+/* The identity of each merge: 0 for sums, the lowest value for max (-inf
+ * for floats, so a NaN still wins), the highest for min. */
+static void stats_init(const hb_kernel *k, int iout, void *acc, size_t n) {
+  (void)iout;
+  const stat_state *s = k->state;
+  if (s->op == ST_MEAN) {
+    memset(acc, 0, n * sizeof(double));
+    return;
+  }
+  switch (s->in) {
+#define X(E, T, A, LO, HI)                                                  \
+  case E:                                                                   \
+    if (s->op == ST_SUM) memset(acc, 0, n * sizeof(A));                     \
+    else                                                                    \
+      for (size_t i = 0; i < n; i++) ((T *)acc)[i] = s->op == ST_MAX ? LO : HI; \
+    break;
     STAT_TYPES(X)
 #undef X
     default: break;
@@ -133,7 +152,7 @@ static void stats_merge(const hb_kernel *k, int iout, void *acc, const void *oth
     return;
   }
   switch (s->in) {
-#define X(E, T, A)                                                                   \
+#define X(E, T, A, LO, HI)                                                                   \
   case E:                                                                            \
     if (s->op == ST_SUM)                                                             \
       for (size_t i = 0; i < n; i++) ((A *)acc)[i] += ((const A *)other)[i];         \
@@ -160,11 +179,19 @@ static void stats_finish(const hb_kernel *k, int iout, void *acc, size_t n, uint
 
 static void stats_destroy(hb_kernel *k) { free(k->state); }
 
-#define STATS_DEF(NAME, WHAT)                                                                  \
-  const hb_kernel_def hb_kernel_##NAME = {                                                     \
-      #NAME, WHAT, hb_stats_params,                                                            \
-      "axes: signal -> <name>, navigation-shaped; axes: navigation -> <name>, signal-shaped",  \
-      stats_plan, stats_block, stats_merge, stats_finish, stats_destroy};
+#define STATS_DEF(NAME, WHAT)                                                                            \
+  const hb_kernel_def hb_kernel_##NAME = {                                                               \
+      .op = #NAME,                                                                                       \
+      .summary = WHAT,                                                                                   \
+      .params = hb_stats_params,                                                                         \
+      .outputs_doc = "axes: signal -> <name>, navigation-shaped; axes: navigation -> <name>, signal-shaped", \
+      .plan = stats_plan,                                                                                \
+      .block = stats_block,                                                                              \
+      .merge = stats_merge,                                                                              \
+      .finish = stats_finish,                                                                            \
+      .destroy = stats_destroy,                                                                          \
+      .init = stats_init,                                                                                \
+  };
 
 STATS_DEF(sum, "sum of the data (integers accumulate exactly in 64 bits; floats in float64)")
 STATS_DEF(mean, "mean of the data, as float64")

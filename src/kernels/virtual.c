@@ -271,13 +271,12 @@ static void virtual_destroy(hb_kernel *k) {
 }
 
 const hb_kernel_def hb_kernel_virtual_image = {
-    "virtual_image",
-    "integrated intensity in a virtual detector (point, circle, annulus, rectangle or weighted mask), per pattern",
-    virtual_params,
-    "<name>: navigation-shaped, float64",
-    virtual_plan,
-    virtual_block,
-    NULL,
-    NULL,
-    virtual_destroy,
+    .op = "virtual_image",
+    .summary = "integrated intensity in a virtual detector (point, circle, annulus, rectangle or weighted mask), "
+               "per pattern",
+    .params = virtual_params,
+    .outputs_doc = "<name>: navigation-shaped, float64",
+    .plan = virtual_plan,
+    .block = virtual_block,
+    .destroy = virtual_destroy,
 };

@@ -56,4 +56,26 @@ for job in job4d jobf jobeels; do
     check "$job block=$block: identical at 1, 2, 3 ranks" $HB_PYTHON "$here/tests/compare_outputs.py" "${outs[@]}"
   done
 done
+# --profile: every rank's phases and bytes, consistent with the provenance
+hb 3 run job4d.yaml --set output.file=prof.hspy --profile prof.json
+check "--profile run (exit $RC)" test "$RC" = 0
+check "--profile JSON: 3 ranks, every block once, bytes match the provenance" $HB_PYTHON - <<'PY'
+import json, h5py
+p = json.load(open("prof.json"))
+with h5py.File("prof.hspy", "r") as f:
+    prov = f["Experiments/bf/original_metadata/hyperbatch"].attrs
+    ok = (p["ranks"] == 3 and len(p["per_rank"]) == 3 and p["blocks"] == prov["blocks"]
+          and sum(r["blocks"] for r in p["per_rank"]) == p["blocks"]
+          and sum(r["bytes"]["read"] for r in p["per_rank"]) == prov["bytes_read"]
+          and "--set run.profile=prof.json" in [prov_s for prov_s in f["Experiments/bf/original_metadata/hyperbatch/_list_2_sets"].attrs.values()])
+print("profile:", p["ranks"], p["blocks"], ok)
+raise SystemExit(0 if ok else 1)
+PY
+
+# MPI-IO hints reach the file accesses and change nothing in the results
+hb 2 run job4d.yaml --set output.file=hints.hspy --set 'run.mpiio_hints={romio_cb_read: enable, cb_buffer_size: 1048576}'
+check "run.mpiio_hints accepted (exit $RC)" test "$RC" = 0
+check "run.mpiio_hints: same results" $HB_PYTHON "$here/tests/compare_outputs.py" job4d.auto.np1.hspy hints.hspy
+hb 2 validate job4d.yaml --set 'run.mpiio_hints={romio_cb_read: [a, b]}'
+expect_fail "an MPI-IO hint must be one value" 2 "MPI-IO hint 'romio_cb_read' must be a single value"
 finish

@@ -51,6 +51,9 @@ for spec in u16.hspy sigchunks.hspy plain.hspy noshuffle.h5:/d shuffleonly.h5:/d
     [ "$RC" = 0 ] || bad "$spec np=$n raw path exit $RC"
     check "$spec np=$n: raw chunk path == HDF5 path" $HB_PYTHON "$here/tests/compare_outputs.py" hdf5.$n.hspy raw.$n.hspy
   done
+  rm -f threads.hspy
+  hb 2 run job.yaml --set output.file=threads.hspy --set run.threads=3
+  check "$spec np=2 run.threads=3: decoding on threads == HDF5 path" $HB_PYTHON "$here/tests/compare_outputs.py" hdf5.1.hspy threads.hspy
 done
 job lzf.h5 /d
 hb 2 validate job.yaml

@@ -164,6 +164,16 @@ static int kplan_src(ktest *t, const char *src, const char *yaml, const hb_input
 
 static int kplan(ktest *t, const char *yaml, const hb_input *in) { return kplan_src(t, "k.yaml", yaml, in); }
 
+/* The engine's contract: a signal-shaped partial is prepared by `init` once
+ * per block, and every `block` call on a run of the block's patterns
+ * accumulates into it. */
+static void kblock(const hb_kernel *k, const hb_block *b, void *const *out) {
+  for (int i = 0; i < k->nout; i++)
+    if (k->out[i].kind == HB_OUT_SIGNAL) k->def->init(k, i, out[i], b->sig_size);
+  k->def->block(k, b, out);
+}
+
+
 static void kdone(ktest *t) {
   if (t->k.def && t->k.def->destroy) t->k.def->destroy(&t->k);
   hb_node_free(t->spec);
@@ -282,12 +292,12 @@ static void stats_case(int op, hb_dtype t, const void *data, const hb_input *in,
     /* whole in one block; and split in two blocks into the same array */
     hb_block b = make_block(0, in, 0, npat, data);
     void *o1[1] = {out};
-    kt.k.def->block(&kt.k, &b, o1);
+    kblock(&kt.k, &b, o1);
     size_t cut = npat / 3 + 1;
     hb_block b1 = make_block(0, in, 0, cut, data), b2 = make_block(1, in, cut, npat - cut, data);
     void *oa[1] = {out2}, *ob[1] = {out2 + cut * dsize[od]};
-    kt.k.def->block(&kt.k, &b1, oa);
-    kt.k.def->block(&kt.k, &b2, ob);
+    kblock(&kt.k, &b1, oa);
+    kblock(&kt.k, &b2, ob);
     size_t bad = 0, first_bad = 0;
     char first_why[160] = "";
     for (size_t p = 0; p < npat; p++) {
@@ -324,7 +334,7 @@ static void stats_case(int op, hb_dtype t, const void *data, const hb_input *in,
         memset(part[i], 0x5A + i, bytes); /* partials must be fully overwritten */
         hb_block b = make_block((size_t)i, in, cuts[i], cuts[i + 1] - cuts[i], data);
         void *o[1] = {part[i]};
-        kt.k.def->block(&kt.k, &b, o);
+        kblock(&kt.k, &b, o);
       }
       /* the tree for nb blocks: ((0,1),2) */
       kt.k.def->merge(&kt.k, 0, part[0], part[1], m);
@@ -398,7 +408,7 @@ static void test_stats(void) {
       uint64_t out[2] = {0, 0};
       hb_block b = make_block(0, &in, 0, 2, data);
       void *o[1] = {out};
-      kt.k.def->block(&kt.k, &b, o);
+      kblock(&kt.k, &b, o);
       CHECK(want[0] > UINT32_MAX, "the test sum must exceed 32 bits");
       CHECK(out[0] == want[0] && out[1] == want[1], "uint16 sum: got %llu %llu, want %llu %llu",
             (unsigned long long)out[0], (unsigned long long)out[1], (unsigned long long)want[0],
@@ -417,8 +427,8 @@ static void test_stats(void) {
       uint64_t a[4], c[4];
       hb_block b1 = make_block(0, &in, 0, 40000, d2), b2 = make_block(1, &in, 40000, 30000, d2);
       void *o1[1] = {a}, *o2[1] = {c};
-      kt.k.def->block(&kt.k, &b1, o1);
-      kt.k.def->block(&kt.k, &b2, o2);
+      kblock(&kt.k, &b1, o1);
+      kblock(&kt.k, &b2, o2);
       kt.k.def->merge(&kt.k, 0, a, c, 4);
       if (kt.k.def->finish) kt.k.def->finish(&kt.k, 0, a, 4, 70000);
       CHECK(!memcmp(a, w2, sizeof a), "uint16 navigation sum: got %llu, want %llu (pixel 0)",
@@ -453,7 +463,7 @@ static void test_stats(void) {
         float outf[4];
         void *o[1] = {fl ? (void *)out : (void *)outf};
         hb_block b = make_block(0, &in, 0, 4, data);
-        kt.k.def->block(&kt.k, &b, o);
+        kblock(&kt.k, &b, o);
         double v[4];
         for (int p = 0; p < 4; p++) v[p] = fl ? out[p] : outf[p];
         CHECK(isnan(v[0]) && isnan(v[1]) && !isnan(v[2]) && isnan(v[3]),
@@ -469,8 +479,8 @@ static void test_stats(void) {
         unsigned char a[9 * 8], c[9 * 8];
         hb_block b1 = make_block(0, &in, 0, 2, data), b2 = make_block(1, &in, 2, 2, data);
         void *o1[1] = {a}, *o2[1] = {c};
-        kt.k.def->block(&kt.k, &b1, o1);
-        kt.k.def->block(&kt.k, &b2, o2);
+        kblock(&kt.k, &b1, o1);
+        kblock(&kt.k, &b2, o2);
         kt.k.def->merge(&kt.k, 0, a, c, 9);
         if (kt.k.def->finish) kt.k.def->finish(&kt.k, 0, a, 9, 4);
         int ok = 1;
@@ -535,7 +545,7 @@ static int weights(ktest *kt, const hb_input *in, double *w) {
   for (size_t p = 0; p < m; p++) w[p] = -999;
   hb_block b = make_block(0, in, 0, m, data);
   void *o[1] = {w};
-  kt->k.def->block(&kt->k, &b, o);
+  kblock(&kt->k, &b, o);
   free(data);
   return 0;
 }
@@ -816,7 +826,7 @@ static void test_virtual(void) {
       fill_data(HB_F64, data, npat, m);
       hb_block b = make_block(0, &in, 0, npat, data);
       void *o[1] = {out};
-      kt.k.def->block(&kt.k, &b, o);
+      kblock(&kt.k, &b, o);
       int ok = 1;
       double worst = 0;
       for (size_t p = 0; p < npat; p++) {
@@ -1137,6 +1147,47 @@ static void test_registry(void) {
   CHECK(n >= 5 && dup == 0, "the registry has %d ops, %d duplicated", n, dup);
 }
 
+/* The engine hands a block to the kernels in cache-sized runs: init once,
+ * then each run accumulates into the same partial.  That must equal one call
+ * over the whole block, bit for bit. */
+static void test_runs_accumulate(void) {
+  hsize_t nav[] = {23}, sig[] = {4, 5};
+  const hb_dtype types[] = {HB_U16, HB_I32, HB_F32, HB_F64};
+  for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+    hb_dtype t = types[ti];
+    hb_input in;
+    make_input(&in, 1, nav, 2, sig, t);
+    void *data = malloc(23 * 20 * dsize[t]);
+    fill_data(t, data, 23, 20);
+    for (int op = 0; op <= OP_MIN; op++) {
+      ktest kt;
+      char yaml[96];
+      snprintf(yaml, sizeof yaml, "{name: k, op: %s, axes: navigation}", opname[op]);
+      if (kplan(&kt, yaml, &in)) {
+        CHECK(0, "plan %s", yaml);
+        continue;
+      }
+      unsigned char whole[20 * 8], runs[20 * 8];
+      hb_block b = make_block(0, &in, 0, 23, data);
+      void *o1[1] = {whole}, *o2[1] = {runs};
+      kblock(&kt.k, &b, o1);
+      kt.k.def->init(&kt.k, 0, runs, 20);
+      size_t cuts[] = {0, 1, 9, 17, 23};
+      for (int c = 0; c < 4; c++) {
+        hb_block r = b;
+        r.pos0 = cuts[c];
+        r.npos = cuts[c + 1] - cuts[c];
+        r.data = (const char *)data + cuts[c] * 20 * dsize[t];
+        kt.k.def->block(&kt.k, &r, o2);
+      }
+      CHECK(!memcmp(whole, runs, 20 * dsize[kt.k.out[0].acc]), "%s %s: runs of a block accumulate like one call",
+            opname[op], dname[t]);
+      kdone(&kt);
+    }
+    free(data);
+  }
+}
+
 int main(int argc, char **argv) {
   MPI_Init(&argc, &argv);
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
@@ -1150,6 +1201,7 @@ int main(int argc, char **argv) {
   test_stats();
   test_virtual();
   test_hotpix();
+  test_runs_accumulate();
   rmdir(tmpdir);
   int rc = TEST_DONE("test_kernels");
   MPI_Finalize();
