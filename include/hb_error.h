@@ -16,6 +16,7 @@ typedef enum {
   HB_EINTERNAL = 1, /* a bug or an unexpected library failure */
   HB_EINVALID = 2,  /* invalid job, input or arguments: the user can fix it */
   HB_EIO = 3,       /* unreadable or corrupt input, unwritable output */
+  HB_EINTERRUPTED = 75, /* stopped by SIGTERM/SIGUSR1 with a checkpoint saved (EX_TEMPFAIL) */
 } hb_code;
 
 int hb_error_raise(int code, const char *file, int line, const char *where,

@@ -44,6 +44,7 @@ typedef struct hb_job {
    * MPI-IO file access, input and output alike */
   MPI_Info mpiio_info;
   char *profile;     /* run.profile (or --profile): JSON timings, NULL if unset */
+  int resume;        /* run --resume: continue from <output>.partial's checkpoint */
 } hb_job;
 
 /* Collective over comm: read (rank 0), broadcast, parse, apply --set, check

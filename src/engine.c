@@ -3,6 +3,7 @@
  * creates the output; only then are pixels read.  The block loop reads block
  * i+1 on the main thread while a worker thread runs the kernels on block i. */
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,13 +67,8 @@ static int plan(hb_engine *e) {
   size_t pattern_bytes = e->sig_size * hb_dtype_size(e->in.dtype);
   size_t target = e->job->block > 0 ? (size_t)e->job->block : hb_partition_auto_target(pattern_bytes);
   hb_partition_init(&e->part, e->in.nav_dim, e->in.shape, e->in.chunk, target);
-  size_t most = 0, f, l;
-  for (int r = 0; r < e->size; r++) {
-    hb_partition_range(e->part.nblocks, r, e->size, &f, &l);
-    if (l - f > most) most = l - f;
-  }
-  e->rounds = most;
   hb_partition_range(e->part.nblocks, e->rank, e->size, &e->first, &e->end);
+  HB_ALLOC(e->done, e->part.nblocks);
   double block_bytes = (double)e->part.max_block_pos * (double)pattern_bytes;
   HB_CHECK(block_bytes < 4e9, HB_EINVALID, hb_node_where(hb_node_child(e->job->root, "run"), 1),
            "a block would hold %.3g GB (chunks too large for run.block); use a smaller run.block", block_bytes / 1e9);
@@ -83,6 +79,30 @@ static int plan(hb_engine *e) {
   size_t cache = l2 > 0 ? (size_t)l2 : (size_t)1 << 20;
   e->sub_pos = cache / 2 / (pattern_bytes ? pattern_bytes : 1);
   if (e->sub_pos < 1) e->sub_pos = 1;
+  return 0;
+}
+
+/* The single pass's work: every block not already done (by a checkpoint),
+ * dealt in contiguous, balanced runs of the remaining list.  Every rank
+ * computes the same split from the same `done` bytes. */
+static int assign_blocks(hb_engine *e) {
+  size_t nb = e->part.nblocks, left = 0;
+  for (size_t b = 0; b < nb; b++) left += !e->done[b];
+  size_t f, l, most = 0;
+  for (int r = 0; r < e->size; r++) {
+    hb_partition_range(left, r, e->size, &f, &l);
+    if (l - f > most) most = l - f;
+  }
+  hb_partition_range(left, e->rank, e->size, &f, &l);
+  e->remaining = left;
+  e->rounds = most;
+  e->nmine = l - f;
+  HB_ALLOC(e->mine, e->nmine);
+  for (size_t b = 0, k = 0, n = 0; b < nb; b++)
+    if (!e->done[b]) {
+      if (k >= f && k < l) e->mine[n++] = b;
+      k++;
+    }
   return 0;
 }
 
@@ -186,10 +206,51 @@ static size_t blocks_done_after(const hb_engine *e, size_t rounds) {
   size_t done = 0;
   for (int r = 0; r < e->size; r++) {
     size_t f, l;
-    hb_partition_range(e->part.nblocks, r, e->size, &f, &l);
+    hb_partition_range(e->remaining, r, e->size, &f, &l);
     done += l - f < rounds ? l - f : rounds;
   }
   return done;
+}
+
+/* Fault injection for the tests (docs/operations.md): after `round` rounds,
+ * HB_FAULT_SIGNAL_AFTER acts as if SIGUSR1 had arrived, and
+ * HB_FAULT_KILL_AFTER kills the last rank outright, as a dying node would. */
+static int injected_signal(const hb_engine *e, size_t round) {
+  const char *kill_after = getenv("HB_FAULT_KILL_AFTER"), *sig_after = getenv("HB_FAULT_SIGNAL_AFTER");
+  if (kill_after && round >= (size_t)atol(kill_after) && e->rank == e->size - 1) raise(SIGKILL);
+  return sig_after && round >= (size_t)atol(sig_after) ? SIGUSR1 : 0;
+}
+
+/* After each round: stop on a signal, checkpoint every HB_CHECKPOINT_SECONDS
+ * (default 30).  Rank 0's clock decides, so every rank flushes together. */
+static int checkpoint_round(hb_engine *e, size_t round) {
+  const char *env = getenv("HB_CHECKPOINT_SECONDS");
+  double every = env ? atof(env) : 30;
+  int sig = hb_ckpt_interrupted();
+  if (!sig) sig = injected_signal(e, round);
+  double free_bytes = e->rank == 0 ? hb_output_free_space(e) : 0;
+  int flags[3] = {sig, e->rank == 0 && e->ckpt >= 0 && hb_now() - e->last_flush >= every,
+                  e->rank == 0 && free_bytes < hb_output_space_needed(e)};
+  HB_MPI(MPI_Allreduce(MPI_IN_PLACE, flags, 3, MPI_INT, MPI_MAX, e->comm));
+  /* Parallel HDF5 cannot back out of a collective write that runs out of
+   * space on one rank (the others wait in it forever): stop before that. */
+  HB_CHECK(!flags[2], HB_EIO, e->partial,
+           "the disk is (nearly) full: %.1f MB free, %.1f MB needed to go on safely%s", free_bytes / 1e6,
+           hb_output_space_needed(e) / 1e6, e->ckpt_saved ? "; the finished blocks are kept for --resume" : "");
+  if ((flags[0] || flags[1]) && e->ckpt >= 0) {
+    HB_CALL(hb_ckpt_flush(e));
+    e->last_flush = hb_now();
+  }
+  if (!flags[0]) return 0;
+  size_t done = 0;
+  for (size_t b = 0; b < e->part.nblocks; b++) done += e->done[b];
+  if (e->ckpt >= 0)
+    HB_RAISE(HB_EINTERRUPTED, e->job->output_file,
+             "stopped by signal %d after %zu of %zu blocks; they are saved in %s: run again with --resume to finish",
+             flags[0], done, e->part.nblocks, e->partial);
+  HB_RAISE(HB_EINTERRUPTED, e->job->output_file,
+           "stopped by signal %d after %zu of %zu blocks; run.checkpoint is false, so nothing was kept", flags[0],
+           done, e->part.nblocks);
 }
 
 static int alloc_work(hb_engine *e, work w[2]) {
@@ -222,9 +283,11 @@ static int block_loop(hb_engine *e) {
   rc = hb_agree(e->comm, rc);
   hb_progress prog;
   double total_bytes = (double)hb_input_nav_size(&e->in) * (double)e->sig_size * hb_dtype_size(e->in.dtype);
-  if (e->rank == 0) hb_progress_start(&prog, e->job->progress, e->part.nblocks, total_bytes);
-  size_t mine = e->end - e->first;
-  if (!rc && mine) rc = read_block(e, e->first, &w[0]);
+  total_bytes *= (double)e->remaining / (double)e->part.nblocks;
+  if (e->rank == 0) hb_progress_start(&prog, e->job->progress, e->remaining, total_bytes);
+  size_t mine = e->nmine;
+  e->last_flush = hb_now();
+  if (!rc && mine) rc = read_block(e, e->mine[0], &w[0]);
   /* Every rank enters every round, even after a local failure, so the
    * agreement below is reached by all: a failed first read must not leave
    * the other ranks waiting in round 0. */
@@ -239,7 +302,7 @@ static int block_loop(hb_engine *e) {
     }
     if (have && !rc) started = !pthread_create(&worker, NULL, run_kernels, cur);
     if (have && !rc && !started) run_kernels(cur); /* no thread: still correct, just serial */
-    if (!rc && r + 1 < mine) rc = read_block(e, e->first + r + 1, &w[(r + 1) % 2]);
+    if (!rc && r + 1 < mine) rc = read_block(e, e->mine[r + 1], &w[(r + 1) % 2]);
     if (started) pthread_join(worker, NULL);
     if (have) {
       e->tm.seconds[HB_PH_KERNELS] += cur->seconds;
@@ -251,14 +314,17 @@ static int block_loop(hb_engine *e) {
     if (rc) break;
     double t0 = hb_now();
     rc = hb_output_write_nav(e, have ? cur->blk.start : NULL, have ? cur->blk.count : NULL, cur->navbuf);
+    if (have && !rc) e->done[cur->blk.index] = 1;
     e->tm.seconds[HB_PH_WRITE] += hb_now() - t0;
     rc = hb_agree(e->comm, rc);
-    if (e->rank == 0 && !rc) {
+    if (!rc) rc = hb_agree(e->comm, checkpoint_round(e, r + 1));
+    if (rc) break;
+    if (e->rank == 0) {
       size_t done = blocks_done_after(e, r + 1);
-      hb_progress_update(&prog, done, total_bytes * (double)done / (double)e->part.nblocks);
+      hb_progress_update(&prog, done, total_bytes * (double)done / (double)e->remaining);
     }
   }
-  if (e->rank == 0 && !rc) hb_progress_end(&prog, e->part.nblocks, total_bytes);
+  if (e->rank == 0 && !rc) hb_progress_end(&prog, e->remaining, total_bytes);
   free_work(e, w);
   return rc;
 }
@@ -315,6 +381,8 @@ static void teardown(hb_engine *e) {
     if (e->preps[i].def && e->preps[i].def->destroy) e->preps[i].def->destroy(&e->preps[i]);
   free(e->kernels);
   free(e->preps);
+  free(e->done);
+  free(e->mine);
   hb_tree_free(&e->tree);
   hb_input_close(&e->in);
 }
@@ -324,7 +392,7 @@ int hb_engine_run(MPI_Comm comm, hb_job *job, hb_run_mode mode) {
   if (!e) return hb_agree(comm, HB_EINTERNAL);
   e->comm = comm;
   e->job = job;
-  e->ofile = -1;
+  e->ofile = e->ckpt = -1;
   e->in.file = e->in.dset = e->in.fspace = -1;
   e->t_start = hb_now();
   MPI_Comm_rank(comm, &e->rank);
@@ -347,7 +415,11 @@ int hb_engine_run(MPI_Comm comm, hb_job *job, hb_run_mode mode) {
     free(e);
     return 0;
   }
+  snprintf(e->partial, sizeof e->partial, "%s.partial", job->output_file);
+  if (!rc && job->resume) rc = hb_agree(comm, hb_ckpt_resume(e));
+  if (!rc) rc = hb_agree(comm, assign_blocks(e));
   if (!rc) rc = hb_output_create(e);
+  if (!rc && job->checkpoint && !job->resume) rc = hb_agree(comm, hb_ckpt_create(e));
   e->tm.seconds[HB_PH_OPEN] = hb_now() - t0;
   if (!rc && e->nblock_kernels) rc = block_loop(e);
   if (!rc) rc = reduce(e);

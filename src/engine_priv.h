@@ -46,11 +46,28 @@ typedef struct {
   size_t sig_bytes;        /* all signal-shaped partials, one tree node */
   hb_tree tree;
 
+  /* the single pass's blocks: all of them, less those a checkpoint holds */
+  unsigned char *done;     /* per block: finished (this run or the checkpoint) */
+  size_t *mine, nmine;     /* this rank's blocks still to do, ascending */
+  size_t remaining;        /* blocks still to do, all ranks */
+  hid_t ckpt;              /* checkpoint group in the .partial, -1 if none */
+  int ckpt_saved;          /* the .partial holds a usable checkpoint */
+  int partial_ours;        /* this run created the .partial (so a failure may remove it) */
+  double last_flush;
+
   char partial[PATH_MAX + 16];
   hid_t ofile;
   hb_timers tm;
   double bytes_read;       /* this rank */
 } hb_engine;
+
+/* checkpoint.c */
+void hb_ckpt_install_signals(void);
+int hb_ckpt_interrupted(void);            /* the signal that asked us to stop, or 0 */
+int hb_ckpt_create(hb_engine *e);         /* collective, in a new .partial */
+int hb_ckpt_flush(hb_engine *e);          /* collective: done blocks + tree nodes, then H5Fflush */
+int hb_ckpt_resume(hb_engine *e);         /* collective: open the .partial, check it, load it */
+int hb_ckpt_remove(hb_engine *e);         /* collective, before the finished file is closed */
 
 /* output.c */
 /* Collective: overwrite and folder checks; create == 1 makes missing folders. */
@@ -62,5 +79,7 @@ int hb_output_write_signal(hb_engine *e, void *root);
 int hb_output_finish(hb_engine *e);       /* provenance, close, previews, rename */
 void hb_output_abort(hb_engine *e);       /* after an agreed failure: close and remove the .partial */
 void hb_preview_path(const hb_engine *e, const char *result, char *buf, size_t n);
+double hb_output_free_space(const hb_engine *e);   /* bytes free where the .partial is */
+double hb_output_space_needed(const hb_engine *e); /* bytes to keep free while running */
 
 #endif

@@ -12,6 +12,7 @@
 #include "hb_synth.h"
 
 void hb_print_version(void);
+void hb_ckpt_install_signals(void);
 
 static const char usage[] =
     "usage:\n"
@@ -32,7 +33,7 @@ static int usage_error(const char *fmt, const char *arg) {
 static int cmd_job(int argc, char **argv, hb_run_mode mode) {
   const char *path = NULL;
   char **sets = calloc((size_t)argc, sizeof *sets), *owned[2];
-  int nsets = 0, nowned = 0, rc = 0;
+  int nsets = 0, nowned = 0, rc = 0, resume = 0;
   if (!sets) return HB_EINTERNAL;
   for (int i = 2; i < argc && !rc; i++) {
     if (!strcmp(argv[i], "--set") && i + 1 < argc) sets[nsets++] = argv[++i];
@@ -45,9 +46,7 @@ static int cmd_job(int argc, char **argv, hb_run_mode mode) {
       if (!s) rc = HB_EINTERNAL;
       else snprintf(s, n, "run.profile=%s", argv[++i]), sets[nsets++] = s, owned[nowned++] = s;
     }
-    else if (!strcmp(argv[i], "--resume") && mode == HB_RUN)
-      rc = hb_error_raise(HB_EINVALID, __FILE__, __LINE__, "arguments",
-                          "--resume is not available yet: this build has no checkpoints to resume from");
+    else if (!strcmp(argv[i], "--resume") && mode == HB_RUN) resume = 1;
     else if (argv[i][0] == '-' || path) rc = usage_error("unexpected argument '%s'", argv[i]);
     else path = argv[i];
   }
@@ -59,6 +58,8 @@ static int cmd_job(int argc, char **argv, hb_run_mode mode) {
   }
   hb_job job;
   rc = hb_agree(MPI_COMM_WORLD, hb_job_load(MPI_COMM_WORLD, path, sets, nsets, &job));
+  job.resume = resume;
+  if (!rc && mode == HB_RUN) hb_ckpt_install_signals();
   if (!rc) rc = hb_engine_run(MPI_COMM_WORLD, &job, mode);
   hb_job_free(&job);
   while (nowned) free(owned[--nowned]);

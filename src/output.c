@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -49,7 +50,13 @@ static int mkdirs(char *dir, int create) {
   return mkdir(dir, 0777) && errno != EEXIST ? errno : 0;
 }
 
+static const char *partial_of(const hb_job *job, char *buf, size_t n) {
+  snprintf(buf, n, "%s.partial", job->output_file);
+  return buf;
+}
+
 int hb_output_check(hb_engine *e, int create) {
+  char tmp_partial[PATH_MAX + 16];
   int rc = 0;
   if (e->rank == 0) {
     const hb_job *job = e->job;
@@ -63,6 +70,11 @@ int hb_output_check(hb_engine *e, int create) {
     else if (create && access(dir, W_OK | X_OK))
       rc = hb_error_raise(HB_EIO, __FILE__, __LINE__, job->output_file, "the output folder '%s' is not writable: %s",
                           dir, strerror(errno));
+    else if (!job->overwrite && !job->resume && !access(partial_of(job, tmp_partial, sizeof tmp_partial), F_OK))
+      rc = hb_error_raise(HB_EINVALID, __FILE__, __LINE__, where,
+                          "%s is left from an unfinished run: add --resume to continue it, or set "
+                          "output.overwrite: true (or remove it) to start over",
+                          tmp_partial);
     else if (!job->overwrite && !access(job->output_file, F_OK))
       rc = hb_error_raise(HB_EINVALID, __FILE__, __LINE__, where,
                           "output '%s' already exists; set output.overwrite: true or choose another file",
@@ -97,10 +109,39 @@ static void global_desc(const hb_engine *e, const hb_output *o, hb_signal_desc *
   d->chunk = chunk;
 }
 
+double hb_output_free_space(const hb_engine *e) {
+  struct statvfs st;
+  char *tmp = strdup(e->partial);
+  int bad = !tmp || statvfs(dirname(tmp), &st);
+  free(tmp);
+  return bad ? 1e300 : (double)st.f_bavail * (double)st.f_frsize;
+}
+
+/* What the next rounds and a checkpoint flush may add to the .partial, with
+ * room to spare for HDF5's metadata. */
+double hb_output_space_needed(const hb_engine *e) {
+  double nodes = (double)e->size * 2 * (log2((double)e->part.nblocks + 1) + 2);
+  return 4e6 + 2 * nodes * (double)e->sig_bytes + (double)e->part.nblocks;
+}
+
+/* Reopen a result of a resumed .partial (its datasets exist already). */
+static int reopen_result(hb_engine *e, hb_result *r) {
+  char path[300];
+  snprintf(path, sizeof path, "/Experiments/%s", r->o->name);
+  r->group = H5Lexists(e->ofile, path, H5P_DEFAULT) > 0 ? H5Gopen2(e->ofile, path, H5P_DEFAULT) : -1;
+  r->dset = r->group >= 0 ? H5Dopen2(r->group, "data", H5P_DEFAULT) : -1;
+  HB_CHECK(r->dset >= 0, HB_EIO, e->partial, "the checkpoint has no result '%s'; run without --resume to start over",
+           r->o->name);
+  return 0;
+}
+
 int hb_output_create(hb_engine *e) {
-  snprintf(e->partial, sizeof e->partial, "%s.partial", e->job->output_file);
-  int rc = hb_hspy_create(e->partial, e->comm, e->job->mpiio_info, &e->ofile);
-  HB_CALL(hb_agree(e->comm, rc));
+  int rc = 0;
+  if (e->ofile < 0) { /* a resumed run has its .partial open already */
+    rc = hb_hspy_create(e->partial, e->comm, e->job->mpiio_info, &e->ofile);
+    HB_CALL(hb_agree(e->comm, rc));
+    e->partial_ours = 1;
+  }
   const hb_input *in = &e->in;
   char *tmp = strdup(in->path);
   const char *base = tmp ? basename(tmp) : in->path;
@@ -121,7 +162,7 @@ int hb_output_create(hb_engine *e) {
     hb_signal_desc desc = {r->o->name, r->o->name, base, "", r->o->quantity, r->o->dtype, nd, shape,
                            nav ? chunk : NULL, axes, e->job->gzip};
     if (r->o->kind == HB_OUT_GLOBAL) global_desc(e, r->o, &desc, chunk);
-    rc = hb_hspy_signal_create(e->ofile, &desc, &r->group, &r->dset);
+    rc = e->job->resume ? reopen_result(e, r) : hb_hspy_signal_create(e->ofile, &desc, &r->group, &r->dset);
   }
   free(tmp);
   return hb_agree(e->comm, rc);
@@ -405,6 +446,7 @@ int hb_output_finish(hb_engine *e) {
   int rc = 0;
   for (int i = 0; i < e->nres && !rc; i++) rc = write_provenance(e, e->res[i].group, sec, bytes, wall, slurm);
   HB_CALL(hb_agree(e->comm, rc));
+  HB_CALL(hb_agree(e->comm, hb_ckpt_remove(e)));
   HB_CALL(hb_agree(e->comm, close_all(e)));
   rc = e->rank == 0 ? previews_and_rename(e) : 0;
   HB_CALL(hb_agree(e->comm, rc));
@@ -417,7 +459,12 @@ int hb_output_finish(hb_engine *e) {
 }
 
 void hb_output_abort(hb_engine *e) {
-  H5E_BEGIN_TRY { close_all(e); }
+  H5E_BEGIN_TRY {
+    if (e->ckpt >= 0) H5Gclose(e->ckpt);
+    e->ckpt = -1;
+    close_all(e);
+  }
   H5E_END_TRY;
-  if (e->rank == 0 && e->partial[0]) unlink(e->partial);
+  /* a saved checkpoint is what --resume continues from: keep it */
+  if (e->rank == 0 && e->partial_ours && !e->ckpt_saved) unlink(e->partial);
 }

@@ -9,11 +9,13 @@
 
 extern const hb_kernel_def hb_kernel_sum, hb_kernel_mean, hb_kernel_max, hb_kernel_min;
 extern const hb_kernel_def hb_kernel_virtual_image;
+extern const hb_kernel_def hb_kernel_decomposition;
 extern const hb_prep_def hb_prep_filter_hot_pixels;
 
 const hb_kernel_def *const hb_kernel_table[] = {
     &hb_kernel_sum, &hb_kernel_mean, &hb_kernel_max, &hb_kernel_min,
     &hb_kernel_virtual_image,
+    &hb_kernel_decomposition,
     NULL,
 };
 

@@ -1,0 +1,632 @@
+/* decomposition: PCA by truncated SVD (exact or randomized) and NMF of the
+ * unfolded data, distributed by rows as the engine reads them, with HyperSpy
+ * 1.7.3's semantics (centring, Poisson normalisation, signs, explained
+ * variance).  A global kernel: it runs after the single pass and makes its
+ * own passes over the blocks.  See docs/decomposition.md. */
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "decomposition_priv.h"
+#include "hb_error.h"
+
+void openblas_set_num_threads(int);
+
+/* ---- parameters ----------------------------------------------------------- */
+
+static const hb_param_spec dec_params_spec[] = {
+    {"algorithm", HB_P_ENUM, 0, "svd", "svd|nmf", 0, NULL, "PCA by singular value decomposition, or NMF"},
+    {"components", HB_P_INT, 1, NULL, NULL, 0, NULL, "number of components k, at most min(N, M)"},
+    {"centre", HB_P_ENUM, 0, "none", "none|navigation|signal", 0, NULL,
+     "svd: subtract the mean pattern (navigation) or each pattern's mean (signal), as HyperSpy"},
+    {"normalize_poissonian_noise", HB_P_BOOL, 0, "false", NULL, 0, NULL,
+     "divide X by sqrt(row sums) x sqrt(column sums) first (Keenan and Kotula); needs centre: none"},
+    {"svd_solver", HB_P_ENUM, 0, "auto", "auto|exact|randomized", 0, NULL,
+     "svd (and NMF's nndsvd init): exact Gram eigensolver or Halko-Martinsson-Tropp; auto picks the cheaper"},
+    {"n_iter", HB_P_INT, 0, "7, or 4 when k >= 0.1 min(N, M)", NULL, 0, NULL, "randomized: power iterations"},
+    {"oversampling", HB_P_INT, 0, "10", NULL, 0, NULL, "randomized: extra columns of the sketch"},
+    {"random_seed", HB_P_INT, 0, "0", NULL, 0, NULL, "randomized sketch and random init"},
+    {"solver", HB_P_ENUM, 0, "cd", "cd|mu", 0, NULL, "nmf: coordinate descent or multiplicative updates (sklearn)"},
+    {"init", HB_P_ENUM, 0, "nndsvda", "nndsvda|nndsvd|random|custom", 0, NULL,
+     "nmf: initial W and H as sklearn; custom reads them from init_file"},
+    {"init_file", HB_P_STRING, 0, NULL, NULL, 0, NULL,
+     "nmf, init custom: HDF5 file with W (*navigation_shape, k) and H (k, *signal_shape)"},
+    {"max_iter", HB_P_INT, 0, "200", NULL, 0, NULL, "nmf: iterations at most"},
+    {"tol", HB_P_FLOAT, 0, "1e-4", NULL, 0, NULL, "nmf: stopping tolerance (sklearn's rule for the solver)"},
+    {"cache", HB_P_ENUM, 0, "auto", "auto|memory|disk", 0, NULL,
+     "keep this rank's rows in memory as float64, or read the blocks again every pass; auto: memory up to 1 GiB"},
+    HB_PARAM_END,
+};
+
+static int enum_of(const hb_node *spec, const char *key, const char *const *names, int dflt) {
+  const hb_node *n = hb_node_child(spec, key);
+  if (!n) return dflt;
+  for (int i = 0; names[i]; i++)
+    if (!strcmp(n->text, names[i])) return i;
+  return dflt; /* the schema check allowed only these */
+}
+
+static int int_param(const hb_node *spec, const char *key, long long lo, long long hi, long long dflt, long long *v) {
+  const hb_node *n = hb_node_child(spec, key);
+  *v = dflt;
+  if (!n) return 0;
+  HB_CALL(hb_node_int(n, v));
+  HB_CHECK(*v >= lo && *v <= hi, HB_EINVALID, hb_node_where(n, 0), "'%s' must be %lld to %lld, got %lld", key, lo, hi,
+           *v);
+  return 0;
+}
+
+/* Keys that only mean something for one algorithm are errors for the other:
+ * a typo'd intent must not be silently ignored. */
+static int check_applies(const hb_node *spec, int algorithm) {
+  static const char *const svd_only = "centre|svd_solver|n_iter|oversampling";
+  static const char *const nmf_only = "solver|init|init_file|max_iter|tol";
+  const char *other = algorithm == DEC_SVD ? nmf_only : svd_only;
+  for (size_t i = 0; i < spec->n; i++) {
+    const char *key = spec->kids[i]->key;
+    size_t n = strlen(key);
+    for (const char *c = other; c;) {
+      const char *bar = strchr(c, '|');
+      size_t len = bar ? (size_t)(bar - c) : strlen(c);
+      HB_CHECK(!(len == n && !strncmp(c, key, n)), HB_EINVALID, hb_node_where(spec->kids[i], 1),
+               "'%s' does not apply to algorithm %s", key, algorithm == DEC_SVD ? "svd" : "nmf");
+      c = bar ? bar + 1 : NULL;
+    }
+  }
+  return 0;
+}
+
+/* The custom init file must hold W and H of the right shapes. */
+static int check_init_file(const dec_params *p, const hb_input *in) {
+  const hb_node *n = p->init_node;
+  hid_t f = H5Fopen(p->init_file, H5F_ACC_RDONLY, H5P_DEFAULT);
+  HB_CHECK(f >= 0, HB_EINVALID, hb_node_where(n, 0), "cannot open init_file '%s' as HDF5", n->text);
+  int rc = 0;
+  for (int w = 0; w < 2 && !rc; w++) {
+    const char *name = w ? "H" : "W";
+    int want = w ? 1 + in->sig_dim : in->nav_dim + 1;
+    hsize_t expect[HB_MAXDIM], dims[HB_MAXDIM] = {0};
+    if (w) {
+      expect[0] = p->k;
+      for (int d = 0; d < in->sig_dim; d++) expect[1 + d] = in->shape[in->nav_dim + d];
+    } else {
+      for (int d = 0; d < in->nav_dim; d++) expect[d] = in->shape[d];
+      expect[in->nav_dim] = p->k;
+    }
+    hid_t ds = H5Lexists(f, name, H5P_DEFAULT) > 0 ? H5Dopen2(f, name, H5P_DEFAULT) : -1;
+    int nd = -1;
+    if (ds >= 0) {
+      hid_t sp = H5Dget_space(ds);
+      nd = H5Sget_simple_extent_ndims(sp);
+      if (nd == want) H5Sget_simple_extent_dims(sp, dims, NULL);
+      H5Sclose(sp);
+      H5Dclose(ds);
+    }
+    int same = nd == want;
+    for (int d = 0; same && d < want; d++) same = dims[d] == expect[d];
+    if (!same)
+      rc = hb_error_raise(HB_EINVALID, __FILE__, __LINE__, hb_node_where(n, 0),
+                          "init_file '%s' needs a dataset %s of shape %s", n->text, name,
+                          w ? "(components, *signal_shape)" : "(*navigation_shape, components)");
+  }
+  H5Fclose(f);
+  return rc;
+}
+
+static int read_params(const hb_node *spec, const hb_input *in, dec_params *p) {
+  static const char *const alg[] = {"svd", "nmf", NULL}, *const centre[] = {"none", "navigation", "signal", NULL},
+                           *const solver[] = {"auto", "exact", "randomized", NULL}, *const nmf[] = {"cd", "mu", NULL},
+                           *const init[] = {"nndsvda", "nndsvd", "random", "custom", NULL},
+                           *const cache[] = {"auto", "memory", "disk", NULL};
+  p->algorithm = enum_of(spec, "algorithm", alg, DEC_SVD);
+  p->centre = enum_of(spec, "centre", centre, CENTRE_NONE);
+  p->svd_solver = enum_of(spec, "svd_solver", solver, SVD_AUTO);
+  p->nmf_solver = enum_of(spec, "solver", nmf, NMF_CD);
+  p->init = enum_of(spec, "init", init, INIT_NNDSVDA);
+  p->cache = enum_of(spec, "cache", cache, CACHE_AUTO);
+  HB_CALL(check_applies(spec, p->algorithm));
+  const hb_node *pn = hb_node_child(spec, "normalize_poissonian_noise");
+  if (pn) HB_CALL(hb_node_bool(pn, &p->poisson));
+  HB_CHECK(!(p->poisson && p->centre != CENTRE_NONE), HB_EINVALID, hb_node_where(pn, 1),
+           "normalize_poissonian_noise needs centre: none (HyperSpy refuses both too), got centre: %s",
+           centre[p->centre]);
+
+  size_t N = hb_input_nav_size(in), M = hb_input_sig_size(in), lim = N < M ? N : M;
+  const hb_node *kn = hb_node_child(spec, "components");
+  HB_CHECK(in->nav_dim >= 1 && N >= 2, HB_EINVALID, hb_node_where(spec, 0),
+           "decomposition needs at least 2 patterns; this input has %zu", N);
+  long long v;
+  HB_CALL(hb_node_int(kn, &v));
+  HB_CHECK(v >= 1 && (unsigned long long)v <= lim, HB_EINVALID, hb_node_where(kn, 0),
+           "components must be 1 to min(N, M) = %zu (navigation size N = %zu, signal size M = %zu), got %lld", lim, N,
+           M, v);
+  p->k = (size_t)v;
+  HB_CALL(int_param(spec, "n_iter", 0, 1000, p->k >= 0.1 * (double)lim ? 4 : 7, &v));
+  p->n_iter = (int)v;
+  HB_CALL(int_param(spec, "oversampling", 0, 100000, 10, &v));
+  p->oversampling = (int)v;
+  HB_CALL(int_param(spec, "random_seed", 0, (long long)1 << 62, 0, &p->seed));
+  HB_CALL(int_param(spec, "max_iter", 1, 1000000, 200, &v));
+  p->max_iter = (int)v;
+  p->tol = 1e-4;
+  const hb_node *tn = hb_node_child(spec, "tol");
+  if (tn) HB_CALL(hb_node_double(tn, &p->tol));
+  HB_CHECK(p->tol >= 0, HB_EINVALID, hb_node_where(tn, 0), "tol must be >= 0, got %g", p->tol);
+
+  const hb_node *fn = hb_node_child(spec, "init_file");
+  HB_CHECK(!fn || p->init == INIT_CUSTOM, HB_EINVALID, hb_node_where(fn, 1), "init_file needs init: custom");
+  if (p->init == INIT_CUSTOM) {
+    HB_CHECK(fn, HB_EINVALID, hb_node_where(hb_node_child(spec, "init"), 0), "init: custom needs init_file");
+    /* resolve like every job path: against the job file's folder */
+    const char *src = fn->src, *slash = strrchr(src, '/');
+    if (fn->text[0] == '/' || !slash || !strncmp(src, "--set", 5))
+      snprintf(p->init_file, sizeof p->init_file, "%s", fn->text);
+    else
+      snprintf(p->init_file, sizeof p->init_file, "%.*s/%s", (int)(slash - src), src, fn->text);
+    p->init_node = fn;
+    HB_CALL(check_init_file(p, in));
+  }
+  return 0;
+}
+
+/* ---- plan ------------------------------------------------------------------- */
+
+static void component_axis(hb_axis *a, const char *name, size_t k, int navigate) {
+  memset(a, 0, sizeof *a);
+  snprintf(a->name, sizeof a->name, "%s", name);
+  a->scale = 1;
+  a->size = k;
+  a->navigate = navigate;
+}
+
+/* A global output of `lead` component axes followed by `n` axes of the input. */
+static int add_global(hb_kernel *k, const char *part, const char *quantity, size_t ncomp, const char *axis_name,
+                      int navigate, const hb_input *in, int first, int n, int nav_chunks) {
+  HB_CALL(hb_kernel_add_output(k, part, HB_OUT_GLOBAL, HB_F64, HB_F64, quantity));
+  hb_output *o = &k->out[k->nout - 1];
+  o->ndim = 1 + n;
+  o->shape[0] = ncomp;
+  component_axis(&o->axes[0], axis_name, ncomp, navigate);
+  for (int d = 0; d < n; d++) {
+    o->shape[1 + d] = in->shape[first + d];
+    o->axes[1 + d] = in->axes[first + d];
+    o->axes[1 + d].navigate = 0;
+  }
+  o->nav_chunks = nav_chunks;
+  return 0;
+}
+
+static int dec_plan(hb_kernel *k, const hb_input *in, const hb_node *spec) {
+  dec_params *p;
+  HB_ALLOC(p, 1);
+  k->state = p;
+  HB_CALL(read_params(spec, in, p));
+  /* (k | signal) and (k | navigation), as get_decomposition_factors/loadings */
+  HB_CALL(add_global(k, "factors", "Factor", p->k, "Decomposition component index", 1, in, in->nav_dim, in->sig_dim, 0));
+  HB_CALL(add_global(k, "loadings", "Loading", p->k, "Decomposition component index", 1, in, 0, in->nav_dim, 1));
+  if (p->algorithm == DEC_SVD)
+    HB_CALL(add_global(k, "explained_variance_ratio", "Explained variance ratio", p->k, "Principal component index", 0,
+                       in, 0, 0, 0));
+  return 0;
+}
+
+/* ---- the data ------------------------------------------------------------------ */
+
+static void to_double(hb_dtype t, const void *src, double *dst, size_t n) {
+  switch (t) {
+#define X(E, T)                                                     \
+  case E:                                                           \
+    for (size_t i = 0; i < n; i++) dst[i] = (double)((const T *)src)[i]; \
+    break;
+    HB_FOREACH_DTYPE(X)
+#undef X
+    default: break;
+  }
+}
+
+/* Centring and Poisson normalisation of block i's rows, in place. */
+static void transform(dec_data *d, size_t i, double *x) {
+  const dec_params *p = d->p;
+  size_t M = d->M, npos = d->blk[i].npos;
+  for (size_t r = 0; r < npos; r++) {
+    double *row = x + r * M;
+    if (p->poisson) {
+      double ra = sqrt(d->rowsum[d->off[i] + r]);
+      for (size_t j = 0; j < M; j++) {
+        double den = ra * d->colsum[j]; /* colsum holds sqrt(column sums) here */
+        row[j] = den > 0 ? row[j] / den : 0; /* 0/0 -> 0, as HyperSpy's nan_to_num */
+      }
+    } else if (p->centre == CENTRE_NAVIGATION) {
+      for (size_t j = 0; j < M; j++) row[j] -= d->mean[j];
+    } else if (p->centre == CENTRE_SIGNAL) {
+      double m = 0;
+      for (size_t j = 0; j < M; j++) m += row[j];
+      m /= (double)M;
+      for (size_t j = 0; j < M; j++) row[j] -= m;
+    }
+  }
+}
+
+static int read_block(dec_data *d, size_t i, double *x) {
+  hb_block b;
+  HB_CALL(hb_global_read(d->g, d->g->first + i, &b, d->raw));
+  to_double(b.dtype, d->raw, x, b.npos * d->M);
+  return 0;
+}
+
+/* Block i of X, transformed: from the cache, or read again. */
+static int load(dec_data *d, size_t i, const double **x) {
+  if (d->cached) {
+    *x = d->x + d->off[i] * d->M;
+    return 0;
+  }
+  HB_CALL(read_block(d, i, d->x));
+  transform(d, i, d->x);
+  *x = d->x;
+  return 0;
+}
+
+static void merge_add(void *ctx, void *acc, const void *other) {
+  size_t n = *(const size_t *)ctx;
+  double *a = acc;
+  const double *o = other;
+  for (size_t i = 0; i < n; i++) a[i] += o[i];
+}
+
+typedef struct {
+  size_t n;
+  hb_merge_fn merge;
+} reduce_ctx;
+
+static void merge_dispatch(void *ctx, void *acc, const void *other) {
+  reduce_ctx *c = ctx;
+  c->merge(&c->n, acc, other);
+}
+
+int dec_reduce(dec_data *d, size_t n, int read, dec_partial_fn fn, void *arg, hb_merge_fn merge, int bcast,
+               double *result) {
+  reduce_ctx rc_ = {n, merge ? merge : merge_add};
+  hb_tree t;
+  hb_tree_init(&t, n * sizeof(double), merge_dispatch, &rc_);
+  int rc = 0;
+  for (size_t i = 0; i < d->nb && !rc; i++) {
+    const double *x = NULL;
+    double *buf = hb_tree_buffer(&t);
+    if (!buf) rc = hb_error_raise(HB_EINTERNAL, __FILE__, __LINE__, "memory", "out of memory in a reduction");
+    if (!rc && read) rc = load(d, i, &x);
+    if (rc) {
+      free(buf);
+      break;
+    }
+    fn(d, i, x, buf, arg);
+    hb_tree_push(&t, 0, d->g->first + i, buf);
+  }
+  rc = hb_agree(d->g->comm, rc);
+  void *root = NULL;
+  if (!rc) rc = hb_agree(d->g->comm, hb_tree_reduce(&t, d->g->comm, &root));
+  if (!rc && d->g->rank == 0) memcpy(result, root, n * sizeof(double));
+  hb_tree_free(&t);
+  HB_CALL(rc);
+  if (bcast) HB_MPI(MPI_Bcast(result, (int)n, MPI_DOUBLE, 0, d->g->comm));
+  return 0;
+}
+
+/* ---- first pass: sums, the negative-value check, the cache ---------------------- */
+
+/* Partial: column sums (M), total (1), sum of squares after the transform
+ * is not known yet, so only raw sums here.  Also fills rowsum and the cache,
+ * and finds the block's first negative value. */
+typedef struct {
+  uint64_t first_neg; /* global flat index (pattern * M + pixel), UINT64_MAX: none */
+  double neg_value;
+} neg_scan;
+
+size_t dec_flat_nav(const dec_data *d, const hb_block *b, size_t p) {
+  const hb_input *in = d->g->in;
+  size_t idx = 0, rem = p, coord[HB_MAXDIM];
+  for (int a = b->nav_dim - 1; a >= 0; a--) {
+    coord[a] = b->start[a] + rem % b->count[a];
+    rem /= b->count[a];
+  }
+  for (int a = 0; a < b->nav_dim; a++) idx = idx * in->shape[a] + coord[a];
+  return idx;
+}
+
+static void stats_partial(dec_data *d, size_t i, const double *unused, double *out, void *arg) {
+  (void)unused;
+  neg_scan *ns = arg;
+  size_t M = d->M, npos = d->blk[i].npos;
+  double *x = d->cached ? d->x + d->off[i] * M : d->x;
+  memset(out, 0, (M + 1) * sizeof *out);
+  for (size_t r = 0; r < npos; r++) {
+    const double *row = x + r * M;
+    double rs = 0;
+    for (size_t j = 0; j < M; j++) {
+      rs += row[j];
+      out[j] += row[j];
+      if (row[j] < 0 && ns->first_neg == UINT64_MAX) {
+        ns->first_neg = (uint64_t)dec_flat_nav(d, &d->blk[i], r) * M + j;
+        ns->neg_value = row[j];
+      }
+    }
+    d->rowsum[d->off[i] + r] = rs;
+    out[M] += rs;
+  }
+}
+
+/* Reads every local block once into the cache (or the block buffer) before
+ * the partial is made, so dec_reduce is called without reading. */
+typedef struct {
+  neg_scan ns;
+  int rc;
+} first_pass_arg;
+
+static void first_partial(dec_data *d, size_t i, const double *x, double *out, void *arg) {
+  (void)x;
+  first_pass_arg *a = arg;
+  if (!a->rc) a->rc = read_block(d, i, d->cached ? d->x + d->off[i] * d->M : d->x);
+  if (a->rc) {
+    memset(out, 0, (d->M + 1) * sizeof *out);
+    return;
+  }
+  stats_partial(d, i, NULL, out, &a->ns);
+}
+
+static int describe_negative(dec_data *d, uint64_t at, double value) {
+  const hb_input *in = d->g->in;
+  size_t pat = (size_t)(at / d->M), pix = (size_t)(at % d->M);
+  char pos[256] = "", sig[256] = "";
+  for (int a = in->nav_dim - 1, n = 0; a >= 0; a--) {
+    size_t c = pat % in->shape[a];
+    pat /= in->shape[a];
+    char t[256];
+    snprintf(t, sizeof t, "%zu%s%s", c, n++ ? ", " : "", pos);
+    snprintf(pos, sizeof pos, "%s", t);
+  }
+  for (int a = in->sig_dim - 1, n = 0; a >= 0; a--) {
+    size_t len = in->shape[in->nav_dim + a], c = pix % len;
+    pix /= len;
+    char t[256];
+    snprintf(t, sizeof t, "%zu%s%s", c, n++ ? ", " : "", sig);
+    snprintf(sig, sizeof sig, "%s", t);
+  }
+  HB_RAISE(HB_EINVALID, in->path,
+           "dataset %s: negative value %g at navigation index (%s), signal index (%s) (array order); %s needs "
+           "non-negative data",
+           in->dataset, value, pos, sig, d->p->algorithm == DEC_NMF ? "NMF" : "Poisson normalisation");
+}
+
+static int first_pass(dec_data *d) {
+  const dec_params *p = d->p;
+  size_t M = d->M;
+  int stats = p->poisson || p->centre == CENTRE_NAVIGATION || p->algorithm == DEC_NMF;
+  if (!stats && !d->cached) return 0; /* read when needed */
+  double *sums;
+  HB_ALLOC(sums, M + 1);
+  first_pass_arg a = {{UINT64_MAX, 0}, 0};
+  int rc = dec_reduce(d, M + 1, 0, first_partial, &a, NULL, 1, sums);
+  rc = rc ? rc : hb_agree(d->g->comm, a.rc);
+  unsigned long long neg = a.ns.first_neg, gneg = neg;
+  double val = a.ns.neg_value, gval = 0;
+  if (!rc && stats) {
+    rc = MPI_Allreduce(&neg, &gneg, 1, MPI_UNSIGNED_LONG_LONG, MPI_MIN, d->g->comm) == MPI_SUCCESS ? 0 : HB_EINTERNAL;
+    double mine = neg == gneg && neg != UINT64_MAX ? val : 0;
+    if (!rc) rc = MPI_Allreduce(&mine, &gval, 1, MPI_DOUBLE, MPI_SUM, d->g->comm) == MPI_SUCCESS ? 0 : HB_EINTERNAL;
+  }
+  if (!rc) {
+    memcpy(d->colsum, sums, M * sizeof *sums);
+    d->total = sums[M];
+    for (size_t j = 0; j < M; j++) d->mean[j] = d->colsum[j] / (double)d->N;
+  }
+  free(sums);
+  HB_CALL(rc);
+  if ((p->poisson || p->algorithm == DEC_NMF) && gneg != UINT64_MAX) HB_CALL(describe_negative(d, gneg, gval));
+  if (p->poisson)
+    for (size_t j = 0; j < M; j++) d->colsum[j] = sqrt(d->colsum[j]);
+  if (d->cached)
+    for (size_t i = 0; i < d->nb; i++) transform(d, i, d->x + d->off[i] * M);
+  return 0;
+}
+
+/* ---- outputs ---------------------------------------------------------------------- */
+
+/* Loadings (k, *navigation) from the local rows L (nloc × k): every rank
+ * writes its blocks' hyperslabs, one collective write per round. */
+static int write_loadings(dec_data *d, const hb_kernel *k, int iout, size_t K, const double *L) {
+  hb_global *g = d->g;
+  size_t rounds = 0;
+  for (int r = 0; r < g->size; r++) {
+    size_t f, e;
+    hb_partition_range(g->part->nblocks, r, g->size, &f, &e);
+    if (e - f > rounds) rounds = e - f;
+  }
+  double *buf;
+  HB_ALLOC(buf, g->part->max_block_pos * K);
+  int rc = 0;
+  for (size_t r = 0; r < rounds; r++) {
+    hsize_t start[HB_MAXDIM], count[HB_MAXDIM];
+    int have = r < d->nb && !rc;
+    if (have) {
+      const hb_block *b = &d->blk[r];
+      start[0] = 0;
+      count[0] = K;
+      for (int a = 0; a < b->nav_dim; a++) start[1 + a] = b->start[a], count[1 + a] = b->count[a];
+      for (size_t c = 0; c < K; c++)
+        for (size_t p = 0; p < b->npos; p++) buf[c * b->npos + p] = L[(d->off[r] + p) * K + c];
+    }
+    rc = hb_agree(g->comm, hb_global_write(g, k, iout, have ? start : NULL, count, buf));
+    if (rc) break;
+  }
+  free(buf);
+  return rc;
+}
+
+/* Rank 0 writes a whole (small) output. */
+static int write_whole(dec_data *d, const hb_kernel *k, int iout, const double *v) {
+  const hb_output *o = &k->out[iout];
+  hsize_t start[HB_MAXDIM] = {0};
+  return hb_agree(d->g->comm, hb_global_write(d->g, k, iout, d->g->rank == 0 ? start : NULL, o->shape, v));
+}
+
+typedef struct {
+  const char *algorithm, *solver;
+  int iterations;
+  double residual;
+  const double *ev, *evr; /* SVD only */
+} dec_meta;
+
+static int write_meta(dec_data *d, const hb_kernel *k, const dec_meta *m) {
+  static const char *const centre[] = {"_None_", "navigation", "signal"};
+  const dec_params *p = d->p;
+  int rc = 0;
+  for (int i = 0; i < k->nout && !rc; i++) {
+    hid_t g = hb_h5_group(hb_global_group(d->g, k, i), "metadata/Decomposition");
+    if (g < 0) return hb_error_trace(HB_EIO, __FILE__, __LINE__);
+    hsize_t n = p->k;
+    rc = hb_h5_attr_str(g, "decomposition_algorithm", m->algorithm);
+    if (!rc) rc = hb_h5_attr_str(g, "solver", m->solver);
+    if (!rc) rc = hb_h5_attr_i64(g, "output_dimension", (long long)p->k);
+    if (!rc) rc = hb_h5_attr_str(g, "centre", centre[p->centre]);
+    if (!rc) rc = hb_h5_attr_bool(g, "poissonian_noise_normalized", p->poisson);
+    if (!rc) rc = hb_h5_attr_i64(g, "iterations", m->iterations);
+    if (!rc) rc = hb_h5_attr_f64(g, "residual", m->residual);
+    if (!rc) rc = hb_h5_attr_f64(g, "total_sum_of_squares", d->sumsq);
+    if (!rc && m->ev) rc = hb_h5_array_f64(g, "explained_variance", 1, &n, m->ev);
+    if (!rc && m->evr) rc = hb_h5_array_f64(g, "explained_variance_ratio", 1, &n, m->evr);
+    H5Gclose(g);
+  }
+  return hb_agree(d->g->comm, rc);
+}
+
+/* ---- the global function --------------------------------------------------------- */
+
+static int setup(dec_data *d, hb_global *g, const dec_params *p) {
+  d->g = g;
+  d->p = p;
+  d->N = hb_input_nav_size(g->in);
+  d->M = g->sig_size;
+  d->nb = g->end - g->first;
+  HB_ALLOC(d->blk, d->nb ? d->nb : 1);
+  HB_ALLOC(d->off, d->nb + 1);
+  for (size_t i = 0; i < d->nb; i++) {
+    hb_block *b = &d->blk[i];
+    b->index = g->first + i;
+    b->nav_dim = g->part->nd;
+    hb_partition_block(g->part, b->index, b->start, b->count);
+    b->npos = 1;
+    for (int a = 0; a < b->nav_dim; a++) b->npos *= b->count[a];
+    d->off[i + 1] = d->off[i] + b->npos;
+  }
+  d->nloc = d->off[d->nb];
+  double bytes = (double)d->nloc * (double)d->M * sizeof(double);
+  d->cached = p->cache == CACHE_MEMORY || (p->cache == CACHE_AUTO && bytes <= (double)(1u << 30));
+  HB_ALLOC(d->raw, g->part->max_block_pos * d->M * hb_dtype_size(g->in->dtype));
+  HB_ALLOC(d->x, (d->cached ? d->nloc : g->part->max_block_pos) * d->M);
+  HB_ALLOC(d->rowsum, d->nloc);
+  HB_ALLOC(d->colsum, d->M);
+  HB_ALLOC(d->mean, d->M);
+  return 0;
+}
+
+static void teardown(dec_data *d) {
+  free(d->blk);
+  free(d->off);
+  free(d->raw);
+  free(d->x);
+  free(d->rowsum);
+  free(d->colsum);
+  free(d->mean);
+}
+
+/* Poisson normalisation is undone on the results: factors × sqrt(column
+ * sums), loadings × sqrt(row sums). */
+static void unnormalise(dec_data *d, size_t K, double *F, double *L) {
+  if (!d->p->poisson) return;
+  for (size_t c = 0; c < K; c++)
+    for (size_t j = 0; j < d->M; j++) F[c * d->M + j] *= d->colsum[j];
+  for (size_t r = 0; r < d->nloc; r++)
+    for (size_t c = 0; c < K; c++) L[r * K + c] *= sqrt(d->rowsum[r]);
+}
+
+static int run_svd(dec_data *d, const hb_kernel *k) {
+  size_t K = d->p->k, M = d->M;
+  double *F = NULL, *s = NULL, *L = NULL, *ev = NULL, *evr = NULL;
+  int solver = 0, rc = 0;
+  F = malloc(K * M * sizeof *F);
+  s = malloc(K * sizeof *s);
+  L = malloc((d->nloc ? d->nloc : 1) * K * sizeof *L);
+  ev = malloc(K * sizeof *ev);
+  evr = malloc(K * sizeof *evr);
+  if (!F || !s || !L || !ev || !evr) rc = hb_error_raise(HB_EINTERNAL, __FILE__, __LINE__, "memory", "out of memory");
+  rc = hb_agree(d->g->comm, rc);
+  if (!rc) rc = dec_svd(d, K, F, s, L, &solver);
+  if (!rc) {
+    double kept = 0;
+    for (size_t c = 0; c < K; c++) {
+      ev[c] = s[c] * s[c] / (double)d->N; /* HyperSpy: S^2 / N */
+      evr[c] = d->sumsq > 0 ? s[c] * s[c] / d->sumsq : 0; /* of the total variance */
+      kept += s[c] * s[c];
+    }
+    unnormalise(d, K, F, L);
+    dec_meta m = {"SVD", solver == SVD_EXACT ? "exact" : "randomized", solver == SVD_EXACT ? 0 : d->p->n_iter,
+                  sqrt(fmax(d->sumsq - kept, 0)), ev, evr};
+    rc = write_whole(d, k, 0, F);
+    if (!rc) rc = write_loadings(d, k, 1, K, L);
+    if (!rc) rc = write_whole(d, k, 2, evr);
+    if (!rc) rc = write_meta(d, k, &m);
+  }
+  free(F);
+  free(s);
+  free(L);
+  free(ev);
+  free(evr);
+  return rc;
+}
+
+static int run_nmf(dec_data *d, const hb_kernel *k) {
+  size_t K = d->p->k, M = d->M;
+  double *W = malloc((d->nloc ? d->nloc : 1) * K * sizeof *W), *H = malloc(K * M * sizeof *H);
+  int rc = !W || !H ? hb_error_raise(HB_EINTERNAL, __FILE__, __LINE__, "memory", "out of memory") : 0;
+  rc = hb_agree(d->g->comm, rc);
+  int iters = 0;
+  double res = 0;
+  if (!rc) rc = dec_nmf(d, W, H, &iters, &res);
+  if (!rc) {
+    unnormalise(d, K, H, W);
+    dec_meta m = {"NMF", d->p->nmf_solver == NMF_CD ? "cd" : "mu", iters, res, NULL, NULL};
+    rc = write_whole(d, k, 0, H);
+    if (!rc) rc = write_loadings(d, k, 1, K, W);
+    if (!rc) rc = write_meta(d, k, &m);
+  }
+  free(W);
+  free(H);
+  return rc;
+}
+
+static int dec_global(hb_kernel *k, hb_global *g) {
+  const dec_params *p = k->state;
+  dec_data d;
+  memset(&d, 0, sizeof d);
+  openblas_set_num_threads(g->threads);
+  int rc = hb_agree(g->comm, setup(&d, g, p));
+  if (!rc) rc = hb_agree(g->comm, first_pass(&d));
+  if (!rc) rc = p->algorithm == DEC_SVD ? run_svd(&d, k) : run_nmf(&d, k);
+  teardown(&d);
+  return rc;
+}
+
+static void dec_destroy(hb_kernel *k) { free(k->state); }
+
+const hb_kernel_def hb_kernel_decomposition = {
+    .op = "decomposition",
+    .summary = "PCA (truncated SVD, exact or randomized) or NMF of the unfolded data, distributed by rows; HyperSpy "
+               "1.7.3 semantics (see docs/decomposition.md)",
+    .params = dec_params_spec,
+    .outputs_doc = "<name>_factors (k | signal), <name>_loadings (k | navigation), and for svd "
+                   "<name>_explained_variance_ratio (k), all float64",
+    .plan = dec_plan,
+    .destroy = dec_destroy,
+    .global = dec_global,
+};

@@ -1,0 +1,88 @@
+/* Shared by the decomposition files: the unfolded data X (N patterns × M
+ * pixels, rows distributed by block as the engine partitions them) and the
+ * passes over it.  Every sum over patterns is a per-block partial combined
+ * over hb_tree in block order, so results do not depend on the rank count. */
+#ifndef HB_DECOMPOSITION_PRIV_H
+#define HB_DECOMPOSITION_PRIV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hb_kernel.h"
+
+enum { DEC_SVD, DEC_NMF };
+enum { CENTRE_NONE, CENTRE_NAVIGATION, CENTRE_SIGNAL };
+enum { SVD_AUTO, SVD_EXACT, SVD_RANDOMIZED };
+enum { NMF_CD, NMF_MU };
+enum { INIT_NNDSVDA, INIT_NNDSVD, INIT_RANDOM, INIT_CUSTOM };
+enum { CACHE_AUTO, CACHE_MEMORY, CACHE_DISK };
+
+typedef struct {
+  int algorithm, centre, poisson, svd_solver, nmf_solver, init, cache;
+  size_t k;
+  int n_iter, oversampling, max_iter;
+  long long seed;
+  double tol;
+  char init_file[4096];
+  const hb_node *init_node; /* where init_file errors point */
+} dec_params;
+
+typedef struct {
+  hb_global *g;
+  const dec_params *p;
+  size_t N, M, nb;          /* patterns, pixels, local blocks */
+  hb_block *blk;            /* local blocks (descriptors only) */
+  size_t *off;              /* first local row of each local block; nb + 1 */
+  size_t nloc;              /* local rows */
+  void *raw;                /* one block in the file's dtype */
+  double *x;                /* the whole local X (cached) or one block */
+  int cached;
+  double *rowsum;           /* nloc: Poisson normalisation */
+  double *colsum, *mean;    /* M: column sums, mean pattern */
+  double total;             /* sum of every value */
+  double sumsq;             /* ||X||_F^2 after centring / normalisation */
+} dec_data;
+
+/* Per-block partial of n doubles for local block i (x is NULL unless the
+ * pass reads the data). */
+typedef void (*dec_partial_fn)(dec_data *d, size_t i, const double *x, double *out, void *arg);
+/* Collective: run fn on every local block, reduce the partials in block
+ * order (summing, or with `merge`), and leave the result in `result` on every
+ * rank (bcast) or on rank 0 only. */
+int dec_reduce(dec_data *d, size_t n, int read, dec_partial_fn fn, void *arg, hb_merge_fn merge, int bcast,
+               double *result);
+
+/* Global C-order index of pattern p of block b. */
+size_t dec_flat_nav(const dec_data *d, const hb_block *b, size_t p);
+
+/* Truncated SVD of X: Vt (k × M, rows are the factors), s (k), and the local
+ * loadings L = U·S (nloc × k), signs by HyperSpy's rule.  *solver receives
+ * the solver used (SVD_EXACT or SVD_RANDOMIZED). */
+int dec_svd(dec_data *d, size_t k, double *Vt, double *s, double *L, int *solver);
+
+/* NMF (sklearn's objective and rules) from the requested init: W local
+ * (nloc × k), H (k × M); iterations run and the final ||X - WH||_F. */
+int dec_nmf(dec_data *d, double *W, double *H, int *iters, double *residual);
+
+/* splitmix64-seeded xoshiro256**, one stream per (seed, stream). */
+typedef struct {
+  uint64_t s[4];
+} dec_rng;
+void dec_rng_seed(dec_rng *r, uint64_t seed, uint64_t stream);
+double dec_rng_normal(dec_rng *r);
+
+/* LAPACK (Fortran symbols, hidden string lengths last). */
+void dsyevr_(const char *jobz, const char *range, const char *uplo, const int *n, double *a, const int *lda,
+             const double *vl, const double *vu, const int *il, const int *iu, const double *abstol, int *m, double *w,
+             double *z, const int *ldz, int *isuppz, double *work, const int *lwork, int *iwork, const int *liwork,
+             int *info, size_t, size_t, size_t);
+void dpotrf_(const char *uplo, const int *n, double *a, const int *lda, int *info, size_t);
+void dgeqrf_(const int *m, const int *n, double *a, const int *lda, double *tau, double *work, const int *lwork,
+             int *info);
+void dorgqr_(const int *m, const int *n, const int *k, double *a, const int *lda, const double *tau, double *work,
+             const int *lwork, int *info);
+void dgesdd_(const char *jobz, const int *m, const int *n, double *a, const int *lda, double *s, double *u,
+             const int *ldu, double *vt, const int *ldvt, double *work, const int *lwork, int *iwork, int *info,
+             size_t);
+
+#endif

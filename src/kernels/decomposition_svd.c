@@ -1,0 +1,339 @@
+/* Truncated SVD of the distributed X.
+ *
+ * exact: the M × M Gram matrix XᵀX (dsyrk per block, summed over the block
+ * tree) and its top k eigenpairs (dsyevr) on rank 0; V is broadcast and each
+ * rank forms its loadings X·V.  Nothing N-sized leaves a rank.
+ *
+ * randomized: Halko, Martinsson and Tropp (2011) with power iterations.  The
+ * sketch Y = XΩ stays distributed by rows and is orthonormalised with
+ * CholeskyQR2 (only l × l Gram matrices are reduced); XᵀQ is reduced to an
+ * M × l matrix, orthonormalised on every rank alike; B = QᵀX (l × M) is
+ * decomposed on rank 0. */
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "decomposition_priv.h"
+#include "hb_error.h"
+
+/* ---- random numbers ------------------------------------------------------- */
+
+static uint64_t splitmix(uint64_t *x) {
+  uint64_t z = (*x += 0x9E3779B97F4A7C15ULL);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
+void dec_rng_seed(dec_rng *r, uint64_t seed, uint64_t stream) {
+  uint64_t x = seed;
+  x = splitmix(&x) ^ (stream * 0xD1B54A32D192ED03ULL);
+  for (int i = 0; i < 4; i++) r->s[i] = splitmix(&x);
+}
+
+static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+static uint64_t rng_next(dec_rng *r) {
+  uint64_t *s = r->s, out = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+  s[2] ^= s[0];
+  s[3] ^= s[1];
+  s[1] ^= s[2];
+  s[0] ^= s[3];
+  s[2] ^= t;
+  s[3] = rotl(s[3], 45);
+  return out;
+}
+
+/* Box-Muller; one value per call keeps the stream simple to reproduce. */
+double dec_rng_normal(dec_rng *r) {
+  double u1 = ((double)(rng_next(r) >> 11) + 1) * 0x1.0p-53, u2 = (double)(rng_next(r) >> 11) * 0x1.0p-53;
+  return sqrt(-2 * log(u1)) * cos(2 * M_PI * u2);
+}
+
+/* ---- signs ------------------------------------------------------------------ */
+
+/* HyperSpy's (sklearn's svd_flip) rule: the largest-|value| entry of each
+ * loading column is positive.  Partial per column: (|value|, value) of the
+ * first largest entry; the merge keeps the left one on ties, so the winner is
+ * the first in pattern order, as numpy's argmax. */
+static void argmax_partial(dec_data *d, size_t i, const double *x, double *out, void *arg) {
+  (void)x;
+  const double *L = arg;
+  size_t K = d->p->k;
+  for (size_t c = 0; c < K; c++) out[2 * c] = -1, out[2 * c + 1] = 0;
+  for (size_t r = d->off[i]; r < d->off[i + 1]; r++)
+    for (size_t c = 0; c < K; c++)
+      if (fabs(L[r * K + c]) > out[2 * c]) out[2 * c] = fabs(L[r * K + c]), out[2 * c + 1] = L[r * K + c];
+}
+
+static void merge_argmax(void *ctx, void *acc, const void *other) {
+  size_t n = *(const size_t *)ctx;
+  double *a = acc;
+  const double *o = other;
+  for (size_t c = 0; c < n; c += 2)
+    if (o[c] > a[c]) a[c] = o[c], a[c + 1] = o[c + 1];
+}
+
+static int flip_signs(dec_data *d, size_t K, double *Vt, double *L) {
+  double *best;
+  HB_ALLOC(best, 2 * K);
+  int rc = dec_reduce(d, 2 * K, 0, argmax_partial, L, merge_argmax, 1, best);
+  for (size_t c = 0; !rc && c < K; c++)
+    if (best[2 * c + 1] < 0) {
+      for (size_t j = 0; j < d->M; j++) Vt[c * d->M + j] = -Vt[c * d->M + j];
+      for (size_t r = 0; r < d->nloc; r++) L[r * K + c] = -L[r * K + c];
+    }
+  free(best);
+  return rc;
+}
+
+/* ---- exact ------------------------------------------------------------------- */
+
+static void gram_partial(dec_data *d, size_t i, const double *x, double *out, void *arg) {
+  (void)arg;
+  size_t M = d->M;
+  memset(out, 0, M * M * sizeof *out);
+  cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)M, (int)d->blk[i].npos, 1.0, x, (int)M, 0.0, out, (int)M);
+}
+
+/* Top K eigenpairs of the symmetric G (row-major upper = column-major lower),
+ * descending: Vt rows are eigenvectors, lam eigenvalues clamped at 0. */
+static int top_eigen(double *G, size_t M, size_t K, double *Vt, double *lam) {
+  int n = (int)M, il = (int)(M - K + 1), iu = (int)M, m = 0, info = 0, lwork = -1, liwork = -1, iw;
+  double vl = 0, vu = 0, abstol = 0, wq;
+  double *w = malloc(M * sizeof *w), *z = malloc(M * K * sizeof *z);
+  int *isuppz = malloc(2 * K * sizeof *isuppz);
+  HB_CHECK(w && z && isuppz, HB_EINTERNAL, "memory", "out of memory for the eigensolver");
+  dsyevr_("V", "I", "L", &n, G, &n, &vl, &vu, &il, &iu, &abstol, &m, w, z, &n, isuppz, &wq, &lwork, &iw, &liwork,
+          &info, 1, 1, 1);
+  lwork = (int)wq;
+  liwork = iw;
+  double *work = malloc((size_t)lwork * sizeof *work);
+  int *iwork = malloc((size_t)liwork * sizeof *iwork);
+  if (work && iwork)
+    dsyevr_("V", "I", "L", &n, G, &n, &vl, &vu, &il, &iu, &abstol, &m, w, z, &n, isuppz, work, &lwork, iwork, &liwork,
+            &info, 1, 1, 1);
+  int ok = work && iwork && info == 0 && (size_t)m == K;
+  for (size_t c = 0; ok && c < K; c++) {
+    lam[c] = fmax(w[K - 1 - c], 0);
+    memcpy(Vt + c * M, z + (K - 1 - c) * M, M * sizeof *Vt);
+  }
+  free(w);
+  free(z);
+  free(isuppz);
+  free(work);
+  free(iwork);
+  HB_CHECK(ok, HB_EINTERNAL, "LAPACK", "dsyevr failed (info %d, %d of %zu eigenvalues)", info, m, K);
+  return 0;
+}
+
+static void loadings_partial(dec_data *d, size_t i, const double *x, double *out, void *arg) {
+  const double *Vt = ((void **)arg)[0];
+  double *L = ((void **)arg)[1];
+  size_t K = d->p->k;
+  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)d->blk[i].npos, (int)K, (int)d->M, 1.0, x, (int)d->M, Vt,
+              (int)d->M, 0.0, L + d->off[i] * K, (int)K);
+  out[0] = 0;
+}
+
+static int svd_exact(dec_data *d, size_t K, double *Vt, double *s, double *L) {
+  size_t M = d->M;
+  double *G = d->g->rank == 0 ? malloc(M * M * sizeof *G) : NULL;
+  int rc = d->g->rank == 0 && !G ? hb_error_raise(HB_EINTERNAL, __FILE__, __LINE__, "memory",
+                                                  "out of memory for the %zu x %zu Gram matrix", M, M)
+                                 : 0;
+  HB_CALL(hb_agree(d->g->comm, rc));
+  rc = dec_reduce(d, M * M, 1, gram_partial, NULL, NULL, 0, G);
+  if (!rc && d->g->rank == 0) {
+    d->sumsq = 0;
+    for (size_t j = 0; j < M; j++) d->sumsq += G[j * M + j];
+    rc = top_eigen(G, M, K, Vt, s);
+    for (size_t c = 0; !rc && c < K; c++) s[c] = sqrt(s[c]);
+  }
+  free(G);
+  HB_CALL(hb_agree(d->g->comm, rc));
+  HB_MPI(MPI_Bcast(Vt, (int)(K * M), MPI_DOUBLE, 0, d->g->comm));
+  HB_MPI(MPI_Bcast(s, (int)K, MPI_DOUBLE, 0, d->g->comm));
+  HB_MPI(MPI_Bcast(&d->sumsq, 1, MPI_DOUBLE, 0, d->g->comm));
+  double dummy;
+  void *arg[2] = {Vt, L};
+  return dec_reduce(d, 1, 1, loadings_partial, arg, NULL, 0, &dummy);
+}
+
+/* ---- randomized ------------------------------------------------------------------ */
+
+typedef struct {
+  size_t l;
+  const double *Zt; /* l × M: Y = X Ztᵀ */
+  double *Y;        /* nloc × l, local rows */
+} sketch_arg;
+
+/* Y_b = X_b Ztᵀ, and the partial Y_bᵀY_b for CholeskyQR. */
+static void sketch_partial(dec_data *d, size_t i, const double *x, double *out, void *arg) {
+  sketch_arg *a = arg;
+  size_t l = a->l, npos = d->blk[i].npos;
+  double *Y = a->Y + d->off[i] * l;
+  if (x)
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)npos, (int)l, (int)d->M, 1.0, x, (int)d->M, a->Zt,
+                (int)d->M, 0.0, Y, (int)l);
+  memset(out, 0, l * l * sizeof *out);
+  cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)l, (int)npos, 1.0, Y, (int)l, 0.0, out, (int)l);
+}
+
+/* Y := Y R⁻¹ with G = RᵀR (row-major upper R from dpotrf on the column-major
+ * lower triangle).  A rank-deficient sketch gets a small shift (shifted
+ * CholeskyQR), made exact by the passes that follow. */
+static int chol_apply(dec_data *d, size_t l, double *G, double *Y) {
+  int n = (int)l, info = 0;
+  double tr = 0;
+  for (size_t j = 0; j < l; j++) tr += G[j * l + j];
+  double *Gc = malloc(l * l * sizeof *Gc);
+  HB_CHECK(Gc, HB_EINTERNAL, "memory", "out of memory");
+  memcpy(Gc, G, l * l * sizeof *Gc);
+  dpotrf_("L", &n, Gc, &n, &info, 1);
+  if (info) {
+    memcpy(Gc, G, l * l * sizeof *Gc);
+    for (size_t j = 0; j < l; j++) Gc[j * l + j] += 1e-13 * tr + 1e-300;
+    dpotrf_("L", &n, Gc, &n, &info, 1);
+  }
+  if (!info && d->nloc)
+    cblas_dtrsm(CblasRowMajor, CblasRight, CblasUpper, CblasNoTrans, CblasNonUnit, (int)d->nloc, n, 1.0, Gc, n, Y, n);
+  free(Gc);
+  HB_CHECK(!info, HB_EINTERNAL, "LAPACK", "dpotrf failed on the sketch's Gram matrix (info %d)", info);
+  return 0;
+}
+
+/* Q = orthonormal basis of Y (distributed): CholeskyQR twice (three times if
+ * the first needed a shift). */
+static int cholqr2(dec_data *d, size_t l, double *Y, int first_read, const double *Zt) {
+  double *G;
+  HB_ALLOC(G, l * l);
+  sketch_arg a = {l, Zt, Y};
+  int rc = 0;
+  for (int pass = 0; pass < 3 && !rc; pass++) {
+    rc = dec_reduce(d, l * l, pass == 0 && first_read, sketch_partial, &a, NULL, 1, G);
+    if (rc) break;
+    /* stop once R is the identity to rounding: Q is orthonormal */
+    double off = 0;
+    for (size_t i = 0; i < l; i++)
+      for (size_t j = i; j < l; j++) off = fmax(off, fabs(G[i * l + j] - (i == j)));
+    if (pass > 0 && off < 1e-12) break;
+    rc = hb_agree(d->g->comm, chol_apply(d, l, G, Y));
+  }
+  free(G);
+  return rc;
+}
+
+/* Partial of Qᵀ X (l × M), plus ||X_b||² in the last slot. */
+static void qtx_partial(dec_data *d, size_t i, const double *x, double *out, void *arg) {
+  sketch_arg *a = arg;
+  size_t l = a->l, M = d->M, npos = d->blk[i].npos;
+  cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)l, (int)M, (int)npos, 1.0, a->Y + d->off[i] * l, (int)l,
+              x, (int)M, 0.0, out, (int)M);
+  double ss = 0;
+  for (size_t j = 0; j < npos * M; j++) ss += x[j] * x[j];
+  out[l * M] = ss;
+}
+
+/* Orthonormal rows of Zt (l × M), identically on every rank. */
+static int orthonormal_rows(double *Zt, size_t l, size_t M) {
+  int m = (int)M, n = (int)l, info = 0, lwork = -1;
+  double wq, *tau = malloc(l * sizeof *tau);
+  HB_CHECK(tau, HB_EINTERNAL, "memory", "out of memory");
+  dgeqrf_(&m, &n, Zt, &m, tau, &wq, &lwork, &info);
+  lwork = (int)wq;
+  double *work = malloc((size_t)lwork * sizeof *work);
+  if (work) dgeqrf_(&m, &n, Zt, &m, tau, work, &lwork, &info);
+  if (work && !info) dorgqr_(&m, &n, &n, Zt, &m, tau, work, &lwork, &info);
+  free(work);
+  free(tau);
+  HB_CHECK(work && !info, HB_EINTERNAL, "LAPACK", "QR of the sketch failed (info %d)", info);
+  return 0;
+}
+
+/* SVD of B (l × M, row-major) on rank 0: B's right singular vectors go to
+ * Vt rows, its left ones to Uh (l × l row-major, column c for component c). */
+static int small_svd(double *B, size_t l, size_t M, double *sv, double *Vfull, double *Uh) {
+  int m = (int)M, n = (int)l, info = 0, lwork = -1;
+  double wq;
+  int *iwork = malloc(8 * l * sizeof *iwork);
+  HB_CHECK(iwork, HB_EINTERNAL, "memory", "out of memory");
+  /* B row-major is Bᵀ column-major (M × l): Bᵀ = U Σ VTᵀ, so B = VT Σ Uᵀ */
+  dgesdd_("S", &m, &n, B, &m, sv, Vfull, &m, Uh, &n, &wq, &lwork, iwork, &info, 1);
+  lwork = (int)wq;
+  double *work = malloc((size_t)lwork * sizeof *work);
+  if (work) dgesdd_("S", &m, &n, B, &m, sv, Vfull, &m, Uh, &n, work, &lwork, iwork, &info, 1);
+  free(work);
+  free(iwork);
+  HB_CHECK(work && !info, HB_EINTERNAL, "LAPACK", "dgesdd failed (info %d)", info);
+  return 0;
+}
+
+static int svd_randomized(dec_data *d, size_t K, double *Vt, double *s, double *L) {
+  const dec_params *p = d->p;
+  size_t M = d->M, lim = d->N < M ? d->N : M, l = K + (size_t)p->oversampling;
+  if (l > lim) l = lim;
+  double *Zt = malloc(l * M * sizeof *Zt), *Y = malloc((d->nloc ? d->nloc : 1) * l * sizeof *Y);
+  double *B = malloc((l * M + 1) * sizeof *B), *sv = malloc(l * sizeof *sv), *Uh = malloc(l * l * sizeof *Uh);
+  int rc = !Zt || !Y || !B || !sv || !Uh ? hb_error_raise(HB_EINTERNAL, __FILE__, __LINE__, "memory", "out of memory")
+                                         : 0;
+  rc = hb_agree(d->g->comm, rc);
+  if (!rc) { /* Ω, the same on every rank */
+    dec_rng r;
+    dec_rng_seed(&r, (uint64_t)p->seed, 0);
+    for (size_t i = 0; i < l * M; i++) Zt[i] = dec_rng_normal(&r);
+    rc = cholqr2(d, l, Y, 1, Zt);
+  }
+  sketch_arg a = {l, Zt, Y};
+  for (int it = 0; it < p->n_iter && !rc; it++) {
+    rc = dec_reduce(d, l * M + 1, 1, qtx_partial, &a, NULL, 1, B); /* B = QᵀX, i.e. Z = XᵀQ */
+    if (!rc) {
+      memcpy(Zt, B, l * M * sizeof *Zt);
+      rc = hb_agree(d->g->comm, orthonormal_rows(Zt, l, M));
+    }
+    if (!rc) rc = cholqr2(d, l, Y, 1, Zt);
+  }
+  if (!rc) rc = dec_reduce(d, l * M + 1, 1, qtx_partial, &a, NULL, 0, B);
+  if (!rc) {
+    if (d->g->rank == 0) {
+      d->sumsq = B[l * M];
+      rc = small_svd(B, l, M, sv, Zt, Uh); /* Zt now holds the right singular vectors */
+    }
+    rc = hb_agree(d->g->comm, rc);
+  }
+  if (!rc) {
+    HB_MPI(MPI_Bcast(Zt, (int)(K * M), MPI_DOUBLE, 0, d->g->comm));
+    HB_MPI(MPI_Bcast(sv, (int)l, MPI_DOUBLE, 0, d->g->comm));
+    HB_MPI(MPI_Bcast(Uh, (int)(l * l), MPI_DOUBLE, 0, d->g->comm));
+    HB_MPI(MPI_Bcast(&d->sumsq, 1, MPI_DOUBLE, 0, d->g->comm));
+    memcpy(Vt, Zt, K * M * sizeof *Vt);
+    memcpy(s, sv, K * sizeof *s);
+    /* U·S = Q Ũ Σ: Ũ(j, c) is Uh[j * l + c] (column-major VT of Bᵀ) */
+    if (d->nloc)
+      cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)d->nloc, (int)K, (int)l, 1.0, Y, (int)l, Uh, (int)l,
+                  0.0, L, (int)K);
+    for (size_t r = 0; r < d->nloc; r++)
+      for (size_t c = 0; c < K; c++) L[r * K + c] *= sv[c];
+  }
+  free(Zt);
+  free(Y);
+  free(B);
+  free(sv);
+  free(Uh);
+  return rc;
+}
+
+/* exact where the Gram matrix and its eigensolve cost less than about four
+ * randomized passes (2·N·M·l flops each), as issue 3 specifies. */
+static int pick_solver(const dec_data *d, size_t K) {
+  if (d->p->svd_solver != SVD_AUTO) return d->p->svd_solver;
+  double N = (double)d->N, M = (double)d->M, l = (double)(K + (size_t)d->p->oversampling);
+  return N * M * M + 4.0 / 3.0 * M * M * M <= 4 * 2 * N * M * l ? SVD_EXACT : SVD_RANDOMIZED;
+}
+
+int dec_svd(dec_data *d, size_t K, double *Vt, double *s, double *L, int *solver) {
+  *solver = pick_solver(d, K);
+  HB_CALL(*solver == SVD_EXACT ? svd_exact(d, K, Vt, s, L) : svd_randomized(d, K, Vt, s, L));
+  return flip_signs(d, K, Vt, L);
+}
