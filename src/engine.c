@@ -221,22 +221,27 @@ static int injected_signal(const hb_engine *e, size_t round) {
   return sig_after && round >= (size_t)atol(sig_after) ? SIGUSR1 : 0;
 }
 
-/* After each round: stop on a signal, checkpoint every HB_CHECKPOINT_SECONDS
- * (default 30).  Rank 0's clock decides, so every rank flushes together. */
-static int checkpoint_round(hb_engine *e, size_t round) {
+/* After each round, collectively: write the staged results when they fill
+ * their buffer (or at the last round), stop on a signal, checkpoint every
+ * HB_CHECKPOINT_SECONDS (default 30).  Rank 0's clock decides, so every rank
+ * flushes together. */
+static int after_round(hb_engine *e, size_t round, int last) {
   const char *env = getenv("HB_CHECKPOINT_SECONDS");
   double every = env ? atof(env) : 30;
   int sig = hb_ckpt_interrupted();
   if (!sig) sig = injected_signal(e, round);
   double free_bytes = e->rank == 0 ? hb_output_free_space(e) : 0;
-  int flags[3] = {sig, e->rank == 0 && e->ckpt >= 0 && hb_now() - e->last_flush >= every,
-                  e->rank == 0 && free_bytes < hb_output_space_needed(e)};
-  HB_MPI(MPI_Allreduce(MPI_IN_PLACE, flags, 3, MPI_INT, MPI_MAX, e->comm));
+  int flags[4] = {sig, e->rank == 0 && e->ckpt >= 0 && hb_now() - e->last_flush >= every,
+                  e->rank == 0 && free_bytes < hb_output_space_needed(e),
+                  last || e->stage.bytes >= HB_NAV_STAGE_BYTES};
+  HB_MPI(MPI_Allreduce(MPI_IN_PLACE, flags, 4, MPI_INT, MPI_MAX, e->comm));
   /* Parallel HDF5 cannot back out of a collective write that runs out of
    * space on one rank (the others wait in it forever): stop before that. */
   HB_CHECK(!flags[2], HB_EIO, e->partial,
            "the disk is (nearly) full: %.1f MB free, %.1f MB needed to go on safely%s", free_bytes / 1e6,
            hb_output_space_needed(e) / 1e6, e->ckpt_saved ? "; the finished blocks are kept for --resume" : "");
+  /* staged results reach the file before a checkpoint says their blocks are done */
+  if (flags[0] || flags[1] || flags[3]) HB_CALL(hb_agree(e->comm, hb_output_flush_nav(e)));
   if ((flags[0] || flags[1]) && e->ckpt >= 0) {
     HB_CALL(hb_ckpt_flush(e));
     e->last_flush = hb_now();
@@ -309,15 +314,10 @@ static int block_loop(hb_engine *e) {
       if (cur->partial) hb_tree_push(&e->tree, 0, cur->blk.index, cur->partial);
       cur->partial = NULL;
     }
+    if (have && !rc) rc = hb_output_stage_nav(e, &cur->blk, cur->navbuf);
     /* everyone learns of any failure before the collective writes */
     rc = hb_agree(e->comm, rc);
-    if (rc) break;
-    double t0 = hb_now();
-    rc = hb_output_write_nav(e, have ? cur->blk.start : NULL, have ? cur->blk.count : NULL, cur->navbuf);
-    if (have && !rc) e->done[cur->blk.index] = 1;
-    e->tm.seconds[HB_PH_WRITE] += hb_now() - t0;
-    rc = hb_agree(e->comm, rc);
-    if (!rc) rc = hb_agree(e->comm, checkpoint_round(e, r + 1));
+    if (!rc) rc = hb_agree(e->comm, after_round(e, r + 1, r + 1 == e->rounds));
     if (rc) break;
     if (e->rank == 0) {
       size_t done = blocks_done_after(e, r + 1);
@@ -383,6 +383,7 @@ static void teardown(hb_engine *e) {
   free(e->preps);
   free(e->done);
   free(e->mine);
+  hb_output_free_stage(e);
   hb_tree_free(&e->tree);
   hb_input_close(&e->in);
 }

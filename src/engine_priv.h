@@ -24,6 +24,15 @@ typedef struct {
   hid_t group, dset;
 } hb_result;
 
+/* Navigation-shaped results of finished blocks, waiting to be written. */
+#define HB_NAV_STAGE_BYTES ((size_t)16 << 20)
+typedef struct {
+  void *values[HB_MAX_RESULTS]; /* per navigation-shaped result, in staging order */
+  size_t npos, pos_cap;
+  size_t *blocks, nblocks, blocks_cap;
+  size_t bytes;
+} hb_navstage;
+
 typedef struct {
   MPI_Comm comm;
   int rank, size;
@@ -54,6 +63,7 @@ typedef struct {
   int ckpt_saved;          /* the .partial holds a usable checkpoint */
   int partial_ours;        /* this run created the .partial (so a failure may remove it) */
   double last_flush;
+  hb_navstage stage;
 
   char partial[PATH_MAX + 16];
   hid_t ofile;
@@ -73,7 +83,9 @@ int hb_ckpt_remove(hb_engine *e);         /* collective, before the finished fil
 /* Collective: overwrite and folder checks; create == 1 makes missing folders. */
 int hb_output_check(hb_engine *e, int create);
 int hb_output_create(hb_engine *e);       /* collective: <file>.partial and every dataset */
-int hb_output_write_nav(hb_engine *e, const hsize_t *start, const hsize_t *count, void *const *bufs);
+int hb_output_stage_nav(hb_engine *e, const hb_block *blk, void *const *bufs); /* local */
+int hb_output_flush_nav(hb_engine *e);    /* collective: write the staged results */
+void hb_output_free_stage(hb_engine *e);
 int hb_output_write_signal(hb_engine *e, void *root);
 /* hb_global_write and hb_global_group (hb_kernel.h) are in output.c too. */
 int hb_output_finish(hb_engine *e);       /* provenance, close, previews, rename */

@@ -168,34 +168,135 @@ int hb_output_create(hb_engine *e) {
   return hb_agree(e->comm, rc);
 }
 
-/* Collective: every rank calls it once per round, with NULL when it has no block. */
-int hb_output_write_nav(hb_engine *e, const hsize_t *start, const hsize_t *count, void *const *bufs) {
+/* Navigation-shaped results wait in memory (up to HB_NAV_STAGE_BYTES per
+ * rank) and are written in one collective call per flush: a collective
+ * filtered write every block made every rank wait for the slowest at every
+ * block. */
+int hb_output_stage_nav(hb_engine *e, const hb_block *blk, void *const *bufs) {
+  hb_navstage *s = &e->stage;
+  if (s->nblocks == s->blocks_cap) {
+    size_t cap = s->blocks_cap ? 2 * s->blocks_cap : 64;
+    size_t *more = realloc(s->blocks, cap * sizeof *more);
+    HB_CHECK(more, HB_EINTERNAL, "memory", "out of memory staging results");
+    s->blocks = more;
+    s->blocks_cap = cap;
+  }
+  if (s->npos + blk->npos > s->pos_cap) {
+    size_t cap = s->pos_cap ? 2 * s->pos_cap : 4096;
+    while (cap < s->npos + blk->npos) cap *= 2;
+    for (int i = 0; i < e->nres; i++) {
+      if (e->res[i].o->kind != HB_OUT_NAV) continue;
+      void *more = realloc(s->values[i], cap * hb_dtype_size(e->res[i].o->dtype));
+      HB_CHECK(more, HB_EINTERNAL, "memory", "out of memory staging results");
+      s->values[i] = more;
+    }
+    s->pos_cap = cap;
+  }
+  for (int i = 0; i < e->nres; i++) {
+    if (e->res[i].o->kind != HB_OUT_NAV) continue;
+    size_t es = hb_dtype_size(e->res[i].o->dtype);
+    memcpy((char *)s->values[i] + s->npos * es, bufs[i], blk->npos * es);
+  }
+  s->blocks[s->nblocks++] = blk->index;
+  s->npos += blk->npos;
+  for (int i = 0; i < e->nres; i++)
+    if (e->res[i].o->kind == HB_OUT_NAV) s->bytes += blk->npos * hb_dtype_size(e->res[i].o->dtype);
+  return 0;
+}
+
+typedef struct {
+  hsize_t global; /* C-order index in the navigation space */
+  size_t staged;  /* position in the staged values */
+} nav_pos;
+
+static int by_global(const void *a, const void *b) {
+  hsize_t x = ((const nav_pos *)a)->global, y = ((const nav_pos *)b)->global;
+  return (x > y) - (x < y);
+}
+
+/* HDF5 pairs a union of hyperslabs with memory in the union's C order: sort
+ * the staged positions that way. */
+static nav_pos *file_order(hb_engine *e, hid_t fs) {
+  hb_navstage *s = &e->stage;
+  nav_pos *order = malloc((s->npos ? s->npos : 1) * sizeof *order);
+  if (!order) return NULL;
+  int nd = e->in.nav_dim;
+  H5Sselect_none(fs);
+  for (size_t k = 0, p = 0; k < s->nblocks; k++) {
+    hsize_t start[HB_MAXDIM], count[HB_MAXDIM], idx[HB_MAXDIM] = {0};
+    hb_partition_block(&e->part, s->blocks[k], start, count);
+    H5Sselect_hyperslab(fs, H5S_SELECT_OR, start, NULL, count, NULL);
+    for (;;) {
+      hsize_t g = 0;
+      for (int d = 0; d < nd; d++) g = g * e->in.shape[d] + start[d] + idx[d];
+      order[p] = (nav_pos){g, p};
+      p++;
+      int d = nd - 1;
+      while (d >= 0 && ++idx[d] == count[d]) idx[d--] = 0;
+      if (d < 0) break;
+    }
+  }
+  qsort(order, s->npos, sizeof *order, by_global);
+  return order;
+}
+
+/* Collective: write what every rank has staged, then forget it. */
+int hb_output_flush_nav(hb_engine *e) {
+  hb_navstage *s = &e->stage;
+  double t0 = hb_now();
   hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
   H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE);
+  nav_pos *order = NULL;
+  void *packed = NULL;
   int rc = 0;
-  for (int i = 0; i < e->nres && !rc; i++) {
+  for (int i = 0; i < e->nres; i++) {
     hb_result *r = &e->res[i];
     if (r->o->kind != HB_OUT_NAV) continue;
-    hid_t fs = H5Dget_space(r->dset), ms;
-    hsize_t npos = 1;
-    if (start) {
-      for (int d = 0; d < e->in.nav_dim; d++) npos *= count[d];
-      H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL);
-      ms = H5Screate_simple(1, &npos, NULL);
+    size_t es = hb_dtype_size(r->o->dtype);
+    hid_t fs = H5Dget_space(r->dset);
+    hsize_t n = s->npos;
+    hid_t ms = H5Screate_simple(1, n ? &n : (hsize_t[]){1}, NULL);
+    if (!n) {
+      H5Sselect_none(fs);
+      H5Sselect_none(ms);
+    } else if (!order) {
+      order = file_order(e, fs);
+      packed = malloc(n * 8);
+      if (!order || !packed) rc = hb_error_raise(HB_EINTERNAL, __FILE__, __LINE__, "memory", "out of memory");
     } else {
       H5Sselect_none(fs);
-      ms = H5Screate_simple(1, &npos, NULL);
-      H5Sselect_none(ms);
+      for (size_t k = 0; k < s->nblocks; k++) {
+        hsize_t start[HB_MAXDIM], count[HB_MAXDIM];
+        hb_partition_block(&e->part, s->blocks[k], start, count);
+        H5Sselect_hyperslab(fs, H5S_SELECT_OR, start, NULL, count, NULL);
+      }
     }
-    if (H5Dwrite(r->dset, hb_dtype_h5(r->o->dtype), ms, fs, dxpl, start ? bufs[i] : NULL) < 0)
+    if (n && !rc)
+      for (size_t j = 0; j < n; j++)
+        memcpy((char *)packed + j * es, (char *)s->values[i] + order[j].staged * es, es);
+    /* a failed rank still takes part, writing nothing, so nobody waits */
+    if (rc) H5Sselect_none(fs), H5Sselect_none(ms);
+    if (H5Dwrite(r->dset, hb_dtype_h5(r->o->dtype), ms, fs, dxpl, n && !rc ? packed : NULL) < 0 && !rc)
       rc = hb_error_raise(HB_EIO, __FILE__, __LINE__, e->partial, "cannot write result '%s' (%s)", r->o->name,
                           hb_h5_error_text());
     H5Sclose(ms);
     H5Sclose(fs);
-    e->tm.bytes[HB_PH_WRITE] += start ? (double)npos * (double)hb_dtype_size(r->o->dtype) : 0;
+    e->tm.bytes[HB_PH_WRITE] += (double)n * (double)es;
   }
   H5Pclose(dxpl);
+  free(order);
+  free(packed);
+  if (!rc)
+    for (size_t k = 0; k < s->nblocks; k++) e->done[s->blocks[k]] = 1;
+  s->nblocks = s->npos = s->bytes = 0;
+  e->tm.seconds[HB_PH_WRITE] += hb_now() - t0;
   return rc;
+}
+
+void hb_output_free_stage(hb_engine *e) {
+  for (int i = 0; i < e->nres; i++) free(e->stage.values[i]);
+  free(e->stage.blocks);
+  memset(&e->stage, 0, sizeof e->stage);
 }
 
 /* Collective: rank 0 holds the reduced partials, the others write nothing. */
