@@ -11,43 +11,16 @@
 #include <unistd.h>
 
 #include "hb_error.h"
+#include "hb_rng.h"
 #include "hb_synth.h"
 
 #define WHERE "synth"
 
-/* ---- random numbers: splitmix64 seeding xoshiro256** --------------------- */
+/* ---- random numbers: hb_rng.h, one stream per pattern ------------------- */
 
-typedef struct {
-  uint64_t s[4];
-} rng;
-
-static uint64_t splitmix(uint64_t *x) {
-  uint64_t z = (*x += 0x9E3779B97F4A7C15ULL);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
-
-static void rng_seed(rng *r, uint64_t seed, uint64_t stream) {
-  uint64_t x = seed;
-  x = splitmix(&x) ^ (stream * 0xD1B54A32D192ED03ULL); /* decorrelate streams */
-  for (int i = 0; i < 4; i++) r->s[i] = splitmix(&x);
-}
-
-static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-static inline uint64_t rng_next(rng *r) {
-  uint64_t *s = r->s, out = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-  s[2] ^= s[0];
-  s[3] ^= s[1];
-  s[1] ^= s[2];
-  s[0] ^= s[3];
-  s[2] ^= t;
-  s[3] = rotl(s[3], 45);
-  return out;
-}
-
-static inline double rng_unif(rng *r) { return (double)(rng_next(r) >> 11) * 0x1.0p-53; }
+typedef hb_rng rng;
+#define rng_seed hb_rng_seed
+#define rng_unif hb_rng_unif
 
 /* Exact Poisson deviates.  Small lam: inversion, skipping exp() when
  * u <= 1 - lam <= exp(-lam) already means k = 0 (most diffuse pixels).

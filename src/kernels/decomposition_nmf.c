@@ -84,12 +84,12 @@ static int init_nndsvd(dec_data *d, double *W, double *H) {
 static void init_random(dec_data *d, double *W, double *H) {
   size_t K = d->p->k, M = d->M;
   double avg = sqrt(d->total / ((double)d->N * (double)M) / (double)K);
-  dec_rng r;
-  dec_rng_seed(&r, (uint64_t)d->p->seed, 0);
+  hb_rng r;
+  hb_rng_seed(&r, (uint64_t)d->p->seed, 0);
   for (size_t i = 0; i < K * M; i++) H[i] = avg * fabs(dec_rng_normal(&r));
   for (size_t i = 0; i < d->nb; i++)
     for (size_t p = 0; p < d->blk[i].npos; p++) {
-      dec_rng_seed(&r, (uint64_t)d->p->seed, 1 + dec_flat_nav(d, &d->blk[i], p));
+      hb_rng_seed(&r, (uint64_t)d->p->seed, 1 + dec_flat_nav(d, &d->blk[i], p));
       for (size_t c = 0; c < K; c++) W[(d->off[i] + p) * K + c] = avg * fabs(dec_rng_normal(&r));
     }
 }

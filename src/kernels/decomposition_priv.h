@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "hb_kernel.h"
+#include "hb_rng.h"
 
 enum { DEC_SVD, DEC_NMF };
 enum { CENTRE_NONE, CENTRE_NAVIGATION, CENTRE_SIGNAL };
@@ -64,12 +65,8 @@ int dec_svd(dec_data *d, size_t k, double *Vt, double *s, double *L, int *solver
  * (nloc × k), H (k × M); iterations run and the final ||X - WH||_F. */
 int dec_nmf(dec_data *d, double *W, double *H, int *iters, double *residual);
 
-/* splitmix64-seeded xoshiro256**, one stream per (seed, stream). */
-typedef struct {
-  uint64_t s[4];
-} dec_rng;
-void dec_rng_seed(dec_rng *r, uint64_t seed, uint64_t stream);
-double dec_rng_normal(dec_rng *r);
+/* A standard normal deviate from a stream of hb_rng.h. */
+double dec_rng_normal(hb_rng *r);
 
 /* LAPACK (Fortran symbols, hidden string lengths last). */
 void dsyevr_(const char *jobz, const char *range, const char *uplo, const int *n, double *a, const int *lda,

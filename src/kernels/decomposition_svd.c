@@ -16,38 +16,13 @@
 
 #include "decomposition_priv.h"
 #include "hb_error.h"
+#include "hb_rng.h"
 
 /* ---- random numbers ------------------------------------------------------- */
 
-static uint64_t splitmix(uint64_t *x) {
-  uint64_t z = (*x += 0x9E3779B97F4A7C15ULL);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
-
-void dec_rng_seed(dec_rng *r, uint64_t seed, uint64_t stream) {
-  uint64_t x = seed;
-  x = splitmix(&x) ^ (stream * 0xD1B54A32D192ED03ULL);
-  for (int i = 0; i < 4; i++) r->s[i] = splitmix(&x);
-}
-
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-static uint64_t rng_next(dec_rng *r) {
-  uint64_t *s = r->s, out = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-  s[2] ^= s[0];
-  s[3] ^= s[1];
-  s[1] ^= s[2];
-  s[0] ^= s[3];
-  s[2] ^= t;
-  s[3] = rotl(s[3], 45);
-  return out;
-}
-
 /* Box-Muller; one value per call keeps the stream simple to reproduce. */
-double dec_rng_normal(dec_rng *r) {
-  double u1 = ((double)(rng_next(r) >> 11) + 1) * 0x1.0p-53, u2 = (double)(rng_next(r) >> 11) * 0x1.0p-53;
+double dec_rng_normal(hb_rng *r) {
+  double u1 = ((double)(hb_rng_next(r) >> 11) + 1) * 0x1.0p-53, u2 = hb_rng_unif(r);
   return sqrt(-2 * log(u1)) * cos(2 * M_PI * u2);
 }
 
@@ -280,8 +255,8 @@ static int svd_randomized(dec_data *d, size_t K, double *Vt, double *s, double *
                                          : 0;
   rc = hb_agree(d->g->comm, rc);
   if (!rc) { /* Ω, the same on every rank */
-    dec_rng r;
-    dec_rng_seed(&r, (uint64_t)p->seed, 0);
+    hb_rng r;
+    hb_rng_seed(&r, (uint64_t)p->seed, 0);
     for (size_t i = 0; i < l * M; i++) Zt[i] = dec_rng_normal(&r);
     rc = cholqr2(d, l, Y, 1, Zt);
   }
