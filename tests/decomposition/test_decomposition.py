@@ -6,7 +6,6 @@ synthetic EELS data, rank-count agreement, bit-identical repeats, loading
 without warnings, and validate-time errors.
 
 usage: /usr/bin/python3 test_decomposition.py path/to/hyperbatch"""
-import logging
 import os
 import subprocess
 import sys
@@ -15,53 +14,12 @@ import warnings
 
 import numpy as np
 
-warnings.simplefilter("ignore")  # importing hyperspy itself warns on Python 3.11
-import hyperspy.api as hs  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from hbcheck import ENV, by_title, check, finish, hs, load_quietly, warm_up  # noqa: E402
 import h5py  # noqa: E402
 from sklearn.decomposition import NMF  # noqa: E402
 
 HB = os.path.abspath(sys.argv[1])
-FAILS = []
-CHECKS = [0]
-ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-           OMPI_MCA_rmaps_base_oversubscribe="1")
-
-
-def check(cond, what):
-    CHECKS[0] += 1
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        FAILS.append(what)
-
-
-class Collect(logging.Handler):
-    def __init__(self):
-        super().__init__(level=logging.WARNING)
-        self.records = []
-
-    def emit(self, record):
-        self.records.append(record)
-
-
-def warm_up(tmp):
-    path = os.path.join(tmp, "warmup.hspy")
-    hs.signals.Signal2D(np.zeros((2, 3, 4), dtype="uint8")).save(path, overwrite=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        hs.load(path)
-        hs.load(path, lazy=True)
-
-
-def load_quietly(path, **kw):
-    log = Collect()
-    logging.getLogger().addHandler(log)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        out = hs.load(path, **kw)
-    logging.getLogger().removeHandler(log)
-    msgs = [str(w.message) for w in caught] + [r.getMessage() for r in log.records]
-    check(not msgs, f"load {os.path.basename(path)} {kw or ''} without warnings {msgs if msgs else ''}")
-    return {s.metadata.General.title: s for s in (out if isinstance(out, list) else [out])}
 
 
 def hb(n, job, *sets, cmd="run"):
@@ -141,7 +99,7 @@ def test_pca(tmp):
                     if not run(n, job, f"output.file={out}"):
                         continue
                     outs.append(os.path.join(tmp, out))
-                    sigs = load_quietly(os.path.join(tmp, out)) if n == 1 and solver == "exact" else None
+                    sigs = by_title(load_quietly(os.path.join(tmp, out))) if n == 1 and solver == "exact" else None
                     r = results(os.path.join(tmp, out))
                     F = r["dec_factors"].reshape(k, -1)
                     L = r["dec_loadings"].reshape(k, -1)
@@ -169,7 +127,7 @@ def test_pca(tmp):
                         check(md.decomposition_algorithm == "SVD" and md.solver == solver and
                               md.poissonian_noise_normalized == poisson and md.output_dimension == k,
                               f"{tag}: metadata records algorithm, solver, normalisation, k")
-                        lazy = load_quietly(os.path.join(tmp, out), lazy=True)
+                        lazy = by_title(load_quietly(os.path.join(tmp, out), lazy=True))
                         check(np.allclose(lazy["dec_loadings"].data.compute(), l_.data), f"{tag}: lazy load")
                 agree_ranks(outs, tag)
 
@@ -347,8 +305,7 @@ def main():
             test_nmf_vs_sklearn(tmp)
         if "truth" in only:
             nmf_default_and_truth(tmp)
-    print(f"test_decomposition: {CHECKS[0]} checks, {len(FAILS)} failed")
-    sys.exit(1 if FAILS else 0)
+    finish("test_decomposition")
 
 
 main()

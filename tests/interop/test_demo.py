@@ -6,37 +6,26 @@ Bragg disk shows the grain, the mean pattern shows the Bragg disks, and the
 hot pixels are filtered.
 
 usage: /usr/bin/python3 test_demo.py path/to/hyperbatch SOURCE_ROOT"""
-import logging
 import os
 import subprocess
 import sys
 import tempfile
-import warnings
 
 import numpy as np
 
-warnings.simplefilter("ignore")
-import hyperspy.api as hs  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from hbcheck import ENV, by_title, check, finish, hs, load_quietly, warm_up  # noqa: E402
 
 HB, ROOT = os.path.abspath(sys.argv[1]), sys.argv[2]
-FAILS, CHECKS = [], [0]
-
-
-def check(cond, what):
-    CHECKS[0] += 1
-    print(("ok   " if cond else "FAIL ") + what)
-    if not cond:
-        FAILS.append(what)
 
 
 def main(tmp):
     scan = os.path.join(tmp, "scan.hspy")
     out = os.path.join(tmp, "results", "demo.hspy")
     subprocess.run([HB, "synth", "4dstem", scan], check=True, capture_output=True)
-    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
     p = subprocess.run(["mpirun", "-q", "-n", "2", HB, "run", os.path.join(ROOT, "configs", "demo.yaml"),
                         "--set", f"input.file={scan}", "--set", f"output.file={out}"],
-                       capture_output=True, text=True, env=env, timeout=300)
+                       capture_output=True, text=True, env=ENV, timeout=300)
     print(p.stdout)
     check(p.returncode == 0, f"demo job runs on 2 ranks (exit {p.returncode}) {p.stderr[-400:]}")
     check(f"wrote {out}" in p.stdout, "it prints the output path")
@@ -46,21 +35,8 @@ def main(tmp):
         with open(png, "rb") as f:
             check(f.read(8) == b"\x89PNG\r\n\x1a\n", f"{os.path.basename(png)} is a PNG")
 
-    # HyperSpy warns about its own deprecations on its first load of any file:
-    # load a file it wrote itself first, so only warnings about ours remain
-    warm = os.path.join(tmp, "warmup.hspy")
-    hs.signals.Signal2D(np.zeros((2, 3, 4), dtype="uint8")).save(warm)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        hs.load(warm)
-    log = []
-    handler = logging.Handler(level=logging.WARNING)
-    handler.emit = log.append
-    logging.getLogger().addHandler(handler)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        res = {s.metadata.General.title: s for s in hs.load(out)}
-    check(not caught and not log, f"HyperSpy loads the demo output without warnings {[str(w.message) for w in caught]}")
+    warm_up(tmp)
+    res = by_title(load_quietly(out))
     truth = hs.load(scan, lazy=True).metadata.Synthetic
     vac = np.asarray(truth.vacuum_mask).astype(bool)
     thick = np.asarray(truth.thickness)
@@ -89,5 +65,4 @@ def main(tmp):
 
 with tempfile.TemporaryDirectory() as tmp:
     main(tmp)
-print(f"test_demo: {CHECKS[0]} checks, {len(FAILS)} failed")
-sys.exit(1 if FAILS else 0)
+finish("test_demo")

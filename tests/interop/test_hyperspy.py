@@ -4,71 +4,25 @@ and 3 ranks, HyperSpy loads the outputs (eagerly and lazily) without a single
 warning, and every result matches numpy on the same data.
 
 usage: /usr/bin/python3 test_hyperspy.py path/to/hyperbatch"""
-import logging
 import os
 import subprocess
 import sys
 import tempfile
-import warnings
 
 import numpy as np
 
-warnings.simplefilter("ignore")  # importing hyperspy itself warns on Python 3.11
-import hyperspy.api as hs  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from hbcheck import ENV, by_title, check, finish, hs, load_quietly, warm_up  # noqa: E402
 import h5py  # noqa: E402
 
 HB = os.path.abspath(sys.argv[1])
-FAILS = []
-CHECKS = [0]
-
-
-def check(cond, what):
-    CHECKS[0] += 1
-    print(("ok   " if cond else "FAIL ") + what)
-    if not cond:
-        FAILS.append(what)
-
-
-class Collect(logging.Handler):
-    def __init__(self):
-        super().__init__(level=logging.WARNING)
-        self.records = []
-
-    def emit(self, record):
-        self.records.append(record)
-
-
-def warm_up(tmp):
-    """Load a file HyperSpy wrote itself once, so that warnings HyperSpy emits on
-    its first load whatever the file (its own deprecations) are not blamed on ours."""
-    path = os.path.join(tmp, "warmup.hspy")
-    hs.signals.Signal2D(np.zeros((2, 3, 4), dtype="uint8")).save(path, overwrite=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        hs.load(path)
-        hs.load(path, lazy=True)
-
-
-def load_quietly(path, **kw):
-    """hs.load, failing on any Python warning or logged warning."""
-    log = Collect()
-    logging.getLogger().addHandler(log)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        out = hs.load(path, **kw)
-    logging.getLogger().removeHandler(log)
-    msgs = [str(w.message) for w in caught] + [r.getMessage() for r in log.records]
-    check(not msgs, f"load {os.path.basename(path)} {kw or ''} without warnings {msgs if msgs else ''}")
-    return out if isinstance(out, list) else [out]
 
 
 def run(n, job, *sets):
-    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-               OMPI_MCA_rmaps_base_oversubscribe="1")
     cmd = ["mpirun", "-q", "-n", str(n), HB, "run", job]
     for s in sets:
         cmd += ["--set", s]
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=ENV)
     check(p.returncode == 0, f"hyperbatch np={n} {os.path.basename(job)} {' '.join(sets)} exit {p.returncode} {p.stderr[-500:] if p.returncode else ''}")
     return p
 
@@ -81,10 +35,6 @@ def calibrate(s, names, units, scales, offsets):
 
 def axes_of(sig):
     return [(a.name, a.units, round(a.scale, 12), round(a.offset, 12), a.size) for a in sig.axes_manager._axes]
-
-
-def by_title(signals):
-    return {s.metadata.General.title: s for s in signals}
 
 
 def close(a, b, exact):
@@ -160,9 +110,8 @@ run: {block: 7, progress: off}
     os.makedirs(os.path.join(tmp, "out"), exist_ok=True)
 
     # a calibrated radius on non-square pixels is ambiguous: refused at validate time
-    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
     p = subprocess.run(["mpirun", "-q", "-n", "2", HB, "validate", job, "--set", "kernels.bf.detector.units=calibrated",
-                        "--set", "kernels.bf.detector.center=[0.0, 0.0]"], capture_output=True, text=True, env=env, timeout=120)
+                        "--set", "kernels.bf.detector.center=[0.0, 0.0]"], capture_output=True, text=True, env=ENV, timeout=120)
     check(p.returncode == 2 and "needs square pixels" in p.stderr,
           f"calibrated radius on non-square pixels refused: exit {p.returncode}: {p.stderr.strip()}")
 
@@ -248,8 +197,7 @@ run: {progress: off}
         text = f.read().replace(", signal: spectra", "")
     with open(job, "w") as f:
         f.write(text)
-    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
-    p = subprocess.run(["mpirun", "-q", "-n", "2", HB, "validate", job], capture_output=True, text=True, env=env,
+    p = subprocess.run(["mpirun", "-q", "-n", "2", HB, "validate", job], capture_output=True, text=True, env=ENV,
                        timeout=120)
     check(p.returncode == 2 and "holds 2 signals ('other', 'spectra'); pick one with input.signal" in p.stderr,
           f"two signals without input.signal: exit {p.returncode}: {p.stderr.strip()}")
@@ -300,16 +248,15 @@ run: {progress: off}
         check(close(sigs["brightest"].data, data.max(axis=(0, 1)), True), f"np={n} generic HDF5 max matches")
         check(axes_of(sigs["total"]) == [("y", "nm", 2.5, 0.0, 6), ("x", "nm", 2.5, 10.0, 7)],
               f"np={n} input.axes overrides reach the output {axes_of(sigs['total'])}")
-    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
     with h5py.File(os.path.join(tmp, "cube.h5"), "w") as f:
         f.create_dataset("cube", data=np.zeros((3, 4, 5), "f4"), chunks=(1, 4, 5))
     p = subprocess.run(["mpirun", "-q", "-n", "2", HB, "validate", job, "--set", "input.file=cube.h5",
-                        "--set", "input.dataset=/cube"], capture_output=True, text=True, env=env, timeout=120)
+                        "--set", "input.dataset=/cube"], capture_output=True, text=True, env=ENV, timeout=120)
     check(p.returncode == 2 and "set input.navigation_dimension" in p.stderr,
           f"a 3-D generic array needs navigation_dimension: exit {p.returncode}: {p.stderr.strip()}")
     p = subprocess.run(["mpirun", "-q", "-n", "2", HB, "validate", job, "--set", "input.file=cube.h5",
                         "--set", "input.dataset=/cube", "--set", "input.navigation_dimension=1", "--set",
-                        "kernels.brightest.axes=signal"], capture_output=True, text=True, env=env, timeout=120)
+                        "kernels.brightest.axes=signal"], capture_output=True, text=True, env=ENV, timeout=120)
     check(p.returncode == 0, f"with navigation_dimension it validates: exit {p.returncode}: {p.stderr.strip()}")
 
     # format 3.3, as RosettaSciIO writes it
@@ -336,8 +283,7 @@ def main():
         test_4d(tmp)
         test_1d_and_signals(tmp)
         test_generic_hdf5(tmp)
-    print(f"test_hyperspy: {CHECKS[0]} checks, {len(FAILS)} failed")
-    sys.exit(1 if FAILS else 0)
+    finish("test_hyperspy")
 
 
 main()
