@@ -10,10 +10,26 @@
 #include "hb_hspy.h"
 #include "hb_job.h"
 
+/* Open attribute `name` if it holds exactly one value: a hostile or odd file
+ * may store an array where one value belongs, and reading that into one
+ * value would overrun. */
+static hid_t open_scalar_attr(hid_t obj, const char *name) {
+  if (H5Aexists(obj, name) <= 0) return -1;
+  hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+  if (a < 0) return -1;
+  hid_t sp = H5Aget_space(a);
+  hssize_t n = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+  if (sp >= 0) H5Sclose(sp);
+  if (n != 1) {
+    H5Aclose(a);
+    return -1;
+  }
+  return a;
+}
+
 int hb_h5_read_attr_str(hid_t obj, const char *name, char *buf, size_t n) {
   buf[0] = 0;
-  if (H5Aexists(obj, name) <= 0) return 0;
-  hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+  hid_t a = open_scalar_attr(obj, name);
   if (a < 0) return 0;
   hid_t t = H5Aget_type(a);
   int ok = 0;
@@ -45,8 +61,8 @@ int hb_h5_read_attr_str(hid_t obj, const char *name, char *buf, size_t n) {
 }
 
 static int attr_double(hid_t obj, const char *name, double *out) {
-  if (H5Aexists(obj, name) <= 0) return 0;
-  hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+  hid_t a = open_scalar_attr(obj, name);
+  if (a < 0) return 0;
   hid_t t = H5Aget_type(a);
   int ok = 0;
   H5T_class_t c = H5Tget_class(t);
@@ -58,8 +74,8 @@ static int attr_double(hid_t obj, const char *name, double *out) {
 
 /* h5py booleans are an enum over int8; accept plain integers too. */
 static int attr_bool(hid_t obj, const char *name, int *out) {
-  if (H5Aexists(obj, name) <= 0) return 0;
-  hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+  hid_t a = open_scalar_attr(obj, name);
+  if (a < 0) return 0;
   hid_t t = H5Aget_type(a);
   int ok = 0;
   if (H5Tget_class(t) == H5T_ENUM && H5Tget_size(t) <= 8) {
@@ -106,7 +122,11 @@ int hb_hspy_read_axes(hid_t group, int ndim, const hsize_t *shape, hb_axis *axes
     /* A non-uniform axis keeps its points in a dataset; we carry its linear fit. */
     if (H5Lexists(g, "axis", H5P_DEFAULT) > 0 && shape[i] > 0) {
       hid_t d = H5Dopen2(g, "axis", H5P_DEFAULT);
-      double *pts = d >= 0 ? malloc(shape[i] * sizeof *pts) : NULL;
+      hid_t sp = d >= 0 ? H5Dget_space(d) : -1;
+      hssize_t npts = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+      if (sp >= 0) H5Sclose(sp);
+      /* only an axis with one point per sample is usable (and safe to read) */
+      double *pts = d >= 0 && npts == (hssize_t)shape[i] ? malloc(shape[i] * sizeof *pts) : NULL;
       if (pts && H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, pts) >= 0) {
         ax->offset = pts[0];
         ax->scale = shape[i] > 1 ? (pts[shape[i] - 1] - pts[0]) / (double)(shape[i] - 1) : 1;

@@ -205,6 +205,7 @@ static int interpret(hb_job *job) {
       const hb_node *h = hints->kids[i];
       HB_CHECK(h->kind == HB_NODE_SCALAR, HB_EINVALID, hb_node_where(h, 0), "MPI-IO hint '%s' must be a single value",
                h->key);
+      HB_CHECK(h->key[0] && h->text[0], HB_EINVALID, hb_node_where(h, 1), "an MPI-IO hint needs a name and a value");
       HB_CHECK(strlen(h->key) < MPI_MAX_INFO_KEY && strlen(h->text) < MPI_MAX_INFO_VAL, HB_EINVALID,
                hb_node_where(h, 1), "MPI-IO hint '%s' is too long", h->key);
       if (job->mpiio_info == MPI_INFO_NULL) HB_MPI(MPI_Info_create(&job->mpiio_info));
