@@ -78,6 +78,9 @@ int hb_chunkreader_open(const hb_input *in, int nthreads, hb_chunkreader **out) 
   }
   H5Pclose(dcpl);
   if (!ok) return 0; /* HDF5's own pipeline decodes what we don't */
+  /* Nothing to decode: HDF5 reads unfiltered chunks straight into the block
+   * (measured 6.0 against 4.6 GB/s on 2 ranks), where we would stage and copy. */
+  if (r.nfilters == 0) return 0;
   r.esize = hb_dtype_size(in->dtype);
   r.chunk_elems = 1;
   for (int d = 0; d < in->ndim; d++) r.chunk_elems *= in->chunk[d];

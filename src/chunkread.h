@@ -9,7 +9,8 @@
 typedef struct hb_chunkreader hb_chunkreader;
 
 /* *out is NULL when the raw path does not apply (other filters, byte order
- * other than native, contiguous layout, or HB_READ=hdf5 in the environment).
+ * other than native, contiguous or unfiltered layout (HDF5 reads those into
+ * place), or HB_READ=hdf5 in the environment).
  * Chunks are read on the calling thread and decoded on `nthreads` threads. */
 int hb_chunkreader_open(const hb_input *in, int nthreads, hb_chunkreader **out);
 int hb_chunkreader_read(hb_chunkreader *r, const hb_input *in, const hsize_t *start, const hsize_t *count, void *buf,
