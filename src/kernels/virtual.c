@@ -103,7 +103,7 @@ static int add_pixel(detector *d, size_t cap, size_t off, double w) {
   return 0;
 }
 
-static int read_mask(const geom *g, const hb_input *in, const hb_kernel *k, detector *d, size_t cap) {
+static int read_mask(const geom *g, detector *d, size_t cap) {
   const hb_node *fn = hb_node_child(g->det, "file"), *dn = hb_node_child(g->det, "dataset");
   const char *file, *dset;
   HB_CALL(hb_node_string(fn, &file));
@@ -113,8 +113,6 @@ static int read_mask(const geom *g, const hb_input *in, const hb_kernel *k, dete
   const char *src = fn->src, *slash = strrchr(src, '/');
   if (file[0] == '/' || !slash || !strncmp(src, "--set", 5)) snprintf(path, sizeof path, "%s", file);
   else snprintf(path, sizeof path, "%.*s/%s", (int)(slash - src), src, file);
-  (void)in;
-  (void)k;
   hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
   HB_CHECK(f >= 0, HB_EINVALID, hb_node_where(fn, 0), "cannot open mask file '%s' as HDF5", file);
   hid_t ds = H5Lexists(f, dset, H5P_DEFAULT) > 0 ? H5Dopen2(f, dset, H5P_DEFAULT) : -1;
@@ -185,7 +183,7 @@ static int virtual_plan(hb_kernel *k, const hb_input *in, const hb_node *spec) {
   HB_ALLOC(d->idx, cap);
   if (!strcmp(shape, "mask")) {
     HB_ALLOC(d->w, cap);
-    HB_CALL(read_mask(&g, in, k, d, cap));
+    HB_CALL(read_mask(&g, d, cap));
   } else if (!strcmp(shape, "point")) {
     double x = 0, y = 0;
     HB_CALL(get_point(&g, "at", &x, &y));
