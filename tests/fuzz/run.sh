@@ -77,18 +77,9 @@ flock -u 9
 # full stacks: Open MPI and HDF5 keep allocations for the life of the process
 # and have no frame pointers, and the suppressions (only inside those
 # libraries, so leaks in our code are reported) can only match a full stack.
-cat >"$B/lsan.supp" <<'EOF'
-leak:libmpi.so
-leak:libopen-pal.so
-leak:libopen-rte.so
-leak:libhwloc.so
-leak:libpmix.so
-leak:libevent
-leak:libhdf5
-leak:mca_
-EOF
 export ASAN_OPTIONS=detect_leaks=0:symbolize=1
-export LSAN_OPTIONS=suppressions=$B/lsan.supp:print_suppressions=0
+SUPP=$ROOT/tests/sanitize/lsan.supp
+export LSAN_OPTIONS=suppressions=$SUPP:print_suppressions=0
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export OMPI_MCA_btl=self OMPI_MCA_pml=ob1 # a singleton: no networking
 export OMPI_MCA_opal_signal="" # leave SIGSEGV/SIGABRT to the sanitizers and libFuzzer

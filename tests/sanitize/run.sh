@@ -36,25 +36,13 @@ ninja -C "$B/build" >"$B/build.log" 2>&1 || {
 }
 echo "sanitizer build ready in $(($(date +%s) - t0)) s"
 
-cat >"$B/lsan.supp" <<'EOF'
-leak:libmpi.so
-leak:libopen-pal.so
-leak:libopen-rte.so
-leak:libhwloc.so
-leak:libpmix.so
-leak:libevent
-leak:libhdf5
-leak:mca_
-leak:libblas
-leak:libopenblas
-leak:liblapack
-EOF
-# full stacks for leaks: the libraries above have no frame pointers, and a
+# full stacks for leaks: the libraries in lsan.supp have no frame pointers, and a
 # suppression matches only a stack that reaches into them
 export ASAN_OPTIONS=detect_leaks=1:fast_unwind_on_malloc=0:malloc_context_size=30:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1
 # use_tls=0: gcc 12's LeakSanitizer crashes ("Tracer caught signal 11") reading the
 # dynamic TLS that Open MPI's plugins leave behind; our code keeps nothing in TLS
-export LSAN_OPTIONS=suppressions=$B/lsan.supp:print_suppressions=0:use_tls=0
+SUPP=$ROOT/tests/sanitize/lsan.supp
+export LSAN_OPTIONS=suppressions=$SUPP:print_suppressions=0:use_tls=0
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export OMPI_MCA_opal_signal="" # let ASan report a SEGV instead of Open MPI's handler
 HB=$B/build/hyperbatch
