@@ -231,6 +231,13 @@ int hb_ckpt_resume(hb_engine *e) {
   free(bufs);
   HB_CHECK(!rc, HB_EIO, out, "cannot read the checkpoint's reduction nodes (%s)", hb_h5_error_text());
   e->ckpt_saved = 1;
+  if (e->rank == 0) {
+    size_t done = 0;
+    for (size_t b = 0; b < e->part.nblocks; b++) done += e->done[b];
+    printf("hyperbatch: resuming %s: %zu of %zu blocks were done, %zu to go on %d rank%s\n", out, done,
+           e->part.nblocks, e->part.nblocks - done, e->size, e->size == 1 ? "" : "s");
+    fflush(stdout);
+  }
   return 0;
 }
 

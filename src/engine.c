@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "engine_priv.h"
@@ -214,10 +215,19 @@ static size_t blocks_done_after(const hb_engine *e, size_t rounds) {
 
 /* Fault injection for the tests (docs/operations.md): after `round` rounds,
  * HB_FAULT_SIGNAL_AFTER acts as if SIGUSR1 had arrived, and
- * HB_FAULT_KILL_AFTER kills the last rank outright, as a dying node would. */
+ * HB_FAULT_KILL_AFTER kills the last rank outright, as a dying node would.
+ * HB_FAULT_ROUND_DELAY_MS stretches every round, so that a real scheduler's
+ * signal (scancel, a time limit) lands in the middle of a small test run; a
+ * signal cuts the sleep short. */
 static int injected_signal(const hb_engine *e, size_t round) {
   const char *kill_after = getenv("HB_FAULT_KILL_AFTER"), *sig_after = getenv("HB_FAULT_SIGNAL_AFTER");
+  const char *delay_ms = getenv("HB_FAULT_ROUND_DELAY_MS");
   if (kill_after && round >= (size_t)atol(kill_after) && e->rank == e->size - 1) raise(SIGKILL);
+  if (delay_ms) {
+    long ms = atol(delay_ms);
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+  }
   return sig_after && round >= (size_t)atol(sig_after) ? SIGUSR1 : 0;
 }
 
@@ -228,8 +238,8 @@ static int injected_signal(const hb_engine *e, size_t round) {
 static int after_round(hb_engine *e, size_t round, int last) {
   const char *env = getenv("HB_CHECKPOINT_SECONDS");
   double every = env ? atof(env) : 30;
-  int sig = hb_ckpt_interrupted();
-  if (!sig) sig = injected_signal(e, round);
+  int sig = injected_signal(e, round);
+  if (!sig) sig = hb_ckpt_interrupted();
   double free_bytes = e->rank == 0 ? hb_output_free_space(e) : 0;
   int flags[4] = {sig, e->rank == 0 && e->ckpt >= 0 && hb_now() - e->last_flush >= every,
                   e->rank == 0 && free_bytes < hb_output_space_needed(e),

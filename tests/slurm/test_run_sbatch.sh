@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # jobs/run.sbatch without Slurm: argument and binary checks, the launcher
 # choice outside an allocation, SIGUSR1 forwarded through mpirun to every rank,
-# requeue on the checkpoint exit code (scontrol replaced by a recorder),
-# --resume on a restart, no requeue after SIGTERM, the requeue cap, and one
-# real 2-rank run of hyperbatch through the script.
+# requeue on the checkpoint exit code (scontrol replaced by a recorder), a
+# warning that comes before the launch, --resume on a restart, no requeue
+# after SIGTERM, the requeue cap, and real 2-rank runs of hyperbatch through
+# the script.
 # Usage: test_run_sbatch.sh path/to/hyperbatch
 set -euo pipefail
 HB=$1
@@ -77,6 +78,21 @@ else
   kill "$SPID" 2>/dev/null || true
   bad "USR1: the fake never started on 2 ranks"
 fi
+
+# ---- a warning before the launch (Slurm may send it early): the shell
+# survives it, starts nothing and requeues.  A slow fake srun stands in for
+# the launcher probe.
+mkdir -p "$WORK/slowsrun"
+printf '#!/bin/sh\nsleep 2\n' >"$WORK/slowsrun/srun"
+chmod +x "$WORK/slowsrun/srun"
+rm -f "$WORK/scontrol.log"
+sbatch_bg SLURM_JOB_ID=4245 SLURM_MPI_TYPE=pmix HB_LAUNCHER=auto PATH="$WORK/slowsrun:$PATH"
+sleep 0.7
+kill -USR1 "$SPID"
+finish_bg
+check "USR1 before the launch: exit 0, requeued, nothing started" \
+  test "$RC" = 0 -a "$(cat "$WORK/scontrol.log" 2>/dev/null)" = "requeue 4245" -a ! -s "$FAKE_LOG"
+check "USR1 before the launch: says so" grep -q "arrived before hyperbatch started" "$WORK/hb.stderr"
 
 # ---- the requeued run passes --resume
 : >"$FAKE_LOG"
@@ -155,18 +171,12 @@ RC=$?
 set -e
 check "jobs/multinode.yaml with its MPI-IO hints under ROMIO: exit 0" test "$RC" = 0 -a -f "$WORK/mn/res.hspy"
 
-# --resume through the script with the real binary.  Until the engine has
-# checkpoints it refuses --resume (exit 2, "not available yet"), which is fine;
-# once it accepts it, this says so: the scancel/time-limit checkpoint tests of
-# docs/operations.md are then due.
+# --resume through the script with the real binary and nothing to resume:
+# the engine's clear refusal comes through
 set +e
 HYPERBATCH=$HB HB_NTASKS=2 HB_RESUME=1 timeout 120 bash "$SCRIPT" job.yaml --set output.file=out2.hspy >"$WORK/hb.stdout" 2>"$WORK/hb.stderr"
 RC=$?
 set -e
-if grep -q 'resume is not available' "$WORK/hb.stderr"; then
-  check "real binary refuses --resume for now (exit 2, 'not available yet')" test "$RC" = 2
-else
-  echo "note: this hyperbatch accepts --resume (exit $RC): add the checkpoint tests (docs/operations.md)"
-  check "real binary with --resume: no hang, no crash (exit $RC)" test "$RC" -lt 124
-fi
+check "real binary, HB_RESUME=1 without a checkpoint: exit 2, 'nothing to resume'" \
+  test "$RC" = 2 -a -n "$(grep -l 'nothing to resume' "$WORK/hb.stderr")"
 finish
