@@ -60,7 +60,24 @@ char *hb_job_resolve(const hb_job *job, const char *path) {
   if (path[0] == '/' || !job->dir || !strcmp(job->dir, ".")) return strdup(path);
   size_t n = strlen(job->dir) + strlen(path) + 2;
   char *out = malloc(n);
-  if (out) snprintf(out, n, "%s/%s", job->dir, path);
+  if (!out) return NULL;
+  snprintf(out, n, "%s/%s", job->dir, path);
+  /* "configs/../data/x.hspy" names the file as the user thinks of it when its
+   * folder exists; realpath (not a lexical cleanup) keeps symlinks right */
+  char *copy = strdup(out), *slash = copy ? strrchr(copy, '/') : NULL;
+  if (slash && slash != copy && strcmp(slash + 1, "..") && strcmp(slash + 1, ".")) {
+    *slash = 0;
+    char *folder = realpath(copy, NULL);
+    size_t m = folder ? strlen(folder) + strlen(slash + 1) + 2 : 0;
+    char *clean = folder ? malloc(m) : NULL;
+    if (clean) {
+      snprintf(clean, m, "%s/%s", strcmp(folder, "/") ? folder : "", slash + 1);
+      free(out);
+      out = clean;
+    }
+    free(folder);
+  }
+  free(copy);
   return out;
 }
 

@@ -251,6 +251,21 @@ static void test_valid(void) {
   } else {
     CHECK(0, "cannot enter %s", tmpdir);
   }
+  /* "../x" through a folder that exists names the file without the detour */
+  static const char up_job[] = "version: 1\ninput: {file: ../in.hspy}\noutput: {file: ../../out.hspy}\n" MIN_KERNELS;
+  rc = hb_job_parse(jpath, up_job, strlen(up_job), NULL, 0, &job);
+  CHECK(rc == 0, "../ paths: rc %d: %s", rc, hb_error_what());
+  if (!rc) {
+    char *want_in = realpath(tmpdir, NULL);
+    char want[PATH_MAX + 32];
+    snprintf(want, sizeof want, "%s/jobs/in.hspy", want_in ? want_in : "?");
+    CHECK_STR(job.input_file, want);
+    snprintf(want, sizeof want, "%s/out.hspy", want_in ? want_in : "?");
+    CHECK_STR(job.output_file, want);
+    free(want_in);
+  }
+  hb_job_free(&job);
+  hb_error_clear();
   static const char abs_job[] = "version: 1\ninput: {file: /abs/in.hspy}\noutput: {file: /abs/out.hspy}\n" MIN_KERNELS;
   rc = hb_job_parse(jpath, abs_job, strlen(abs_job), NULL, 0, &job);
   CHECK(rc == 0, "absolute paths: rc %d: %s", rc, hb_error_what());
