@@ -59,11 +59,12 @@ void hb_tree_init(hb_tree *t, size_t bytes, hb_merge_fn merge, void *ctx);
 /* A buffer to fill for the next leaf (reused; NULL if out of memory). */
 void *hb_tree_buffer(hb_tree *t);
 void hb_tree_push(hb_tree *t, int level, size_t index, void *buf);
-/* Collective: combine every rank's stack on rank 0.  Rank 0 sorts all nodes
- * by the first block they cover and pushes them again, so any split of the
- * blocks among ranks (contiguous or not, plus nodes pushed on rank 0 from a
- * checkpoint) gives the same merges.  On rank 0 *result is the root buffer
- * (owned by the tree), or NULL if there were no blocks. */
+/* Collective: combine every rank's stack on rank 0 over a binomial tree of
+ * ranks.  Each receiver sorts the nodes by the first block they cover and
+ * pushes them again, so any split of the blocks among ranks (contiguous or
+ * not, plus nodes seeded from a checkpoint anywhere) gives the same merges.
+ * On rank 0 *result is the root buffer (owned by the tree), or NULL if there
+ * were no blocks. */
 int hb_tree_reduce(hb_tree *t, MPI_Comm comm, void **result);
 void hb_tree_free(hb_tree *t);
 

@@ -84,10 +84,12 @@ int hb_ckpt_create(hb_engine *e) {
   return 0;
 }
 
-/* Collective write of rows [0, rows) of a 1-D or 2-D dataset; rank 0's data.
- * The dataset only grows (parallel HDF5 1.10 loses a write into a chunk that
- * a shrink cut), and its `rows` attribute says how many rows are current. */
-static int write_rows(hb_engine *e, const char *name, hid_t type, hsize_t rows, hsize_t cols, const void *buf) {
+/* Collective write: this rank's `count` rows at row `first` of a 1-D or 2-D
+ * dataset now `rows` long.  The dataset only grows (parallel HDF5 1.10 loses
+ * a write into a chunk that a shrink cut), and its `rows` attribute says how
+ * many rows are current. */
+static int write_rows(hb_engine *e, const char *name, hid_t type, hsize_t rows, hsize_t cols, hsize_t first,
+                      hsize_t count, const void *buf) {
   hid_t d = H5Dopen2(e->ckpt, name, H5P_DEFAULT);
   HB_H5(d, e->partial, "cannot open checkpoint dataset %s", name);
   hsize_t dims[2] = {rows, cols}, have[2] = {0, 0};
@@ -97,10 +99,10 @@ static int write_rows(hb_engine *e, const char *name, hid_t type, hsize_t rows, 
   int rc = rows > have[0] && H5Dset_extent(d, dims) < 0;
   rc = rc || hb_h5_attr_i64(d, "rows", (long long)rows);
   fs = H5Dget_space(d);
-  hid_t ms = H5Screate_simple(cols ? 2 : 1, dims, NULL);
-  hsize_t zero[2] = {0, 0};
-  if (e->rank != 0 || rows == 0) H5Sselect_none(fs), H5Sselect_none(ms);
-  else H5Sselect_hyperslab(fs, H5S_SELECT_SET, zero, NULL, dims, NULL);
+  hsize_t start[2] = {first, 0}, mine[2] = {count, cols};
+  hid_t ms = H5Screate_simple(cols ? 2 : 1, count ? mine : dims, NULL);
+  if (!count) H5Sselect_none(fs), H5Sselect_none(ms);
+  else H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, mine, NULL);
   hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
   H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE);
   if (!rc) rc = H5Dwrite(d, type, ms, fs, dxpl, buf) < 0;
@@ -115,57 +117,43 @@ static int write_rows(hb_engine *e, const char *name, hid_t type, hsize_t rows, 
 int hb_ckpt_flush(hb_engine *e) {
   /* every rank knows its own finished blocks: combine */
   HB_MPI(MPI_Allreduce(MPI_IN_PLACE, e->done, (int)e->part.nblocks, MPI_UNSIGNED_CHAR, MPI_MAX, e->comm));
-  /* every rank's tree nodes, on rank 0 */
-  int n = e->tree.depth, total = 0, *counts = NULL, *displs = NULL;
-  if (e->rank == 0) counts = calloc((size_t)e->size, sizeof *counts), displs = calloc((size_t)e->size, sizeof *displs);
-  HB_MPI(MPI_Gather(&n, 1, MPI_INT, counts, 1, MPI_INT, 0, e->comm));
-  if (e->rank == 0)
-    for (int r = 0; r < e->size; r++) displs[r] = total, total += counts[r];
-  HB_MPI(MPI_Bcast(&total, 1, MPI_INT, 0, e->comm));
+  /* every rank writes its own tree nodes, one after the other in rank order:
+   * nothing is gathered, so no rank's memory grows with the rank count */
+  long long n = e->tree.depth, first = 0, total = 0;
+  HB_MPI(MPI_Exscan(&n, &first, 1, MPI_LONG_LONG, MPI_SUM, e->comm));
+  if (e->rank == 0) first = 0; /* MPI_Exscan leaves rank 0's result undefined */
+  HB_MPI(MPI_Allreduce(&n, &total, 1, MPI_LONG_LONG, MPI_SUM, e->comm));
   size_t nb = e->sig_bytes ? e->sig_bytes : 1;
-  long long *myids = malloc(sizeof(long long) * 2 * (size_t)(n ? n : 1));
-  unsigned char *mybufs = malloc(nb * (size_t)(n ? n : 1));
-  long long *ids = e->rank == 0 ? malloc(sizeof(long long) * 2 * (size_t)(total ? total : 1)) : NULL;
-  unsigned char *bufs = e->rank == 0 ? malloc(nb * (size_t)(total ? total : 1)) : NULL;
-  int rc = !myids || !mybufs || (e->rank == 0 && (!ids || !bufs || !counts || !displs));
+  long long *ids = malloc(sizeof(long long) * 2 * (size_t)(n ? n : 1));
+  unsigned char *bufs = malloc(nb * (size_t)(n ? n : 1));
+  int rc = !ids || !bufs;
   rc = hb_agree(e->comm, rc ? hb_error_raise(HB_EINTERNAL, __FILE__, __LINE__, "memory", "out of memory") : 0);
   if (!rc) {
-    for (int i = 0; i < n; i++) {
-      myids[2 * i] = e->tree.stack[i].level;
-      myids[2 * i + 1] = (long long)e->tree.stack[i].index;
-      if (e->sig_bytes) memcpy(mybufs + (size_t)i * nb, e->tree.stack[i].buf, nb);
+    for (long long i = 0; i < n; i++) {
+      ids[2 * i] = e->tree.stack[i].level;
+      ids[2 * i + 1] = (long long)e->tree.stack[i].index;
+      if (e->sig_bytes) memcpy(bufs + (size_t)i * nb, e->tree.stack[i].buf, nb);
     }
-    /* counts in units of rows: gather ids as pairs and buffers as rows */
-    MPI_Datatype pair, row;
-    MPI_Type_contiguous(2, MPI_LONG_LONG, &pair);
-    MPI_Type_contiguous((int)nb, MPI_BYTE, &row);
-    MPI_Type_commit(&pair);
-    MPI_Type_commit(&row);
-    MPI_Gatherv(myids, n, pair, ids, counts, displs, pair, 0, e->comm);
-    MPI_Gatherv(mybufs, n, row, bufs, counts, displs, row, 0, e->comm);
-    MPI_Type_free(&pair);
-    MPI_Type_free(&row);
-    rc = write_rows(e, "node_ids", H5T_NATIVE_LLONG, (hsize_t)total, 2, ids);
-    if (!rc) rc = write_rows(e, "nodes", H5T_NATIVE_UCHAR, (hsize_t)total, nb, bufs);
-    if (!rc) rc = write_rows(e, "done", H5T_NATIVE_UCHAR, e->part.nblocks, 0, e->done);
+    rc = write_rows(e, "node_ids", H5T_NATIVE_LLONG, (hsize_t)total, 2, (hsize_t)first, (hsize_t)n, ids);
+    if (!rc) rc = write_rows(e, "nodes", H5T_NATIVE_UCHAR, (hsize_t)total, nb, (hsize_t)first, (hsize_t)n, bufs);
+    if (!rc)
+      rc = write_rows(e, "done", H5T_NATIVE_UCHAR, e->part.nblocks, 0, 0, e->rank == 0 ? e->part.nblocks : 0,
+                      e->done);
     if (!rc && H5Fflush(e->ofile, H5F_SCOPE_GLOBAL) < 0)
       rc = hb_error_raise(HB_EIO, __FILE__, __LINE__, e->partial, "cannot flush the checkpoint (%s)",
                           hb_h5_error_text());
   }
-  free(myids);
-  free(mybufs);
   free(ids);
   free(bufs);
-  free(counts);
-  free(displs);
   if (!rc) e->ckpt_saved = 1;
   return rc;
 }
 
-static int read_rows(hid_t d, hid_t type, hsize_t rows, hsize_t cols, void *buf) {
-  hsize_t dims[2] = {rows, cols}, zero[2] = {0, 0};
+/* Rows [first, first + count) of a 1-D or 2-D dataset, independently. */
+static int read_rows(hid_t d, hid_t type, hsize_t first, hsize_t count, hsize_t cols, void *buf) {
+  hsize_t start[2] = {first, 0}, dims[2] = {count, cols};
   hid_t fs = H5Dget_space(d), ms = H5Screate_simple(2, dims, NULL);
-  H5Sselect_hyperslab(fs, H5S_SELECT_SET, zero, NULL, dims, NULL);
+  H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, dims, NULL);
   int bad = H5Dread(d, type, ms, fs, H5P_DEFAULT, buf) < 0;
   H5Sclose(ms);
   H5Sclose(fs);
@@ -203,22 +191,24 @@ int hb_ckpt_resume(hb_engine *e) {
   rc = H5Dread(d, H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, e->done) < 0;
   H5Dclose(d);
   HB_CHECK(!rc, HB_EIO, out, "cannot read the checkpoint's block list (%s)", hb_h5_error_text());
-  /* rank 0 seeds its tree with the saved nodes; hb_tree_reduce sorts them in */
+  /* each rank seeds its tree with a share of the saved nodes; hb_tree_reduce
+   * sorts them in wherever they are */
   hid_t ds_ids = H5Dopen2(e->ckpt, "node_ids", H5P_DEFAULT), ds_nodes = H5Dopen2(e->ckpt, "nodes", H5P_DEFAULT);
   HB_CHECK(ds_ids >= 0 && ds_nodes >= 0, HB_EIO, out, "cannot open the checkpoint's reduction nodes");
-  hsize_t dims[2] = {0, 0};
   long long nrows = 0;
   hid_t a = H5Aexists(ds_ids, "rows") > 0 ? H5Aopen(ds_ids, "rows", H5P_DEFAULT) : -1;
   if (a >= 0) H5Aread(a, H5T_NATIVE_LLONG, &nrows), H5Aclose(a);
-  dims[0] = (hsize_t)nrows;
+  size_t first = 0, end = 0;
+  hb_partition_range((size_t)(nrows > 0 ? nrows : 0), e->rank, e->size, &first, &end);
+  hsize_t count = end - first;
   size_t nb = e->sig_bytes ? e->sig_bytes : 1;
-  long long *ids = malloc(sizeof(long long) * 2 * (dims[0] ? dims[0] : 1));
-  unsigned char *bufs = malloc(nb * (dims[0] ? dims[0] : 1));
-  rc = !ids || !bufs || (dims[0] && (read_rows(ds_ids, H5T_NATIVE_LLONG, dims[0], 2, ids) ||
-                                     read_rows(ds_nodes, H5T_NATIVE_UCHAR, dims[0], nb, bufs)));
+  long long *ids = malloc(sizeof(long long) * 2 * (count ? count : 1));
+  unsigned char *bufs = malloc(nb * (count ? count : 1));
+  rc = !ids || !bufs || (count && (read_rows(ds_ids, H5T_NATIVE_LLONG, first, count, 2, ids) ||
+                                   read_rows(ds_nodes, H5T_NATIVE_UCHAR, first, count, nb, bufs)));
   H5Dclose(ds_ids);
   H5Dclose(ds_nodes);
-  for (hsize_t i = 0; !rc && e->rank == 0 && e->sig_bytes && i < dims[0]; i++) {
+  for (hsize_t i = 0; !rc && e->sig_bytes && i < count; i++) {
     void *buf = hb_tree_buffer(&e->tree);
     if (!buf) {
       rc = 1;

@@ -58,38 +58,13 @@ static int by_first_block(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-int hb_tree_reduce(hb_tree *t, MPI_Comm comm, void **result) {
-  int rank, size;
-  MPI_Comm_rank(comm, &rank);
-  MPI_Comm_size(comm, &size);
-  *result = NULL;
-  HB_CHECK(!t->failed, HB_EINTERNAL, "memory", "out of memory in the reduction tree");
-  enum { TAG = 7301 };
-  if (rank > 0) {
-    long long head[1] = {t->depth};
-    HB_MPI(MPI_Send(head, 1, MPI_LONG_LONG, 0, TAG, comm));
-    for (int i = 0; i < t->depth; i++) {
-      long long id[2] = {t->stack[i].level, (long long)t->stack[i].index};
-      HB_MPI(MPI_Send(id, 2, MPI_LONG_LONG, 0, TAG, comm));
-      HB_MPI(MPI_Send(t->stack[i].buf, (int)t->bytes, MPI_BYTE, 0, TAG, comm));
-    }
-    return 0;
-  }
-  /* rank 0: collect every node, then replay them in block order */
-  for (int src = 1; src < size; src++) {
-    long long head[1];
-    HB_MPI(MPI_Recv(head, 1, MPI_LONG_LONG, src, TAG, comm, MPI_STATUS_IGNORE));
-    for (long long i = 0; i < head[0]; i++) {
-      long long id[2];
-      HB_MPI(MPI_Recv(id, 2, MPI_LONG_LONG, src, TAG, comm, MPI_STATUS_IGNORE));
-      void *buf = hb_tree_buffer(t);
-      HB_CHECK(buf && !grow(t), HB_EINTERNAL, "memory", "out of memory in the reduction");
-      HB_MPI(MPI_Recv(buf, (int)t->bytes, MPI_BYTE, src, TAG, comm, MPI_STATUS_IGNORE));
-      t->stack[t->depth++] = (hb_tree_node){(int)id[0], (size_t)id[1], buf};
-    }
-  }
-  if (!t->depth) return 0;
+/* Push the stack's nodes again in block order, merging every sibling pair
+ * that is now complete.  A node's value depends only on its interval (always
+ * merge(left half, right half)), so whichever rank merges it, and in which
+ * round, the bits are the same. */
+static int replay_in_block_order(hb_tree *t) {
   int n = t->depth;
+  if (n < 2) return 0;
   hb_tree_node *all = malloc((size_t)n * sizeof *all);
   HB_CHECK(all, HB_EINTERNAL, "memory", "out of memory in the reduction");
   memcpy(all, t->stack, (size_t)n * sizeof *all);
@@ -98,6 +73,49 @@ int hb_tree_reduce(hb_tree *t, MPI_Comm comm, void **result) {
   for (int i = 0; i < n; i++) hb_tree_push(t, all[i].level, all[i].index, all[i].buf);
   free(all);
   HB_CHECK(!t->failed, HB_EINTERNAL, "memory", "out of memory in the reduction tree");
+  return 0;
+}
+
+/* A binomial tree over ranks: in the round of distance d, rank r + d sends
+ * all its nodes to rank r (r a multiple of 2d), which merges what completes.
+ * log2(ranks) rounds, and no rank ever holds more than its own nodes plus
+ * those of the ranks below it in the binomial tree. */
+int hb_tree_reduce(hb_tree *t, MPI_Comm comm, void **result) {
+  int rank, size;
+  MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &size);
+  *result = NULL;
+  HB_CHECK(!t->failed, HB_EINTERNAL, "memory", "out of memory in the reduction tree");
+  enum { TAG = 7301 };
+  for (int d = 1; d < size; d *= 2) {
+    if (rank % (2 * d) == d) {
+      long long head[1] = {t->depth};
+      HB_MPI(MPI_Send(head, 1, MPI_LONG_LONG, rank - d, TAG, comm));
+      for (int i = 0; i < t->depth; i++) {
+        long long id[2] = {t->stack[i].level, (long long)t->stack[i].index};
+        HB_MPI(MPI_Send(id, 2, MPI_LONG_LONG, rank - d, TAG, comm));
+        HB_MPI(MPI_Send(t->stack[i].buf, (int)t->bytes, MPI_BYTE, rank - d, TAG, comm));
+        release(t, t->stack[i].buf);
+      }
+      t->depth = 0;
+      return 0;
+    }
+    if (rank % (2 * d) || rank + d >= size) continue;
+    long long head[1];
+    HB_MPI(MPI_Recv(head, 1, MPI_LONG_LONG, rank + d, TAG, comm, MPI_STATUS_IGNORE));
+    for (long long i = 0; i < head[0]; i++) {
+      long long id[2];
+      HB_MPI(MPI_Recv(id, 2, MPI_LONG_LONG, rank + d, TAG, comm, MPI_STATUS_IGNORE));
+      void *buf = hb_tree_buffer(t);
+      HB_CHECK(buf && !grow(t), HB_EINTERNAL, "memory", "out of memory in the reduction");
+      HB_MPI(MPI_Recv(buf, (int)t->bytes, MPI_BYTE, rank + d, TAG, comm, MPI_STATUS_IGNORE));
+      t->stack[t->depth++] = (hb_tree_node){(int)id[0], (size_t)id[1], buf};
+    }
+    HB_CALL(replay_in_block_order(t));
+  }
+  /* rank 0 holds every node; the rank-0-only run above may not have replayed */
+  HB_CALL(replay_in_block_order(t));
+  if (!t->depth) return 0;
   /* fold the leftover stack right to left: a fixed order for a given count */
   while (t->depth >= 2) {
     hb_tree_node *l = &t->stack[t->depth - 2], *r = &t->stack[t->depth - 1];

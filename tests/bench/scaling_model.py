@@ -18,8 +18,8 @@ S_raw bytes:
           reader and kernel threads overlap by the fraction ov measured at 1 rank
   T_io  = S_disk / min(N * b_node, B_pfs)      the file system's share
   T     = t_launch(N) + t_open + max(T_cpu, T_io) + T_reduce(P) + t_write
-  T_reduce(P) = P * k * (alpha + S_sig / beta + S_sig / m)
-          every rank's k tree partials are gathered and folded on rank 0 (linear in P)
+  T_reduce(P) = ceil(log2 P) * k * (alpha + S_sig / beta + S_sig / m)
+          a binomial tree over the ranks: each round passes k tree partials and folds them
 Prints the calibration and a Markdown table of projections.
 """
 import argparse
@@ -86,7 +86,7 @@ def project(S_raw, comp, B, n):
     a, b = S_raw / (P * r_dec), S_raw / (P * r_k)
     t_cpu = max(a, b) + (1 - ov[comp]) * min(a, b)   # reader and kernel threads, partly overlapped
     t_io = S_disk / (min(n * args.node, B) * 1e9)
-    t_red = P * k_tree * (alpha + sig_bytes / beta + sig_bytes / mem)
+    t_red = math.ceil(math.log2(P)) * k_tree * (alpha + sig_bytes / beta + sig_bytes / mem) if P > 1 else 0.0
     t = t_launch(n) + t_open_c + max(t_cpu, t_io) + t_red + t_write
     return t, t_cpu, t_io, t_red
 
@@ -106,7 +106,7 @@ for gib in args.raw_gib:
             disk = S_raw / (1 if comp == "raw" else ratio) / 2**30
             print(f"| {gib:.0f} GiB {comp} | {disk:.0f} GiB | {B:.0f} | " + " | ".join(cells) + " |")
 print()
-print("Reduction (gather of every rank's tree partials to rank 0, then the fold), per the model:")
+print("Reduction (a binomial tree over the ranks, log2(P) rounds of k partials), per the model:")
 print("| ranks | " + " | ".join(str(n * R) for n in NODES) + " |")
 print("|---|" + "---|" * len(NODES))
 print("| T_reduce s | " + " | ".join(f"{project(2**30, 'raw', 100, n)[3]:.3f}" for n in NODES) + " |")
