@@ -13,26 +13,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fuzz_mpi.h"
 #include "hb_error.h"
 #include "hb_hspy.h"
 
 static char path[64];
 
-static void mpi_error_is_a_crash(MPI_Comm *comm, int *code, ...) {
-  (void)comm;
-  char msg[MPI_MAX_ERROR_STRING];
-  int len = 0;
-  MPI_Error_string(*code, msg, &len);
-  fprintf(stderr, "MPI error that would abort hyperbatch (MPI_ERRORS_ARE_FATAL): %s\n", msg);
-  abort();
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
-  MPI_Init(argc, argv);
-  MPI_Errhandler eh; /* as in fuzz_job.c: a fatal MPI error is a crash */
-  MPI_Comm_create_errhandler(mpi_error_is_a_crash, &eh);
-  MPI_Comm_set_errhandler(MPI_COMM_WORLD, eh);
-  MPI_Comm_set_errhandler(MPI_COMM_SELF, eh);
+  fuzz_mpi_init(argc, argv);
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* corrupt files are the point: keep HDF5 quiet */
   const char *dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
   snprintf(path, sizeof path, "%s/hbfuzz-%d.h5", dir, (int)getpid());

@@ -10,26 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_mpi.h"
 #include "hb_error.h"
 #include "hb_job.h"
 
-static void mpi_error_is_a_crash(MPI_Comm *comm, int *code, ...) {
-  (void)comm;
-  char msg[MPI_MAX_ERROR_STRING];
-  int len = 0;
-  MPI_Error_string(*code, msg, &len);
-  fprintf(stderr, "MPI error that would abort hyperbatch (MPI_ERRORS_ARE_FATAL): %s\n", msg);
-  abort();
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
-  MPI_Init(argc, argv); /* MPI_Info for run.mpiio_hints; never finalized (libFuzzer exits) */
-  /* hyperbatch keeps MPI's default handler, MPI_ERRORS_ARE_FATAL, which ends
-   * every rank with exit(errorcode): make that a crash libFuzzer can keep */
-  MPI_Errhandler eh;
-  MPI_Comm_create_errhandler(mpi_error_is_a_crash, &eh);
-  MPI_Comm_set_errhandler(MPI_COMM_WORLD, eh);
-  MPI_Comm_set_errhandler(MPI_COMM_SELF, eh);
+  fuzz_mpi_init(argc, argv); /* MPI_Info for run.mpiio_hints */
   return 0;
 }
 
