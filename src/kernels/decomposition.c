@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "decomposition_priv.h"
+#include "hb_detector.h"
 #include "hb_error.h"
 
 void openblas_set_num_threads(int);
@@ -35,6 +36,11 @@ static const hb_param_spec dec_params_spec[] = {
      "nmf, init custom: HDF5 file with W (*navigation_shape, k) and H (k, *signal_shape)"},
     {"max_iter", HB_P_INT, 0, "200", NULL, 0, NULL, "nmf: iterations at most"},
     {"tol", HB_P_FLOAT, 0, "1e-4", NULL, 0, NULL, "nmf: stopping tolerance (sklearn's rule for the solver)"},
+    {"navigation_mask", HB_P_MAP, 0, NULL, NULL, 0, hb_detector_params,
+     "patterns to EXCLUDE (HyperSpy's True): a virtual_image detector over the navigation axes, or {shape: mask, "
+     "file, dataset} with nonzero = excluded; their loadings are NaN"},
+    {"signal_mask", HB_P_MAP, 0, NULL, NULL, 0, hb_detector_params,
+     "pixels to EXCLUDE, likewise over the signal axes; their factor values are NaN"},
     {"cache", HB_P_ENUM, 0, "auto", "auto|memory|disk", 0, NULL,
      "keep this rank's rows in memory as float64, or read the blocks again every pass; auto: memory up to 1 GiB"},
     HB_PARAM_END,
@@ -139,9 +145,12 @@ static int read_params(const hb_node *spec, const hb_input *in, dec_params *p) {
            "decomposition needs at least 2 patterns; this input has %zu", N);
   long long v;
   HB_CALL(hb_node_int(kn, &v));
+  HB_CALL(dec_masks_plan(p, spec, in));
+  int masked = p->nav_mask || p->sig_mask;
+  if (masked) N = p->n_used, M = p->m_used, lim = N < M ? N : M;
   HB_CHECK(v >= 1 && (unsigned long long)v <= lim, HB_EINVALID, hb_node_where(kn, 0),
-           "components must be 1 to min(N, M) = %zu (navigation size N = %zu, signal size M = %zu), got %lld", lim, N,
-           M, v);
+           "components must be 1 to min(N, M) = %zu (%snavigation size N = %zu, signal size M = %zu), got %lld", lim,
+           masked ? "unmasked " : "", N, M, v);
   p->k = (size_t)v;
   HB_CALL(int_param(spec, "n_iter", 0, 1000, p->k >= 0.1 * (double)lim ? 4 : 7, &v));
   p->n_iter = (int)v;
@@ -230,8 +239,10 @@ static void to_double(hb_dtype t, const void *src, double *dst, size_t n) {
 static void transform(dec_data *d, size_t i, double *x) {
   const dec_params *p = d->p;
   size_t M = d->M, npos = d->blk[i].npos;
+  const unsigned char *sm = p->sig_mask;
   for (size_t r = 0; r < npos; r++) {
     double *row = x + r * M;
+    if (d->rowmask && d->rowmask[d->off[i] + r]) continue; /* stays 0 */
     if (p->poisson) {
       double ra = sqrt(d->rowsum[d->off[i] + r]);
       for (size_t j = 0; j < M; j++) {
@@ -239,12 +250,13 @@ static void transform(dec_data *d, size_t i, double *x) {
         row[j] = den > 0 ? row[j] / den : 0; /* 0/0 -> 0, as HyperSpy's nan_to_num */
       }
     } else if (p->centre == CENTRE_NAVIGATION) {
-      for (size_t j = 0; j < M; j++) row[j] -= d->mean[j];
+      for (size_t j = 0; j < M; j++) row[j] -= d->mean[j]; /* masked columns: mean 0 */
     } else if (p->centre == CENTRE_SIGNAL) {
       double m = 0;
-      for (size_t j = 0; j < M; j++) m += row[j];
-      m /= (double)M;
-      for (size_t j = 0; j < M; j++) row[j] -= m;
+      for (size_t j = 0; j < M; j++) m += row[j]; /* masked pixels are 0 */
+      m /= (double)p->m_used;
+      for (size_t j = 0; j < M; j++)
+        if (!sm || !sm[j]) row[j] -= m;
     }
   }
 }
@@ -253,6 +265,7 @@ static int read_block(dec_data *d, size_t i, double *x) {
   hb_block b;
   HB_CALL(hb_global_read(d->g, d->g->first + i, &b, d->raw));
   to_double(b.dtype, d->raw, x, b.npos * d->M);
+  if (d->p->nav_mask || d->p->sig_mask) dec_masks_apply(d, i, x);
   return 0;
 }
 
@@ -418,7 +431,7 @@ static int first_pass(dec_data *d) {
   if (!rc) {
     memcpy(d->colsum, sums, M * sizeof *sums);
     d->total = sums[M];
-    for (size_t j = 0; j < M; j++) d->mean[j] = d->colsum[j] / (double)d->N;
+    for (size_t j = 0; j < M; j++) d->mean[j] = d->colsum[j] / (double)p->n_used;
   }
   free(sums);
   HB_CALL(rc);
@@ -527,7 +540,7 @@ static int setup(dec_data *d, hb_global *g, const dec_params *p) {
   HB_ALLOC(d->rowsum, d->nloc);
   HB_ALLOC(d->colsum, d->M);
   HB_ALLOC(d->mean, d->M);
-  return 0;
+  return dec_masks_setup(d);
 }
 
 static void teardown(dec_data *d) {
@@ -538,6 +551,7 @@ static void teardown(dec_data *d) {
   free(d->rowsum);
   free(d->colsum);
   free(d->mean);
+  free(d->rowmask);
 }
 
 /* Poisson normalisation is undone on the results: factors × sqrt(column
@@ -565,11 +579,12 @@ static int run_svd(dec_data *d, const hb_kernel *k) {
   if (!rc) {
     double kept = 0;
     for (size_t c = 0; c < K; c++) {
-      ev[c] = s[c] * s[c] / (double)d->N; /* HyperSpy: S^2 / N */
+      ev[c] = s[c] * s[c] / (double)d->p->n_used; /* HyperSpy: S^2 / N, N of the unmasked rows */
       evr[c] = d->sumsq > 0 ? s[c] * s[c] / d->sumsq : 0; /* of the total variance */
       kept += s[c] * s[c];
     }
     unnormalise(d, K, F, L);
+    dec_masks_fill(d, K, F, L);
     dec_meta m = {"SVD", solver == SVD_EXACT ? "exact" : "randomized", solver == SVD_EXACT ? 0 : d->p->n_iter,
                   sqrt(fmax(d->sumsq - kept, 0)), ev, evr};
     rc = write_whole(d, k, 0, F);
@@ -595,6 +610,7 @@ static int run_nmf(dec_data *d, const hb_kernel *k) {
   if (!rc) rc = dec_nmf(d, W, H, &iters, &res);
   if (!rc) {
     unnormalise(d, K, H, W);
+    dec_masks_fill(d, K, H, W);
     dec_meta m = {"NMF", d->p->nmf_solver == NMF_CD ? "cd" : "mu", iters, res, NULL, NULL};
     rc = write_whole(d, k, 0, H);
     if (!rc) rc = write_loadings(d, k, 1, K, W);
@@ -617,7 +633,10 @@ static int dec_global(hb_kernel *k, hb_global *g) {
   return rc;
 }
 
-static void dec_destroy(hb_kernel *k) { free(k->state); }
+static void dec_destroy(hb_kernel *k) {
+  if (k->state) dec_masks_free(k->state);
+  free(k->state);
+}
 
 const hb_kernel_def hb_kernel_decomposition = {
     .op = "decomposition",

@@ -46,7 +46,7 @@ static int init_nndsvd(dec_data *d, double *W, double *H) {
     free(nrm);
     return rc;
   }
-  double avg = d->total / ((double)d->N * (double)M);
+  double avg = d->total / ((double)d->p->n_used * (double)d->p->m_used);
   for (size_t c = 0; c < K; c++) {
     double *h = H + c * M;
     double xp = sqrt(nrm[2 * c]), xn = sqrt(nrm[2 * c + 1]), yp = 0, yn = 0;
@@ -83,7 +83,7 @@ static int init_nndsvd(dec_data *d, double *W, double *H) {
  * its own stream, so W does not depend on the rank count. */
 static void init_random(dec_data *d, double *W, double *H) {
   size_t K = d->p->k, M = d->M;
-  double avg = sqrt(d->total / ((double)d->N * (double)M) / (double)K);
+  double avg = sqrt(d->total / ((double)d->p->n_used * (double)d->p->m_used) / (double)K);
   hb_rng r;
   hb_rng_seed(&r, (uint64_t)d->p->seed, 0);
   for (size_t i = 0; i < K * M; i++) H[i] = avg * fabs(dec_rng_normal(&r));
@@ -237,6 +237,7 @@ int dec_nmf(dec_data *d, double *W, double *H, int *iters, double *res) {
   if (p->init == INIT_CUSTOM) HB_CALL(hb_agree(d->g->comm, init_custom(d, W, H)));
   else if (p->init == INIT_RANDOM) init_random(d, W, H);
   else HB_CALL(init_nndsvd(d, W, H));
+  dec_masks_zero(d, W, H); /* masked rows and columns stay 0 under every update */
   d->sumsq = sums[1]; /* the SVD of nndsvd recomputed it in another order */
   double *red = malloc(n * sizeof *red), *HHt = malloc(K * K * sizeof *HHt), *tmp = malloc(K * M * sizeof *tmp);
   double *XHt = malloc(d->g->part->max_block_pos * K * sizeof *XHt);

@@ -103,6 +103,36 @@ static int add_pixel(detector *d, size_t cap, size_t off, double w) {
   return 0;
 }
 
+/* As doubles.  h5py and HyperSpy store booleans as an HDF5 enum, which HDF5
+ * does not convert to numbers: those are read as their integer base. */
+static int read_weights(hid_t ds, size_t n, double *w) {
+  hid_t ft = H5Dget_type(ds);
+  if (ft < 0) return -1;
+  if (H5Tget_class(ft) != H5T_ENUM) {
+    H5Tclose(ft);
+    return H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, w);
+  }
+  hid_t base = H5Tget_super(ft), mt = H5Tget_native_type(ft, H5T_DIR_ASCEND);
+  size_t sz = H5Tget_size(ft);
+  int sgn = base >= 0 ? H5Tget_sign(base) == H5T_SGN_2 : 0;
+  unsigned char *raw = (sz == 1 || sz == 2 || sz == 4 || sz == 8) ? malloc(n * sz) : NULL;
+  herr_t e = raw && mt >= 0 ? H5Dread(ds, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw) : -1;
+  for (size_t i = 0; e >= 0 && i < n; i++) {
+    const unsigned char *q = raw + i * sz;
+    switch (sz) {
+      case 1: w[i] = sgn ? (double)*(const int8_t *)q : (double)*q; break;
+      case 2: w[i] = sgn ? (double)*(const int16_t *)q : (double)*(const uint16_t *)q; break;
+      case 4: w[i] = sgn ? (double)*(const int32_t *)q : (double)*(const uint32_t *)q; break;
+      default: w[i] = sgn ? (double)*(const int64_t *)q : (double)*(const uint64_t *)q; break;
+    }
+  }
+  free(raw);
+  if (mt >= 0) H5Tclose(mt);
+  if (base >= 0) H5Tclose(base);
+  H5Tclose(ft);
+  return e;
+}
+
 static int read_mask(const geom *g, detector *d, size_t cap) {
   const hb_node *fn = hb_node_child(g->det, "file"), *dn = hb_node_child(g->det, "dataset");
   const char *file, *dset;
@@ -139,7 +169,7 @@ static int read_mask(const geom *g, detector *d, size_t cap) {
                         "mask '%s' must be %s (the %s shape), got %d-D %s", dset, want, g->space, nd, got);
   } else if (!(w = malloc(cap * sizeof *w))) {
     rc = hb_error_raise(HB_EINTERNAL, __FILE__, __LINE__, "memory", "out of memory");
-  } else if (H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, w) < 0) {
+  } else if (read_weights(ds, cap, w) < 0) {
     rc = hb_error_raise(HB_EIO, __FILE__, __LINE__, path, "cannot read mask dataset %s (%s)", dset,
                         hb_h5_error_text());
   }

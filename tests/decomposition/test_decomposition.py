@@ -61,6 +61,10 @@ def abscos(a, b):
 
 
 def rel(a, b):
+    if np.isnan(a).any() or np.isnan(b).any():  # masked outputs: NaN in the same places, the rest compared
+        if not np.array_equal(np.isnan(a), np.isnan(b)):
+            return np.inf
+        a, b = a[~np.isnan(b)], b[~np.isnan(b)]
     return np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300)
 
 
@@ -242,6 +246,87 @@ def nmf_default_and_truth(tmp):
                       f"{tag}: known spectra in the factors' span {np.round(span, 4)}, best |cos| {np.round(best, 4)}")
 
 
+def test_masks(tmp):
+    """navigation_mask / signal_mask (True = excluded, as HyperSpy): against
+    HyperSpy's full SVD with the same masks for every centre option and
+    Poisson normalisation (NaN in the same places, |cos| on the rest, the
+    explained variance ratio), NMF cd against sklearn on the unmasked
+    submatrix from the same W and H, a geometric navigation mask, 1-3 ranks."""
+    src = eels(tmp, "mask.hspy", "12,10,64", "5,4,64", 3)
+    rng = np.random.default_rng(0)
+    nav = rng.random((12, 10)) < 0.2
+    sig = np.zeros(64, bool)
+    sig[10:20] = True
+    with h5py.File(os.path.join(tmp, "masks.h5"), "w") as f:
+        f["nav"] = nav  # h5py stores bool as an HDF5 enum
+        f["sig"] = sig.astype("uint8")
+    masks = "navigation_mask: {shape: mask, file: masks.h5, dataset: nav}, " \
+            "signal_mask: {shape: mask, file: masks.h5, dataset: sig}"
+    k = 3
+    ref = hs.load(src)
+    ref.change_dtype("float64")
+    for centre, poisson in (("none", False), ("navigation", False), ("signal", False), ("none", True)):
+        s = ref.deepcopy()
+        s.decomposition(svd_solver="full", centre=None if centre == "none" else centre,
+                        normalize_poissonian_noise=poisson, navigation_mask=hs.signals.BaseSignal(nav).T,
+                        signal_mask=sig, print_info=False)
+        lr = s.learning_results
+        Fh, Lh = lr.factors.T[:k], lr.loadings.T[:k]
+        evrh = (lr.explained_variance / lr.explained_variance.sum())[:k]
+        tag = f"masks centre={centre} poisson={poisson}"
+        job = write_job(tmp, "mask", "mask.hspy", f"op: decomposition, components: {k}, centre: {centre}, "
+                        f"normalize_poissonian_noise: {str(poisson).lower()}, svd_solver: exact, {masks}", block=7)
+        outs = []
+        for n in (1, 2, 3):
+            out = f"mask_{n}.hspy"
+            if not run(n, job, f"output.file={out}"):
+                continue
+            outs.append(os.path.join(tmp, out))
+            r = results(outs[-1])
+            F, L = r["dec_factors"].reshape(k, -1), r["dec_loadings"].reshape(k, -1)
+            same_nan = np.array_equal(np.isnan(F), np.isnan(Fh)) and np.array_equal(np.isnan(L), np.isnan(Lh)) \
+                and np.isnan(L).sum() == k * nav.sum() and np.isnan(F).sum() == k * sig.sum()
+            m_f, m_l = ~sig, ~nav.ravel()
+            cf = min(abscos(F[i][m_f], Fh[i][m_f]) for i in range(k))
+            cl = min(abscos(L[i][m_l], Lh[i][m_l]) for i in range(k))
+            evr = r["dec_explained_variance_ratio"]
+            check(same_nan and cf >= 0.9999 and cl >= 0.9999 and np.max(np.abs(evr - evrh)) <= 1e-6,
+                  f"np={n} {tag}: NaN where HyperSpy's {same_nan}, |cos| factors {cf:.6f} loadings {cl:.6f}, "
+                  f"ratio {evr} vs {evrh}")
+        agree_ranks(outs, tag)
+    # NMF cd on the submatrix, from the same W and H
+    X = ref.data.reshape(-1, 64)
+    Xs = X[~nav.ravel()][:, ~sig]
+    W0 = rng.uniform(0.1, 1, (120, k)) * np.sqrt(Xs.mean() / k)
+    H0 = rng.uniform(0.1, 1, (k, 64)) * np.sqrt(Xs.mean() / k)
+    with h5py.File(os.path.join(tmp, "minit.h5"), "w") as f:
+        f["W"] = W0.reshape(12, 10, k)
+        f["H"] = H0
+    est = NMF(n_components=k, init="custom", solver="cd", tol=0, max_iter=20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        Ws = est.fit_transform(Xs, W=W0[~nav.ravel()].copy(), H=H0[:, ~sig].copy())
+    job = write_job(tmp, "mnmf", "mask.hspy", f"op: decomposition, algorithm: nmf, components: {k}, init: custom, "
+                    f"init_file: minit.h5, tol: 0, max_iter: 20, {masks}", block=7)
+    for n in (1, 3):
+        if run(n, job, f"output.file=mnmf_{n}.hspy"):
+            r = results(os.path.join(tmp, f"mnmf_{n}.hspy"))
+            H = r["dec_factors"].reshape(k, -1)
+            W = r["dec_loadings"].reshape(k, -1).T
+            ok = np.isnan(H[:, sig]).all() and np.isnan(W[nav.ravel()]).all()
+            eh, ew = rel(H[:, ~sig], est.components_), rel(W[~nav.ravel()], Ws)
+            check(ok and eh <= 1e-8 and ew <= 1e-8,
+                  f"np={n} masked nmf cd vs sklearn on the submatrix: NaN at masked {ok}, H {eh:.1e}, W {ew:.1e}")
+    # a geometric navigation mask: the rectangle's patterns are excluded
+    job = write_job(tmp, "mgeo", "mask.hspy", f"op: decomposition, components: 2, svd_solver: exact, "
+                    "navigation_mask: {shape: rectangle, x: [2, 5], y: [1, 4]}", block=7)
+    if run(2, job, "output.file=mgeo.hspy"):
+        L = results(os.path.join(tmp, "mgeo.hspy"))["dec_loadings"]
+        want = np.zeros((12, 10), bool)
+        want[1:4, 2:5] = True
+        check(np.array_equal(np.isnan(L[0]), want), "rectangle navigation_mask: NaN exactly at y 1..3, x 2..4")
+
+
 def expect_error(job, sets, code, text, what, cmd="validate"):
     p = hb(2, job, *sets, cmd=cmd)
     lines = [ln for ln in p.stderr.splitlines() if ln.startswith("hyperbatch: error:")]
@@ -277,6 +362,20 @@ def test_errors(tmp):
         f.write(text.replace("components: 3", "components: 99"))
     p = hb(1, job, cmd="validate")
     check(p.returncode == 2 and f"err.yaml:{line}:" in p.stderr, f"an error names job.yaml:LINE:COL: {p.stderr.strip()}")
+    # masks: shapes and geometry checked at validate time
+    with h5py.File(os.path.join(tmp, "badmask.h5"), "w") as f:
+        f["nav"] = np.zeros((6, 5), bool)
+        f["sig"] = np.ones(40, bool)
+        f["most"] = np.ones((5, 6), bool)
+        f["most"][0, :2] = False
+    expect_error(job, ["kernels.dec.navigation_mask={shape: mask, file: badmask.h5, dataset: nav}"], 2,
+                 "mask 'nav' must be 5 x 6 (the navigation shape), got 2-D 6 x 5", "navigation_mask of the wrong shape")
+    expect_error(job, ["kernels.dec.signal_mask={shape: circle, center: [3, 3], radius: 2}"], 2,
+                 "a circle detector needs a 2-D signal; this one has 1 axes", "geometry on a 1-D signal")
+    expect_error(job, ["kernels.dec.navigation_mask={shape: mask, file: badmask.h5, dataset: most}"], 2,
+                 "components must be 1 to min(N, M) = 2 (unmasked navigation size N = 2", "components > unmasked")
+    expect_error(job, ["kernels.dec.signal_mask={shape: mask, file: badmask.h5, dataset: nope}"], 2,
+                 "mask file 'badmask.h5' has no dataset 'nope'", "missing mask dataset")
     # negative data: found when the data is read, named by position
     neg = np.abs(np.random.default_rng(1).normal(5, 1, (4, 5, 30))).astype("float32")
     neg[2, 3, 17] = -1.5
@@ -294,9 +393,11 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         os.chdir(tmp)
         warm_up(tmp)
-        only = sys.argv[2:] or ["errors", "pca", "repeat", "nmf", "truth"]
+        only = sys.argv[2:] or ["errors", "masks", "pca", "repeat", "nmf", "truth"]
         if "errors" in only:
             test_errors(tmp)
+        if "masks" in only:
+            test_masks(tmp)
         if "pca" in only:
             test_pca(tmp)
         if "repeat" in only:
