@@ -29,13 +29,15 @@ static const hb_param_spec dec_params_spec[] = {
     {"n_iter", HB_P_INT, 0, "7, or 4 when k >= 0.1 min(N, M)", NULL, 0, NULL, "randomized: power iterations"},
     {"oversampling", HB_P_INT, 0, "10", NULL, 0, NULL, "randomized: extra columns of the sketch"},
     {"random_seed", HB_P_INT, 0, "0", NULL, 0, NULL, "randomized sketch and random init"},
-    {"solver", HB_P_ENUM, 0, "cd", "cd|mu", 0, NULL, "nmf: coordinate descent or multiplicative updates (sklearn)"},
+    {"solver", HB_P_ENUM, 0, "cd", "cd|mu|hals", 0, NULL,
+     "nmf: coordinate descent or multiplicative updates (sklearn), or accelerated HALS"},
     {"init", HB_P_ENUM, 0, "nndsvda", "nndsvda|nndsvd|random|custom", 0, NULL,
      "nmf: initial W and H as sklearn; custom reads them from init_file"},
     {"init_file", HB_P_STRING, 0, NULL, NULL, 0, NULL,
      "nmf, init custom: HDF5 file with W (*navigation_shape, k) and H (k, *signal_shape)"},
     {"max_iter", HB_P_INT, 0, "200", NULL, 0, NULL, "nmf: iterations at most"},
-    {"tol", HB_P_FLOAT, 0, "1e-4", NULL, 0, NULL, "nmf: stopping tolerance (sklearn's rule for the solver)"},
+    {"tol", HB_P_FLOAT, 0, "1e-4", NULL, 0, NULL,
+     "nmf: stopping tolerance (sklearn's rule for cd and mu; hals: relative decrease of the error per iteration)"},
     {"navigation_mask", HB_P_MAP, 0, NULL, NULL, 0, hb_detector_params,
      "patterns to EXCLUDE (HyperSpy's True): a virtual_image detector over the navigation axes, or {shape: mask, "
      "file, dataset} with nonzero = excluded; their loadings are NaN"},
@@ -123,7 +125,7 @@ static int check_init_file(const dec_params *p, const hb_input *in) {
 
 static int read_params(const hb_node *spec, const hb_input *in, dec_params *p) {
   static const char *const alg[] = {"svd", "nmf", NULL}, *const centre[] = {"none", "navigation", "signal", NULL},
-                           *const solver[] = {"auto", "exact", "randomized", NULL}, *const nmf[] = {"cd", "mu", NULL},
+                           *const solver[] = {"auto", "exact", "randomized", NULL}, *const nmf[] = {"cd", "mu", "hals", NULL},
                            *const init[] = {"nndsvda", "nndsvd", "random", "custom", NULL},
                            *const cache[] = {"auto", "memory", "disk", NULL};
   p->algorithm = enum_of(spec, "algorithm", alg, DEC_SVD);
@@ -611,7 +613,8 @@ static int run_nmf(dec_data *d, const hb_kernel *k) {
   if (!rc) {
     unnormalise(d, K, H, W);
     dec_masks_fill(d, K, H, W);
-    dec_meta m = {"NMF", d->p->nmf_solver == NMF_CD ? "cd" : "mu", iters, res, NULL, NULL};
+    static const char *const nmf_name[] = {"cd", "mu", "hals"};
+    dec_meta m = {"NMF", nmf_name[d->p->nmf_solver], iters, res, NULL, NULL};
     rc = write_whole(d, k, 0, H);
     if (!rc) rc = write_loadings(d, k, 1, K, W);
     if (!rc) rc = write_meta(d, k, &m);

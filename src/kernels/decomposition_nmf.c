@@ -165,6 +165,10 @@ static void iter_partial(dec_data *d, size_t i, const double *x, double *out, vo
         viol += cd_row(w, xht, a->HHt, K);
         continue;
       }
+      if (a->solver == NMF_HALS) {
+        dec_hals_w(w, xht, a->HHt, 1, K, M);
+        continue;
+      }
       double den[64];
       for (size_t t = 0; t < K; t++) {
         den[t] = 0;
@@ -205,6 +209,10 @@ static double update_h(const dec_data *d, double *H, const double *WtW, const do
     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)K, (int)M, (int)K, 1.0, WtW, (int)K, H, (int)M, 0.0,
                 tmp, (int)M);
     for (size_t i = 0; i < K * M; i++) H[i] *= WtX[i] / (tmp[i] == 0 ? EPS32 : tmp[i]);
+    return 0;
+  }
+  if (d->p->nmf_solver == NMF_HALS) {
+    dec_hals_h(H, WtX, WtW, K, M, d->p->n_used);
     return 0;
   }
   for (size_t t = 0; t < K; t++) /* sklearn: components outer, rows of Hᵀ inner */
@@ -258,6 +266,11 @@ int dec_nmf(dec_data *d, double *W, double *H, int *iters, double *res) {
     if (p->nmf_solver == NMF_CD) {
       if (it == 1) vinit = viol;
       if (vinit == 0 || viol / vinit <= p->tol) break;
+    } else if (p->nmf_solver == NMF_HALS) {
+      /* the error of the new (W, H) costs no pass: WᵀW and WᵀX are those of the new W */
+      double err = residual(d, red, red + K * K, H, tmp);
+      if (p->tol > 0 && (prev - err) / err0 < p->tol) break;
+      prev = err;
     } else if (p->tol > 0 && it % 10 == 0) {
       double err = residual(d, red, red + K * K, H, tmp);
       if ((prev - err) / err0 < p->tol) break;

@@ -14,7 +14,7 @@
 enum { DEC_SVD, DEC_NMF };
 enum { CENTRE_NONE, CENTRE_NAVIGATION, CENTRE_SIGNAL };
 enum { SVD_AUTO, SVD_EXACT, SVD_RANDOMIZED };
-enum { NMF_CD, NMF_MU };
+enum { NMF_CD, NMF_MU, NMF_HALS };
 enum { INIT_NNDSVDA, INIT_NNDSVD, INIT_RANDOM, INIT_CUSTOM };
 enum { CACHE_AUTO, CACHE_MEMORY, CACHE_DISK };
 
@@ -68,6 +68,11 @@ int dec_svd(dec_data *d, size_t k, double *Vt, double *s, double *L, int *solver
 /* NMF (sklearn's objective and rules) from the requested init: W local
  * (nloc × k), H (k × M); iterations run and the final ||X - WH||_F. */
 int dec_nmf(dec_data *d, double *W, double *H, int *iters, double *residual);
+
+/* HALS (decomposition_hals.c): update npos rows of W from X·Hᵀ and H·Hᵀ, or
+ * all of H (K × M) from WᵀX and WᵀW, N = the patterns fitted. */
+void dec_hals_w(double *W, const double *XHt, const double *HHt, size_t npos, size_t K, size_t M);
+void dec_hals_h(double *H, const double *WtX, const double *WtW, size_t K, size_t M, size_t N);
 
 /* Masks (decomposition_mask.c).  plan: read both masks, count what is
  * used; setup: the local rows' flags; apply: zero the masked rows and columns

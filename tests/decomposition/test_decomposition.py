@@ -327,6 +327,46 @@ def test_masks(tmp):
         check(np.array_equal(np.isnan(L[0]), want), "rectangle navigation_mask: NaN exactly at y 1..3, x 2..4")
 
 
+def test_hals(tmp):
+    """solver: hals (sklearn has none): the residual never increases from one
+    iteration to the next; converged (tol 1e-6) it is within 1% of sklearn
+    cd's at the same tol; 1, 2, 3 ranks agree; two runs are bit-identical."""
+    src = eels(tmp, "hals.hspy", "32,32,512", "8,8,512", 1)
+    X = hs.load(src).data.reshape(-1, 512).astype(np.float64)
+    k = 3
+    job = write_job(tmp, "hals", "hals.hspy", f"op: decomposition, algorithm: nmf, components: {k}, solver: hals",
+                    block=100)
+
+    def residual(out):
+        with h5py.File(os.path.join(tmp, out), "r") as f:
+            a = f["Experiments/dec_factors/metadata/Decomposition"].attrs
+            return a["residual"], a["iterations"], a["solver"]
+    res = []
+    for it in range(1, 9):
+        if run(2, job, "kernels.dec.tol=0", f"kernels.dec.max_iter={it}", f"output.file=hals_it{it}.hspy"):
+            res.append(residual(f"hals_it{it}.hspy")[0])
+    check(len(res) == 8 and all(b <= a for a, b in zip(res, res[1:])) and res[-1] < res[0],
+          f"hals residual non-increasing over iterations 1..8: {np.round(res, 2)}")
+    est = NMF(n_components=k, solver="cd", tol=1e-6, max_iter=5000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(X)
+    outs = []
+    for n in (1, 2, 3):
+        out = f"hals_{n}.hspy"
+        if not run(n, job, "kernels.dec.tol=1e-6", "kernels.dec.max_iter=5000", f"output.file={out}"):
+            continue
+        outs.append(os.path.join(tmp, out))
+        r, iters, solver = residual(out)
+        check(solver == "hals" and abs(r - est.reconstruction_err_) <= 0.01 * est.reconstruction_err_,
+              f"np={n} hals converged: residual {r:.6g} after {iters} iterations within 1% of sklearn cd's "
+              f"{est.reconstruction_err_:.6g} ({est.n_iter_} iterations)")
+    agree_ranks(outs, "nmf hals")
+    if run(3, job, "kernels.dec.tol=1e-6", "kernels.dec.max_iter=5000", "output.file=hals_3b.hspy") and outs:
+        a, b = results(outs[-1]), results(os.path.join(tmp, "hals_3b.hspy"))
+        check(all(a[key].tobytes() == b[key].tobytes() for key in a), "hals: two runs on 3 ranks bit-identical")
+
+
 def expect_error(job, sets, code, text, what, cmd="validate"):
     p = hb(2, job, *sets, cmd=cmd)
     lines = [ln for ln in p.stderr.splitlines() if ln.startswith("hyperbatch: error:")]
@@ -393,11 +433,13 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         os.chdir(tmp)
         warm_up(tmp)
-        only = sys.argv[2:] or ["errors", "masks", "pca", "repeat", "nmf", "truth"]
+        only = sys.argv[2:] or ["errors", "masks", "hals", "pca", "repeat", "nmf", "truth"]
         if "errors" in only:
             test_errors(tmp)
         if "masks" in only:
             test_masks(tmp)
+        if "hals" in only:
+            test_hals(tmp)
         if "pca" in only:
             test_pca(tmp)
         if "repeat" in only:
