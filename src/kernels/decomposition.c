@@ -43,6 +43,13 @@ static const hb_param_spec dec_params_spec[] = {
      "file, dataset} with nonzero = excluded; their loadings are NaN"},
     {"signal_mask", HB_P_MAP, 0, NULL, NULL, 0, hb_detector_params,
      "pixels to EXCLUDE, likewise over the signal axes; their factor values are NaN"},
+    {"bss", HB_P_BOOL, 0, "false", NULL, 0, NULL,
+     "also blind source separation of the k components: FastICA as HyperSpy's blind_source_separation() defaults"},
+    {"bss_on", HB_P_ENUM, 0, "factors", "factors|loadings", 0, NULL,
+     "bss: separate the factors (HyperSpy's default) or the loadings (gathered to rank 0, k x N)"},
+    {"bss_diff_order", HB_P_INT, 0, "1", NULL, 0, NULL, "bss: derivative order along each axis first (0 to 2)"},
+    {"bss_max_iter", HB_P_INT, 0, "200", NULL, 0, NULL, "bss: FastICA iterations at most"},
+    {"bss_tol", HB_P_FLOAT, 0, "1e-10", NULL, 0, NULL, "bss: FastICA tolerance (HyperSpy's)"},
     {"cache", HB_P_ENUM, 0, "auto", "auto|memory|disk", 0, NULL,
      "keep this rank's rows in memory as float64, or read the blocks again every pass; auto: memory up to 1 GiB"},
     HB_PARAM_END,
@@ -123,6 +130,36 @@ static int check_init_file(const dec_params *p, const hb_input *in) {
   return rc;
 }
 
+static int bss_params(const hb_node *spec, const hb_input *in, dec_params *p) {
+  const hb_node *bn = hb_node_child(spec, "bss");
+  if (bn) HB_CALL(hb_node_bool(bn, &p->bss));
+  for (size_t i = 0; i < spec->n && !p->bss; i++)
+    HB_CHECK(strncmp(spec->kids[i]->key, "bss_", 4), HB_EINVALID, hb_node_where(spec->kids[i], 1),
+             "'%s' needs bss: true", spec->kids[i]->key);
+  const hb_node *on = hb_node_child(spec, "bss_on");
+  p->bss_on_loadings = on && !strcmp(on->text, "loadings");
+  long long v;
+  HB_CALL(int_param(spec, "bss_diff_order", 0, 2, 1, &v));
+  p->bss_diff_order = (int)v;
+  HB_CALL(int_param(spec, "bss_max_iter", 1, 1000000, 200, &v));
+  p->bss_max_iter = (int)v;
+  p->bss_tol = 1e-10;
+  const hb_node *tn = hb_node_child(spec, "bss_tol");
+  if (tn) HB_CALL(hb_node_double(tn, &p->bss_tol));
+  HB_CHECK(p->bss_tol >= 0, HB_EINVALID, hb_node_where(tn, 0), "bss_tol must be >= 0, got %g", p->bss_tol);
+  if (!p->bss) return 0;
+  HB_CHECK(p->k >= 2 && p->k <= 64, HB_EINVALID, hb_node_where(bn, 0),
+           "bss needs 2 to 64 components (HyperSpy needs at least 2), got %zu", p->k);
+  /* numpy.gradient needs 2 values along every axis it differentiates */
+  int nd = p->bss_on_loadings ? in->nav_dim : in->sig_dim, first = p->bss_on_loadings ? 0 : in->nav_dim;
+  for (int a = 0; a < nd && p->bss_diff_order; a++)
+    HB_CHECK(in->shape[first + a] >= 2, HB_EINVALID, hb_node_where(bn, 0),
+             "bss_diff_order %d needs every %s axis to have 2 or more values; axis '%s' has %llu", p->bss_diff_order,
+             p->bss_on_loadings ? "navigation" : "signal", in->axes[first + a].name,
+             (unsigned long long)in->shape[first + a]);
+  return 0;
+}
+
 static int read_params(const hb_node *spec, const hb_input *in, dec_params *p) {
   static const char *const alg[] = {"svd", "nmf", NULL}, *const centre[] = {"none", "navigation", "signal", NULL},
                            *const solver[] = {"auto", "exact", "randomized", NULL}, *const nmf[] = {"cd", "mu", "hals", NULL},
@@ -161,6 +198,7 @@ static int read_params(const hb_node *spec, const hb_input *in, dec_params *p) {
   HB_CALL(int_param(spec, "random_seed", 0, (long long)1 << 62, 0, &p->seed));
   HB_CALL(int_param(spec, "max_iter", 1, 1000000, 200, &v));
   p->max_iter = (int)v;
+  HB_CALL(bss_params(spec, in, p));
   p->tol = 1e-4;
   const hb_node *tn = hb_node_child(spec, "tol");
   if (tn) HB_CALL(hb_node_double(tn, &p->tol));
@@ -220,6 +258,10 @@ static int dec_plan(hb_kernel *k, const hb_input *in, const hb_node *spec) {
   if (p->algorithm == DEC_SVD)
     HB_CALL(add_global(k, "explained_variance_ratio", "Explained variance ratio", p->k, "Principal component index", 0,
                        in, 0, 0, 0));
+  if (p->bss) {
+    HB_CALL(add_global(k, "bss_factors", "BSS factor", p->k, "BSS component index", 1, in, in->nav_dim, in->sig_dim, 0));
+    HB_CALL(add_global(k, "bss_loadings", "BSS loading", p->k, "BSS component index", 1, in, 0, in->nav_dim, 1));
+  }
   return 0;
 }
 
@@ -566,6 +608,34 @@ static void unnormalise(dec_data *d, size_t K, double *F, double *L) {
     for (size_t c = 0; c < K; c++) L[r * K + c] *= sqrt(d->rowsum[r]);
 }
 
+/* BSS of the final factors F and local loadings L; the last two outputs. */
+static int run_bss(dec_data *d, const hb_kernel *k, const double *F, const double *L, const double *ev) {
+  size_t K = d->p->k, M = d->M;
+  double *BF = malloc(K * M * sizeof *BF), *BL = malloc((d->nloc ? d->nloc : 1) * K * sizeof *BL),
+         *w = malloc(K * K * sizeof *w);
+  int iters = 0, rc = !BF || !BL || !w ? hb_error_raise(HB_EINTERNAL, __FILE__, __LINE__, "memory", "out of memory") : 0;
+  rc = hb_agree(d->g->comm, rc);
+  if (!rc) rc = dec_bss(d, F, L, ev, BF, BL, w, &iters);
+  if (!rc) rc = write_whole(d, k, k->nout - 2, BF);
+  if (!rc) rc = write_loadings(d, k, k->nout - 1, K, BL);
+  for (int i = k->nout - 2; i < k->nout && !rc; i++) {
+    hid_t g = hb_h5_group(hb_global_group(d->g, k, i), "metadata/BSS");
+    if (g < 0) rc = hb_error_trace(HB_EIO, __FILE__, __LINE__);
+    hsize_t sh[2] = {K, K};
+    if (!rc) rc = hb_h5_attr_str(g, "bss_algorithm", "sklearn_fastica");
+    if (!rc) rc = hb_h5_attr_bool(g, "on_loadings", d->p->bss_on_loadings);
+    if (!rc) rc = hb_h5_attr_i64(g, "diff_order", d->p->bss_diff_order);
+    if (!rc) rc = hb_h5_attr_i64(g, "iterations", iters);
+    if (!rc) rc = hb_h5_array_f64(g, "unmixing_matrix", 2, sh, w);
+    if (g >= 0) H5Gclose(g);
+  }
+  rc = hb_agree(d->g->comm, rc);
+  free(BF);
+  free(BL);
+  free(w);
+  return rc;
+}
+
 static int run_svd(dec_data *d, const hb_kernel *k) {
   size_t K = d->p->k, M = d->M;
   double *F = NULL, *s = NULL, *L = NULL, *ev = NULL, *evr = NULL;
@@ -593,6 +663,7 @@ static int run_svd(dec_data *d, const hb_kernel *k) {
     if (!rc) rc = write_loadings(d, k, 1, K, L);
     if (!rc) rc = write_whole(d, k, 2, evr);
     if (!rc) rc = write_meta(d, k, &m);
+    if (!rc && d->p->bss) rc = run_bss(d, k, F, L, ev);
   }
   free(F);
   free(s);
@@ -618,6 +689,7 @@ static int run_nmf(dec_data *d, const hb_kernel *k) {
     rc = write_whole(d, k, 0, H);
     if (!rc) rc = write_loadings(d, k, 1, K, W);
     if (!rc) rc = write_meta(d, k, &m);
+    if (!rc && d->p->bss) rc = run_bss(d, k, H, W, NULL);
   }
   free(W);
   free(H);

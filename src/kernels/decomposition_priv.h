@@ -29,6 +29,8 @@ typedef struct {
   unsigned char *nav_mask;  /* N flags, 1 = excluded (HyperSpy's True); NULL: no mask */
   unsigned char *sig_mask;  /* M flags, likewise */
   size_t n_used, m_used;    /* unmasked patterns and pixels */
+  int bss, bss_on_loadings, bss_diff_order, bss_max_iter;
+  double bss_tol;
 } dec_params;
 
 typedef struct {
@@ -73,6 +75,13 @@ int dec_nmf(dec_data *d, double *W, double *H, int *iters, double *residual);
  * all of H (K × M) from WᵀX and WᵀW, N = the patterns fitted. */
 void dec_hals_w(double *W, const double *XHt, const double *HHt, size_t npos, size_t K, size_t M);
 void dec_hals_h(double *H, const double *WtX, const double *WtW, size_t K, size_t M, size_t N);
+
+/* Blind source separation (decomposition_bss.c) of the factors F (K × M,
+ * every rank) and local loadings L (nloc × K), with NaN where masked; ev
+ * (SVD) sorts the components.  BF (K × M) and BL (nloc × K) receive the
+ * separated components, w (K × K) the unmixing matrix.  Collective. */
+int dec_bss(dec_data *d, const double *F, const double *L, const double *ev, double *BF, double *BL, double *w,
+            int *iters);
 
 /* Masks (decomposition_mask.c).  plan: read both masks, count what is
  * used; setup: the local rows' flags; apply: zero the masked rows and columns
