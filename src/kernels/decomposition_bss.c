@@ -223,6 +223,8 @@ static int unmixing(const dec_params *p, double *Y, size_t n, size_t K, const do
   return 0;
 }
 
+/* w⁻¹, row-major (LAPACK inverts the column-major view wᵀ; (wᵀ)⁻¹ read
+ * row-major is w⁻¹). */
 static int invert(const double *w, size_t K, double *inv) {
   int n = (int)K, info = 0, ipiv[64], lwork = 64 * 64;
   double work[64 * 64];
@@ -230,7 +232,7 @@ static int invert(const double *w, size_t K, double *inv) {
   dgetrf_(&n, &n, inv, &n, ipiv, &info);
   if (!info) dgetri_(&n, inv, &n, ipiv, work, &lwork, &info);
   HB_CHECK(info == 0, HB_EINVALID, "decomposition", "bss: the unmixing matrix is singular (info %d)", info);
-  return 0; /* the transpose of a column-major inverse is the row-major inverse of wᵀ: see callers */
+  return 0;
 }
 
 /* Loadings L (nloc × K) of every rank to rank 0, in pattern order (N × K). */
@@ -305,15 +307,17 @@ int dec_bss(dec_data *d, const double *F, const double *L, const double *ev, dou
   HB_MPI(MPI_Bcast(w, (int)(K * K), MPI_DOUBLE, 0, d->g->comm));
   HB_MPI(MPI_Bcast(winv, (int)(K * K), MPI_DOUBLE, 0, d->g->comm));
   HB_MPI(MPI_Bcast(iters, 1, MPI_INT, 0, d->g->comm));
-  /* dgetri worked on the column-major view of w, i.e. on wᵀ: winv holds
-   * (wᵀ)⁻¹ column-major = w⁻¹ row-major.  On factors: BF = w·F and
-   * BL = L·w⁻¹; on loadings: BL = L·wᵀ and BF = (w⁻¹)ᵀ·F. */
-  const double *mf = p->bss_on_loadings ? winv : w, *ml = p->bss_on_loadings ? w : winv;
-  if (p->bss_on_loadings)
+  /* On factors: BF = w·F and BL = L·w⁻¹; on loadings: BL = L·wᵀ and
+   * BF = (w⁻¹)ᵀ·F (HyperSpy's _unmix_components). */
+  const double *mf = w, *ml = winv;
+  if (p->bss_on_loadings) {
     for (size_t i = 0; i < K; i++)
       for (size_t j = 0; j < K; j++) wt[i * K + j] = winv[j * K + i];
-  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)K, (int)M, (int)K, 1.0, p->bss_on_loadings ? wt : mf,
-              (int)K, F, (int)M, 0.0, BF, (int)M);
+    mf = wt;
+    ml = w;
+  }
+  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)K, (int)M, (int)K, 1.0, mf, (int)K, F, (int)M, 0.0, BF,
+              (int)M);
   if (d->nloc)
     cblas_dgemm(CblasRowMajor, CblasNoTrans, p->bss_on_loadings ? CblasTrans : CblasNoTrans, (int)d->nloc, (int)K,
                 (int)K, 1.0, L, (int)K, ml, (int)K, 0.0, BL, (int)K);

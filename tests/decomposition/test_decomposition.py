@@ -503,6 +503,11 @@ def test_errors(tmp):
                  "components must be 1 to min(N, M) = 2 (unmasked navigation size N = 2", "components > unmasked")
     expect_error(job, ["kernels.dec.signal_mask={shape: mask, file: badmask.h5, dataset: nope}"], 2,
                  "mask file 'badmask.h5' has no dataset 'nope'", "missing mask dataset")
+    mjob = write_job(tmp, "merr", "err.hspy", "op: decomposition, components: 2,\n"
+                     "      navigation_mask: {shape: mask, file: badmask.h5, dataset: nav}")
+    p = hb(1, mjob, cmd="validate")
+    check(p.returncode == 2 and "merr.yaml:6:" in p.stderr and "must be 5 x 6 (the navigation shape)" in p.stderr,
+          f"a mask error names job.yaml:LINE:COL: {p.stderr.strip()}")
     # negative data: found when the data is read, named by position
     neg = np.abs(np.random.default_rng(1).normal(5, 1, (4, 5, 30))).astype("float32")
     neg[2, 3, 17] = -1.5
