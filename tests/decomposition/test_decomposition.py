@@ -2,8 +2,10 @@
 1, 2 and 3 ranks with uneven blocks: PCA for every centre option and with
 Poisson normalisation (exact and randomized), NMF (cd, mu) iteration by
 iteration from the same W and H, default stopping, ground truth of the
-synthetic EELS data, rank-count agreement, bit-identical repeats, loading
-without warnings, and validate-time errors.
+synthetic EELS data, navigation/signal masks against HyperSpy's, NMF hals
+(monotone, converged residual vs sklearn cd), BSS against HyperSpy's
+blind_source_separation and the known spectra, rank-count agreement,
+bit-identical repeats, loading without warnings, and validate-time errors.
 
 usage: /usr/bin/python3 test_decomposition.py path/to/hyperbatch"""
 import logging
@@ -318,6 +320,21 @@ def test_masks(tmp):
             eh, ew = rel(H[:, ~sig], est.components_), rel(W[~nav.ravel()], Ws)
             check(ok and eh <= 1e-8 and ew <= 1e-8,
                   f"np={n} masked nmf cd vs sklearn on the submatrix: NaN at masked {ok}, H {eh:.1e}, W {ew:.1e}")
+    # bss with both masks: NaN where the decomposition has NaN, the model kept on the rest
+    job = write_job(tmp, "mbss", "mask.hspy", f"op: decomposition, components: {k}, svd_solver: exact, bss: true, "
+                    f"{masks}", block=7)
+    outs = []
+    for n in (1, 3):
+        if run(n, job, f"output.file=mbss_{n}.hspy"):
+            outs.append(os.path.join(tmp, f"mbss_{n}.hspy"))
+            r = results(outs[-1])
+            BF, BL = r["dec_bss_factors"].reshape(k, -1), r["dec_bss_loadings"].reshape(k, -1)
+            F, L = r["dec_factors"].reshape(k, -1), r["dec_loadings"].reshape(k, -1)
+            same = np.array_equal(np.isnan(BF), np.isnan(F)) and np.array_equal(np.isnan(BL), np.isnan(L))
+            m_f, m_l = ~sig, ~nav.ravel()
+            model = rel(BL[:, m_l].T @ BF[:, m_f], L[:, m_l].T @ F[:, m_f])
+            check(same and model <= 1e-9, f"np={n} bss with masks: NaN as the decomposition's {same}, model {model:.1e}")
+    agree_ranks(outs, "bss with masks")
     # a geometric navigation mask: the rectangle's patterns are excluded
     job = write_job(tmp, "mgeo", "mask.hspy", f"op: decomposition, components: 2, svd_solver: exact, "
                     "navigation_mask: {shape: rectangle, x: [2, 5], y: [1, 4]}", block=7)
