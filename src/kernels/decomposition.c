@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "decomposition_priv.h"
+#include "hb_detector.h"
 #include "hb_error.h"
 
 void openblas_set_num_threads(int);
@@ -28,13 +29,27 @@ static const hb_param_spec dec_params_spec[] = {
     {"n_iter", HB_P_INT, 0, "7, or 4 when k >= 0.1 min(N, M)", NULL, 0, NULL, "randomized: power iterations"},
     {"oversampling", HB_P_INT, 0, "10", NULL, 0, NULL, "randomized: extra columns of the sketch"},
     {"random_seed", HB_P_INT, 0, "0", NULL, 0, NULL, "randomized sketch and random init"},
-    {"solver", HB_P_ENUM, 0, "cd", "cd|mu", 0, NULL, "nmf: coordinate descent or multiplicative updates (sklearn)"},
+    {"solver", HB_P_ENUM, 0, "cd", "cd|mu|hals", 0, NULL,
+     "nmf: coordinate descent or multiplicative updates (sklearn), or accelerated HALS"},
     {"init", HB_P_ENUM, 0, "nndsvda", "nndsvda|nndsvd|random|custom", 0, NULL,
      "nmf: initial W and H as sklearn; custom reads them from init_file"},
     {"init_file", HB_P_STRING, 0, NULL, NULL, 0, NULL,
      "nmf, init custom: HDF5 file with W (*navigation_shape, k) and H (k, *signal_shape)"},
     {"max_iter", HB_P_INT, 0, "200", NULL, 0, NULL, "nmf: iterations at most"},
-    {"tol", HB_P_FLOAT, 0, "1e-4", NULL, 0, NULL, "nmf: stopping tolerance (sklearn's rule for the solver)"},
+    {"tol", HB_P_FLOAT, 0, "1e-4", NULL, 0, NULL,
+     "nmf: stopping tolerance (sklearn's rule for cd and mu; hals: relative decrease of the error per iteration)"},
+    {"navigation_mask", HB_P_MAP, 0, NULL, NULL, 0, hb_detector_params,
+     "patterns to EXCLUDE (HyperSpy's True): a virtual_image detector over the navigation axes, or {shape: mask, "
+     "file, dataset} with nonzero = excluded; their loadings are NaN"},
+    {"signal_mask", HB_P_MAP, 0, NULL, NULL, 0, hb_detector_params,
+     "pixels to EXCLUDE, likewise over the signal axes; their factor values are NaN"},
+    {"bss", HB_P_BOOL, 0, "false", NULL, 0, NULL,
+     "also blind source separation of the k components: FastICA as HyperSpy's blind_source_separation() defaults"},
+    {"bss_on", HB_P_ENUM, 0, "factors", "factors|loadings", 0, NULL,
+     "bss: separate the factors (HyperSpy's default) or the loadings (gathered to rank 0, k x N)"},
+    {"bss_diff_order", HB_P_INT, 0, "1", NULL, 0, NULL, "bss: derivative order along each axis first (0 to 2)"},
+    {"bss_max_iter", HB_P_INT, 0, "200", NULL, 0, NULL, "bss: FastICA iterations at most"},
+    {"bss_tol", HB_P_FLOAT, 0, "1e-10", NULL, 0, NULL, "bss: FastICA tolerance (HyperSpy's)"},
     {"cache", HB_P_ENUM, 0, "auto", "auto|memory|disk", 0, NULL,
      "keep this rank's rows in memory as float64, or read the blocks again every pass; auto: memory up to 1 GiB"},
     HB_PARAM_END,
@@ -115,9 +130,39 @@ static int check_init_file(const dec_params *p, const hb_input *in) {
   return rc;
 }
 
+static int bss_params(const hb_node *spec, const hb_input *in, dec_params *p) {
+  const hb_node *bn = hb_node_child(spec, "bss");
+  if (bn) HB_CALL(hb_node_bool(bn, &p->bss));
+  for (size_t i = 0; i < spec->n && !p->bss; i++)
+    HB_CHECK(strncmp(spec->kids[i]->key, "bss_", 4), HB_EINVALID, hb_node_where(spec->kids[i], 1),
+             "'%s' needs bss: true", spec->kids[i]->key);
+  const hb_node *on = hb_node_child(spec, "bss_on");
+  p->bss_on_loadings = on && !strcmp(on->text, "loadings");
+  long long v;
+  HB_CALL(int_param(spec, "bss_diff_order", 0, 2, 1, &v));
+  p->bss_diff_order = (int)v;
+  HB_CALL(int_param(spec, "bss_max_iter", 1, 1000000, 200, &v));
+  p->bss_max_iter = (int)v;
+  p->bss_tol = 1e-10;
+  const hb_node *tn = hb_node_child(spec, "bss_tol");
+  if (tn) HB_CALL(hb_node_double(tn, &p->bss_tol));
+  HB_CHECK(p->bss_tol >= 0, HB_EINVALID, hb_node_where(tn, 0), "bss_tol must be >= 0, got %g", p->bss_tol);
+  if (!p->bss) return 0;
+  HB_CHECK(p->k >= 2 && p->k <= 64, HB_EINVALID, hb_node_where(bn, 0),
+           "bss needs 2 to 64 components (HyperSpy needs at least 2), got %zu", p->k);
+  /* numpy.gradient needs 2 values along every axis it differentiates */
+  int nd = p->bss_on_loadings ? in->nav_dim : in->sig_dim, first = p->bss_on_loadings ? 0 : in->nav_dim;
+  for (int a = 0; a < nd && p->bss_diff_order; a++)
+    HB_CHECK(in->shape[first + a] >= 2, HB_EINVALID, hb_node_where(bn, 0),
+             "bss_diff_order %d needs every %s axis to have 2 or more values; axis '%s' has %llu", p->bss_diff_order,
+             p->bss_on_loadings ? "navigation" : "signal", in->axes[first + a].name,
+             (unsigned long long)in->shape[first + a]);
+  return 0;
+}
+
 static int read_params(const hb_node *spec, const hb_input *in, dec_params *p) {
   static const char *const alg[] = {"svd", "nmf", NULL}, *const centre[] = {"none", "navigation", "signal", NULL},
-                           *const solver[] = {"auto", "exact", "randomized", NULL}, *const nmf[] = {"cd", "mu", NULL},
+                           *const solver[] = {"auto", "exact", "randomized", NULL}, *const nmf[] = {"cd", "mu", "hals", NULL},
                            *const init[] = {"nndsvda", "nndsvd", "random", "custom", NULL},
                            *const cache[] = {"auto", "memory", "disk", NULL};
   p->algorithm = enum_of(spec, "algorithm", alg, DEC_SVD);
@@ -139,9 +184,12 @@ static int read_params(const hb_node *spec, const hb_input *in, dec_params *p) {
            "decomposition needs at least 2 patterns; this input has %zu", N);
   long long v;
   HB_CALL(hb_node_int(kn, &v));
+  HB_CALL(dec_masks_plan(p, spec, in));
+  int masked = p->nav_mask || p->sig_mask;
+  if (masked) N = p->n_used, M = p->m_used, lim = N < M ? N : M;
   HB_CHECK(v >= 1 && (unsigned long long)v <= lim, HB_EINVALID, hb_node_where(kn, 0),
-           "components must be 1 to min(N, M) = %zu (navigation size N = %zu, signal size M = %zu), got %lld", lim, N,
-           M, v);
+           "components must be 1 to min(N, M) = %zu (%snavigation size N = %zu, signal size M = %zu), got %lld", lim,
+           masked ? "unmasked " : "", N, M, v);
   p->k = (size_t)v;
   HB_CALL(int_param(spec, "n_iter", 0, 1000, p->k >= 0.1 * (double)lim ? 4 : 7, &v));
   p->n_iter = (int)v;
@@ -150,6 +198,7 @@ static int read_params(const hb_node *spec, const hb_input *in, dec_params *p) {
   HB_CALL(int_param(spec, "random_seed", 0, (long long)1 << 62, 0, &p->seed));
   HB_CALL(int_param(spec, "max_iter", 1, 1000000, 200, &v));
   p->max_iter = (int)v;
+  HB_CALL(bss_params(spec, in, p));
   p->tol = 1e-4;
   const hb_node *tn = hb_node_child(spec, "tol");
   if (tn) HB_CALL(hb_node_double(tn, &p->tol));
@@ -209,6 +258,10 @@ static int dec_plan(hb_kernel *k, const hb_input *in, const hb_node *spec) {
   if (p->algorithm == DEC_SVD)
     HB_CALL(add_global(k, "explained_variance_ratio", "Explained variance ratio", p->k, "Principal component index", 0,
                        in, 0, 0, 0));
+  if (p->bss) {
+    HB_CALL(add_global(k, "bss_factors", "BSS factor", p->k, "BSS component index", 1, in, in->nav_dim, in->sig_dim, 0));
+    HB_CALL(add_global(k, "bss_loadings", "BSS loading", p->k, "BSS component index", 1, in, 0, in->nav_dim, 1));
+  }
   return 0;
 }
 
@@ -230,8 +283,10 @@ static void to_double(hb_dtype t, const void *src, double *dst, size_t n) {
 static void transform(dec_data *d, size_t i, double *x) {
   const dec_params *p = d->p;
   size_t M = d->M, npos = d->blk[i].npos;
+  const unsigned char *sm = p->sig_mask;
   for (size_t r = 0; r < npos; r++) {
     double *row = x + r * M;
+    if (d->rowmask && d->rowmask[d->off[i] + r]) continue; /* stays 0 */
     if (p->poisson) {
       double ra = sqrt(d->rowsum[d->off[i] + r]);
       for (size_t j = 0; j < M; j++) {
@@ -239,12 +294,13 @@ static void transform(dec_data *d, size_t i, double *x) {
         row[j] = den > 0 ? row[j] / den : 0; /* 0/0 -> 0, as HyperSpy's nan_to_num */
       }
     } else if (p->centre == CENTRE_NAVIGATION) {
-      for (size_t j = 0; j < M; j++) row[j] -= d->mean[j];
+      for (size_t j = 0; j < M; j++) row[j] -= d->mean[j]; /* masked columns: mean 0 */
     } else if (p->centre == CENTRE_SIGNAL) {
       double m = 0;
-      for (size_t j = 0; j < M; j++) m += row[j];
-      m /= (double)M;
-      for (size_t j = 0; j < M; j++) row[j] -= m;
+      for (size_t j = 0; j < M; j++) m += row[j]; /* masked pixels are 0 */
+      m /= (double)p->m_used;
+      for (size_t j = 0; j < M; j++)
+        if (!sm || !sm[j]) row[j] -= m;
     }
   }
 }
@@ -253,6 +309,7 @@ static int read_block(dec_data *d, size_t i, double *x) {
   hb_block b;
   HB_CALL(hb_global_read(d->g, d->g->first + i, &b, d->raw));
   to_double(b.dtype, d->raw, x, b.npos * d->M);
+  if (d->p->nav_mask || d->p->sig_mask) dec_masks_apply(d, i, x);
   return 0;
 }
 
@@ -418,7 +475,7 @@ static int first_pass(dec_data *d) {
   if (!rc) {
     memcpy(d->colsum, sums, M * sizeof *sums);
     d->total = sums[M];
-    for (size_t j = 0; j < M; j++) d->mean[j] = d->colsum[j] / (double)d->N;
+    for (size_t j = 0; j < M; j++) d->mean[j] = d->colsum[j] / (double)p->n_used;
   }
   free(sums);
   HB_CALL(rc);
@@ -527,7 +584,7 @@ static int setup(dec_data *d, hb_global *g, const dec_params *p) {
   HB_ALLOC(d->rowsum, d->nloc);
   HB_ALLOC(d->colsum, d->M);
   HB_ALLOC(d->mean, d->M);
-  return 0;
+  return dec_masks_setup(d);
 }
 
 static void teardown(dec_data *d) {
@@ -538,6 +595,7 @@ static void teardown(dec_data *d) {
   free(d->rowsum);
   free(d->colsum);
   free(d->mean);
+  free(d->rowmask);
 }
 
 /* Poisson normalisation is undone on the results: factors × sqrt(column
@@ -548,6 +606,34 @@ static void unnormalise(dec_data *d, size_t K, double *F, double *L) {
     for (size_t j = 0; j < d->M; j++) F[c * d->M + j] *= d->colsum[j];
   for (size_t r = 0; r < d->nloc; r++)
     for (size_t c = 0; c < K; c++) L[r * K + c] *= sqrt(d->rowsum[r]);
+}
+
+/* BSS of the final factors F and local loadings L; the last two outputs. */
+static int run_bss(dec_data *d, const hb_kernel *k, const double *F, const double *L, const double *ev) {
+  size_t K = d->p->k, M = d->M;
+  double *BF = malloc(K * M * sizeof *BF), *BL = malloc((d->nloc ? d->nloc : 1) * K * sizeof *BL),
+         *w = malloc(K * K * sizeof *w);
+  int iters = 0, rc = !BF || !BL || !w ? hb_error_raise(HB_EINTERNAL, __FILE__, __LINE__, "memory", "out of memory") : 0;
+  rc = hb_agree(d->g->comm, rc);
+  if (!rc) rc = dec_bss(d, F, L, ev, BF, BL, w, &iters);
+  if (!rc) rc = write_whole(d, k, k->nout - 2, BF);
+  if (!rc) rc = write_loadings(d, k, k->nout - 1, K, BL);
+  for (int i = k->nout - 2; i < k->nout && !rc; i++) {
+    hid_t g = hb_h5_group(hb_global_group(d->g, k, i), "metadata/BSS");
+    if (g < 0) rc = hb_error_trace(HB_EIO, __FILE__, __LINE__);
+    hsize_t sh[2] = {K, K};
+    if (!rc) rc = hb_h5_attr_str(g, "bss_algorithm", "sklearn_fastica");
+    if (!rc) rc = hb_h5_attr_bool(g, "on_loadings", d->p->bss_on_loadings);
+    if (!rc) rc = hb_h5_attr_i64(g, "diff_order", d->p->bss_diff_order);
+    if (!rc) rc = hb_h5_attr_i64(g, "iterations", iters);
+    if (!rc) rc = hb_h5_array_f64(g, "unmixing_matrix", 2, sh, w);
+    if (g >= 0) H5Gclose(g);
+  }
+  rc = hb_agree(d->g->comm, rc);
+  free(BF);
+  free(BL);
+  free(w);
+  return rc;
 }
 
 static int run_svd(dec_data *d, const hb_kernel *k) {
@@ -565,17 +651,19 @@ static int run_svd(dec_data *d, const hb_kernel *k) {
   if (!rc) {
     double kept = 0;
     for (size_t c = 0; c < K; c++) {
-      ev[c] = s[c] * s[c] / (double)d->N; /* HyperSpy: S^2 / N */
+      ev[c] = s[c] * s[c] / (double)d->p->n_used; /* HyperSpy: S^2 / N, N of the unmasked rows */
       evr[c] = d->sumsq > 0 ? s[c] * s[c] / d->sumsq : 0; /* of the total variance */
       kept += s[c] * s[c];
     }
     unnormalise(d, K, F, L);
+    dec_masks_fill(d, K, F, L);
     dec_meta m = {"SVD", solver == SVD_EXACT ? "exact" : "randomized", solver == SVD_EXACT ? 0 : d->p->n_iter,
                   sqrt(fmax(d->sumsq - kept, 0)), ev, evr};
     rc = write_whole(d, k, 0, F);
     if (!rc) rc = write_loadings(d, k, 1, K, L);
     if (!rc) rc = write_whole(d, k, 2, evr);
     if (!rc) rc = write_meta(d, k, &m);
+    if (!rc && d->p->bss) rc = run_bss(d, k, F, L, ev);
   }
   free(F);
   free(s);
@@ -595,10 +683,13 @@ static int run_nmf(dec_data *d, const hb_kernel *k) {
   if (!rc) rc = dec_nmf(d, W, H, &iters, &res);
   if (!rc) {
     unnormalise(d, K, H, W);
-    dec_meta m = {"NMF", d->p->nmf_solver == NMF_CD ? "cd" : "mu", iters, res, NULL, NULL};
+    dec_masks_fill(d, K, H, W);
+    static const char *const nmf_name[] = {"cd", "mu", "hals"};
+    dec_meta m = {"NMF", nmf_name[d->p->nmf_solver], iters, res, NULL, NULL};
     rc = write_whole(d, k, 0, H);
     if (!rc) rc = write_loadings(d, k, 1, K, W);
     if (!rc) rc = write_meta(d, k, &m);
+    if (!rc && d->p->bss) rc = run_bss(d, k, H, W, NULL);
   }
   free(W);
   free(H);
@@ -617,7 +708,10 @@ static int dec_global(hb_kernel *k, hb_global *g) {
   return rc;
 }
 
-static void dec_destroy(hb_kernel *k) { free(k->state); }
+static void dec_destroy(hb_kernel *k) {
+  if (k->state) dec_masks_free(k->state);
+  free(k->state);
+}
 
 const hb_kernel_def hb_kernel_decomposition = {
     .op = "decomposition",

@@ -46,7 +46,7 @@ static int init_nndsvd(dec_data *d, double *W, double *H) {
     free(nrm);
     return rc;
   }
-  double avg = d->total / ((double)d->N * (double)M);
+  double avg = d->total / ((double)d->p->n_used * (double)d->p->m_used);
   for (size_t c = 0; c < K; c++) {
     double *h = H + c * M;
     double xp = sqrt(nrm[2 * c]), xn = sqrt(nrm[2 * c + 1]), yp = 0, yn = 0;
@@ -83,7 +83,7 @@ static int init_nndsvd(dec_data *d, double *W, double *H) {
  * its own stream, so W does not depend on the rank count. */
 static void init_random(dec_data *d, double *W, double *H) {
   size_t K = d->p->k, M = d->M;
-  double avg = sqrt(d->total / ((double)d->N * (double)M) / (double)K);
+  double avg = sqrt(d->total / ((double)d->p->n_used * (double)d->p->m_used) / (double)K);
   hb_rng r;
   hb_rng_seed(&r, (uint64_t)d->p->seed, 0);
   for (size_t i = 0; i < K * M; i++) H[i] = avg * fabs(dec_rng_normal(&r));
@@ -165,6 +165,10 @@ static void iter_partial(dec_data *d, size_t i, const double *x, double *out, vo
         viol += cd_row(w, xht, a->HHt, K);
         continue;
       }
+      if (a->solver == NMF_HALS) {
+        dec_hals_w(w, xht, a->HHt, 1, K, M);
+        continue;
+      }
       double den[64];
       for (size_t t = 0; t < K; t++) {
         den[t] = 0;
@@ -207,6 +211,10 @@ static double update_h(const dec_data *d, double *H, const double *WtW, const do
     for (size_t i = 0; i < K * M; i++) H[i] *= WtX[i] / (tmp[i] == 0 ? EPS32 : tmp[i]);
     return 0;
   }
+  if (d->p->nmf_solver == NMF_HALS) {
+    dec_hals_h(H, WtX, WtW, K, M, d->p->n_used);
+    return 0;
+  }
   for (size_t t = 0; t < K; t++) /* sklearn: components outer, rows of Hᵀ inner */
     for (size_t j = 0; j < M; j++) {
       double grad = -WtX[t * M + j];
@@ -237,6 +245,7 @@ int dec_nmf(dec_data *d, double *W, double *H, int *iters, double *res) {
   if (p->init == INIT_CUSTOM) HB_CALL(hb_agree(d->g->comm, init_custom(d, W, H)));
   else if (p->init == INIT_RANDOM) init_random(d, W, H);
   else HB_CALL(init_nndsvd(d, W, H));
+  dec_masks_zero(d, W, H); /* masked rows and columns stay 0 under every update */
   d->sumsq = sums[1]; /* the SVD of nndsvd recomputed it in another order */
   double *red = malloc(n * sizeof *red), *HHt = malloc(K * K * sizeof *HHt), *tmp = malloc(K * M * sizeof *tmp);
   double *XHt = malloc(d->g->part->max_block_pos * K * sizeof *XHt);
@@ -257,6 +266,11 @@ int dec_nmf(dec_data *d, double *W, double *H, int *iters, double *res) {
     if (p->nmf_solver == NMF_CD) {
       if (it == 1) vinit = viol;
       if (vinit == 0 || viol / vinit <= p->tol) break;
+    } else if (p->nmf_solver == NMF_HALS) {
+      /* the error of the new (W, H) costs no pass: WᵀW and WᵀX are those of the new W */
+      double err = residual(d, red, red + K * K, H, tmp);
+      if (p->tol > 0 && (prev - err) / err0 < p->tol) break;
+      prev = err;
     } else if (p->tol > 0 && it % 10 == 0) {
       double err = residual(d, red, red + K * K, H, tmp);
       if ((prev - err) / err0 < p->tol) break;

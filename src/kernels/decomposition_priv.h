@@ -14,7 +14,7 @@
 enum { DEC_SVD, DEC_NMF };
 enum { CENTRE_NONE, CENTRE_NAVIGATION, CENTRE_SIGNAL };
 enum { SVD_AUTO, SVD_EXACT, SVD_RANDOMIZED };
-enum { NMF_CD, NMF_MU };
+enum { NMF_CD, NMF_MU, NMF_HALS };
 enum { INIT_NNDSVDA, INIT_NNDSVD, INIT_RANDOM, INIT_CUSTOM };
 enum { CACHE_AUTO, CACHE_MEMORY, CACHE_DISK };
 
@@ -26,6 +26,11 @@ typedef struct {
   double tol;
   char init_file[4096];
   const hb_node *init_node; /* where init_file errors point */
+  unsigned char *nav_mask;  /* N flags, 1 = excluded (HyperSpy's True); NULL: no mask */
+  unsigned char *sig_mask;  /* M flags, likewise */
+  size_t n_used, m_used;    /* unmasked patterns and pixels */
+  int bss, bss_on_loadings, bss_diff_order, bss_max_iter;
+  double bss_tol;
 } dec_params;
 
 typedef struct {
@@ -42,6 +47,7 @@ typedef struct {
   double *colsum, *mean;    /* M: column sums, mean pattern */
   double total;             /* sum of every value */
   double sumsq;             /* ||X||_F^2 after centring / normalisation */
+  unsigned char *rowmask;   /* nloc: navigation_mask of the local rows, or NULL */
 } dec_data;
 
 /* Per-block partial of n doubles for local block i (x is NULL unless the
@@ -64,6 +70,29 @@ int dec_svd(dec_data *d, size_t k, double *Vt, double *s, double *L, int *solver
 /* NMF (sklearn's objective and rules) from the requested init: W local
  * (nloc × k), H (k × M); iterations run and the final ||X - WH||_F. */
 int dec_nmf(dec_data *d, double *W, double *H, int *iters, double *residual);
+
+/* HALS (decomposition_hals.c): update npos rows of W from X·Hᵀ and H·Hᵀ, or
+ * all of H (K × M) from WᵀX and WᵀW, N = the patterns fitted. */
+void dec_hals_w(double *W, const double *XHt, const double *HHt, size_t npos, size_t K, size_t M);
+void dec_hals_h(double *H, const double *WtX, const double *WtW, size_t K, size_t M, size_t N);
+
+/* Blind source separation (decomposition_bss.c) of the factors F (K × M,
+ * every rank) and local loadings L (nloc × K), with NaN where masked; ev
+ * (SVD) sorts the components.  BF (K × M) and BL (nloc × K) receive the
+ * separated components, w (K × K) the unmixing matrix.  Collective. */
+int dec_bss(dec_data *d, const double *F, const double *L, const double *ev, double *BF, double *BL, double *w,
+            int *iters);
+
+/* Masks (decomposition_mask.c).  plan: read both masks, count what is
+ * used; setup: the local rows' flags; apply: zero the masked rows and columns
+ * of block i as read; fill: NaN into masked factor columns and loading rows;
+ * zero: masked rows of W and columns of H (NMF inits). */
+int dec_masks_plan(dec_params *p, const hb_node *spec, const hb_input *in);
+void dec_masks_free(dec_params *p);
+int dec_masks_setup(dec_data *d);
+void dec_masks_apply(const dec_data *d, size_t i, double *x);
+void dec_masks_fill(const dec_data *d, size_t K, double *F, double *L);
+void dec_masks_zero(const dec_data *d, double *W, double *H);
 
 /* A standard normal deviate from a stream of hb_rng.h. */
 double dec_rng_normal(hb_rng *r);

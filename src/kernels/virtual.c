@@ -6,16 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hb_detector.h"
 #include "hb_error.h"
 #include "hb_kernel.h"
 
-typedef struct {
-  size_t n;
-  uint32_t *idx;
-  double *w; /* NULL: every weight is 1 */
-} detector;
+typedef hb_detector detector;
 
-static const hb_param_spec detector_params[] = {
+const hb_param_spec hb_detector_params[] = {
     {"shape", HB_P_ENUM, 1, NULL, "point|circle|annulus|rectangle|mask", 0, NULL, "detector geometry"},
     {"at", HB_P_NUMBERS, 0, NULL, NULL, 2, NULL, "point: [x, y]"},
     {"center", HB_P_NUMBERS, 0, NULL, NULL, 2, NULL, "circle, annulus: [x, y]"},
@@ -25,13 +22,13 @@ static const hb_param_spec detector_params[] = {
     {"x", HB_P_NUMBERS, 0, NULL, NULL, 2, NULL, "rectangle: [x0, x1), half-open like a slice"},
     {"y", HB_P_NUMBERS, 0, NULL, NULL, 2, NULL, "rectangle: [y0, y1), half-open like a slice"},
     {"file", HB_P_STRING, 0, NULL, NULL, 0, NULL, "mask: HDF5/.hspy file (relative to the job file)"},
-    {"dataset", HB_P_STRING, 0, NULL, NULL, 0, NULL, "mask: 2-D dataset of weights, signal-shaped"},
+    {"dataset", HB_P_STRING, 0, NULL, NULL, 0, NULL, "mask: dataset of weights, shaped like the space"},
     {"units", HB_P_ENUM, 0, "px", "px|calibrated", 0, NULL, "positions in pixels or in the signal axes' units"},
     HB_PARAM_END,
 };
 
 static const hb_param_spec virtual_params[] = {
-    {"detector", HB_P_MAP, 1, NULL, NULL, 0, detector_params, "the detector"},
+    {"detector", HB_P_MAP, 1, NULL, NULL, 0, hb_detector_params, "the detector"},
     HB_PARAM_END,
 };
 
@@ -56,6 +53,9 @@ static int key_in(const char *keys, const char *k) {
 
 typedef struct {
   const hb_node *det;
+  int nd;
+  const hsize_t *dims; /* the space, array order */
+  const char *space;
   size_t kx, ky;
   const hb_axis *ax_x, *ax_y;
   int calibrated;
@@ -103,6 +103,36 @@ static int add_pixel(detector *d, size_t cap, size_t off, double w) {
   return 0;
 }
 
+/* As doubles.  h5py and HyperSpy store booleans as an HDF5 enum, which HDF5
+ * does not convert to numbers: those are read as their integer base. */
+static int read_weights(hid_t ds, size_t n, double *w) {
+  hid_t ft = H5Dget_type(ds);
+  if (ft < 0) return -1;
+  if (H5Tget_class(ft) != H5T_ENUM) {
+    H5Tclose(ft);
+    return H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, w);
+  }
+  hid_t base = H5Tget_super(ft), mt = H5Tget_native_type(ft, H5T_DIR_ASCEND);
+  size_t sz = H5Tget_size(ft);
+  int sgn = base >= 0 ? H5Tget_sign(base) == H5T_SGN_2 : 0;
+  unsigned char *raw = (sz == 1 || sz == 2 || sz == 4 || sz == 8) ? malloc(n * sz) : NULL;
+  herr_t e = raw && mt >= 0 ? H5Dread(ds, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw) : -1;
+  for (size_t i = 0; e >= 0 && i < n; i++) {
+    const unsigned char *q = raw + i * sz;
+    switch (sz) {
+      case 1: w[i] = sgn ? (double)*(const int8_t *)q : (double)*q; break;
+      case 2: w[i] = sgn ? (double)*(const int16_t *)q : (double)*(const uint16_t *)q; break;
+      case 4: w[i] = sgn ? (double)*(const int32_t *)q : (double)*(const uint32_t *)q; break;
+      default: w[i] = sgn ? (double)*(const int64_t *)q : (double)*(const uint64_t *)q; break;
+    }
+  }
+  free(raw);
+  if (mt >= 0) H5Tclose(mt);
+  if (base >= 0) H5Tclose(base);
+  H5Tclose(ft);
+  return e;
+}
+
 static int read_mask(const geom *g, detector *d, size_t cap) {
   const hb_node *fn = hb_node_child(g->det, "file"), *dn = hb_node_child(g->det, "dataset");
   const char *file, *dset;
@@ -121,28 +151,37 @@ static int read_mask(const geom *g, detector *d, size_t cap) {
     HB_RAISE(HB_EINVALID, hb_node_where(dn, 0), "mask file '%s' has no dataset '%s'", file, dset);
   }
   hid_t sp = H5Dget_space(ds);
-  hsize_t dims[8] = {0};
-  int nd = H5Sget_simple_extent_ndims(sp);
-  if (nd == 2) H5Sget_simple_extent_dims(sp, dims, NULL);
+  hsize_t dims[HB_MAXDIM] = {0};
+  int nd = H5Sget_simple_extent_ndims(sp), same = nd == g->nd;
+  if (nd >= 0 && nd <= HB_MAXDIM) H5Sget_simple_extent_dims(sp, dims, NULL);
   H5Sclose(sp);
+  for (int a = 0; same && a < nd; a++) same = dims[a] == g->dims[a];
   int rc = 0;
   double *w = NULL;
-  if (nd != 2 || dims[0] != g->ky || dims[1] != g->kx) {
+  if (!same) {
+    char want[256] = "", got[256] = "";
+    for (int a = 0; a < g->nd; a++)
+      snprintf(want + strlen(want), sizeof want - strlen(want), "%s%llu", a ? " x " : "",
+               (unsigned long long)g->dims[a]);
+    for (int a = 0; a < nd && a < HB_MAXDIM; a++)
+      snprintf(got + strlen(got), sizeof got - strlen(got), "%s%llu", a ? " x " : "", (unsigned long long)dims[a]);
     rc = hb_error_raise(HB_EINVALID, __FILE__, __LINE__, hb_node_where(dn, 0),
-                        "mask '%s' must be %zu x %zu (the signal shape), got %d-D %llu x %llu", dset, g->ky, g->kx, nd,
-                        (unsigned long long)dims[0], (unsigned long long)dims[1]);
+                        "mask '%s' must be %s (the %s shape), got %d-D %s", dset, want, g->space, nd, got);
   } else if (!(w = malloc(cap * sizeof *w))) {
     rc = hb_error_raise(HB_EINTERNAL, __FILE__, __LINE__, "memory", "out of memory");
-  } else if (H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, w) < 0) {
+  } else if (read_weights(ds, cap, w) < 0) {
     rc = hb_error_raise(HB_EIO, __FILE__, __LINE__, path, "cannot read mask dataset %s (%s)", dset,
                         hb_h5_error_text());
   }
   H5Dclose(ds);
   H5Fclose(f);
   for (size_t i = 0; !rc && i < cap; i++) {
-    if (!isfinite(w[i]))
+    if (!isfinite(w[i]) && g->nd == 2)
       rc = hb_error_raise(HB_EINVALID, __FILE__, __LINE__, hb_node_where(dn, 0),
                           "mask '%s' has a non-finite weight at pixel (x=%zu, y=%zu)", dset, i % g->kx, i / g->kx);
+    else if (!isfinite(w[i]))
+      rc = hb_error_raise(HB_EINVALID, __FILE__, __LINE__, hb_node_where(dn, 0),
+                          "mask '%s' has a non-finite weight at offset %zu (C order)", dset, i);
     else if (w[i] != 0)
       rc = add_pixel(d, cap, i, w[i]);
   }
@@ -150,15 +189,19 @@ static int read_mask(const geom *g, detector *d, size_t cap) {
   return rc;
 }
 
-static int virtual_plan(hb_kernel *k, const hb_input *in, const hb_node *spec) {
-  const hb_node *det = hb_node_child(spec, "detector");
-  HB_CHECK(in->sig_dim == 2, HB_EINVALID, hb_node_where(det, 1),
-           "virtual_image needs a 2-D signal; this input's signal has %d axes", in->sig_dim);
-  geom g = {det, in->shape[in->nav_dim + 1], in->shape[in->nav_dim], &in->axes[in->nav_dim + 1],
-            &in->axes[in->nav_dim], 0};
+int hb_detector_plan(const hb_node *det, int nd, const hsize_t *dims, const hb_axis *axes, const char *space,
+                     hb_detector *d) {
+  memset(d, 0, sizeof *d);
+  const char *shape = hb_node_child(det, "shape")->text;
+  size_t cap = 1;
+  for (int a = 0; a < nd; a++) cap *= dims[a];
+  HB_CHECK(cap < UINT32_MAX, HB_EINVALID, hb_node_where(det, 1), "the %s space is too large for a detector", space);
+  HB_CHECK(nd == 2 || !strcmp(shape, "mask"), HB_EINVALID, hb_node_where(det, 1),
+           "a %s detector needs a 2-D %s; this one has %d axes (use shape: mask)", shape, space, nd);
+  geom g = {det, nd, dims, space, nd == 2 ? dims[1] : 0, nd == 2 ? dims[0] : 0, nd == 2 ? &axes[1] : NULL,
+            nd == 2 ? &axes[0] : NULL, 0};
   const hb_node *u = hb_node_child(det, "units");
   g.calibrated = u && !strcmp(u->text, "calibrated");
-  const char *shape = hb_node_child(det, "shape")->text;
   const char *keys = NULL;
   for (size_t i = 0; i < sizeof shape_keys / sizeof shape_keys[0]; i++)
     if (!strcmp(shape, shape_keys[i].shape)) keys = shape_keys[i].keys;
@@ -176,10 +219,6 @@ static int virtual_plan(hb_kernel *k, const hb_input *in, const hb_node *spec) {
     c = bar ? bar + 1 : NULL;
   }
 
-  size_t cap = g.kx * g.ky;
-  detector *d;
-  HB_ALLOC(d, 1);
-  k->state = d;
   HB_ALLOC(d->idx, cap);
   if (!strcmp(shape, "mask")) {
     HB_ALLOC(d->w, cap);
@@ -229,8 +268,25 @@ static int virtual_plan(hb_kernel *k, const hb_input *in, const hb_node *spec) {
         if (r2 >= lo && r2 <= hi) HB_CALL(add_pixel(d, cap, y * g.kx + x, 1));
       }
   }
-  HB_CHECK(d->n > 0, HB_EINVALID, hb_node_where(det, 1), "the %s detector covers no pixel of the %zu x %zu signal",
-           shape, g.kx, g.ky);
+  HB_CHECK(d->n > 0, HB_EINVALID, hb_node_where(det, 1), "the %s detector covers no pixel of the %s", shape, space);
+  return 0;
+}
+
+void hb_detector_free(hb_detector *d) {
+  free(d->idx);
+  free(d->w);
+  d->idx = NULL;
+  d->w = NULL;
+}
+
+static int virtual_plan(hb_kernel *k, const hb_input *in, const hb_node *spec) {
+  const hb_node *det = hb_node_child(spec, "detector");
+  HB_CHECK(in->sig_dim == 2, HB_EINVALID, hb_node_where(det, 1),
+           "virtual_image needs a 2-D signal; this input's signal has %d axes", in->sig_dim);
+  detector *d;
+  HB_ALLOC(d, 1);
+  k->state = d;
+  HB_CALL(hb_detector_plan(det, 2, &in->shape[in->nav_dim], &in->axes[in->nav_dim], "signal", d));
   return hb_kernel_add_output(k, NULL, HB_OUT_NAV, HB_F64, HB_F64, "Intensity");
 }
 
@@ -263,8 +319,7 @@ static void virtual_block(const hb_kernel *k, const hb_block *b, void *const *ou
 static void virtual_destroy(hb_kernel *k) {
   detector *d = k->state;
   if (!d) return;
-  free(d->idx);
-  free(d->w);
+  hb_detector_free(d);
   free(d);
 }
 

@@ -2,10 +2,13 @@
 1, 2 and 3 ranks with uneven blocks: PCA for every centre option and with
 Poisson normalisation (exact and randomized), NMF (cd, mu) iteration by
 iteration from the same W and H, default stopping, ground truth of the
-synthetic EELS data, rank-count agreement, bit-identical repeats, loading
-without warnings, and validate-time errors.
+synthetic EELS data, navigation/signal masks against HyperSpy's, NMF hals
+(monotone, converged residual vs sklearn cd), BSS against HyperSpy's
+blind_source_separation and the known spectra, rank-count agreement,
+bit-identical repeats, loading without warnings, and validate-time errors.
 
 usage: /usr/bin/python3 test_decomposition.py path/to/hyperbatch"""
+import logging
 import os
 import subprocess
 import sys
@@ -61,6 +64,10 @@ def abscos(a, b):
 
 
 def rel(a, b):
+    if np.isnan(a).any() or np.isnan(b).any():  # masked outputs: NaN in the same places, the rest compared
+        if not np.array_equal(np.isnan(a), np.isnan(b)):
+            return np.inf
+        a, b = a[~np.isnan(b)], b[~np.isnan(b)]
     return np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300)
 
 
@@ -242,6 +249,224 @@ def nmf_default_and_truth(tmp):
                       f"{tag}: known spectra in the factors' span {np.round(span, 4)}, best |cos| {np.round(best, 4)}")
 
 
+def test_masks(tmp):
+    """navigation_mask / signal_mask (True = excluded, as HyperSpy): against
+    HyperSpy's full SVD with the same masks for every centre option and
+    Poisson normalisation (NaN in the same places, |cos| on the rest, the
+    explained variance ratio), NMF cd against sklearn on the unmasked
+    submatrix from the same W and H, a geometric navigation mask, 1-3 ranks."""
+    src = eels(tmp, "mask.hspy", "12,10,64", "5,4,64", 3)
+    rng = np.random.default_rng(0)
+    nav = rng.random((12, 10)) < 0.2
+    sig = np.zeros(64, bool)
+    sig[10:20] = True
+    with h5py.File(os.path.join(tmp, "masks.h5"), "w") as f:
+        f["nav"] = nav  # h5py stores bool as an HDF5 enum
+        f["sig"] = sig.astype("uint8")
+    masks = "navigation_mask: {shape: mask, file: masks.h5, dataset: nav}, " \
+            "signal_mask: {shape: mask, file: masks.h5, dataset: sig}"
+    k = 3
+    ref = hs.load(src)
+    ref.change_dtype("float64")
+    for centre, poisson in (("none", False), ("navigation", False), ("signal", False), ("none", True)):
+        s = ref.deepcopy()
+        s.decomposition(svd_solver="full", centre=None if centre == "none" else centre,
+                        normalize_poissonian_noise=poisson, navigation_mask=hs.signals.BaseSignal(nav).T,
+                        signal_mask=sig, print_info=False)
+        lr = s.learning_results
+        Fh, Lh = lr.factors.T[:k], lr.loadings.T[:k]
+        evrh = (lr.explained_variance / lr.explained_variance.sum())[:k]
+        tag = f"masks centre={centre} poisson={poisson}"
+        job = write_job(tmp, "mask", "mask.hspy", f"op: decomposition, components: {k}, centre: {centre}, "
+                        f"normalize_poissonian_noise: {str(poisson).lower()}, svd_solver: exact, {masks}", block=7)
+        outs = []
+        for n in (1, 2, 3):
+            out = f"mask_{n}.hspy"
+            if not run(n, job, f"output.file={out}"):
+                continue
+            outs.append(os.path.join(tmp, out))
+            r = results(outs[-1])
+            F, L = r["dec_factors"].reshape(k, -1), r["dec_loadings"].reshape(k, -1)
+            same_nan = np.array_equal(np.isnan(F), np.isnan(Fh)) and np.array_equal(np.isnan(L), np.isnan(Lh)) \
+                and np.isnan(L).sum() == k * nav.sum() and np.isnan(F).sum() == k * sig.sum()
+            m_f, m_l = ~sig, ~nav.ravel()
+            cf = min(abscos(F[i][m_f], Fh[i][m_f]) for i in range(k))
+            cl = min(abscos(L[i][m_l], Lh[i][m_l]) for i in range(k))
+            evr = r["dec_explained_variance_ratio"]
+            check(same_nan and cf >= 0.9999 and cl >= 0.9999 and np.max(np.abs(evr - evrh)) <= 1e-6,
+                  f"np={n} {tag}: NaN where HyperSpy's {same_nan}, |cos| factors {cf:.6f} loadings {cl:.6f}, "
+                  f"ratio {evr} vs {evrh}")
+        agree_ranks(outs, tag)
+    # NMF cd on the submatrix, from the same W and H
+    X = ref.data.reshape(-1, 64)
+    Xs = X[~nav.ravel()][:, ~sig]
+    W0 = rng.uniform(0.1, 1, (120, k)) * np.sqrt(Xs.mean() / k)
+    H0 = rng.uniform(0.1, 1, (k, 64)) * np.sqrt(Xs.mean() / k)
+    with h5py.File(os.path.join(tmp, "minit.h5"), "w") as f:
+        f["W"] = W0.reshape(12, 10, k)
+        f["H"] = H0
+    est = NMF(n_components=k, init="custom", solver="cd", tol=0, max_iter=20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        Ws = est.fit_transform(Xs, W=W0[~nav.ravel()].copy(), H=H0[:, ~sig].copy())
+    job = write_job(tmp, "mnmf", "mask.hspy", f"op: decomposition, algorithm: nmf, components: {k}, init: custom, "
+                    f"init_file: minit.h5, tol: 0, max_iter: 20, {masks}", block=7)
+    for n in (1, 3):
+        if run(n, job, f"output.file=mnmf_{n}.hspy"):
+            r = results(os.path.join(tmp, f"mnmf_{n}.hspy"))
+            H = r["dec_factors"].reshape(k, -1)
+            W = r["dec_loadings"].reshape(k, -1).T
+            ok = np.isnan(H[:, sig]).all() and np.isnan(W[nav.ravel()]).all()
+            eh, ew = rel(H[:, ~sig], est.components_), rel(W[~nav.ravel()], Ws)
+            check(ok and eh <= 1e-8 and ew <= 1e-8,
+                  f"np={n} masked nmf cd vs sklearn on the submatrix: NaN at masked {ok}, H {eh:.1e}, W {ew:.1e}")
+    # bss with both masks: NaN where the decomposition has NaN, the model kept on the rest
+    job = write_job(tmp, "mbss", "mask.hspy", f"op: decomposition, components: {k}, svd_solver: exact, bss: true, "
+                    f"{masks}", block=7)
+    outs = []
+    for n in (1, 3):
+        if run(n, job, f"output.file=mbss_{n}.hspy"):
+            outs.append(os.path.join(tmp, f"mbss_{n}.hspy"))
+            r = results(outs[-1])
+            BF, BL = r["dec_bss_factors"].reshape(k, -1), r["dec_bss_loadings"].reshape(k, -1)
+            F, L = r["dec_factors"].reshape(k, -1), r["dec_loadings"].reshape(k, -1)
+            same = np.array_equal(np.isnan(BF), np.isnan(F)) and np.array_equal(np.isnan(BL), np.isnan(L))
+            m_f, m_l = ~sig, ~nav.ravel()
+            model = rel(BL[:, m_l].T @ BF[:, m_f], L[:, m_l].T @ F[:, m_f])
+            check(same and model <= 1e-9, f"np={n} bss with masks: NaN as the decomposition's {same}, model {model:.1e}")
+    agree_ranks(outs, "bss with masks")
+    # a geometric navigation mask: the rectangle's patterns are excluded
+    job = write_job(tmp, "mgeo", "mask.hspy", f"op: decomposition, components: 2, svd_solver: exact, "
+                    "navigation_mask: {shape: rectangle, x: [2, 5], y: [1, 4]}", block=7)
+    if run(2, job, "output.file=mgeo.hspy"):
+        L = results(os.path.join(tmp, "mgeo.hspy"))["dec_loadings"]
+        want = np.zeros((12, 10), bool)
+        want[1:4, 2:5] = True
+        check(np.array_equal(np.isnan(L[0]), want), "rectangle navigation_mask: NaN exactly at y 1..3, x 2..4")
+
+
+def test_hals(tmp):
+    """solver: hals (sklearn has none): the residual never increases from one
+    iteration to the next; converged (tol 1e-6) it is within 1% of sklearn
+    cd's at the same tol; 1, 2, 3 ranks agree; two runs are bit-identical."""
+    src = eels(tmp, "hals.hspy", "32,32,512", "8,8,512", 1)
+    X = hs.load(src).data.reshape(-1, 512).astype(np.float64)
+    k = 3
+    job = write_job(tmp, "hals", "hals.hspy", f"op: decomposition, algorithm: nmf, components: {k}, solver: hals",
+                    block=100)
+
+    def residual(out):
+        with h5py.File(os.path.join(tmp, out), "r") as f:
+            a = f["Experiments/dec_factors/metadata/Decomposition"].attrs
+            return a["residual"], a["iterations"], a["solver"]
+    res = []
+    for it in range(1, 9):
+        if run(2, job, "kernels.dec.tol=0", f"kernels.dec.max_iter={it}", f"output.file=hals_it{it}.hspy"):
+            res.append(residual(f"hals_it{it}.hspy")[0])
+    check(len(res) == 8 and all(b <= a for a, b in zip(res, res[1:])) and res[-1] < res[0],
+          f"hals residual non-increasing over iterations 1..8: {np.round(res, 2)}")
+    est = NMF(n_components=k, solver="cd", tol=1e-6, max_iter=5000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(X)
+    outs = []
+    for n in (1, 2, 3):
+        out = f"hals_{n}.hspy"
+        if not run(n, job, "kernels.dec.tol=1e-6", "kernels.dec.max_iter=5000", f"output.file={out}"):
+            continue
+        outs.append(os.path.join(tmp, out))
+        r, iters, solver = residual(out)
+        check(solver == "hals" and abs(r - est.reconstruction_err_) <= 0.01 * est.reconstruction_err_,
+              f"np={n} hals converged: residual {r:.6g} after {iters} iterations within 1% of sklearn cd's "
+              f"{est.reconstruction_err_:.6g} ({est.n_iter_} iterations)")
+    agree_ranks(outs, "nmf hals")
+    if run(3, job, "kernels.dec.tol=1e-6", "kernels.dec.max_iter=5000", "output.file=hals_3b.hspy") and outs:
+        a, b = results(outs[-1]), results(os.path.join(tmp, "hals_3b.hspy"))
+        check(all(a[key].tobytes() == b[key].tobytes() for key in a), "hals: two runs on 3 ranks bit-identical")
+
+
+def match(A, B):
+    """Pairs each row of B with its best |cos| row of A: (|cos| list, sign list)."""
+    cos, sign = [], []
+    for b in B:
+        c = [abscos(a, b) for a in A]
+        i = int(np.argmax(c))
+        cos.append(c[i])
+        sign.append(float(np.sign(A[i] @ b)))
+    return np.array(cos), np.array(sign)
+
+
+def test_bss(tmp):
+    """bss: true on the synthetic EELS data (Poisson-normalised SVD and NMF):
+    the BSS factors recover the generator's component spectra; they match
+    HyperSpy's blind_source_separation() on the same file (its defaults: on
+    the factors, diff_order 1, PCA whitening, sklearn FastICA) up to
+    permutation, with the same signs; the unmixing leaves the model
+    (loadings x factors) unchanged; 1, 2, 3 ranks agree; bss_on: loadings."""
+    src = eels(tmp, "bss.hspy", "32,32,512", "8,8,512", 1)
+    with h5py.File(src, "r") as f:
+        g = f["Experiments"][list(f["Experiments"])[0]]
+        spectra = g["metadata/Synthetic/component_spectra"][()]
+        maps = g["metadata/Synthetic/component_maps"][()].reshape(3, -1)
+    k = 3
+    ref = hs.load(src)
+    ref.change_dtype("float64")
+    for alg in ("svd", "nmf"):
+        s = ref.deepcopy()
+        s.decomposition(algorithm="SVD" if alg == "svd" else "NMF", output_dimension=k, svd_solver="full",
+                        normalize_poissonian_noise=True, print_info=False)
+        logging.getLogger("hyperspy.learn.mva").setLevel(logging.ERROR)  # its own whitening notice
+        s.blind_source_separation(k, print_info=False)
+        HF, HL = s.learning_results.bss_factors.T, s.learning_results.bss_loadings.T
+        tag = f"bss after {alg}"
+        job = write_job(tmp, "bss", "bss.hspy", f"op: decomposition, algorithm: {alg}, components: {k}, "
+                        "normalize_poissonian_noise: true, bss: true", block=100)
+        outs = []
+        for n in (1, 2, 3):
+            out = f"bss_{alg}_{n}.hspy"
+            if not run(n, job, f"output.file={out}"):
+                continue
+            outs.append(os.path.join(tmp, out))
+            r = results(outs[-1])
+            BF, BL = r["dec_bss_factors"].reshape(k, -1), r["dec_bss_loadings"].reshape(k, -1)
+            F, L = r["dec_factors"].reshape(k, -1), r["dec_loadings"].reshape(k, -1)
+            truth = [max(abscos(t, b) for b in BF) for t in spectra]
+            check(truth[0] >= 0.999 and truth[1] >= 0.99 and truth[2] >= 0.85,
+                  f"np={n} {tag}: known spectra (background, C K, O K) best |cos| {np.round(truth, 4)}")
+            cf, sf = match(BF, HF)
+            cl, sl = match(BL, HL)
+            check(min(cf) >= 0.9999 and min(cl) >= 0.9999 and (sf > 0).all() and (sl > 0).all(),
+                  f"np={n} {tag}: vs HyperSpy's BSS |cos| factors {np.round(cf, 6)}, loadings {np.round(cl, 6)}, "
+                  f"same signs {sf} {sl}")
+            model = rel(BL.T @ BF, L.T @ F)
+            check(model <= 1e-9, f"np={n} {tag}: bss loadings x factors == loadings x factors ({model:.1e})")
+            if n == 1:
+                sigs = by_title(load_quietly(outs[-1]))
+                bf = sigs["dec_bss_factors"]
+                check(bf.axes_manager.navigation_shape == (k,) and
+                      bf.axes_manager.signal_shape == ref.axes_manager.signal_shape and
+                      bf.metadata.BSS.bss_algorithm == "sklearn_fastica" and not bf.metadata.BSS.on_loadings and
+                      bf.metadata.BSS.unmixing_matrix.shape == (k, k), f"{tag}: bss factors load as (k | signal)")
+        agree_ranks(outs, tag)
+    # on the loadings (gathered to rank 0): FastICA converges slowly there, so
+    # only what must hold: the model, the ranks, and the background map found
+    job = write_job(tmp, "bssl", "bss.hspy", f"op: decomposition, components: {k}, normalize_poissonian_noise: true, "
+                    "bss: true, bss_on: loadings", block=100)
+    outs = []
+    for n in (1, 3):
+        out = f"bssl_{n}.hspy"
+        if run(n, job, f"output.file={out}"):
+            outs.append(os.path.join(tmp, out))
+            r = results(outs[-1])
+            BF, BL = r["dec_bss_factors"].reshape(k, -1), r["dec_bss_loadings"].reshape(k, -1)
+            F, L = r["dec_factors"].reshape(k, -1), r["dec_loadings"].reshape(k, -1)
+            bg = max(abscos(maps[0], b) for b in BL)
+            model = rel(BL.T @ BF, L.T @ F)
+            check(model <= 1e-9 and bg >= 0.99,
+                  f"np={n} bss_on loadings: model kept ({model:.1e}), background map best |cos| {bg:.4f}")
+    agree_ranks(outs, "bss_on loadings")
+
+
 def expect_error(job, sets, code, text, what, cmd="validate"):
     p = hb(2, job, *sets, cmd=cmd)
     lines = [ln for ln in p.stderr.splitlines() if ln.startswith("hyperbatch: error:")]
@@ -277,6 +502,29 @@ def test_errors(tmp):
         f.write(text.replace("components: 3", "components: 99"))
     p = hb(1, job, cmd="validate")
     check(p.returncode == 2 and f"err.yaml:{line}:" in p.stderr, f"an error names job.yaml:LINE:COL: {p.stderr.strip()}")
+    # (the job now says components: 99; masks and bss keys are checked first or set it back)
+    expect_error(job, ["kernels.dec.components=3", "kernels.dec.bss_on=loadings"], 2, "'bss_on' needs bss: true", "bss key without bss")
+    expect_error(job, ["kernels.dec.bss=true", "kernels.dec.components=1"], 2, "bss needs 2 to 64 components",
+                 "bss with one component")
+    # masks: shapes and geometry checked at validate time
+    with h5py.File(os.path.join(tmp, "badmask.h5"), "w") as f:
+        f["nav"] = np.zeros((6, 5), bool)
+        f["sig"] = np.ones(40, bool)
+        f["most"] = np.ones((5, 6), bool)
+        f["most"][0, :2] = False
+    expect_error(job, ["kernels.dec.navigation_mask={shape: mask, file: badmask.h5, dataset: nav}"], 2,
+                 "mask 'nav' must be 5 x 6 (the navigation shape), got 2-D 6 x 5", "navigation_mask of the wrong shape")
+    expect_error(job, ["kernels.dec.signal_mask={shape: circle, center: [3, 3], radius: 2}"], 2,
+                 "a circle detector needs a 2-D signal; this one has 1 axes", "geometry on a 1-D signal")
+    expect_error(job, ["kernels.dec.navigation_mask={shape: mask, file: badmask.h5, dataset: most}"], 2,
+                 "components must be 1 to min(N, M) = 2 (unmasked navigation size N = 2", "components > unmasked")
+    expect_error(job, ["kernels.dec.signal_mask={shape: mask, file: badmask.h5, dataset: nope}"], 2,
+                 "mask file 'badmask.h5' has no dataset 'nope'", "missing mask dataset")
+    mjob = write_job(tmp, "merr", "err.hspy", "op: decomposition, components: 2,\n"
+                     "      navigation_mask: {shape: mask, file: badmask.h5, dataset: nav}")
+    p = hb(1, mjob, cmd="validate")
+    check(p.returncode == 2 and "merr.yaml:6:" in p.stderr and "must be 5 x 6 (the navigation shape)" in p.stderr,
+          f"a mask error names job.yaml:LINE:COL: {p.stderr.strip()}")
     # negative data: found when the data is read, named by position
     neg = np.abs(np.random.default_rng(1).normal(5, 1, (4, 5, 30))).astype("float32")
     neg[2, 3, 17] = -1.5
@@ -294,9 +542,15 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         os.chdir(tmp)
         warm_up(tmp)
-        only = sys.argv[2:] or ["errors", "pca", "repeat", "nmf", "truth"]
+        only = sys.argv[2:] or ["errors", "masks", "hals", "bss", "pca", "repeat", "nmf", "truth"]
         if "errors" in only:
             test_errors(tmp)
+        if "masks" in only:
+            test_masks(tmp)
+        if "hals" in only:
+            test_hals(tmp)
+        if "bss" in only:
+            test_bss(tmp)
         if "pca" in only:
             test_pca(tmp)
         if "repeat" in only:

@@ -1,0 +1,90 @@
+/* navigation_mask and signal_mask of the decomposition, as HyperSpy 1.7.3:
+ * True (here: a covered or nonzero pixel) EXCLUDES a pattern or a pixel.
+ * The fit sees only the unmasked submatrix.  We keep X's shape and set the
+ * masked rows and columns to 0 (read_block), which leaves every Gram matrix,
+ * sum and NMF update equal to the submatrix's; counts (the mean, S²/N,
+ * mean(X)) use the unmasked sizes.  Outputs at masked positions are NaN, as
+ * HyperSpy's. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "decomposition_priv.h"
+#include "hb_detector.h"
+#include "hb_error.h"
+
+/* One mask: geometry or dataset over the navigation or signal space. */
+static int plan_one(const hb_node *spec, const char *key, const hb_input *in, int nav, unsigned char **mask,
+                    size_t *used) {
+  const hb_node *n = hb_node_child(spec, key);
+  int nd = nav ? in->nav_dim : in->sig_dim, first = nav ? 0 : in->nav_dim;
+  size_t size = 1;
+  for (int a = 0; a < nd; a++) size *= in->shape[first + a];
+  *used = size;
+  if (!n) return 0;
+  hb_detector det;
+  HB_CALL(hb_detector_plan(n, nd, &in->shape[first], &in->axes[first], nav ? "navigation" : "signal", &det));
+  unsigned char *m = calloc(size, 1);
+  if (!m) {
+    hb_detector_free(&det);
+    HB_RAISE(HB_EINTERNAL, "memory", "out of memory");
+  }
+  for (size_t i = 0; i < det.n; i++)
+    if (!m[det.idx[i]]) m[det.idx[i]] = 1, (*used)--;
+  hb_detector_free(&det);
+  *mask = m;
+  return 0;
+}
+
+int dec_masks_plan(dec_params *p, const hb_node *spec, const hb_input *in) {
+  HB_CALL(plan_one(spec, "navigation_mask", in, 1, &p->nav_mask, &p->n_used));
+  HB_CALL(plan_one(spec, "signal_mask", in, 0, &p->sig_mask, &p->m_used));
+  return 0;
+}
+
+void dec_masks_free(dec_params *p) {
+  free(p->nav_mask);
+  free(p->sig_mask);
+}
+
+int dec_masks_setup(dec_data *d) {
+  if (!d->p->nav_mask) return 0;
+  HB_ALLOC(d->rowmask, d->nloc ? d->nloc : 1);
+  for (size_t i = 0; i < d->nb; i++)
+    for (size_t r = 0; r < d->blk[i].npos; r++) d->rowmask[d->off[i] + r] = d->p->nav_mask[dec_flat_nav(d, &d->blk[i], r)];
+  return 0;
+}
+
+void dec_masks_apply(const dec_data *d, size_t i, double *x) {
+  const unsigned char *sm = d->p->sig_mask;
+  size_t M = d->M;
+  for (size_t r = 0; r < d->blk[i].npos; r++) {
+    double *row = x + r * M;
+    if (d->rowmask && d->rowmask[d->off[i] + r]) memset(row, 0, M * sizeof *row);
+    else if (sm)
+      for (size_t j = 0; j < M; j++)
+        if (sm[j]) row[j] = 0;
+  }
+}
+
+void dec_masks_fill(const dec_data *d, size_t K, double *F, double *L) {
+  if (d->p->sig_mask)
+    for (size_t c = 0; c < K; c++)
+      for (size_t j = 0; j < d->M; j++)
+        if (d->p->sig_mask[j]) F[c * d->M + j] = NAN;
+  if (d->rowmask)
+    for (size_t r = 0; r < d->nloc; r++)
+      if (d->rowmask[r])
+        for (size_t c = 0; c < K; c++) L[r * K + c] = NAN;
+}
+
+void dec_masks_zero(const dec_data *d, double *W, double *H) {
+  size_t K = d->p->k;
+  if (d->p->sig_mask)
+    for (size_t c = 0; c < K; c++)
+      for (size_t j = 0; j < d->M; j++)
+        if (d->p->sig_mask[j]) H[c * d->M + j] = 0;
+  if (d->rowmask)
+    for (size_t r = 0; r < d->nloc; r++)
+      if (d->rowmask[r]) memset(W + r * K, 0, K * sizeof *W);
+}
