@@ -28,8 +28,10 @@ static int plan_kernels(hb_engine *e) {
   const hb_node *list = e->job->kernels;
   e->nk = (int)list->n;
   HB_ALLOC(e->kernels, e->nk);
+  HB_ALLOC(e->kres, e->nk);
   for (int i = 0; i < e->nk; i++) {
     hb_kernel *k = &e->kernels[i];
+    e->kres[i] = e->nres;
     k->spec = list->kids[i];
     k->name = hb_node_child(k->spec, "name")->text;
     k->def = hb_kernel_find(hb_node_child(k->spec, "op")->text);
@@ -62,8 +64,34 @@ static int plan_kernels(hb_engine *e) {
   return 0;
 }
 
+/* Families with a `fuse` hook and two or more kernels in the job are planned
+ * together; run_sub then calls the family once per run, at its first
+ * member's place, instead of each member. */
+static int fuse_kernels(hb_engine *e) {
+  HB_ALLOC(e->kfused, e->nk);
+  for (int i = 0; i < e->nk; i++) e->kfused[i] = -1;
+  for (const hb_kernel_def *const *d = hb_kernel_table; *d; d++) {
+    if (!(*d)->fuse || !(*d)->fused_block) continue;
+    int n = 0;
+    for (int i = 0; i < e->nk; i++) n += e->kernels[i].def == *d;
+    if (n < 2) continue;
+    HB_CHECK(e->nfused < HB_MAX_FUSED, HB_EINTERNAL, "engine", "more than %d fused kernel families", HB_MAX_FUSED);
+    hb_fused *f = &e->fused[e->nfused++];
+    *f = (hb_fused){*d, &e->in, 0, NULL, NULL};
+    HB_ALLOC(f->k, n);
+    for (int i = 0; i < e->nk; i++)
+      if (e->kernels[i].def == *d) {
+        f->k[f->n++] = &e->kernels[i];
+        e->kfused[i] = (int)(f - e->fused);
+      }
+    HB_CALL((*d)->fuse(f));
+  }
+  return 0;
+}
+
 static int plan(hb_engine *e) {
   HB_CALL(plan_kernels(e));
+  HB_CALL(fuse_kernels(e));
   size_t pattern_bytes = e->sig_size * hb_dtype_size(e->in.dtype);
   size_t target = e->job->block > 0 ? (size_t)e->job->block : hb_partition_auto_target(pattern_bytes);
   hb_partition_init(&e->part, e->in.nav_dim, e->in.shape, e->in.chunk, target);
@@ -144,19 +172,28 @@ typedef struct {
 
 /* Every preprocess step and kernel on one run of patterns; the run fits in
  * the L2 cache, so only the first kernel pays for memory traffic. */
+static void *out_buf(const hb_engine *e, const work *w, const hb_block *sub, int ri) {
+  const hb_output *o = e->res[ri].o;
+  return o->kind == HB_OUT_NAV ? (char *)w->navbuf[ri] + sub->pos0 * hb_dtype_size(o->dtype)
+                               : (char *)w->partial + e->res[ri].offset;
+}
+
 static void run_sub(hb_engine *e, work *w, hb_block *sub, void *data) {
   for (int i = 0; i < e->np; i++) e->preps[i].def->apply(&e->preps[i], sub, data);
-  void *outs[HB_MAX_OUTPUTS];
-  for (int ki = 0, ri = 0; ki < e->nk; ki++) {
+  void *outs[HB_MAX_RESULTS];
+  for (int ki = 0; ki < e->nk; ki++) {
     hb_kernel *k = &e->kernels[ki];
-    if (!k->def->block) { /* a global kernel: its turn comes after the pass */
-      ri += k->nout;
+    if (!k->def->block) continue; /* a global kernel: its turn comes after the pass */
+    if (e->kfused[ki] >= 0) { /* the family runs once, at its first member */
+      const hb_fused *f = &e->fused[e->kfused[ki]];
+      if (f->k[0] != k) continue;
+      int n = 0;
+      for (int m = 0; m < f->n; m++)
+        for (int j = 0; j < f->k[m]->nout; j++) outs[n++] = out_buf(e, w, sub, e->kres[f->k[m] - e->kernels] + j);
+      f->def->fused_block(f, sub, outs);
       continue;
     }
-    for (int j = 0; j < k->nout; j++, ri++)
-      outs[j] = k->out[j].kind == HB_OUT_NAV
-                    ? (char *)w->navbuf[ri] + sub->pos0 * hb_dtype_size(k->out[j].dtype)
-                    : (char *)w->partial + e->res[ri].offset;
+    for (int j = 0; j < k->nout; j++) outs[j] = out_buf(e, w, sub, e->kres[ki] + j);
     k->def->block(k, sub, outs);
   }
 }
@@ -375,11 +412,17 @@ static int global_pass(hb_engine *e) {
 }
 
 static void teardown(hb_engine *e) {
+  for (int i = 0; i < e->nfused; i++) {
+    if (e->fused[i].def->fused_destroy) e->fused[i].def->fused_destroy(&e->fused[i]);
+    free(e->fused[i].k);
+  }
   for (int i = 0; i < e->nk; i++)
     if (e->kernels[i].def && e->kernels[i].def->destroy) e->kernels[i].def->destroy(&e->kernels[i]);
   for (int i = 0; i < e->np; i++)
     if (e->preps[i].def && e->preps[i].def->destroy) e->preps[i].def->destroy(&e->preps[i]);
   free(e->kernels);
+  free(e->kres);
+  free(e->kfused);
   free(e->preps);
   free(e->done);
   free(e->mine);

@@ -1,6 +1,15 @@
 /* virtual_image: a virtual detector over a 2-D signal, one value per pattern.
  * Planning turns the geometry into a sparse list of pixel offsets (and
- * weights for masks), so a detector costs only the pixels it covers. */
+ * weights for masks), so a detector costs only the pixels it covers.
+ *
+ * Evaluation is a sweep: the union of the detectors' pixels cut into
+ * segments (runs of consecutive pixels covered by the same detectors), each
+ * with its list of (detector, weights).  One kernel sweeps its own detector;
+ * the kernels of a job are fused (hb_fused) into one sweep, so each pattern
+ * is read once however many detectors there are.  Results equal the plain
+ * per-detector sum in pixel order, bit for bit: integer data with unit
+ * weights are summed exactly in 64-bit integers (the double sum is exact
+ * too), everything else in double, per detector, in ascending pixel order. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,9 +20,35 @@
 
 typedef struct {
   size_t n;
-  uint32_t *idx;
+  uint32_t *idx; /* ascending */
   double *w; /* NULL: every weight is 1 */
 } detector;
+
+/* Pixels [start, start+len) are covered by detectors pair[p0 .. p0+np). */
+typedef struct {
+  uint32_t start, len, p0, np;
+  int isum; /* some pair takes the segment's exact integer sum */
+} segment;
+
+typedef struct {
+  uint32_t det;
+  int exact;        /* add the segment's integer sum */
+  const double *w;  /* weights of the segment's pixels, or NULL (all 1) */
+} pair;
+
+typedef struct {
+  int ndet;
+  size_t nseg, npair;
+  segment *seg;
+  pair *pair;
+  unsigned char *exact; /* per detector: integer-exact sums */
+} sweep;
+
+/* One kernel: its detector and its own one-detector sweep. */
+typedef struct {
+  detector d;
+  sweep s;
+} vstate;
 
 static const hb_param_spec detector_params[] = {
     {"shape", HB_P_ENUM, 1, NULL, "point|circle|annulus|rectangle|mask", 0, NULL, "detector geometry"},
@@ -150,6 +185,135 @@ static int read_mask(const geom *g, detector *d, size_t cap) {
   return rc;
 }
 
+/* Largest |value| of an integer dtype, 0 for the 64-bit and float types
+ * (no exact double sum is guaranteed for them). */
+static double int_range(hb_dtype t) {
+  switch (t) {
+    case HB_U8: return 255;
+    case HB_U16: return 65535;
+    case HB_U32: return 4294967295.0;
+    case HB_I8: return 128;
+    case HB_I16: return 32768;
+    case HB_I32: return 2147483648.0;
+    default: return 0;
+  }
+}
+
+static void sweep_free(sweep *s) {
+  free(s->seg);
+  free(s->pair);
+  free(s->exact);
+  memset(s, 0, sizeof *s);
+}
+
+static int sweep_push(sweep *s, size_t *segcap, size_t *paircap, const segment *sg, const pair *pairs) {
+  if (s->nseg == *segcap) {
+    *segcap = *segcap ? 2 * *segcap : 64;
+    segment *more = realloc(s->seg, *segcap * sizeof *more);
+    HB_CHECK(more, HB_EINTERNAL, "memory", "out of memory");
+    s->seg = more;
+  }
+  if (s->npair + sg->np > *paircap) {
+    while (s->npair + sg->np > *paircap) *paircap = *paircap ? 2 * *paircap : 64;
+    pair *more = realloc(s->pair, *paircap * sizeof *more);
+    HB_CHECK(more, HB_EINTERNAL, "memory", "out of memory");
+    s->pair = more;
+  }
+  s->seg[s->nseg] = *sg;
+  s->seg[s->nseg++].p0 = (uint32_t)s->npair;
+  memcpy(s->pair + s->npair, pairs, sg->np * sizeof *pairs);
+  s->npair += sg->np;
+  return 0;
+}
+
+/* Merge detectors (ascending pixel lists) into one sweep: walk the union of
+ * their pixels in order, opening a segment wherever the set of covering
+ * detectors changes or a gap starts. */
+static int sweep_build(sweep *s, const detector *const *d, int nd, size_t m, hb_dtype dtype) {
+  memset(s, 0, sizeof *s);
+  s->ndet = nd;
+  size_t segcap = 0, paircap = 0;
+  size_t *cur = calloc((size_t)nd, sizeof *cur);
+  pair *open = malloc((size_t)nd * sizeof *open), *here = malloc((size_t)nd * sizeof *here);
+  s->exact = calloc((size_t)nd, 1);
+  int rc = cur && open && here && s->exact ? 0 : hb_error_raise(HB_EINTERNAL, __FILE__, __LINE__, "memory", "out of memory");
+  for (int i = 0; !rc && i < nd; i++) /* every partial sum stays below 2^53 */
+    s->exact[i] = !d[i]->w && int_range(dtype) > 0 && (double)d[i]->n * int_range(dtype) <= 9007199254740992.0;
+  segment sg = {0, 0, 0, 0, 0};
+  while (!rc) {
+    size_t j = m; /* the next pixel any detector covers */
+    for (int i = 0; i < nd; i++)
+      if (cur[i] < d[i]->n && d[i]->idx[cur[i]] < j) j = d[i]->idx[cur[i]];
+    if (j == m) break;
+    uint32_t nh = 0;
+    for (int i = 0; i < nd; i++)
+      if (cur[i] < d[i]->n && d[i]->idx[cur[i]] == j) {
+        here[nh++] = (pair){(uint32_t)i, s->exact[i], d[i]->w ? d[i]->w + cur[i] : NULL};
+        cur[i]++;
+      }
+    int same = sg.len && j == (size_t)sg.start + sg.len && nh == sg.np;
+    for (uint32_t q = 0; same && q < nh; q++) same = open[q].det == here[q].det;
+    if (same) {
+      sg.len++;
+      continue;
+    }
+    if (sg.len) rc = sweep_push(s, &segcap, &paircap, &sg, open);
+    sg = (segment){(uint32_t)j, 1, 0, nh, 0};
+    memcpy(open, here, nh * sizeof *open);
+    for (uint32_t q = 0; q < nh; q++) sg.isum |= open[q].exact;
+  }
+  if (!rc && sg.len) rc = sweep_push(s, &segcap, &paircap, &sg, open);
+  free(cur);
+  free(open);
+  free(here);
+  if (rc) sweep_free(s);
+  return rc;
+}
+
+/* out[i]: detector i's npos values. */
+static void sweep_run(const sweep *s, const hb_block *b, void *const *out) {
+  const size_t m = b->sig_size, nseg = s->nseg;
+  const int nd = s->ndet;
+  int64_t ai[nd];
+  double af[nd];
+  switch (b->dtype) {
+#define X(E, T)                                                                     \
+  case E: {                                                                         \
+    const int is_int = (T)0.5 == 0;                                                 \
+    const T *x = b->data;                                                           \
+    for (size_t p = 0; p < b->npos; p++, x += m) {                                  \
+      memset(ai, 0, sizeof ai);                                                     \
+      memset(af, 0, sizeof af);                                                     \
+      for (size_t g = 0; g < nseg; g++) {                                           \
+        const segment *sg = &s->seg[g];                                             \
+        const T *xs = x + sg->start;                                                \
+        const size_t len = sg->len;                                                 \
+        int64_t t = 0;                                                              \
+        if (is_int && sg->isum)                                                     \
+          for (size_t j = 0; j < len; j++) t += (int64_t)xs[j];                     \
+        for (const pair *q = s->pair + sg->p0, *qe = q + sg->np; q < qe; q++) {     \
+          if (q->exact) {                                                           \
+            ai[q->det] += t;                                                        \
+            continue;                                                               \
+          }                                                                         \
+          double a = af[q->det];                                                    \
+          if (q->w)                                                                 \
+            for (size_t j = 0; j < len; j++) a += q->w[j] * (double)xs[j];          \
+          else                                                                      \
+            for (size_t j = 0; j < len; j++) a += (double)xs[j];                    \
+          af[q->det] = a;                                                           \
+        }                                                                           \
+      }                                                                             \
+      for (int i = 0; i < nd; i++) ((double *)out[i])[p] = s->exact[i] ? (double)ai[i] : af[i]; \
+    }                                                                               \
+    break;                                                                          \
+  }
+    HB_FOREACH_DTYPE(X)
+#undef X
+    default: break;
+  }
+}
+
 static int virtual_plan(hb_kernel *k, const hb_input *in, const hb_node *spec) {
   const hb_node *det = hb_node_child(spec, "detector");
   HB_CHECK(in->sig_dim == 2, HB_EINVALID, hb_node_where(det, 1),
@@ -177,9 +341,10 @@ static int virtual_plan(hb_kernel *k, const hb_input *in, const hb_node *spec) {
   }
 
   size_t cap = g.kx * g.ky;
-  detector *d;
-  HB_ALLOC(d, 1);
-  k->state = d;
+  vstate *vs;
+  HB_ALLOC(vs, 1);
+  k->state = vs;
+  detector *d = &vs->d;
   HB_ALLOC(d->idx, cap);
   if (!strcmp(shape, "mask")) {
     HB_ALLOC(d->w, cap);
@@ -231,41 +396,52 @@ static int virtual_plan(hb_kernel *k, const hb_input *in, const hb_node *spec) {
   }
   HB_CHECK(d->n > 0, HB_EINVALID, hb_node_where(det, 1), "the %s detector covers no pixel of the %zu x %zu signal",
            shape, g.kx, g.ky);
+  const detector *one = d;
+  HB_CALL(sweep_build(&vs->s, &one, 1, cap, in->dtype));
   return hb_kernel_add_output(k, NULL, HB_OUT_NAV, HB_F64, HB_F64, "Intensity");
 }
 
 static void virtual_block(const hb_kernel *k, const hb_block *b, void *const *out) {
-  const detector *d = k->state;
-  double *o = out[0];
-  const size_t m = b->sig_size, n = d->n;
-  const uint32_t *idx = d->idx;
-  const double *w = d->w;
-  switch (b->dtype) {
-#define X(E, T)                                                   \
-  case E: {                                                       \
-    const T *x = b->data;                                         \
-    for (size_t p = 0; p < b->npos; p++, x += m) {                \
-      double s = 0;                                               \
-      if (w)                                                      \
-        for (size_t i = 0; i < n; i++) s += w[i] * (double)x[idx[i]]; \
-      else                                                        \
-        for (size_t i = 0; i < n; i++) s += (double)x[idx[i]];    \
-      o[p] = s;                                                   \
-    }                                                             \
-    break;                                                        \
-  }
-    HB_FOREACH_DTYPE(X)
-#undef X
-    default: break;
-  }
+  const vstate *vs = k->state;
+  sweep_run(&vs->s, b, out);
 }
 
 static void virtual_destroy(hb_kernel *k) {
-  detector *d = k->state;
-  if (!d) return;
-  free(d->idx);
-  free(d->w);
+  vstate *vs = k->state;
+  if (!vs) return;
+  sweep_free(&vs->s);
+  free(vs->d.idx);
+  free(vs->d.w);
+  free(vs);
+}
+
+/* Every virtual_image kernel of the job in one sweep. */
+static int virtual_fuse(hb_fused *f) {
+  const detector **d = malloc((size_t)f->n * sizeof *d);
+  sweep *s = calloc(1, sizeof *s);
+  if (!d || !s) {
+    free(d);
+    free(s);
+    HB_RAISE(HB_EINTERNAL, "memory", "out of memory");
+  }
+  for (int i = 0; i < f->n; i++) d[i] = &((const vstate *)f->k[i]->state)->d;
+  int rc = sweep_build(s, d, f->n, hb_input_sig_size(f->in), f->in->dtype);
   free(d);
+  if (rc) {
+    free(s);
+    return rc;
+  }
+  f->state = s;
+  return 0;
+}
+
+static void virtual_fused_block(const hb_fused *f, const hb_block *b, void *const *out) { sweep_run(f->state, b, out); }
+
+static void virtual_fused_destroy(hb_fused *f) {
+  if (!f->state) return;
+  sweep_free(f->state);
+  free(f->state);
+  f->state = NULL;
 }
 
 const hb_kernel_def hb_kernel_virtual_image = {
@@ -277,4 +453,7 @@ const hb_kernel_def hb_kernel_virtual_image = {
     .plan = virtual_plan,
     .block = virtual_block,
     .destroy = virtual_destroy,
+    .fuse = virtual_fuse,
+    .fused_block = virtual_fused_block,
+    .fused_destroy = virtual_fused_destroy,
 };
