@@ -922,6 +922,68 @@ static void test_virtual(void) {
   unlink(zpath);
 }
 
+/* ---- 8/16-bit sums in 32-bit lanes --------------------------------------- */
+
+/* Sums of 8/16-bit data go through 32-bit partial sums of at most 65536
+ * values: extreme values over more pixels (axes: signal) or more patterns
+ * (axes: navigation) than that must still come out exact. */
+static void narrow_case(hb_dtype t, double v, const hsize_t *nav, const hsize_t *sig, const char *axes) {
+  hb_input in;
+  make_input(&in, 1, nav, 2, sig, t);
+  size_t npat = nav[0], m = sig[0] * sig[1];
+  void *data = malloc(npat * m * dsize[t]);
+  for (size_t i = 0; i < npat * m; i++) put(t, data, i, v);
+  int over_sig = !strcmp(axes, "signal");
+  size_t nout = over_sig ? npat : m, count = over_sig ? m : npat;
+  for (int op = OP_SUM; op <= OP_MEAN; op++) {
+    ktest kt;
+    char yaml[96];
+    snprintf(yaml, sizeof yaml, "{name: k, op: %s, axes: %s}", opname[op], axes);
+    if (kplan(&kt, yaml, &in)) {
+      CHECK(0, "plan %s", yaml);
+      continue;
+    }
+    void *out = calloc(nout, 8);
+    hb_block b = make_block(0, &in, 0, npat, data);
+    void *o[1] = {out};
+    kblock(&kt.k, &b, o);
+    if (!over_sig && op == OP_MEAN) kt.k.def->finish(&kt.k, 0, out, nout, npat);
+    size_t bad = 0;
+    for (size_t i = 0; i < nout; i++) {
+      if (op == OP_MEAN) bad += ((double *)out)[i] != v;
+      else if (is_signed(t)) bad += ((int64_t *)out)[i] != (int64_t)v * (int64_t)count;
+      else bad += ((uint64_t *)out)[i] != (uint64_t)v * (uint64_t)count;
+    }
+    CHECK(bad == 0, "%s of %zu values of %g (%s, axes %s): %zu of %zu wrong", opname[op], count, v, dname[t], axes,
+          bad, nout);
+    free(out);
+    kdone(&kt);
+  }
+  free(data);
+}
+
+static void test_narrow_sums(void) {
+  hsize_t nav_few[] = {3}, sig_big[] = {300, 300}; /* 90000 pixels > 65536 */
+  hsize_t nav_many[] = {70000}, sig_small[] = {1, 3}; /* 70000 patterns > 65536 */
+  narrow_case(HB_U16, 65535, nav_few, sig_big, "signal");
+  narrow_case(HB_I16, -32768, nav_few, sig_big, "signal");
+  narrow_case(HB_U8, 255, nav_few, sig_big, "signal");
+  narrow_case(HB_U16, 65535, nav_many, sig_small, "navigation");
+  narrow_case(HB_I16, -32768, nav_many, sig_small, "navigation");
+  narrow_case(HB_I8, -128, nav_many, sig_small, "navigation");
+  /* a signal wider than one 4096-pixel tile, and patterns of mixed values */
+  hsize_t nav5[] = {5}, sig75[] = {75, 75};
+  const hb_dtype narrow[] = {HB_U8, HB_U16, HB_I8, HB_I16};
+  for (size_t ti = 0; ti < 4; ti++) {
+    hb_input in;
+    make_input(&in, 1, nav5, 2, sig75, narrow[ti]);
+    void *data = malloc(5 * 75 * 75 * dsize[narrow[ti]]);
+    fill_data(narrow[ti], data, 5, 75 * 75);
+    for (int op = 0; op < 4; op++) stats_case(op, narrow[ti], data, &in, "5|75x75");
+    free(data);
+  }
+}
+
 /* ---- fused virtual detectors --------------------------------------------- */
 
 /* Every virtual_image kernel of a job runs as one fused sweep (hb_fused).
@@ -1292,6 +1354,7 @@ int main(int argc, char **argv) {
   test_hotpix();
   test_runs_accumulate();
   test_fused();
+  test_narrow_sums();
   rmdir(tmpdir);
   int rc = TEST_DONE("test_kernels");
   MPI_Finalize();
