@@ -116,8 +116,8 @@ static void per_pixel(const stat_state *s, const hb_block *b, void *acc) {
         const size_t w = m - i0 < TILE ? m - i0 : TILE;                              \
         for (size_t p0 = 0; p0 < b->npos; p0 += NARROW_MAX) {                        \
           const size_t p1 = b->npos - p0 < NARROW_MAX ? b->npos : p0 + NARROW_MAX;   \
-          memset(t, 0, w * sizeof *t);                                               \
-          for (size_t p = p0; p < p1; p++) {                                         \
+          for (size_t i = 0; i < w; i++) t[i] = (N)x[p0 * m + i0 + i];               \
+          for (size_t p = p0 + 1; p < p1; p++) {                                     \
             const T *xp = x + p * m + i0;                                            \
             for (size_t i = 0; i < w; i++) t[i] += (N)xp[i];                         \
           }                                                                          \
