@@ -3,6 +3,7 @@
  * creates the output; only then are pixels read.  The block loop reads block
  * i+1 on the main thread while a worker thread runs the kernels on block i. */
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -346,6 +347,8 @@ static int block_loop(hb_engine *e) {
   if (e->rank == 0) hb_progress_start(&prog, e->job->progress, e->remaining, total_bytes);
   size_t mine = e->nmine;
   e->last_flush = hb_now();
+  cpu_set_t cpus;
+  e->serial = !sched_getaffinity(0, sizeof cpus, &cpus) && CPU_COUNT(&cpus) == 1 && !getenv("HB_OVERLAP");
   if (!rc && mine) rc = read_block(e, e->mine[0], &w[0]);
   /* Every rank enters every round, even after a local failure, so the
    * agreement below is reached by all: a failed first read must not leave
@@ -359,7 +362,7 @@ static int block_loop(hb_engine *e) {
       cur->partial = hb_tree_buffer(&e->tree);
       if (!cur->partial) rc = hb_error_raise(HB_EINTERNAL, __FILE__, __LINE__, "memory", "out of memory");
     }
-    if (have && !rc) started = !pthread_create(&worker, NULL, run_kernels, cur);
+    if (have && !rc && !e->serial) started = !pthread_create(&worker, NULL, run_kernels, cur);
     if (have && !rc && !started) run_kernels(cur); /* no thread: still correct, just serial */
     if (!rc && r + 1 < mine) rc = read_block(e, e->mine[r + 1], &w[(r + 1) % 2]);
     if (started) pthread_join(worker, NULL);

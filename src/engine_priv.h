@@ -46,6 +46,7 @@ typedef struct {
   size_t rounds;           /* most blocks any rank has */
   size_t sig_size;         /* pixels per pattern */
   size_t sub_pos;          /* patterns per cache-sized run inside a block */
+  int serial;              /* one CPU: kernels inline, no worker thread */
 
   int nk, np;
   int nblock_kernels;      /* kernels with a per-block function */
