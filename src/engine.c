@@ -1,7 +1,8 @@
 /* Plan, then execute.  Planning validates the job against the input, plans
  * every kernel (index lists, weights), partitions the navigation space and
  * creates the output; only then are pixels read.  The block loop reads block
- * i+1 on the main thread while a worker thread runs the kernels on block i. */
+ * i+1 on the main thread while a worker thread runs the kernels on block i
+ * (in turn, on one thread, when the rank has a single CPU). */
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -189,14 +190,15 @@ typedef struct {
   double seconds;
 } work;
 
-/* Every preprocess step and kernel on one run of patterns; the run fits in
- * the L2 cache, so only the first kernel pays for memory traffic. */
+/* Where result ri of this run goes. */
 static void *out_buf(const hb_engine *e, const work *w, const hb_block *sub, int ri) {
   const hb_output *o = e->res[ri].o;
   return o->kind == HB_OUT_NAV ? (char *)w->navbuf[ri] + sub->pos0 * hb_dtype_size(o->dtype)
                                : (char *)w->partial + e->res[ri].offset;
 }
 
+/* Every preprocess step and kernel on one run of patterns; the run fits in
+ * the L2 cache, so only the first kernel pays for memory traffic. */
 static void run_sub(hb_engine *e, work *w, hb_block *sub, void *data) {
   for (int i = 0; i < e->np; i++) e->preps[i].def->apply(&e->preps[i], sub, data);
   void *outs[HB_MAX_RESULTS];
