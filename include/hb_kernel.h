@@ -62,6 +62,18 @@ typedef struct hb_block {
 typedef struct hb_kernel hb_kernel;
 typedef struct hb_global hb_global;
 
+/* Kernels of one family evaluated together: every kernel of the job whose
+ * def has `fuse`, in job order, when there are two or more of them.  The
+ * family plans one shared structure over all of them (e.g. one merged pixel
+ * list for every virtual detector) so that each pattern is read once. */
+typedef struct hb_fused {
+  const struct hb_kernel_def *def;
+  const hb_input *in;
+  int n;
+  hb_kernel **k;            /* the members, planned, in job order */
+  void *state;              /* owned by the family; freed by fused_destroy */
+} hb_fused;
+
 typedef struct hb_kernel_def {
   const char *op;
   const char *summary;
@@ -82,6 +94,14 @@ typedef struct hb_kernel_def {
   int (*global)(hb_kernel *k, hb_global *g);
   /* HB_OUT_SIGNAL: set a partial to the identity of its merge (0, -inf, ...). */
   void (*init)(const hb_kernel *k, int iout, void *acc, size_t n);
+  /* Optional fusion (hb_fused): after every kernel is planned, `fuse` plans
+   * the family's members together; `fused_block` then replaces their `block`
+   * calls, once per run, with out[] holding every member's outputs in member
+   * order; `fused_destroy` runs before the members' destroy.  A member's own
+   * `block` must give the same values: it is used when a job has only one. */
+  int (*fuse)(hb_fused *f);
+  void (*fused_block)(const hb_fused *f, const hb_block *b, void *const *out);
+  void (*fused_destroy)(hb_fused *f);
 } hb_kernel_def;
 
 struct hb_kernel {

@@ -40,22 +40,30 @@ struct hb_chunkreader {
   size_t nchunks, chunks_cap;
 };
 
-void hb_unshuffle(const unsigned char *in, unsigned char *out, size_t n, size_t es) {
+/* Elements [first, first + count) of a shuffled buffer of n elements (byte
+ * plane j holds byte j of every element), unshuffled into out. */
+static void unshuffle_range(const unsigned char *in, size_t n, size_t es, size_t first, size_t count,
+                            unsigned char *out) {
   size_t i = 0;
   if (es == 2) {
+    const unsigned char *lo_p = in + first, *hi_p = in + n + first;
 #ifdef __SSE2__
-    for (; i + 16 <= n; i += 16) {
-      __m128i lo = _mm_loadu_si128((const __m128i *)(in + i));
-      __m128i hi = _mm_loadu_si128((const __m128i *)(in + n + i));
+    for (; i + 16 <= count; i += 16) {
+      __m128i lo = _mm_loadu_si128((const __m128i *)(lo_p + i));
+      __m128i hi = _mm_loadu_si128((const __m128i *)(hi_p + i));
       _mm_storeu_si128((__m128i *)(out + 2 * i), _mm_unpacklo_epi8(lo, hi));
       _mm_storeu_si128((__m128i *)(out + 2 * i + 16), _mm_unpackhi_epi8(lo, hi));
     }
 #endif
-    for (; i < n; i++) out[2 * i] = in[i], out[2 * i + 1] = in[n + i];
+    for (; i < count; i++) out[2 * i] = lo_p[i], out[2 * i + 1] = hi_p[i];
     return;
   }
   for (size_t j = 0; j < es; j++)
-    for (i = 0; i < n; i++) out[i * es + j] = in[j * n + i];
+    for (i = 0; i < count; i++) out[i * es + j] = in[j * n + first + i];
+}
+
+void hb_unshuffle(const unsigned char *in, unsigned char *out, size_t n, size_t es) {
+  unshuffle_range(in, n, es, 0, n, out);
 }
 
 int hb_chunkreader_open(const hb_input *in, int nthreads, hb_chunkreader **out) {
@@ -160,13 +168,25 @@ static int stage_chunk(const hb_input *in, staged *c, const char *block) {
   return 0;
 }
 
-/* Undo the filters of a staged chunk; *data points at chunk_bytes of values.
- * Thread-safe: touches only the decoder given.  Returns a reason on failure. */
-static const char *decode_chunk(const hb_chunkreader *r, decoder *dec, const staged *c, const unsigned char **data) {
+/* Undo the filters of a staged chunk; *data points at chunk_bytes of values,
+ * still shuffled when *shuffled is set: a shuffle that is the last step is
+ * left to place_chunk, which unshuffles straight into the block (one pass
+ * over the chunk instead of two).  Thread-safe: touches only the decoder
+ * given.  Returns a reason on failure. */
+static const char *decode_chunk(const hb_chunkreader *r, decoder *dec, const staged *c, const unsigned char **data,
+                                int *shuffled) {
   const unsigned char *cur = c->raw;
   size_t cur_size = c->size;
+  *shuffled = 0;
   for (int i = r->nfilters - 1; i >= 0; i--) {
     if (c->mask & (1u << i)) continue; /* this filter was skipped when the chunk was written */
+    int last = 1;
+    for (int j = 0; j < i; j++) last &= (c->mask >> j) & 1;
+    if (last && r->filters[i] == H5Z_FILTER_SHUFFLE) {
+      if (cur_size != r->chunk_bytes) return "has the wrong size for its shuffle filter";
+      *shuffled = 1;
+      break;
+    }
     unsigned char *dst = cur == dec->a ? dec->b : dec->a;
     if (r->filters[i] == H5Z_FILTER_DEFLATE) {
       size_t got = 0;
@@ -186,9 +206,10 @@ static const char *decode_chunk(const hb_chunkreader *r, decoder *dec, const sta
 }
 
 /* Copy the valid part of a chunk into the block buffer, in runs as long as
- * the two layouts allow. */
-static void place_chunk(const hb_input *in, const unsigned char *src, const hsize_t *off, const hsize_t *bstart,
-                        const hsize_t *bdims, unsigned char *dst, size_t es) {
+ * the two layouts allow; unshuffling on the way when src is shuffled. */
+static void place_chunk(const hb_input *in, const unsigned char *src, int shuffled, size_t chunk_elems,
+                        const hsize_t *off, const hsize_t *bstart, const hsize_t *bdims, unsigned char *dst,
+                        size_t es) {
   int nd = in->ndim;
   hsize_t valid[HB_MAXDIM] = {0}, pos[HB_MAXDIM], sstride[HB_MAXDIM], dstride[HB_MAXDIM];
   for (int d = 0; d < nd; d++) {
@@ -210,7 +231,8 @@ static void place_chunk(const hb_input *in, const unsigned char *src, const hsiz
   for (;;) {
     size_t so = 0, dof = doff0;
     for (int d = 0; d < k; d++) so += idx[d] * sstride[d], dof += idx[d] * dstride[d];
-    memcpy(dst + dof * es, src + so * es, run * es);
+    if (shuffled) unshuffle_range(src, chunk_elems, es, so, run, dst + dof * es);
+    else memcpy(dst + dof * es, src + so * es, run * es);
     int d = k - 1;
     while (d >= 0 && ++idx[d] == valid[d]) idx[d--] = 0;
     if (d < 0) break;
@@ -240,12 +262,13 @@ static void *decode_share(void *arg) {
   j->failed = r->nchunks;
   for (size_t i = (size_t)j->t; i < r->nchunks; i += (size_t)r->nthreads) {
     const unsigned char *data = NULL;
-    const char *why = decode_chunk(r, &r->dec[j->t], &r->chunks[i], &data);
+    int shuffled = 0;
+    const char *why = decode_chunk(r, &r->dec[j->t], &r->chunks[i], &data, &shuffled);
     if (why) {
       j->failed = i, j->why = why;
       break;
     }
-    place_chunk(j->in, data, r->chunks[i].off, j->bstart, j->bdims, j->buf, r->esize);
+    place_chunk(j->in, data, shuffled, r->chunk_elems, r->chunks[i].off, j->bstart, j->bdims, j->buf, r->esize);
   }
   return NULL;
 }

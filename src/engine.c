@@ -1,8 +1,10 @@
 /* Plan, then execute.  Planning validates the job against the input, plans
  * every kernel (index lists, weights), partitions the navigation space and
  * creates the output; only then are pixels read.  The block loop reads block
- * i+1 on the main thread while a worker thread runs the kernels on block i. */
+ * i+1 on the main thread while a worker thread runs the kernels on block i
+ * (in turn, on one thread, when the rank has a single CPU). */
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,8 +31,10 @@ static int plan_kernels(hb_engine *e) {
   const hb_node *list = e->job->kernels;
   e->nk = (int)list->n;
   HB_ALLOC(e->kernels, e->nk);
+  HB_ALLOC(e->kres, e->nk);
   for (int i = 0; i < e->nk; i++) {
     hb_kernel *k = &e->kernels[i];
+    e->kres[i] = e->nres;
     k->spec = list->kids[i];
     k->name = hb_node_child(k->spec, "name")->text;
     k->def = hb_kernel_find(hb_node_child(k->spec, "op")->text);
@@ -63,8 +67,34 @@ static int plan_kernels(hb_engine *e) {
   return 0;
 }
 
+/* Families with a `fuse` hook and two or more kernels in the job are planned
+ * together; run_sub then calls the family once per run, at its first
+ * member's place, instead of each member. */
+static int fuse_kernels(hb_engine *e) {
+  HB_ALLOC(e->kfused, e->nk);
+  for (int i = 0; i < e->nk; i++) e->kfused[i] = -1;
+  for (const hb_kernel_def *const *d = hb_kernel_table; *d; d++) {
+    if (!(*d)->fuse || !(*d)->fused_block) continue;
+    int n = 0;
+    for (int i = 0; i < e->nk; i++) n += e->kernels[i].def == *d;
+    if (n < 2) continue;
+    HB_CHECK(e->nfused < HB_MAX_FUSED, HB_EINTERNAL, "engine", "more than %d fused kernel families", HB_MAX_FUSED);
+    hb_fused *f = &e->fused[e->nfused++];
+    *f = (hb_fused){*d, &e->in, 0, NULL, NULL};
+    HB_ALLOC(f->k, n);
+    for (int i = 0; i < e->nk; i++)
+      if (e->kernels[i].def == *d) {
+        f->k[f->n++] = &e->kernels[i];
+        e->kfused[i] = (int)(f - e->fused);
+      }
+    HB_CALL((*d)->fuse(f));
+  }
+  return 0;
+}
+
 static int plan(hb_engine *e) {
   HB_CALL(plan_kernels(e));
+  HB_CALL(fuse_kernels(e));
   size_t pattern_bytes = e->sig_size * hb_dtype_size(e->in.dtype);
   size_t target = e->job->block > 0 ? (size_t)e->job->block : hb_partition_auto_target(pattern_bytes);
   hb_partition_init(&e->part, e->in.nav_dim, e->in.shape, e->in.chunk, target);
@@ -84,24 +114,42 @@ static int plan(hb_engine *e) {
 }
 
 /* The single pass's work: every block not already done (by a checkpoint),
- * dealt in contiguous, balanced runs of the remaining list.  Every rank
- * computes the same split from the same `done` bytes. */
+ * dealt round robin in groups of G consecutive blocks of the remaining list.
+ * Neighbouring blocks cost alike (how well chunks compress follows the
+ * specimen: 10 KB against 100 KB per chunk across the benchmark's scan), so
+ * every rank gets a similar mix and each round costs the ranks about the
+ * same; one contiguous range each left one rank with the cheap half and the
+ * other waiting every round.  G is a power of two (groups are whole subtrees
+ * of the reduction tree, so each merges locally) and large enough that a
+ * rank holds about 8 groups, whatever the input size: the tree stack, and
+ * memory, stay flat.  Every rank computes the same split from the same
+ * `done` bytes. */
+static size_t group_size(size_t left, int size) {
+  size_t g = 1;
+  while (g * 8 * (size_t)size < left) g *= 2;
+  return g;
+}
+
+static size_t blocks_of_rank(size_t left, int size, int rank) {
+  size_t g = group_size(left, size), n = 0;
+  for (size_t k = (size_t)rank * g; k < left; k += (size_t)size * g) n += left - k < g ? left - k : g;
+  return n;
+}
+
 static int assign_blocks(hb_engine *e) {
   size_t nb = e->part.nblocks, left = 0;
   for (size_t b = 0; b < nb; b++) left += !e->done[b];
-  size_t f, l, most = 0;
-  for (int r = 0; r < e->size; r++) {
-    hb_partition_range(left, r, e->size, &f, &l);
-    if (l - f > most) most = l - f;
-  }
-  hb_partition_range(left, e->rank, e->size, &f, &l);
+  size_t most = 0;
+  for (int r = 0; r < e->size; r++)
+    if (blocks_of_rank(left, e->size, r) > most) most = blocks_of_rank(left, e->size, r);
+  size_t g = group_size(left, e->size);
   e->remaining = left;
   e->rounds = most;
-  e->nmine = l - f;
+  e->nmine = blocks_of_rank(left, e->size, e->rank);
   HB_ALLOC(e->mine, e->nmine);
   for (size_t b = 0, k = 0, n = 0; b < nb; b++)
     if (!e->done[b]) {
-      if (k >= f && k < l) e->mine[n++] = b;
+      if ((k / g) % (size_t)e->size == (size_t)e->rank) e->mine[n++] = b;
       k++;
     }
   return 0;
@@ -119,12 +167,12 @@ static void print_plan(const hb_engine *e, int dry) {
   for (int d = 0; d < e->part.nd; d++)
     printf("%s%llu", d ? " x " : "", (unsigned long long)(e->part.bchunks[d] * e->part.chunk[d]));
   printf(" positions) over %d rank%s\n", e->size, e->size > 1 ? "s" : "");
-  if (dry)
-    for (int r = 0; r < e->size; r++) {
-      size_t f, l;
-      hb_partition_range(e->part.nblocks, r, e->size, &f, &l);
-      printf("        rank %d: blocks [%zu, %zu)\n", r, f, l);
-    }
+  if (dry) {
+    size_t g = group_size(e->part.nblocks, e->size);
+    for (int r = 0; r < e->size; r++)
+      printf("        rank %d: %zu blocks, groups of %zu from block %zu, every %zu\n", r,
+             blocks_of_rank(e->part.nblocks, e->size, r), g, (size_t)r * g, (size_t)e->size * g);
+  }
   static const char *const kinds[] = {"navigation", "signal", "global"};
   for (int i = 0; i < e->nres; i++)
     printf("result  %-24s %-10s %s\n", e->res[i].o->name, kinds[e->res[i].o->kind], hb_dtype_name(e->res[i].o->dtype));
@@ -143,21 +191,31 @@ typedef struct {
   double seconds;
 } work;
 
+/* Where result ri of this run goes. */
+static void *out_buf(const hb_engine *e, const work *w, const hb_block *sub, int ri) {
+  const hb_output *o = e->res[ri].o;
+  return o->kind == HB_OUT_NAV ? (char *)w->navbuf[ri] + sub->pos0 * hb_dtype_size(o->dtype)
+                               : (char *)w->partial + e->res[ri].offset;
+}
+
 /* Every preprocess step and kernel on one run of patterns; the run fits in
  * the L2 cache, so only the first kernel pays for memory traffic. */
 static void run_sub(hb_engine *e, work *w, hb_block *sub, void *data) {
   for (int i = 0; i < e->np; i++) e->preps[i].def->apply(&e->preps[i], sub, data);
-  void *outs[HB_MAX_OUTPUTS];
-  for (int ki = 0, ri = 0; ki < e->nk; ki++) {
+  void *outs[HB_MAX_RESULTS];
+  for (int ki = 0; ki < e->nk; ki++) {
     hb_kernel *k = &e->kernels[ki];
-    if (!k->def->block) { /* a global kernel: its turn comes after the pass */
-      ri += k->nout;
+    if (!k->def->block) continue; /* a global kernel: its turn comes after the pass */
+    if (e->kfused[ki] >= 0) { /* the family runs once, at its first member */
+      const hb_fused *f = &e->fused[e->kfused[ki]];
+      if (f->k[0] != k) continue;
+      int n = 0;
+      for (int m = 0; m < f->n; m++)
+        for (int j = 0; j < f->k[m]->nout; j++) outs[n++] = out_buf(e, w, sub, e->kres[f->k[m] - e->kernels] + j);
+      f->def->fused_block(f, sub, outs);
       continue;
     }
-    for (int j = 0; j < k->nout; j++, ri++)
-      outs[j] = k->out[j].kind == HB_OUT_NAV
-                    ? (char *)w->navbuf[ri] + sub->pos0 * hb_dtype_size(k->out[j].dtype)
-                    : (char *)w->partial + e->res[ri].offset;
+    for (int j = 0; j < k->nout; j++) outs[j] = out_buf(e, w, sub, e->kres[ki] + j);
     k->def->block(k, sub, outs);
   }
 }
@@ -206,9 +264,8 @@ static int read_block(hb_engine *e, size_t b, work *w) {
 static size_t blocks_done_after(const hb_engine *e, size_t rounds) {
   size_t done = 0;
   for (int r = 0; r < e->size; r++) {
-    size_t f, l;
-    hb_partition_range(e->remaining, r, e->size, &f, &l);
-    done += l - f < rounds ? l - f : rounds;
+    size_t n = blocks_of_rank(e->remaining, e->size, r);
+    done += n < rounds ? n : rounds;
   }
   return done;
 }
@@ -302,6 +359,8 @@ static int block_loop(hb_engine *e) {
   if (e->rank == 0) hb_progress_start(&prog, e->job->progress, e->remaining, total_bytes);
   size_t mine = e->nmine;
   e->last_flush = hb_now();
+  cpu_set_t cpus;
+  e->serial = !sched_getaffinity(0, sizeof cpus, &cpus) && CPU_COUNT(&cpus) == 1 && !getenv("HB_OVERLAP");
   if (!rc && mine) rc = read_block(e, e->mine[0], &w[0]);
   /* Every rank enters every round, even after a local failure, so the
    * agreement below is reached by all: a failed first read must not leave
@@ -315,7 +374,7 @@ static int block_loop(hb_engine *e) {
       cur->partial = hb_tree_buffer(&e->tree);
       if (!cur->partial) rc = hb_error_raise(HB_EINTERNAL, __FILE__, __LINE__, "memory", "out of memory");
     }
-    if (have && !rc) started = !pthread_create(&worker, NULL, run_kernels, cur);
+    if (have && !rc && !e->serial) started = !pthread_create(&worker, NULL, run_kernels, cur);
     if (have && !rc && !started) run_kernels(cur); /* no thread: still correct, just serial */
     if (!rc && r + 1 < mine) rc = read_block(e, e->mine[r + 1], &w[(r + 1) % 2]);
     if (started) pthread_join(worker, NULL);
@@ -385,11 +444,17 @@ static int global_pass(hb_engine *e) {
 }
 
 static void teardown(hb_engine *e) {
+  for (int i = 0; i < e->nfused; i++) {
+    if (e->fused[i].def->fused_destroy) e->fused[i].def->fused_destroy(&e->fused[i]);
+    free(e->fused[i].k);
+  }
   for (int i = 0; i < e->nk; i++)
     if (e->kernels[i].def && e->kernels[i].def->destroy) e->kernels[i].def->destroy(&e->kernels[i]);
   for (int i = 0; i < e->np; i++)
     if (e->preps[i].def && e->preps[i].def->destroy) e->preps[i].def->destroy(&e->preps[i]);
   free(e->kernels);
+  free(e->kres);
+  free(e->kfused);
   free(e->preps);
   free(e->done);
   free(e->mine);

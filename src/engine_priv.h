@@ -14,6 +14,7 @@
 #include "hb_timing.h"
 
 #define HB_MAX_RESULTS 256
+#define HB_MAX_FUSED 16      /* kernel families planned together (hb_fused) */
 
 /* One result of one kernel. */
 typedef struct {
@@ -45,10 +46,15 @@ typedef struct {
   size_t rounds;           /* most blocks any rank has */
   size_t sig_size;         /* pixels per pattern */
   size_t sub_pos;          /* patterns per cache-sized run inside a block */
+  int serial;              /* one CPU: kernels inline, no worker thread */
 
   int nk, np;
   int nblock_kernels;      /* kernels with a per-block function */
   hb_kernel *kernels;
+  int *kres;               /* per kernel: its first result's index in res */
+  int *kfused;             /* per kernel: its family's index in fused, or -1 */
+  int nfused;
+  hb_fused fused[HB_MAX_FUSED];
   hb_prep *preps;
   int nres;
   hb_result res[HB_MAX_RESULTS];

@@ -15,18 +15,29 @@ typedef struct {
   hb_dtype in;
 } stat_state;
 
-/* input type, C type, accumulator C type (numpy's sum dtype), lowest, highest */
-#define STAT_TYPES(X)                                      \
-  X(HB_U8, uint8_t, uint64_t, 0, UINT8_MAX)                \
-  X(HB_U16, uint16_t, uint64_t, 0, UINT16_MAX)             \
-  X(HB_U32, uint32_t, uint64_t, 0, UINT32_MAX)             \
-  X(HB_U64, uint64_t, uint64_t, 0, UINT64_MAX)             \
-  X(HB_I8, int8_t, int64_t, INT8_MIN, INT8_MAX)            \
-  X(HB_I16, int16_t, int64_t, INT16_MIN, INT16_MAX)        \
-  X(HB_I32, int32_t, int64_t, INT32_MIN, INT32_MAX)        \
-  X(HB_I64, int64_t, int64_t, INT64_MIN, INT64_MAX)        \
-  X(HB_F32, float, double, -INFINITY, INFINITY)            \
-  X(HB_F64, double, double, -INFINITY, INFINITY)
+/* input type, C type, accumulator C type (numpy's sum dtype), lowest,
+ * highest, and a 32-bit type that holds the exact sum of NARROW_MAX values of
+ * the 8/16-bit types (N = A for the others).  Sums go through N in 32-bit
+ * SIMD lanes, twice as many per instruction as 64-bit ones, and give the same
+ * values: integer sums are exact either way, and so are their doubles (below
+ * 2^53) for the mean. */
+#define STAT_TYPES(X)                                                \
+  X(HB_U8, uint8_t, uint64_t, 0, UINT8_MAX, uint32_t)                \
+  X(HB_U16, uint16_t, uint64_t, 0, UINT16_MAX, uint32_t)             \
+  X(HB_U32, uint32_t, uint64_t, 0, UINT32_MAX, uint64_t)             \
+  X(HB_U64, uint64_t, uint64_t, 0, UINT64_MAX, uint64_t)             \
+  X(HB_I8, int8_t, int64_t, INT8_MIN, INT8_MAX, int32_t)             \
+  X(HB_I16, int16_t, int64_t, INT16_MIN, INT16_MAX, int32_t)         \
+  X(HB_I32, int32_t, int64_t, INT32_MIN, INT32_MAX, int64_t)         \
+  X(HB_I64, int64_t, int64_t, INT64_MIN, INT64_MAX, int64_t)         \
+  X(HB_F32, float, double, -INFINITY, INFINITY, double)              \
+  X(HB_F64, double, double, -INFINITY, INFINITY, double)
+
+/* 65535 * 65536 < 2^32 and 32768 * 65536 = 2^31: exact in N */
+#define NARROW_MAX ((size_t)65536)
+/* pixels per tile of 32-bit per-pixel sums (16 KiB on the stack) */
+#define TILE 4096
+#define IS_NARROW(T, N) (sizeof(N) == 4 && sizeof(T) <= 2)
 
 /* NaN wins, as in numpy's max/min */
 #define PICK_MAX(m, v) ((v) > (m) || (v) != (v) ? (v) : (m))
@@ -56,13 +67,21 @@ static int stats_plan(hb_kernel *k, const hb_input *in, const hb_node *spec) {
 static void per_pattern(const stat_state *s, const hb_block *b, void *out) {
   const size_t m = b->sig_size;
   switch (s->in) {
-#define X(E, T, A, LO, HI)                                                             \
+#define X(E, T, A, LO, HI, N)                                                  \
   case E: {                                                                    \
     const T *x = b->data;                                                      \
     for (size_t p = 0; p < b->npos; p++, x += m) {                             \
       if (s->op == ST_SUM || s->op == ST_MEAN) {                               \
         A acc = 0;                                                             \
-        for (size_t i = 0; i < m; i++) acc += x[i];                            \
+        if (IS_NARROW(T, N))                                                   \
+          for (size_t i0 = 0; i0 < m; i0 += NARROW_MAX) {                      \
+            size_t i1 = m - i0 < NARROW_MAX ? m : i0 + NARROW_MAX;             \
+            N t = 0;                                                           \
+            for (size_t i = i0; i < i1; i++) t += (N)x[i];                     \
+            acc += (A)t;                                                       \
+          }                                                                    \
+        else                                                                   \
+          for (size_t i = 0; i < m; i++) acc += x[i];                          \
         if (s->op == ST_SUM) ((A *)out)[p] = acc;                              \
         else ((double *)out)[p] = (double)acc / (double)m;                     \
       } else {                                                                 \
@@ -86,10 +105,29 @@ static void per_pattern(const stat_state *s, const hb_block *b, void *out) {
 static void per_pixel(const stat_state *s, const hb_block *b, void *acc) {
   const size_t m = b->sig_size;
   switch (s->in) {
-#define X(E, T, A, LO, HI)                                                           \
+#define X(E, T, A, LO, HI, N)                                                        \
   case E: {                                                                          \
     const T *x = b->data;                                                            \
-    if (s->op == ST_SUM) {                                                           \
+    if (IS_NARROW(T, N) && (s->op == ST_SUM || s->op == ST_MEAN)) {                  \
+      /* per tile of pixels: up to NARROW_MAX patterns in 32 bits, then once */      \
+      /* into the partial */                                                         \
+      N t[TILE];                                                                     \
+      for (size_t i0 = 0; i0 < m; i0 += TILE) {                                      \
+        const size_t w = m - i0 < TILE ? m - i0 : TILE;                              \
+        for (size_t p0 = 0; p0 < b->npos; p0 += NARROW_MAX) {                        \
+          const size_t p1 = b->npos - p0 < NARROW_MAX ? b->npos : p0 + NARROW_MAX;   \
+          for (size_t i = 0; i < w; i++) t[i] = (N)x[p0 * m + i0 + i];               \
+          for (size_t p = p0 + 1; p < p1; p++) {                                     \
+            const T *xp = x + p * m + i0;                                            \
+            for (size_t i = 0; i < w; i++) t[i] += (N)xp[i];                         \
+          }                                                                          \
+          if (s->op == ST_SUM)                                                       \
+            for (size_t i = 0; i < w; i++) ((A *)acc)[i0 + i] += (A)t[i];            \
+          else                                                                       \
+            for (size_t i = 0; i < w; i++) ((double *)acc)[i0 + i] += (double)t[i];  \
+        }                                                                            \
+      }                                                                              \
+    } else if (s->op == ST_SUM) {                                                    \
       A *a = acc;                                                                    \
       for (size_t p = 0; p < b->npos; p++, x += m)                                   \
         for (size_t i = 0; i < m; i++) a[i] += x[i];                                 \
@@ -124,7 +162,7 @@ static void stats_init(const hb_kernel *k, int iout, void *acc, size_t n) {
     return;
   }
   switch (s->in) {
-#define X(E, T, A, LO, HI)                                                  \
+#define X(E, T, A, LO, HI, N)                                               \
   case E:                                                                   \
     if (s->op == ST_SUM) memset(acc, 0, n * sizeof(A));                     \
     else                                                                    \
@@ -152,7 +190,7 @@ static void stats_merge(const hb_kernel *k, int iout, void *acc, const void *oth
     return;
   }
   switch (s->in) {
-#define X(E, T, A, LO, HI)                                                                   \
+#define X(E, T, A, LO, HI, N)                                                                \
   case E:                                                                            \
     if (s->op == ST_SUM)                                                             \
       for (size_t i = 0; i < n; i++) ((A *)acc)[i] += ((const A *)other)[i];         \

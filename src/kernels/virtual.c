@@ -1,6 +1,15 @@
 /* virtual_image: a virtual detector over a 2-D signal, one value per pattern.
  * Planning turns the geometry into a sparse list of pixel offsets (and
- * weights for masks), so a detector costs only the pixels it covers. */
+ * weights for masks), so a detector costs only the pixels it covers.
+ *
+ * Evaluation is a sweep: the union of the detectors' pixels cut into
+ * segments (runs of consecutive pixels covered by the same detectors), each
+ * with its list of (detector, weights).  One kernel sweeps its own detector;
+ * the kernels of a job are fused (hb_fused) into one sweep, so each pattern
+ * is read once however many detectors there are.  Results equal the plain
+ * per-detector sum in pixel order, bit for bit: integer data with unit
+ * weights are summed exactly in 64-bit integers (the double sum is exact
+ * too), everything else in double, per detector, in ascending pixel order. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,8 +18,41 @@
 #include "hb_detector.h"
 #include "hb_error.h"
 #include "hb_kernel.h"
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
-typedef hb_detector detector;
+typedef hb_detector detector; /* idx ascending */
+
+/* Longest segment: a 16-bit segment sum fits 32 bits (65535 * 65536 < 2^32,
+ * 32768 * 65536 = 2^31). */
+#define SEG_MAX 65536
+
+/* Pixels [start, start+len) are covered by detectors pair[p0 .. p0+np). */
+typedef struct {
+  uint32_t start, len, p0, np;
+  int isum; /* some pair takes the segment's exact integer sum */
+} segment;
+
+typedef struct {
+  uint32_t det;
+  int exact;        /* add the segment's integer sum */
+  const double *w;  /* weights of the segment's pixels, or NULL (all 1) */
+} pair;
+
+typedef struct {
+  int ndet;
+  size_t nseg, npair;
+  segment *seg;
+  pair *pair;
+  unsigned char *exact; /* per detector: integer-exact sums */
+} sweep;
+
+/* One kernel: its detector and its own one-detector sweep. */
+typedef struct {
+  detector d;
+  sweep s;
+} vstate;
 
 const hb_param_spec hb_detector_params[] = {
     {"shape", HB_P_ENUM, 1, NULL, "point|circle|annulus|rectangle|mask", 0, NULL, "detector geometry"},
@@ -189,6 +231,187 @@ static int read_mask(const geom *g, detector *d, size_t cap) {
   return rc;
 }
 
+/* Largest |value| of an integer dtype, 0 for the 64-bit and float types
+ * (no exact double sum is guaranteed for them). */
+static double int_range(hb_dtype t) {
+  switch (t) {
+    case HB_U8: return 255;
+    case HB_U16: return 65535;
+    case HB_U32: return 4294967295.0;
+    case HB_I8: return 128;
+    case HB_I16: return 32768;
+    case HB_I32: return 2147483648.0;
+    default: return 0;
+  }
+}
+
+static void sweep_free(sweep *s) {
+  free(s->seg);
+  free(s->pair);
+  free(s->exact);
+  memset(s, 0, sizeof *s);
+}
+
+static int sweep_push(sweep *s, size_t *segcap, size_t *paircap, const segment *sg, const pair *pairs) {
+  if (s->nseg == *segcap) {
+    *segcap = *segcap ? 2 * *segcap : 64;
+    segment *more = realloc(s->seg, *segcap * sizeof *more);
+    HB_CHECK(more, HB_EINTERNAL, "memory", "out of memory");
+    s->seg = more;
+  }
+  if (s->npair + sg->np > *paircap) {
+    while (s->npair + sg->np > *paircap) *paircap = *paircap ? 2 * *paircap : 64;
+    pair *more = realloc(s->pair, *paircap * sizeof *more);
+    HB_CHECK(more, HB_EINTERNAL, "memory", "out of memory");
+    s->pair = more;
+  }
+  s->seg[s->nseg] = *sg;
+  s->seg[s->nseg++].p0 = (uint32_t)s->npair;
+  memcpy(s->pair + s->npair, pairs, sg->np * sizeof *pairs);
+  s->npair += sg->np;
+  return 0;
+}
+
+/* Merge detectors (ascending pixel lists) into one sweep: walk the union of
+ * their pixels in order, opening a segment wherever the set of covering
+ * detectors changes or a gap starts. */
+static int sweep_build(sweep *s, const detector *const *d, int nd, size_t m, hb_dtype dtype) {
+  memset(s, 0, sizeof *s);
+  s->ndet = nd;
+  size_t segcap = 0, paircap = 0;
+  size_t *cur = calloc((size_t)nd, sizeof *cur);
+  pair *open = malloc((size_t)nd * sizeof *open), *here = malloc((size_t)nd * sizeof *here);
+  s->exact = calloc((size_t)nd, 1);
+  int rc = cur && open && here && s->exact ? 0 : hb_error_raise(HB_EINTERNAL, __FILE__, __LINE__, "memory", "out of memory");
+  for (int i = 0; !rc && i < nd; i++) /* every partial sum stays below 2^53 */
+    s->exact[i] = !d[i]->w && int_range(dtype) > 0 && (double)d[i]->n * int_range(dtype) <= 9007199254740992.0;
+  segment sg = {0, 0, 0, 0, 0};
+  while (!rc) {
+    size_t j = m; /* the next pixel any detector covers */
+    for (int i = 0; i < nd; i++)
+      if (cur[i] < d[i]->n && d[i]->idx[cur[i]] < j) j = d[i]->idx[cur[i]];
+    if (j == m) break;
+    uint32_t nh = 0;
+    for (int i = 0; i < nd; i++)
+      if (cur[i] < d[i]->n && d[i]->idx[cur[i]] == j) {
+        here[nh++] = (pair){(uint32_t)i, s->exact[i], d[i]->w ? d[i]->w + cur[i] : NULL};
+        cur[i]++;
+      }
+    int same = sg.len && sg.len < SEG_MAX && j == (size_t)sg.start + sg.len && nh == sg.np;
+    for (uint32_t q = 0; same && q < nh; q++) same = open[q].det == here[q].det;
+    if (same) {
+      sg.len++;
+      continue;
+    }
+    if (sg.len) rc = sweep_push(s, &segcap, &paircap, &sg, open);
+    sg = (segment){(uint32_t)j, 1, 0, nh, 0};
+    memcpy(open, here, nh * sizeof *open);
+    for (uint32_t q = 0; q < nh; q++) sg.isum |= open[q].exact;
+  }
+  if (!rc && sg.len) rc = sweep_push(s, &segcap, &paircap, &sg, open);
+  free(cur);
+  free(open);
+  free(here);
+  if (rc) sweep_free(s);
+  return rc;
+}
+
+static inline int is_signed(hb_dtype t) { return t == HB_I8 || t == HB_I16 || t == HB_I32 || t == HB_I64; }
+
+/* Sum of len uint16 values, exact (len <= SEG_MAX).  Segments of virtual
+ * detectors are short (a disc's row: ~10-40 pixels), so the tail matters as
+ * much as the body: with back_ok (8 values before x + len belong to the same
+ * pattern) it is one overlapping load with the already-counted lanes masked
+ * off, instead of up to 7 scalar steps. */
+static inline int64_t sum_u16(const uint16_t *x, size_t len, int back_ok) {
+#ifdef __SSE2__
+  static const uint16_t keep[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff};
+  const __m128i zero = _mm_setzero_si128();
+  __m128i acc = zero;
+  size_t j = 0;
+  for (; j + 8 <= len; j += 8) {
+    __m128i v = _mm_loadu_si128((const __m128i *)(x + j));
+    acc = _mm_add_epi32(acc, _mm_add_epi32(_mm_unpacklo_epi16(v, zero), _mm_unpackhi_epi16(v, zero)));
+  }
+  size_t r = len - j;
+  if (r && back_ok) { /* the last r of the 8 values ending at x + len */
+    __m128i v = _mm_loadu_si128((const __m128i *)(x + len - 8));
+    v = _mm_and_si128(v, _mm_loadu_si128((const __m128i *)(keep + r)));
+    acc = _mm_add_epi32(acc, _mm_add_epi32(_mm_unpacklo_epi16(v, zero), _mm_unpackhi_epi16(v, zero)));
+    r = 0;
+  }
+  acc = _mm_add_epi32(acc, _mm_shuffle_epi32(acc, _MM_SHUFFLE(1, 0, 3, 2)));
+  acc = _mm_add_epi32(acc, _mm_shuffle_epi32(acc, _MM_SHUFFLE(2, 3, 0, 1)));
+  uint32_t t = (uint32_t)_mm_cvtsi128_si32(acc);
+  for (j = len - r; j < len; j++) t += x[j];
+  return t;
+#else
+  (void)back_ok;
+  uint32_t t = 0;
+  for (size_t j = 0; j < len; j++) t += x[j];
+  return t;
+#endif
+}
+
+/* out[i]: detector i's npos values. */
+static void sweep_run(const sweep *s, const hb_block *b, void *const *out) {
+  const size_t m = b->sig_size, nseg = s->nseg;
+  const int nd = s->ndet;
+  int64_t ai[nd];
+  double af[nd];
+  switch (b->dtype) {
+#define X(E, T)                                                                     \
+  case E: {                                                                         \
+    const int is_int = (T)0.5 == 0;                                                 \
+    const T *x = b->data;                                                           \
+    for (size_t p = 0; p < b->npos; p++, x += m) {                                  \
+      memset(ai, 0, sizeof ai);                                                     \
+      memset(af, 0, sizeof af);                                                     \
+      for (size_t g = 0; g < nseg; g++) {                                           \
+        const segment *sg = &s->seg[g];                                             \
+        const T *xs = x + sg->start;                                                \
+        const size_t len = sg->len;                                                 \
+        int64_t t = 0;                                                              \
+        if (is_int && sg->isum) {                                                   \
+          /* 8/16-bit data in 32-bit lanes (4 per SSE2 add): exact, as */           \
+          /* segments hold at most SEG_MAX pixels */                                \
+          if (E == HB_U16) {                                                        \
+            t = sum_u16((const void *)xs, len, sg->start + len >= 8);               \
+          } else if (sizeof(T) <= 2 && is_signed(E)) {                              \
+            int32_t u = 0;                                                          \
+            for (size_t j = 0; j < len; j++) u += (int32_t)xs[j];                   \
+            t = u;                                                                  \
+          } else if (sizeof(T) <= 2) {                                              \
+            uint32_t u = 0;                                                         \
+            for (size_t j = 0; j < len; j++) u += (uint32_t)xs[j];                  \
+            t = u;                                                                  \
+          } else {                                                                  \
+            for (size_t j = 0; j < len; j++) t += (int64_t)xs[j];                   \
+          }                                                                         \
+        }                                                                           \
+        for (const pair *q = s->pair + sg->p0, *qe = q + sg->np; q < qe; q++) {     \
+          if (q->exact) {                                                           \
+            ai[q->det] += t;                                                        \
+            continue;                                                               \
+          }                                                                         \
+          double a = af[q->det];                                                    \
+          if (q->w)                                                                 \
+            for (size_t j = 0; j < len; j++) a += q->w[j] * (double)xs[j];          \
+          else                                                                      \
+            for (size_t j = 0; j < len; j++) a += (double)xs[j];                    \
+          af[q->det] = a;                                                           \
+        }                                                                           \
+      }                                                                             \
+      for (int i = 0; i < nd; i++) ((double *)out[i])[p] = s->exact[i] ? (double)ai[i] : af[i]; \
+    }                                                                               \
+    break;                                                                          \
+  }
+    HB_FOREACH_DTYPE(X)
+#undef X
+    default: break;
+  }
+}
+
 int hb_detector_plan(const hb_node *det, int nd, const hsize_t *dims, const hb_axis *axes, const char *space,
                      hb_detector *d) {
   memset(d, 0, sizeof *d);
@@ -283,44 +506,55 @@ static int virtual_plan(hb_kernel *k, const hb_input *in, const hb_node *spec) {
   const hb_node *det = hb_node_child(spec, "detector");
   HB_CHECK(in->sig_dim == 2, HB_EINVALID, hb_node_where(det, 1),
            "virtual_image needs a 2-D signal; this input's signal has %d axes", in->sig_dim);
-  detector *d;
-  HB_ALLOC(d, 1);
-  k->state = d;
-  HB_CALL(hb_detector_plan(det, 2, &in->shape[in->nav_dim], &in->axes[in->nav_dim], "signal", d));
+  vstate *vs;
+  HB_ALLOC(vs, 1);
+  k->state = vs;
+  HB_CALL(hb_detector_plan(det, 2, &in->shape[in->nav_dim], &in->axes[in->nav_dim], "signal", &vs->d));
+  const detector *one = &vs->d;
+  HB_CALL(sweep_build(&vs->s, &one, 1, hb_input_sig_size(in), in->dtype));
   return hb_kernel_add_output(k, NULL, HB_OUT_NAV, HB_F64, HB_F64, "Intensity");
 }
 
 static void virtual_block(const hb_kernel *k, const hb_block *b, void *const *out) {
-  const detector *d = k->state;
-  double *o = out[0];
-  const size_t m = b->sig_size, n = d->n;
-  const uint32_t *idx = d->idx;
-  const double *w = d->w;
-  switch (b->dtype) {
-#define X(E, T)                                                   \
-  case E: {                                                       \
-    const T *x = b->data;                                         \
-    for (size_t p = 0; p < b->npos; p++, x += m) {                \
-      double s = 0;                                               \
-      if (w)                                                      \
-        for (size_t i = 0; i < n; i++) s += w[i] * (double)x[idx[i]]; \
-      else                                                        \
-        for (size_t i = 0; i < n; i++) s += (double)x[idx[i]];    \
-      o[p] = s;                                                   \
-    }                                                             \
-    break;                                                        \
-  }
-    HB_FOREACH_DTYPE(X)
-#undef X
-    default: break;
-  }
+  const vstate *vs = k->state;
+  sweep_run(&vs->s, b, out);
 }
 
 static void virtual_destroy(hb_kernel *k) {
-  detector *d = k->state;
-  if (!d) return;
-  hb_detector_free(d);
+  vstate *vs = k->state;
+  if (!vs) return;
+  sweep_free(&vs->s);
+  hb_detector_free(&vs->d);
+  free(vs);
+}
+
+/* Every virtual_image kernel of the job in one sweep. */
+static int virtual_fuse(hb_fused *f) {
+  const detector **d = malloc((size_t)f->n * sizeof *d);
+  sweep *s = calloc(1, sizeof *s);
+  if (!d || !s) {
+    free(d);
+    free(s);
+    HB_RAISE(HB_EINTERNAL, "memory", "out of memory");
+  }
+  for (int i = 0; i < f->n; i++) d[i] = &((const vstate *)f->k[i]->state)->d;
+  int rc = sweep_build(s, d, f->n, hb_input_sig_size(f->in), f->in->dtype);
   free(d);
+  if (rc) {
+    free(s);
+    return rc;
+  }
+  f->state = s;
+  return 0;
+}
+
+static void virtual_fused_block(const hb_fused *f, const hb_block *b, void *const *out) { sweep_run(f->state, b, out); }
+
+static void virtual_fused_destroy(hb_fused *f) {
+  if (!f->state) return;
+  sweep_free(f->state);
+  free(f->state);
+  f->state = NULL;
 }
 
 const hb_kernel_def hb_kernel_virtual_image = {
@@ -332,4 +566,7 @@ const hb_kernel_def hb_kernel_virtual_image = {
     .plan = virtual_plan,
     .block = virtual_block,
     .destroy = virtual_destroy,
+    .fuse = virtual_fuse,
+    .fused_block = virtual_fused_block,
+    .fused_destroy = virtual_fused_destroy,
 };

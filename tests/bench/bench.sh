@@ -68,6 +68,7 @@ hr() { say ""; say "== $* =="; }
 now() { echo "$EPOCHREALTIME"; }
 sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4f", a - b }'; }
 calc() { awk "BEGIN { printf \"%.${2:-3}f\", $1 }"; }
+div() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "" && b + 0 > 0) printf "%.2f", a / b; else printf "-" }'; }
 # median of the numbers on stdin (empty input: empty output)
 med() { sort -g | awk '{ a[NR] = $1 } END { if (NR) printf "%.4f", NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 mn() { sort -g | head -1; }
@@ -255,11 +256,11 @@ YAML
 }
 # ten circular virtual detectors at different places (128 x 128 patterns)
 DET_CENTERS=("64 64" "24 24" "104 24" "24 104" "104 104" "64 20" "64 108" "20 64" "108 64" "44 84")
-job_dets() { # job_dets INPUT JOBFILE N
+job_dets() { # job_dets INPUT JOBFILE N [OUTPUT-COMPRESSION]
   {
     echo "version: 1"
     echo "input: {file: $1}"
-    echo "output: {file: $TMP/out/$(basename "$2" .yaml).hspy, overwrite: true, previews: false}"
+    echo "output: {file: $TMP/out/$(basename "$2" .yaml).hspy, overwrite: true, previews: false, compression: ${4:-gzip}}"
     echo "kernels:"
     local i c
     for ((i = 0; i < $3; i++)); do
@@ -538,27 +539,33 @@ say "RSS minus results grows by $MEM_GROWTH MiB from the smallest to the largest
 
 hr "many results: ten circular virtual detectors against one ($RANKS ranks)"
 DETCSV=$OUT/detectors.csv
-echo "input,compression,detectors,n,wall_med_s,engine_med_s,read_med_s,kernels_med_s,write_med_s" >"$DETCSV"
+# results: the output's compression.  The default (gzip) compresses every
+# result as it is written, so ten results cost ten compressions; with
+# output.compression: none the write phase hardly grows with their number.
+echo "input,compression,detectors,n,wall_med_s,engine_med_s,read_med_s,kernels_med_s,write_med_s,results" >"$DETCSV"
 for comp in none gzip; do
   f=$(input_file "$MAIN" "$comp")
-  j1=$TMP/jobs/det1-$comp.yaml j10=$TMP/jobs/det10-$comp.yaml
-  job_dets "$f" "$j1" 1
-  job_dets "$f" "$j10" 10
-  warm "$f"
-  hb_run warmup "$f" "$comp" "$j10" hyperbatch 0 >/dev/null
-  for ((rep = 1; rep <= REPS; rep++)); do
-    hb_run dets1 "$f" "$comp" "$j1" hyperbatch "$rep"
-    hb_run dets10 "$f" "$comp" "$j10" hyperbatch "$rep"
-  done
-  for n in 1 10; do
-    ids=$(pick "$RUNS" run experiment=dets$n input="$(basename "$f")" | tr '\n' ' ')
-    echo "$(basename "$f"),$comp,$n,$REPS,$(pick "$RUNS" wall_s experiment=dets$n input="$(basename "$f")" | med),$(pick "$RUNS" engine_s experiment=dets$n input="$(basename "$f")" | med),$(phase_med "$ids" read 4),$(phase_med "$ids" kernels 4),$(phase_med "$ids" write 4)" >>"$DETCSV"
+  for res in gzip none; do
+    j1=$TMP/jobs/det1-$comp-$res.yaml j10=$TMP/jobs/det10-$comp-$res.yaml
+    job_dets "$f" "$j1" 1 "$res"
+    job_dets "$f" "$j10" 10 "$res"
+    warm "$f"
+    hb_run warmup "$f" "$comp" "$j10" hyperbatch 0 >/dev/null
+    for ((rep = 1; rep <= REPS; rep++)); do
+      hb_run "dets1$res" "$f" "$comp" "$j1" hyperbatch "$rep"
+      hb_run "dets10$res" "$f" "$comp" "$j10" hyperbatch "$rep"
+    done
+    for n in 1 10; do
+      x=dets$n$res
+      ids=$(pick "$RUNS" run experiment=$x input="$(basename "$f")" | tr '\n' ' ')
+      echo "$(basename "$f"),$comp,$n,$REPS,$(pick "$RUNS" wall_s experiment=$x input="$(basename "$f")" | med),$(pick "$RUNS" engine_s experiment=$x input="$(basename "$f")" | med),$(phase_med "$ids" read 4),$(phase_med "$ids" kernels 4),$(phase_med "$ids" write 4),$res" >>"$DETCSV"
+    done
   done
 done
-printf '%-34s %10s %10s %10s %10s %10s %10s\n' input detectors "wall s" "engine s" "read s" "kernels s" "write s"
+printf '%-34s %10s %10s %10s %10s %10s %10s %10s\n' input detectors results "wall s" "engine s" "read s" "kernels s" "write s"
 for comp in none gzip; do
   b=$(basename "$(input_file "$MAIN" "$comp")")
-  awk -F, -v b="$b" 'NR > 1 && $1 == b { printf "%-34s %10s %10.3f %10.3f %10.3f %10.3f %10.3f\n", $1, $3, $5, $6, $7, $8, $9 }' "$DETCSV"
+  awk -F, -v b="$b" 'NR > 1 && $1 == b { printf "%-34s %10s %10s %10.3f %10.3f %10.3f %10.3f %10.3f\n", $1, $3, $10, $5, $6, $7, $8, $9 }' "$DETCSV"
 done
 
 # ---- 5. targets -------------------------------------------------------------
@@ -605,12 +612,11 @@ target "memory: peak RSS - results, worst rank and size" "$MEM_WORST" 64 MiB le
 target "memory: growth of RSS - results, smallest to largest input" "$MEM_GROWTH" 4 MiB le
 for comp in none gzip; do
   b=$(basename "$(input_file "$MAIN" "$comp")")
-  e1=$(awk -F, -v b="$b" 'NR > 1 && $1 == b && $3 == 1 { print $6 }' "$DETCSV")
-  e10=$(awk -F, -v b="$b" 'NR > 1 && $1 == b && $3 == 10 { print $6 }' "$DETCSV")
-  w1=$(awk -F, -v b="$b" 'NR > 1 && $1 == b && $3 == 1 { print $5 }' "$DETCSV")
-  w10=$(awk -F, -v b="$b" 'NR > 1 && $1 == b && $3 == 10 { print $5 }' "$DETCSV")
+  det() { awk -F, -v b="$b" -v n="$1" -v r="$2" -v c="$3" 'NR > 1 && $1 == b && $3 == n && $10 == r { print $c }' "$DETCSV"; }
+  e1=$(det 1 gzip 6) e10=$(det 10 gzip 6) w1=$(det 1 gzip 5) w10=$(det 10 gzip 5)
   target "ten detectors / one, engine time, $comp" "$(calc "$e10 / $e1" 2)" 1.3 x lt
-  say "$(printf '   (end to end with mpirun: %sx)' "$(calc "$w10 / $w1" 2)")"
+  say "$(printf '   (end to end with mpirun: %sx; with output.compression: none, engine %sx, kernels phase %sx)' \
+    "$(div "$w10" "$w1")" "$(div "$(det 10 none 6)" "$(det 1 none 6)")" "$(div "$(det 10 none 8)" "$(det 1 none 8)")")"
 done
 if [ $HAVE_HS = 1 ]; then
   say ""

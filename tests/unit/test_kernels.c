@@ -922,6 +922,157 @@ static void test_virtual(void) {
   unlink(zpath);
 }
 
+/* ---- 8/16-bit sums in 32-bit lanes --------------------------------------- */
+
+/* Sums of 8/16-bit data go through 32-bit partial sums of at most 65536
+ * values: extreme values over more pixels (axes: signal) or more patterns
+ * (axes: navigation) than that must still come out exact. */
+static void narrow_case(hb_dtype t, double v, const hsize_t *nav, const hsize_t *sig, const char *axes) {
+  hb_input in;
+  make_input(&in, 1, nav, 2, sig, t);
+  size_t npat = nav[0], m = sig[0] * sig[1];
+  void *data = malloc(npat * m * dsize[t]);
+  for (size_t i = 0; i < npat * m; i++) put(t, data, i, v);
+  int over_sig = !strcmp(axes, "signal");
+  size_t nout = over_sig ? npat : m, count = over_sig ? m : npat;
+  for (int op = OP_SUM; op <= OP_MEAN; op++) {
+    ktest kt;
+    char yaml[96];
+    snprintf(yaml, sizeof yaml, "{name: k, op: %s, axes: %s}", opname[op], axes);
+    if (kplan(&kt, yaml, &in)) {
+      CHECK(0, "plan %s", yaml);
+      continue;
+    }
+    void *out = calloc(nout, 8);
+    hb_block b = make_block(0, &in, 0, npat, data);
+    void *o[1] = {out};
+    kblock(&kt.k, &b, o);
+    if (!over_sig && op == OP_MEAN) kt.k.def->finish(&kt.k, 0, out, nout, npat);
+    size_t bad = 0;
+    for (size_t i = 0; i < nout; i++) {
+      if (op == OP_MEAN) bad += ((double *)out)[i] != v;
+      else if (is_signed(t)) bad += ((int64_t *)out)[i] != (int64_t)v * (int64_t)count;
+      else bad += ((uint64_t *)out)[i] != (uint64_t)v * (uint64_t)count;
+    }
+    CHECK(bad == 0, "%s of %zu values of %g (%s, axes %s): %zu of %zu wrong", opname[op], count, v, dname[t], axes,
+          bad, nout);
+    free(out);
+    kdone(&kt);
+  }
+  free(data);
+}
+
+static void test_narrow_sums(void) {
+  hsize_t nav_few[] = {3}, sig_big[] = {300, 300}; /* 90000 pixels > 65536 */
+  hsize_t nav_many[] = {70000}, sig_small[] = {1, 3}; /* 70000 patterns > 65536 */
+  narrow_case(HB_U16, 65535, nav_few, sig_big, "signal");
+  narrow_case(HB_I16, -32768, nav_few, sig_big, "signal");
+  narrow_case(HB_U8, 255, nav_few, sig_big, "signal");
+  narrow_case(HB_U16, 65535, nav_many, sig_small, "navigation");
+  narrow_case(HB_I16, -32768, nav_many, sig_small, "navigation");
+  narrow_case(HB_I8, -128, nav_many, sig_small, "navigation");
+  /* a signal wider than one 4096-pixel tile, and patterns of mixed values */
+  hsize_t nav5[] = {5}, sig75[] = {75, 75};
+  const hb_dtype narrow[] = {HB_U8, HB_U16, HB_I8, HB_I16};
+  for (size_t ti = 0; ti < 4; ti++) {
+    hb_input in;
+    make_input(&in, 1, nav5, 2, sig75, narrow[ti]);
+    void *data = malloc(5 * 75 * 75 * dsize[narrow[ti]]);
+    fill_data(narrow[ti], data, 5, 75 * 75);
+    for (int op = 0; op < 4; op++) stats_case(op, narrow[ti], data, &in, "5|75x75");
+    free(data);
+  }
+}
+
+/* ---- fused virtual detectors --------------------------------------------- */
+
+/* Every virtual_image kernel of a job runs as one fused sweep (hb_fused).
+ * Each detector's value must equal, bit for bit, both the kernel's own
+ * `block` and the plain sum over its pixels in ascending order, whatever the
+ * overlaps, weights and dtype, and over a block cut into runs. */
+static void test_fused(void) {
+  char mpath[128];
+  snprintf(mpath, sizeof mpath, "%s/fmask.h5", tmpdir);
+  double mw[KY * KX];
+  for (int i = 0; i < KY * KX; i++) mw[i] = (i % 5 == 0) ? 0.0 : (i % 3 ? 0.37 * (i % 7) : -1.25);
+  hsize_t mdims[2] = {KY, KX};
+  CHECK(write_mask(mpath, "/m", 2, mdims, mw) == 0, "cannot write %s", mpath);
+  char maskyaml[256];
+  snprintf(maskyaml, sizeof maskyaml,
+           "{name: k7, op: virtual_image, detector: {shape: mask, file: '%s', dataset: /m}}", mpath);
+  const char *yamls[] = {
+      "{name: k0, op: virtual_image, detector: {shape: circle, center: [5, 5], radius: 2}}",
+      "{name: k1, op: virtual_image, detector: {shape: annulus, center: [5, 5], inner: 1, outer: 3}}",
+      "{name: k2, op: virtual_image, detector: {shape: circle, center: [6.5, 4], radius: 3}}",
+      "{name: k3, op: virtual_image, detector: {shape: rectangle, x: [0, 11], y: [2, 4]}}",
+      "{name: k4, op: virtual_image, detector: {shape: point, at: [3, 4]}}",
+      "{name: k5, op: virtual_image, detector: {shape: circle, center: [5, 5], radius: 2}}",
+      "{name: k6, op: virtual_image, detector: {shape: rectangle, x: [10, 11], y: [10, 11]}}",
+      maskyaml,
+  };
+  enum { NK = 8, NP = 6 };
+  const hb_dtype types[] = {HB_U8, HB_U16, HB_I16, HB_I32, HB_U32, HB_U64, HB_I64, HB_F32, HB_F64};
+  for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+    hb_dtype t = types[ti];
+    hb_input in;
+    vinput(&in, t);
+    const size_t m = KY * KX;
+    void *data = malloc(NP * m * dsize[t]);
+    fill_data(t, data, NP, m);
+    ktest kt[NK];
+    hb_kernel *ks[NK];
+    int ok = 1;
+    for (int i = 0; i < NK; i++) {
+      int rc = kplan(&kt[i], yamls[i], &in);
+      CHECK(rc == 0, "%s: plan %s: %s", dname[t], yamls[i], hb_error_what());
+      ok &= rc == 0;
+      ks[i] = &kt[i].k;
+    }
+    const hb_kernel_def *def = hb_kernel_find("virtual_image");
+    hb_fused f = {def, &in, NK, ks, NULL};
+    CHECK(def->fuse && def->fused_block && def->fused_destroy, "virtual_image has the fusion hooks");
+    if (ok && def->fuse) {
+      CHECK(def->fuse(&f) == 0, "%s: fuse: %s", dname[t], hb_error_what());
+      double fused[NK][NP], runs[NK][NP], own[NK][NP], ref[NK][NP];
+      void *fo[NK];
+      for (int i = 0; i < NK; i++) fo[i] = fused[i];
+      hb_block b = make_block(0, &in, 0, NP, data);
+      def->fused_block(&f, &b, fo);
+      /* the same block in two runs, as the engine cuts it */
+      for (size_t c0 = 0; c0 < NP; c0 += 4) {
+        hb_block r = b;
+        r.pos0 = c0;
+        r.npos = NP - c0 < 4 ? NP - c0 : 4;
+        r.data = (const char *)data + c0 * m * dsize[t];
+        void *ro2[NK];
+        for (int i = 0; i < NK; i++) ro2[i] = runs[i] + c0;
+        def->fused_block(&f, &r, ro2);
+      }
+      for (int i = 0; i < NK; i++) {
+        void *oo[1] = {own[i]};
+        ks[i]->def->block(ks[i], &b, oo);
+        double w[KY * KX];
+        weights(&kt[i], &in, w);
+        for (size_t p = 0; p < NP; p++) {
+          double sum = 0;
+          for (size_t j = 0; j < m; j++)
+            if (w[j] != 0) sum += w[j] * getd(t, data, p * m + j);
+          ref[i][p] = sum;
+        }
+        CHECK(!memcmp(fused[i], ref[i], sizeof ref[i]), "%s: fused detector %d equals the in-order sum (%.17g vs %.17g)",
+              dname[t], i, fused[i][0], ref[i][0]);
+        CHECK(!memcmp(fused[i], own[i], sizeof own[i]), "%s: fused detector %d equals its own block", dname[t], i);
+        CHECK(!memcmp(fused[i], runs[i], sizeof runs[i]), "%s: fused detector %d: runs equal one call", dname[t], i);
+      }
+      def->fused_destroy(&f);
+      CHECK(f.state == NULL, "fused_destroy clears the state");
+    }
+    for (int i = 0; i < NK; i++) kdone(&kt[i]);
+    free(data);
+  }
+  unlink(mpath);
+}
+
 /* ---- preprocess filter_hot_pixels ---------------------------------------- */
 
 static int prep_plan(hb_prep *p, hb_node **spec, const char *yaml, const hb_input *in) {
@@ -1202,6 +1353,8 @@ int main(int argc, char **argv) {
   test_virtual();
   test_hotpix();
   test_runs_accumulate();
+  test_fused();
+  test_narrow_sums();
   rmdir(tmpdir);
   int rc = TEST_DONE("test_kernels");
   MPI_Finalize();
