@@ -88,10 +88,13 @@ def test_pca(tmp):
             Fh = lr.factors.T[:k]
             Lh = lr.loadings.T[:k]
             evrh = lr.explained_variance_ratio[:k]
-            for solver in ("exact", "randomized"):
-                tag = f"{fname} centre={centre} poisson={poisson} {solver}"
+            # exact twice: the Gram eigenproblem on rank 0 (LAPACK) and block-cyclic
+            # over all ranks (ScaLAPACK, what auto picks when M x M is too big for one rank)
+            for solver, gram in (("exact", "local"), ("exact", "scalapack"), ("randomized", None)):
+                tag = f"{fname} centre={centre} poisson={poisson} {solver}" + (f" gram {gram}" if gram else "")
                 kern = (f"op: decomposition, components: {k}, centre: {centre}, "
-                        f"normalize_poissonian_noise: {str(poisson).lower()}, svd_solver: {solver}")
+                        f"normalize_poissonian_noise: {str(poisson).lower()}, svd_solver: {solver}"
+                        + (f", gram_solver: {gram}" if gram else ""))
                 job = write_job(tmp, "pca", fname, kern, block=4)
                 outs = []
                 for n in (1, 2, 3):
@@ -125,8 +128,9 @@ def test_pca(tmp):
                         check(e_.data.shape == (k,), f"{tag}: explained variance ratio has k values")
                         md = f_.metadata.Decomposition
                         check(md.decomposition_algorithm == "SVD" and md.solver == solver and
-                              md.poissonian_noise_normalized == poisson and md.output_dimension == k,
-                              f"{tag}: metadata records algorithm, solver, normalisation, k")
+                              md.poissonian_noise_normalized == poisson and md.output_dimension == k and
+                              md.get_item("gram_solver") == gram,
+                              f"{tag}: metadata records algorithm, solver, gram solver, normalisation, k")
                         lazy = by_title(load_quietly(os.path.join(tmp, out), lazy=True))
                         check(np.allclose(lazy["dec_loadings"].data.compute(), l_.data), f"{tag}: lazy load")
                 agree_ranks(outs, tag)
@@ -147,6 +151,7 @@ def agree_ranks(outs, tag, tol=1e-9):
 def test_repeat(tmp):
     src = eels(tmp, "rep.hspy", "13,11,96", "4,3,96", 7)
     for kern in ("op: decomposition, components: 3, svd_solver: exact, centre: navigation",
+                 "op: decomposition, components: 3, svd_solver: exact, gram_solver: scalapack, centre: navigation",
                  "op: decomposition, components: 3, svd_solver: randomized, random_seed: 5",
                  "op: decomposition, algorithm: nmf, components: 3, solver: mu, max_iter: 50"):
         job = write_job(tmp, "rep", os.path.basename(src), kern, block=5)
