@@ -154,27 +154,36 @@ static double cd_row(double *w, const double *xht, const double *HHt, size_t K) 
  * a core's L2 cache between its two uses. */
 enum { NMF_RUN = 16, NMF_COLS = 512 };
 
-/* WtX (K × M) += Wrᵀ Xr for a run of nr rows.  Eight columns at a time are
- * kept in registers while the run's rows are added in row order.  Plain
- * loops: BLAS would copy (pack) X for a product this thin, which costs more
- * than the arithmetic. */
-__attribute__((target_clones("arch=haswell", "default"))) /* AVX2 where the CPU has it */
+/* WtX (K × M) += Wrᵀ Xr for a run of nr rows.  Eight columns of four
+ * components at a time are kept in registers while the run's rows are added
+ * in row order, so each row's eight values are loaded once for the four.
+ * Plain loops: BLAS would copy (pack) X for a product this thin, which costs
+ * more than the arithmetic. */
+/* AVX2 where the CPU has it; no FMA, so the roundings are those of the default */
+__attribute__((target_clones("avx2", "default")))
 static void add_wtx(size_t K, size_t M, size_t nr, const double *Wr, const double *xr, double *WtX) {
   size_t j8 = M - M % 8;
-  for (size_t t = 0; t < K; t++) {
-    double *o = WtX + t * M;
+  for (size_t t0 = 0; t0 < K; t0 += 4) {
+    size_t tn = K - t0 < 4 ? K - t0 : 4;
     for (size_t j = 0; j < j8; j += 8) {
-      double acc[8];
-      for (int l = 0; l < 8; l++) acc[l] = o[j + l];
+      double acc[4][8] = {{0}};
+      for (size_t t = 0; t < tn; t++)
+        for (int l = 0; l < 8; l++) acc[t][l] = WtX[(t0 + t) * M + j + l];
       for (size_t r = 0; r < nr; r++) {
-        double w = Wr[r * K + t];
-        const double *xx = xr + r * M + j;
-        for (int l = 0; l < 8; l++) acc[l] += w * xx[l];
+        const double *xx = xr + r * M + j, *w = Wr + r * K + t0;
+        if (tn == 4) /* constant trip counts: registers, vectorised */
+          for (int t = 0; t < 4; t++)
+            for (int l = 0; l < 8; l++) acc[t][l] += w[t] * xx[l];
+        else
+          for (size_t t = 0; t < tn; t++)
+            for (int l = 0; l < 8; l++) acc[t][l] += w[t] * xx[l];
       }
-      for (int l = 0; l < 8; l++) o[j + l] = acc[l];
+      for (size_t t = 0; t < tn; t++)
+        for (int l = 0; l < 8; l++) WtX[(t0 + t) * M + j + l] = acc[t][l];
     }
-    for (size_t j = j8; j < M; j++)
-      for (size_t r = 0; r < nr; r++) o[j] += Wr[r * K + t] * xr[r * M + j];
+    for (size_t t = t0; t < t0 + tn; t++)
+      for (size_t j = j8; j < M; j++)
+        for (size_t r = 0; r < nr; r++) WtX[t * M + j] += Wr[r * K + t] * xr[r * M + j];
   }
 }
 
