@@ -13,6 +13,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "decomposition_priv.h"
 #include "hb_error.h"
@@ -139,7 +140,32 @@ static void loadings_partial(dec_data *d, size_t i, const double *x, double *out
   out[0] = 0;
 }
 
-/* Every rank's partial Gram matrix; rank 0 sums them and solves with dsyevr. */
+void openblas_set_num_threads(int);
+
+/* Collective: a barrier that sleeps instead of spinning, so a waiting rank
+ * leaves its core to rank 0's eigensolver. */
+static int quiet_barrier(MPI_Comm comm) {
+  MPI_Request req;
+  HB_MPI(MPI_Ibarrier(comm, &req));
+  for (int done = 0;;) {
+    HB_MPI(MPI_Test(&req, &done, MPI_STATUS_IGNORE));
+    if (done) return 0;
+    nanosleep(&(struct timespec){0, 1000000}, NULL);
+  }
+}
+
+/* Ranks sharing rank 0's node (their cores are idle during its dsyevr). */
+static int node_ranks(MPI_Comm comm) {
+  MPI_Comm node;
+  int n = 1;
+  if (MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) != MPI_SUCCESS) return 1;
+  MPI_Comm_size(node, &n);
+  MPI_Comm_free(&node);
+  return n;
+}
+
+/* Every rank's partial Gram matrix; rank 0 sums them and solves with dsyevr,
+ * with OpenBLAS threads for its node's ranks while they sleep. */
 static int svd_exact_local(dec_data *d, size_t K, double *Vt, double *s) {
   size_t M = d->M;
   double *G = calloc(M * M, sizeof *G);
@@ -150,12 +176,16 @@ static int svd_exact_local(dec_data *d, size_t K, double *Vt, double *s) {
   double dummy;
   rc = dec_reduce(d, 1, 1, gram_accumulate, G, NULL, 0, &dummy);
   if (!rc) rc = hb_agree(d->g->comm, sum_to_root(d, G, M * M));
+  int share = node_ranks(d->g->comm);
   if (!rc && d->g->rank == 0) {
     d->sumsq = 0;
     for (size_t j = 0; j < M; j++) d->sumsq += G[j * M + j];
+    openblas_set_num_threads(d->g->threads * share);
     rc = top_eigen(G, M, K, Vt, s);
+    openblas_set_num_threads(d->g->threads);
   }
   free(G);
+  HB_CALL(quiet_barrier(d->g->comm));
   HB_CALL(hb_agree(d->g->comm, rc));
   HB_MPI(MPI_Bcast(Vt, (int)(K * M), MPI_DOUBLE, 0, d->g->comm));
   HB_MPI(MPI_Bcast(s, (int)K, MPI_DOUBLE, 0, d->g->comm));
@@ -343,7 +373,9 @@ static int pick_solver(const dec_data *d, size_t K) {
 }
 
 /* auto: distributed once the Gram matrix passes GRAM_LOCAL_MAX bytes, which
- * rank 0 would otherwise hold (twice, with dsyevr's copy) on top of its rows. */
+ * rank 0 would otherwise hold (twice, with dsyevr's copy) on top of its rows.
+ * Below that, rank 0's dsyevr: at M = 4096 on 2 ranks it beat pdsyevr in
+ * every run we made (docs/performance.md). */
 #define GRAM_LOCAL_MAX (2.0 * (1u << 30))
 int dec_gram_where(const dec_data *d) {
   if (d->p->gram_solver != GRAM_AUTO) return d->p->gram_solver;
