@@ -26,6 +26,9 @@ static const hb_param_spec dec_params_spec[] = {
      "divide X by sqrt(row sums) x sqrt(column sums) first (Keenan and Kotula); needs centre: none"},
     {"svd_solver", HB_P_ENUM, 0, "auto", "auto|exact|randomized", 0, NULL,
      "svd (and NMF's nndsvd init): exact Gram eigensolver or Halko-Martinsson-Tropp; auto picks the cheaper"},
+    {"gram_solver", HB_P_ENUM, 0, "auto", "auto|local|scalapack", 0, NULL,
+     "exact svd: eigensolve the M x M Gram matrix on rank 0 (LAPACK dsyevr) or block-cyclic over all ranks "
+     "(ScaLAPACK pdsyevr); auto: scalapack once the matrix passes 2 GiB"},
     {"n_iter", HB_P_INT, 0, "7, or 4 when k >= 0.1 min(N, M)", NULL, 0, NULL, "randomized: power iterations"},
     {"oversampling", HB_P_INT, 0, "10", NULL, 0, NULL, "randomized: extra columns of the sketch"},
     {"random_seed", HB_P_INT, 0, "0", NULL, 0, NULL, "randomized sketch and random init"},
@@ -76,7 +79,7 @@ static int int_param(const hb_node *spec, const char *key, long long lo, long lo
 /* Keys that only mean something for one algorithm are errors for the other:
  * a typo'd intent must not be silently ignored. */
 static int check_applies(const hb_node *spec, int algorithm) {
-  static const char *const svd_only = "centre|svd_solver|n_iter|oversampling";
+  static const char *const svd_only = "centre|svd_solver|gram_solver|n_iter|oversampling";
   static const char *const nmf_only = "solver|init|init_file|max_iter|tol";
   const char *other = algorithm == DEC_SVD ? nmf_only : svd_only;
   for (size_t i = 0; i < spec->n; i++) {
@@ -164,13 +167,15 @@ static int read_params(const hb_node *spec, const hb_input *in, dec_params *p) {
   static const char *const alg[] = {"svd", "nmf", NULL}, *const centre[] = {"none", "navigation", "signal", NULL},
                            *const solver[] = {"auto", "exact", "randomized", NULL}, *const nmf[] = {"cd", "mu", "hals", NULL},
                            *const init[] = {"nndsvda", "nndsvd", "random", "custom", NULL},
-                           *const cache[] = {"auto", "memory", "disk", NULL};
+                           *const cache[] = {"auto", "memory", "disk", NULL},
+                           *const gram[] = {"auto", "local", "scalapack", NULL};
   p->algorithm = enum_of(spec, "algorithm", alg, DEC_SVD);
   p->centre = enum_of(spec, "centre", centre, CENTRE_NONE);
   p->svd_solver = enum_of(spec, "svd_solver", solver, SVD_AUTO);
   p->nmf_solver = enum_of(spec, "solver", nmf, NMF_CD);
   p->init = enum_of(spec, "init", init, INIT_NNDSVDA);
   p->cache = enum_of(spec, "cache", cache, CACHE_AUTO);
+  p->gram_solver = enum_of(spec, "gram_solver", gram, GRAM_AUTO);
   HB_CALL(check_applies(spec, p->algorithm));
   const hb_node *pn = hb_node_child(spec, "normalize_poissonian_noise");
   if (pn) HB_CALL(hb_node_bool(pn, &p->poisson));
@@ -532,6 +537,7 @@ typedef struct {
   int iterations;
   double residual;
   const double *ev, *evr; /* SVD only */
+  const char *gram;       /* exact SVD only: where the Gram eigenproblem was solved */
 } dec_meta;
 
 static int write_meta(dec_data *d, const hb_kernel *k, const dec_meta *m) {
@@ -544,6 +550,7 @@ static int write_meta(dec_data *d, const hb_kernel *k, const dec_meta *m) {
     hsize_t n = p->k;
     rc = hb_h5_attr_str(g, "decomposition_algorithm", m->algorithm);
     if (!rc) rc = hb_h5_attr_str(g, "solver", m->solver);
+    if (!rc && m->gram) rc = hb_h5_attr_str(g, "gram_solver", m->gram);
     if (!rc) rc = hb_h5_attr_i64(g, "output_dimension", (long long)p->k);
     if (!rc) rc = hb_h5_attr_str(g, "centre", centre[p->centre]);
     if (!rc) rc = hb_h5_attr_bool(g, "poissonian_noise_normalized", p->poisson);
@@ -658,7 +665,8 @@ static int run_svd(dec_data *d, const hb_kernel *k) {
     unnormalise(d, K, F, L);
     dec_masks_fill(d, K, F, L);
     dec_meta m = {"SVD", solver == SVD_EXACT ? "exact" : "randomized", solver == SVD_EXACT ? 0 : d->p->n_iter,
-                  sqrt(fmax(d->sumsq - kept, 0)), ev, evr};
+                  sqrt(fmax(d->sumsq - kept, 0)), ev, evr,
+                  solver != SVD_EXACT ? NULL : dec_gram_where(d) == GRAM_SCALAPACK ? "scalapack" : "local"};
     rc = write_whole(d, k, 0, F);
     if (!rc) rc = write_loadings(d, k, 1, K, L);
     if (!rc) rc = write_whole(d, k, 2, evr);
@@ -685,7 +693,7 @@ static int run_nmf(dec_data *d, const hb_kernel *k) {
     unnormalise(d, K, H, W);
     dec_masks_fill(d, K, H, W);
     static const char *const nmf_name[] = {"cd", "mu", "hals"};
-    dec_meta m = {"NMF", nmf_name[d->p->nmf_solver], iters, res, NULL, NULL};
+    dec_meta m = {"NMF", nmf_name[d->p->nmf_solver], iters, res, NULL, NULL, NULL};
     rc = write_whole(d, k, 0, H);
     if (!rc) rc = write_loadings(d, k, 1, K, W);
     if (!rc) rc = write_meta(d, k, &m);

@@ -14,12 +14,14 @@
 enum { DEC_SVD, DEC_NMF };
 enum { CENTRE_NONE, CENTRE_NAVIGATION, CENTRE_SIGNAL };
 enum { SVD_AUTO, SVD_EXACT, SVD_RANDOMIZED };
+enum { GRAM_AUTO, GRAM_LOCAL, GRAM_SCALAPACK }; /* exact: where the Gram eigenproblem is solved */
 enum { NMF_CD, NMF_MU, NMF_HALS };
 enum { INIT_NNDSVDA, INIT_NNDSVD, INIT_RANDOM, INIT_CUSTOM };
 enum { CACHE_AUTO, CACHE_MEMORY, CACHE_DISK };
 
 typedef struct {
   int algorithm, centre, poisson, svd_solver, nmf_solver, init, cache;
+  int gram_solver;
   size_t k;
   int n_iter, oversampling, max_iter;
   long long seed;
@@ -66,6 +68,13 @@ size_t dec_flat_nav(const dec_data *d, const hb_block *b, size_t p);
  * loadings L = U·S (nloc × k), signs by HyperSpy's rule.  *solver receives
  * the solver used (SVD_EXACT or SVD_RANDOMIZED). */
 int dec_svd(dec_data *d, size_t k, double *Vt, double *s, double *L, int *solver);
+/* Whether exact SVD solved on the ScaLAPACK grid (GRAM_SCALAPACK) or rank 0
+ * (GRAM_LOCAL): GRAM_AUTO's rule, for the metadata too. */
+int dec_gram_where(const dec_data *d);
+/* Collective: the top k eigenpairs of XᵀX (descending, eigenvalues clamped at
+ * 0) with the Gram matrix distributed block-cyclically and pdsyevr; also sets
+ * d->sumsq.  Vt and lam on every rank. */
+int dec_gram_eigen_scalapack(dec_data *d, size_t k, double *Vt, double *lam);
 
 /* NMF (sklearn's objective and rules) from the requested init: W local
  * (nloc × k), H (k × M); iterations run and the final ||X - WH||_F. */

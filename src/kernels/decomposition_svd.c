@@ -13,6 +13,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "decomposition_priv.h"
 #include "hb_error.h"
@@ -65,11 +66,38 @@ static int flip_signs(dec_data *d, size_t K, double *Vt, double *L) {
 
 /* ---- exact ------------------------------------------------------------------- */
 
-static void gram_partial(dec_data *d, size_t i, const double *x, double *out, void *arg) {
-  (void)arg;
+/* This rank's XᵀX (row-major upper) with dsyrk, its blocks summed in block
+ * order into one buffer: one M × M partial per rank instead of one per block
+ * (each 128 MB at M = 4096; merging those cost more than the products).  The
+ * ranks' partials are then summed in rank order, so a run is reproducible
+ * bit for bit and other rank counts agree to rounding. */
+static void gram_accumulate(dec_data *d, size_t i, const double *x, double *out, void *arg) {
   size_t M = d->M;
-  memset(out, 0, M * M * sizeof *out);
-  cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)M, (int)d->blk[i].npos, 1.0, x, (int)M, 0.0, out, (int)M);
+  out[0] = 0;
+  cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)M, (int)d->blk[i].npos, 1.0, x, (int)M, 1.0, arg, (int)M);
+}
+
+/* rank 0: G += every other rank's G, in rank order, through one chunk. */
+static int sum_to_root(dec_data *d, double *G, size_t n) {
+  enum { CHUNK = 1 << 20 };
+  MPI_Comm comm = d->g->comm;
+  if (d->g->rank > 0) {
+    for (size_t o = 0; o < n; o += CHUNK)
+      HB_MPI(MPI_Send(G + o, (int)(n - o < CHUNK ? n - o : CHUNK), MPI_DOUBLE, 0, 7311, comm));
+    return 0;
+  }
+  double *buf;
+  HB_ALLOC(buf, n < CHUNK ? n : CHUNK);
+  int rc = 0;
+  for (int r = 1; r < d->g->size && !rc; r++)
+    for (size_t o = 0; o < n && !rc; o += CHUNK) {
+      size_t c = n - o < CHUNK ? n - o : CHUNK;
+      rc = MPI_Recv(buf, (int)c, MPI_DOUBLE, r, 7311, comm, MPI_STATUS_IGNORE) == MPI_SUCCESS ? 0 : HB_EINTERNAL;
+      for (size_t j = 0; j < c; j++) G[o + j] += buf[j];
+    }
+  free(buf);
+  HB_CHECK(!rc, HB_EINTERNAL, "MPI", "receiving a Gram partial failed");
+  return 0;
 }
 
 /* Top K eigenpairs of the symmetric G (row-major upper = column-major lower),
@@ -112,25 +140,62 @@ static void loadings_partial(dec_data *d, size_t i, const double *x, double *out
   out[0] = 0;
 }
 
-static int svd_exact(dec_data *d, size_t K, double *Vt, double *s, double *L) {
+void openblas_set_num_threads(int);
+
+/* Collective: a barrier that sleeps instead of spinning, so a waiting rank
+ * leaves its core to rank 0's eigensolver. */
+static int quiet_barrier(MPI_Comm comm) {
+  MPI_Request req;
+  HB_MPI(MPI_Ibarrier(comm, &req));
+  for (int done = 0;;) {
+    HB_MPI(MPI_Test(&req, &done, MPI_STATUS_IGNORE));
+    if (done) return 0;
+    nanosleep(&(struct timespec){0, 1000000}, NULL);
+  }
+}
+
+/* Ranks sharing rank 0's node (their cores are idle during its dsyevr). */
+static int node_ranks(MPI_Comm comm) {
+  MPI_Comm node;
+  int n = 1;
+  if (MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) != MPI_SUCCESS) return 1;
+  MPI_Comm_size(node, &n);
+  MPI_Comm_free(&node);
+  return n;
+}
+
+/* Every rank's partial Gram matrix; rank 0 sums them and solves with dsyevr,
+ * with OpenBLAS threads for its node's ranks while they sleep. */
+static int svd_exact_local(dec_data *d, size_t K, double *Vt, double *s) {
   size_t M = d->M;
-  double *G = d->g->rank == 0 ? malloc(M * M * sizeof *G) : NULL;
-  int rc = d->g->rank == 0 && !G ? hb_error_raise(HB_EINTERNAL, __FILE__, __LINE__, "memory",
-                                                  "out of memory for the %zu x %zu Gram matrix", M, M)
-                                 : 0;
+  double *G = calloc(M * M, sizeof *G);
+  int rc = !G ? hb_error_raise(HB_EINTERNAL, __FILE__, __LINE__, "memory", "out of memory for the %zu x %zu Gram matrix",
+                               M, M)
+              : 0;
   HB_CALL(hb_agree(d->g->comm, rc));
-  rc = dec_reduce(d, M * M, 1, gram_partial, NULL, NULL, 0, G);
+  double dummy;
+  rc = dec_reduce(d, 1, 1, gram_accumulate, G, NULL, 0, &dummy);
+  if (!rc) rc = hb_agree(d->g->comm, sum_to_root(d, G, M * M));
+  int share = node_ranks(d->g->comm);
   if (!rc && d->g->rank == 0) {
     d->sumsq = 0;
     for (size_t j = 0; j < M; j++) d->sumsq += G[j * M + j];
+    openblas_set_num_threads(d->g->threads * share);
     rc = top_eigen(G, M, K, Vt, s);
-    for (size_t c = 0; !rc && c < K; c++) s[c] = sqrt(s[c]);
+    openblas_set_num_threads(d->g->threads);
   }
   free(G);
+  HB_CALL(quiet_barrier(d->g->comm));
   HB_CALL(hb_agree(d->g->comm, rc));
   HB_MPI(MPI_Bcast(Vt, (int)(K * M), MPI_DOUBLE, 0, d->g->comm));
   HB_MPI(MPI_Bcast(s, (int)K, MPI_DOUBLE, 0, d->g->comm));
   HB_MPI(MPI_Bcast(&d->sumsq, 1, MPI_DOUBLE, 0, d->g->comm));
+  return 0;
+}
+
+static int svd_exact(dec_data *d, size_t K, double *Vt, double *s, double *L, int distributed) {
+  HB_CALL(distributed ? dec_gram_eigen_scalapack(d, K, Vt, s) : svd_exact_local(d, K, Vt, s));
+  for (size_t c = 0; c < K; c++) s[c] = sqrt(s[c]);
   double dummy;
   void *arg[2] = {Vt, L};
   return dec_reduce(d, 1, 1, loadings_partial, arg, NULL, 0, &dummy);
@@ -307,8 +372,19 @@ static int pick_solver(const dec_data *d, size_t K) {
   return N * M * M + 4.0 / 3.0 * M * M * M <= 4 * 2 * N * M * l ? SVD_EXACT : SVD_RANDOMIZED;
 }
 
+/* auto: distributed once the Gram matrix passes GRAM_LOCAL_MAX bytes, which
+ * rank 0 would otherwise hold (twice, with dsyevr's copy) on top of its rows.
+ * Below that, rank 0's dsyevr: at M = 4096 on 2 ranks it beat pdsyevr in
+ * every run we made (docs/performance.md). */
+#define GRAM_LOCAL_MAX (2.0 * (1u << 30))
+int dec_gram_where(const dec_data *d) {
+  if (d->p->gram_solver != GRAM_AUTO) return d->p->gram_solver;
+  return (double)d->M * (double)d->M * sizeof(double) > GRAM_LOCAL_MAX ? GRAM_SCALAPACK : GRAM_LOCAL;
+}
+
 int dec_svd(dec_data *d, size_t K, double *Vt, double *s, double *L, int *solver) {
   *solver = pick_solver(d, K);
-  HB_CALL(*solver == SVD_EXACT ? svd_exact(d, K, Vt, s, L) : svd_randomized(d, K, Vt, s, L));
+  HB_CALL(*solver == SVD_EXACT ? svd_exact(d, K, Vt, s, L, dec_gram_where(d) == GRAM_SCALAPACK)
+                               : svd_randomized(d, K, Vt, s, L));
   return flip_signs(d, K, Vt, L);
 }

@@ -95,10 +95,13 @@ def test_pca(tmp):
             Fh = lr.factors.T[:k]
             Lh = lr.loadings.T[:k]
             evrh = lr.explained_variance_ratio[:k]
-            for solver in ("exact", "randomized"):
-                tag = f"{fname} centre={centre} poisson={poisson} {solver}"
+            # exact twice: the Gram eigenproblem on rank 0 (LAPACK) and block-cyclic
+            # over all ranks (ScaLAPACK, what auto picks when M x M is too big for one rank)
+            for solver, gram in (("exact", "local"), ("exact", "scalapack"), ("randomized", None)):
+                tag = f"{fname} centre={centre} poisson={poisson} {solver}" + (f" gram {gram}" if gram else "")
                 kern = (f"op: decomposition, components: {k}, centre: {centre}, "
-                        f"normalize_poissonian_noise: {str(poisson).lower()}, svd_solver: {solver}")
+                        f"normalize_poissonian_noise: {str(poisson).lower()}, svd_solver: {solver}"
+                        + (f", gram_solver: {gram}" if gram else ""))
                 job = write_job(tmp, "pca", fname, kern, block=4)
                 outs = []
                 for n in (1, 2, 3):
@@ -132,8 +135,9 @@ def test_pca(tmp):
                         check(e_.data.shape == (k,), f"{tag}: explained variance ratio has k values")
                         md = f_.metadata.Decomposition
                         check(md.decomposition_algorithm == "SVD" and md.solver == solver and
-                              md.poissonian_noise_normalized == poisson and md.output_dimension == k,
-                              f"{tag}: metadata records algorithm, solver, normalisation, k")
+                              md.poissonian_noise_normalized == poisson and md.output_dimension == k and
+                              md.get_item("gram_solver") == gram,
+                              f"{tag}: metadata records algorithm, solver, gram solver, normalisation, k")
                         lazy = by_title(load_quietly(os.path.join(tmp, out), lazy=True))
                         check(np.allclose(lazy["dec_loadings"].data.compute(), l_.data), f"{tag}: lazy load")
                 agree_ranks(outs, tag)
@@ -154,6 +158,7 @@ def agree_ranks(outs, tag, tol=1e-9):
 def test_repeat(tmp):
     src = eels(tmp, "rep.hspy", "13,11,96", "4,3,96", 7)
     for kern in ("op: decomposition, components: 3, svd_solver: exact, centre: navigation",
+                 "op: decomposition, components: 3, svd_solver: exact, gram_solver: scalapack, centre: navigation",
                  "op: decomposition, components: 3, svd_solver: randomized, random_seed: 5",
                  "op: decomposition, algorithm: nmf, components: 3, solver: mu, max_iter: 50"):
         job = write_job(tmp, "rep", os.path.basename(src), kern, block=5)
@@ -167,11 +172,18 @@ def test_repeat(tmp):
 
 def test_nmf_vs_sklearn(tmp):
     """The same X, the same initial W and H, tol = 0: W and H after a fixed
-    number of iterations match sklearn's to 1e-8 (cd and mu), at 1, 2, 3 ranks."""
-    src = eels(tmp, "nmf.hspy", "9,10,64", "4,3,64", 11)
+    number of iterations match sklearn's to 1e-8 (cd and mu), at 1, 2, 3 ranks.
+    Two cases: k = 5, M = 61 and blocks of 40 patterns also take the WᵀX
+    kernel's paths for a full and a partial group of components, for columns
+    past the last eight, and for several runs of rows in one block."""
+    for shape, chunks, k, block in (("9,10,64", "4,3,64", 3, 4), ("9,10,61", "4,3,61", 5, 40)):
+        nmf_vs_sklearn(tmp, shape, chunks, k, block)
+
+
+def nmf_vs_sklearn(tmp, shape, chunks, k, block):
+    src = eels(tmp, "nmf.hspy", shape, chunks, 11)
     X = hs.load(src).data.astype(np.float64)
     ny, nx, m = X.shape
-    k = 3
     rng = np.random.default_rng(4)
     W0 = rng.uniform(0.1, 1, (ny * nx, k)) * np.sqrt(X.mean() / k)
     H0 = rng.uniform(0.1, 1, (k, m)) * np.sqrt(X.mean() / k)
@@ -186,7 +198,7 @@ def test_nmf_vs_sklearn(tmp):
         Hs = est.components_
         kern = (f"op: decomposition, algorithm: nmf, components: {k}, solver: {solver}, init: custom, "
                 f"init_file: init.h5, tol: 0, max_iter: {iters}")
-        job = write_job(tmp, "nmf", "nmf.hspy", kern, block=4)
+        job = write_job(tmp, "nmf", "nmf.hspy", kern, block=block)
         outs = []
         for n in (1, 2, 3):
             out = f"nmf_{solver}_{n}.hspy"
@@ -197,9 +209,9 @@ def test_nmf_vs_sklearn(tmp):
             H = r["dec_factors"].reshape(k, -1)
             W = r["dec_loadings"].reshape(k, -1).T
             check(rel(H, Hs) <= 1e-8 and rel(W, Ws) <= 1e-8,
-                  f"np={n} nmf {solver} {iters} iterations from the same W, H: H {rel(H, Hs):.1e}, W {rel(W, Ws):.1e} "
+                  f"np={n} k={k} M={m} nmf {solver} {iters} iterations from the same W, H: H {rel(H, Hs):.1e}, W {rel(W, Ws):.1e} "
                   "relative to sklearn")
-        agree_ranks(outs, f"nmf {solver}")
+        agree_ranks(outs, f"nmf {solver} k={k} M={m}")
 
 
 def nmf_default_and_truth(tmp):
