@@ -13,6 +13,7 @@ typedef enum {
   HB_P_ENUM,    /* one of `choices`, "a|b|c" */
   HB_P_NUMBERS, /* flow list of `count` numbers */
   HB_P_MAP,     /* nested map checked against `sub` */
+  HB_P_MAP_OR_PATH, /* a map as HB_P_MAP, or a string naming a file or FILE:/DATASET */
   HB_P_LIST,    /* a list; its items are checked by the owner */
 } hb_ptype;
 
@@ -24,7 +25,7 @@ struct hb_param_spec {
   const char *dflt;     /* documentation of the default, NULL if none */
   const char *choices;  /* HB_P_ENUM */
   int count;            /* HB_P_NUMBERS */
-  const hb_param_spec *sub; /* HB_P_MAP */
+  const hb_param_spec *sub; /* HB_P_MAP, HB_P_MAP_OR_PATH */
   const char *help;
 };
 #define HB_PARAM_END {0}

@@ -16,6 +16,7 @@ const char *hb_ptype_name(const hb_param_spec *p) {
     case HB_P_ENUM: snprintf(buf, sizeof buf, "%s", p->choices); return buf;
     case HB_P_NUMBERS: snprintf(buf, sizeof buf, "[%d numbers]", p->count); return buf;
     case HB_P_MAP: return "map";
+    case HB_P_MAP_OR_PATH: return "map, or FILE[:/DATASET]";
     case HB_P_LIST: return "list";
   }
   return "?";
@@ -52,6 +53,10 @@ static int check_value(const hb_node *v, const hb_param_spec *p, const char *wha
                p->name, p->choices, s);
       return 0;
     case HB_P_NUMBERS: return hb_node_numbers(v, nums, (size_t)p->count);
+    case HB_P_MAP_OR_PATH:
+      /* a string names a file; otherwise it is a map */
+      if (v->kind == HB_NODE_SCALAR) return hb_node_string(v, &s);
+      /* fall through */
     case HB_P_MAP:
       HB_CHECK(v->kind == HB_NODE_MAP, HB_EINVALID, hb_node_where(v, 0), "'%s' must be a map of keys", p->name);
       if (p->sub) {

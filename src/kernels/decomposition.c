@@ -41,10 +41,11 @@ static const hb_param_spec dec_params_spec[] = {
     {"max_iter", HB_P_INT, 0, "200", NULL, 0, NULL, "nmf: iterations at most"},
     {"tol", HB_P_FLOAT, 0, "1e-4", NULL, 0, NULL,
      "nmf: stopping tolerance (sklearn's rule for cd and mu; hals: relative decrease of the error per iteration)"},
-    {"navigation_mask", HB_P_MAP, 0, NULL, NULL, 0, hb_detector_params,
-     "patterns to EXCLUDE (HyperSpy's True): a virtual_image detector over the navigation axes, or {shape: mask, "
-     "file, dataset} with nonzero = excluded; their loadings are NaN"},
-    {"signal_mask", HB_P_MAP, 0, NULL, NULL, 0, hb_detector_params,
+    {"navigation_mask", HB_P_MAP_OR_PATH, 0, NULL, NULL, 0, hb_detector_params,
+     "patterns to EXCLUDE (HyperSpy's True): a virtual_image detector over the navigation axes, or a dataset "
+     "(FILE.hspy holding one signal, FILE:/DATASET, or {shape: mask, file, dataset}) with nonzero = excluded; "
+     "their loadings are NaN"},
+    {"signal_mask", HB_P_MAP_OR_PATH, 0, NULL, NULL, 0, hb_detector_params,
      "pixels to EXCLUDE, likewise over the signal axes; their factor values are NaN"},
     {"bss", HB_P_BOOL, 0, "false", NULL, 0, NULL,
      "also blind source separation of the k components: FastICA as HyperSpy's blind_source_separation() defaults"},

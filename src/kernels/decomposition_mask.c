@@ -5,13 +5,60 @@
  * sum and NMF update equal to the submatrix's; counts (the mean, S²/N,
  * mean(X)) use the unmasked sizes.  Outputs at masked positions are NaN, as
  * HyperSpy's. */
+#include <hdf5.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "decomposition_priv.h"
 #include "hb_detector.h"
 #include "hb_error.h"
+
+static herr_t find_signal(hid_t g, const char *name, const H5L_info_t *info, void *arg) {
+  (void)info;
+  char *found = arg, path[512];
+  snprintf(path, sizeof path, "%s/data", name);
+  if (H5Lexists(g, name, H5P_DEFAULT) <= 0 || H5Lexists(g, path, H5P_DEFAULT) <= 0) return 0;
+  if (found[0]) return 1; /* a second signal: ambiguous */
+  snprintf(found, 1024, "/Experiments/%s", path);
+  return 0;
+}
+
+/* The string form, "FILE" (a .hspy file holding one signal, as HyperSpy's
+ * `mask.save()` writes it) or "FILE:/DATASET", as the map form
+ * {shape: mask, file, dataset} that hb_detector_plan reads. */
+static int path_to_map(const hb_node *n, char *file, char *dset, size_t cap) {
+  const char *text = n->text, *sep = strstr(text, ":/");
+  HB_CHECK(text[0], HB_EINVALID, hb_node_where(n, 0), "'%s' names no file", n->key);
+  snprintf(file, cap, "%.*s", (int)(sep ? (size_t)(sep - text) : strlen(text)), text);
+  if (sep) {
+    snprintf(dset, cap, "%s", sep + 1);
+    return 0;
+  }
+  /* relative to the job file, as hb_detector_plan resolves `file` */
+  char path[4096];
+  const char *slash = strrchr(n->src, '/');
+  if (file[0] == '/' || !slash || !strncmp(n->src, "--set", 5)) snprintf(path, sizeof path, "%s", file);
+  else snprintf(path, sizeof path, "%.*s/%s", (int)(slash - n->src), n->src, file);
+  hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+  HB_CHECK(f >= 0, HB_EINVALID, hb_node_where(n, 0), "cannot open mask file '%s' as HDF5", file);
+  char found[1024] = ""; /* find_signal writes up to 1024 */
+  herr_t more = 0;
+  if (H5Lexists(f, "/Experiments", H5P_DEFAULT) > 0) {
+    hid_t g = H5Gopen2(f, "/Experiments", H5P_DEFAULT);
+    if (g >= 0) {
+      more = H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, NULL, find_signal, found);
+      H5Gclose(g);
+    }
+  }
+  H5Fclose(f);
+  HB_CHECK(found[0] && more == 0, HB_EINVALID, hb_node_where(n, 0),
+           "mask file '%s' does not hold exactly one HyperSpy signal: name the dataset as '%s:/path/to/dataset'", file,
+           file);
+  snprintf(dset, cap, "%s", found);
+  return 0;
+}
 
 /* One mask: geometry or dataset over the navigation or signal space. */
 static int plan_one(const hb_node *spec, const char *key, const hb_input *in, int nav, unsigned char **mask,
@@ -22,6 +69,17 @@ static int plan_one(const hb_node *spec, const char *key, const hb_input *in, in
   for (int a = 0; a < nd; a++) size *= in->shape[first + a];
   *used = size;
   if (!n) return 0;
+  /* the string form becomes a map whose nodes point at the string */
+  char file[2048], dset[2048], k_shape[] = "shape", k_file[] = "file", k_dset[] = "dataset", v_mask[] = "mask";
+  hb_node m_shape = *n, m_file = *n, m_dset = *n, as_map = *n, *kids[3] = {&m_shape, &m_file, &m_dset};
+  if (n->kind == HB_NODE_SCALAR) {
+    HB_CALL(path_to_map(n, file, dset, sizeof file));
+    m_shape.key = k_shape, m_shape.text = v_mask;
+    m_file.key = k_file, m_file.text = file;
+    m_dset.key = k_dset, m_dset.text = dset;
+    as_map.kind = HB_NODE_MAP, as_map.text = NULL, as_map.kids = kids, as_map.n = 3;
+    n = &as_map;
+  }
   hb_detector det;
   HB_CALL(hb_detector_plan(n, nd, &in->shape[first], &in->axes[first], nav ? "navigation" : "signal", &det));
   unsigned char *m = calloc(size, 1);

@@ -58,7 +58,7 @@ static void print_params(const hb_param_spec *p, int depth, int md) {
     else
       printf("  %*s%-12s %-28s %s%s%s%s%s\n", depth * 2, "", p->name, type, p->help,
              p->required ? " [required]" : "", p->dflt ? " [default " : "", p->dflt ? p->dflt : "", p->dflt ? "]" : "");
-    if (p->type == HB_P_MAP && p->sub) print_params(p->sub, depth + 1, md);
+    if ((p->type == HB_P_MAP || p->type == HB_P_MAP_OR_PATH) && p->sub) print_params(p->sub, depth + 1, md);
   }
 }
 

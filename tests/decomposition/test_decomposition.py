@@ -309,6 +309,18 @@ def test_masks(tmp):
                   f"np={n} {tag}: NaN where HyperSpy's {same_nan}, |cos| factors {cf:.6f} loadings {cl:.6f}, "
                   f"ratio {evr} vs {evrh}")
         agree_ranks(outs, tag)
+    # the string forms: a mask saved by HyperSpy (FILE holding one signal) and
+    # FILE:/DATASET give the same results as the map form, bit for bit
+    hs.signals.BaseSignal(nav).save(os.path.join(tmp, "navmask.hspy"), overwrite=True)
+    same = []
+    for form, m in (("map", masks), ("path", "navigation_mask: navmask.hspy, signal_mask: 'masks.h5:/sig'")):
+        job = write_job(tmp, f"m{form}", "mask.hspy", f"op: decomposition, components: {k}, svd_solver: exact, {m}",
+                        block=7)
+        if run(2, job, f"output.file=mform_{form}.hspy"):
+            same.append(results(os.path.join(tmp, f"mform_{form}.hspy")))
+    ok = len(same) == 2 and sorted(same[0]) == sorted(same[1]) and all(
+        same[0][key].tobytes() == same[1][key].tobytes() for key in same[0])
+    check(ok, "masks as 'navmask.hspy' (saved by HyperSpy) and 'masks.h5:/sig': bit-identical to the map form")
     # NMF cd on the submatrix, from the same W and H
     X = ref.data.reshape(-1, 64)
     Xs = X[~nav.ravel()][:, ~sig]
@@ -532,6 +544,9 @@ def test_errors(tmp):
                  "components must be 1 to min(N, M) = 2 (unmasked navigation size N = 2", "components > unmasked")
     expect_error(job, ["kernels.dec.signal_mask={shape: mask, file: badmask.h5, dataset: nope}"], 2,
                  "mask file 'badmask.h5' has no dataset 'nope'", "missing mask dataset")
+    expect_error(job, ["kernels.dec.signal_mask=badmask.h5"], 2,
+                 "mask file 'badmask.h5' does not hold exactly one HyperSpy signal: name the dataset as "
+                 "'badmask.h5:/path/to/dataset'", "mask path without a dataset in a plain HDF5 file")
     mjob = write_job(tmp, "merr", "err.hspy", "op: decomposition, components: 2,\n"
                      "      navigation_mask: {shape: mask, file: badmask.h5, dataset: nav}")
     p = hb(1, mjob, cmd="validate")
