@@ -8,7 +8,8 @@
  *   - zlib:       uncompress() of every deflate stream
  *   - libdeflate: libdeflate_zlib_decompress() of the same streams
  *   - unshuffle_naive: a scalar byte-loop unshuffle (any element size)
- *   - unshuffle_sse2:  the SSE2 unshuffle the engine uses (2-byte data)
+ *   - unshuffle_sse2:  the engine's own unshuffle (hb_unshuffle, SSE2 for
+ *                      2-byte data)
  *   - decode:     libdeflate + SSE2 unshuffle of every chunk, the whole
  *                 single-core decode a reader does per chunk
  *   - memcpy:     a plain copy of each chunk, for scale
@@ -29,9 +30,8 @@
 #include <string.h>
 #include <time.h>
 #include <zlib.h>
-#ifdef __SSE2__
-#include <emmintrin.h>
-#endif
+
+#include "chunkread.h"
 
 #define MAXDIM 32
 #define MAXF 8
@@ -88,24 +88,24 @@ __attribute__((optimize("no-tree-vectorize"))) static void unshuffle_naive(const
     for (size_t i = 0; i < n; i++) out[i * es + j] = in[j * n + i];
 }
 
-#ifdef __SSE2__
-static void unshuffle_sse2(const unsigned char *in, unsigned char *out, size_t n) {
-  size_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    __m128i lo = _mm_loadu_si128((const __m128i *)(in + i));
-    __m128i hi = _mm_loadu_si128((const __m128i *)(in + n + i));
-    _mm_storeu_si128((__m128i *)(out + 2 * i), _mm_unpacklo_epi8(lo, hi));
-    _mm_storeu_si128((__m128i *)(out + 2 * i + 16), _mm_unpackhi_epi8(lo, hi));
-  }
-  for (; i < n; i++) out[2 * i] = in[i], out[2 * i + 1] = in[n + i];
-}
-#endif
 
 typedef struct {
   unsigned char *raw; /* as stored */
   size_t size;
   uint32_t mask;
 } chunk;
+
+/* A chunk's shuffled bytes: inflated into buf, or as stored if its deflate
+ * was skipped; NULL if stored unfiltered but short (not a whole chunk). */
+static const unsigned char *shuffled_bytes(struct libdeflate_decompressor *dec, const chunk *c, int deflate_pos,
+                                           unsigned char *buf, size_t cbytes) {
+  if (deflate_pos >= 0 && !(c->mask & (1u << deflate_pos))) {
+    size_t got = 0;
+    libdeflate_zlib_decompress(dec, c->raw, c->size, buf, cbytes, &got);
+    return buf;
+  }
+  return c->size < cbytes ? NULL : c->raw;
+}
 
 int main(int argc, char **argv) {
   const char *file = NULL, *dname = NULL;
@@ -249,35 +249,22 @@ int main(int argc, char **argv) {
     for (int r = 0; r < reps; r++) {
       double tn = 0, ts = 0, tm = 0, td = now();
       for (size_t c = 0; c < nchunks; c++) {
-        const unsigned char *src = ch[c].raw;
-        if (has_deflate && !(ch[c].mask & (1u << deflate_pos))) {
-          size_t got = 0;
-          libdeflate_zlib_decompress(dec, ch[c].raw, ch[c].size, a, cbytes, &got);
-          src = a;
-        } else if (ch[c].size < cbytes) {
-          continue;
-        }
-#ifdef __SSE2__
+        const unsigned char *src = shuffled_bytes(dec, &ch[c], deflate_pos, a, cbytes);
+        if (!src) continue;
         if (es == 2) {
           double t = now();
-          unshuffle_sse2(src, b, celems);
+          hb_unshuffle(src, b, celems, es);
           ts += now() - t;
-        } else
-#endif
+        } else {
           unshuffle_naive(src, b, celems, es);
+        }
         sink += b[c % cbytes];
       }
       td = now() - td;
       if (td < best_d) best_d = td;
       for (size_t c = 0; c < nchunks; c++) {
-        const unsigned char *src = ch[c].raw;
-        if (has_deflate && !(ch[c].mask & (1u << deflate_pos))) {
-          size_t got = 0;
-          libdeflate_zlib_decompress(dec, ch[c].raw, ch[c].size, a, cbytes, &got);
-          src = a;
-        } else if (ch[c].size < cbytes) {
-          continue;
-        }
+        const unsigned char *src = shuffled_bytes(dec, &ch[c], deflate_pos, a, cbytes);
+        if (!src) continue;
         double t = now();
         unshuffle_naive(src, b, celems, es);
         tn += now() - t;
