@@ -644,6 +644,15 @@ static int run_bss(dec_data *d, const hb_kernel *k, const double *F, const doubl
   return rc;
 }
 
+/* Factors F (K × M) and local loadings L (nloc × K) back to the data's
+ * scale, NaN where masked, written as results 0 and 1. */
+static int write_model(dec_data *d, const hb_kernel *k, size_t K, double *F, double *L) {
+  unnormalise(d, K, F, L);
+  dec_masks_fill(d, K, F, L);
+  HB_CALL(write_whole(d, k, 0, F));
+  return write_loadings(d, k, 1, K, L);
+}
+
 static int run_svd(dec_data *d, const hb_kernel *k) {
   size_t K = d->p->k, M = d->M;
   double *F = NULL, *s = NULL, *L = NULL, *ev = NULL, *evr = NULL;
@@ -663,13 +672,10 @@ static int run_svd(dec_data *d, const hb_kernel *k) {
       evr[c] = d->sumsq > 0 ? s[c] * s[c] / d->sumsq : 0; /* of the total variance */
       kept += s[c] * s[c];
     }
-    unnormalise(d, K, F, L);
-    dec_masks_fill(d, K, F, L);
     dec_meta m = {"SVD", solver == SVD_EXACT ? "exact" : "randomized", solver == SVD_EXACT ? 0 : d->p->n_iter,
                   sqrt(fmax(d->sumsq - kept, 0)), ev, evr,
                   solver != SVD_EXACT ? NULL : dec_gram_where(d) == GRAM_SCALAPACK ? "scalapack" : "local"};
-    rc = write_whole(d, k, 0, F);
-    if (!rc) rc = write_loadings(d, k, 1, K, L);
+    rc = write_model(d, k, K, F, L);
     if (!rc) rc = write_whole(d, k, 2, evr);
     if (!rc) rc = write_meta(d, k, &m);
     if (!rc && d->p->bss) rc = run_bss(d, k, F, L, ev);
@@ -691,12 +697,9 @@ static int run_nmf(dec_data *d, const hb_kernel *k) {
   double res = 0;
   if (!rc) rc = dec_nmf(d, W, H, &iters, &res);
   if (!rc) {
-    unnormalise(d, K, H, W);
-    dec_masks_fill(d, K, H, W);
     static const char *const nmf_name[] = {"cd", "mu", "hals"};
     dec_meta m = {"NMF", nmf_name[d->p->nmf_solver], iters, res, NULL, NULL, NULL};
-    rc = write_whole(d, k, 0, H);
-    if (!rc) rc = write_loadings(d, k, 1, K, W);
+    rc = write_model(d, k, K, H, W);
     if (!rc) rc = write_meta(d, k, &m);
     if (!rc && d->p->bss) rc = run_bss(d, k, H, W, NULL);
   }

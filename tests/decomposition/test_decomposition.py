@@ -569,23 +569,12 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         os.chdir(tmp)
         warm_up(tmp)
-        only = sys.argv[2:] or ["errors", "masks", "hals", "bss", "pca", "repeat", "nmf", "truth"]
-        if "errors" in only:
-            test_errors(tmp)
-        if "masks" in only:
-            test_masks(tmp)
-        if "hals" in only:
-            test_hals(tmp)
-        if "bss" in only:
-            test_bss(tmp)
-        if "pca" in only:
-            test_pca(tmp)
-        if "repeat" in only:
-            test_repeat(tmp)
-        if "nmf" in only:
-            test_nmf_vs_sklearn(tmp)
-        if "truth" in only:
-            nmf_default_and_truth(tmp)
+        tests = {"errors": test_errors, "masks": test_masks, "hals": test_hals, "bss": test_bss, "pca": test_pca,
+                 "repeat": test_repeat, "nmf": test_nmf_vs_sklearn, "truth": nmf_default_and_truth}
+        only = sys.argv[2:] or list(tests)
+        for name, test in tests.items():
+            if name in only:
+                test(tmp)
     finish("test_decomposition")
 
 
