@@ -39,6 +39,21 @@ check() { # check NAME COMMAND...
   if "$@"; then ok "$name"; else bad "$name"; fi
 }
 
+# small_job RUN_MAP: in.hspy (8 x 8 scan of 32 x 32 patterns) and job.yaml
+# (bright field and mean pattern into out.hspy) in the current folder.
+small_job() {
+  "$HB" synth 4dstem in.hspy --shape 8,8,32,32 >/dev/null
+  cat >job.yaml <<EOF
+version: 1
+input: {file: in.hspy}
+output: {file: out.hspy, previews: false}
+kernels:
+  - {name: bf, op: virtual_image, detector: {shape: circle, center: [16, 16], radius: 4}}
+  - {name: mean_dp, op: mean, axes: navigation}
+run: $1
+EOF
+}
+
 finish() {
   echo "$(basename "$0"): $CHECKS checks, $FAILS failed"
   [ "$FAILS" = 0 ]

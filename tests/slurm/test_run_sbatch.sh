@@ -145,16 +145,7 @@ fi
 
 # ---- the real binary through the script, 2 ranks with mpirun
 cd "$WORK"
-"$HB" synth 4dstem in.hspy --shape 8,8,32,32 >/dev/null
-cat >job.yaml <<'EOF'
-version: 1
-input: {file: in.hspy}
-output: {file: out.hspy, previews: false}
-kernels:
-  - {name: bf, op: virtual_image, detector: {shape: circle, center: [16, 16], radius: 4}}
-  - {name: mean_dp, op: mean, axes: navigation}
-run: {progress: off}
-EOF
+small_job "{progress: off}"
 set +e
 HYPERBATCH=$HB HB_NTASKS=2 timeout 120 bash "$SCRIPT" job.yaml >"$WORK/hb.stdout" 2>"$WORK/hb.stderr"
 RC=$?

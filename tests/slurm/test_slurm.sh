@@ -37,16 +37,7 @@ minislurm_up "$WORK/slurm" || skip "$MINISLURM_WHY"
 echo "single-node Slurm up in $(($(date +%s) - t0)) s: $(sinfo -h -o '%P %D %t %c CPUs')"
 
 cd "$WORK"
-"$HB" synth 4dstem in.hspy --shape 8,8,32,32 >/dev/null
-cat >job.yaml <<'EOF'
-version: 1
-input: {file: in.hspy}
-output: {file: out.hspy, previews: false}
-kernels:
-  - {name: bf, op: virtual_image, detector: {shape: circle, center: [16, 16], radius: 4}}
-  - {name: mean_dp, op: mean, axes: navigation}
-run: {progress: off, block: 16}
-EOF
+small_job "{progress: off, block: 16}"
 export HYPERBATCH=$HB HB_PYTHON=/usr/bin/python3
 
 provenance() { # provenance FILE: prints "slurm_job_id ranks" of every result, one line each
