@@ -61,7 +61,7 @@ const hb_param_spec hb_detector_params[] = {
     {"radius", HB_P_FLOAT, 0, NULL, NULL, 0, NULL, "circle: pixels whose centre is within radius (inclusive)"},
     {"inner", HB_P_FLOAT, 0, NULL, NULL, 0, NULL, "annulus: inner <= r"},
     {"outer", HB_P_FLOAT, 0, NULL, NULL, 0, NULL, "annulus: r <= outer"},
-    {"x", HB_P_NUMBERS, 0, NULL, NULL, 2, NULL, "rectangle: [x0, x1), half-open like a slice"},
+    {"x", HB_P_NUMBERS, 0, NULL, NULL, 2, NULL, "rectangle: [x0, x1), half-open like a slice; on a 1-D space the only key (an interval)"},
     {"y", HB_P_NUMBERS, 0, NULL, NULL, 2, NULL, "rectangle: [y0, y1), half-open like a slice"},
     {"file", HB_P_STRING, 0, NULL, NULL, 0, NULL, "mask: HDF5/.hspy file (relative to the job file)"},
     {"dataset", HB_P_STRING, 0, NULL, NULL, 0, NULL, "mask: dataset of weights, shaped like the space"},
@@ -419,15 +419,19 @@ int hb_detector_plan(const hb_node *det, int nd, const hsize_t *dims, const hb_a
   size_t cap = 1;
   for (int a = 0; a < nd; a++) cap *= dims[a];
   HB_CHECK(cap < UINT32_MAX, HB_EINVALID, hb_node_where(det, 1), "the %s space is too large for a detector", space);
-  HB_CHECK(nd == 2 || !strcmp(shape, "mask"), HB_EINVALID, hb_node_where(det, 1),
-           "a %s detector needs a 2-D %s; this one has %d axes (use shape: mask)", shape, space, nd);
-  geom g = {det, nd, dims, space, nd == 2 ? dims[1] : 0, nd == 2 ? dims[0] : 0, nd == 2 ? &axes[1] : NULL,
-            nd == 2 ? &axes[0] : NULL, 0};
+  /* On a 1-D space (a spectrum, a line scan) a rectangle is an interval along
+   * x, as HyperSpy's SpanROI; other geometry needs y. */
+  int span = nd == 1 && !strcmp(shape, "rectangle");
+  HB_CHECK(nd == 2 || span || !strcmp(shape, "mask"), HB_EINVALID, hb_node_where(det, 1),
+           "a %s detector needs a 2-D %s; this one has %d ax%s (use shape: mask%s)", shape, space, nd,
+           nd == 1 ? "is" : "es", nd == 1 ? ", or a rectangle with x only" : "");
+  geom g = {det, nd, dims, space, nd == 2 ? dims[1] : span ? dims[0] : 0, nd == 2 ? dims[0] : 1,
+            nd == 2 ? &axes[1] : span ? &axes[0] : NULL, nd == 2 ? &axes[0] : NULL, 0};
   const hb_node *u = hb_node_child(det, "units");
   g.calibrated = u && !strcmp(u->text, "calibrated");
   const char *keys = NULL;
   for (size_t i = 0; i < sizeof shape_keys / sizeof shape_keys[0]; i++)
-    if (!strcmp(shape, shape_keys[i].shape)) keys = shape_keys[i].keys;
+    if (!strcmp(shape, shape_keys[i].shape)) keys = span ? "x" : shape_keys[i].keys;
   for (size_t i = 0; i < det->n; i++) {
     const char *key = det->kids[i]->key;
     if (!strcmp(key, "shape") || !strcmp(key, "units")) continue;
@@ -457,13 +461,14 @@ int hb_detector_plan(const hb_node *det, int nd, const hsize_t *dims, const hb_a
              g.ky);
     HB_CALL(add_pixel(d, cap, (size_t)py * g.kx + (size_t)px, 1));
   } else if (!strcmp(shape, "rectangle")) {
-    double xr[2], yr[2];
-    const hb_node *xn = hb_node_child(det, "x"), *yn = hb_node_child(det, "y");
+    double xr[2], yr[2] = {0, 1};
+    const hb_node *xn = hb_node_child(det, "x"), *yn = span ? xn : hb_node_child(det, "y");
     HB_CALL(hb_node_numbers(xn, xr, 2));
-    HB_CALL(hb_node_numbers(yn, yr, 2));
-    if (g.calibrated)
-      for (int i = 0; i < 2; i++)
-        xr[i] = (xr[i] - g.ax_x->offset) / g.ax_x->scale, yr[i] = (yr[i] - g.ax_y->offset) / g.ax_y->scale;
+    if (!span) HB_CALL(hb_node_numbers(yn, yr, 2));
+    for (int i = 0; g.calibrated && i < 2; i++) {
+      xr[i] = (xr[i] - g.ax_x->offset) / g.ax_x->scale;
+      if (!span) yr[i] = (yr[i] - g.ax_y->offset) / g.ax_y->scale;
+    }
     long x0 = lround(xr[0]), x1 = lround(xr[1]), y0 = lround(yr[0]), y1 = lround(yr[1]);
     HB_CHECK(0 <= x0 && x0 < x1 && x1 <= (long)g.kx, HB_EINVALID, hb_node_where(xn, 0),
              "x [%ld, %ld) must satisfy 0 <= x0 < x1 <= %zu", x0, x1, g.kx);

@@ -321,6 +321,21 @@ def test_masks(tmp):
     ok = len(same) == 2 and sorted(same[0]) == sorted(same[1]) and all(
         same[0][key].tobytes() == same[1][key].tobytes() for key in same[0])
     check(ok, "masks as 'navmask.hspy' (saved by HyperSpy) and 'masks.h5:/sig': bit-identical to the map form")
+    # on the 1-D signal a rectangle is an interval (in pixels, or in eV with
+    # units: calibrated): the same results as the mask dataset, bit for bit
+    ax = ref.axes_manager.signal_axes[0]
+    e0, e1 = ax.offset + 10 * ax.scale, ax.offset + 20 * ax.scale
+    same = []
+    for form, m in (("dataset", "'masks.h5:/sig'"), ("px", "{shape: rectangle, x: [10, 20]}"),
+                    ("ev", f"{{shape: rectangle, x: [{e0}, {e1}], units: calibrated}}")):
+        job = write_job(tmp, f"s{form}", "mask.hspy", f"op: decomposition, components: {k}, svd_solver: exact, "
+                        f"signal_mask: {m}", block=7)
+        if run(2, job, f"output.file=sform_{form}.hspy"):
+            same.append(results(os.path.join(tmp, f"sform_{form}.hspy")))
+    ok = len(same) == 3 and all(sorted(o) == sorted(same[0]) and all(
+        o[key].tobytes() == same[0][key].tobytes() for key in o) for o in same[1:])
+    check(ok and np.isnan(same[0]["dec_factors"][:, 10:20]).all(),
+          "1-D signal_mask {shape: rectangle, x: [10, 20]} (px and calibrated): bit-identical to the mask dataset")
     # NMF cd on the submatrix, from the same W and H
     X = ref.data.reshape(-1, 64)
     Xs = X[~nav.ravel()][:, ~sig]
@@ -539,7 +554,9 @@ def test_errors(tmp):
     expect_error(job, ["kernels.dec.navigation_mask={shape: mask, file: badmask.h5, dataset: nav}"], 2,
                  "mask 'nav' must be 5 x 6 (the navigation shape), got 2-D 6 x 5", "navigation_mask of the wrong shape")
     expect_error(job, ["kernels.dec.signal_mask={shape: circle, center: [3, 3], radius: 2}"], 2,
-                 "a circle detector needs a 2-D signal; this one has 1 axes", "geometry on a 1-D signal")
+                 "a circle detector needs a 2-D signal; this one has 1 axis", "a circle on a 1-D signal")
+    expect_error(job, ["kernels.dec.signal_mask={shape: rectangle, x: [3, 9], y: [0, 1]}"], 2,
+                 "'y' does not apply to a rectangle detector (it takes: x)", "a rectangle's y on a 1-D signal")
     expect_error(job, ["kernels.dec.navigation_mask={shape: mask, file: badmask.h5, dataset: most}"], 2,
                  "components must be 1 to min(N, M) = 2 (unmasked navigation size N = 2", "components > unmasked")
     expect_error(job, ["kernels.dec.signal_mask={shape: mask, file: badmask.h5, dataset: nope}"], 2,
