@@ -637,8 +637,15 @@ int hb_output_finish(hb_engine *e) {
   const char *sj = getenv("SLURM_JOB_ID");
   if (e->rank == 0 && sj) snprintf(slurm, sizeof slurm, "%s", sj);
   HB_MPI(MPI_Bcast(slurm, sizeof slurm, MPI_CHAR, 0, e->comm));
-  int rc = 0;
-  for (int i = 0; i < e->nres && !rc; i++) rc = write_provenance(e, e->res[i].group, sec, bytes, wall, slurm);
+  /* The provenance is the same for every result: written once, then
+   * hard-linked into the others (one HDF5 object, found under every result;
+   * ten copies cost ten times the attributes to create and flush). */
+  int rc = e->nres ? write_provenance(e, e->res[0].group, sec, bytes, wall, slurm) : 0;
+  for (int i = 1; i < e->nres && !rc; i++)
+    if (H5Lcreate_hard(e->res[0].group, "original_metadata/hyperbatch", e->res[i].group,
+                       "original_metadata/hyperbatch", H5P_DEFAULT, H5P_DEFAULT) < 0)
+      rc = hb_error_raise(HB_EIO, __FILE__, __LINE__, e->partial, "cannot link the provenance into '%s' (%s)",
+                          e->res[i].o->name, hb_h5_error_text());
   HB_CALL(hb_agree(e->comm, rc));
   HB_CALL(hb_agree(e->comm, hb_ckpt_remove(e)));
   HB_CALL(hb_agree(e->comm, close_all(e)));
