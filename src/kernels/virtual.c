@@ -425,12 +425,17 @@ static void lanes_run(const sweep *s, const hb_block *b, void *const *out) {
   static const uint16_t keep[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff};
   const __m128i bias = _mm_set1_epi16((short)0x8000), ones = _mm_set1_epi16(1);
   const uint16_t *x = b->data;
-  for (size_t p = 0; p < b->npos; p++, x += b->sig_size)
+  for (size_t p = 0; p < b->npos; p++, x += b->sig_size) {
+    /* ten discs touch most of a pattern's cache lines, scattered: ask for
+     * the next pattern's while summing this one (the kernels phase of ten
+     * discs on the benchmark input fell by about a third) */
+    const size_t next = p + 1 < b->npos ? b->sig_size : 0;
     for (int i = 0; i < s->ndet; i++) {
       __m128i acc = _mm_setzero_si128();
       int64_t sum = s->unbias[i];
       for (const run *r = s->runs + s->run0[i], *re = s->runs + s->run0[i + 1]; r < re; r++) {
         const uint16_t *xs = x + r->start, *xe = xs + 8 * (size_t)r->nfull;
+        _mm_prefetch((const char *)(xs + next), _MM_HINT_T0);
         for (; xs < xe; xs += 8)
           acc = _mm_add_epi32(acc, _mm_madd_epi16(_mm_xor_si128(_mm_loadu_si128((const __m128i *)xs), bias), ones));
         if (r->scalar) {
@@ -445,6 +450,7 @@ static void lanes_run(const sweep *s, const hb_block *b, void *const *out) {
       _mm_storeu_si128((__m128i *)l, acc);
       ((double *)out[i])[p] = (double)(sum + l[0] + l[1] + l[2] + (int64_t)l[3]);
     }
+  }
 }
 #endif
 
