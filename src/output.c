@@ -376,9 +376,10 @@ static int flush_nav_chunks(hb_engine *e, const int *gzip) {
 int hb_output_flush_nav(hb_engine *e) {
   hb_navstage *s = &e->stage;
   double t0 = hb_now();
-  int gzip[HB_MAX_RESULTS] = {0}, fit = 0;
-  int rc = nav_chunks_fit(e, gzip, &fit);
-  if (!rc) rc = fit ? flush_nav_chunks(e, gzip) : flush_nav_hdf5(e);
+  int gzip[HB_MAX_RESULTS] = {0}, fit = 0, nav = 0;
+  for (int i = 0; i < e->nres; i++) nav |= e->res[i].o->kind == HB_OUT_NAV;
+  int rc = nav ? nav_chunks_fit(e, gzip, &fit) : 0; /* the same results on every rank */
+  if (!rc && nav) rc = fit ? flush_nav_chunks(e, gzip) : flush_nav_hdf5(e);
   if (!rc)
     for (size_t k = 0; k < s->nblocks; k++) e->done[s->blocks[k]] = 1;
   s->nblocks = s->npos = s->bytes = 0;
