@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "chunkwrite.h"
 #include "engine_priv.h"
 #include "hb_error.h"
 #include "hb_preview.h"
@@ -240,10 +241,11 @@ static nav_pos *file_order(hb_engine *e, hid_t fs) {
   return order;
 }
 
-/* Collective: write what every rank has staged, then forget it. */
-int hb_output_flush_nav(hb_engine *e) {
+/* Collective: HDF5's own write of the staged results, for datasets the
+ * whole-chunk path does not take (HB_WRITE=hdf5, or a resumed .partial
+ * chunked otherwise). */
+static int flush_nav_hdf5(hb_engine *e) {
   hb_navstage *s = &e->stage;
-  double t0 = hb_now();
   hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
   H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE);
   nav_pos *order = NULL;
@@ -286,6 +288,98 @@ int hb_output_flush_nav(hb_engine *e) {
   H5Pclose(dxpl);
   free(order);
   free(packed);
+  return rc;
+}
+
+/* Collective: can every navigation result take whole-chunk writes?  Each
+ * block must be exactly one chunk, as hb_output_create makes them. */
+static int nav_chunks_fit(hb_engine *e, int *gzip, int *fit) {
+  int ok = 1;
+  for (int i = 0; i < e->nres && ok; i++) {
+    hb_result *r = &e->res[i];
+    if (r->o->kind != HB_OUT_NAV) continue;
+    hsize_t chunk[HB_MAXDIM];
+    ok = hb_chunkw_usable(r->dset, &gzip[i], chunk);
+    for (int d = 0; d < e->in.nav_dim && ok; d++) {
+      hsize_t ext = e->part.bchunks[d] * e->part.chunk[d];
+      ok = chunk[d] == (ext < e->in.shape[d] ? ext : e->in.shape[d]);
+    }
+  }
+  HB_MPI(MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_MIN, e->comm));
+  *fit = ok;
+  return 0;
+}
+
+/* Copy a block's values (C order over count) into its chunk (C order over
+ * chunk), zero beyond the block: edge blocks are smaller than their chunk. */
+static void place_block(const void *vals, void *chunk, int nd, const hsize_t *count, const hsize_t *cdim, size_t es) {
+  size_t total = es, row = count[nd - 1] * es;
+  for (int d = 0; d < nd; d++) total *= cdim[d];
+  memset(chunk, 0, total);
+  hsize_t idx[HB_MAXDIM] = {0};
+  for (const char *src = vals;; src += row) {
+    size_t at = 0;
+    for (int d = 0; d < nd - 1; d++) at = (at + idx[d]) * cdim[d + 1];
+    memcpy((char *)chunk + at * es, src, row);
+    int d = nd - 2;
+    while (d >= 0 && ++idx[d] == count[d]) idx[d--] = 0;
+    if (d < 0) break;
+  }
+}
+
+/* Collective: every staged block is one chunk of each navigation result;
+ * encode them here and store them whole (chunkwrite.c). */
+static int flush_nav_chunks(hb_engine *e, const int *gzip) {
+  hb_navstage *s = &e->stage;
+  int nd = e->in.nav_dim, nds = 0, which[HB_MAX_RESULTS];
+  hb_chunkw_dset dsets[HB_MAX_RESULTS];
+  hsize_t cdim[HB_MAXDIM];
+  size_t most = 0;
+  for (int d = 0; d < nd; d++) {
+    hsize_t ext = e->part.bchunks[d] * e->part.chunk[d];
+    cdim[d] = ext < e->in.shape[d] ? ext : e->in.shape[d];
+  }
+  for (int i = 0; i < e->nres; i++) {
+    if (e->res[i].o->kind != HB_OUT_NAV) continue;
+    size_t es = hb_dtype_size(e->res[i].o->dtype), bytes = es;
+    for (int d = 0; d < nd; d++) bytes *= cdim[d];
+    dsets[nds] = (hb_chunkw_dset){e->res[i].dset, nd, es, bytes, gzip[i]};
+    which[nds++] = i;
+    most = bytes > most ? bytes : most;
+  }
+  hb_chunkwriter *w = NULL;
+  void *chunk = malloc(most ? most : 1);
+  int rc = chunk ? hb_chunkw_new(dsets, nds, &w)
+                 : hb_error_raise(HB_EINTERNAL, __FILE__, __LINE__, "memory", "out of memory writing results");
+  for (size_t k = 0, pos = 0; k < s->nblocks && !rc; k++) {
+    hsize_t start[HB_MAXDIM], count[HB_MAXDIM];
+    hb_partition_block(&e->part, s->blocks[k], start, count);
+    size_t npos = 1;
+    int whole = 1;
+    for (int d = 0; d < nd; d++) npos *= count[d], whole &= count[d] == cdim[d];
+    for (int j = 0; j < nds && !rc; j++) {
+      const char *vals = (const char *)s->values[which[j]] + pos * dsets[j].esize;
+      if (!whole) place_block(vals, chunk, nd, count, cdim, dsets[j].esize);
+      rc = hb_chunkw_add(w, j, start, whole ? vals : chunk);
+      e->tm.bytes[HB_PH_WRITE] += (double)npos * (double)dsets[j].esize;
+    }
+    pos += npos;
+  }
+  rc = hb_agree(e->comm, rc);
+  if (!rc) rc = hb_chunkw_write(w, e->comm, e->partial);
+  hb_chunkw_free(w);
+  free(chunk);
+  return rc;
+}
+
+/* Collective: write what every rank has staged, then forget it. */
+int hb_output_flush_nav(hb_engine *e) {
+  hb_navstage *s = &e->stage;
+  double t0 = hb_now();
+  int gzip[HB_MAX_RESULTS] = {0}, fit = 0, nav = 0;
+  for (int i = 0; i < e->nres; i++) nav |= e->res[i].o->kind == HB_OUT_NAV;
+  int rc = nav ? nav_chunks_fit(e, gzip, &fit) : 0; /* the same results on every rank */
+  if (!rc && nav) rc = fit ? flush_nav_chunks(e, gzip) : flush_nav_hdf5(e);
   if (!rc)
     for (size_t k = 0; k < s->nblocks; k++) e->done[s->blocks[k]] = 1;
   s->nblocks = s->npos = s->bytes = 0;
@@ -544,8 +638,15 @@ int hb_output_finish(hb_engine *e) {
   const char *sj = getenv("SLURM_JOB_ID");
   if (e->rank == 0 && sj) snprintf(slurm, sizeof slurm, "%s", sj);
   HB_MPI(MPI_Bcast(slurm, sizeof slurm, MPI_CHAR, 0, e->comm));
-  int rc = 0;
-  for (int i = 0; i < e->nres && !rc; i++) rc = write_provenance(e, e->res[i].group, sec, bytes, wall, slurm);
+  /* The provenance is the same for every result: written once, then
+   * hard-linked into the others (one HDF5 object, found under every result;
+   * ten copies cost ten times the attributes to create and flush). */
+  int rc = e->nres ? write_provenance(e, e->res[0].group, sec, bytes, wall, slurm) : 0;
+  for (int i = 1; i < e->nres && !rc; i++)
+    if (H5Lcreate_hard(e->res[0].group, "original_metadata/hyperbatch", e->res[i].group,
+                       "original_metadata/hyperbatch", H5P_DEFAULT, H5P_DEFAULT) < 0)
+      rc = hb_error_raise(HB_EIO, __FILE__, __LINE__, e->partial, "cannot link the provenance into '%s' (%s)",
+                          e->res[i].o->name, hb_h5_error_text());
   HB_CALL(hb_agree(e->comm, rc));
   HB_CALL(hb_agree(e->comm, hb_ckpt_remove(e)));
   HB_CALL(hb_agree(e->comm, close_all(e)));

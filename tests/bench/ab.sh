@@ -7,7 +7,8 @@
 # Runs `mpirun -q -n 2 BIN run JOB` for each job bench.sh wrote into
 # $HB_BENCH_DIR/tmp/jobs (run bench.sh, or bench.sh --quick, once first):
 # the three results on the four comparison inputs, and one and ten virtual
-# detectors (inputs uncompressed/gzip, results gzip/none).  Prints, per job
+# detectors (inputs uncompressed/gzip, results gzip/none), or the jobs named
+# in AB_JOBS (e.g. AB_JOBS="det1-none-gzip det10-none-gzip").  Prints, per job
 # and binary, the engine time (best and median of REPS) and the phases of the
 # best run; the raw rows go to $HB_BENCH_DIR/results/ab.csv.
 set -euo pipefail
@@ -18,9 +19,9 @@ A=$(realpath "$1") B=$(realpath "$2") REPS=${3:-9}
 CACHE=${HB_BENCH_DIR:-/tmp/hb-bench}
 J=$CACHE/tmp/jobs OUT=$CACHE/results/ab.csv
 mkdir -p "$CACHE/results"
-JOBS="three-hyperspy-gzip-256x256x128x128 three-hyperspy-gzip-128x128x128x128 three-hyperspy-none-256x256x128x128
+JOBS=${AB_JOBS:-"three-hyperspy-gzip-256x256x128x128 three-hyperspy-gzip-128x128x128x128 three-hyperspy-none-256x256x128x128
       three-hyperspy-none-128x128x128x128 det1-none-gzip det10-none-gzip det1-gzip-gzip det10-gzip-gzip
-      det1-none-none det10-none-none"
+      det1-none-none det10-none-none"}
 for job in $JOBS; do [ -e "$J/$job.yaml" ] || { echo "ab.sh: no $J/$job.yaml (run bench.sh first)" >&2; exit 2; }; done
 echo "load avg at the start: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "job,bin,rep,engine_s,gbps,read_med,read_max,kernels_med,write_med" >"$OUT"

@@ -1073,6 +1073,91 @@ static void test_fused(void) {
   unlink(mpath);
 }
 
+/* uint16 detectors with every pixel weight 1 are summed in 32-bit SIMD
+ * lanes, reduced once per pattern (virtual.c, lanes_run): exact at the lane
+ * limit (all 65535, 32767 loads of 8 pixels into each lane), falling back
+ * to the segment sweep just past it, and equal to the in-order sum when
+ * fused, with detectors touching the pattern's first pixels. */
+static void test_lanes(void) {
+  hb_input in;
+  hsize_t nav[] = {1, 3}, sig[] = {512, 520};
+  make_input(&in, 2, nav, 2, sig, HB_U16);
+  const size_t m = 512 * 520;
+  uint16_t *data = malloc(3 * m * sizeof *data);
+  for (size_t j = 0; j < m; j++) data[j] = 65535, data[m + j] = (uint16_t)(hash(j) % 65536), data[2 * m + j] = 0;
+  /* rectangles x: [x0, 520], y: [0, y1]; rows of 520 are contiguous, so a
+   * full-width rectangle is one run: 504 rows = 32760 loads, 512 = 33280 */
+  const struct { const char *yaml; size_t x0, y1; } cases[] = {
+      {"{name: k, op: virtual_image, detector: {shape: rectangle, x: [0, 520], y: [0, 504]}}", 0, 504},
+      {"{name: k, op: virtual_image, detector: {shape: rectangle, x: [0, 520], y: [0, 512]}}", 0, 512},
+      {"{name: k, op: virtual_image, detector: {shape: rectangle, x: [1, 520], y: [0, 512]}}", 1, 512},
+  };
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    ktest kt;
+    int rc = kplan(&kt, cases[c].yaml, &in);
+    CHECK(rc == 0, "plan %s: %s", cases[c].yaml, hb_error_what());
+    if (rc) continue;
+    double out[3], want = 0, n = (double)(520 - cases[c].x0) * (double)cases[c].y1;
+    void *o[1] = {out};
+    hb_block b = make_block(0, &in, 0, 3, data);
+    kblock(&kt.k, &b, o);
+    for (size_t j = 0; j < m; j++)
+      if (j / 520 < cases[c].y1 && j % 520 >= cases[c].x0) want += data[m + j];
+    CHECK(out[0] == n * 65535, "%s: all 65535 gives %.17g, want %.17g", cases[c].yaml, out[0], n * 65535);
+    CHECK(out[1] == want, "%s: mixed values give %.17g, want %.17g", cases[c].yaml, out[1], want);
+    CHECK(out[2] == 0, "%s: zeros give %g", cases[c].yaml, out[2]);
+    kdone(&kt);
+  }
+  free(data);
+
+  /* fused, every detector exact: the lane plan of several detectors at once */
+  const char *yamls[] = {
+      "{name: k0, op: virtual_image, detector: {shape: circle, center: [5, 5], radius: 2}}",
+      "{name: k1, op: virtual_image, detector: {shape: annulus, center: [5, 5], inner: 1, outer: 3}}",
+      "{name: k2, op: virtual_image, detector: {shape: rectangle, x: [0, 3], y: [0, 1]}}",
+      "{name: k3, op: virtual_image, detector: {shape: rectangle, x: [0, 11], y: [0, 4]}}",
+      "{name: k4, op: virtual_image, detector: {shape: point, at: [0, 0]}}",
+      "{name: k5, op: virtual_image, detector: {shape: circle, center: [10, 10], radius: 3}}",
+  };
+  enum { NK = 6, NP = 6 };
+  vinput(&in, HB_U16);
+  const size_t mk = KY * KX;
+  void *d = malloc(NP * mk * sizeof(uint16_t));
+  fill_data(HB_U16, d, NP, mk);
+  ktest kt[NK];
+  hb_kernel *ks[NK];
+  int ok = 1;
+  for (int i = 0; i < NK; i++) {
+    int rc = kplan(&kt[i], yamls[i], &in);
+    CHECK(rc == 0, "plan %s: %s", yamls[i], hb_error_what());
+    ok &= rc == 0;
+    ks[i] = &kt[i].k;
+  }
+  const hb_kernel_def *def = hb_kernel_find("virtual_image");
+  hb_fused f = {def, &in, NK, ks, NULL};
+  if (ok && def->fuse(&f) == 0) {
+    double fused[NK][NP];
+    void *fo[NK];
+    for (int i = 0; i < NK; i++) fo[i] = fused[i];
+    hb_block b = make_block(0, &in, 0, NP, d);
+    def->fused_block(&f, &b, fo);
+    for (int i = 0; i < NK; i++) {
+      double w[KY * KX];
+      weights(&kt[i], &in, w);
+      for (size_t p = 0; p < NP; p++) {
+        double sum = 0;
+        for (size_t j = 0; j < mk; j++)
+          if (w[j] != 0) sum += w[j] * getd(HB_U16, d, p * mk + j);
+        CHECK(fused[i][p] == sum, "fused exact uint16 detector %d, pattern %zu: %.17g, want %.17g", i, p,
+              fused[i][p], sum);
+      }
+    }
+    def->fused_destroy(&f);
+  }
+  for (int i = 0; i < NK; i++) kdone(&kt[i]);
+  free(d);
+}
+
 /* ---- preprocess filter_hot_pixels ---------------------------------------- */
 
 static int prep_plan(hb_prep *p, hb_node **spec, const char *yaml, const hb_input *in) {
@@ -1354,6 +1439,7 @@ int main(int argc, char **argv) {
   test_hotpix();
   test_runs_accumulate();
   test_fused();
+  test_lanes();
   test_narrow_sums();
   rmdir(tmpdir);
   int rc = TEST_DONE("test_kernels");
