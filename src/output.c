@@ -291,10 +291,21 @@ static int flush_nav_hdf5(hb_engine *e) {
   return rc;
 }
 
+/* Every rank stores every chunk (parallel HDF5 needs identical calls), so
+ * whole-chunk writes repeat the results' bytes once per extra rank: keep that
+ * below this, and let HDF5's collective write take large results on many
+ * ranks. */
+#define CHUNKW_REPEAT_MAX (256.0 * (1 << 20))
+
 /* Collective: can every navigation result take whole-chunk writes?  Each
  * block must be exactly one chunk, as hb_output_create makes them. */
 static int nav_chunks_fit(hb_engine *e, int *gzip, int *fit) {
   int ok = 1;
+  double bytes = 0;
+  for (int i = 0; i < e->nres; i++)
+    if (e->res[i].o->kind == HB_OUT_NAV)
+      bytes += (double)hb_input_nav_size(&e->in) * (double)hb_dtype_size(e->res[i].o->dtype);
+  ok = bytes * (e->size - 1) <= CHUNKW_REPEAT_MAX;
   for (int i = 0; i < e->nres && ok; i++) {
     hb_result *r = &e->res[i];
     if (r->o->kind != HB_OUT_NAV) continue;
