@@ -129,11 +129,17 @@ static int init_custom(dec_data *d, double *W, double *H) {
 
 /* ---- iterations ---------------------------------------------------------------- */
 
+/* Rows per run: a run of X (RUN × M doubles, 512 KiB at M = 4096) stays in
+ * a core's L2 cache between its two uses, and the next run is prefetched
+ * into L2 during the second.  X·Hᵀ takes H in tiles of TILE columns (16 KiB
+ * of H at k = 4), which stay in the L1 cache. */
+enum { NMF_RUN = 16, NMF_TILE = 512 };
+
 typedef struct {
   int update_w, solver;
   double *W;
   const double *H, *HHt;
-  double *XHt; /* one row's X Hᵀ */
+  double *XHt; /* a run's X Hᵀ (NMF_RUN × k) */
 } iter_arg;
 
 /* cd on one row of W (sklearn's _update_cdnmf_fast; rows are independent). */
@@ -150,41 +156,166 @@ static double cd_row(double *w, const double *xht, const double *HHt, size_t K) 
   return viol;
 }
 
-/* Rows per run: a run of X (RUN × M doubles, 512 KiB at M = 4096) stays in
- * a core's L2 cache between its two uses. */
-enum { NMF_RUN = 16, NMF_COLS = 512 };
+/* One row of W from its X·Hᵀ and H·Hᵀ; returns cd's violation. */
+static double update_row(const iter_arg *a, double *w, const double *xht, size_t K, size_t M) {
+  if (a->solver == NMF_CD) return cd_row(w, xht, a->HHt, K);
+  if (a->solver == NMF_HALS) {
+    dec_hals_w(w, xht, a->HHt, 1, K, M);
+    return 0;
+  }
+  double den[64];
+  for (size_t t = 0; t < K; t++) {
+    den[t] = 0;
+    for (size_t q = 0; q < K; q++) den[t] += w[q] * a->HHt[q * K + t];
+  }
+  for (size_t t = 0; t < K; t++) w[t] *= xht[t] / (den[t] == 0 ? EPS32 : den[t]);
+  return 0;
+}
 
-/* WtX (K × M) += Wrᵀ Xr for a run of nr rows.  Eight columns of four
- * components at a time are kept in registers while the run's rows are added
- * in row order, so each row's eight values are loaded once for the four.
- * Plain loops: BLAS would copy (pack) X for a product this thin, which costs
- * more than the arithmetic. */
-/* AVX2 where the CPU has it; no FMA, so the roundings are those of the default */
-__attribute__((target_clones("avx2", "default")))
-static void add_wtx(size_t K, size_t M, size_t nr, const double *Wr, const double *xr, double *WtX) {
+/* The kernels below are written once (always_inline bodies over GCC/Clang
+ * vectors of eight doubles) and compiled per instruction set with its own
+ * register blocking; no FMA anywhere (-ffp-contract=off), and every sum is
+ * taken in an order that does not depend on the vector width, so all of
+ * them round alike. */
+#define INLINE static inline __attribute__((always_inline))
+typedef double v8d __attribute__((vector_size(64)));
+typedef double v8d_u __attribute__((vector_size(64), aligned(8), may_alias));
+typedef float v8f_u __attribute__((vector_size(32), aligned(4), may_alias));
+
+/* X values i to i + 7 as doubles: `single` marks the float32 cache.  (A
+ * macro: a function returning v8d would have an ABI of its own.) */
+#define xload(x, single, i)                                                          \
+  ((single) ? __builtin_convertvector(*(const v8f_u *)((const float *)(x) + (i)), v8d) \
+            : (v8d)(*(const v8d_u *)((const double *)(x) + (i))))
+
+INLINE double xval(const void *x, int single, size_t i) {
+  return single ? (double)((const float *)x)[i] : ((const double *)x)[i];
+}
+
+/* XHt (nr × K) = Xr·Hᵀ for a run.  Each dot product is summed in eight
+ * lanes (column j mod 8, each in column order), the lanes then pairwise,
+ * then the columns past the last eight.  RB rows at a time share each load
+ * of H; lanes (nr × 4) carries the sums from one tile to the next. */
+INLINE void xht_body(size_t K, size_t M, size_t nr, const void *x, int single, const double *H, double *XHt,
+                     v8d *lanes, const int RB) {
   size_t j8 = M - M % 8;
   for (size_t t0 = 0; t0 < K; t0 += 4) {
     size_t tn = K - t0 < 4 ? K - t0 : 4;
-    for (size_t j = 0; j < j8; j += 8) {
-      double acc[4][8] = {{0}};
-      for (size_t t = 0; t < tn; t++)
-        for (int l = 0; l < 8; l++) acc[t][l] = WtX[(t0 + t) * M + j + l];
-      for (size_t r = 0; r < nr; r++) {
-        const double *xx = xr + r * M + j, *w = Wr + r * K + t0;
-        if (tn == 4) /* constant trip counts: registers, vectorised */
-          for (int t = 0; t < 4; t++)
-            for (int l = 0; l < 8; l++) acc[t][l] += w[t] * xx[l];
-        else
-          for (size_t t = 0; t < tn; t++)
-            for (int l = 0; l < 8; l++) acc[t][l] += w[t] * xx[l];
+    const double *h = H + t0 * M;
+    for (size_t i = 0; i < nr * 4; i++) lanes[i] = (v8d){0};
+    for (size_t j0 = 0; j0 < j8; j0 += NMF_TILE) {
+      size_t j1 = j8 - j0 < NMF_TILE ? j8 : j0 + NMF_TILE, r0 = 0;
+      for (; tn == 4 && r0 + (size_t)RB <= nr; r0 += (size_t)RB) {
+        v8d acc[4][4];
+#pragma GCC unroll 4
+        for (int r = 0; r < RB; r++)
+#pragma GCC unroll 4
+          for (int t = 0; t < 4; t++) acc[r][t] = lanes[(r0 + (size_t)r) * 4 + (size_t)t];
+        for (size_t j = j0; j < j1; j += 8) {
+          v8d h0 = xload(h, 0, j), h1 = xload(h, 0, M + j), h2 = xload(h, 0, 2 * M + j), h3 = xload(h, 0, 3 * M + j);
+#pragma GCC unroll 4
+          for (int r = 0; r < RB; r++) {
+            v8d xx = xload(x, single, (r0 + (size_t)r) * M + j);
+            acc[r][0] += xx * h0;
+            acc[r][1] += xx * h1;
+            acc[r][2] += xx * h2;
+            acc[r][3] += xx * h3;
+          }
+        }
+#pragma GCC unroll 4
+        for (int r = 0; r < RB; r++)
+#pragma GCC unroll 4
+          for (int t = 0; t < 4; t++) lanes[(r0 + (size_t)r) * 4 + (size_t)t] = acc[r][t];
       }
-      for (size_t t = 0; t < tn; t++)
-        for (int l = 0; l < 8; l++) WtX[(t0 + t) * M + j + l] = acc[t][l];
+      for (; r0 < nr; r0++) /* rows left over, or fewer than 4 components */
+        for (size_t t = 0; t < tn; t++)
+          for (size_t j = j0; j < j1; j += 8) lanes[r0 * 4 + t] += xload(x, single, r0 * M + j) * xload(h, 0, t * M + j);
     }
-    for (size_t t = t0; t < t0 + tn; t++)
-      for (size_t j = j8; j < M; j++)
-        for (size_t r = 0; r < nr; r++) WtX[t * M + j] += Wr[r * K + t] * xr[r * M + j];
+    for (size_t r = 0; r < nr; r++)
+      for (size_t t = 0; t < tn; t++) {
+        v8d s = lanes[r * 4 + t];
+        double v = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+        for (size_t j = j8; j < M; j++) v += xval(x, single, r * M + j) * h[t * M + j];
+        XHt[r * K + t0 + t] = v;
+      }
   }
+}
+
+/* WtX (K × M) += Wrᵀ·Xr for a run.  8·NV columns of four components at a
+ * time stay in registers while the run's rows are added in row order, so
+ * each row's values are loaded once for the four and every WtX entry sums
+ * the rows in order.  Plain loops: BLAS would copy (pack) X for a product
+ * this thin, which costs more than the arithmetic. */
+INLINE void wtx_body(size_t K, size_t M, size_t nr, const double *Wr, const void *x, int single, double *WtX,
+                     const char *next, size_t nnext, const int NV) {
+  size_t esz = single ? sizeof(float) : sizeof(double);
+  size_t cw = 8 * (size_t)NV, jw = M - M % cw;
+  for (size_t t0 = 0; t0 < K; t0 += 4) {
+    size_t tn = K - t0 < 4 ? K - t0 : 4;
+    double *o = WtX + t0 * M;
+    for (size_t j = 0; tn == 4 && j < jw; j += cw) {
+      v8d acc[4][4];
+#pragma GCC unroll 4
+      for (int t = 0; t < 4; t++)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) acc[t][v] = xload(o, 0, (size_t)t * M + j + 8 * (size_t)v);
+      for (size_t r = 0; r < nr; r++) {
+        const double *w = Wr + r * K + t0;
+        if (t0 == 0 && r < nnext) /* the next run's same columns, into L2 while this one computes */
+          for (size_t b = 0; b < cw * esz; b += 64) __builtin_prefetch(next + (r * M + j) * esz + b, 0, 2);
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) {
+          v8d xx = xload(x, single, r * M + j + 8 * (size_t)v);
+#pragma GCC unroll 4
+          for (int t = 0; t < 4; t++) acc[t][v] += w[t] * xx;
+        }
+      }
+#pragma GCC unroll 4
+      for (int t = 0; t < 4; t++)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) *(v8d_u *)(o + (size_t)t * M + j + 8 * (size_t)v) = acc[t][v];
+    }
+    for (size_t t = 0; t < tn; t++) /* columns left over, or fewer than 4 components */
+      for (size_t j = tn == 4 ? jw : 0; j < M; j++)
+        for (size_t r = 0; r < nr; r++) o[t * M + j] += Wr[r * K + t0 + t] * xval(x, single, r * M + j);
+  }
+}
+
+/* One run of nr rows: X·Hᵀ, the rows of W, the run's share of WᵀX. */
+INLINE double run_body(const iter_arg *a, size_t K, size_t M, size_t nr, const void *x, int single, double *Wr,
+                       double *WtX, const void *next, size_t nnext, const int RB, const int NV) {
+  double viol = 0;
+  v8d lanes[NMF_RUN * 4];
+  if (a->update_w) {
+    xht_body(K, M, nr, x, single, a->H, a->XHt, lanes, RB);
+    for (size_t r = 0; r < nr; r++) viol += update_row(a, Wr + r * K, a->XHt + r * K, K, M);
+  }
+  wtx_body(K, M, nr, Wr, x, single, WtX, next, nnext, NV);
+  return viol;
+}
+
+typedef double run_fn(const iter_arg *a, size_t K, size_t M, size_t nr, const void *x, double *Wr, double *WtX,
+                      const void *next, size_t nnext);
+#define RUN_FN(name, target, single, RB, NV)                                                                     \
+  target static double name(const iter_arg *a, size_t K, size_t M, size_t nr, const void *x, double *Wr,       \
+                            double *WtX, const void *next, size_t nnext) {                                       \
+    return run_body(a, K, M, nr, x, single, Wr, WtX, next, nnext, RB, NV);                                       \
+  }
+/* AVX-512's 32 registers hold the sums of 4 rows × 4 components (X·Hᵀ) or
+ * of 32 columns × 4 components (WᵀX); AVX2's 16 (a v8d takes two) hold 1
+ * row and 8 columns. */
+RUN_FN(run_d512, __attribute__((target("avx512f"))), 0, 4, 4)
+RUN_FN(run_f512, __attribute__((target("avx512f"))), 1, 4, 4)
+RUN_FN(run_d256, __attribute__((target("avx2"))), 0, 1, 1)
+RUN_FN(run_f256, __attribute__((target("avx2"))), 1, 1, 1)
+RUN_FN(run_d, , 0, 1, 1)
+RUN_FN(run_f, , 1, 1, 1)
+
+static run_fn *pick_run(int single) {
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f")) return single ? run_f512 : run_d512;
+  if (__builtin_cpu_supports("avx2")) return single ? run_f256 : run_d256;
+  return single ? run_f : run_d;
 }
 
 /* Update block i's rows of W, then its partial [WᵀW | WᵀX | cd's violation].
@@ -195,30 +326,16 @@ static void iter_partial(dec_data *d, size_t i, const double *x, double *out, vo
   iter_arg *a = arg;
   size_t K = d->p->k, M = d->M, npos = d->blk[i].npos;
   double *W = a->W + d->off[i] * K, viol = 0, *WtX = out + K * K;
+  int single = !x; /* read from the float32 cache (dec_nmf passes no x then) */
+  const float *xs = single ? d->xs + d->off[i] * M : NULL;
+  run_fn *run = pick_run(single);
   memset(WtX, 0, K * M * sizeof *WtX);
   for (size_t r0 = 0; r0 < npos; r0 += NMF_RUN) {
     size_t nr = npos - r0 < NMF_RUN ? npos - r0 : NMF_RUN;
-    const double *xr = x + r0 * M;
-    double *Wr = W + r0 * K;
-    for (size_t r = 0; a->update_w && r < nr; r++) {
-      double *w = Wr + r * K, *xht = a->XHt;
-      cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)K, (int)M, 1.0, a->H, (int)M, xr + r * M, 1, 0.0, xht, 1);
-      if (a->solver == NMF_CD) {
-        viol += cd_row(w, xht, a->HHt, K);
-        continue;
-      }
-      if (a->solver == NMF_HALS) {
-        dec_hals_w(w, xht, a->HHt, 1, K, M);
-        continue;
-      }
-      double den[64];
-      for (size_t t = 0; t < K; t++) {
-        den[t] = 0;
-        for (size_t q = 0; q < K; q++) den[t] += w[q] * a->HHt[q * K + t];
-      }
-      for (size_t t = 0; t < K; t++) w[t] *= xht[t] / (den[t] == 0 ? EPS32 : den[t]);
-    }
-    add_wtx(K, M, nr, Wr, xr, WtX);
+    size_t nnext = npos - r0 - nr < NMF_RUN ? npos - r0 - nr : NMF_RUN;
+    const void *xr = single ? (const void *)(xs + r0 * M) : (const void *)(x + r0 * M);
+    const void *next = single ? (const void *)(xs + (r0 + nr) * M) : (const void *)(x + (r0 + nr) * M);
+    viol += run(a, K, M, nr, xr, W + r0 * K, WtX, nnext ? next : NULL, nnext);
   }
   cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)K, (int)npos, 1.0, W, (int)K, W, (int)K, 0.0, out,
               (int)K);
@@ -271,8 +388,12 @@ static double update_h(const dec_data *d, double *H, const double *WtW, const do
 /* Partial: Σ x and Σ x² of the transformed block. */
 static void sums_partial(dec_data *d, size_t i, const double *x, double *out, void *arg) {
   (void)arg;
+  const float *xs = x ? NULL : d->xs + d->off[i] * d->M;
   out[0] = out[1] = 0;
-  for (size_t j = 0; j < d->blk[i].npos * d->M; j++) out[0] += x[j], out[1] += x[j] * x[j];
+  for (size_t j = 0; j < d->blk[i].npos * d->M; j++) {
+    double v = xs ? xs[j] : x[j];
+    out[0] += v, out[1] += v * v;
+  }
 }
 
 int dec_nmf(dec_data *d, double *W, double *H, int *iters, double *res) {
@@ -280,7 +401,8 @@ int dec_nmf(dec_data *d, double *W, double *H, int *iters, double *res) {
   size_t K = d->p->k, M = d->M, n = K * K + K * M + 1;
   HB_CHECK(K <= 64, HB_EINVALID, "decomposition", "NMF supports up to 64 components, got %zu", K);
   double sums[2];
-  HB_CALL(dec_reduce(d, 2, 1, sums_partial, NULL, NULL, 1, sums));
+  int read = !d->xs; /* the passes below read the float32 cache themselves */
+  HB_CALL(dec_reduce(d, 2, read, sums_partial, NULL, NULL, 1, sums));
   d->total = sums[0]; /* mean(X) for the inits: of X as normalised */
   d->sumsq = sums[1];
   if (p->init == INIT_CUSTOM) HB_CALL(hb_agree(d->g->comm, init_custom(d, W, H)));
@@ -289,19 +411,19 @@ int dec_nmf(dec_data *d, double *W, double *H, int *iters, double *res) {
   dec_masks_zero(d, W, H); /* masked rows and columns stay 0 under every update */
   d->sumsq = sums[1]; /* the SVD of nndsvd recomputed it in another order */
   double *red = malloc(n * sizeof *red), *HHt = malloc(K * K * sizeof *HHt), *tmp = malloc(K * M * sizeof *tmp);
-  double *XHt = malloc(K * sizeof *XHt);
+  double *XHt = malloc(NMF_RUN * K * sizeof *XHt);
   int rc = !red || !HHt || !tmp || !XHt ? hb_error_raise(HB_EINTERNAL, __FILE__, __LINE__, "memory", "out of memory")
                                         : 0;
   rc = hb_agree(d->g->comm, rc);
   iter_arg a = {0, p->nmf_solver, W, H, HHt, XHt};
-  if (!rc) rc = dec_reduce(d, n, 1, iter_partial, &a, NULL, 1, red); /* the initial error */
+  if (!rc) rc = dec_reduce(d, n, read, iter_partial, &a, NULL, 1, red); /* the initial error */
   double err0 = 0, prev = 0, vinit = 0;
   if (!rc) err0 = prev = residual(d, red, red + K * K, H, tmp);
   int it = 0;
   a.update_w = 1;
   for (it = 1; it <= p->max_iter && !rc; it++) {
     gram_rows(H, K, M, HHt);
-    rc = dec_reduce(d, n, 1, iter_partial, &a, NULL, 1, red);
+    rc = dec_reduce(d, n, read, iter_partial, &a, NULL, 1, red);
     if (rc) break;
     double viol = red[n - 1] + update_h(d, H, red, red + K * K, tmp);
     if (p->nmf_solver == NMF_CD) {

@@ -44,6 +44,8 @@ typedef struct {
   size_t nloc;              /* local rows */
   void *raw;                /* one block in the file's dtype */
   double *x;                /* the whole local X (cached) or one block */
+  float *xs;                /* NMF: the whole local X as float32 when that holds every value exactly (then
+                               x is one block); dec_reduce's passes still see doubles */
   int cached;
   double *rowsum;           /* nloc: Poisson normalisation */
   double *colsum, *mean;    /* M: column sums, mean pattern */
