@@ -192,10 +192,41 @@ INLINE double xval(const void *x, int single, size_t i) {
   return single ? (double)((const float *)x)[i] : ((const double *)x)[i];
 }
 
-/* XHt (nr × K) = Xr·Hᵀ for a run.  Each dot product is summed in eight
- * lanes (column j mod 8, each in column order), the lanes then pairwise,
- * then the columns past the last eight.  RB rows at a time share each load
- * of H; lanes (nr × 4) carries the sums from one tile to the next. */
+/* Lanes (nr × 4) += Xr·hᵀ over columns [j0, j1) for TN rows of H (h, M
+ * apart).  RB rows at a time share each load of H. */
+INLINE void xht_tile(size_t M, size_t nr, const void *x, int single, const double *h, size_t j0, size_t j1,
+                     v8d *lanes, const int TN, const int RB) {
+  size_t r0 = 0;
+  for (; r0 + (size_t)RB <= nr; r0 += (size_t)RB) { /* constant trip counts: registers */
+    v8d acc[4][4], hv[4];
+#pragma GCC unroll 4
+    for (int r = 0; r < RB; r++)
+#pragma GCC unroll 4
+      for (int t = 0; t < TN; t++) acc[r][t] = lanes[(r0 + (size_t)r) * 4 + (size_t)t];
+    for (size_t j = j0; j < j1; j += 8) {
+#pragma GCC unroll 4
+      for (int t = 0; t < TN; t++) hv[t] = xload(h, 0, (size_t)t * M + j);
+#pragma GCC unroll 4
+      for (int r = 0; r < RB; r++) {
+        v8d xx = xload(x, single, (r0 + (size_t)r) * M + j);
+#pragma GCC unroll 4
+        for (int t = 0; t < TN; t++) acc[r][t] += xx * hv[t];
+      }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < RB; r++)
+#pragma GCC unroll 4
+      for (int t = 0; t < TN; t++) lanes[(r0 + (size_t)r) * 4 + (size_t)t] = acc[r][t];
+  }
+  for (; r0 < nr; r0++) /* rows left over */
+    for (int t = 0; t < TN; t++)
+      for (size_t j = j0; j < j1; j += 8) lanes[r0 * 4 + (size_t)t] += xload(x, single, r0 * M + j) * xload(h, 0, (size_t)t * M + j);
+}
+
+/* XHt (nr × K) = Xr·Hᵀ for a run, four components of H at a time, in tiles
+ * of NMF_TILE columns.  Each dot product is summed in eight lanes (column j
+ * mod 8, each in column order), the lanes then pairwise, then the columns
+ * past the last eight; lanes (nr × 4) carries the sums between tiles. */
 INLINE void xht_body(size_t K, size_t M, size_t nr, const void *x, int single, const double *H, double *XHt,
                      v8d *lanes, const int RB) {
   size_t j8 = M - M % 8;
@@ -204,32 +235,11 @@ INLINE void xht_body(size_t K, size_t M, size_t nr, const void *x, int single, c
     const double *h = H + t0 * M;
     for (size_t i = 0; i < nr * 4; i++) lanes[i] = (v8d){0};
     for (size_t j0 = 0; j0 < j8; j0 += NMF_TILE) {
-      size_t j1 = j8 - j0 < NMF_TILE ? j8 : j0 + NMF_TILE, r0 = 0;
-      for (; tn == 4 && r0 + (size_t)RB <= nr; r0 += (size_t)RB) {
-        v8d acc[4][4];
-#pragma GCC unroll 4
-        for (int r = 0; r < RB; r++)
-#pragma GCC unroll 4
-          for (int t = 0; t < 4; t++) acc[r][t] = lanes[(r0 + (size_t)r) * 4 + (size_t)t];
-        for (size_t j = j0; j < j1; j += 8) {
-          v8d h0 = xload(h, 0, j), h1 = xload(h, 0, M + j), h2 = xload(h, 0, 2 * M + j), h3 = xload(h, 0, 3 * M + j);
-#pragma GCC unroll 4
-          for (int r = 0; r < RB; r++) {
-            v8d xx = xload(x, single, (r0 + (size_t)r) * M + j);
-            acc[r][0] += xx * h0;
-            acc[r][1] += xx * h1;
-            acc[r][2] += xx * h2;
-            acc[r][3] += xx * h3;
-          }
-        }
-#pragma GCC unroll 4
-        for (int r = 0; r < RB; r++)
-#pragma GCC unroll 4
-          for (int t = 0; t < 4; t++) lanes[(r0 + (size_t)r) * 4 + (size_t)t] = acc[r][t];
-      }
-      for (; r0 < nr; r0++) /* rows left over, or fewer than 4 components */
-        for (size_t t = 0; t < tn; t++)
-          for (size_t j = j0; j < j1; j += 8) lanes[r0 * 4 + t] += xload(x, single, r0 * M + j) * xload(h, 0, t * M + j);
+      size_t j1 = j8 - j0 < NMF_TILE ? j8 : j0 + NMF_TILE;
+      if (tn == 4) xht_tile(M, nr, x, single, h, j0, j1, lanes, 4, RB);
+      else if (tn == 3) xht_tile(M, nr, x, single, h, j0, j1, lanes, 3, RB);
+      else if (tn == 2) xht_tile(M, nr, x, single, h, j0, j1, lanes, 2, RB);
+      else xht_tile(M, nr, x, single, h, j0, j1, lanes, 1, RB);
     }
     for (size_t r = 0; r < nr; r++)
       for (size_t t = 0; t < tn; t++) {
@@ -241,42 +251,53 @@ INLINE void xht_body(size_t K, size_t M, size_t nr, const void *x, int single, c
   }
 }
 
-/* WtX (K × M) += Wrᵀ·Xr for a run.  8·NV columns of four components at a
- * time stay in registers while the run's rows are added in row order, so
- * each row's values are loaded once for the four and every WtX entry sums
- * the rows in order.  Plain loops: BLAS would copy (pack) X for a product
- * this thin, which costs more than the arithmetic. */
+/* o (TN rows, M apart) += wᵀ·Xr over columns [0, jw) for a run, w being TN
+ * columns of Wr (ldw apart).  8·NV columns of the TN rows at a time stay in
+ * registers while the run's rows are added in row order.  `next` (nnext
+ * rows) is prefetched into L2 meanwhile. */
+INLINE void wtx_group(size_t M, size_t nr, const double *w, size_t ldw, const void *x, int single, double *o,
+                      size_t jw, const char *next, size_t nnext, const int TN, const int NV) {
+  size_t esz = single ? sizeof(float) : sizeof(double), cw = 8 * (size_t)NV;
+  for (size_t j = 0; j < jw; j += cw) {
+    v8d acc[4][4];
+#pragma GCC unroll 4
+    for (int t = 0; t < TN; t++)
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; v++) acc[t][v] = xload(o, 0, (size_t)t * M + j + 8 * (size_t)v);
+    for (size_t r = 0; r < nr; r++) {
+      const double *wr = w + r * ldw;
+      if (r < nnext)
+        for (size_t b = 0; b < cw * esz; b += 64) __builtin_prefetch(next + (r * M + j) * esz + b, 0, 2);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; v++) {
+        v8d xx = xload(x, single, r * M + j + 8 * (size_t)v);
+#pragma GCC unroll 4
+        for (int t = 0; t < TN; t++) acc[t][v] += wr[t] * xx;
+      }
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < TN; t++)
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; v++) *(v8d_u *)(o + (size_t)t * M + j + 8 * (size_t)v) = acc[t][v];
+  }
+}
+
+/* WtX (K × M) += Wrᵀ·Xr for a run, four components at a time, so each
+ * row's values are loaded once for the four and every WtX entry sums the
+ * rows in order.  Plain loops: BLAS would copy (pack) X for a product this
+ * thin, which costs more than the arithmetic. */
 INLINE void wtx_body(size_t K, size_t M, size_t nr, const double *Wr, const void *x, int single, double *WtX,
                      const char *next, size_t nnext, const int NV) {
-  size_t esz = single ? sizeof(float) : sizeof(double);
-  size_t cw = 8 * (size_t)NV, jw = M - M % cw;
+  size_t jw = M - M % (8 * (size_t)NV);
   for (size_t t0 = 0; t0 < K; t0 += 4) {
-    size_t tn = K - t0 < 4 ? K - t0 : 4;
+    size_t tn = K - t0 < 4 ? K - t0 : 4, pn = t0 == 0 ? nnext : 0; /* prefetch once */
     double *o = WtX + t0 * M;
-    for (size_t j = 0; tn == 4 && j < jw; j += cw) {
-      v8d acc[4][4];
-#pragma GCC unroll 4
-      for (int t = 0; t < 4; t++)
-#pragma GCC unroll 4
-        for (int v = 0; v < NV; v++) acc[t][v] = xload(o, 0, (size_t)t * M + j + 8 * (size_t)v);
-      for (size_t r = 0; r < nr; r++) {
-        const double *w = Wr + r * K + t0;
-        if (t0 == 0 && r < nnext) /* the next run's same columns, into L2 while this one computes */
-          for (size_t b = 0; b < cw * esz; b += 64) __builtin_prefetch(next + (r * M + j) * esz + b, 0, 2);
-#pragma GCC unroll 4
-        for (int v = 0; v < NV; v++) {
-          v8d xx = xload(x, single, r * M + j + 8 * (size_t)v);
-#pragma GCC unroll 4
-          for (int t = 0; t < 4; t++) acc[t][v] += w[t] * xx;
-        }
-      }
-#pragma GCC unroll 4
-      for (int t = 0; t < 4; t++)
-#pragma GCC unroll 4
-        for (int v = 0; v < NV; v++) *(v8d_u *)(o + (size_t)t * M + j + 8 * (size_t)v) = acc[t][v];
-    }
-    for (size_t t = 0; t < tn; t++) /* columns left over, or fewer than 4 components */
-      for (size_t j = tn == 4 ? jw : 0; j < M; j++)
+    if (tn == 4) wtx_group(M, nr, Wr + t0, K, x, single, o, jw, next, pn, 4, NV);
+    else if (tn == 3) wtx_group(M, nr, Wr + t0, K, x, single, o, jw, next, pn, 3, NV);
+    else if (tn == 2) wtx_group(M, nr, Wr + t0, K, x, single, o, jw, next, pn, 2, NV);
+    else wtx_group(M, nr, Wr + t0, K, x, single, o, jw, next, pn, 1, NV);
+    for (size_t t = 0; t < tn; t++) /* columns left over */
+      for (size_t j = jw; j < M; j++)
         for (size_t r = 0; r < nr; r++) o[t * M + j] += Wr[r * K + t0 + t] * xval(x, single, r * M + j);
   }
 }
@@ -316,6 +337,49 @@ static run_fn *pick_run(int single) {
   if (__builtin_cpu_supports("avx512f")) return single ? run_f512 : run_d512;
   if (__builtin_cpu_supports("avx2")) return single ? run_f256 : run_d256;
   return single ? run_f : run_d;
+}
+
+/* The randomized SVD's two products on the float32 cache (NNDSVD's SVD;
+ * see decomposition_priv.h), by the same kernels: no widened copy of X. */
+#define XZT_FN(name, target, RB)                                                                              \
+  target static void name(size_t l, size_t M, size_t nr, const float *x, const double *Zt, double *Y) {      \
+    v8d lanes[NMF_RUN * 4];                                                                                  \
+    xht_body(l, M, nr, x, 1, Zt, Y, lanes, RB);                                                              \
+  }
+#define YTX_FN(name, target, NV)                                                                              \
+  target static void name(size_t l, size_t M, size_t nr, const double *Y, const float *x, double *B,         \
+                          const float *next, size_t nnext) {                                                 \
+    wtx_body(l, M, nr, Y, x, 1, B, (const char *)next, nnext, NV);                                           \
+  }
+XZT_FN(xzt512, __attribute__((target("avx512f"))), 4)
+XZT_FN(xzt256, __attribute__((target("avx2"))), 1)
+XZT_FN(xzt, , 1)
+YTX_FN(ytx512, __attribute__((target("avx512f"))), 4)
+YTX_FN(ytx256, __attribute__((target("avx2"))), 1)
+YTX_FN(ytx, , 1)
+
+void dec_xzt(const dec_data *d, size_t i, const double *Zt, size_t l, double *Y) {
+  size_t M = d->M, npos = d->blk[i].npos;
+  const float *x = d->xs + d->off[i] * M;
+  __builtin_cpu_init();
+  int isa = __builtin_cpu_supports("avx512f") ? 2 : __builtin_cpu_supports("avx2") ? 1 : 0;
+  for (size_t r0 = 0; r0 < npos; r0 += NMF_RUN) {
+    size_t nr = npos - r0 < NMF_RUN ? npos - r0 : NMF_RUN;
+    (isa == 2 ? xzt512 : isa ? xzt256 : xzt)(l, M, nr, x + r0 * M, Zt, Y + r0 * l);
+  }
+}
+
+void dec_ytx(const dec_data *d, size_t i, const double *Y, size_t l, double *B) {
+  size_t M = d->M, npos = d->blk[i].npos;
+  const float *x = d->xs + d->off[i] * M;
+  __builtin_cpu_init();
+  int isa = __builtin_cpu_supports("avx512f") ? 2 : __builtin_cpu_supports("avx2") ? 1 : 0;
+  memset(B, 0, l * M * sizeof *B);
+  for (size_t r0 = 0; r0 < npos; r0 += NMF_RUN) {
+    size_t nr = npos - r0 < NMF_RUN ? npos - r0 : NMF_RUN, nnext = npos - r0 - nr < NMF_RUN ? npos - r0 - nr : NMF_RUN;
+    const float *xr = x + r0 * M, *next = nnext ? x + (r0 + nr) * M : NULL;
+    (isa == 2 ? ytx512 : isa ? ytx256 : ytx)(l, M, nr, Y + r0 * l, xr, B, next, nnext);
+  }
 }
 
 /* Update block i's rows of W, then its partial [WᵀW | WᵀX | cd's violation].

@@ -78,6 +78,11 @@ int dec_gram_where(const dec_data *d);
  * d->sumsq.  Vt and lam on every rank. */
 int dec_gram_eigen_scalapack(dec_data *d, size_t k, double *Vt, double *lam);
 
+/* On the float32 cache (d->xs), with NMF's kernels, in double arithmetic:
+ * Y (npos × l) = X_i·Ztᵀ and B (l × M) = Yᵀ·X_i for local block i. */
+void dec_xzt(const dec_data *d, size_t i, const double *Zt, size_t l, double *Y);
+void dec_ytx(const dec_data *d, size_t i, const double *Y, size_t l, double *B);
+
 /* NMF (sklearn's objective and rules) from the requested init: W local
  * (nloc × k), H (k × M); iterations run and the final ||X - WH||_F. */
 int dec_nmf(dec_data *d, double *W, double *H, int *iters, double *residual);
