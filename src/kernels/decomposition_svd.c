@@ -279,8 +279,12 @@ static void qtx_partial(dec_data *d, size_t i, const double *x, double *out, voi
                 x, (int)M, 0.0, out, (int)M);
   else
     dec_ytx(d, i, a->Y + d->off[i] * l, l, out);
-  double ss = 0;
-  for (size_t j = 0; a->fresh && j < npos * M; j++) ss += x ? x[j] * x[j] : (double)xs[j] * xs[j];
+  double ss = 0, s8[8] = {0};
+  size_t n = a->fresh ? npos * M : 0, n8 = xs ? n - n % 8 : 0;
+  for (size_t j = 0; j < n8; j += 8) /* the float32 cache (NMF's init): in eight lanes, like its kernels */
+    for (int q = 0; q < 8; q++) s8[q] += (double)xs[j + q] * xs[j + q];
+  ss = ((s8[0] + s8[1]) + (s8[2] + s8[3])) + ((s8[4] + s8[5]) + (s8[6] + s8[7]));
+  for (size_t j = n8; j < n; j++) ss += x ? x[j] * x[j] : (double)xs[j] * xs[j];
   out[l * M] = ss;
 }
 
