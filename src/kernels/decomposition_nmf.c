@@ -180,12 +180,16 @@ static double update_row(const iter_arg *a, double *w, const double *xht, size_t
 #define INLINE static inline __attribute__((always_inline))
 typedef double v8d __attribute__((vector_size(64)));
 typedef double v8d_u __attribute__((vector_size(64), aligned(8), may_alias));
-typedef float v8f_u __attribute__((vector_size(32), aligned(4), may_alias));
 
 /* X values i to i + 7 as doubles: `single` marks the float32 cache.  (A
- * macro: a function returning v8d would have an ABI of its own.) */
-#define xload(x, single, i)                                                          \
-  ((single) ? __builtin_convertvector(*(const v8f_u *)((const float *)(x) + (i)), v8d) \
+ * macro: a function returning v8d would have an ABI of its own.  Element by
+ * element, GCC makes one vcvtps2pd of it; __builtin_convertvector, four
+ * instructions.) */
+#define xload(x, single, i)                                                                      \
+  ((single) ? ({                                                                                 \
+    const float *p_ = (const float *)(x) + (i);                                                  \
+    (v8d){p_[0], p_[1], p_[2], p_[3], p_[4], p_[5], p_[6], p_[7]};                               \
+  })                                                                                             \
             : (v8d)(*(const v8d_u *)((const double *)(x) + (i))))
 
 INLINE double xval(const void *x, int single, size_t i) {
