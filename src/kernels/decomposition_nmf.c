@@ -453,12 +453,21 @@ static double update_h(const dec_data *d, double *H, const double *WtW, const do
   return viol;
 }
 
-/* Partial: Σ x and Σ x² of the transformed block. */
+/* Partial: Σ x and Σ x² of the transformed block, each in eight lanes
+ * (one sequential sum would take as long as an iteration's products). */
 static void sums_partial(dec_data *d, size_t i, const double *x, double *out, void *arg) {
   (void)arg;
   const float *xs = x ? NULL : d->xs + d->off[i] * d->M;
-  out[0] = out[1] = 0;
-  for (size_t j = 0; j < d->blk[i].npos * d->M; j++) {
+  size_t n = d->blk[i].npos * d->M, n8 = n - n % 8;
+  double s[8] = {0}, q[8] = {0};
+  for (size_t j = 0; j < n8; j += 8)
+    for (int l = 0; l < 8; l++) {
+      double v = xs ? xs[j + (size_t)l] : x[j + (size_t)l];
+      s[l] += v, q[l] += v * v;
+    }
+  out[0] = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+  out[1] = ((q[0] + q[1]) + (q[2] + q[3])) + ((q[4] + q[5]) + (q[6] + q[7]));
+  for (size_t j = n8; j < n; j++) {
     double v = xs ? xs[j] : x[j];
     out[0] += v, out[1] += v * v;
   }
