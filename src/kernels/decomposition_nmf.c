@@ -493,9 +493,11 @@ int dec_nmf(dec_data *d, double *W, double *H, int *iters, double *res) {
                                         : 0;
   rc = hb_agree(d->g->comm, rc);
   iter_arg a = {0, p->nmf_solver, W, H, HHt, XHt};
-  if (!rc) rc = dec_reduce(d, n, read, iter_partial, &a, NULL, 1, red); /* the initial error */
   double err0 = 0, prev = 0, vinit = 0;
-  if (!rc) err0 = prev = residual(d, red, red + K * K, H, tmp);
+  if (p->nmf_solver != NMF_CD) { /* the initial error, for mu's and hals's stopping rules: a pass of WᵀX */
+    if (!rc) rc = dec_reduce(d, n, read, iter_partial, &a, NULL, 1, red);
+    if (!rc) err0 = prev = residual(d, red, red + K * K, H, tmp);
+  }
   int it = 0;
   a.update_w = 1;
   for (it = 1; it <= p->max_iter && !rc; it++) {
