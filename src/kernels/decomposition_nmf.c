@@ -172,196 +172,100 @@ static double update_row(const iter_arg *a, double *w, const double *xht, size_t
   return 0;
 }
 
-/* The kernels below are written once (always_inline bodies over GCC/Clang
- * vectors of eight doubles) and compiled per instruction set with its own
- * register blocking; no FMA anywhere (-ffp-contract=off), and every sum is
- * taken in an order that does not depend on the vector width, so all of
- * them round alike. */
+/* The products are plain loops over GCC/Clang vectors, written once in
+ * decomposition_nmf_kernels.h and compiled for AVX-512, AVX2 and the
+ * baseline, each with vectors of its own register width and the register
+ * blocking that its registers hold.  No FMA anywhere (-ffp-contract=off),
+ * and every sum is taken in an order that does not depend on the width, so
+ * all of them round alike (tests/unit/test_nmf_clones.c).  BLAS would copy
+ * (pack) X for products this thin, which costs more than the arithmetic. */
 #define INLINE static inline __attribute__((always_inline))
-typedef double v8d __attribute__((vector_size(64)));
-typedef double v8d_u __attribute__((vector_size(64), aligned(8), may_alias));
-
-/* X values i to i + 7 as doubles: `single` marks the float32 cache.  (A
- * macro: a function returning v8d would have an ABI of its own.  Element by
- * element, GCC makes one vcvtps2pd of it; __builtin_convertvector, four
- * instructions.) */
-#define xload(x, single, i)                                                                      \
-  ((single) ? ({                                                                                 \
-    const float *p_ = (const float *)(x) + (i);                                                  \
-    (v8d){p_[0], p_[1], p_[2], p_[3], p_[4], p_[5], p_[6], p_[7]};                               \
-  })                                                                                             \
-            : (v8d)(*(const v8d_u *)((const double *)(x) + (i))))
 
 INLINE double xval(const void *x, int single, size_t i) {
   return single ? (double)((const float *)x)[i] : ((const double *)x)[i];
 }
 
-/* Lanes (nr × 4) += Xr·hᵀ over columns [j0, j1) for TN rows of H (h, M
- * apart).  RB rows at a time share each load of H. */
-INLINE void xht_tile(size_t M, size_t nr, const void *x, int single, const double *h, size_t j0, size_t j1,
-                     v8d *lanes, const int TN, const int RB) {
-  size_t r0 = 0;
-  for (; r0 + (size_t)RB <= nr; r0 += (size_t)RB) { /* constant trip counts: registers */
-    v8d acc[4][4], hv[4];
-#pragma GCC unroll 4
-    for (int r = 0; r < RB; r++)
-#pragma GCC unroll 4
-      for (int t = 0; t < TN; t++) acc[r][t] = lanes[(r0 + (size_t)r) * 4 + (size_t)t];
-    for (size_t j = j0; j < j1; j += 8) {
-#pragma GCC unroll 4
-      for (int t = 0; t < TN; t++) hv[t] = xload(h, 0, (size_t)t * M + j);
-#pragma GCC unroll 4
-      for (int r = 0; r < RB; r++) {
-        v8d xx = xload(x, single, (r0 + (size_t)r) * M + j);
-#pragma GCC unroll 4
-        for (int t = 0; t < TN; t++) acc[r][t] += xx * hv[t];
-      }
-    }
-#pragma GCC unroll 4
-    for (int r = 0; r < RB; r++)
-#pragma GCC unroll 4
-      for (int t = 0; t < TN; t++) lanes[(r0 + (size_t)r) * 4 + (size_t)t] = acc[r][t];
-  }
-  for (; r0 < nr; r0++) /* rows left over */
-    for (int t = 0; t < TN; t++)
-      for (size_t j = j0; j < j1; j += 8) lanes[r0 * 4 + (size_t)t] += xload(x, single, r0 * M + j) * xload(h, 0, (size_t)t * M + j);
-}
-
-/* XHt (nr × K) = Xr·Hᵀ for a run, four components of H at a time, in tiles
- * of NMF_TILE columns.  Each dot product is summed in eight lanes (column j
- * mod 8, each in column order), the lanes then pairwise, then the columns
- * past the last eight; lanes (nr × 4) carries the sums between tiles. */
-INLINE void xht_body(size_t K, size_t M, size_t nr, const void *x, int single, const double *H, double *XHt,
-                     v8d *lanes, const int RB) {
-  size_t j8 = M - M % 8;
-  for (size_t t0 = 0; t0 < K; t0 += 4) {
-    size_t tn = K - t0 < 4 ? K - t0 : 4;
-    const double *h = H + t0 * M;
-    for (size_t i = 0; i < nr * 4; i++) lanes[i] = (v8d){0};
-    for (size_t j0 = 0; j0 < j8; j0 += NMF_TILE) {
-      size_t j1 = j8 - j0 < NMF_TILE ? j8 : j0 + NMF_TILE;
-      if (tn == 4) xht_tile(M, nr, x, single, h, j0, j1, lanes, 4, RB);
-      else if (tn == 3) xht_tile(M, nr, x, single, h, j0, j1, lanes, 3, RB);
-      else if (tn == 2) xht_tile(M, nr, x, single, h, j0, j1, lanes, 2, RB);
-      else xht_tile(M, nr, x, single, h, j0, j1, lanes, 1, RB);
-    }
-    for (size_t r = 0; r < nr; r++)
-      for (size_t t = 0; t < tn; t++) {
-        v8d s = lanes[r * 4 + t];
-        double v = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
-        for (size_t j = j8; j < M; j++) v += xval(x, single, r * M + j) * h[t * M + j];
-        XHt[r * K + t0 + t] = v;
-      }
-  }
-}
-
-/* o (TN rows, M apart) += wᵀ·Xr over columns [0, jw) for a run, w being TN
- * columns of Wr (ldw apart).  8·NV columns of the TN rows at a time stay in
- * registers while the run's rows are added in row order.  `next` (nnext
- * rows) is prefetched into L2 meanwhile. */
-INLINE void wtx_group(size_t M, size_t nr, const double *w, size_t ldw, const void *x, int single, double *o,
-                      size_t jw, const char *next, size_t nnext, const int TN, const int NV) {
-  size_t esz = single ? sizeof(float) : sizeof(double), cw = 8 * (size_t)NV;
-  for (size_t j = 0; j < jw; j += cw) {
-    v8d acc[4][4];
-#pragma GCC unroll 4
-    for (int t = 0; t < TN; t++)
-#pragma GCC unroll 4
-      for (int v = 0; v < NV; v++) acc[t][v] = xload(o, 0, (size_t)t * M + j + 8 * (size_t)v);
-    for (size_t r = 0; r < nr; r++) {
-      const double *wr = w + r * ldw;
-      if (r < nnext)
-        for (size_t b = 0; b < cw * esz; b += 64) __builtin_prefetch(next + (r * M + j) * esz + b, 0, 2);
-#pragma GCC unroll 4
-      for (int v = 0; v < NV; v++) {
-        v8d xx = xload(x, single, r * M + j + 8 * (size_t)v);
-#pragma GCC unroll 4
-        for (int t = 0; t < TN; t++) acc[t][v] += wr[t] * xx;
-      }
-    }
-#pragma GCC unroll 4
-    for (int t = 0; t < TN; t++)
-#pragma GCC unroll 4
-      for (int v = 0; v < NV; v++) *(v8d_u *)(o + (size_t)t * M + j + 8 * (size_t)v) = acc[t][v];
-  }
-}
-
-/* WtX (K × M) += Wrᵀ·Xr for a run, four components at a time, so each
- * row's values are loaded once for the four and every WtX entry sums the
- * rows in order.  Plain loops: BLAS would copy (pack) X for a product this
- * thin, which costs more than the arithmetic. */
-INLINE void wtx_body(size_t K, size_t M, size_t nr, const double *Wr, const void *x, int single, double *WtX,
-                     const char *next, size_t nnext, const int NV) {
-  size_t jw = M - M % (8 * (size_t)NV);
-  for (size_t t0 = 0; t0 < K; t0 += 4) {
-    size_t tn = K - t0 < 4 ? K - t0 : 4, pn = t0 == 0 ? nnext : 0; /* prefetch once */
-    double *o = WtX + t0 * M;
-    if (tn == 4) wtx_group(M, nr, Wr + t0, K, x, single, o, jw, next, pn, 4, NV);
-    else if (tn == 3) wtx_group(M, nr, Wr + t0, K, x, single, o, jw, next, pn, 3, NV);
-    else if (tn == 2) wtx_group(M, nr, Wr + t0, K, x, single, o, jw, next, pn, 2, NV);
-    else wtx_group(M, nr, Wr + t0, K, x, single, o, jw, next, pn, 1, NV);
-    for (size_t t = 0; t < tn; t++) /* columns left over */
-      for (size_t j = jw; j < M; j++)
-        for (size_t r = 0; r < nr; r++) o[t * M + j] += Wr[r * K + t0 + t] * xval(x, single, r * M + j);
-  }
-}
-
-/* One run of nr rows: X·Hᵀ, the rows of W, the run's share of WᵀX. */
-INLINE double run_body(const iter_arg *a, size_t K, size_t M, size_t nr, const void *x, int single, double *Wr,
-                       double *WtX, const void *next, size_t nnext, const int RB, const int NV) {
-  double viol = 0;
-  v8d lanes[NMF_RUN * 4];
-  if (a->update_w) {
-    xht_body(K, M, nr, x, single, a->H, a->XHt, lanes, RB);
-    for (size_t r = 0; r < nr; r++) viol += update_row(a, Wr + r * K, a->XHt + r * K, K, M);
-  }
-  wtx_body(K, M, nr, Wr, x, single, WtX, next, nnext, NV);
-  return viol;
-}
-
 typedef double run_fn(const iter_arg *a, size_t K, size_t M, size_t nr, const void *x, double *Wr, double *WtX,
                       const void *next, size_t nnext);
-#define RUN_FN(name, target, single, RB, NV)                                                                     \
-  target static double name(const iter_arg *a, size_t K, size_t M, size_t nr, const void *x, double *Wr,       \
-                            double *WtX, const void *next, size_t nnext) {                                       \
-    return run_body(a, K, M, nr, x, single, Wr, WtX, next, nnext, RB, NV);                                       \
-  }
+typedef double v8d __attribute__((vector_size(64)));
+typedef double v8d_u __attribute__((vector_size(64), aligned(8), may_alias));
+typedef double v4d __attribute__((vector_size(32)));
+typedef double v4d_u __attribute__((vector_size(32), aligned(8), may_alias));
+typedef double v2d __attribute__((vector_size(16)));
+typedef double v2d_u __attribute__((vector_size(16), aligned(8), may_alias));
+
+/* Floats widened element by element: GCC makes one vcvtps2pd of that, and
+ * four instructions of __builtin_convertvector. */
+#define XLDF8(p) ({ const float *p_ = (p); (v8d){p_[0], p_[1], p_[2], p_[3], p_[4], p_[5], p_[6], p_[7]}; })
+#define XLDF4(p) ({ const float *p_ = (p); (v4d){p_[0], p_[1], p_[2], p_[3]}; })
+#define XLDF2(p) ({ const float *p_ = (p); (v2d){p_[0], p_[1]}; })
+
 /* AVX-512's 32 registers hold the sums of 4 rows × 4 components (X·Hᵀ) or
- * of 32 columns × 4 components (WᵀX); AVX2's 16 (a v8d takes two) hold 1
- * row and 8 columns. */
-RUN_FN(run_d512, __attribute__((target("avx512f"))), 0, 4, 4)
-RUN_FN(run_f512, __attribute__((target("avx512f"))), 1, 4, 4)
-RUN_FN(run_d256, __attribute__((target("avx2"))), 0, 1, 1)
-RUN_FN(run_f256, __attribute__((target("avx2"))), 1, 1, 1)
-RUN_FN(run_d, , 0, 1, 1)
-RUN_FN(run_f, , 1, 1, 1)
+ * of 32 columns × 4 components (WᵀX); AVX2's 16 and SSE2's 16 (half as
+ * wide) hold 1 row and 8 columns. */
+#define VEC v8d
+#define VEC_U v8d_u
+#define W 8
+#define XLDF XLDF8
+#define KNAME(n) n##_512
+#define TARGET __attribute__((target("avx512f")))
+#define RB_XHT 4
+#define NV_WTX 4
+#include "decomposition_nmf_kernels.h"
+#undef VEC
+#undef VEC_U
+#undef W
+#undef XLDF
+#undef KNAME
+#undef TARGET
+#undef RB_XHT
+#undef NV_WTX
+
+#define VEC v4d
+#define VEC_U v4d_u
+#define W 4
+#define XLDF XLDF4
+#define KNAME(n) n##_256
+#define TARGET __attribute__((target("avx2")))
+#define RB_XHT 1
+#define NV_WTX 1
+#include "decomposition_nmf_kernels.h"
+#undef VEC
+#undef VEC_U
+#undef W
+#undef XLDF
+#undef KNAME
+#undef TARGET
+#undef RB_XHT
+#undef NV_WTX
+
+#define VEC v2d
+#define VEC_U v2d_u
+#define W 2
+#define XLDF XLDF2
+#define KNAME(n) n##_128
+#define TARGET
+#define RB_XHT 1
+#define NV_WTX 1
+#include "decomposition_nmf_kernels.h"
+#undef VEC
+#undef VEC_U
+#undef W
+#undef XLDF
+#undef KNAME
+#undef TARGET
+#undef RB_XHT
+#undef NV_WTX
 
 static run_fn *pick_run(int single) {
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f")) return single ? run_f512 : run_d512;
-  if (__builtin_cpu_supports("avx2")) return single ? run_f256 : run_d256;
-  return single ? run_f : run_d;
+  if (__builtin_cpu_supports("avx512f")) return single ? run_f_512 : run_d_512;
+  if (__builtin_cpu_supports("avx2")) return single ? run_f_256 : run_d_256;
+  return single ? run_f_128 : run_d_128;
 }
 
-/* The randomized SVD's two products on the float32 cache (NNDSVD's SVD;
- * see decomposition_priv.h), by the same kernels: no widened copy of X. */
-#define XZT_FN(name, target, RB)                                                                              \
-  target static void name(size_t l, size_t M, size_t nr, const float *x, const double *Zt, double *Y) {      \
-    v8d lanes[NMF_RUN * 4];                                                                                  \
-    xht_body(l, M, nr, x, 1, Zt, Y, lanes, RB);                                                              \
-  }
-#define YTX_FN(name, target, NV)                                                                              \
-  target static void name(size_t l, size_t M, size_t nr, const double *Y, const float *x, double *B,         \
-                          const float *next, size_t nnext) {                                                 \
-    wtx_body(l, M, nr, Y, x, 1, B, (const char *)next, nnext, NV);                                           \
-  }
-XZT_FN(xzt512, __attribute__((target("avx512f"))), 4)
-XZT_FN(xzt256, __attribute__((target("avx2"))), 1)
-XZT_FN(xzt, , 1)
-YTX_FN(ytx512, __attribute__((target("avx512f"))), 4)
-YTX_FN(ytx256, __attribute__((target("avx2"))), 1)
-YTX_FN(ytx, , 1)
-
+/* The randomized SVD's two products on the float32 cache (NNDSVD's SVD; see
+ * decomposition_priv.h), by the same kernels: no widened copy of X. */
 void dec_xzt(const dec_data *d, size_t i, const double *Zt, size_t l, double *Y) {
   size_t M = d->M, npos = d->blk[i].npos;
   const float *x = d->xs + d->off[i] * M;
@@ -369,7 +273,7 @@ void dec_xzt(const dec_data *d, size_t i, const double *Zt, size_t l, double *Y)
   int isa = __builtin_cpu_supports("avx512f") ? 2 : __builtin_cpu_supports("avx2") ? 1 : 0;
   for (size_t r0 = 0; r0 < npos; r0 += NMF_RUN) {
     size_t nr = npos - r0 < NMF_RUN ? npos - r0 : NMF_RUN;
-    (isa == 2 ? xzt512 : isa ? xzt256 : xzt)(l, M, nr, x + r0 * M, Zt, Y + r0 * l);
+    (isa == 2 ? xzt_512 : isa ? xzt_256 : xzt_128)(l, M, nr, x + r0 * M, Zt, Y + r0 * l);
   }
 }
 
@@ -382,7 +286,7 @@ void dec_ytx(const dec_data *d, size_t i, const double *Y, size_t l, double *B) 
   for (size_t r0 = 0; r0 < npos; r0 += NMF_RUN) {
     size_t nr = npos - r0 < NMF_RUN ? npos - r0 : NMF_RUN, nnext = npos - r0 - nr < NMF_RUN ? npos - r0 - nr : NMF_RUN;
     const float *xr = x + r0 * M, *next = nnext ? x + (r0 + nr) * M : NULL;
-    (isa == 2 ? ytx512 : isa ? ytx256 : ytx)(l, M, nr, Y + r0 * l, xr, B, next, nnext);
+    (isa == 2 ? ytx_512 : isa ? ytx_256 : ytx_128)(l, M, nr, Y + r0 * l, xr, B, next, nnext);
   }
 }
 

@@ -9,7 +9,7 @@
 #include "testutil.h"
 
 int main(void) {
-  run_fn *const fn[] = {run_d, run_f, run_d256, run_f256, run_d512, run_f512};
+  run_fn *const fn[] = {run_d_128, run_f_128, run_d_256, run_f_256, run_d_512, run_f_512};
   const char *const isa[] = {NULL, NULL, "avx2", "avx2", "avx512f", "avx512f"};
   __builtin_cpu_init();
   int have[6];
