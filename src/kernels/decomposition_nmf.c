@@ -212,14 +212,6 @@ typedef double v2d_u __attribute__((vector_size(16), aligned(8), may_alias));
 #define RB_XHT 4
 #define NV_WTX 4
 #include "decomposition_nmf_kernels.h"
-#undef VEC
-#undef VEC_U
-#undef W
-#undef XLDF
-#undef KNAME
-#undef TARGET
-#undef RB_XHT
-#undef NV_WTX
 
 #define VEC v4d
 #define VEC_U v4d_u
@@ -230,14 +222,6 @@ typedef double v2d_u __attribute__((vector_size(16), aligned(8), may_alias));
 #define RB_XHT 1
 #define NV_WTX 1
 #include "decomposition_nmf_kernels.h"
-#undef VEC
-#undef VEC_U
-#undef W
-#undef XLDF
-#undef KNAME
-#undef TARGET
-#undef RB_XHT
-#undef NV_WTX
 
 #define VEC v2d
 #define VEC_U v2d_u
@@ -248,14 +232,6 @@ typedef double v2d_u __attribute__((vector_size(16), aligned(8), may_alias));
 #define RB_XHT 1
 #define NV_WTX 1
 #include "decomposition_nmf_kernels.h"
-#undef VEC
-#undef VEC_U
-#undef W
-#undef XLDF
-#undef KNAME
-#undef TARGET
-#undef RB_XHT
-#undef NV_WTX
 
 static run_fn *pick_run(int single) {
   __builtin_cpu_init();

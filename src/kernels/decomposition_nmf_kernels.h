@@ -5,9 +5,12 @@
  *   W           8, 4 or 2;
  *   XLDF(p)     W floats at p widened to a VEC;
  *   KNAME(n)    the name of kernel n in this width;
- *   TARGET      its target attribute.
- * Sums have eight lanes (an 8-lane sum is NL vectors), so every width rounds
- * alike.  See the comments in decomposition_nmf.c. */
+ *   TARGET      its target attribute;
+ *   RB_XHT      rows of X·Hᵀ and NV_WTX groups of eight columns of WᵀX in
+ *               registers at a time;
+ * and this file undefines them at its end.  Sums have eight lanes (an
+ * 8-lane sum is NL vectors), so every width rounds alike.  See the comments
+ * in decomposition_nmf.c. */
 #define NL (8 / W)
 #define XLD(x, single, i) \
   ((single) ? XLDF((const float *)(x) + (i)) : (VEC)(*(const VEC_U *)((const double *)(x) + (i))))
@@ -173,3 +176,11 @@ TARGET static void KNAME(ytx)(size_t l, size_t M, size_t nr, const double *Y, co
 #undef XLD
 #undef LD
 #undef ST
+#undef VEC
+#undef VEC_U
+#undef W
+#undef XLDF
+#undef KNAME
+#undef TARGET
+#undef RB_XHT
+#undef NV_WTX
