@@ -55,7 +55,8 @@ static const hb_param_spec dec_params_spec[] = {
     {"bss_max_iter", HB_P_INT, 0, "200", NULL, 0, NULL, "bss: FastICA iterations at most"},
     {"bss_tol", HB_P_FLOAT, 0, "1e-10", NULL, 0, NULL, "bss: FastICA tolerance (HyperSpy's)"},
     {"cache", HB_P_ENUM, 0, "auto", "auto|memory|disk", 0, NULL,
-     "keep this rank's rows in memory as float64, or read the blocks again every pass; auto: memory up to 1 GiB"},
+     "keep this rank's rows in memory (float64; NMF: float32 where that is exact), or read the blocks again every "
+     "pass; auto: memory up to 1 GiB"},
     HB_PARAM_END,
 };
 
@@ -321,6 +322,12 @@ static int read_block(dec_data *d, size_t i, double *x) {
 
 /* Block i of X, transformed: from the cache, or read again. */
 static int load(dec_data *d, size_t i, const double **x) {
+  if (d->xs) {
+    const float *f = d->xs + d->off[i] * d->M;
+    for (size_t j = 0; j < d->blk[i].npos * d->M; j++) d->x[j] = f[j];
+    *x = d->x;
+    return 0;
+  }
   if (d->cached) {
     *x = d->x + d->off[i] * d->M;
     return 0;
@@ -397,11 +404,16 @@ size_t dec_flat_nav(const dec_data *d, const hb_block *b, size_t p) {
   return idx;
 }
 
+/* Where block i is read to: its place in the double cache, or the block buffer. */
+static double *block_buffer(dec_data *d, size_t i) {
+  return d->cached && !d->xs ? d->x + d->off[i] * d->M : d->x;
+}
+
 static void stats_partial(dec_data *d, size_t i, const double *unused, double *out, void *arg) {
   (void)unused;
   neg_scan *ns = arg;
   size_t M = d->M, npos = d->blk[i].npos;
-  double *x = d->cached ? d->x + d->off[i] * M : d->x;
+  double *x = block_buffer(d, i);
   memset(out, 0, (M + 1) * sizeof *out);
   for (size_t r = 0; r < npos; r++) {
     const double *row = x + r * M;
@@ -429,12 +441,16 @@ typedef struct {
 static void first_partial(dec_data *d, size_t i, const double *x, double *out, void *arg) {
   (void)x;
   first_pass_arg *a = arg;
-  if (!a->rc) a->rc = read_block(d, i, d->cached ? d->x + d->off[i] * d->M : d->x);
+  if (!a->rc) a->rc = read_block(d, i, block_buffer(d, i));
   if (a->rc) {
     memset(out, 0, (d->M + 1) * sizeof *out);
     return;
   }
   stats_partial(d, i, NULL, out, &a->ns);
+  if (d->xs) {
+    float *f = d->xs + d->off[i] * d->M;
+    for (size_t j = 0; j < d->blk[i].npos * d->M; j++) f[j] = (float)d->x[j];
+  }
 }
 
 static int describe_negative(dec_data *d, uint64_t at, double value) {
@@ -488,7 +504,7 @@ static int first_pass(dec_data *d) {
   if ((p->poisson || p->algorithm == DEC_NMF) && gneg != UINT64_MAX) HB_CALL(describe_negative(d, gneg, gval));
   if (p->poisson)
     for (size_t j = 0; j < M; j++) d->colsum[j] = sqrt(d->colsum[j]);
-  if (d->cached)
+  if (d->cached && !d->xs) /* the float32 cache needs no transform (single_exact) */
     for (size_t i = 0; i < d->nb; i++) transform(d, i, d->x + d->off[i] * M);
   return 0;
 }
@@ -567,6 +583,16 @@ static int write_meta(dec_data *d, const hb_kernel *k, const dec_meta *m) {
 
 /* ---- the global function --------------------------------------------------------- */
 
+/* Whether float32 holds every value of X exactly, as NMF sees it: data of
+ * float32 or of integers of up to 16 bits, not rescaled (NMF has no
+ * centring; masks only zero values).  NMF then caches X as float32, half
+ * the bytes its iterations stream, and widens it to double as it reads, so
+ * the arithmetic and the results are those of the double cache. */
+static int single_exact(const dec_params *p, hb_dtype t) {
+  int exact = t == HB_F32 || t == HB_U8 || t == HB_I8 || t == HB_U16 || t == HB_I16;
+  return p->algorithm == DEC_NMF && !p->poisson && p->centre == CENTRE_NONE && exact;
+}
+
 static int setup(dec_data *d, hb_global *g, const dec_params *p) {
   d->g = g;
   d->p = p;
@@ -585,10 +611,12 @@ static int setup(dec_data *d, hb_global *g, const dec_params *p) {
     d->off[i + 1] = d->off[i] + b->npos;
   }
   d->nloc = d->off[d->nb];
-  double bytes = (double)d->nloc * (double)d->M * sizeof(double);
+  int single = single_exact(p, g->in->dtype);
+  double bytes = (double)d->nloc * (double)d->M * (single ? sizeof(float) : sizeof(double));
   d->cached = p->cache == CACHE_MEMORY || (p->cache == CACHE_AUTO && bytes <= (double)(1u << 30));
   HB_ALLOC(d->raw, g->part->max_block_pos * d->M * hb_dtype_size(g->in->dtype));
-  HB_ALLOC(d->x, (d->cached ? d->nloc : g->part->max_block_pos) * d->M);
+  if (d->cached && single) HB_ALLOC(d->xs, d->nloc * d->M);
+  HB_ALLOC(d->x, (d->cached && !single ? d->nloc : g->part->max_block_pos) * d->M);
   HB_ALLOC(d->rowsum, d->nloc);
   HB_ALLOC(d->colsum, d->M);
   HB_ALLOC(d->mean, d->M);
@@ -600,6 +628,7 @@ static void teardown(dec_data *d) {
   free(d->off);
   free(d->raw);
   free(d->x);
+  free(d->xs);
   free(d->rowsum);
   free(d->colsum);
   free(d->mean);

@@ -129,11 +129,17 @@ static int init_custom(dec_data *d, double *W, double *H) {
 
 /* ---- iterations ---------------------------------------------------------------- */
 
+/* Rows per run: a run of X (RUN × M doubles, 512 KiB at M = 4096) stays in
+ * a core's L2 cache between its two uses, and the next run is prefetched
+ * into L2 during the second.  X·Hᵀ takes H in tiles of TILE columns (16 KiB
+ * of H at k = 4), which stay in the L1 cache. */
+enum { NMF_RUN = 16, NMF_TILE = 512 };
+
 typedef struct {
   int update_w, solver;
   double *W;
   const double *H, *HHt;
-  double *XHt; /* one row's X Hᵀ */
+  double *XHt; /* a run's X Hᵀ (NMF_RUN × k) */
 } iter_arg;
 
 /* cd on one row of W (sklearn's _update_cdnmf_fast; rows are independent). */
@@ -150,40 +156,113 @@ static double cd_row(double *w, const double *xht, const double *HHt, size_t K) 
   return viol;
 }
 
-/* Rows per run: a run of X (RUN × M doubles, 512 KiB at M = 4096) stays in
- * a core's L2 cache between its two uses. */
-enum { NMF_RUN = 16, NMF_COLS = 512 };
+/* One row of W from its X·Hᵀ and H·Hᵀ; returns cd's violation. */
+static double update_row(const iter_arg *a, double *w, const double *xht, size_t K, size_t M) {
+  if (a->solver == NMF_CD) return cd_row(w, xht, a->HHt, K);
+  if (a->solver == NMF_HALS) {
+    dec_hals_w(w, xht, a->HHt, 1, K, M);
+    return 0;
+  }
+  double den[64];
+  for (size_t t = 0; t < K; t++) {
+    den[t] = 0;
+    for (size_t q = 0; q < K; q++) den[t] += w[q] * a->HHt[q * K + t];
+  }
+  for (size_t t = 0; t < K; t++) w[t] *= xht[t] / (den[t] == 0 ? EPS32 : den[t]);
+  return 0;
+}
 
-/* WtX (K × M) += Wrᵀ Xr for a run of nr rows.  Eight columns of four
- * components at a time are kept in registers while the run's rows are added
- * in row order, so each row's eight values are loaded once for the four.
- * Plain loops: BLAS would copy (pack) X for a product this thin, which costs
- * more than the arithmetic. */
-/* AVX2 where the CPU has it; no FMA, so the roundings are those of the default */
-__attribute__((target_clones("avx2", "default")))
-static void add_wtx(size_t K, size_t M, size_t nr, const double *Wr, const double *xr, double *WtX) {
-  size_t j8 = M - M % 8;
-  for (size_t t0 = 0; t0 < K; t0 += 4) {
-    size_t tn = K - t0 < 4 ? K - t0 : 4;
-    for (size_t j = 0; j < j8; j += 8) {
-      double acc[4][8] = {{0}};
-      for (size_t t = 0; t < tn; t++)
-        for (int l = 0; l < 8; l++) acc[t][l] = WtX[(t0 + t) * M + j + l];
-      for (size_t r = 0; r < nr; r++) {
-        const double *xx = xr + r * M + j, *w = Wr + r * K + t0;
-        if (tn == 4) /* constant trip counts: registers, vectorised */
-          for (int t = 0; t < 4; t++)
-            for (int l = 0; l < 8; l++) acc[t][l] += w[t] * xx[l];
-        else
-          for (size_t t = 0; t < tn; t++)
-            for (int l = 0; l < 8; l++) acc[t][l] += w[t] * xx[l];
-      }
-      for (size_t t = 0; t < tn; t++)
-        for (int l = 0; l < 8; l++) WtX[(t0 + t) * M + j + l] = acc[t][l];
-    }
-    for (size_t t = t0; t < t0 + tn; t++)
-      for (size_t j = j8; j < M; j++)
-        for (size_t r = 0; r < nr; r++) WtX[t * M + j] += Wr[r * K + t] * xr[r * M + j];
+/* The products are plain loops over GCC/Clang vectors, written once in
+ * decomposition_nmf_kernels.h and compiled for AVX-512, AVX2 and the
+ * baseline, each with vectors of its own register width and the register
+ * blocking that its registers hold.  No FMA anywhere (-ffp-contract=off),
+ * and every sum is taken in an order that does not depend on the width, so
+ * all of them round alike (tests/unit/test_nmf_clones.c).  BLAS would copy
+ * (pack) X for products this thin, which costs more than the arithmetic. */
+#define INLINE static inline __attribute__((always_inline))
+
+INLINE double xval(const void *x, int single, size_t i) {
+  return single ? (double)((const float *)x)[i] : ((const double *)x)[i];
+}
+
+typedef double run_fn(const iter_arg *a, size_t K, size_t M, size_t nr, const void *x, double *Wr, double *WtX,
+                      const void *next, size_t nnext);
+typedef double v8d __attribute__((vector_size(64)));
+typedef double v8d_u __attribute__((vector_size(64), aligned(8), may_alias));
+typedef double v4d __attribute__((vector_size(32)));
+typedef double v4d_u __attribute__((vector_size(32), aligned(8), may_alias));
+typedef double v2d __attribute__((vector_size(16)));
+typedef double v2d_u __attribute__((vector_size(16), aligned(8), may_alias));
+
+/* Floats widened element by element: GCC makes one vcvtps2pd of that, and
+ * four instructions of __builtin_convertvector. */
+#define XLDF8(p) ({ const float *p_ = (p); (v8d){p_[0], p_[1], p_[2], p_[3], p_[4], p_[5], p_[6], p_[7]}; })
+#define XLDF4(p) ({ const float *p_ = (p); (v4d){p_[0], p_[1], p_[2], p_[3]}; })
+#define XLDF2(p) ({ const float *p_ = (p); (v2d){p_[0], p_[1]}; })
+
+/* AVX-512's 32 registers hold the sums of 4 rows × 4 components (X·Hᵀ) or
+ * of 32 columns × 4 components (WᵀX); AVX2's 16 and SSE2's 16 (half as
+ * wide) hold 1 row and 8 columns. */
+#define VEC v8d
+#define VEC_U v8d_u
+#define W 8
+#define XLDF XLDF8
+#define KNAME(n) n##_512
+#define TARGET __attribute__((target("avx512f")))
+#define RB_XHT 4
+#define NV_WTX 4
+#include "decomposition_nmf_kernels.h"
+
+#define VEC v4d
+#define VEC_U v4d_u
+#define W 4
+#define XLDF XLDF4
+#define KNAME(n) n##_256
+#define TARGET __attribute__((target("avx2")))
+#define RB_XHT 1
+#define NV_WTX 1
+#include "decomposition_nmf_kernels.h"
+
+#define VEC v2d
+#define VEC_U v2d_u
+#define W 2
+#define XLDF XLDF2
+#define KNAME(n) n##_128
+#define TARGET
+#define RB_XHT 1
+#define NV_WTX 1
+#include "decomposition_nmf_kernels.h"
+
+static run_fn *pick_run(int single) {
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f")) return single ? run_f_512 : run_d_512;
+  if (__builtin_cpu_supports("avx2")) return single ? run_f_256 : run_d_256;
+  return single ? run_f_128 : run_d_128;
+}
+
+/* The randomized SVD's two products on the float32 cache (NNDSVD's SVD; see
+ * decomposition_priv.h), by the same kernels: no widened copy of X. */
+void dec_xzt(const dec_data *d, size_t i, const double *Zt, size_t l, double *Y) {
+  size_t M = d->M, npos = d->blk[i].npos;
+  const float *x = d->xs + d->off[i] * M;
+  __builtin_cpu_init();
+  int isa = __builtin_cpu_supports("avx512f") ? 2 : __builtin_cpu_supports("avx2") ? 1 : 0;
+  for (size_t r0 = 0; r0 < npos; r0 += NMF_RUN) {
+    size_t nr = npos - r0 < NMF_RUN ? npos - r0 : NMF_RUN;
+    (isa == 2 ? xzt_512 : isa ? xzt_256 : xzt_128)(l, M, nr, x + r0 * M, Zt, Y + r0 * l);
+  }
+}
+
+void dec_ytx(const dec_data *d, size_t i, const double *Y, size_t l, double *B) {
+  size_t M = d->M, npos = d->blk[i].npos;
+  const float *x = d->xs + d->off[i] * M;
+  __builtin_cpu_init();
+  int isa = __builtin_cpu_supports("avx512f") ? 2 : __builtin_cpu_supports("avx2") ? 1 : 0;
+  memset(B, 0, l * M * sizeof *B);
+  for (size_t r0 = 0; r0 < npos; r0 += NMF_RUN) {
+    size_t nr = npos - r0 < NMF_RUN ? npos - r0 : NMF_RUN, nnext = npos - r0 - nr < NMF_RUN ? npos - r0 - nr : NMF_RUN;
+    const float *xr = x + r0 * M, *next = nnext ? x + (r0 + nr) * M : NULL;
+    (isa == 2 ? ytx_512 : isa ? ytx_256 : ytx_128)(l, M, nr, Y + r0 * l, xr, B, next, nnext);
   }
 }
 
@@ -195,30 +274,16 @@ static void iter_partial(dec_data *d, size_t i, const double *x, double *out, vo
   iter_arg *a = arg;
   size_t K = d->p->k, M = d->M, npos = d->blk[i].npos;
   double *W = a->W + d->off[i] * K, viol = 0, *WtX = out + K * K;
+  int single = !x; /* read from the float32 cache (dec_nmf passes no x then) */
+  const float *xs = single ? d->xs + d->off[i] * M : NULL;
+  run_fn *run = pick_run(single);
   memset(WtX, 0, K * M * sizeof *WtX);
   for (size_t r0 = 0; r0 < npos; r0 += NMF_RUN) {
     size_t nr = npos - r0 < NMF_RUN ? npos - r0 : NMF_RUN;
-    const double *xr = x + r0 * M;
-    double *Wr = W + r0 * K;
-    for (size_t r = 0; a->update_w && r < nr; r++) {
-      double *w = Wr + r * K, *xht = a->XHt;
-      cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)K, (int)M, 1.0, a->H, (int)M, xr + r * M, 1, 0.0, xht, 1);
-      if (a->solver == NMF_CD) {
-        viol += cd_row(w, xht, a->HHt, K);
-        continue;
-      }
-      if (a->solver == NMF_HALS) {
-        dec_hals_w(w, xht, a->HHt, 1, K, M);
-        continue;
-      }
-      double den[64];
-      for (size_t t = 0; t < K; t++) {
-        den[t] = 0;
-        for (size_t q = 0; q < K; q++) den[t] += w[q] * a->HHt[q * K + t];
-      }
-      for (size_t t = 0; t < K; t++) w[t] *= xht[t] / (den[t] == 0 ? EPS32 : den[t]);
-    }
-    add_wtx(K, M, nr, Wr, xr, WtX);
+    size_t nnext = npos - r0 - nr < NMF_RUN ? npos - r0 - nr : NMF_RUN;
+    const void *xr = single ? (const void *)(xs + r0 * M) : (const void *)(x + r0 * M);
+    const void *next = single ? (const void *)(xs + (r0 + nr) * M) : (const void *)(x + (r0 + nr) * M);
+    viol += run(a, K, M, nr, xr, W + r0 * K, WtX, nnext ? next : NULL, nnext);
   }
   cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)K, (int)npos, 1.0, W, (int)K, W, (int)K, 0.0, out,
               (int)K);
@@ -268,11 +333,24 @@ static double update_h(const dec_data *d, double *H, const double *WtW, const do
   return viol;
 }
 
-/* Partial: Σ x and Σ x² of the transformed block. */
+/* Partial: Σ x and Σ x² of the transformed block, each in eight lanes
+ * (one sequential sum would take as long as an iteration's products). */
 static void sums_partial(dec_data *d, size_t i, const double *x, double *out, void *arg) {
   (void)arg;
-  out[0] = out[1] = 0;
-  for (size_t j = 0; j < d->blk[i].npos * d->M; j++) out[0] += x[j], out[1] += x[j] * x[j];
+  const float *xs = x ? NULL : d->xs + d->off[i] * d->M;
+  size_t n = d->blk[i].npos * d->M, n8 = n - n % 8;
+  double s[8] = {0}, q[8] = {0};
+  for (size_t j = 0; j < n8; j += 8)
+    for (int l = 0; l < 8; l++) {
+      double v = xs ? xs[j + (size_t)l] : x[j + (size_t)l];
+      s[l] += v, q[l] += v * v;
+    }
+  out[0] = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+  out[1] = ((q[0] + q[1]) + (q[2] + q[3])) + ((q[4] + q[5]) + (q[6] + q[7]));
+  for (size_t j = n8; j < n; j++) {
+    double v = xs ? xs[j] : x[j];
+    out[0] += v, out[1] += v * v;
+  }
 }
 
 int dec_nmf(dec_data *d, double *W, double *H, int *iters, double *res) {
@@ -280,7 +358,8 @@ int dec_nmf(dec_data *d, double *W, double *H, int *iters, double *res) {
   size_t K = d->p->k, M = d->M, n = K * K + K * M + 1;
   HB_CHECK(K <= 64, HB_EINVALID, "decomposition", "NMF supports up to 64 components, got %zu", K);
   double sums[2];
-  HB_CALL(dec_reduce(d, 2, 1, sums_partial, NULL, NULL, 1, sums));
+  int read = !d->xs; /* the passes below read the float32 cache themselves */
+  HB_CALL(dec_reduce(d, 2, read, sums_partial, NULL, NULL, 1, sums));
   d->total = sums[0]; /* mean(X) for the inits: of X as normalised */
   d->sumsq = sums[1];
   if (p->init == INIT_CUSTOM) HB_CALL(hb_agree(d->g->comm, init_custom(d, W, H)));
@@ -289,19 +368,21 @@ int dec_nmf(dec_data *d, double *W, double *H, int *iters, double *res) {
   dec_masks_zero(d, W, H); /* masked rows and columns stay 0 under every update */
   d->sumsq = sums[1]; /* the SVD of nndsvd recomputed it in another order */
   double *red = malloc(n * sizeof *red), *HHt = malloc(K * K * sizeof *HHt), *tmp = malloc(K * M * sizeof *tmp);
-  double *XHt = malloc(K * sizeof *XHt);
+  double *XHt = malloc(NMF_RUN * K * sizeof *XHt);
   int rc = !red || !HHt || !tmp || !XHt ? hb_error_raise(HB_EINTERNAL, __FILE__, __LINE__, "memory", "out of memory")
                                         : 0;
   rc = hb_agree(d->g->comm, rc);
   iter_arg a = {0, p->nmf_solver, W, H, HHt, XHt};
-  if (!rc) rc = dec_reduce(d, n, 1, iter_partial, &a, NULL, 1, red); /* the initial error */
   double err0 = 0, prev = 0, vinit = 0;
-  if (!rc) err0 = prev = residual(d, red, red + K * K, H, tmp);
+  if (p->nmf_solver != NMF_CD) { /* the initial error, for mu's and hals's stopping rules: a pass of WᵀX */
+    if (!rc) rc = dec_reduce(d, n, read, iter_partial, &a, NULL, 1, red);
+    if (!rc) err0 = prev = residual(d, red, red + K * K, H, tmp);
+  }
   int it = 0;
   a.update_w = 1;
   for (it = 1; it <= p->max_iter && !rc; it++) {
     gram_rows(H, K, M, HHt);
-    rc = dec_reduce(d, n, 1, iter_partial, &a, NULL, 1, red);
+    rc = dec_reduce(d, n, read, iter_partial, &a, NULL, 1, red);
     if (rc) break;
     double viol = red[n - 1] + update_h(d, H, red, red + K * K, tmp);
     if (p->nmf_solver == NMF_CD) {

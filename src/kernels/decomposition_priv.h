@@ -44,6 +44,8 @@ typedef struct {
   size_t nloc;              /* local rows */
   void *raw;                /* one block in the file's dtype */
   double *x;                /* the whole local X (cached) or one block */
+  float *xs;                /* NMF: the whole local X as float32 when that holds every value exactly (then
+                               x is one block); dec_reduce's passes still see doubles */
   int cached;
   double *rowsum;           /* nloc: Poisson normalisation */
   double *colsum, *mean;    /* M: column sums, mean pattern */
@@ -75,6 +77,11 @@ int dec_gram_where(const dec_data *d);
  * 0) with the Gram matrix distributed block-cyclically and pdsyevr; also sets
  * d->sumsq.  Vt and lam on every rank. */
 int dec_gram_eigen_scalapack(dec_data *d, size_t k, double *Vt, double *lam);
+
+/* On the float32 cache (d->xs), with NMF's kernels, in double arithmetic:
+ * Y (npos × l) = X_i·Ztᵀ and B (l × M) = Yᵀ·X_i for local block i. */
+void dec_xzt(const dec_data *d, size_t i, const double *Zt, size_t l, double *Y);
+void dec_ytx(const dec_data *d, size_t i, const double *Y, size_t l, double *B);
 
 /* NMF (sklearn's objective and rules) from the requested init: W local
  * (nloc × k), H (k × M); iterations run and the final ||X - WH||_F. */

@@ -207,16 +207,19 @@ typedef struct {
   size_t l;
   const double *Zt; /* l × M: Y = X Ztᵀ */
   double *Y;        /* nloc × l, local rows */
+  int fresh;        /* sketch: form Y from X in this pass; qtx: also sum ||X||² */
 } sketch_arg;
 
-/* Y_b = X_b Ztᵀ, and the partial Y_bᵀY_b for CholeskyQR. */
+/* Y_b = X_b Ztᵀ (when fresh), and the partial Y_bᵀY_b for CholeskyQR. */
 static void sketch_partial(dec_data *d, size_t i, const double *x, double *out, void *arg) {
   sketch_arg *a = arg;
   size_t l = a->l, npos = d->blk[i].npos;
   double *Y = a->Y + d->off[i] * l;
-  if (x)
+  if (a->fresh && x)
     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)npos, (int)l, (int)d->M, 1.0, x, (int)d->M, a->Zt,
                 (int)d->M, 0.0, Y, (int)l);
+  else if (a->fresh)
+    dec_xzt(d, i, a->Zt, l, Y); /* the float32 cache: no widened copy for BLAS */
   memset(out, 0, l * l * sizeof *out);
   cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)l, (int)npos, 1.0, Y, (int)l, 0.0, out, (int)l);
 }
@@ -249,10 +252,10 @@ static int chol_apply(dec_data *d, size_t l, double *G, double *Y) {
 static int cholqr2(dec_data *d, size_t l, double *Y, int first_read, const double *Zt) {
   double *G;
   HB_ALLOC(G, l * l);
-  sketch_arg a = {l, Zt, Y};
   int rc = 0;
   for (int pass = 0; pass < 3 && !rc; pass++) {
-    rc = dec_reduce(d, l * l, pass == 0 && first_read, sketch_partial, &a, NULL, 1, G);
+    sketch_arg a = {l, Zt, Y, pass == 0 && first_read};
+    rc = dec_reduce(d, l * l, a.fresh && !d->xs, sketch_partial, &a, NULL, 1, G);
     if (rc) break;
     /* stop once R is the identity to rounding: Q is orthonormal */
     double off = 0;
@@ -265,14 +268,23 @@ static int cholqr2(dec_data *d, size_t l, double *Y, int first_read, const doubl
   return rc;
 }
 
-/* Partial of Qᵀ X (l × M), plus ||X_b||² in the last slot. */
+/* Partial of Qᵀ X (l × M), plus ||X_b||² in the last slot (the last pass's
+ * only: a sequential sum costs about as much as the product). */
 static void qtx_partial(dec_data *d, size_t i, const double *x, double *out, void *arg) {
   sketch_arg *a = arg;
   size_t l = a->l, M = d->M, npos = d->blk[i].npos;
-  cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)l, (int)M, (int)npos, 1.0, a->Y + d->off[i] * l, (int)l,
-              x, (int)M, 0.0, out, (int)M);
-  double ss = 0;
-  for (size_t j = 0; j < npos * M; j++) ss += x[j] * x[j];
+  const float *xs = x ? NULL : d->xs + d->off[i] * M;
+  if (x)
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)l, (int)M, (int)npos, 1.0, a->Y + d->off[i] * l, (int)l,
+                x, (int)M, 0.0, out, (int)M);
+  else
+    dec_ytx(d, i, a->Y + d->off[i] * l, l, out);
+  double ss = 0, s8[8] = {0};
+  size_t n = a->fresh ? npos * M : 0, n8 = xs ? n - n % 8 : 0;
+  for (size_t j = 0; j < n8; j += 8) /* the float32 cache (NMF's init): in eight lanes, like its kernels */
+    for (int q = 0; q < 8; q++) s8[q] += (double)xs[j + q] * xs[j + q];
+  ss = ((s8[0] + s8[1]) + (s8[2] + s8[3])) + ((s8[4] + s8[5]) + (s8[6] + s8[7]));
+  for (size_t j = n8; j < n; j++) ss += x ? x[j] * x[j] : (double)xs[j] * xs[j];
   out[l * M] = ss;
 }
 
@@ -325,16 +337,18 @@ static int svd_randomized(dec_data *d, size_t K, double *Vt, double *s, double *
     for (size_t i = 0; i < l * M; i++) Zt[i] = dec_rng_normal(&r);
     rc = cholqr2(d, l, Y, 1, Zt);
   }
-  sketch_arg a = {l, Zt, Y};
+  sketch_arg a = {l, Zt, Y, 0};
+  int read = !d->xs; /* else the partials read the float32 cache */
   for (int it = 0; it < p->n_iter && !rc; it++) {
-    rc = dec_reduce(d, l * M + 1, 1, qtx_partial, &a, NULL, 1, B); /* B = QᵀX, i.e. Z = XᵀQ */
+    rc = dec_reduce(d, l * M + 1, read, qtx_partial, &a, NULL, 1, B); /* B = QᵀX, i.e. Z = XᵀQ */
     if (!rc) {
       memcpy(Zt, B, l * M * sizeof *Zt);
       rc = hb_agree(d->g->comm, orthonormal_rows(Zt, l, M));
     }
     if (!rc) rc = cholqr2(d, l, Y, 1, Zt);
   }
-  if (!rc) rc = dec_reduce(d, l * M + 1, 1, qtx_partial, &a, NULL, 0, B);
+  a.fresh = 1;
+  if (!rc) rc = dec_reduce(d, l * M + 1, read, qtx_partial, &a, NULL, 0, B);
   if (!rc) {
     if (d->g->rank == 0) {
       d->sumsq = B[l * M];
