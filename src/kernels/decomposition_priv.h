@@ -71,6 +71,8 @@ size_t dec_flat_nav(const dec_data *d, const hb_block *b, size_t p);
  * loadings L = U·S (nloc × k), signs by HyperSpy's rule.  *solver receives
  * the solver used (SVD_EXACT or SVD_RANDOMIZED). */
 int dec_svd(dec_data *d, size_t k, double *Vt, double *s, double *L, int *solver);
+/* The solver dec_svd uses for k components: SVD_EXACT or SVD_RANDOMIZED. */
+int dec_pick_solver(const dec_data *d, size_t k);
 /* Whether exact SVD solved on the ScaLAPACK grid (GRAM_SCALAPACK) or rank 0
  * (GRAM_LOCAL): GRAM_AUTO's rule, for the metadata too. */
 int dec_gram_where(const dec_data *d);

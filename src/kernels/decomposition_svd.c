@@ -654,7 +654,7 @@ static int svd_randomized(dec_data *d, size_t K, double *Vt, double *s, double *
 
 /* exact where the Gram matrix and its eigensolve cost less than about four
  * randomized passes (2·N·M·l flops each), as issue 3 specifies. */
-static int pick_solver(const dec_data *d, size_t K) {
+int dec_pick_solver(const dec_data *d, size_t K) {
   if (d->p->svd_solver != SVD_AUTO) return d->p->svd_solver;
   double N = (double)d->N, M = (double)d->M, l = (double)(K + (size_t)d->p->oversampling);
   return N * M * M + 4.0 / 3.0 * M * M * M <= 4 * 2 * N * M * l ? SVD_EXACT : SVD_RANDOMIZED;
@@ -671,7 +671,7 @@ int dec_gram_where(const dec_data *d) {
 }
 
 int dec_svd(dec_data *d, size_t K, double *Vt, double *s, double *L, int *solver) {
-  *solver = pick_solver(d, K);
+  *solver = dec_pick_solver(d, K);
   HB_CALL(*solver == SVD_EXACT ? svd_exact(d, K, Vt, s, L, dec_gram_where(d) == GRAM_SCALAPACK)
                                : svd_randomized(d, K, Vt, s, L));
   return flip_signs(d, K, Vt, L);
