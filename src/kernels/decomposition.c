@@ -86,7 +86,8 @@ static int int_param(const hb_node *spec, const char *key, long long lo, long lo
 /* Keys that only mean something for one algorithm are errors for the other:
  * a typo'd intent must not be silently ignored. */
 static int check_applies(const hb_node *spec, int algorithm) {
-  static const char *const svd_only = "centre|svd_solver|gram_solver|gram_precision|eigensolver|n_iter|oversampling";
+  static const char *const svd_only =
+      "centre|svd_solver|gram_solver|gram_precision|eigensolver|n_iter|oversampling";
   static const char *const nmf_only = "solver|init|init_file|max_iter|tol";
   const char *other = algorithm == DEC_SVD ? nmf_only : svd_only;
   for (size_t i = 0; i < spec->n; i++) {
