@@ -4,13 +4,13 @@
 # uncompressed), end to end (load + decompose; the output write for
 # hyperbatch), with peak RSS per process from /usr/bin/time -v.
 #
-#   tests/bench/decomposition.sh [WORKDIR]     (default /tmp/hb_bench_dec)
+#   [HB=path/to/hyperbatch] tests/bench/decomposition.sh [WORKDIR]     (default /tmp/hb_bench_dec)
 #
 # Run it on an idle machine.  Prints one line per measurement.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
 . "$here/scripts/env.sh"
-HB=$here/build/hyperbatch
+HB=${HB:-$here/build/hyperbatch}
 W=${1:-/tmp/hb_bench_dec}
 mkdir -p "$W"
 cd "$W"
