@@ -619,12 +619,14 @@ static int setup(dec_data *d, hb_global *g, const dec_params *p) {
   }
   d->nloc = d->off[d->nb];
   double bytes = (double)d->nloc * (double)d->M * sizeof(double);
-  /* auto: memory up to 1 GiB, except for exact SVD without a statistics
-   * pass: it reads X only twice (Gram matrix, loadings), and from an
-   * uncompressed file the second read costs less than first touching a
-   * float64 copy (0.05 s against 0.3 s for the benchmark's 256 MB of float32) */
+  /* auto: memory up to 1 GiB, except for exact SVD on rank 0 without a
+   * statistics pass: it reads X only twice (Gram matrix, loadings), and from
+   * an uncompressed file the second read costs less than first touching a
+   * float64 copy (0.05 s against 0.3 s for the benchmark's 256 MB of
+   * float32).  (ScaLAPACK's Gram matrix reads X once per column panel.) */
   int two_reads = p->algorithm == DEC_SVD && !p->poisson && p->centre != CENTRE_NAVIGATION &&
-                  !strcmp(g->in->filters, "none") && dec_pick_solver(d, p->k) == SVD_EXACT;
+                  !strcmp(g->in->filters, "none") && dec_pick_solver(d, p->k) == SVD_EXACT &&
+                  dec_gram_where(d) == GRAM_LOCAL;
   d->cached = p->cache == CACHE_MEMORY || (p->cache == CACHE_AUTO && bytes <= (double)(1u << 30) && !two_reads);
   HB_ALLOC(d->raw, g->part->max_block_pos * d->M * hb_dtype_size(g->in->dtype));
   HB_ALLOC(d->x, (d->cached ? d->nloc : g->part->max_block_pos) * d->M);
