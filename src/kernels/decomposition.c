@@ -29,6 +29,12 @@ static const hb_param_spec dec_params_spec[] = {
     {"gram_solver", HB_P_ENUM, 0, "auto", "auto|local|scalapack", 0, NULL,
      "exact svd: eigensolve the M x M Gram matrix on rank 0 (LAPACK dsyevr) or block-cyclic over all ranks "
      "(ScaLAPACK pdsyevr); auto: scalapack once the matrix passes 2 GiB"},
+    {"gram_precision", HB_P_ENUM, 0, "auto", "auto|single|double", 0, NULL,
+     "exact svd, gram_solver local: each block's X^T X in float32 (single: twice as fast) or float64, summed over "
+     "blocks in float64; auto: single when the input is float32 or an integer type of at most 16 bits"},
+    {"eigensolver", HB_P_ENUM, 0, "auto", "auto|krylov|dsyevr", 0, NULL,
+     "exact svd, gram_solver local: top k eigenpairs of the Gram matrix by block Krylov (falling back to dsyevr "
+     "if it does not converge) or LAPACK dsyevr; auto: krylov when M >= 1024 and max(k, 16) <= M / 16"},
     {"n_iter", HB_P_INT, 0, "7, or 4 when k >= 0.1 min(N, M)", NULL, 0, NULL, "randomized: power iterations"},
     {"oversampling", HB_P_INT, 0, "10", NULL, 0, NULL, "randomized: extra columns of the sketch"},
     {"random_seed", HB_P_INT, 0, "0", NULL, 0, NULL, "randomized sketch and random init"},
@@ -81,7 +87,8 @@ static int int_param(const hb_node *spec, const char *key, long long lo, long lo
 /* Keys that only mean something for one algorithm are errors for the other:
  * a typo'd intent must not be silently ignored. */
 static int check_applies(const hb_node *spec, int algorithm) {
-  static const char *const svd_only = "centre|svd_solver|gram_solver|n_iter|oversampling";
+  static const char *const svd_only =
+      "centre|svd_solver|gram_solver|gram_precision|eigensolver|n_iter|oversampling";
   static const char *const nmf_only = "solver|init|init_file|max_iter|tol";
   const char *other = algorithm == DEC_SVD ? nmf_only : svd_only;
   for (size_t i = 0; i < spec->n; i++) {
@@ -170,7 +177,9 @@ static int read_params(const hb_node *spec, const hb_input *in, dec_params *p) {
                            *const solver[] = {"auto", "exact", "randomized", NULL}, *const nmf[] = {"cd", "mu", "hals", NULL},
                            *const init[] = {"nndsvda", "nndsvd", "random", "custom", NULL},
                            *const cache[] = {"auto", "memory", "disk", NULL},
-                           *const gram[] = {"auto", "local", "scalapack", NULL};
+                           *const gram[] = {"auto", "local", "scalapack", NULL},
+                           *const prec[] = {"auto", "double", "single", NULL},
+                           *const eig[] = {"auto", "dsyevr", "krylov", NULL};
   p->algorithm = enum_of(spec, "algorithm", alg, DEC_SVD);
   p->centre = enum_of(spec, "centre", centre, CENTRE_NONE);
   p->svd_solver = enum_of(spec, "svd_solver", solver, SVD_AUTO);
@@ -178,6 +187,19 @@ static int read_params(const hb_node *spec, const hb_input *in, dec_params *p) {
   p->init = enum_of(spec, "init", init, INIT_NNDSVDA);
   p->cache = enum_of(spec, "cache", cache, CACHE_AUTO);
   p->gram_solver = enum_of(spec, "gram_solver", gram, GRAM_AUTO);
+  p->gram_precision = enum_of(spec, "gram_precision", prec, PREC_AUTO);
+  p->eigensolver = enum_of(spec, "eigensolver", eig, EIG_AUTO);
+  for (int i = 0; i < 2 && p->gram_solver == GRAM_SCALAPACK; i++) {
+    const char *key = i ? "eigensolver" : "gram_precision";
+    const hb_node *n = hb_node_child(spec, key);
+    HB_CHECK(!n || !strcmp(n->text, "auto") || (!i && !strcmp(n->text, "double")), HB_EINVALID, hb_node_where(n, 1),
+             "%s: %s needs gram_solver: local (scalapack sums in float64 and solves with pdsyevr)", key, n->text);
+  }
+  /* float32 products lose nothing the data had: float32, or integers that float32 holds exactly */
+  if (p->gram_precision == PREC_AUTO)
+    p->gram_precision = p->gram_solver != GRAM_SCALAPACK && (in->dtype == HB_F32 || hb_dtype_size(in->dtype) <= 2)
+                            ? PREC_SINGLE
+                            : PREC_DOUBLE;
   HB_CALL(check_applies(spec, p->algorithm));
   const hb_node *pn = hb_node_child(spec, "normalize_poissonian_noise");
   if (pn) HB_CALL(hb_node_bool(pn, &p->poisson));
@@ -557,6 +579,16 @@ typedef struct {
   const char *gram;       /* exact SVD only: where the Gram eigenproblem was solved */
 } dec_meta;
 
+/* Exact SVD's solvers, as they ran: the Gram matrix's precision and the eigensolver (with Krylov's steps). */
+static int write_exact_meta(const dec_data *d, hid_t g) {
+  static const char *const eig[] = {"", "dsyevr", "krylov", "pdsyevr"};
+  int scalapack = d->eig_used == EIG_PDSYEVR;
+  int rc = hb_h5_attr_str(g, "gram_precision", !scalapack && d->p->gram_precision == PREC_SINGLE ? "single" : "double");
+  if (!rc) rc = hb_h5_attr_str(g, "eigensolver", eig[d->eig_used]);
+  if (!rc) rc = hb_h5_attr_i64(g, "eigensolver_iterations", d->eig_steps);
+  return rc;
+}
+
 static int write_meta(dec_data *d, const hb_kernel *k, const dec_meta *m) {
   static const char *const centre[] = {"_None_", "navigation", "signal"};
   const dec_params *p = d->p;
@@ -568,6 +600,7 @@ static int write_meta(dec_data *d, const hb_kernel *k, const dec_meta *m) {
     rc = hb_h5_attr_str(g, "decomposition_algorithm", m->algorithm);
     if (!rc) rc = hb_h5_attr_str(g, "solver", m->solver);
     if (!rc && m->gram) rc = hb_h5_attr_str(g, "gram_solver", m->gram);
+    if (!rc && m->gram) rc = write_exact_meta(d, g);
     if (!rc) rc = hb_h5_attr_i64(g, "output_dimension", (long long)p->k);
     if (!rc) rc = hb_h5_attr_str(g, "centre", centre[p->centre]);
     if (!rc) rc = hb_h5_attr_bool(g, "poissonian_noise_normalized", p->poisson);
@@ -613,7 +646,15 @@ static int setup(dec_data *d, hb_global *g, const dec_params *p) {
   d->nloc = d->off[d->nb];
   int single = single_exact(p, g->in->dtype);
   double bytes = (double)d->nloc * (double)d->M * (single ? sizeof(float) : sizeof(double));
-  d->cached = p->cache == CACHE_MEMORY || (p->cache == CACHE_AUTO && bytes <= (double)(1u << 30));
+  /* auto: memory up to 1 GiB, except for exact SVD on rank 0 without a
+   * statistics pass: it reads X only twice (Gram matrix, loadings), and from
+   * an uncompressed file the second read costs less than first touching a
+   * float64 copy (0.05 s against 0.3 s for the benchmark's 256 MB of
+   * float32).  (ScaLAPACK's Gram matrix reads X once per column panel.) */
+  int two_reads = p->algorithm == DEC_SVD && !p->poisson && p->centre != CENTRE_NAVIGATION &&
+                  !strcmp(g->in->filters, "none") && dec_pick_solver(d, p->k) == SVD_EXACT &&
+                  dec_gram_where(d) == GRAM_LOCAL;
+  d->cached = p->cache == CACHE_MEMORY || (p->cache == CACHE_AUTO && bytes <= (double)(1u << 30) && !two_reads);
   HB_ALLOC(d->raw, g->part->max_block_pos * d->M * hb_dtype_size(g->in->dtype));
   if (d->cached && single) HB_ALLOC(d->xs, d->nloc * d->M);
   HB_ALLOC(d->x, (d->cached && !single ? d->nloc : g->part->max_block_pos) * d->M);

@@ -15,13 +15,15 @@ enum { DEC_SVD, DEC_NMF };
 enum { CENTRE_NONE, CENTRE_NAVIGATION, CENTRE_SIGNAL };
 enum { SVD_AUTO, SVD_EXACT, SVD_RANDOMIZED };
 enum { GRAM_AUTO, GRAM_LOCAL, GRAM_SCALAPACK }; /* exact: where the Gram eigenproblem is solved */
+enum { PREC_AUTO, PREC_DOUBLE, PREC_SINGLE };    /* exact: the products of each block's XᵀX */
+enum { EIG_AUTO, EIG_DSYEVR, EIG_KRYLOV, EIG_PDSYEVR }; /* exact: the eigensolver of the Gram matrix */
 enum { NMF_CD, NMF_MU, NMF_HALS };
 enum { INIT_NNDSVDA, INIT_NNDSVD, INIT_RANDOM, INIT_CUSTOM };
 enum { CACHE_AUTO, CACHE_MEMORY, CACHE_DISK };
 
 typedef struct {
   int algorithm, centre, poisson, svd_solver, nmf_solver, init, cache;
-  int gram_solver;
+  int gram_solver, gram_precision, eigensolver; /* gram_precision resolved at plan time */
   size_t k;
   int n_iter, oversampling, max_iter;
   long long seed;
@@ -52,6 +54,7 @@ typedef struct {
   double total;             /* sum of every value */
   double sumsq;             /* ||X||_F^2 after centring / normalisation */
   unsigned char *rowmask;   /* nloc: navigation_mask of the local rows, or NULL */
+  int eig_used, eig_steps;  /* exact: the eigensolver that gave the result; Krylov steps run */
 } dec_data;
 
 /* Per-block partial of n doubles for local block i (x is NULL unless the
@@ -70,6 +73,8 @@ size_t dec_flat_nav(const dec_data *d, const hb_block *b, size_t p);
  * loadings L = U·S (nloc × k), signs by HyperSpy's rule.  *solver receives
  * the solver used (SVD_EXACT or SVD_RANDOMIZED). */
 int dec_svd(dec_data *d, size_t k, double *Vt, double *s, double *L, int *solver);
+/* The solver dec_svd uses for k components: SVD_EXACT or SVD_RANDOMIZED. */
+int dec_pick_solver(const dec_data *d, size_t k);
 /* Whether exact SVD solved on the ScaLAPACK grid (GRAM_SCALAPACK) or rank 0
  * (GRAM_LOCAL): GRAM_AUTO's rule, for the metadata too. */
 int dec_gram_where(const dec_data *d);

@@ -10,7 +10,10 @@
  * M × l matrix, orthonormalised on every rank alike; B = QᵀX (l × M) is
  * decomposed on rank 0. */
 #include <cblas.h>
+#include <dirent.h>
 #include <math.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -18,6 +21,8 @@
 #include "decomposition_priv.h"
 #include "hb_error.h"
 #include "hb_rng.h"
+
+void openblas_set_num_threads(int);
 
 /* ---- random numbers ------------------------------------------------------- */
 
@@ -64,17 +69,125 @@ static int flip_signs(dec_data *d, size_t K, double *Vt, double *L) {
   return rc;
 }
 
-/* ---- exact ------------------------------------------------------------------- */
+/* ---- exact: the Gram matrix ---------------------------------------------------- */
 
-/* This rank's XᵀX (row-major upper) with dsyrk, its blocks summed in block
- * order into one buffer: one M × M partial per rank instead of one per block
- * (each 128 MB at M = 4096; merging those cost more than the products).  The
- * ranks' partials are then summed in rank order, so a run is reproducible
- * bit for bit and other rank counts agree to rounding. */
+/* double: this rank's XᵀX (row-major upper) with dsyrk, its blocks summed in
+ * block order into one buffer: one M × M partial per rank instead of one per
+ * block (each 128 MB at M = 4096; merging those cost more than the products).
+ * The ranks' partials are then summed in rank order, so a run is
+ * reproducible bit for bit and other rank counts agree to rounding. */
 static void gram_accumulate(dec_data *d, size_t i, const double *x, double *out, void *arg) {
   size_t M = d->M;
   out[0] = 0;
   cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)M, (int)d->blk[i].npos, 1.0, x, (int)M, 1.0, arg, (int)M);
+}
+
+/* single: each block's XᵀX with float32 products and sums (ssyrk and sgemm,
+ * twice dsyrk's speed), one GRAM_TILE square at a time, added into the double
+ * partial while the tile is in cache.  A block's float32 sums run over its own
+ * rows only, so with the tile fixed they do not depend on the rank count.
+ * Nor on the thread count: the run.threads threads share out the tiles, each
+ * tile one single-threaded OpenBLAS call of a fixed shape.  (With OpenBLAS's
+ * own threads, ssyrk rounds a few entries differently by thread count, and
+ * a float32 rounding difference is far above the 1e-9 ranks agree to.)
+ * The float32 products are of the block less its own column means m:
+ * X_bᵀX_b = (X_b - 1mᵀ)ᵀ(X_b - 1mᵀ) + n m mᵀ, the last term in float64, so
+ * float32 rounds relative to the block's variation about its mean rather
+ * than to the mean, which dominates most data (99% of the benchmark's
+ * variance): on the benchmark the noise components' 1 - |cos| against a
+ * float64 SVD fell from 8e-6 to 3e-12. */
+enum { GRAM_TILE = 1024, GRAM_THREADS = 64 };
+
+typedef struct {
+  double *G;
+  size_t M, n, ntiles, *tiles; /* tiles: (first row, first column) pairs, largest first */
+  float *xs;                   /* this block less its column means, float32 */
+  double *mean;                /* the block's column means */
+  float *buf[GRAM_THREADS];    /* a tile per thread */
+  int nthreads, next;
+} gram_single_arg;
+
+/* AVX2 where the CPU has it (twice SSE2's speed here); conversions and
+ * sums round alike either way */
+__attribute__((target_clones("avx2", "default")))
+static void add_floats(double *restrict g, const float *restrict s, double w, const double *restrict m, size_t n) {
+  for (size_t i = 0; i < n; i++) g[i] += s[i] + w * m[i];
+}
+
+/* f (n × M) = x less its column means, which go to m */
+__attribute__((target_clones("avx2", "default")))
+static void to_floats(float *restrict f, const double *restrict x, double *restrict m, size_t n, size_t M) {
+  for (size_t j = 0; j < M; j++) m[j] = 0;
+  for (size_t r = 0; r < n; r++)
+    for (size_t j = 0; j < M; j++) m[j] += x[r * M + j];
+  for (size_t j = 0; j < M; j++) m[j] /= (double)n;
+  for (size_t r = 0; r < n; r++)
+    for (size_t j = 0; j < M; j++) f[r * M + j] = (float)(x[r * M + j] - m[j]);
+}
+
+static void *gram_tiles(void *arg) {
+  gram_single_arg *a = ((void **)arg)[0];
+  float *tile = ((void **)arg)[1];
+  size_t M = a->M, n = a->n;
+  for (;;) {
+    size_t t = (size_t)__atomic_fetch_add(&a->next, 1, __ATOMIC_RELAXED);
+    if (t >= a->ntiles) return NULL;
+    size_t r0 = a->tiles[2 * t], c0 = a->tiles[2 * t + 1];
+    size_t nr = M - r0 < GRAM_TILE ? M - r0 : GRAM_TILE, nc = M - c0 < GRAM_TILE ? M - c0 : GRAM_TILE;
+    if (c0 == r0)
+      cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)nr, (int)n, 1.0f, a->xs + r0, (int)M, 0.0f, tile,
+                  (int)nc);
+    else
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nr, (int)nc, (int)n, 1.0f, a->xs + r0, (int)M,
+                  a->xs + c0, (int)M, 0.0f, tile, (int)nc);
+    for (size_t r = 0, c = 0; r < nr; r++, c += c0 == r0) /* c: where a diagonal tile's upper part starts */
+      add_floats(a->G + (r0 + r) * M + c0 + c, tile + r * nc + c, (double)n * a->mean[r0 + r], a->mean + c0 + c,
+                 nc - c);
+  }
+}
+
+static void gram_single(dec_data *d, size_t i, const double *x, double *out, void *arg) {
+  gram_single_arg *a = arg;
+  out[0] = 0;
+  a->n = d->blk[i].npos;
+  to_floats(a->xs, x, a->mean, a->n, a->M);
+  a->next = 0;
+  pthread_t tid[GRAM_THREADS];
+  void *targ[GRAM_THREADS][2];
+  int started[GRAM_THREADS] = {0};
+  for (int t = 0; t < a->nthreads; t++) targ[t][0] = a, targ[t][1] = a->buf[t];
+  for (int t = 1; t < a->nthreads; t++) started[t] = !pthread_create(&tid[t], NULL, gram_tiles, targ[t]);
+  gram_tiles(targ[0]); /* a thread that did not start leaves its tiles to the others */
+  for (int t = 1; t < a->nthreads; t++)
+    if (started[t]) pthread_join(tid[t], NULL);
+}
+
+/* This rank's partial Gram matrix G (zeroed, row-major upper) in the
+ * requested precision. */
+static int gram_partial(dec_data *d, double *G) {
+  double dummy;
+  if (d->p->gram_precision != PREC_SINGLE) return dec_reduce(d, 1, 1, gram_accumulate, G, NULL, 0, &dummy);
+  size_t M = d->M, t = M < GRAM_TILE ? M : GRAM_TILE, nt = (M + GRAM_TILE - 1) / GRAM_TILE;
+  gram_single_arg a = {.G = G, .M = M, .nthreads = d->g->threads < GRAM_THREADS ? d->g->threads : GRAM_THREADS};
+  a.tiles = malloc(nt * (nt + 1) * sizeof *a.tiles);
+  a.xs = malloc(d->g->part->max_block_pos * M * sizeof *a.xs);
+  a.mean = malloc(M * sizeof *a.mean);
+  int ok = a.tiles && a.xs && a.mean;
+  for (int i = 0; i < a.nthreads; i++) ok = ok && (a.buf[i] = malloc(t * t * sizeof(float)));
+  /* off-diagonal tiles (sgemm) before the diagonal ones (ssyrk, half the work) */
+  for (size_t r = 0; r < nt; r++)
+    for (size_t c = r + 1; ok && c < nt; c++)
+      a.tiles[2 * a.ntiles] = r * GRAM_TILE, a.tiles[2 * a.ntiles++ + 1] = c * GRAM_TILE;
+  for (size_t r = 0; ok && r < nt; r++) a.tiles[2 * a.ntiles] = a.tiles[2 * a.ntiles + 1] = r * GRAM_TILE, a.ntiles++;
+  int rc = hb_agree(d->g->comm, ok ? 0 : hb_error_raise(HB_EINTERNAL, __FILE__, __LINE__, "memory", "out of memory"));
+  openblas_set_num_threads(1);
+  if (!rc) rc = dec_reduce(d, 1, 1, gram_single, &a, NULL, 0, &dummy);
+  openblas_set_num_threads(d->g->threads);
+  free(a.tiles);
+  free(a.xs);
+  free(a.mean);
+  for (int i = 0; i < a.nthreads; i++) free(a.buf[i]);
+  return rc;
 }
 
 /* rank 0: G += every other rank's G, in rank order, through one chunk. */
@@ -99,6 +212,8 @@ static int sum_to_root(dec_data *d, double *G, size_t n) {
   HB_CHECK(!rc, HB_EINTERNAL, "MPI", "receiving a Gram partial failed");
   return 0;
 }
+
+/* ---- exact: the top eigenpairs ------------------------------------------------- */
 
 /* Top K eigenpairs of the symmetric G (row-major upper = column-major lower),
  * descending: Vt rows are eigenvectors, lam eigenvalues clamped at 0. */
@@ -131,6 +246,170 @@ static int top_eigen(double *G, size_t M, size_t K, double *Vt, double *lam) {
   return 0;
 }
 
+/* Krylov: block Lanczos with full reorthogonalisation.  A step is one product
+ * G·Q_j with a block of KRYLOV_BLOCK columns, which reads G once, where
+ * dsyevr's tridiagonalisation sweeps all of G about M times, memory-bound.
+ * After every step, Rayleigh-Ritz on the whole basis; it stops when every
+ * wanted Ritz pair has ||G y - θ y|| <= KRYLOV_TOL θ_1, that is an eigenvector
+ * error below KRYLOV_TOL ||G|| / gap: far below what rounding in the Gram
+ * matrix itself costs at the gaps of real spectra.  The start block is
+ * seeded, so a run is reproducible.  *converged is 0 when the basis reached
+ * its budget first; the caller then uses dsyevr. */
+enum { KRYLOV_BLOCK = 16 };
+#define KRYLOV_TOL 1e-12
+
+/* Columns of the basis Krylov may use on an M × M matrix with block b. */
+static size_t krylov_budget(size_t M, size_t b) {
+  size_t n = (M / 4 / b > 4 ? M / 4 / b : 4) * b;
+  return n < M / b * b ? n : M / b * b;
+}
+
+static size_t krylov_block(size_t M, size_t K) {
+  size_t b = K > KRYLOV_BLOCK ? K : KRYLOV_BLOCK;
+  return b < M ? b : M;
+}
+
+/* Q (M × b, column-major, ld M) := its Householder Q.  *small: some R_ii
+ * fell below 1e-3 ref, so that column of Q may lean towards directions
+ * projected out before by up to 1e3 times their rounding. */
+static int orthonormalise(double *Q, size_t M, size_t b, double ref, double *tau, double *work, int lwork, int *small) {
+  int m = (int)M, n = (int)b, info = 0;
+  dgeqrf_(&m, &n, Q, &m, tau, work, &lwork, &info);
+  *small = 0;
+  for (size_t i = 0; i < b; i++) *small |= !(fabs(Q[i * M + i]) >= 1e-3 * ref);
+  if (!info) dorgqr_(&m, &n, &n, Q, &m, tau, work, &lwork, &info);
+  HB_CHECK(!info, HB_EINTERNAL, "LAPACK", "QR in the Krylov eigensolver failed (info %d)", info);
+  return 0;
+}
+
+/* Z (M × b) -= Q (Qᵀ Z), twice (classical Gram-Schmidt with reorthogonalisation);
+ * C (n × b) receives the first pass's coefficients. */
+static void project_out(const double *Q, size_t M, size_t n, double *Z, size_t b, double *C, double *C2) {
+  cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, (int)n, (int)b, (int)M, 1.0, Q, (int)M, Z, (int)M, 0.0, C,
+              (int)n);
+  cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)b, (int)n, -1.0, Q, (int)M, C, (int)n, 1.0, Z,
+              (int)M);
+  cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, (int)n, (int)b, (int)M, 1.0, Q, (int)M, Z, (int)M, 0.0, C2,
+              (int)n);
+  cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)b, (int)n, -1.0, Q, (int)M, C2, (int)n, 1.0, Z,
+              (int)M);
+}
+
+/* Top K eigenpairs of H (n × n, column-major, ld ldh; copied): theta
+ * descending, S (n × K) the matching eigenvectors. */
+static int ritz(const double *H, size_t ldh, size_t n, size_t K, double *Hc, double *theta, double *S, double *w,
+                double *work, int lwork, int *iwork, int liwork, int *isuppz) {
+  int nn = (int)n, il = (int)(n - K + 1), iu = (int)n, m = 0, info = 0;
+  double vl = 0, vu = 0, abstol = 0;
+  for (size_t c = 0; c < n; c++) memcpy(Hc + c * n, H + c * ldh, n * sizeof *Hc);
+  dsyevr_("V", "I", "L", &nn, Hc, &nn, &vl, &vu, &il, &iu, &abstol, &m, w, S + n * K, &nn, isuppz, work, &lwork,
+          iwork, &liwork, &info, 1, 1, 1);
+  HB_CHECK(!info && (size_t)m == K, HB_EINTERNAL, "LAPACK", "dsyevr on the Krylov basis failed (info %d)", info);
+  for (size_t c = 0; c < K; c++) {
+    theta[c] = w[K - 1 - c];
+    memcpy(S + c * n, S + n * K + (K - 1 - c) * n, n * sizeof *S);
+  }
+  return 0;
+}
+
+static int krylov_eigen(const double *G, size_t M, size_t K, double *Vt, double *lam, int *steps, int *converged) {
+  size_t b = krylov_block(M, K), nmax = krylov_budget(M, b);
+  int lwork = (int)(40 * nmax > 64 * b ? 40 * nmax : 64 * b), liwork = (int)(10 * nmax); /* dsyevr, dgeqrf */
+  double *Q = malloc(M * nmax * sizeof *Q), *W = malloc(M * nmax * sizeof *W), *H = malloc(nmax * nmax * sizeof *H),
+         *Hc = malloc(nmax * nmax * sizeof *Hc), *S = malloc(nmax * 2 * K * sizeof *S),
+         *C = malloc(nmax * b * sizeof *C), *C2 = malloc(nmax * b * sizeof *C2), *Y = malloc(M * K * sizeof *Y),
+         *R = malloc(M * K * sizeof *R), *theta = malloc(nmax * sizeof *theta), *w = malloc(nmax * sizeof *w),
+         *tau = malloc(b * sizeof *tau), *work = malloc((size_t)lwork * sizeof *work);
+  int *iwork = malloc((size_t)liwork * sizeof *iwork), *isuppz = malloc(2 * K * sizeof *isuppz);
+  int rc = !Q || !W || !H || !Hc || !S || !C || !C2 || !Y || !R || !theta || !w || !tau || !work || !iwork || !isuppz
+               ? hb_error_raise(HB_EINTERNAL, __FILE__, __LINE__, "memory", "out of memory for the Krylov eigensolver")
+               : 0;
+  *converged = 0;
+  *steps = 0;
+  if (!rc) {
+    hb_rng r;
+    hb_rng_seed(&r, 0x6b72796c6f76ULL, 0);
+    for (size_t i = 0; i < M * b; i++) Q[i] = dec_rng_normal(&r);
+    int small;
+    rc = orthonormalise(Q, M, b, 0, tau, work, lwork, &small);
+  }
+  for (size_t n = b; !rc; n += b) {
+    size_t j0 = n - b;
+    double *Qj = Q + j0 * M, *Wj = W + j0 * M;
+    cblas_dsymm(CblasColMajor, CblasLeft, CblasLower, (int)M, (int)b, 1.0, G, (int)M, Qj, (int)M, 0.0, Wj, (int)M);
+    ++*steps;
+    /* H's new block column Q[:, :n]ᵀ W_j, mirrored into the new block row */
+    cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, (int)n, (int)b, (int)M, 1.0, Q, (int)M, Wj, (int)M, 0.0,
+                H + j0 * nmax, (int)nmax);
+    for (size_t c = j0; c < n; c++)
+      for (size_t i = 0; i < c; i++) {
+        double v = i >= j0 ? 0.5 * (H[c * nmax + i] + H[i * nmax + c]) : H[c * nmax + i];
+        H[c * nmax + i] = H[i * nmax + c] = v;
+      }
+    rc = ritz(H, nmax, n, K, Hc, theta, S, w, work, lwork, iwork, liwork, isuppz); /* n >= b >= K */
+    if (rc) break;
+    /* Ritz vectors Y = Q s and residuals G y - θ y = W s - θ y */
+    cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)K, (int)n, 1.0, Q, (int)M, S, (int)n, 0.0, Y,
+                (int)M);
+    cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)K, (int)n, 1.0, W, (int)M, S, (int)n, 0.0, R,
+                (int)M);
+    double worst = 0;
+    for (size_t c = 0; c < K; c++) {
+      cblas_daxpy((int)M, -theta[c], Y + c * M, 1, R + c * M, 1);
+      worst = fmax(worst, cblas_dnrm2((int)M, R + c * M, 1));
+    }
+    if (worst <= KRYLOV_TOL * fabs(theta[0])) {
+      *converged = 1;
+      for (size_t c = 0; c < K; c++) {
+        lam[c] = fmax(theta[c], 0);
+        memcpy(Vt + c * M, Y + c * M, M * sizeof *Vt);
+      }
+      break;
+    }
+    if (n + b > nmax) break;
+    /* the next block: W_j orthogonalised against the basis and
+     * orthonormalised.  Where little of W_j was new (converged directions,
+     * or the space is nearly invariant), its normalised remainder is mostly
+     * rounding: orthogonalise it once more.  Still little: no new
+     * directions left, and dsyevr decides. */
+    double *Z = Q + n * M, ref = 0;
+    memcpy(Z, Wj, M * b * sizeof *Z);
+    for (size_t c = 0; c < b; c++) ref = fmax(ref, cblas_dnrm2((int)M, Wj + c * M, 1));
+    project_out(Q, M, n, Z, b, C, C2);
+    int small = 0;
+    rc = orthonormalise(Z, M, b, ref, tau, work, lwork, &small);
+    if (!rc && small) {
+      project_out(Q, M, n, Z, b, C, C2);
+      rc = orthonormalise(Z, M, b, 1, tau, work, lwork, &small);
+    }
+    if (!rc && small) break;
+  }
+  free(Q);
+  free(W);
+  free(H);
+  free(Hc);
+  free(S);
+  free(C);
+  free(C2);
+  free(Y);
+  free(R);
+  free(theta);
+  free(w);
+  free(tau);
+  free(work);
+  free(iwork);
+  free(isuppz);
+  return rc;
+}
+
+/* The eigensolver for the local Gram matrix: Krylov where it is cheap (M
+ * large, K small against it), dsyevr otherwise. */
+static int local_eigensolver(const dec_data *d, size_t K) {
+  if (d->p->eigensolver != EIG_AUTO) return d->p->eigensolver;
+  size_t M = d->M;
+  return M >= 1024 && krylov_block(M, K) * 16 <= M ? EIG_KRYLOV : EIG_DSYEVR;
+}
+
 static void loadings_partial(dec_data *d, size_t i, const double *x, double *out, void *arg) {
   const double *Vt = ((void **)arg)[0];
   double *L = ((void **)arg)[1];
@@ -139,8 +418,6 @@ static void loadings_partial(dec_data *d, size_t i, const double *x, double *out
               (int)d->M, 0.0, L + d->off[i] * K, (int)K);
   out[0] = 0;
 }
-
-void openblas_set_num_threads(int);
 
 /* Collective: a barrier that sleeps instead of spinning, so a waiting rank
  * leaves its core to rank 0's eigensolver. */
@@ -154,18 +431,47 @@ static int quiet_barrier(MPI_Comm comm) {
   }
 }
 
-/* Ranks sharing rank 0's node (their cores are idle during its dsyevr). */
-static int node_ranks(MPI_Comm comm) {
+/* Rank 0's threads and the CPU masks they had before borrow_cores. */
+enum { MAX_TASKS = 256 };
+typedef struct {
+  int n;
+  pid_t tid[MAX_TASKS];
+  cpu_set_t mask[MAX_TASKS];
+} borrowed;
+
+/* Collective: the number of ranks on rank 0's node, whose cores are idle
+ * while rank 0 runs the eigensolver.  mpirun binds each rank to its own core
+ * and OpenBLAS's threads inherit that, so rank 0 also lets every thread of
+ * its own run on the union of the node's masks until return_cores. */
+static int borrow_cores(MPI_Comm comm, int rank, borrowed *b) {
   MPI_Comm node;
   int n = 1;
+  b->n = 0;
   if (MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) != MPI_SUCCESS) return 1;
   MPI_Comm_size(node, &n);
+  cpu_set_t mine, all;
+  CPU_ZERO(&mine);
+  CPU_ZERO(&all);
+  sched_getaffinity(0, sizeof mine, &mine);
+  int ok = MPI_Reduce(&mine, &all, sizeof mine, MPI_BYTE, MPI_BOR, 0, node) == MPI_SUCCESS;
   MPI_Comm_free(&node);
+  DIR *dir = ok && rank == 0 && n > 1 ? opendir("/proc/self/task") : NULL;
+  for (struct dirent *e; dir && (e = readdir(dir)) && b->n < MAX_TASKS;) {
+    pid_t tid = (pid_t)atoi(e->d_name);
+    if (tid > 0 && !sched_getaffinity(tid, sizeof b->mask[b->n], &b->mask[b->n]) &&
+        !sched_setaffinity(tid, sizeof all, &all))
+      b->tid[b->n++] = tid;
+  }
+  if (dir) closedir(dir);
   return n;
 }
 
-/* Every rank's partial Gram matrix; rank 0 sums them and solves with dsyevr,
- * with OpenBLAS threads for its node's ranks while they sleep. */
+static void return_cores(const borrowed *b) {
+  for (int i = 0; i < b->n; i++) sched_setaffinity(b->tid[i], sizeof b->mask[i], &b->mask[i]);
+}
+
+/* Every rank's partial Gram matrix; rank 0 sums them and finds the top K
+ * eigenpairs, with OpenBLAS threads for its node's ranks while they sleep. */
 static int svd_exact_local(dec_data *d, size_t K, double *Vt, double *s) {
   size_t M = d->M;
   double *G = calloc(M * M, sizeof *G);
@@ -173,27 +479,36 @@ static int svd_exact_local(dec_data *d, size_t K, double *Vt, double *s) {
                                M, M)
               : 0;
   HB_CALL(hb_agree(d->g->comm, rc));
-  double dummy;
-  rc = dec_reduce(d, 1, 1, gram_accumulate, G, NULL, 0, &dummy);
+  rc = gram_partial(d, G);
   if (!rc) rc = hb_agree(d->g->comm, sum_to_root(d, G, M * M));
-  int share = node_ranks(d->g->comm);
+  borrowed *b = malloc(sizeof *b);
+  HB_CHECK(b, HB_EINTERNAL, "memory", "out of memory");
+  int share = borrow_cores(d->g->comm, d->g->rank, b), info[2] = {local_eigensolver(d, K), 0};
   if (!rc && d->g->rank == 0) {
     d->sumsq = 0;
     for (size_t j = 0; j < M; j++) d->sumsq += G[j * M + j];
     openblas_set_num_threads(d->g->threads * share);
-    rc = top_eigen(G, M, K, Vt, s);
+    int converged = 0;
+    if (info[0] == EIG_KRYLOV) rc = krylov_eigen(G, M, K, Vt, s, &info[1], &converged);
+    if (!rc && !converged) info[0] = EIG_DSYEVR, rc = top_eigen(G, M, K, Vt, s);
     openblas_set_num_threads(d->g->threads);
+    return_cores(b);
   }
   free(G);
+  free(b);
   HB_CALL(quiet_barrier(d->g->comm));
   HB_CALL(hb_agree(d->g->comm, rc));
   HB_MPI(MPI_Bcast(Vt, (int)(K * M), MPI_DOUBLE, 0, d->g->comm));
   HB_MPI(MPI_Bcast(s, (int)K, MPI_DOUBLE, 0, d->g->comm));
   HB_MPI(MPI_Bcast(&d->sumsq, 1, MPI_DOUBLE, 0, d->g->comm));
+  HB_MPI(MPI_Bcast(info, 2, MPI_INT, 0, d->g->comm));
+  d->eig_used = info[0];
+  d->eig_steps = info[1];
   return 0;
 }
 
 static int svd_exact(dec_data *d, size_t K, double *Vt, double *s, double *L, int distributed) {
+  if (distributed) d->eig_used = EIG_PDSYEVR;
   HB_CALL(distributed ? dec_gram_eigen_scalapack(d, K, Vt, s) : svd_exact_local(d, K, Vt, s));
   for (size_t c = 0; c < K; c++) s[c] = sqrt(s[c]);
   double dummy;
@@ -380,7 +695,7 @@ static int svd_randomized(dec_data *d, size_t K, double *Vt, double *s, double *
 
 /* exact where the Gram matrix and its eigensolve cost less than about four
  * randomized passes (2·N·M·l flops each), as issue 3 specifies. */
-static int pick_solver(const dec_data *d, size_t K) {
+int dec_pick_solver(const dec_data *d, size_t K) {
   if (d->p->svd_solver != SVD_AUTO) return d->p->svd_solver;
   double N = (double)d->N, M = (double)d->M, l = (double)(K + (size_t)d->p->oversampling);
   return N * M * M + 4.0 / 3.0 * M * M * M <= 4 * 2 * N * M * l ? SVD_EXACT : SVD_RANDOMIZED;
@@ -397,7 +712,7 @@ int dec_gram_where(const dec_data *d) {
 }
 
 int dec_svd(dec_data *d, size_t K, double *Vt, double *s, double *L, int *solver) {
-  *solver = pick_solver(d, K);
+  *solver = dec_pick_solver(d, K);
   HB_CALL(*solver == SVD_EXACT ? svd_exact(d, K, Vt, s, L, dec_gram_where(d) == GRAM_SCALAPACK)
                                : svd_randomized(d, K, Vt, s, L));
   return flip_signs(d, K, Vt, L);

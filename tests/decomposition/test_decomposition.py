@@ -1,6 +1,7 @@
 """decomposition against HyperSpy 1.7.3 and sklearn 1.2 on the same files, at
 1, 2 and 3 ranks with uneven blocks: PCA for every centre option and with
-Poisson normalisation (exact and randomized), NMF (cd, mu) iteration by
+Poisson normalisation (exact and randomized), exact SVD's Gram precision and
+eigensolver, NMF (cd, mu) iteration by
 iteration from the same W and H, default stopping, ground truth of the
 synthetic EELS data, navigation/signal masks against HyperSpy's, NMF hals
 (monotone, converged residual vs sklearn cd), BSS against HyperSpy's
@@ -71,9 +72,9 @@ def rel(a, b):
     return np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300)
 
 
-def eels(tmp, name, shape, chunks, seed):
+def eels(tmp, name, shape, chunks, seed, *opts):
     path = os.path.join(tmp, name)
-    subprocess.run([HB, "synth", "eels", path, "--shape", shape, "--chunks", chunks, "--seed", str(seed)],
+    subprocess.run([HB, "synth", "eels", path, "--shape", shape, "--chunks", chunks, "--seed", str(seed), *opts],
                    check=True, capture_output=True)
     return path
 
@@ -143,6 +144,50 @@ def test_pca(tmp):
                 agree_ranks(outs, tag)
 
 
+def test_exact_solvers(tmp):
+    """Exact SVD's Gram precision and eigensolver on data with M = 1024, where
+    auto picks float32 products and Krylov: against HyperSpy's full SVD, 1-3
+    ranks agreeing to 1e-9, the metadata recording what ran.  Uncompressed, so
+    that cache auto reads the file twice for centre none and keeps it for
+    navigation (whose mean needs a pass of its own)."""
+    k = 4
+    src = eels(tmp, "m1024.hspy", "24,20,1024", "5,4,1024", 3, "--compression", "none")
+    ref_sig = hs.load(src)
+    for centre in ("none", "navigation"):
+        s = ref_sig.deepcopy()
+        s.decomposition(svd_solver="full", centre=None if centre == "none" else centre, print_info=False)
+        lr = s.learning_results
+        Fh, Lh, evrh = lr.factors.T[:k], lr.loadings.T[:k], lr.explained_variance_ratio[:k]
+        combos = [("auto", "auto")] + ([("double", "krylov"), ("single", "dsyevr"), ("double", "dsyevr")]
+                                       if centre == "none" else [])
+        for prec, eig in combos:
+            tag = f"M=1024 centre={centre} gram_precision {prec} eigensolver {eig}"
+            kern = f"op: decomposition, components: {k}, svd_solver: exact, centre: {centre}" + \
+                "".join(f", {key}: {v}" for key, v in (("gram_precision", prec), ("eigensolver", eig)) if v != "auto")
+            job = write_job(tmp, "exs", "m1024.hspy", kern, block=4)
+            outs = []
+            for n in (1, 2, 3):
+                out = f"exs_{n}.hspy"
+                if not run(n, job, f"output.file={out}"):
+                    continue
+                outs.append(os.path.join(tmp, out))
+                r = results(outs[-1])
+                F, L = r["dec_factors"].reshape(k, -1), r["dec_loadings"].reshape(k, -1)
+                cf = min(abscos(F[i], Fh[i]) for i in range(k))
+                cl = min(abscos(L[i], Lh[i]) for i in range(k))
+                evr = r["dec_explained_variance_ratio"]
+                check(cf >= 0.9999 and cl >= 0.9999 and np.max(np.abs(evr - evrh)) <= 1e-3,
+                      f"np={n} {tag}: |cos| factors {cf:.6f} loadings {cl:.6f}, ratio {evr} vs {evrh}")
+                with h5py.File(outs[-1], "r") as f:
+                    md = f["Experiments/dec_factors/metadata/Decomposition"].attrs
+                    got = (md["gram_precision"], md["eigensolver"], int(md["eigensolver_iterations"]))
+                krylov = eig in ("auto", "krylov")
+                check(got[0] == ("double" if prec == "double" else "single") and
+                      got[1] == ("krylov" if krylov else "dsyevr") and (got[2] > 0) == krylov,
+                      f"np={n} {tag}: metadata gram_precision, eigensolver, eigensolver_iterations {got}")
+            agree_ranks(outs, tag)
+
+
 def agree_ranks(outs, tag, tol=1e-9):
     if len(outs) < 2:
         return
@@ -159,6 +204,7 @@ def test_repeat(tmp):
     src = eels(tmp, "rep.hspy", "13,11,96", "4,3,96", 7)
     for kern in ("op: decomposition, components: 3, svd_solver: exact, centre: navigation",
                  "op: decomposition, components: 3, svd_solver: exact, gram_solver: scalapack, centre: navigation",
+                 "op: decomposition, components: 3, svd_solver: exact, eigensolver: krylov, gram_precision: single",
                  "op: decomposition, components: 3, svd_solver: randomized, random_seed: 5",
                  "op: decomposition, algorithm: nmf, components: 3, solver: mu, max_iter: 50"):
         job = write_job(tmp, "rep", os.path.basename(src), kern, block=5)
@@ -522,6 +568,9 @@ def test_errors(tmp):
     expect_error(job, ["kernels.dec.centre=navigation", "kernels.dec.normalize_poissonian_noise=true"], 2,
                  "normalize_poissonian_noise needs centre: none", "centre with Poisson normalisation")
     expect_error(job, ["kernels.dec.max_iter=5"], 2, "'max_iter' does not apply to algorithm svd", "NMF key with svd")
+    for key, value in (("gram_precision", "single"), ("eigensolver", "krylov")):
+        expect_error(job, ["kernels.dec.gram_solver=scalapack", f"kernels.dec.{key}={value}"], 2,
+                     f"{key}: {value} needs gram_solver: local", f"{key} {value} with scalapack")
     expect_error(job, ["kernels.dec.algorithm=nmf", "kernels.dec.centre=signal"], 2,
                  "'centre' does not apply to algorithm nmf", "centre with NMF")
     expect_error(job, ["kernels.dec.algorithm=nmf", "kernels.dec.init=custom"], 2, "init: custom needs init_file",
@@ -586,7 +635,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         os.chdir(tmp)
         warm_up(tmp)
-        tests = {"errors": test_errors, "masks": test_masks, "hals": test_hals, "bss": test_bss, "pca": test_pca,
+        tests = {"errors": test_errors, "masks": test_masks, "hals": test_hals, "bss": test_bss, "pca": test_pca, "exact": test_exact_solvers,
                  "repeat": test_repeat, "nmf": test_nmf_vs_sklearn, "truth": nmf_default_and_truth}
         only = sys.argv[2:] or list(tests)
         for name, test in tests.items():
