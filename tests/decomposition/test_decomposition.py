@@ -40,6 +40,14 @@ def run(n, job, *sets):
     return p.returncode == 0
 
 
+def run_ranks(tmp, job, name, *sets, ranks=(1, 2, 3)):
+    """Runs job at each rank count into NAME_<n>.hspy; yields (n, path) for the runs that succeeded."""
+    for n in ranks:
+        out = f"{name}_{n}.hspy"
+        if run(n, job, *sets, f"output.file={out}"):
+            yield n, os.path.join(tmp, out)
+
+
 def write_job(tmp, name, src, kernel, block=10):
     path = os.path.join(tmp, name + ".yaml")
     with open(path, "w") as f:
@@ -105,13 +113,10 @@ def test_pca(tmp):
                         + (f", gram_solver: {gram}" if gram else ""))
                 job = write_job(tmp, "pca", fname, kern, block=4)
                 outs = []
-                for n in (1, 2, 3):
-                    out = f"pca_{n}.hspy"
-                    if not run(n, job, f"output.file={out}"):
-                        continue
-                    outs.append(os.path.join(tmp, out))
-                    sigs = by_title(load_quietly(os.path.join(tmp, out))) if n == 1 and solver == "exact" else None
-                    r = results(os.path.join(tmp, out))
+                for n, out in run_ranks(tmp, job, "pca"):
+                    outs.append(out)
+                    sigs = by_title(load_quietly(out)) if n == 1 and solver == "exact" else None
+                    r = results(out)
                     F = r["dec_factors"].reshape(k, -1)
                     L = r["dec_loadings"].reshape(k, -1)
                     cf = min(abscos(F[i], Fh[i]) for i in range(k))
@@ -139,7 +144,7 @@ def test_pca(tmp):
                               md.poissonian_noise_normalized == poisson and md.output_dimension == k and
                               md.get_item("gram_solver") == gram,
                               f"{tag}: metadata records algorithm, solver, gram solver, normalisation, k")
-                        lazy = by_title(load_quietly(os.path.join(tmp, out), lazy=True))
+                        lazy = by_title(load_quietly(out, lazy=True))
                         check(np.allclose(lazy["dec_loadings"].data.compute(), l_.data), f"{tag}: lazy load")
                 agree_ranks(outs, tag)
 
@@ -166,11 +171,8 @@ def test_exact_solvers(tmp):
                 "".join(f", {key}: {v}" for key, v in (("gram_precision", prec), ("eigensolver", eig)) if v != "auto")
             job = write_job(tmp, "exs", "m1024.hspy", kern, block=4)
             outs = []
-            for n in (1, 2, 3):
-                out = f"exs_{n}.hspy"
-                if not run(n, job, f"output.file={out}"):
-                    continue
-                outs.append(os.path.join(tmp, out))
+            for n, out in run_ranks(tmp, job, "exs"):
+                outs.append(out)
                 r = results(outs[-1])
                 F, L = r["dec_factors"].reshape(k, -1), r["dec_loadings"].reshape(k, -1)
                 cf = min(abscos(F[i], Fh[i]) for i in range(k))
@@ -246,12 +248,9 @@ def nmf_vs_sklearn(tmp, shape, chunks, k, block):
                 f"init_file: init.h5, tol: 0, max_iter: {iters}")
         job = write_job(tmp, "nmf", "nmf.hspy", kern, block=block)
         outs = []
-        for n in (1, 2, 3):
-            out = f"nmf_{solver}_{n}.hspy"
-            if not run(n, job, f"output.file={out}"):
-                continue
-            outs.append(os.path.join(tmp, out))
-            r = results(os.path.join(tmp, out))
+        for n, out in run_ranks(tmp, job, f"nmf_{solver}"):
+            outs.append(out)
+            r = results(out)
             H = r["dec_factors"].reshape(k, -1)
             W = r["dec_loadings"].reshape(k, -1).T
             check(rel(H, Hs) <= 1e-8 and rel(W, Ws) <= 1e-8,
@@ -338,11 +337,8 @@ def test_masks(tmp):
         job = write_job(tmp, "mask", "mask.hspy", f"op: decomposition, components: {k}, centre: {centre}, "
                         f"normalize_poissonian_noise: {str(poisson).lower()}, svd_solver: exact, {masks}", block=7)
         outs = []
-        for n in (1, 2, 3):
-            out = f"mask_{n}.hspy"
-            if not run(n, job, f"output.file={out}"):
-                continue
-            outs.append(os.path.join(tmp, out))
+        for n, out in run_ranks(tmp, job, "mask"):
+            outs.append(out)
             r = results(outs[-1])
             F, L = r["dec_factors"].reshape(k, -1), r["dec_loadings"].reshape(k, -1)
             same_nan = np.array_equal(np.isnan(F), np.isnan(Fh)) and np.array_equal(np.isnan(L), np.isnan(Lh)) \
@@ -421,7 +417,7 @@ def test_masks(tmp):
             check(same and model <= 1e-9, f"np={n} bss with masks: NaN as the decomposition's {same}, model {model:.1e}")
     agree_ranks(outs, "bss with masks")
     # a geometric navigation mask: the rectangle's patterns are excluded
-    job = write_job(tmp, "mgeo", "mask.hspy", f"op: decomposition, components: 2, svd_solver: exact, "
+    job = write_job(tmp, "mgeo", "mask.hspy", "op: decomposition, components: 2, svd_solver: exact, "
                     "navigation_mask: {shape: rectangle, x: [2, 5], y: [1, 4]}", block=7)
     if run(2, job, "output.file=mgeo.hspy"):
         L = results(os.path.join(tmp, "mgeo.hspy"))["dec_loadings"]
@@ -455,11 +451,8 @@ def test_hals(tmp):
         warnings.simplefilter("ignore")
         est.fit(X)
     outs = []
-    for n in (1, 2, 3):
-        out = f"hals_{n}.hspy"
-        if not run(n, job, "kernels.dec.tol=1e-6", "kernels.dec.max_iter=5000", f"output.file={out}"):
-            continue
-        outs.append(os.path.join(tmp, out))
+    for n, out in run_ranks(tmp, job, "hals", "kernels.dec.tol=1e-6", "kernels.dec.max_iter=5000"):
+        outs.append(out)
         r, iters, solver = residual(out)
         check(solver == "hals" and abs(r - est.reconstruction_err_) <= 0.01 * est.reconstruction_err_,
               f"np={n} hals converged: residual {r:.6g} after {iters} iterations within 1% of sklearn cd's "
@@ -507,11 +500,8 @@ def test_bss(tmp):
         job = write_job(tmp, "bss", "bss.hspy", f"op: decomposition, algorithm: {alg}, components: {k}, "
                         "normalize_poissonian_noise: true, bss: true", block=100)
         outs = []
-        for n in (1, 2, 3):
-            out = f"bss_{alg}_{n}.hspy"
-            if not run(n, job, f"output.file={out}"):
-                continue
-            outs.append(os.path.join(tmp, out))
+        for n, out in run_ranks(tmp, job, f"bss_{alg}"):
+            outs.append(out)
             r = results(outs[-1])
             BF, BL = r["dec_bss_factors"].reshape(k, -1), r["dec_bss_loadings"].reshape(k, -1)
             F, L = r["dec_factors"].reshape(k, -1), r["dec_loadings"].reshape(k, -1)
@@ -538,17 +528,15 @@ def test_bss(tmp):
     job = write_job(tmp, "bssl", "bss.hspy", f"op: decomposition, components: {k}, normalize_poissonian_noise: true, "
                     "bss: true, bss_on: loadings", block=100)
     outs = []
-    for n in (1, 3):
-        out = f"bssl_{n}.hspy"
-        if run(n, job, f"output.file={out}"):
-            outs.append(os.path.join(tmp, out))
-            r = results(outs[-1])
-            BF, BL = r["dec_bss_factors"].reshape(k, -1), r["dec_bss_loadings"].reshape(k, -1)
-            F, L = r["dec_factors"].reshape(k, -1), r["dec_loadings"].reshape(k, -1)
-            bg = max(abscos(maps[0], b) for b in BL)
-            model = rel(BL.T @ BF, L.T @ F)
-            check(model <= 1e-9 and bg >= 0.99,
-                  f"np={n} bss_on loadings: model kept ({model:.1e}), background map best |cos| {bg:.4f}")
+    for n, out in run_ranks(tmp, job, "bssl", ranks=(1, 3)):
+        outs.append(out)
+        r = results(out)
+        BF, BL = r["dec_bss_factors"].reshape(k, -1), r["dec_bss_loadings"].reshape(k, -1)
+        F, L = r["dec_factors"].reshape(k, -1), r["dec_loadings"].reshape(k, -1)
+        bg = max(abscos(maps[0], b) for b in BL)
+        model = rel(BL.T @ BF, L.T @ F)
+        check(model <= 1e-9 and bg >= 0.99,
+              f"np={n} bss_on loadings: model kept ({model:.1e}), background map best |cos| {bg:.4f}")
     agree_ranks(outs, "bss_on loadings")
 
 
@@ -584,7 +572,7 @@ def test_errors(tmp):
         text = f.read()
     line = text.splitlines().index("  - {name: dec, op: decomposition, components: 3}") + 1
     p = hb(1, job, "kernels.dec.components=31", cmd="validate")
-    check(f"job.yaml" not in p.stderr and "--set kernels.dec.components=31" in p.stderr,
+    check("job.yaml" not in p.stderr and "--set kernels.dec.components=31" in p.stderr,
           f"an error in a --set value names the --set: {p.stderr.strip()}")
     with open(job, "w") as f:
         f.write(text.replace("components: 3", "components: 99"))
