@@ -481,9 +481,8 @@ static int svd_exact_local(dec_data *d, size_t K, double *Vt, double *s) {
   HB_CALL(hb_agree(d->g->comm, rc));
   rc = gram_partial(d, G);
   if (!rc) rc = hb_agree(d->g->comm, sum_to_root(d, G, M * M));
-  borrowed *b = malloc(sizeof *b);
-  HB_CHECK(b, HB_EINTERNAL, "memory", "out of memory");
-  int share = borrow_cores(d->g->comm, d->g->rank, b), info[2] = {local_eigensolver(d, K), 0};
+  borrowed b; /* on the stack: an allocation failing here would leave the other ranks in borrow_cores */
+  int share = borrow_cores(d->g->comm, d->g->rank, &b), info[2] = {local_eigensolver(d, K), 0};
   if (!rc && d->g->rank == 0) {
     d->sumsq = 0;
     for (size_t j = 0; j < M; j++) d->sumsq += G[j * M + j];
@@ -492,10 +491,9 @@ static int svd_exact_local(dec_data *d, size_t K, double *Vt, double *s) {
     if (info[0] == EIG_KRYLOV) rc = krylov_eigen(G, M, K, Vt, s, &info[1], &converged);
     if (!rc && !converged) info[0] = EIG_DSYEVR, rc = top_eigen(G, M, K, Vt, s);
     openblas_set_num_threads(d->g->threads);
-    return_cores(b);
+    return_cores(&b);
   }
   free(G);
-  free(b);
   HB_CALL(quiet_barrier(d->g->comm));
   HB_CALL(hb_agree(d->g->comm, rc));
   HB_MPI(MPI_Bcast(Vt, (int)(K * M), MPI_DOUBLE, 0, d->g->comm));
