@@ -51,6 +51,19 @@ int hb_input_open(MPI_Comm comm, const struct hb_job *job, hb_input *in);
  * the first chunk that fails to read. */
 int hb_input_read(hb_input *in, const hsize_t *start, const hsize_t *count,
                   void *buf, size_t block_index);
+/* The chunks hold whole patterns (the signal axes are not split). */
+int hb_input_whole_pattern_chunks(const hb_input *in);
+/* Chunk by chunk instead of block by block: for each chunk of the navigation
+ * rectangle (whole chunks, hb_input_whole_pattern_chunks), in C order over
+ * the chunk grid, fn gets the chunk's offset (all axes) and its values,
+ * decoded, in the chunk's full extent (positions past the dataset's edge are
+ * junk).  The buffer is the reader's, writable, valid until fn returns; it
+ * is small enough to stay in cache while the kernels run on it.  Needs
+ * hb_input_streams (the raw reader applies; HB_READ=block turns it off). */
+typedef int (*hb_chunk_fn)(void *ctx, const hsize_t *off, void *chunk);
+int hb_input_streams(const hb_input *in);
+int hb_input_stream(hb_input *in, const hsize_t *start, const hsize_t *count, size_t block_index, hb_chunk_fn fn,
+                    void *ctx);
 void hb_input_close(hb_input *in);
 /* Open in->dataset of in->file and fill dtype, shape, chunks and filters;
  * `where` names the file in errors. */

@@ -53,7 +53,9 @@ typedef struct hb_block {
   hsize_t start[HB_MAXDIM];
   hsize_t count[HB_MAXDIM];
   size_t npos;             /* patterns handed over in this call */
-  size_t pos0;             /* ...starting at this pattern of the rectangle (C order) */
+  size_t pos0;             /* ...starting at this pattern of the rectangle (C order);
+                              consecutive in the rectangle only when the engine
+                              writes navigation values in place (not for kernels) */
   size_t sig_size;         /* pixels per pattern */
   hb_dtype dtype;
   const void *data;        /* npos × sig_size, in the file's dtype */
@@ -83,7 +85,10 @@ typedef struct hb_kernel_def {
   /* Called on successive runs of a block's patterns (cache-sized, so that
    * every kernel finds them in cache).  out[i] is the i-th output's buffer:
    * npos values (HB_OUT_NAV), or the block's sig_size partial values
-   * (HB_OUT_SIGNAL), which `init` prepared and every call accumulates into. */
+   * (HB_OUT_SIGNAL), which `init` prepared and every call accumulates into.
+   * The engine fixes the order of a block's patterns, but where it cuts them
+   * into runs depends on the read path and the cache size: a kernel's values
+   * may depend on that order, never on the cuts. */
   void (*block)(const hb_kernel *k, const hb_block *b, void *const *out);
   void (*merge)(const hb_kernel *k, int iout, void *acc, const void *other, size_t n);
   void (*finish)(const hb_kernel *k, int iout, void *acc, size_t n, uint64_t npatterns);

@@ -59,6 +59,8 @@ void hb_tree_init(hb_tree *t, size_t bytes, hb_merge_fn merge, void *ctx);
 /* A buffer to fill for the next leaf (reused; NULL if out of memory). */
 void *hb_tree_buffer(hb_tree *t);
 void hb_tree_push(hb_tree *t, int level, size_t index, void *buf);
+/* Give back a buffer from hb_tree_buffer that will not be pushed. */
+void hb_tree_release(hb_tree *t, void *buf);
 /* Collective: combine every rank's stack on rank 0 over a binomial tree of
  * ranks.  Each receiver sorts the nodes by the first block they cover and
  * pushes them again, so any split of the blocks among ranks (contiguous or

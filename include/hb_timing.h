@@ -4,7 +4,10 @@
 
 #include <mpi.h>
 
-typedef enum { HB_PH_OPEN, HB_PH_READ, HB_PH_KERNELS, HB_PH_REDUCE, HB_PH_WRITE, HB_PH_COUNT } hb_phase;
+/* wait: the block loop's agreements between rounds, where a rank that
+ * finished its round sooner waits for the others (load imbalance), and
+ * checkpoint saves. */
+typedef enum { HB_PH_OPEN, HB_PH_READ, HB_PH_KERNELS, HB_PH_REDUCE, HB_PH_WRITE, HB_PH_WAIT, HB_PH_COUNT } hb_phase;
 extern const char *const hb_phase_names[HB_PH_COUNT];
 
 typedef struct {

@@ -9,13 +9,20 @@
 typedef struct hb_chunkreader hb_chunkreader;
 
 /* *out is NULL when the raw path does not apply (other filters, byte order
- * other than native, contiguous or unfiltered layout (HDF5 reads those into
- * place), or HB_READ=hdf5 in the environment).
+ * other than native, contiguous layout, a user block, or HB_READ=hdf5 in the
+ * environment).
  * Chunks are read on the calling thread and decoded on `nthreads` threads. */
 int hb_chunkreader_open(const hb_input *in, int nthreads, hb_chunkreader **out);
 int hb_chunkreader_read(hb_chunkreader *r, const hb_input *in, const hsize_t *start, const hsize_t *count, void *buf,
                         size_t block_index);
 void hb_chunkreader_close(hb_chunkreader *r);
+/* The dataset has filters for hb_chunkreader_read to undo.  Unfiltered
+ * blocks read faster through HDF5, which places chunks straight into the
+ * block (6.0 against 4.6 GB/s on 2 ranks), so only the stream reads them. */
+int hb_chunkreader_decodes(const hb_chunkreader *r);
+/* Chunk by chunk, for chunks that hold whole patterns (hb_input_stream). */
+int hb_chunkreader_stream(hb_chunkreader *r, const hb_input *in, const hsize_t *start, const hsize_t *count,
+                          size_t block_index, hb_chunk_fn fn, void *ctx);
 /* The blocks this reader handles are whole chunks (or end at the dataset's
  * edge); anything else goes through HDF5. */
 int hb_chunkreader_fits(const hb_input *in, const hsize_t *start, const hsize_t *count);

@@ -1,8 +1,10 @@
 /* Plan, then execute.  Planning validates the job against the input, plans
  * every kernel (index lists, weights), partitions the navigation space and
  * creates the output; only then are pixels read.  The block loop reads block
- * i+1 on the main thread while a worker thread runs the kernels on block i
- * (in turn, on one thread, when the rank has a single CPU). */
+ * i+1 on the main thread while a worker thread runs the kernels on block i.
+ * A rank with a single CPU has nothing to overlap with: it streams each block
+ * chunk by chunk instead, running the kernels on every chunk as soon as it is
+ * read (and decoded), while it is still in cache. */
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -110,6 +112,7 @@ static int plan(hb_engine *e) {
   size_t cache = l2 > 0 ? (size_t)l2 : (size_t)1 << 20;
   e->sub_pos = cache / 2 / (pattern_bytes ? pattern_bytes : 1);
   if (e->sub_pos < 1) e->sub_pos = 1;
+  e->chunk_order = hb_input_whole_pattern_chunks(&e->in);
   return 0;
 }
 
@@ -187,20 +190,22 @@ typedef struct {
   hb_block blk;
   void *data;        /* writable: preprocessing works in place */
   void *navbuf[HB_MAX_RESULTS];
+  void *navrun[HB_MAX_RESULTS]; /* streaming: one run's navigation values, scattered to navbuf */
   void *partial;     /* NULL when there are no signal-shaped results */
   double seconds;
 } work;
 
-/* Where result ri of this run goes. */
-static void *out_buf(const hb_engine *e, const work *w, const hb_block *sub, int ri) {
+/* Where result ri of this run goes: navigation values into the block's
+ * buffer at the run's position, or (scattered) into navrun. */
+static void *out_buf(const hb_engine *e, const work *w, const hb_block *sub, int ri, int scattered) {
   const hb_output *o = e->res[ri].o;
-  return o->kind == HB_OUT_NAV ? (char *)w->navbuf[ri] + sub->pos0 * hb_dtype_size(o->dtype)
-                               : (char *)w->partial + e->res[ri].offset;
+  if (o->kind != HB_OUT_NAV) return (char *)w->partial + e->res[ri].offset;
+  return scattered ? w->navrun[ri] : (char *)w->navbuf[ri] + sub->pos0 * hb_dtype_size(o->dtype);
 }
 
 /* Every preprocess step and kernel on one run of patterns; the run fits in
  * the L2 cache, so only the first kernel pays for memory traffic. */
-static void run_sub(hb_engine *e, work *w, hb_block *sub, void *data) {
+static void run_sub(hb_engine *e, work *w, hb_block *sub, void *data, int scattered) {
   for (int i = 0; i < e->np; i++) e->preps[i].def->apply(&e->preps[i], sub, data);
   void *outs[HB_MAX_RESULTS];
   for (int ki = 0; ki < e->nk; ki++) {
@@ -211,33 +216,134 @@ static void run_sub(hb_engine *e, work *w, hb_block *sub, void *data) {
       if (f->k[0] != k) continue;
       int n = 0;
       for (int m = 0; m < f->n; m++)
-        for (int j = 0; j < f->k[m]->nout; j++) outs[n++] = out_buf(e, w, sub, e->kres[f->k[m] - e->kernels] + j);
+        for (int j = 0; j < f->k[m]->nout; j++) outs[n++] = out_buf(e, w, sub, e->kres[f->k[m] - e->kernels] + j, scattered);
       f->def->fused_block(f, sub, outs);
       continue;
     }
-    for (int j = 0; j < k->nout; j++) outs[j] = out_buf(e, w, sub, e->kres[ki] + j);
+    for (int j = 0; j < k->nout; j++) outs[j] = out_buf(e, w, sub, e->kres[ki] + j, scattered);
     k->def->block(k, sub, outs);
   }
 }
 
-static void *run_kernels(void *arg) {
-  work *w = arg;
-  hb_engine *e = w->e;
-  double t0 = hb_now();
+/* Kernels see a block's patterns in one order that depends only on the
+ * block: with chunks of whole patterns, chunk by chunk (C order), then row by
+ * row inside a chunk; otherwise in C order over the block.  Reading a whole
+ * block or streaming its chunks (run_chunk) gives the same order, so results
+ * are bit-identical either way; only where runs are cut differs, which no
+ * kernel's values depend on (hb_kernel.h).  Runs are at most sub_pos long.
+ *
+ * run_region: the patterns off + [0, valid) (navigation axes), stored at
+ * origin + [0, valid) of a C-order array of extents ext that starts at base. */
+static void run_region(hb_engine *e, work *w, const hsize_t *off, const hsize_t *valid, unsigned char *base,
+                       const hsize_t *ext, const hsize_t *origin) {
+  int nd = e->part.nd;
+  size_t pattern_bytes = e->sig_size * hb_dtype_size(e->in.dtype), row = valid[nd - 1];
+  hb_block sub = w->blk;
+  hsize_t idx[HB_MAXDIM] = {0};
+  for (;;) {
+    size_t pos = 0, at = 0;
+    for (int d = 0; d < nd; d++) {
+      pos = pos * w->blk.count[d] + (off[d] - w->blk.start[d] + idx[d]);
+      at = at * ext[d] + origin[d] + idx[d];
+    }
+    for (size_t p = 0; p < row; p += e->sub_pos) {
+      sub.pos0 = pos + p;
+      sub.npos = row - p < e->sub_pos ? row - p : e->sub_pos;
+      sub.data = base + (at + p) * pattern_bytes;
+      run_sub(e, w, &sub, base + (at + p) * pattern_bytes, 0);
+    }
+    int d = nd - 2;
+    while (d >= 0 && ++idx[d] == valid[d]) idx[d--] = 0;
+    if (d < 0) break;
+  }
+}
+
+static void init_partials(hb_engine *e, work *w) {
   for (int i = 0; i < e->nres; i++) {
     const hb_result *r = &e->res[i];
     if (r->o->kind == HB_OUT_SIGNAL) r->k->def->init(r->k, r->iout, (char *)w->partial + r->offset, e->sig_size);
   }
-  size_t bytes = e->sig_size * hb_dtype_size(e->in.dtype);
-  hb_block sub = w->blk;
-  for (size_t p = 0; p < w->blk.npos; p += e->sub_pos) {
-    sub.pos0 = p;
-    sub.npos = w->blk.npos - p < e->sub_pos ? w->blk.npos - p : e->sub_pos;
-    sub.data = (char *)w->data + p * bytes;
-    run_sub(e, w, &sub, (char *)w->data + p * bytes);
+}
+
+/* Every kernel on the block in w->data, in the order run_region describes. */
+static void *run_kernels(void *arg) {
+  work *w = arg;
+  hb_engine *e = w->e;
+  double t0 = hb_now();
+  init_partials(e, w);
+  int nd = e->part.nd;
+  hsize_t off[HB_MAXDIM] = {0}, valid[HB_MAXDIM] = {0}, origin[HB_MAXDIM] = {0}, ext[HB_MAXDIM] = {0};
+  if (!e->chunk_order) { /* the whole block as one region */
+    run_region(e, w, w->blk.start, w->blk.count, w->data, w->blk.count, origin);
+  } else {
+    hsize_t idx[HB_MAXDIM] = {0};
+    for (int d = 0; d < nd; d++) ext[d] = (w->blk.count[d] + e->in.chunk[d] - 1) / e->in.chunk[d];
+    for (;;) {
+      for (int d = 0; d < nd; d++) {
+        origin[d] = idx[d] * e->in.chunk[d];
+        off[d] = w->blk.start[d] + origin[d];
+        valid[d] = w->blk.count[d] - origin[d] < e->in.chunk[d] ? w->blk.count[d] - origin[d] : e->in.chunk[d];
+      }
+      run_region(e, w, off, valid, w->data, w->blk.count, origin);
+      int d = nd - 1;
+      while (d >= 0 && ++idx[d] == ext[d]) idx[d--] = 0;
+      if (d < 0) break;
+    }
   }
   w->seconds = hb_now() - t0;
   return NULL;
+}
+
+/* hb_input_stream's callback: every kernel on one chunk while it is in
+ * cache.  The chunk's patterns go in the order run_region gives them, but
+ * in runs as long as the chunk's layout allows (a whole chunk, unless it is
+ * cut by the block's edge), since kernels pay per call; their navigation
+ * values are scattered to the block's positions afterwards. */
+static int run_chunk(void *arg, const hsize_t *off, void *chunk) {
+  work *w = arg;
+  hb_engine *e = w->e;
+  double t0 = hb_now();
+  int nd = e->part.nd;
+  const hsize_t *ext = e->in.chunk;
+  hsize_t valid[HB_MAXDIM] = {0}, idx[HB_MAXDIM] = {0};
+  for (int d = 0; d < nd; d++) {
+    hsize_t end = w->blk.start[d] + w->blk.count[d];
+    valid[d] = end - off[d] < ext[d] ? end - off[d] : ext[d];
+  }
+  /* slabs contiguous in the chunk: axes after k are whole */
+  int k = nd - 1;
+  size_t slab = valid[k];
+  while (k > 0 && valid[k] == ext[k]) slab *= valid[--k];
+  size_t pattern_bytes = e->sig_size * hb_dtype_size(e->in.dtype);
+  hb_block sub = w->blk;
+  for (;;) {
+    size_t at = 0; /* the slab's first pattern in the chunk */
+    for (int d = 0; d < nd; d++) at = at * ext[d] + (d < k ? idx[d] : 0);
+    for (size_t p = 0; p < slab; p += e->sub_pos) {
+      sub.npos = slab - p < e->sub_pos ? slab - p : e->sub_pos;
+      sub.data = (unsigned char *)chunk + (at + p) * pattern_bytes;
+      sub.pos0 = 0;
+      run_sub(e, w, &sub, (unsigned char *)chunk + (at + p) * pattern_bytes, 1);
+      for (size_t j = 0; j < sub.npos; j++) { /* the pattern's position in the block */
+        size_t q = at + p + j, pos = 0, stride = 1;
+        for (int d = nd - 1; d >= 0; d--) {
+          pos += (off[d] - w->blk.start[d] + q % ext[d]) * stride;
+          q /= ext[d];
+          stride *= w->blk.count[d];
+        }
+        for (int i = 0; i < e->nres; i++) {
+          if (e->res[i].o->kind != HB_OUT_NAV) continue;
+          size_t es = hb_dtype_size(e->res[i].o->dtype);
+          memcpy((char *)w->navbuf[i] + pos * es, (char *)w->navrun[i] + j * es, es);
+        }
+      }
+    }
+    int d = k - 1;
+    while (d >= 0 && ++idx[d] == valid[d]) idx[d--] = 0;
+    if (d < 0) break;
+  }
+  w->seconds += hb_now() - t0;
+  return 0;
 }
 
 static void setup_block(hb_engine *e, size_t b, work *w) {
@@ -251,13 +357,29 @@ static void setup_block(hb_engine *e, size_t b, work *w) {
   w->blk.data = w->data;
 }
 
+static void count_read(hb_engine *e, const work *w, double seconds) {
+  e->tm.seconds[HB_PH_READ] += seconds;
+  e->tm.bytes[HB_PH_READ] += (double)w->blk.npos * (double)e->sig_size * (double)hb_dtype_size(e->in.dtype);
+}
+
 static int read_block(hb_engine *e, size_t b, work *w) {
   setup_block(e, b, w);
   double t0 = hb_now();
   HB_CALL(hb_input_read(&e->in, w->blk.start, w->blk.count, w->data, b));
-  e->tm.seconds[HB_PH_READ] += hb_now() - t0;
-  double bytes = (double)w->blk.npos * (double)e->sig_size * (double)hb_dtype_size(e->in.dtype);
-  e->tm.bytes[HB_PH_READ] += bytes;
+  count_read(e, w, hb_now() - t0);
+  return 0;
+}
+
+/* Read and run block b chunk by chunk (e->stream): the kernels find each
+ * chunk in cache, where a whole block would have gone out to memory and come
+ * back.  Its time less the kernels' counts as reading. */
+static int stream_block(hb_engine *e, size_t b, work *w) {
+  setup_block(e, b, w);
+  init_partials(e, w);
+  w->seconds = 0;
+  double t0 = hb_now();
+  HB_CALL(hb_input_stream(&e->in, w->blk.start, w->blk.count, b, run_chunk, w));
+  count_read(e, w, hb_now() - t0 - w->seconds);
   return 0;
 }
 
@@ -288,20 +410,39 @@ static int injected_signal(const hb_engine *e, size_t round) {
   return sig_after && round >= (size_t)atol(sig_after) ? SIGUSR1 : 0;
 }
 
-/* After each round, collectively: write the staged results when they fill
+/* Rounds are timed by rank 0 and agreed every ~HB_SYNC_SECONDS, not every
+ * round: how well chunks compress varies from block to block, so in every
+ * round one rank waits for the other, and over the 2 GB benchmark those waits
+ * summed to 0.1 s of 0.6 s.  Between agreements every rank runs on alone. */
+#define HB_SYNC_SECONDS 0.1
+
+/* The fault injections (injected_signal) act at a given round: agree at
+ * every round when they are set, so that they land there. */
+static int faults_injected(void) {
+  return getenv("HB_FAULT_SIGNAL_AFTER") || getenv("HB_FAULT_ROUND_DELAY_MS") || getenv("HB_FAULT_KILL_AFTER");
+}
+
+/* At an agreement, collectively: write the staged results when they fill
  * their buffer (or at the last round), stop on a signal, checkpoint every
- * HB_CHECKPOINT_SECONDS (default 30).  Rank 0's clock decides, so every rank
- * flushes together. */
-static int after_round(hb_engine *e, size_t round, int last) {
+ * HB_CHECKPOINT_SECONDS (default 30), and set *every, the rounds until the
+ * next agreement.  Rank 0's clock decides, so every rank flushes together. */
+static int after_round(hb_engine *e, size_t round, int last, size_t rounds_since, double seconds_since,
+                       size_t *every) {
   const char *env = getenv("HB_CHECKPOINT_SECONDS");
-  double every = env ? atof(env) : 30;
+  double ckpt_every = env ? atof(env) : 30;
   int sig = injected_signal(e, round);
   if (!sig) sig = hb_ckpt_interrupted();
   double free_bytes = e->rank == 0 ? hb_output_free_space(e) : 0;
-  int flags[4] = {sig, e->rank == 0 && e->ckpt >= 0 && hb_now() - e->last_flush >= every,
+  int next = 1;
+  if (e->rank == 0 && !faults_injected() && seconds_since > 0) {
+    double rounds = HB_SYNC_SECONDS / (seconds_since / (double)rounds_since);
+    next = rounds >= 1 << 20 ? 1 << 20 : rounds < 1 ? 1 : (int)rounds;
+  }
+  int flags[5] = {sig, e->rank == 0 && e->ckpt >= 0 && hb_now() - e->last_flush >= ckpt_every,
                   e->rank == 0 && free_bytes < hb_output_space_needed(e),
-                  last || e->stage.bytes >= HB_NAV_STAGE_BYTES};
-  HB_MPI(MPI_Allreduce(MPI_IN_PLACE, flags, 4, MPI_INT, MPI_MAX, e->comm));
+                  last || e->stage.bytes >= HB_NAV_STAGE_BYTES, next};
+  HB_MPI(MPI_Allreduce(MPI_IN_PLACE, flags, 5, MPI_INT, MPI_MAX, e->comm));
+  *every = (size_t)flags[4];
   /* Parallel HDF5 cannot back out of a collective write that runs out of
    * space on one rank (the others wait in it forever): stop before that. */
   HB_CHECK(!flags[2], HB_EIO, e->partial,
@@ -329,12 +470,18 @@ static int alloc_work(hb_engine *e, work w[2]) {
   size_t npos = e->part.max_block_pos;
   for (int s = 0; s < 2; s++) {
     w[s].e = e;
-    w[s].data = malloc(npos * e->sig_size * hb_dtype_size(e->in.dtype));
-    HB_CHECK(w[s].data, HB_EINTERNAL, "memory", "cannot allocate a %zu-pattern block", npos);
+    if (!e->stream) { /* a streamed block lives in the reader's chunk buffers */
+      w[s].data = malloc(npos * e->sig_size * hb_dtype_size(e->in.dtype));
+      HB_CHECK(w[s].data, HB_EINTERNAL, "memory", "cannot allocate a %zu-pattern block", npos);
+    }
     for (int i = 0; i < e->nres; i++)
       if (e->res[i].o->kind == HB_OUT_NAV) {
         w[s].navbuf[i] = malloc(npos * hb_dtype_size(e->res[i].o->dtype));
         HB_CHECK(w[s].navbuf[i], HB_EINTERNAL, "memory", "out of memory");
+        if (e->stream) {
+          w[s].navrun[i] = malloc(e->sub_pos * hb_dtype_size(e->res[i].o->dtype));
+          HB_CHECK(w[s].navrun[i], HB_EINTERNAL, "memory", "out of memory");
+        }
       }
   }
   return 0;
@@ -343,12 +490,16 @@ static int alloc_work(hb_engine *e, work w[2]) {
 static void free_work(hb_engine *e, work w[2]) {
   for (int s = 0; s < 2; s++) {
     free(w[s].data);
-    for (int i = 0; i < e->nres; i++) free(w[s].navbuf[i]);
+    for (int i = 0; i < e->nres; i++) free(w[s].navbuf[i]), free(w[s].navrun[i]);
     free(w[s].partial);
   }
 }
 
 static int block_loop(hb_engine *e) {
+  cpu_set_t cpus;
+  e->serial = !sched_getaffinity(0, sizeof cpus, &cpus) && CPU_COUNT(&cpus) == 1 && !getenv("HB_OVERLAP");
+  /* One CPU has nothing to overlap reads with: stream instead. */
+  e->stream = e->serial && hb_input_streams(&e->in);
   work w[2];
   memset(w, 0, sizeof w);
   int rc = alloc_work(e, w);
@@ -359,9 +510,9 @@ static int block_loop(hb_engine *e) {
   if (e->rank == 0) hb_progress_start(&prog, e->job->progress, e->remaining, total_bytes);
   size_t mine = e->nmine;
   e->last_flush = hb_now();
-  cpu_set_t cpus;
-  e->serial = !sched_getaffinity(0, sizeof cpus, &cpus) && CPU_COUNT(&cpus) == 1 && !getenv("HB_OVERLAP");
-  if (!rc && mine) rc = read_block(e, e->mine[0], &w[0]);
+  if (!rc && mine && !e->stream) rc = read_block(e, e->mine[0], &w[0]);
+  size_t last_sync = 0, next_sync = 1;
+  double t_last_sync = hb_now();
   /* Every rank enters every round, even after a local failure, so the
    * agreement below is reached by all: a failed first read must not leave
    * the other ranks waiting in round 0. */
@@ -374,20 +525,34 @@ static int block_loop(hb_engine *e) {
       cur->partial = hb_tree_buffer(&e->tree);
       if (!cur->partial) rc = hb_error_raise(HB_EINTERNAL, __FILE__, __LINE__, "memory", "out of memory");
     }
-    if (have && !rc && !e->serial) started = !pthread_create(&worker, NULL, run_kernels, cur);
-    if (have && !rc && !started) run_kernels(cur); /* no thread: still correct, just serial */
-    if (!rc && r + 1 < mine) rc = read_block(e, e->mine[r + 1], &w[(r + 1) % 2]);
-    if (started) pthread_join(worker, NULL);
+    int cur_ok = have && !rc; /* this round's block was read (or is being streamed) */
+    if (cur_ok && e->stream) cur_ok = !(rc = stream_block(e, e->mine[r], cur));
+    else {
+      if (cur_ok && !e->serial) started = !pthread_create(&worker, NULL, run_kernels, cur);
+      if (cur_ok && !started) run_kernels(cur); /* no thread: still correct, just serial */
+      if (!rc && r + 1 < mine) rc = read_block(e, e->mine[r + 1], &w[(r + 1) % 2]);
+      if (started) pthread_join(worker, NULL);
+    }
     if (have) {
       e->tm.seconds[HB_PH_KERNELS] += cur->seconds;
-      if (cur->partial) hb_tree_push(&e->tree, 0, cur->blk.index, cur->partial);
+      if (cur_ok && cur->partial) hb_tree_push(&e->tree, 0, cur->blk.index, cur->partial);
+      else if (cur->partial) hb_tree_release(&e->tree, cur->partial);
       cur->partial = NULL;
     }
-    if (have && !rc) rc = hb_output_stage_nav(e, &cur->blk, cur->navbuf);
-    /* everyone learns of any failure before the collective writes */
-    rc = hb_agree(e->comm, rc);
-    if (!rc) rc = hb_agree(e->comm, after_round(e, r + 1, r + 1 == e->rounds));
-    if (rc) break;
+    if (cur_ok && !rc) rc = hb_output_stage_nav(e, &cur->blk, cur->navbuf);
+    /* A rank that failed does no more work, and everyone learns of it at the
+     * next agreement, before any collective write. */
+    if (r + 1 == e->rounds || r + 1 >= next_sync) {
+      double t_wait = hb_now(), io0 = e->tm.seconds[HB_PH_WRITE];
+      rc = hb_agree(e->comm, rc);
+      size_t every = 1;
+      if (!rc)
+        rc = hb_agree(e->comm,
+                      after_round(e, r + 1, r + 1 == e->rounds, r + 1 - last_sync, t_wait - t_last_sync, &every));
+      e->tm.seconds[HB_PH_WAIT] += hb_now() - t_wait - (e->tm.seconds[HB_PH_WRITE] - io0);
+      last_sync = r + 1, next_sync = r + 1 + every, t_last_sync = hb_now();
+      if (rc) break;
+    }
     if (e->rank == 0) {
       size_t done = blocks_done_after(e, r + 1);
       hb_progress_update(&prog, done, total_bytes * (double)done / (double)e->remaining);

@@ -47,6 +47,8 @@ typedef struct {
   size_t sig_size;         /* pixels per pattern */
   size_t sub_pos;          /* patterns per cache-sized run inside a block */
   int serial;              /* one CPU: kernels inline, no worker thread */
+  int chunk_order;         /* kernels take a block chunk by chunk (run_region in engine.c) */
+  int stream;              /* ...and read it so, one chunk at a time (serial ranks) */
 
   int nk, np;
   int nblock_kernels;      /* kernels with a per-block function */

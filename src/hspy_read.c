@@ -433,7 +433,7 @@ static void find_bad_chunk(hb_input *in, const hsize_t *start, const hsize_t *co
 }
 
 int hb_input_read(hb_input *in, const hsize_t *start, const hsize_t *count, void *buf, size_t block_index) {
-  if (in->raw && hb_chunkreader_fits(in, start, count))
+  if (hb_chunkreader_decodes(in->raw) && hb_chunkreader_fits(in, start, count))
     return hb_chunkreader_read(in->raw, in, start, count, buf, block_index);
   hsize_t off[HB_MAXDIM], cnt[HB_MAXDIM];
   for (int d = 0; d < in->ndim; d++) {
@@ -454,6 +454,25 @@ int hb_input_read(hb_input *in, const hsize_t *start, const hsize_t *count, void
   char block[300];
   hb_block_desc(in, start, count, block_index, block, sizeof block);
   HB_RAISE(HB_EIO, in->path, "dataset %s: %s: %s cannot be read (%s)", in->dataset, block, chunk, detail);
+}
+
+int hb_input_whole_pattern_chunks(const hb_input *in) {
+  if (!in->chunked) return 0;
+  for (int d = in->nav_dim; d < in->ndim; d++)
+    if (in->chunk[d] != in->shape[d]) return 0;
+  return 1;
+}
+
+int hb_input_streams(const hb_input *in) {
+  const char *mode = getenv("HB_READ");
+  return in->raw && hb_input_whole_pattern_chunks(in) && !(mode && !strcmp(mode, "block"));
+}
+
+int hb_input_stream(hb_input *in, const hsize_t *start, const hsize_t *count, size_t block_index, hb_chunk_fn fn,
+                    void *ctx) {
+  HB_CHECK(hb_input_streams(in) && hb_chunkreader_fits(in, start, count), HB_EINTERNAL, in->path,
+           "chunk stream on a block that is not whole chunks of whole patterns");
+  return hb_chunkreader_stream(in->raw, in, start, count, block_index, fn, ctx);
 }
 
 void hb_input_close(hb_input *in) {

@@ -17,7 +17,7 @@ void *hb_tree_buffer(hb_tree *t) {
   return malloc(t->bytes ? t->bytes : 1);
 }
 
-static void release(hb_tree *t, void *buf) {
+void hb_tree_release(hb_tree *t, void *buf) {
   if (t->nspare < (int)(sizeof t->spare / sizeof t->spare[0])) t->spare[t->nspare++] = buf;
   else free(buf);
 }
@@ -44,7 +44,7 @@ void hb_tree_push(hb_tree *t, int level, size_t index, void *buf) {
     hb_tree_node *l = &t->stack[t->depth - 2], *r = &t->stack[t->depth - 1];
     if (l->level != r->level || (l->index & 1) || r->index != l->index + 1) break;
     t->merge(t->ctx, l->buf, r->buf);
-    release(t, r->buf);
+    hb_tree_release(t, r->buf);
     l->level++;
     l->index >>= 1;
     t->depth--;
@@ -95,7 +95,7 @@ int hb_tree_reduce(hb_tree *t, MPI_Comm comm, void **result) {
         long long id[2] = {t->stack[i].level, (long long)t->stack[i].index};
         HB_MPI(MPI_Send(id, 2, MPI_LONG_LONG, rank - d, TAG, comm));
         HB_MPI(MPI_Send(t->stack[i].buf, (int)t->bytes, MPI_BYTE, rank - d, TAG, comm));
-        release(t, t->stack[i].buf);
+        hb_tree_release(t, t->stack[i].buf);
       }
       t->depth = 0;
       return 0;
@@ -120,7 +120,7 @@ int hb_tree_reduce(hb_tree *t, MPI_Comm comm, void **result) {
   while (t->depth >= 2) {
     hb_tree_node *l = &t->stack[t->depth - 2], *r = &t->stack[t->depth - 1];
     t->merge(t->ctx, l->buf, r->buf);
-    release(t, r->buf);
+    hb_tree_release(t, r->buf);
     t->depth--;
   }
   *result = t->stack[0].buf;

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-const char *const hb_phase_names[HB_PH_COUNT] = {"open", "read", "kernels", "reduce", "write"};
+const char *const hb_phase_names[HB_PH_COUNT] = {"open", "read", "kernels", "reduce", "write", "wait"};
 
 double hb_now(void) {
   struct timespec ts;
