@@ -495,6 +495,9 @@ static int write_provenance(hb_engine *e, hid_t group, const hb_stat3 *sec, cons
   rc |= hb_h5_attr_f64(g, "wall_time_s", wall);
   rc |= hb_h5_attr_i64(g, "bytes_read", (long long)bytes[HB_PH_READ]);
   rc |= hb_h5_attr_str(g, "slurm_job_id", slurm);
+  int streamed = e->stream; /* how the single pass read: chunk stream or whole blocks (engine.c) */
+  HB_MPI(MPI_Allreduce(MPI_IN_PLACE, &streamed, 1, MPI_INT, MPI_SUM, e->comm));
+  rc |= hb_h5_attr_i64(g, "streamed_ranks", streamed);
   for (int p = 0; p < HB_PH_COUNT && !rc; p++) {
     char path[64];
     snprintf(path, sizeof path, "timing/%s", hb_phase_names[p]);

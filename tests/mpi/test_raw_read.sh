@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The raw chunk path (H5Dread_chunk + libdeflate + unshuffle) gives exactly
-# what HDF5's own read path gives, for every layout and filter combination
-# we decode, and falls back to HDF5 for those we don't.
+# The raw chunk path (chunks pread at their address + libdeflate + unshuffle),
+# by whole blocks or streamed chunk by chunk, gives exactly what HDF5's own
+# read path gives, for every layout and filter combination we decode, and
+# falls back to HDF5 for those we don't.
 set -euo pipefail
 HB=$1
 . "$(dirname "$0")/../lib.sh"
@@ -13,6 +14,9 @@ $HB_PYTHON - <<'PY'
 import h5py, numpy as np
 rng = np.random.default_rng(3)
 d = rng.integers(-2**20, 2**20, (9, 10, 12, 14), dtype=np.int32)
+with h5py.File("order.h5", "w") as f:       # float64 sums depend on the order of the patterns
+    f.create_dataset("d", data=rng.normal(size=(9, 13, 12, 14)) * 10.0 ** rng.integers(-8, 8, (9, 13, 1, 1)),
+                     chunks=(2, 5, 12, 14), compression="gzip", shuffle=True)
 with h5py.File("noshuffle.h5", "w") as f:   # gzip without shuffle
     f.create_dataset("d", data=d, chunks=(2, 3, 12, 14), compression="gzip", compression_opts=6)
 with h5py.File("shuffleonly.h5", "w") as f:  # shuffle without compression, float64
@@ -25,6 +29,9 @@ with h5py.File("lzf.h5", "w") as f:         # a filter this HDF5 cannot decode a
     f.create_dataset("d", data=(d & 255).astype("u1"), chunks=(3, 3, 12, 14), compression="lzf")
 PY
 
+"$HB" synth eels eels2d.hspy --shape 9,13,200 --chunks 2,5,200 --seed 3 >/dev/null
+"$HB" synth eels eels1d.hspy --shape 37,300 --chunks 8,300 --seed 4 >/dev/null
+
 job() { # job FILE [DATASET]
   {
     echo "version: 1"
@@ -34,12 +41,16 @@ job() { # job FILE [DATASET]
     echo "  - {name: total, op: sum, axes: signal}"
     echo "  - {name: peak, op: max, axes: signal}"
     echo "  - {name: mean_nav, op: mean, axes: navigation}"
-    echo "  - {name: box, op: virtual_image, detector: {shape: rectangle, x: [1, 5], y: [2, 9]}}"
-    echo "run: {progress: off, block: 7}"
+    case $1 in
+      eels*) echo "  - {name: low, op: min, axes: navigation}" ;;
+      *) echo "  - {name: box, op: virtual_image, detector: {shape: rectangle, x: [1, 5], y: [2, 9]}}" ;;
+    esac
+    # order.h5: blocks of several chunks, so chunk order != C order over the block
+    echo "run: {progress: off, block: $([ "$1" = order.h5 ] && echo 40 || echo 7)}"
   } >job.yaml
 }
 
-for spec in u16.hspy sigchunks.hspy plain.hspy noshuffle.h5:/d shuffleonly.h5:/d bigendian.h5:/d u8fletcher.h5:/d; do
+for spec in u16.hspy eels2d.hspy eels1d.hspy order.h5:/d sigchunks.hspy plain.hspy noshuffle.h5:/d shuffleonly.h5:/d bigendian.h5:/d u8fletcher.h5:/d; do
   file=${spec%%:*}
   dset=; [ "$spec" != "$file" ] && dset=${spec#*:}
   job "$file" "$dset"
@@ -50,6 +61,20 @@ for spec in u16.hspy sigchunks.hspy plain.hspy noshuffle.h5:/d shuffleonly.h5:/d
     hb $n run job.yaml --set output.file=raw.$n.hspy
     [ "$RC" = 0 ] || bad "$spec np=$n raw path exit $RC"
     check "$spec np=$n: raw chunk path == HDF5 path" $HB_PYTHON "$here/tests/compare_outputs.py" hdf5.$n.hspy raw.$n.hspy
+  done
+  # a rank bound to one CPU streams chunk by chunk where chunks hold whole
+  # patterns; HB_READ=block reads whole blocks instead
+  streams=1
+  case $spec in sigchunks.hspy | shuffleonly.h5:/d | bigendian.h5:/d | u8fletcher.h5:/d) streams=0 ;; esac
+  check "$spec np=1: streamed_ranks is $streams" $HB_PYTHON -c "
+import h5py, sys
+g = h5py.File('raw.1.hspy', 'r')['Experiments/total/original_metadata/hyperbatch']
+sys.exit(int(g.attrs['streamed_ranks']) != $streams)"
+  for n in 1 2; do
+    rm -f block.$n.hspy
+    HB_READ=block hb $n run job.yaml --set output.file=block.$n.hspy
+    [ "$RC" = 0 ] || bad "$spec np=$n HB_READ=block exit $RC"
+    check "$spec np=$n: whole blocks == chunk stream == HDF5 path" $HB_PYTHON "$here/tests/compare_outputs.py" hdf5.1.hspy block.$n.hspy raw.1.hspy
   done
   rm -f threads.hspy
   hb 2 run job.yaml --set output.file=threads.hspy --set run.threads=3
