@@ -30,6 +30,24 @@ void hb_partition_block(const hb_partition *p, size_t b, hsize_t *start, hsize_t
 /* Contiguous, balanced ranges: rank r gets [first, end). */
 void hb_partition_range(size_t nblocks, int rank, int size, size_t *first, size_t *end);
 
+/* The single pass's work: every block not already done (by a checkpoint),
+ * dealt round robin in groups of G consecutive blocks of the remaining list.
+ * Neighbouring blocks cost alike (how well chunks compress follows the
+ * specimen: 10 KB against 100 KB per chunk across the benchmark's scan), so
+ * every rank gets a similar mix; one contiguous range each left one rank with
+ * the cheap half.  G is a power of two (groups are whole subtrees of the
+ * reduction tree, so each merges locally) and large enough that a rank holds
+ * about 8 groups, whatever the input size: the tree stack, and memory, stay
+ * flat.  The blocks left over after whole rounds of groups are dealt again
+ * with groups half as large, and so on down to single blocks, so that no
+ * rank gets more than one block more than another (with whole groups only,
+ * 312 blocks in groups of 32 split 160/152); that leaves at most log2(G)
+ * more tree nodes per rank.  Every rank computes the same split from the
+ * same `done` bytes. */
+size_t hb_deal_group(size_t left, int size);            /* G */
+size_t hb_deal_count(size_t left, int size, int rank);  /* blocks rank gets */
+int hb_deal_owner(size_t k, size_t left, int size);     /* who gets the k-th of `left` */
+
 /* Pairwise tree over block numbers.  Leaves are pushed in block order; two
  * siblings are merged as soon as both exist; the leftover stack (the binary
  * digits of the block count) is folded right to left.  Each rank feeds its

@@ -116,45 +116,26 @@ static int plan(hb_engine *e) {
   return 0;
 }
 
-/* The single pass's work: every block not already done (by a checkpoint),
- * dealt round robin in groups of G consecutive blocks of the remaining list.
- * Neighbouring blocks cost alike (how well chunks compress follows the
- * specimen: 10 KB against 100 KB per chunk across the benchmark's scan), so
- * every rank gets a similar mix and each round costs the ranks about the
- * same; one contiguous range each left one rank with the cheap half and the
- * other waiting every round.  G is a power of two (groups are whole subtrees
- * of the reduction tree, so each merges locally) and large enough that a
- * rank holds about 8 groups, whatever the input size: the tree stack, and
- * memory, stay flat.  Every rank computes the same split from the same
- * `done` bytes. */
-static size_t group_size(size_t left, int size) {
-  size_t g = 1;
-  while (g * 8 * (size_t)size < left) g *= 2;
-  return g;
-}
-
-static size_t blocks_of_rank(size_t left, int size, int rank) {
-  size_t g = group_size(left, size), n = 0;
-  for (size_t k = (size_t)rank * g; k < left; k += (size_t)size * g) n += left - k < g ? left - k : g;
-  return n;
-}
-
 static int assign_blocks(hb_engine *e) {
   size_t nb = e->part.nblocks, left = 0;
   for (size_t b = 0; b < nb; b++) left += !e->done[b];
   size_t most = 0;
   for (int r = 0; r < e->size; r++)
-    if (blocks_of_rank(left, e->size, r) > most) most = blocks_of_rank(left, e->size, r);
-  size_t g = group_size(left, e->size);
+    if (hb_deal_count(left, e->size, r) > most) most = hb_deal_count(left, e->size, r);
   e->remaining = left;
   e->rounds = most;
-  e->nmine = blocks_of_rank(left, e->size, e->rank);
+  e->nmine = hb_deal_count(left, e->size, e->rank);
   HB_ALLOC(e->mine, e->nmine);
-  for (size_t b = 0, k = 0, n = 0; b < nb; b++)
+  size_t n = 0;
+  for (size_t b = 0, k = 0; b < nb; b++)
     if (!e->done[b]) {
-      if ((k / g) % (size_t)e->size == (size_t)e->rank) e->mine[n++] = b;
+      if (hb_deal_owner(k, left, e->size) == e->rank) {
+        HB_CHECK(n < e->nmine, HB_EINTERNAL, "partition", "block %zu: more blocks than counted", b);
+        e->mine[n++] = b;
+      }
       k++;
     }
+  HB_CHECK(n == e->nmine, HB_EINTERNAL, "partition", "%zu blocks dealt, %zu counted", n, e->nmine);
   return 0;
 }
 
@@ -171,10 +152,10 @@ static void print_plan(const hb_engine *e, int dry) {
     printf("%s%llu", d ? " x " : "", (unsigned long long)(e->part.bchunks[d] * e->part.chunk[d]));
   printf(" positions) over %d rank%s\n", e->size, e->size > 1 ? "s" : "");
   if (dry) {
-    size_t g = group_size(e->part.nblocks, e->size);
+    size_t g = hb_deal_group(e->part.nblocks, e->size);
     for (int r = 0; r < e->size; r++)
-      printf("        rank %d: %zu blocks, groups of %zu from block %zu, every %zu\n", r,
-             blocks_of_rank(e->part.nblocks, e->size, r), g, (size_t)r * g, (size_t)e->size * g);
+      printf("        rank %d: %zu blocks, groups of %zu from block %zu, every %zu (smaller groups at the end)\n", r,
+             hb_deal_count(e->part.nblocks, e->size, r), g, (size_t)r * g, (size_t)e->size * g);
   }
   static const char *const kinds[] = {"navigation", "signal", "global"};
   for (int i = 0; i < e->nres; i++)
@@ -386,7 +367,7 @@ static int stream_block(hb_engine *e, size_t b, work *w) {
 static size_t blocks_done_after(const hb_engine *e, size_t rounds) {
   size_t done = 0;
   for (int r = 0; r < e->size; r++) {
-    size_t n = blocks_of_rank(e->remaining, e->size, r);
+    size_t n = hb_deal_count(e->remaining, e->size, r);
     done += n < rounds ? n : rounds;
   }
   return done;

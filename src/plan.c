@@ -53,3 +53,33 @@ void hb_partition_range(size_t nblocks, int rank, int size, size_t *first, size_
   *first = nblocks * (size_t)rank / (size_t)size;
   *end = nblocks * (size_t)(rank + 1) / (size_t)size;
 }
+
+size_t hb_deal_group(size_t left, int size) {
+  size_t g = 1;
+  while (g * 8 * (size_t)size < left) g *= 2;
+  return g;
+}
+
+/* Whole rounds of groups of g first; what is left, less than a round, goes
+ * round again with g / 2, down to single blocks. */
+size_t hb_deal_count(size_t left, int size, int rank) {
+  size_t g = hb_deal_group(left, size), n = 0;
+  while (left) {
+    size_t full = left / (g * (size_t)size) * (g * (size_t)size);
+    n += full / (size_t)size;
+    left -= full;
+    if (g == 1) return n + ((size_t)rank < left);
+    g /= 2;
+  }
+  return n;
+}
+
+int hb_deal_owner(size_t k, size_t left, int size) {
+  size_t g = hb_deal_group(left, size), base = 0;
+  for (;;) {
+    size_t full = (left - base) / (g * (size_t)size) * (g * (size_t)size);
+    if (k < base + full || g == 1) return (int)(((k - base) / g) % (size_t)size);
+    base += full;
+    g /= 2;
+  }
+}

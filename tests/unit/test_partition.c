@@ -265,12 +265,41 @@ static void ranges(void) {
   CHECK(e == 10 && e - f >= 3 && e - f <= 4, "10 over 3, rank 2: [%zu, %zu)", f, e);
 }
 
+/* hb_deal_*: the owners agree with the counts, every block has one owner,
+ * and no rank gets more than one block more than another. */
+static void deal(void) {
+  int bad = 0;
+  for (int size = 1; size <= 9 && !bad; size++)
+    for (size_t left = 0; left < 2000 && !bad; left++) {
+      size_t got[9] = {0}, most = 0, least = SIZE_MAX, total = 0;
+      for (size_t k = 0; k < left; k++) {
+        int r = hb_deal_owner(k, left, size);
+        if (r < 0 || r >= size) bad = 1;
+        else got[r]++;
+      }
+      for (int r = 0; r < size; r++) {
+        size_t n = hb_deal_count(left, size, r);
+        bad |= n != got[r];
+        total += n;
+        most = n > most ? n : most;
+        least = n < least ? n : least;
+      }
+      bad |= total != left || (left && most - least > 1);
+      if (bad) fprintf(stderr, "deal: size %d, %zu blocks\n", size, left);
+    }
+  CHECK(!bad, "hb_deal_*: owners match counts, every block dealt once, within one block of even, 1-9 ranks, 0-1999 blocks");
+  /* groups of G first: 312 blocks on 2 ranks start with 32 blocks of rank 0 */
+  CHECK(hb_deal_group(312, 2) == 32 && hb_deal_owner(31, 312, 2) == 0 && hb_deal_owner(32, 312, 2) == 1,
+        "hb_deal_owner: whole groups of G first");
+}
+
 int main(int argc, char **argv) {
   MPI_Init(&argc, &argv);
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
   cases();
   exact();
   ranges();
+  deal();
   int rc = TEST_DONE("test_partition");
   MPI_Finalize();
   return rc;
