@@ -5,6 +5,7 @@
  * A rank with a single CPU has nothing to overlap with: it streams each block
  * chunk by chunk instead, running the kernels on every chunk as soon as it is
  * read (and decoded), while it is still in cache. */
+#include <math.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -117,25 +118,9 @@ static int plan(hb_engine *e) {
 }
 
 static int assign_blocks(hb_engine *e) {
-  size_t nb = e->part.nblocks, left = 0;
-  for (size_t b = 0; b < nb; b++) left += !e->done[b];
-  size_t most = 0;
-  for (int r = 0; r < e->size; r++)
-    if (hb_deal_count(left, e->size, r) > most) most = hb_deal_count(left, e->size, r);
-  e->remaining = left;
-  e->rounds = most;
-  e->nmine = hb_deal_count(left, e->size, e->rank);
-  HB_ALLOC(e->mine, e->nmine);
-  size_t n = 0;
-  for (size_t b = 0, k = 0; b < nb; b++)
-    if (!e->done[b]) {
-      if (hb_deal_owner(k, left, e->size) == e->rank) {
-        HB_CHECK(n < e->nmine, HB_EINTERNAL, "partition", "block %zu: more blocks than counted", b);
-        e->mine[n++] = b;
-      }
-      k++;
-    }
-  HB_CHECK(n == e->nmine, HB_EINTERNAL, "partition", "%zu blocks dealt, %zu counted", n, e->nmine);
+  HB_CHECK(!hb_work_init(&e->work, e->size, e->done, e->part.nblocks), HB_EINTERNAL, "memory",
+           "out of memory for the block lists");
+  e->remaining = hb_work_remaining(&e->work);
   return 0;
 }
 
@@ -364,15 +349,6 @@ static int stream_block(hb_engine *e, size_t b, work *w) {
   return 0;
 }
 
-static size_t blocks_done_after(const hb_engine *e, size_t rounds) {
-  size_t done = 0;
-  for (int r = 0; r < e->size; r++) {
-    size_t n = hb_deal_count(e->remaining, e->size, r);
-    done += n < rounds ? n : rounds;
-  }
-  return done;
-}
-
 /* Fault injection for the tests (docs/operations.md): after `round` rounds,
  * HB_FAULT_SIGNAL_AFTER acts as if SIGUSR1 had arrived, and
  * HB_FAULT_KILL_AFTER kills the last rank outright, as a dying node would.
@@ -391,39 +367,38 @@ static int injected_signal(const hb_engine *e, size_t round) {
   return sig_after && round >= (size_t)atol(sig_after) ? SIGUSR1 : 0;
 }
 
-/* Rounds are timed by rank 0 and agreed every ~HB_SYNC_SECONDS, not every
- * round: how well chunks compress varies from block to block, so in every
- * round one rank waits for the other, and over the 2 GB benchmark those waits
- * summed to 0.1 s of 0.6 s.  Between agreements every rank runs on alone. */
-#define HB_SYNC_SECONDS 0.1
+/* Windows, not rounds: each rank reads its blocks for about `window`
+ * seconds of work, then all agree.  Agreeing after every block made each
+ * round cost the slower rank's time (how well chunks compress varies from
+ * block to block, and a shared machine slows one core or the other), which
+ * summed to 0.1 s of the 2 GB benchmark's 0.6 s.  At each agreement the
+ * ranks also rebalance what is left (balance.h), and the window shrinks
+ * towards the end so that the last ranks to finish finish together. */
+#define HB_WINDOW_MAX 0.1
+#define HB_WINDOW_MIN 0.002
+#define HB_WINDOW_FIRST 0.02
 
-/* The fault injections (injected_signal) act at a given round: agree at
- * every round when they are set, so that they land there. */
+/* The fault injections (injected_signal) act after a given round: under
+ * them every window is one block per rank, as rounds were, and nothing is
+ * rebalanced, so that they land where the tests put them. */
 static int faults_injected(void) {
   return getenv("HB_FAULT_SIGNAL_AFTER") || getenv("HB_FAULT_ROUND_DELAY_MS") || getenv("HB_FAULT_KILL_AFTER");
 }
 
 /* At an agreement, collectively: write the staged results when they fill
- * their buffer (or at the last round), stop on a signal, checkpoint every
- * HB_CHECKPOINT_SECONDS (default 30), and set *every, the rounds until the
- * next agreement.  Rank 0's clock decides, so every rank flushes together. */
-static int after_round(hb_engine *e, size_t round, int last, size_t rounds_since, double seconds_since,
-                       size_t *every) {
+ * their buffer (or after the last window), stop on a signal, checkpoint
+ * every HB_CHECKPOINT_SECONDS (default 30).  Rank 0's clock decides, so
+ * every rank flushes together. */
+static int after_window(hb_engine *e, size_t window, int last) {
   const char *env = getenv("HB_CHECKPOINT_SECONDS");
   double ckpt_every = env ? atof(env) : 30;
-  int sig = injected_signal(e, round);
+  int sig = injected_signal(e, window);
   if (!sig) sig = hb_ckpt_interrupted();
   double free_bytes = e->rank == 0 ? hb_output_free_space(e) : 0;
-  int next = 1;
-  if (e->rank == 0 && !faults_injected() && seconds_since > 0) {
-    double rounds = HB_SYNC_SECONDS / (seconds_since / (double)rounds_since);
-    next = rounds >= 1 << 20 ? 1 << 20 : rounds < 1 ? 1 : (int)rounds;
-  }
-  int flags[5] = {sig, e->rank == 0 && e->ckpt >= 0 && hb_now() - e->last_flush >= ckpt_every,
+  int flags[4] = {sig, e->rank == 0 && e->ckpt >= 0 && hb_now() - e->last_flush >= ckpt_every,
                   e->rank == 0 && free_bytes < hb_output_space_needed(e),
-                  last || e->stage.bytes >= HB_NAV_STAGE_BYTES, next};
-  HB_MPI(MPI_Allreduce(MPI_IN_PLACE, flags, 5, MPI_INT, MPI_MAX, e->comm));
-  *every = (size_t)flags[4];
+                  last || e->stage.bytes >= HB_NAV_STAGE_BYTES};
+  HB_MPI(MPI_Allreduce(MPI_IN_PLACE, flags, 4, MPI_INT, MPI_MAX, e->comm));
   /* Parallel HDF5 cannot back out of a collective write that runs out of
    * space on one rank (the others wait in it forever): stop before that. */
   HB_CHECK(!flags[2], HB_EIO, e->partial,
@@ -476,6 +451,69 @@ static void free_work(hb_engine *e, work w[2]) {
   }
 }
 
+/* HB_FAULT_SLOW_RANK=R:MS makes rank R take MS ms longer per block, as on a
+ * slower or busier node: the balancing tests' straggler.  Unlike the other
+ * injections it leaves windows and rebalancing as they are. */
+static void straggle(const hb_engine *e) {
+  const char *slow = getenv("HB_FAULT_SLOW_RANK");
+  const char *colon = slow ? strchr(slow, ':') : NULL;
+  if (!colon || atoi(slow) != e->rank) return;
+  long ms = atol(colon + 1);
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+/* One block: read (or stream) it and run every kernel on it; in the block
+ * path the next block is read meanwhile (*ahead says it is in hand). */
+static int one_block(hb_engine *e, work w[2], size_t c, int *ahead) {
+  const hb_worklists *wl = &e->work;
+  const size_t *mine = wl->list[e->rank], n = wl->len[e->rank];
+  work *cur = &w[c % 2];
+  int rc = 0;
+  if (!e->stream && !*ahead) HB_CALL(read_block(e, mine[c], cur));
+  *ahead = 0;
+  if (e->sig_bytes) {
+    cur->partial = hb_tree_buffer(&e->tree);
+    HB_CHECK(cur->partial, HB_EINTERNAL, "memory", "out of memory");
+  }
+  int ok = 1;
+  if (e->stream) ok = !(rc = stream_block(e, mine[c], cur));
+  else {
+    pthread_t worker;
+    int started = !e->serial && !pthread_create(&worker, NULL, run_kernels, cur);
+    if (!started) run_kernels(cur); /* no thread: still correct, just serial */
+    if (c + 1 < n) *ahead = !(rc = read_block(e, mine[c + 1], &w[(c + 1) % 2]));
+    if (started) pthread_join(worker, NULL);
+  }
+  e->tm.seconds[HB_PH_KERNELS] += cur->seconds;
+  if (ok && cur->partial) hb_tree_push(&e->tree, 0, cur->blk.index, cur->partial);
+  else if (cur->partial) hb_tree_release(&e->tree, cur->partial);
+  cur->partial = NULL;
+  if (ok && !rc) rc = hb_output_stage_nav(e, &cur->blk, cur->navbuf);
+  straggle(e);
+  return rc;
+}
+
+/* Collective, after each window: share every rank's progress, rebalance,
+ * pick the next window, then after_window.  *last: no blocks are left. */
+static int agree_window(hb_engine *e, size_t window, int lockstep, double *next_window, int *last) {
+  hb_worklists *wl = &e->work;
+  double mine[2] = {(double)wl->done[e->rank], wl->busy[e->rank]}, all[2 * wl->size];
+  HB_MPI(MPI_Allgather(mine, 2, MPI_DOUBLE, all, 2, MPI_DOUBLE, e->comm));
+  for (int r = 0; r < wl->size; r++) wl->done[r] = (size_t)all[2 * r], wl->busy[r] = all[2 * r + 1];
+  *last = hb_work_remaining(wl) == 0;
+  if (!*last && !lockstep) {
+    double eta = hb_work_eta(wl), per_block = 0;
+    for (int r = 0; r < wl->size; r++)
+      if (wl->done[r]) per_block = fmax(per_block, wl->busy[r] / (double)wl->done[r]);
+    *next_window = fmin(HB_WINDOW_MAX, fmax(HB_WINDOW_MIN, eta / 4));
+    /* moves pay only beyond a window and a block's time */
+    HB_CHECK(hb_work_rebalance(wl, fmax(*next_window, 2 * per_block)) >= 0, HB_EINTERNAL, "memory",
+             "out of memory rebalancing the blocks");
+  }
+  return after_window(e, window, *last);
+}
+
 static int block_loop(hb_engine *e) {
   cpu_set_t cpus;
   e->serial = !sched_getaffinity(0, sizeof cpus, &cpus) && CPU_COUNT(&cpus) == 1 && !getenv("HB_OVERLAP");
@@ -489,53 +527,29 @@ static int block_loop(hb_engine *e) {
   double total_bytes = (double)hb_input_nav_size(&e->in) * (double)e->sig_size * hb_dtype_size(e->in.dtype);
   total_bytes *= (double)e->remaining / (double)e->part.nblocks;
   if (e->rank == 0) hb_progress_start(&prog, e->job->progress, e->remaining, total_bytes);
-  size_t mine = e->nmine;
   e->last_flush = hb_now();
-  if (!rc && mine && !e->stream) rc = read_block(e, e->mine[0], &w[0]);
-  size_t last_sync = 0, next_sync = 1;
-  double t_last_sync = hb_now();
-  /* Every rank enters every round, even after a local failure, so the
-   * agreement below is reached by all: a failed first read must not leave
-   * the other ranks waiting in round 0. */
-  for (size_t r = 0; r < e->rounds; r++) {
-    work *cur = &w[r % 2];
-    int have = r < mine && !rc;
-    pthread_t worker;
-    int started = 0;
-    if (have && e->sig_bytes) {
-      cur->partial = hb_tree_buffer(&e->tree);
-      if (!cur->partial) rc = hb_error_raise(HB_EINTERNAL, __FILE__, __LINE__, "memory", "out of memory");
+  hb_worklists *wl = &e->work;
+  const int lockstep = faults_injected();
+  double window = HB_WINDOW_FIRST;
+  int ahead = 0, last = 0;
+  /* Every rank enters every agreement, even after a local failure (it
+   * stops working at once), so everyone learns of it before any collective
+   * write and no rank is left waiting. */
+  for (size_t win = 0;; win++) {
+    double t0 = hb_now();
+    while (!rc && wl->done[e->rank] < wl->len[e->rank]) {
+      rc = one_block(e, w, wl->done[e->rank], &ahead);
+      if (!rc) wl->done[e->rank]++;
+      if (lockstep || hb_now() - t0 >= window) break;
     }
-    int cur_ok = have && !rc; /* this round's block was read (or is being streamed) */
-    if (cur_ok && e->stream) cur_ok = !(rc = stream_block(e, e->mine[r], cur));
-    else {
-      if (cur_ok && !e->serial) started = !pthread_create(&worker, NULL, run_kernels, cur);
-      if (cur_ok && !started) run_kernels(cur); /* no thread: still correct, just serial */
-      if (!rc && r + 1 < mine) rc = read_block(e, e->mine[r + 1], &w[(r + 1) % 2]);
-      if (started) pthread_join(worker, NULL);
-    }
-    if (have) {
-      e->tm.seconds[HB_PH_KERNELS] += cur->seconds;
-      if (cur_ok && cur->partial) hb_tree_push(&e->tree, 0, cur->blk.index, cur->partial);
-      else if (cur->partial) hb_tree_release(&e->tree, cur->partial);
-      cur->partial = NULL;
-    }
-    if (cur_ok && !rc) rc = hb_output_stage_nav(e, &cur->blk, cur->navbuf);
-    /* A rank that failed does no more work, and everyone learns of it at the
-     * next agreement, before any collective write. */
-    if (r + 1 == e->rounds || r + 1 >= next_sync) {
-      double t_wait = hb_now(), io0 = e->tm.seconds[HB_PH_WRITE];
-      rc = hb_agree(e->comm, rc);
-      size_t every = 1;
-      if (!rc)
-        rc = hb_agree(e->comm,
-                      after_round(e, r + 1, r + 1 == e->rounds, r + 1 - last_sync, t_wait - t_last_sync, &every));
-      e->tm.seconds[HB_PH_WAIT] += hb_now() - t_wait - (e->tm.seconds[HB_PH_WRITE] - io0);
-      last_sync = r + 1, next_sync = r + 1 + every, t_last_sync = hb_now();
-      if (rc) break;
-    }
+    wl->busy[e->rank] += hb_now() - t0;
+    double t_wait = hb_now(), io0 = e->tm.seconds[HB_PH_WRITE];
+    rc = hb_agree(e->comm, rc);
+    if (!rc) rc = hb_agree(e->comm, agree_window(e, win + 1, lockstep, &window, &last));
+    e->tm.seconds[HB_PH_WAIT] += hb_now() - t_wait - (e->tm.seconds[HB_PH_WRITE] - io0);
+    if (rc || last) break;
     if (e->rank == 0) {
-      size_t done = blocks_done_after(e, r + 1);
+      size_t done = e->remaining - hb_work_remaining(wl);
       hb_progress_update(&prog, done, total_bytes * (double)done / (double)e->remaining);
     }
   }
@@ -603,7 +617,7 @@ static void teardown(hb_engine *e) {
   free(e->kfused);
   free(e->preps);
   free(e->done);
-  free(e->mine);
+  hb_work_free(&e->work);
   hb_output_free_stage(e);
   hb_tree_free(&e->tree);
   hb_input_close(&e->in);

@@ -12,6 +12,7 @@
 #include "hb_kernel.h"
 #include "hb_plan.h"
 #include "hb_timing.h"
+#include "balance.h"
 
 #define HB_MAX_RESULTS 256
 #define HB_MAX_FUSED 16      /* kernel families planned together (hb_fused) */
@@ -43,7 +44,6 @@ typedef struct {
   hb_input in;
   hb_partition part;
   size_t first, end;       /* this rank's blocks [first, end) */
-  size_t rounds;           /* most blocks any rank has */
   size_t sig_size;         /* pixels per pattern */
   size_t sub_pos;          /* patterns per cache-sized run inside a block */
   int serial;              /* one CPU: kernels inline, no worker thread */
@@ -65,8 +65,8 @@ typedef struct {
 
   /* the single pass's blocks: all of them, less those a checkpoint holds */
   unsigned char *done;     /* per block: finished (this run or the checkpoint) */
-  size_t *mine, nmine;     /* this rank's blocks still to do, ascending */
-  size_t remaining;        /* blocks still to do, all ranks */
+  hb_worklists work;       /* every rank's blocks still to do (balance.h) */
+  size_t remaining;        /* blocks still to do at the start, all ranks */
   hid_t ckpt;              /* checkpoint group in the .partial, -1 if none */
   int ckpt_saved;          /* the .partial holds a usable checkpoint */
   int partial_ours;        /* this run created the .partial (so a failure may remove it) */

@@ -498,6 +498,7 @@ static int write_provenance(hb_engine *e, hid_t group, const hb_stat3 *sec, cons
   int streamed = e->stream; /* how the single pass read: chunk stream or whole blocks (engine.c) */
   HB_MPI(MPI_Allreduce(MPI_IN_PLACE, &streamed, 1, MPI_INT, MPI_SUM, e->comm));
   rc |= hb_h5_attr_i64(g, "streamed_ranks", streamed);
+  rc |= hb_h5_attr_i64(g, "blocks_moved", (long long)e->work.moved); /* by rebalancing; the same on every rank */
   for (int p = 0; p < HB_PH_COUNT && !rc; p++) {
     char path[64];
     snprintf(path, sizeof path, "timing/%s", hb_phase_names[p]);
@@ -668,7 +669,8 @@ int hb_output_finish(hb_engine *e) {
   HB_CALL(hb_agree(e->comm, rc));
   e->tm.seconds[HB_PH_WRITE] += hb_now() - t0;
   if (e->job->profile)
-    HB_CALL(hb_profile_write(e->comm, e->job->profile, &e->tm, e->end - e->first, hb_now() - e->t_start,
+    HB_CALL(hb_profile_write(e->comm, e->job->profile, &e->tm,
+                             e->nblock_kernels ? e->work.done[e->rank] : e->end - e->first, hb_now() - e->t_start,
                              e->part.nblocks));
   if (e->rank == 0) print_summary(e, sec, bytes, hb_now() - e->t_start);
   return 0;
