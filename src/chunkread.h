@@ -1,6 +1,7 @@
-/* Raw chunk reads: H5Dread_chunk, then our own inflate (libdeflate) and
- * unshuffle, bypassing HDF5's filter pipeline and chunk cache.  Private to
- * hspy_read.c. */
+/* Raw chunk reads: HDF5 gives each chunk's address and size
+ * (H5Dget_chunk_info_by_coord), we pread its bytes and undo the filters
+ * ourselves (libdeflate, unshuffle), bypassing HDF5's filter pipeline and
+ * chunk cache.  Private to hspy_read.c. */
 #ifndef HB_CHUNKREAD_H
 #define HB_CHUNKREAD_H
 
