@@ -1,7 +1,6 @@
-/* Raw chunk reads: HDF5 gives each chunk's address and size
- * (H5Dget_chunk_info_by_coord), we pread its bytes and undo the filters
- * ourselves (libdeflate, unshuffle), bypassing HDF5's filter pipeline and
- * chunk cache.  Private to hspy_read.c. */
+/* Raw chunk reads: H5Dread_chunk, then our own inflate (libdeflate) and
+ * unshuffle, bypassing HDF5's filter pipeline and chunk cache.  Private to
+ * hspy_read.c. */
 #ifndef HB_CHUNKREAD_H
 #define HB_CHUNKREAD_H
 
@@ -10,8 +9,7 @@
 typedef struct hb_chunkreader hb_chunkreader;
 
 /* *out is NULL when the raw path does not apply (other filters, byte order
- * other than native, contiguous layout, a user block, or HB_READ=hdf5 in the
- * environment).
+ * other than native, contiguous layout, or HB_READ=hdf5 in the environment).
  * Chunks are read on the calling thread and decoded on `nthreads` threads. */
 int hb_chunkreader_open(const hb_input *in, int nthreads, hb_chunkreader **out);
 int hb_chunkreader_read(hb_chunkreader *r, const hb_input *in, const hsize_t *start, const hsize_t *count, void *buf,
