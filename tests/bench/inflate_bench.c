@@ -1,6 +1,6 @@
 /* Single-core decode limits of an HDF5 file's own chunks.
  *
- *   inflate_bench FILE [DATASET] [--reps N]
+ *   inflate_bench FILE [DATASET] [--reps N] [--libdeflate-only]
  *
  * Reads every chunk of DATASET (default: the largest chunked dataset in the
  * file) raw with H5Dread_chunk into memory, then times, on one core and with
@@ -109,14 +109,15 @@ static const unsigned char *shuffled_bytes(struct libdeflate_decompressor *dec, 
 
 int main(int argc, char **argv) {
   const char *file = NULL, *dname = NULL;
-  int reps = 3;
+  int reps = 3, only_libdeflate = 0; /* --libdeflate-only: just that pass, for bench.sh's per-round limit */
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--libdeflate-only")) only_libdeflate = 1;
     else if (!file) file = argv[i];
     else if (!dname) dname = argv[i];
-    else die("usage: inflate_bench FILE [DATASET] [--reps N]");
+    else die("usage: inflate_bench FILE [DATASET] [--reps N] [--libdeflate-only]");
   }
-  if (!file || reps < 1) die("usage: inflate_bench FILE [DATASET] [--reps N]");
+  if (!file || reps < 1) die("usage: inflate_bench FILE [DATASET] [--reps N] [--libdeflate-only]");
 
   hid_t f = H5Fopen(file, H5F_ACC_RDONLY, H5P_DEFAULT);
   if (f < 0) die("cannot open the file");
@@ -201,7 +202,7 @@ int main(int argc, char **argv) {
     if (!dec) die("libdeflate_alloc_decompressor failed");
     double best_z = 1e30, best_l = 1e30;
     /* check once, outside the timed passes */
-    for (size_t c = 0; c < nchunks; c++) {
+    for (size_t c = 0; c < nchunks && !only_libdeflate; c++) {
       if (ch[c].mask & (1u << deflate_pos)) continue;
       uLongf zl = cbytes;
       size_t got = 0;
@@ -213,7 +214,7 @@ int main(int argc, char **argv) {
     }
     for (int r = 0; r < reps; r++) {
       double t = now();
-      for (size_t c = 0; c < nchunks; c++) {
+      for (size_t c = 0; c < nchunks && !only_libdeflate; c++) {
         if (ch[c].mask & (1u << deflate_pos)) continue;
         uLongf zl = cbytes;
         uncompress(z, &zl, ch[c].raw, ch[c].size);
@@ -232,11 +233,15 @@ int main(int argc, char **argv) {
       if (t < best_l) best_l = t;
     }
     libdeflate_free_decompressor(dec);
-    printf("zlib_s %.4f\n", best_z);
-    printf("zlib_gbps %.3f\n", out_total / best_z / 1e9);
+    if (!only_libdeflate) {
+      printf("zlib_s %.4f\n", best_z);
+      printf("zlib_gbps %.3f\n", out_total / best_z / 1e9);
+    }
     printf("libdeflate_s %.4f\n", best_l);
     printf("libdeflate_gbps %.3f\n", out_total / best_l / 1e9);
   }
+
+  if (only_libdeflate) return 0;
 
   /* Unshuffle as a decoder does it: right after inflating each chunk (so the
    * data come warm from cache), timing only the unshuffle of that chunk.
