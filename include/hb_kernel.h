@@ -53,9 +53,9 @@ typedef struct hb_block {
   hsize_t start[HB_MAXDIM];
   hsize_t count[HB_MAXDIM];
   size_t npos;             /* patterns handed over in this call */
-  size_t pos0;             /* ...starting at this pattern of the rectangle (C order);
-                              consecutive in the rectangle only when the engine
-                              writes navigation values in place (not for kernels) */
+  size_t pos0;             /* for the engine: where the call's navigation values go;
+                              kernels must not use it (a streamed call's patterns
+                              are a chunk, not a run of the rectangle) */
   size_t sig_size;         /* pixels per pattern */
   hb_dtype dtype;
   const void *data;        /* npos × sig_size, in the file's dtype */

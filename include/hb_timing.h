@@ -4,9 +4,8 @@
 
 #include <mpi.h>
 
-/* wait: the block loop's agreements between rounds, where a rank that
- * finished its round sooner waits for the others (load imbalance), and
- * checkpoint saves. */
+/* wait: the block loop's agreements between windows, where a rank that
+ * finished its window sooner waits for the others, and checkpoint saves. */
 typedef enum { HB_PH_OPEN, HB_PH_READ, HB_PH_KERNELS, HB_PH_REDUCE, HB_PH_WRITE, HB_PH_WAIT, HB_PH_COUNT } hb_phase;
 extern const char *const hb_phase_names[HB_PH_COUNT];
 

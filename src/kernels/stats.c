@@ -64,7 +64,8 @@ static int stats_plan(hb_kernel *k, const hb_input *in, const hb_node *spec) {
 }
 
 /* The hot loops are plain C that the compiler vectorises; each is built for
- * AVX-512BW, AVX2 and baseline x86-64 and picked at load time.  Integer
+ * x86-64-v4 (AVX-512), x86-64-v3 (AVX2) and baseline x86-64 (SSE2, which has
+ * no unsigned 16-bit max) and picked at load time.  Integer
  * results are the same bits in every clone, and float ones too: without
  * -ffast-math the compiler keeps every addition in source order. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
