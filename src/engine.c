@@ -4,7 +4,9 @@
  * i+1 on the main thread while a worker thread runs the kernels on block i.
  * A rank with a single CPU has nothing to overlap with: it streams each block
  * chunk by chunk instead, running the kernels on every chunk as soon as it is
- * read (and decoded), while it is still in cache. */
+ * read (and decoded), while it is still in cache.  The ranks agree about
+ * every 0.1 s, and then pass blocks from late ranks to early ones
+ * (balance.h). */
 #include <math.h>
 #include <pthread.h>
 #include <sched.h>
