@@ -238,6 +238,28 @@ static void place_chunk(const hb_input *in, const unsigned char *src, int shuffl
   }
 }
 
+static void walk_offset(hb_chunk_walk *w) {
+  for (int d = 0; d < w->in->ndim; d++) w->off[d] = w->idx[d] * w->in->chunk[d];
+}
+
+void hb_chunk_walk_start(hb_chunk_walk *w, const hb_input *in, const hsize_t *start, const hsize_t *count) {
+  w->in = in;
+  for (int d = 0; d < in->ndim; d++) {
+    hsize_t s = d < in->nav_dim ? start[d] : 0, n = d < in->nav_dim ? count[d] : in->shape[d];
+    w->first[d] = w->idx[d] = s / in->chunk[d];
+    w->last[d] = (s + n - 1) / in->chunk[d];
+  }
+  walk_offset(w);
+}
+
+int hb_chunk_walk_next(hb_chunk_walk *w) {
+  int d = w->in->ndim - 1;
+  while (d >= 0 && ++w->idx[d] > w->last[d]) w->idx[d] = w->first[d], d--;
+  if (d < 0) return 0;
+  walk_offset(w);
+  return 1;
+}
+
 int hb_chunkreader_fits(const hb_input *in, const hsize_t *start, const hsize_t *count) {
   for (int d = 0; d < in->nav_dim; d++)
     if (start[d] % in->chunk[d] || (start[d] + count[d] != in->shape[d] && (start[d] + count[d]) % in->chunk[d]))
@@ -274,20 +296,18 @@ static void *decode_share(void *arg) {
 
 int hb_chunkreader_read(hb_chunkreader *r, const hb_input *in, const hsize_t *start, const hsize_t *count, void *buf,
                         size_t block_index) {
-  int nd = in->ndim;
-  hsize_t first[HB_MAXDIM], last[HB_MAXDIM], idx[HB_MAXDIM], bstart[HB_MAXDIM], bdims[HB_MAXDIM];
-  for (int d = 0; d < nd; d++) {
+  hsize_t bstart[HB_MAXDIM], bdims[HB_MAXDIM];
+  for (int d = 0; d < in->ndim; d++) {
     bstart[d] = d < in->nav_dim ? start[d] : 0;
     bdims[d] = d < in->nav_dim ? count[d] : in->shape[d];
-    first[d] = bstart[d] / in->chunk[d];
-    last[d] = (bstart[d] + bdims[d] - 1) / in->chunk[d];
-    idx[d] = first[d];
   }
   char block[300];
   hb_block_desc(in, start, count, block_index, block, sizeof block);
   /* read every chunk of the block first, serially */
   r->nchunks = 0;
-  for (;;) {
+  hb_chunk_walk cw;
+  hb_chunk_walk_start(&cw, in, start, count);
+  do {
     if (r->nchunks == r->chunks_cap) {
       size_t cap = r->chunks_cap ? 2 * r->chunks_cap : 64;
       staged *more = realloc(r->chunks, cap * sizeof *more);
@@ -297,12 +317,9 @@ int hb_chunkreader_read(hb_chunkreader *r, const hb_input *in, const hsize_t *st
       r->chunks_cap = cap;
     }
     staged *c = &r->chunks[r->nchunks++];
-    for (int d = 0; d < nd; d++) c->off[d] = idx[d] * in->chunk[d];
+    memcpy(c->off, cw.off, sizeof c->off);
     HB_CALL(stage_chunk(in, c, block));
-    int d = nd - 1;
-    while (d >= 0 && ++idx[d] > last[d]) idx[d] = first[d], d--;
-    if (d < 0) break;
-  }
+  } while (hb_chunk_walk_next(&cw));
   /* then inflate, unshuffle and place them on run.threads threads */
   decode_job jobs[r->nthreads];
   pthread_t tid[r->nthreads];
@@ -329,13 +346,6 @@ int hb_chunkreader_decodes(const hb_chunkreader *r) { return r && r->nfilters > 
 
 int hb_chunkreader_stream(hb_chunkreader *r, const hb_input *in, const hsize_t *start, const hsize_t *count,
                           size_t block_index, hb_chunk_fn fn, void *ctx) {
-  int nd = in->ndim;
-  hsize_t first[HB_MAXDIM], last[HB_MAXDIM], idx[HB_MAXDIM];
-  for (int d = 0; d < nd; d++) {
-    hsize_t s = d < in->nav_dim ? start[d] : 0, n = d < in->nav_dim ? count[d] : in->shape[d];
-    first[d] = idx[d] = s / in->chunk[d];
-    last[d] = (s + n - 1) / in->chunk[d];
-  }
   char block[300];
   hb_block_desc(in, start, count, block_index, block, sizeof block);
   if (!r->chunks_cap) {
@@ -345,8 +355,10 @@ int hb_chunkreader_stream(hb_chunkreader *r, const hb_input *in, const hsize_t *
   }
   staged *c = &r->chunks[0];
   decoder *dec = &r->dec[0];
-  for (;;) {
-    for (int d = 0; d < nd; d++) c->off[d] = idx[d] * in->chunk[d];
+  hb_chunk_walk cw;
+  hb_chunk_walk_start(&cw, in, start, count);
+  do {
+    memcpy(c->off, cw.off, sizeof c->off);
     HB_CALL(stage_chunk(in, c, block));
     unsigned char *data = c->raw;
     const char *why = r->nfilters ? NULL : c->size == r->chunk_bytes ? NULL : "has the wrong size";
@@ -363,9 +375,6 @@ int hb_chunkreader_stream(hb_chunkreader *r, const hb_input *in, const hsize_t *
     }
     if (why) HB_RAISE(HB_EIO, in->path, "dataset %s: %s: %s %s", in->dataset, block, chunk_name(in, c->off), why);
     HB_CALL(fn(ctx, c->off, data));
-    int d = nd - 1;
-    while (d >= 0 && ++idx[d] > last[d]) idx[d] = first[d], d--;
-    if (d < 0) break;
-  }
+  } while (hb_chunk_walk_next(&cw));
   return 0;
 }

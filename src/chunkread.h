@@ -25,6 +25,17 @@ int hb_chunkreader_stream(hb_chunkreader *r, const hb_input *in, const hsize_t *
 /* The blocks this reader handles are whole chunks (or end at the dataset's
  * edge); anything else goes through HDF5. */
 int hb_chunkreader_fits(const hb_input *in, const hsize_t *start, const hsize_t *count);
+/* The chunks a navigation rectangle (whole signal) covers, one at a time
+ * in C order over the chunk grid:
+ *   hb_chunk_walk w; hb_chunk_walk_start(&w, in, start, count);
+ *   do { ... w.off is the chunk's offset (all axes) ... } while (hb_chunk_walk_next(&w)); */
+typedef struct {
+  const hb_input *in;
+  hsize_t first[HB_MAXDIM], last[HB_MAXDIM], idx[HB_MAXDIM];
+  hsize_t off[HB_MAXDIM];
+} hb_chunk_walk;
+void hb_chunk_walk_start(hb_chunk_walk *w, const hb_input *in, const hsize_t *start, const hsize_t *count);
+int hb_chunk_walk_next(hb_chunk_walk *w); /* 0 after the last chunk */
 /* "block 3 (navigation [5:10, 0:50], 250 patterns)", for messages. */
 void hb_block_desc(const hb_input *in, const hsize_t *start, const hsize_t *count, size_t block_index, char *buf,
                    size_t n);

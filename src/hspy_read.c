@@ -394,24 +394,18 @@ int hb_input_open(MPI_Comm comm, const hb_job *job, hb_input *in) {
 
 /* Diagnostic path after a failed block read: find the first unreadable chunk. */
 static void find_bad_chunk(hb_input *in, const hsize_t *start, const hsize_t *count, char *out, size_t n) {
-  hsize_t first[HB_MAXDIM], last[HB_MAXDIM], idx[HB_MAXDIM], cnt[HB_MAXDIM];
+  hsize_t cnt[HB_MAXDIM];
   size_t bytes = hb_dtype_size(in->dtype);
-  for (int d = 0; d < in->ndim; d++) {
-    hsize_t s = d < in->nav_dim ? start[d] : 0, c = d < in->nav_dim ? count[d] : in->shape[d];
-    first[d] = s / in->chunk[d];
-    last[d] = (s + c - 1) / in->chunk[d];
-    idx[d] = first[d];
-    bytes *= in->chunk[d];
-  }
+  for (int d = 0; d < in->ndim; d++) bytes *= in->chunk[d];
   void *buf = malloc(bytes);
   snprintf(out, n, "chunk unknown");
   if (!buf) return;
-  for (;;) {
-    hsize_t off[HB_MAXDIM];
-    for (int d = 0; d < in->ndim; d++) {
-      off[d] = idx[d] * in->chunk[d];
+  hb_chunk_walk cw;
+  hb_chunk_walk_start(&cw, in, start, count);
+  do {
+    const hsize_t *off = cw.off;
+    for (int d = 0; d < in->ndim; d++)
       cnt[d] = off[d] + in->chunk[d] > in->shape[d] ? in->shape[d] - off[d] : in->chunk[d];
-    }
     hid_t fs = H5Scopy(in->fspace);
     H5Sselect_hyperslab(fs, H5S_SELECT_SET, off, NULL, cnt, NULL);
     hid_t ms = H5Screate_simple(in->ndim, cnt, NULL);
@@ -425,10 +419,7 @@ static void find_bad_chunk(hb_input *in, const hsize_t *start, const hsize_t *co
       if (len < (int)n) snprintf(out + len, n - (size_t)len, ")");
       break;
     }
-    int d = in->ndim - 1;
-    while (d >= 0 && ++idx[d] > last[d]) idx[d] = first[d], d--;
-    if (d < 0) break;
-  }
+  } while (hb_chunk_walk_next(&cw));
   free(buf);
 }
 
@@ -470,8 +461,8 @@ int hb_input_streams(const hb_input *in) {
 
 int hb_input_stream(hb_input *in, const hsize_t *start, const hsize_t *count, size_t block_index, hb_chunk_fn fn,
                     void *ctx) {
-  HB_CHECK(hb_input_streams(in) && hb_chunkreader_fits(in, start, count), HB_EINTERNAL, in->path,
-           "chunk stream on a block that is not whole chunks of whole patterns");
+  HB_CHECK(in->raw && hb_input_whole_pattern_chunks(in) && hb_chunkreader_fits(in, start, count), HB_EINTERNAL,
+           in->path, "chunk stream on a block that is not whole chunks of whole patterns");
   return hb_chunkreader_stream(in->raw, in, start, count, block_index, fn, ctx);
 }
 
