@@ -27,6 +27,9 @@ void hb_partition_init(hb_partition *p, int nd, const hsize_t *shape,
 #define HB_BLOCK_TARGET_BYTES ((size_t)8 << 20)
 size_t hb_partition_auto_target(size_t bytes_per_pattern);
 void hb_partition_block(const hb_partition *p, size_t b, hsize_t *start, hsize_t *count);
+/* A whole block's extent along navigation axis d, at most the axis: the
+ * chunk extent of every navigation-shaped result (one chunk per block). */
+hsize_t hb_partition_extent(const hb_partition *p, int d);
 /* Contiguous, balanced ranges: rank r gets [first, end). */
 void hb_partition_range(size_t nblocks, int rank, int size, size_t *first, size_t *end);
 

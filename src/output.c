@@ -103,10 +103,7 @@ static void global_desc(const hb_engine *e, const hb_output *o, hb_signal_desc *
   d->chunk = NULL;
   if (!o->nav_chunks) return;
   int lead = o->ndim - e->in.nav_dim;
-  for (int i = 0; i < o->ndim; i++) {
-    hsize_t ext = i < lead ? 1 : e->part.bchunks[i - lead] * e->part.chunk[i - lead];
-    chunk[i] = ext < o->shape[i] ? ext : o->shape[i];
-  }
+  for (int i = 0; i < o->ndim; i++) chunk[i] = i < lead ? 1 : hb_partition_extent(&e->part, i - lead);
   d->chunk = chunk;
 }
 
@@ -157,8 +154,7 @@ int hb_output_create(hb_engine *e) {
       axes[d].navigate = 0; /* a result is an image or a line, not a stack */
       shape[d] = in->shape[lo + d];
       /* one chunk per block: each rank writes whole chunks, none shared */
-      hsize_t ext = e->part.bchunks[d] * e->part.chunk[d];
-      chunk[d] = ext < shape[d] ? ext : shape[d];
+      chunk[d] = hb_partition_extent(&e->part, d);
     }
     hb_signal_desc desc = {r->o->name, r->o->name, base, "", r->o->quantity, r->o->dtype, nd, shape,
                            nav ? chunk : NULL, axes, e->job->gzip};
@@ -311,10 +307,7 @@ static int nav_chunks_fit(hb_engine *e, int *gzip, int *fit) {
     if (r->o->kind != HB_OUT_NAV) continue;
     hsize_t chunk[HB_MAXDIM];
     ok = hb_chunkw_usable(r->dset, &gzip[i], chunk);
-    for (int d = 0; d < e->in.nav_dim && ok; d++) {
-      hsize_t ext = e->part.bchunks[d] * e->part.chunk[d];
-      ok = chunk[d] == (ext < e->in.shape[d] ? ext : e->in.shape[d]);
-    }
+    for (int d = 0; d < e->in.nav_dim && ok; d++) ok = chunk[d] == hb_partition_extent(&e->part, d);
   }
   HB_MPI(MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_MIN, e->comm));
   *fit = ok;
@@ -346,10 +339,7 @@ static int flush_nav_chunks(hb_engine *e, const int *gzip) {
   hb_chunkw_dset dsets[HB_MAX_RESULTS];
   hsize_t cdim[HB_MAXDIM];
   size_t most = 0;
-  for (int d = 0; d < nd; d++) {
-    hsize_t ext = e->part.bchunks[d] * e->part.chunk[d];
-    cdim[d] = ext < e->in.shape[d] ? ext : e->in.shape[d];
-  }
+  for (int d = 0; d < nd; d++) cdim[d] = hb_partition_extent(&e->part, d);
   for (int i = 0; i < e->nres; i++) {
     if (e->res[i].o->kind != HB_OUT_NAV) continue;
     size_t es = hb_dtype_size(e->res[i].o->dtype), bytes = es;

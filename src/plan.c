@@ -35,8 +35,13 @@ void hb_partition_init(hb_partition *p, int nd, const hsize_t *shape, const hsiz
     hsize_t ext = p->bchunks[d] * p->chunk[d];
     p->bgrid[d] = (p->shape[d] + ext - 1) / ext;
     p->nblocks *= p->bgrid[d];
-    p->max_block_pos *= ext < p->shape[d] ? ext : p->shape[d];
+    p->max_block_pos *= hb_partition_extent(p, d);
   }
+}
+
+hsize_t hb_partition_extent(const hb_partition *p, int d) {
+  hsize_t ext = p->bchunks[d] * p->chunk[d];
+  return ext < p->shape[d] ? ext : p->shape[d];
 }
 
 void hb_partition_block(const hb_partition *p, size_t b, hsize_t *start, hsize_t *count) {
