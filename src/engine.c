@@ -456,18 +456,15 @@ static void free_work(hb_engine *e, work w[2]) {
 /* HB_FAULT_SLOW_RANK=R:MS makes rank R take MS ms longer per block, as on a
  * slower or busier node: the balancing tests' straggler.  Unlike the other
  * injections it leaves windows and rebalancing as they are. */
-static void straggle(const hb_engine *e) {
+static long straggle_ms(const hb_engine *e) {
   const char *slow = getenv("HB_FAULT_SLOW_RANK");
   const char *colon = slow ? strchr(slow, ':') : NULL;
-  if (!colon || atoi(slow) != e->rank) return;
-  long ms = atol(colon + 1);
-  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
+  return colon && atoi(slow) == e->rank ? atol(colon + 1) : 0;
 }
 
 /* One block: read (or stream) it and run every kernel on it; in the block
  * path the next block is read meanwhile (*ahead says it is in hand). */
-static int one_block(hb_engine *e, work w[2], size_t c, int *ahead) {
+static int one_block(hb_engine *e, work w[2], size_t c, int *ahead, long slow_ms) {
   const hb_worklists *wl = &e->work;
   const size_t *mine = wl->list[e->rank], n = wl->len[e->rank];
   work *cur = &w[c % 2];
@@ -492,7 +489,7 @@ static int one_block(hb_engine *e, work w[2], size_t c, int *ahead) {
   else if (cur->partial) hb_tree_release(&e->tree, cur->partial);
   cur->partial = NULL;
   if (ok && !rc) rc = hb_output_stage_nav(e, &cur->blk, cur->navbuf);
-  straggle(e);
+  if (slow_ms) nanosleep(&(struct timespec){slow_ms / 1000, (slow_ms % 1000) * 1000000L}, NULL);
   return rc;
 }
 
@@ -532,6 +529,7 @@ static int block_loop(hb_engine *e) {
   e->last_flush = hb_now();
   hb_worklists *wl = &e->work;
   const int lockstep = faults_injected();
+  const long slow_ms = straggle_ms(e);
   double window = HB_WINDOW_FIRST;
   int ahead = 0, last = 0;
   /* Every rank enters every agreement, even after a local failure (it
@@ -540,7 +538,7 @@ static int block_loop(hb_engine *e) {
   for (size_t win = 0;; win++) {
     double t0 = hb_now();
     while (!rc && wl->done[e->rank] < wl->len[e->rank]) {
-      rc = one_block(e, w, wl->done[e->rank], &ahead);
+      rc = one_block(e, w, wl->done[e->rank], &ahead, slow_ms);
       if (!rc) wl->done[e->rank]++;
       if (lockstep || hb_now() - t0 >= window) break;
     }
