@@ -15,6 +15,9 @@ typedef struct {
   hsize_t bgrid[HB_MAXDIM];   /* blocks along each axis */
   size_t nblocks;
   size_t max_block_pos;       /* patterns in the largest block */
+  hsize_t rblocks[HB_MAXDIM]; /* blocks per chunk of a navigation-shaped result, along each axis */
+  hsize_t rgrid[HB_MAXDIM];   /* result chunks along each axis */
+  size_t nrchunks;
 } hb_partition;
 
 /* Blocks are rectangles of whole chunks, filled from the last navigation axis
@@ -27,9 +30,20 @@ void hb_partition_init(hb_partition *p, int nd, const hsize_t *shape,
 #define HB_BLOCK_TARGET_BYTES ((size_t)8 << 20)
 size_t hb_partition_auto_target(size_t bytes_per_pattern);
 void hb_partition_block(const hb_partition *p, size_t b, hsize_t *start, hsize_t *count);
-/* A whole block's extent along navigation axis d, at most the axis: the
- * chunk extent of every navigation-shaped result (one chunk per block). */
+/* A whole block's extent along navigation axis d, at most the axis. */
 hsize_t hb_partition_extent(const hb_partition *p, int d);
+
+/* Chunks of the navigation-shaped results: rectangles of whole blocks, filled
+ * like blocks (last axis first) until a chunk holds about `target_pos`
+ * positions; the whole result when it is smaller, as HyperSpy's own chunk
+ * rule would store an image.  hb_partition_init sets one block per chunk.
+ * Result chunks are numbered in C order over rgrid. */
+void hb_partition_result_chunks(hb_partition *p, size_t target_pos);
+hsize_t hb_partition_result_extent(const hb_partition *p, int d);
+size_t hb_partition_result_chunk_of(const hb_partition *p, size_t block);
+/* Result chunk c's first position; its blocks go to `blocks` (if not NULL,
+ * room for the product of rblocks) in C order.  Returns how many it has. */
+size_t hb_partition_result_chunk(const hb_partition *p, size_t c, hsize_t *start, size_t *blocks);
 /* Contiguous, balanced ranges: rank r gets [first, end). */
 void hb_partition_range(size_t nblocks, int rank, int size, size_t *first, size_t *end);
 

@@ -37,6 +37,58 @@ void hb_partition_init(hb_partition *p, int nd, const hsize_t *shape, const hsiz
     p->nblocks *= p->bgrid[d];
     p->max_block_pos *= hb_partition_extent(p, d);
   }
+  hb_partition_result_chunks(p, 1);
+}
+
+void hb_partition_result_chunks(hb_partition *p, size_t target_pos) {
+  size_t want = target_pos / p->max_block_pos;
+  if (want < 1) want = 1;
+  p->nrchunks = 1;
+  for (int d = p->nd - 1; d >= 0; d--) {
+    hsize_t take = want < p->bgrid[d] ? want : p->bgrid[d];
+    p->rblocks[d] = take;
+    want = take == p->bgrid[d] ? want / p->bgrid[d] : 1;
+    if (want < 1) want = 1;
+    p->rgrid[d] = (p->bgrid[d] + take - 1) / take;
+    p->nrchunks *= p->rgrid[d];
+  }
+}
+
+hsize_t hb_partition_result_extent(const hb_partition *p, int d) {
+  hsize_t ext = p->rblocks[d] * p->bchunks[d] * p->chunk[d];
+  return ext < p->shape[d] ? ext : p->shape[d];
+}
+
+size_t hb_partition_result_chunk_of(const hb_partition *p, size_t b) {
+  hsize_t at[HB_MAXDIM];
+  for (int d = p->nd - 1; d >= 0; d--) {
+    at[d] = b % p->bgrid[d] / p->rblocks[d];
+    b /= p->bgrid[d];
+  }
+  size_t c = 0;
+  for (int d = 0; d < p->nd; d++) c = c * p->rgrid[d] + at[d];
+  return c;
+}
+
+size_t hb_partition_result_chunk(const hb_partition *p, size_t c, hsize_t *start, size_t *blocks) {
+  hsize_t first[HB_MAXDIM], count[HB_MAXDIM], idx[HB_MAXDIM] = {0};
+  size_t n = 1;
+  for (int d = p->nd - 1; d >= 0; d--) {
+    hsize_t i = c % p->rgrid[d];
+    c /= p->rgrid[d];
+    first[d] = i * p->rblocks[d];
+    count[d] = first[d] + p->rblocks[d] > p->bgrid[d] ? p->bgrid[d] - first[d] : p->rblocks[d];
+    start[d] = first[d] * p->bchunks[d] * p->chunk[d];
+    n *= count[d];
+  }
+  for (size_t k = 0; blocks && k < n; k++) {
+    size_t b = 0;
+    for (int d = 0; d < p->nd; d++) b = b * p->bgrid[d] + first[d] + idx[d];
+    blocks[k] = b;
+    int d = p->nd - 1;
+    while (d >= 0 && ++idx[d] == count[d]) idx[d--] = 0;
+  }
+  return n;
 }
 
 hsize_t hb_partition_extent(const hb_partition *p, int d) {

@@ -131,6 +131,55 @@ static void check_case(const pcase *c, size_t target) {
   free(seen);
 }
 
+/* Result chunks for a partition: every block in exactly one of them, which
+ * lists it; each a rectangle of whole blocks starting on a block boundary,
+ * whose extent is rblocks blocks (clipped at the far edge); no more than
+ * max(target, one block) positions. */
+static void check_result_chunks(const pcase *c, size_t target, size_t rtarget) {
+  hb_partition p;
+  hb_partition_init(&p, c->nd, c->shape, c->chunk, target);
+  const char *sh = dims_str(c->nd, c->shape), *ch = dims_str(c->nd, c->chunk);
+  CHECK(p.nrchunks == p.nblocks, "shape %s chunk %s target %zu: init must leave one block per result chunk", sh, ch,
+        target);
+  hb_partition_result_chunks(&p, rtarget);
+  size_t prod = 1, most = 1, rpos = 1;
+  for (int d = 0; d < c->nd; d++) {
+    prod *= p.rgrid[d], most *= p.rblocks[d];
+    rpos *= hb_partition_result_extent(&p, d);
+  }
+  CHECK(p.nrchunks == prod, "shape %s chunk %s target %zu/%zu: nrchunks %zu != product of rgrid", sh, ch, target,
+        rtarget, p.nrchunks);
+  size_t cap = rtarget > p.max_block_pos ? rtarget : p.max_block_pos;
+  CHECK(rpos <= cap, "shape %s chunk %s target %zu/%zu: result chunk of %zu positions over %zu", sh, ch, target,
+        rtarget, rpos, cap);
+  size_t *blocks = malloc(most * sizeof *blocks), listed = 0;
+  unsigned char *seen = calloc(p.nblocks, 1);
+  int ok = 1;
+  for (size_t r = 0; r < p.nrchunks && ok; r++) {
+    hsize_t cstart[HB_MAXDIM];
+    size_t n = hb_partition_result_chunk(&p, r, cstart, blocks);
+    listed += n;
+    for (size_t k = 0; k < n && ok; k++) {
+      hsize_t start[HB_MAXDIM], count[HB_MAXDIM];
+      hb_partition_block(&p, blocks[k], start, count);
+      ok = blocks[k] < p.nblocks && !seen[blocks[k]]++ && hb_partition_result_chunk_of(&p, blocks[k]) == r;
+      for (int d = 0; d < c->nd && ok; d++) {
+        hsize_t ext = hb_partition_result_extent(&p, d);
+        ok = cstart[d] % hb_partition_extent(&p, d) == 0 && start[d] >= cstart[d] &&
+             start[d] + count[d] <= cstart[d] + ext &&
+             (ext % hb_partition_extent(&p, d) == 0 || ext == c->shape[d]);
+      }
+      if (!ok)
+        fprintf(stderr, "shape %s chunk %s target %zu/%zu: result chunk %zu block %zu misplaced\n", sh, ch, target,
+                rtarget, r, blocks[k]);
+    }
+  }
+  CHECK(ok && listed == p.nblocks, "shape %s chunk %s target %zu/%zu: result chunks list %zu of %zu blocks", sh, ch,
+        target, rtarget, listed, p.nblocks);
+  free(blocks);
+  free(seen);
+}
+
 static void cases(void) {
   static const pcase list[] = {
       {2, {13, 11}, {4, 3}},   /* chunks do not divide */
@@ -147,7 +196,10 @@ static void cases(void) {
   };
   static const size_t targets[] = {1, 2, 3, 5, 7, 12, 30, 64, 100, 1000, 4096, (size_t)1 << 40, SIZE_MAX / 4};
   for (size_t i = 0; i < sizeof list / sizeof list[0]; i++)
-    for (size_t t = 0; t < sizeof targets / sizeof targets[0]; t++) check_case(&list[i], targets[t]);
+    for (size_t t = 0; t < sizeof targets / sizeof targets[0]; t++) {
+      check_case(&list[i], targets[t]);
+      for (size_t r = 0; r < 8; r++) check_result_chunks(&list[i], targets[t], targets[r]);
+    }
 }
 
 /* A few exact expectations, so the invariants above are not all trivially
@@ -215,6 +267,32 @@ static void exact(void) {
   hb_partition_init(&p, 0, s3, c3, 100);
   CHECK_UINT(p.nblocks, 1);
   CHECK_UINT(p.max_block_pos, 1);
+
+  /* result chunks: (13, 11) in blocks of one (4, 3) chunk; 96 positions is
+   * 8 blocks: the 4 of a block row, then 2 rows */
+  hb_partition_init(&p, 2, s1, c1, 1);
+  hb_partition_result_chunks(&p, 96);
+  CHECK_UINT(p.rblocks[0], 2);
+  CHECK_UINT(p.rblocks[1], 4);
+  CHECK_UINT(hb_partition_result_extent(&p, 0), 8);
+  CHECK_UINT(hb_partition_result_extent(&p, 1), 11);
+  CHECK_UINT(p.nrchunks, 2);
+  size_t listed[8];
+  CHECK_UINT(hb_partition_result_chunk(&p, 1, start, listed), 8); /* block rows 2 and 3 */
+  CHECK(start[0] == 8 && start[1] == 0 && listed[0] == 8 && listed[7] == 15,
+        "result chunk 1: start (%llu,%llu), blocks %zu..%zu", (unsigned long long)start[0],
+        (unsigned long long)start[1], listed[0], listed[7]);
+  CHECK_UINT(hb_partition_result_chunk_of(&p, 7), 0);
+  CHECK_UINT(hb_partition_result_chunk_of(&p, 8), 1);
+  /* the benchmark's 128 x 128 scan in (5, 5) chunks, 256-pattern blocks of
+   * (5, 50): a 1 MiB float64 result chunk is the whole image */
+  hsize_t sb[] = {128, 128}, cb[] = {5, 5};
+  hb_partition_init(&p, 2, sb, cb, 256);
+  CHECK_UINT(p.nblocks, 78);
+  hb_partition_result_chunks(&p, (1 << 20) / 8);
+  CHECK_UINT(p.nrchunks, 1);
+  CHECK_UINT(hb_partition_result_extent(&p, 0), 128);
+  CHECK_UINT(hb_partition_result_extent(&p, 1), 128);
 
   /* auto target: about HB_BLOCK_TARGET_BYTES of data, at least one pattern */
   CHECK_UINT(hb_partition_auto_target(1), HB_BLOCK_TARGET_BYTES);
