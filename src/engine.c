@@ -97,12 +97,30 @@ static int fuse_kernels(hb_engine *e) {
   return 0;
 }
 
+/* Positions per chunk of the navigation-shaped results: about
+ * HB_RESULT_CHUNK_BYTES (default 16 KiB) of the widest of them.  Larger
+ * chunks cost more when the file is made: parallel HDF5 allocates a
+ * filtered dataset's chunks at creation, and sizes them by running zlib over
+ * a chunk of fill values (0.45 ms for 128 KiB).  Smaller ones cost more per
+ * chunk written (docs/performance.md). */
+#define HB_RESULT_CHUNK_BYTES 16384
+static size_t result_chunk_target(const hb_engine *e) {
+  const char *env = getenv("HB_RESULT_CHUNK_BYTES");
+  double bytes = env ? atof(env) : HB_RESULT_CHUNK_BYTES;
+  size_t widest = 1;
+  for (int i = 0; i < e->nres; i++)
+    if (e->res[i].o->kind == HB_OUT_NAV && hb_dtype_size(e->res[i].o->dtype) > widest)
+      widest = hb_dtype_size(e->res[i].o->dtype);
+  return bytes > 1 ? (size_t)(bytes / (double)widest) : 1;
+}
+
 static int plan(hb_engine *e) {
   HB_CALL(plan_kernels(e));
   HB_CALL(fuse_kernels(e));
   size_t pattern_bytes = e->sig_size * hb_dtype_size(e->in.dtype);
   size_t target = e->job->block > 0 ? (size_t)e->job->block : hb_partition_auto_target(pattern_bytes);
   hb_partition_init(&e->part, e->in.nav_dim, e->in.shape, e->in.chunk, target);
+  hb_partition_result_chunks(&e->part, result_chunk_target(e));
   hb_partition_range(e->part.nblocks, e->rank, e->size, &e->first, &e->end);
   HB_ALLOC(e->done, e->part.nblocks);
   double block_bytes = (double)e->part.max_block_pos * (double)pattern_bytes;
@@ -407,7 +425,8 @@ static int after_window(hb_engine *e, size_t window, int last) {
            "the disk is (nearly) full: %.1f MB free, %.1f MB needed to go on safely%s", free_bytes / 1e6,
            hb_output_space_needed(e) / 1e6, e->ckpt_saved ? "; the finished blocks are kept for --resume" : "");
   /* staged results reach the file before a checkpoint says their blocks are done */
-  if (flags[0] || flags[1] || flags[3]) HB_CALL(hb_agree(e->comm, hb_output_flush_nav(e)));
+  if (flags[0] || flags[1] || flags[3])
+    HB_CALL(hb_agree(e->comm, hb_output_flush_nav(e, (flags[0] || flags[1]) && e->ckpt >= 0, last)));
   if ((flags[0] || flags[1]) && e->ckpt >= 0) {
     HB_CALL(hb_ckpt_flush(e));
     e->last_flush = hb_now();

@@ -1,5 +1,5 @@
-/* State shared by engine.c (plan and block loop) and output.c (the results
- * file, provenance and previews).  Private to the engine. */
+/* State shared by engine.c (plan and block loop), output.c (the results
+ * file, provenance and previews) and navwrite.c.  Private to the engine. */
 #ifndef HB_ENGINE_PRIV_H
 #define HB_ENGINE_PRIV_H
 
@@ -33,6 +33,13 @@ typedef struct {
   size_t npos, pos_cap;
   size_t *blocks, nblocks, blocks_cap;
   size_t bytes;
+  int checked, fit;             /* whole-chunk writes: decided at the first flush */
+  int gzip[HB_MAX_RESULTS];     /* per result: shuffle + deflate */
+  void **chunk_buf;             /* [chunk * results + j]: chunks this rank assembles (navwrite.c) */
+  size_t nchunk_buf;
+  size_t pending;               /* chunks in chunk_buf */
+  unsigned char *resumed;       /* per block: done by the run a resume continues, NULL if none */
+  int *owner;                   /* [chunk * results + j]: the rank that assembles it (navwrite.c) */
 } hb_navstage;
 
 typedef struct {
@@ -91,9 +98,6 @@ int hb_ckpt_remove(hb_engine *e);         /* collective, before the finished fil
 /* Collective: overwrite and folder checks; create == 1 makes missing folders. */
 int hb_output_check(hb_engine *e, int create);
 int hb_output_create(hb_engine *e);       /* collective: <file>.partial and every dataset */
-int hb_output_stage_nav(hb_engine *e, const hb_block *blk, void *const *bufs); /* local */
-int hb_output_flush_nav(hb_engine *e);    /* collective: write the staged results */
-void hb_output_free_stage(hb_engine *e);
 int hb_output_write_signal(hb_engine *e, void *root);
 /* hb_global_write and hb_global_group (hb_kernel.h) are in output.c too. */
 int hb_output_finish(hb_engine *e);       /* provenance, close, previews, rename */
@@ -101,5 +105,12 @@ void hb_output_abort(hb_engine *e);       /* after an agreed failure: close and 
 void hb_preview_path(const hb_engine *e, const char *result, char *buf, size_t n);
 double hb_output_free_space(const hb_engine *e);   /* bytes free where the .partial is */
 double hb_output_space_needed(const hb_engine *e); /* bytes to keep free while running */
+
+/* navwrite.c */
+int hb_output_stage_nav(hb_engine *e, const hb_block *blk, void *const *bufs); /* local */
+/* Collective: write the staged results; `partial`: a checkpoint follows,
+ * store incomplete result chunks too; `last`: no block is left to do. */
+int hb_output_flush_nav(hb_engine *e, int partial, int last);
+void hb_output_free_stage(hb_engine *e);
 
 #endif

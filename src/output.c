@@ -119,7 +119,12 @@ double hb_output_free_space(const hb_engine *e) {
  * room to spare for HDF5's metadata. */
 double hb_output_space_needed(const hb_engine *e) {
   double nodes = (double)e->size * 2 * (log2((double)e->part.nblocks + 1) + 2);
-  return 4e6 + 2 * nodes * (double)e->sig_bytes + (double)e->part.nblocks;
+  /* a checkpoint stores incomplete result chunks again: about two per rank */
+  double chunk_pos = 1, nav_bytes = 0;
+  for (int d = 0; d < e->part.nd; d++) chunk_pos *= (double)hb_partition_result_extent(&e->part, d);
+  for (int i = 0; i < e->nres; i++)
+    if (e->res[i].o->kind == HB_OUT_NAV) nav_bytes += chunk_pos * (double)hb_dtype_size(e->res[i].o->dtype);
+  return 4e6 + 2 * nodes * (double)e->sig_bytes + (double)e->part.nblocks + 2.0 * e->size * nav_bytes;
 }
 
 /* Reopen a result of a resumed .partial (its datasets exist already). */
@@ -127,7 +132,11 @@ static int reopen_result(hb_engine *e, hb_result *r) {
   char path[300];
   snprintf(path, sizeof path, "/Experiments/%s", r->o->name);
   r->group = H5Lexists(e->ofile, path, H5P_DEFAULT) > 0 ? H5Gopen2(e->ofile, path, H5P_DEFAULT) : -1;
-  r->dset = r->group >= 0 ? H5Dopen2(r->group, "data", H5P_DEFAULT) : -1;
+  /* no chunk cache: navwrite.c reads a chunk back, then replaces it whole */
+  hid_t dapl = H5Pcreate(H5P_DATASET_ACCESS);
+  H5Pset_chunk_cache(dapl, 0, 0, 1.0);
+  r->dset = r->group >= 0 ? H5Dopen2(r->group, "data", dapl) : -1;
+  H5Pclose(dapl);
   HB_CHECK(r->dset >= 0, HB_EIO, e->partial, "the checkpoint has no result '%s'; run without --resume to start over",
            r->o->name);
   return 0;
@@ -153,8 +162,8 @@ int hb_output_create(hb_engine *e) {
       axes[d] = in->axes[lo + d];
       axes[d].navigate = 0; /* a result is an image or a line, not a stack */
       shape[d] = in->shape[lo + d];
-      /* one chunk per block: each rank writes whole chunks, none shared */
-      chunk[d] = hb_partition_extent(&e->part, d);
+      /* whole blocks per chunk (navwrite.c) */
+      chunk[d] = hb_partition_result_extent(&e->part, d);
     }
     hb_signal_desc desc = {r->o->name, r->o->name, base, "", r->o->quantity, r->o->dtype, nd, shape,
                            nav ? chunk : NULL, axes, e->job->gzip};
@@ -163,235 +172,6 @@ int hb_output_create(hb_engine *e) {
   }
   free(tmp);
   return hb_agree(e->comm, rc);
-}
-
-/* Navigation-shaped results wait in memory (up to HB_NAV_STAGE_BYTES per
- * rank) and are written in one collective call per flush: a collective
- * filtered write every block made every rank wait for the slowest at every
- * block. */
-int hb_output_stage_nav(hb_engine *e, const hb_block *blk, void *const *bufs) {
-  hb_navstage *s = &e->stage;
-  if (s->nblocks == s->blocks_cap) {
-    size_t cap = s->blocks_cap ? 2 * s->blocks_cap : 64;
-    size_t *more = realloc(s->blocks, cap * sizeof *more);
-    HB_CHECK(more, HB_EINTERNAL, "memory", "out of memory staging results");
-    s->blocks = more;
-    s->blocks_cap = cap;
-  }
-  if (s->npos + blk->npos > s->pos_cap) {
-    size_t cap = s->pos_cap ? 2 * s->pos_cap : 4096;
-    while (cap < s->npos + blk->npos) cap *= 2;
-    for (int i = 0; i < e->nres; i++) {
-      if (e->res[i].o->kind != HB_OUT_NAV) continue;
-      void *more = realloc(s->values[i], cap * hb_dtype_size(e->res[i].o->dtype));
-      HB_CHECK(more, HB_EINTERNAL, "memory", "out of memory staging results");
-      s->values[i] = more;
-    }
-    s->pos_cap = cap;
-  }
-  for (int i = 0; i < e->nres; i++) {
-    if (e->res[i].o->kind != HB_OUT_NAV) continue;
-    size_t es = hb_dtype_size(e->res[i].o->dtype);
-    memcpy((char *)s->values[i] + s->npos * es, bufs[i], blk->npos * es);
-  }
-  s->blocks[s->nblocks++] = blk->index;
-  s->npos += blk->npos;
-  for (int i = 0; i < e->nres; i++)
-    if (e->res[i].o->kind == HB_OUT_NAV) s->bytes += blk->npos * hb_dtype_size(e->res[i].o->dtype);
-  return 0;
-}
-
-typedef struct {
-  hsize_t global; /* C-order index in the navigation space */
-  size_t staged;  /* position in the staged values */
-} nav_pos;
-
-static int by_global(const void *a, const void *b) {
-  hsize_t x = ((const nav_pos *)a)->global, y = ((const nav_pos *)b)->global;
-  return (x > y) - (x < y);
-}
-
-/* HDF5 pairs a union of hyperslabs with memory in the union's C order: sort
- * the staged positions that way. */
-static nav_pos *file_order(hb_engine *e, hid_t fs) {
-  hb_navstage *s = &e->stage;
-  nav_pos *order = malloc((s->npos ? s->npos : 1) * sizeof *order);
-  if (!order) return NULL;
-  int nd = e->in.nav_dim;
-  H5Sselect_none(fs);
-  for (size_t k = 0, p = 0; k < s->nblocks; k++) {
-    hsize_t start[HB_MAXDIM], count[HB_MAXDIM], idx[HB_MAXDIM] = {0};
-    hb_partition_block(&e->part, s->blocks[k], start, count);
-    H5Sselect_hyperslab(fs, H5S_SELECT_OR, start, NULL, count, NULL);
-    for (;;) {
-      hsize_t g = 0;
-      for (int d = 0; d < nd; d++) g = g * e->in.shape[d] + start[d] + idx[d];
-      order[p] = (nav_pos){g, p};
-      p++;
-      int d = nd - 1;
-      while (d >= 0 && ++idx[d] == count[d]) idx[d--] = 0;
-      if (d < 0) break;
-    }
-  }
-  qsort(order, s->npos, sizeof *order, by_global);
-  return order;
-}
-
-/* Collective: HDF5's own write of the staged results, for datasets the
- * whole-chunk path does not take (HB_WRITE=hdf5, or a resumed .partial
- * chunked otherwise). */
-static int flush_nav_hdf5(hb_engine *e) {
-  hb_navstage *s = &e->stage;
-  hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
-  H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE);
-  nav_pos *order = NULL;
-  void *packed = NULL;
-  int rc = 0;
-  for (int i = 0; i < e->nres; i++) {
-    hb_result *r = &e->res[i];
-    if (r->o->kind != HB_OUT_NAV) continue;
-    size_t es = hb_dtype_size(r->o->dtype);
-    hid_t fs = H5Dget_space(r->dset);
-    hsize_t n = s->npos;
-    hid_t ms = H5Screate_simple(1, n ? &n : (hsize_t[]){1}, NULL);
-    if (!n) {
-      H5Sselect_none(fs);
-      H5Sselect_none(ms);
-    } else if (!order) {
-      order = file_order(e, fs);
-      packed = malloc(n * 8);
-      if (!order || !packed) rc = hb_error_raise(HB_EINTERNAL, __FILE__, __LINE__, "memory", "out of memory");
-    } else {
-      H5Sselect_none(fs);
-      for (size_t k = 0; k < s->nblocks; k++) {
-        hsize_t start[HB_MAXDIM], count[HB_MAXDIM];
-        hb_partition_block(&e->part, s->blocks[k], start, count);
-        H5Sselect_hyperslab(fs, H5S_SELECT_OR, start, NULL, count, NULL);
-      }
-    }
-    if (n && !rc)
-      for (size_t j = 0; j < n; j++)
-        memcpy((char *)packed + j * es, (char *)s->values[i] + order[j].staged * es, es);
-    /* a failed rank still takes part, writing nothing, so nobody waits */
-    if (rc) H5Sselect_none(fs), H5Sselect_none(ms);
-    if (H5Dwrite(r->dset, hb_dtype_h5(r->o->dtype), ms, fs, dxpl, n && !rc ? packed : NULL) < 0 && !rc)
-      rc = hb_error_raise(HB_EIO, __FILE__, __LINE__, e->partial, "cannot write result '%s' (%s)", r->o->name,
-                          hb_h5_error_text());
-    H5Sclose(ms);
-    H5Sclose(fs);
-    e->tm.bytes[HB_PH_WRITE] += (double)n * (double)es;
-  }
-  H5Pclose(dxpl);
-  free(order);
-  free(packed);
-  return rc;
-}
-
-/* Every rank stores every chunk (parallel HDF5 needs identical calls), so
- * whole-chunk writes repeat the results' bytes once per extra rank: keep that
- * below this, and let HDF5's collective write take large results on many
- * ranks. */
-#define CHUNKW_REPEAT_MAX (256.0 * (1 << 20))
-
-/* Collective: can every navigation result take whole-chunk writes?  Each
- * block must be exactly one chunk, as hb_output_create makes them. */
-static int nav_chunks_fit(hb_engine *e, int *gzip, int *fit) {
-  int ok = 1;
-  double bytes = 0;
-  for (int i = 0; i < e->nres; i++)
-    if (e->res[i].o->kind == HB_OUT_NAV)
-      bytes += (double)hb_input_nav_size(&e->in) * (double)hb_dtype_size(e->res[i].o->dtype);
-  ok = bytes * (e->size - 1) <= CHUNKW_REPEAT_MAX;
-  for (int i = 0; i < e->nres && ok; i++) {
-    hb_result *r = &e->res[i];
-    if (r->o->kind != HB_OUT_NAV) continue;
-    hsize_t chunk[HB_MAXDIM];
-    ok = hb_chunkw_usable(r->dset, &gzip[i], chunk);
-    for (int d = 0; d < e->in.nav_dim && ok; d++) ok = chunk[d] == hb_partition_extent(&e->part, d);
-  }
-  HB_MPI(MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_MIN, e->comm));
-  *fit = ok;
-  return 0;
-}
-
-/* Copy a block's values (C order over count) into its chunk (C order over
- * chunk), zero beyond the block: edge blocks are smaller than their chunk. */
-static void place_block(const void *vals, void *chunk, int nd, const hsize_t *count, const hsize_t *cdim, size_t es) {
-  size_t total = es, row = count[nd - 1] * es;
-  for (int d = 0; d < nd; d++) total *= cdim[d];
-  memset(chunk, 0, total);
-  hsize_t idx[HB_MAXDIM] = {0};
-  for (const char *src = vals;; src += row) {
-    size_t at = 0;
-    for (int d = 0; d < nd - 1; d++) at = (at + idx[d]) * cdim[d + 1];
-    memcpy((char *)chunk + at * es, src, row);
-    int d = nd - 2;
-    while (d >= 0 && ++idx[d] == count[d]) idx[d--] = 0;
-    if (d < 0) break;
-  }
-}
-
-/* Collective: every staged block is one chunk of each navigation result;
- * encode them here and store them whole (chunkwrite.c). */
-static int flush_nav_chunks(hb_engine *e, const int *gzip) {
-  hb_navstage *s = &e->stage;
-  int nd = e->in.nav_dim, nds = 0, which[HB_MAX_RESULTS];
-  hb_chunkw_dset dsets[HB_MAX_RESULTS];
-  hsize_t cdim[HB_MAXDIM];
-  size_t most = 0;
-  for (int d = 0; d < nd; d++) cdim[d] = hb_partition_extent(&e->part, d);
-  for (int i = 0; i < e->nres; i++) {
-    if (e->res[i].o->kind != HB_OUT_NAV) continue;
-    size_t es = hb_dtype_size(e->res[i].o->dtype), bytes = es;
-    for (int d = 0; d < nd; d++) bytes *= cdim[d];
-    dsets[nds] = (hb_chunkw_dset){e->res[i].dset, nd, es, bytes, gzip[i]};
-    which[nds++] = i;
-    most = bytes > most ? bytes : most;
-  }
-  hb_chunkwriter *w = NULL;
-  void *chunk = malloc(most ? most : 1);
-  int rc = chunk ? hb_chunkw_new(dsets, nds, &w)
-                 : hb_error_raise(HB_EINTERNAL, __FILE__, __LINE__, "memory", "out of memory writing results");
-  for (size_t k = 0, pos = 0; k < s->nblocks && !rc; k++) {
-    hsize_t start[HB_MAXDIM], count[HB_MAXDIM];
-    hb_partition_block(&e->part, s->blocks[k], start, count);
-    size_t npos = 1;
-    int whole = 1;
-    for (int d = 0; d < nd; d++) npos *= count[d], whole &= count[d] == cdim[d];
-    for (int j = 0; j < nds && !rc; j++) {
-      const char *vals = (const char *)s->values[which[j]] + pos * dsets[j].esize;
-      if (!whole) place_block(vals, chunk, nd, count, cdim, dsets[j].esize);
-      rc = hb_chunkw_add(w, j, start, whole ? vals : chunk);
-      e->tm.bytes[HB_PH_WRITE] += (double)npos * (double)dsets[j].esize;
-    }
-    pos += npos;
-  }
-  rc = hb_agree(e->comm, rc);
-  if (!rc) rc = hb_chunkw_write(w, e->comm, e->partial);
-  hb_chunkw_free(w);
-  free(chunk);
-  return rc;
-}
-
-/* Collective: write what every rank has staged, then forget it. */
-int hb_output_flush_nav(hb_engine *e) {
-  hb_navstage *s = &e->stage;
-  double t0 = hb_now();
-  int gzip[HB_MAX_RESULTS] = {0}, fit = 0, nav = 0;
-  for (int i = 0; i < e->nres; i++) nav |= e->res[i].o->kind == HB_OUT_NAV;
-  int rc = nav ? nav_chunks_fit(e, gzip, &fit) : 0; /* the same results on every rank */
-  if (!rc && nav) rc = fit ? flush_nav_chunks(e, gzip) : flush_nav_hdf5(e);
-  if (!rc)
-    for (size_t k = 0; k < s->nblocks; k++) e->done[s->blocks[k]] = 1;
-  s->nblocks = s->npos = s->bytes = 0;
-  e->tm.seconds[HB_PH_WRITE] += hb_now() - t0;
-  return rc;
-}
-
-void hb_output_free_stage(hb_engine *e) {
-  for (int i = 0; i < e->nres; i++) free(e->stage.values[i]);
-  free(e->stage.blocks);
-  memset(&e->stage, 0, sizeof e->stage);
 }
 
 /* Collective: rank 0 holds the reduced partials, the others write nothing. */

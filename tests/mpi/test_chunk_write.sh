@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Navigation results stored as whole chunks (our shuffle + libdeflate zlib,
 # H5Dwrite_chunk) equal HDF5's own write path bit for bit, at 1, 2 and 3
-# ranks, with edge chunks, several flushes, every result dtype and both
-# output compressions; and h5py decodes every stored chunk by itself.
+# ranks, with edge chunks, result chunks of one or several blocks, several
+# flushes, every result dtype and both output compressions; and h5py
+# decodes every stored chunk by itself.
 set -euo pipefail
 HB=$1
 . "$(dirname "$0")/../lib.sh"
@@ -67,6 +68,24 @@ sys.exit(1 if bad else 0)
 PY
 }
 
+# navigation results' chunking: one chunk (whole) or more than one (several)
+chunking() { # chunking FILE whole|several
+  $HB_PYTHON - "$1" "$2" <<'PY'
+import sys, h5py
+path, want = sys.argv[1:]
+bad = 0
+with h5py.File(path, "r") as f:
+    for name, g in f["Experiments"].items():
+        d = g["data"]
+        if name == "mean_nav":
+            continue  # signal-shaped
+        whole = d.chunks == d.shape
+        if whole != (want == "whole"):
+            print(f"{name}: shape {d.shape} chunks {d.chunks}, expected {want}"); bad += 1
+sys.exit(1 if bad else 0)
+PY
+}
+
 # the whole-chunk path was taken: its deflate streams are libdeflate's, not zlib's
 other_streams() { # other_streams A B
   $HB_PYTHON - "$1" "$2" <<'PY'
@@ -89,8 +108,19 @@ for spec in u16.hspy line.h5:/d:1 bytes.h5:/d; do
       hb $n run job.yaml --set output.file=chunks.$comp.$n.hspy --set output.compression=$comp
       [ "$RC" = 0 ] || bad "$spec $comp np=$n whole-chunk path exit $RC"
       check "$spec $comp np=$n: whole-chunk writes == HDF5 path" $HB_PYTHON "$here/tests/compare_outputs.py" hdf5.$comp.hspy chunks.$comp.$n.hspy
+      # result chunks of several blocks each (edges included), assembled
+      # from blocks that different ranks read
+      for cb in 64 240 768; do
+        rm -f small.$comp.$n.$cb.hspy
+        HB_RESULT_CHUNK_BYTES=$cb hb $n run job.yaml --set output.file=small.$comp.$n.$cb.hspy --set output.compression=$comp
+        [ "$RC" = 0 ] || bad "$spec $comp np=$n result chunks of $cb bytes exit $RC"
+        check "$spec $comp np=$n: result chunks of $cb bytes == HDF5 path" $HB_PYTHON "$here/tests/compare_outputs.py" hdf5.$comp.hspy small.$comp.$n.$cb.hspy
+      done
     done
     check "$spec $comp: every chunk decodes by itself" decode_all chunks.$comp.3.hspy $comp
+    for cb in 64 240; do check "$spec $comp: every chunk decodes by itself, result chunks of $cb bytes" decode_all small.$comp.3.$cb.hspy $comp; done
+    check "$spec $comp: a small result is one chunk, as HyperSpy stores an image" chunking chunks.$comp.2.hspy whole
+    check "$spec $comp: HB_RESULT_CHUNK_BYTES=64 gives several chunks" chunking small.$comp.2.64.hspy several
     [ $comp = gzip ] && check "$spec: the chunks were compressed by libdeflate" other_streams hdf5.gzip.hspy chunks.gzip.2.hspy
   done
   check "$spec: gzip results == uncompressed results" $HB_PYTHON "$here/tests/compare_outputs.py" chunks.gzip.1.hspy hdf5.none.hspy
@@ -99,5 +129,10 @@ for spec in u16.hspy line.h5:/d:1 bytes.h5:/d; do
   HB_CHECKPOINT_SECONDS=0 hb 3 run job.yaml --set output.file=flushes.hspy --set run.checkpoint=true
   [ "$RC" = 0 ] || bad "$spec flush every round exit $RC"
   check "$spec np=3, a flush every round == one flush" $HB_PYTHON "$here/tests/compare_outputs.py" hdf5.gzip.hspy flushes.hspy
+  # ...storing incomplete result chunks at every one of those checkpoints
+  rm -f flushes.small.hspy
+  HB_RESULT_CHUNK_BYTES=768 HB_CHECKPOINT_SECONDS=0 hb 3 run job.yaml --set output.file=flushes.small.hspy --set run.checkpoint=true
+  [ "$RC" = 0 ] || bad "$spec flush every round, small result chunks exit $RC"
+  check "$spec np=3, a flush every round with small result chunks == one flush" $HB_PYTHON "$here/tests/compare_outputs.py" hdf5.gzip.hspy flushes.small.hspy
 done
 finish
