@@ -403,7 +403,7 @@ static void print_summary(hb_engine *e, const hb_stat3 *sec, const double *bytes
       hb_preview_path(e, e->res[i].o->name, png, sizeof png);
       printf("hyperbatch: preview %s\n", png);
     }
-  printf("hyperbatch: %zu blocks, %.3f GB read in %.3f s (%.2f GB/s) on %d rank%s\n", e->part.nblocks,
+  printf("hyperbatch: %zu blocks, %.3f GB read in %.4f s (%.2f GB/s) on %d rank%s\n", e->part.nblocks,
          bytes[HB_PH_READ] / 1e9, wall, wall > 0 ? bytes[HB_PH_READ] / 1e9 / wall : 0, e->size,
          e->size > 1 ? "s" : "");
   printf("hyperbatch: phase      min s   median s      max s\n");
