@@ -42,6 +42,22 @@ check "HyperSpy loads the resumed file" $HB_PYTHON -c "
 import warnings; warnings.simplefilter('ignore')
 import hyperspy.api as hs; assert len(hs.load('out.hspy')) == 4"
 
+# 1b. result chunks of several blocks (10 x 40 positions, the last one 8 rows):
+# a checkpoint stores the incomplete ones, a resumed run reads them back
+# and adds to them, through two stops at different rank counts
+rm -f out.hspy out.hspy.partial
+export HB_RESULT_CHUNK_BYTES=3200
+HB_FAULT_SIGNAL_AFTER=7 hb 2 run job.yaml
+expect_fail "several-block result chunks: a stop" 75 "stopped by signal 10 after 14 of 120 blocks"
+HB_FAULT_SIGNAL_AFTER=5 hb 3 run job.yaml --resume
+expect_fail "several-block result chunks: a second stop, resumed on 3 ranks" 75 "stopped by signal 10 after 29 of 120 blocks"
+hb 1 run job.yaml --resume
+check "several-block result chunks: resume on 1 rank (exit $RC)" test "$RC" = 0
+check "several-block result chunks: resumed twice == uninterrupted" same
+check "several-block result chunks: the bf image is in chunks of 10 x 40" $HB_PYTHON -c "
+import h5py, sys; sys.exit(h5py.File('out.hspy', 'r')['Experiments/bf/data'].chunks != (10, 40))"
+unset HB_RESULT_CHUNK_BYTES
+
 # 2. a rank killed outright mid-run (mpirun tears the job down), then resume on 1 rank
 rm -f out.hspy out.hspy.partial
 HB_FAULT_KILL_AFTER=5 hb 3 run job.yaml
