@@ -156,6 +156,10 @@ static void print_plan(const hb_engine *e, int dry) {
   for (int d = 0; d < e->part.nd; d++)
     printf("%s%llu", d ? " x " : "", (unsigned long long)(e->part.bchunks[d] * e->part.chunk[d]));
   printf(" positions) over %d rank%s\n", e->size, e->size > 1 ? "s" : "");
+  printf("        navigation results in chunks of (");
+  for (int d = 0; d < e->part.nd; d++)
+    printf("%s%llu", d ? " x " : "", (unsigned long long)hb_partition_result_extent(&e->part, d));
+  printf(") positions, %zu per result\n", e->part.nrchunks);
   if (dry) {
     size_t g = hb_deal_group(e->part.nblocks, e->size);
     for (int r = 0; r < e->size; r++)
