@@ -110,21 +110,19 @@ long hb_work_rebalance(hb_worklists *wl, double slack) {
   }
   /* donors give from their tails (keeping their first remaining block), in
    * rank order; receivers take in rank order */
-  size_t pool_n = 0;
+  size_t pool_n = 0, give[size];
   for (int r = 0; r < size; r++) {
-    size_t rem = wl->len[r] - wl->done[r];
-    if (rem > share[r] && rem > 1) pool_n += rem - (share[r] > 1 ? share[r] : 1);
+    size_t rem = wl->len[r] - wl->done[r], keep = share[r] > 1 ? share[r] : 1;
+    give[r] = rem > keep ? rem - keep : 0;
+    pool_n += give[r];
   }
   if (!pool_n) return 0;
   size_t *pool = malloc(pool_n * sizeof *pool), n = 0;
   if (!pool) return -1;
   for (int r = 0; r < size; r++) {
-    size_t rem = wl->len[r] - wl->done[r];
-    if (rem <= share[r] || rem <= 1) continue;
-    size_t keep = share[r] > 1 ? share[r] : 1;
-    memcpy(pool + n, wl->list[r] + wl->done[r] + keep, (rem - keep) * sizeof *pool);
-    n += rem - keep;
-    wl->len[r] = wl->done[r] + keep;
+    wl->len[r] -= give[r];
+    memcpy(pool + n, wl->list[r] + wl->len[r], give[r] * sizeof *pool);
+    n += give[r];
   }
   size_t next = 0;
   for (int r = 0; r < size && next < pool_n; r++) {
