@@ -29,7 +29,8 @@ void hb_partition_init(hb_partition *p, int nd, const hsize_t *shape,
 /* Patterns per block for run.block = auto: about HB_BLOCK_TARGET_BYTES of data. */
 #define HB_BLOCK_TARGET_BYTES ((size_t)8 << 20)
 size_t hb_partition_auto_target(size_t bytes_per_pattern);
-void hb_partition_block(const hb_partition *p, size_t b, hsize_t *start, hsize_t *count);
+/* Block b's first position and extent; returns its number of positions. */
+size_t hb_partition_block(const hb_partition *p, size_t b, hsize_t *start, hsize_t *count);
 /* A whole block's extent along navigation axis d, at most the axis. */
 hsize_t hb_partition_extent(const hb_partition *p, int d);
 
@@ -40,6 +41,7 @@ hsize_t hb_partition_extent(const hb_partition *p, int d);
  * Result chunks are numbered in C order over rgrid. */
 void hb_partition_result_chunks(hb_partition *p, size_t target_pos);
 hsize_t hb_partition_result_extent(const hb_partition *p, int d);
+size_t hb_partition_result_positions(const hb_partition *p); /* in one whole result chunk */
 size_t hb_partition_result_chunk_of(const hb_partition *p, size_t block);
 /* Result chunk c's first position; its blocks go to `blocks` (if not NULL,
  * room for the product of rblocks) in C order.  Returns how many it has. */

@@ -206,7 +206,8 @@ static void run_sub(hb_engine *e, work *w, hb_block *sub, void *data, int scatte
       if (f->k[0] != k) continue;
       int n = 0;
       for (int m = 0; m < f->n; m++)
-        for (int j = 0; j < f->k[m]->nout; j++) outs[n++] = out_buf(e, w, sub, e->kres[f->k[m] - e->kernels] + j, scattered);
+        for (int j = 0; j < f->k[m]->nout; j++)
+          outs[n++] = out_buf(e, w, sub, e->kres[f->k[m] - e->kernels] + j, scattered);
       f->def->fused_block(f, sub, outs);
       continue;
     }
@@ -339,9 +340,7 @@ static int run_chunk(void *arg, const hsize_t *off, void *chunk) {
 static void setup_block(hb_engine *e, size_t b, work *w) {
   w->blk.index = b;
   w->blk.nav_dim = e->part.nd;
-  hb_partition_block(&e->part, b, w->blk.start, w->blk.count);
-  w->blk.npos = 1;
-  for (int d = 0; d < e->part.nd; d++) w->blk.npos *= w->blk.count[d];
+  w->blk.npos = hb_partition_block(&e->part, b, w->blk.start, w->blk.count);
   w->blk.sig_size = e->sig_size;
   w->blk.dtype = e->in.dtype;
   w->blk.data = w->data;

@@ -226,13 +226,6 @@ static int plan_owners(hb_engine *e, int nnav) {
   return 0;
 }
 
-static size_t block_npos(const hb_partition *p, size_t b, hsize_t *start, hsize_t *count) {
-  hb_partition_block(p, b, start, count);
-  size_t n = 1;
-  for (int d = 0; d < p->nd; d++) n *= count[d];
-  return n;
-}
-
 /* A staged block's values for one result, on their way to the chunk's owner. */
 typedef struct {
   uint64_t block, res; /* res: the result's place in nav_results */
@@ -254,7 +247,7 @@ static int route(hb_engine *e, const int *which, int nnav, unsigned char **in, s
   hsize_t start[HB_MAXDIM], count[HB_MAXDIM];
   size_t total = 0;
   for (size_t k = 0; k < s->nblocks; k++) {
-    size_t npos = block_npos(&e->part, s->blocks[k], start, count);
+    size_t npos = hb_partition_block(&e->part, s->blocks[k], start, count);
     size_t c = hb_partition_result_chunk_of(&e->part, s->blocks[k]);
     for (int j = 0; j < nnav && to; j++) {
       int owner = chunk_owner(e, c, j, nnav);
@@ -268,7 +261,7 @@ static int route(hb_engine *e, const int *which, int nnav, unsigned char **in, s
   for (int r = 1; r < n && !bad; r++) at[r] = at[r - 1] + to[r - 1];
   for (int r = 0; r < n && !bad; r++) cnt[r] = (int)to[r], disp[r] = (int)at[r];
   for (size_t k = 0, pos = 0; k < s->nblocks && !bad; k++) {
-    size_t npos = block_npos(&e->part, s->blocks[k], start, count);
+    size_t npos = hb_partition_block(&e->part, s->blocks[k], start, count);
     size_t c = hb_partition_result_chunk_of(&e->part, s->blocks[k]);
     for (int j = 0; j < nnav; j++) {
       int owner = chunk_owner(e, c, j, nnav);
@@ -342,22 +335,21 @@ static int all_done(const hb_engine *e, const size_t *blocks, size_t n) {
   return 1;
 }
 
-/* Local: one block's values of result j into its chunk, which this rank
- * owns.  The block is then done: every rank sends all of a block's values
+/* Local: one block's values of result j into its chunk (whose extent is
+ * cdim), which this rank owns.  The block is then done: every rank sends all of a block's values
  * in one flush, and its chunks, whole or partial, are stored before any
  * checkpoint. */
-static int place(hb_engine *e, const int *which, int nnav, size_t block, int j, const void *vals,
-                 size_t *scratch) {
+static int place(hb_engine *e, const int *which, int nnav, const hsize_t *cdim, size_t block, int j,
+                 const void *vals, size_t *scratch) {
   hb_navstage *s = &e->stage;
   int nd = e->in.nav_dim;
   const hb_result *r = &e->res[which[j]];
-  size_t es = hb_dtype_size(r->o->dtype), c = hb_partition_result_chunk_of(&e->part, block), cpos = 1;
-  hsize_t cdim[HB_MAXDIM], cstart[HB_MAXDIM], start[HB_MAXDIM], count[HB_MAXDIM], off[HB_MAXDIM];
-  for (int d = 0; d < nd; d++) cdim[d] = hb_partition_result_extent(&e->part, d), cpos *= cdim[d];
+  size_t es = hb_dtype_size(r->o->dtype), c = hb_partition_result_chunk_of(&e->part, block);
+  hsize_t cstart[HB_MAXDIM], start[HB_MAXDIM], count[HB_MAXDIM], off[HB_MAXDIM];
   void **buf = &s->chunk_buf[c * (size_t)nnav + j];
   size_t nb = hb_partition_result_chunk(&e->part, c, cstart, s->resumed ? scratch : NULL);
   if (!*buf) {
-    *buf = calloc(cpos, es);
+    *buf = calloc(hb_partition_result_positions(&e->part), es);
     HB_CHECK(*buf, HB_EINTERNAL, "memory", "out of memory assembling result chunks");
     s->pending++;
     for (size_t k = 0; s->resumed && k < nb; k++)
@@ -366,7 +358,7 @@ static int place(hb_engine *e, const int *which, int nnav, size_t block, int j, 
         break;
       }
   }
-  block_npos(&e->part, block, start, count);
+  hb_partition_block(&e->part, block, start, count);
   for (int d = 0; d < nd; d++) off[d] = start[d] - cstart[d];
   place_block(vals, *buf, nd, off, count, cdim, es);
   e->done[block] = 1;
@@ -378,14 +370,15 @@ static int place(hb_engine *e, const int *which, int nnav, size_t block, int j, 
 static int assemble(hb_engine *e, const int *which, int nnav, const unsigned char *in, size_t bytes,
                     size_t *scratch) {
   hb_navstage *s = &e->stage;
-  hsize_t start[HB_MAXDIM], count[HB_MAXDIM];
+  hsize_t start[HB_MAXDIM], count[HB_MAXDIM], cdim[HB_MAXDIM];
+  for (int d = 0; d < e->in.nav_dim; d++) cdim[d] = hb_partition_result_extent(&e->part, d);
   for (size_t k = 0, pos = 0; k < s->nblocks; k++) {
-    size_t npos = block_npos(&e->part, s->blocks[k], start, count);
+    size_t npos = hb_partition_block(&e->part, s->blocks[k], start, count);
     size_t c = hb_partition_result_chunk_of(&e->part, s->blocks[k]);
     for (int j = 0; j < nnav; j++)
       if (chunk_owner(e, c, j, nnav) == e->rank) {
         size_t es = hb_dtype_size(e->res[which[j]].o->dtype);
-        HB_CALL(place(e, which, nnav, s->blocks[k], j, (const char *)s->values[which[j]] + pos * es, scratch));
+        HB_CALL(place(e, which, nnav, cdim, s->blocks[k], j, (const char *)s->values[which[j]] + pos * es, scratch));
       }
     pos += npos;
   }
@@ -393,8 +386,8 @@ static int assemble(hb_engine *e, const int *which, int nnav, const unsigned cha
     record_head h;
     memcpy(&h, in + at, sizeof h);
     size_t es = hb_dtype_size(e->res[which[h.res]].o->dtype);
-    HB_CALL(place(e, which, nnav, h.block, (int)h.res, in + at + sizeof h, scratch));
-    at += sizeof h + padded(block_npos(&e->part, h.block, start, count) * es);
+    HB_CALL(place(e, which, nnav, cdim, h.block, (int)h.res, in + at + sizeof h, scratch));
+    at += sizeof h + padded(hb_partition_block(&e->part, h.block, start, count) * es);
   }
   return 0;
 }
@@ -425,8 +418,7 @@ static int flush_nav_chunks(hb_engine *e, int partial, int last) {
   hb_navstage *s = &e->stage;
   int nd = e->in.nav_dim, which[HB_MAX_RESULTS], nnav = nav_results(e, which);
   hb_chunkw_dset dsets[HB_MAX_RESULTS];
-  size_t cpos = 1, most = 1;
-  for (int d = 0; d < nd; d++) cpos *= hb_partition_result_extent(&e->part, d);
+  size_t cpos = hb_partition_result_positions(&e->part), most = 1;
   for (int d = 0; d < nd; d++) most *= e->part.rblocks[d];
   for (int j = 0; j < nnav; j++) {
     size_t es = hb_dtype_size(e->res[which[j]].o->dtype);

@@ -96,14 +96,23 @@ hsize_t hb_partition_extent(const hb_partition *p, int d) {
   return ext < p->shape[d] ? ext : p->shape[d];
 }
 
-void hb_partition_block(const hb_partition *p, size_t b, hsize_t *start, hsize_t *count) {
+size_t hb_partition_block(const hb_partition *p, size_t b, hsize_t *start, hsize_t *count) {
+  size_t npos = 1;
   for (int d = p->nd - 1; d >= 0; d--) {
     hsize_t i = b % p->bgrid[d];
     b /= p->bgrid[d];
     hsize_t ext = p->bchunks[d] * p->chunk[d];
     start[d] = i * ext;
     count[d] = start[d] + ext > p->shape[d] ? p->shape[d] - start[d] : ext;
+    npos *= count[d];
   }
+  return npos;
+}
+
+size_t hb_partition_result_positions(const hb_partition *p) {
+  size_t n = 1;
+  for (int d = 0; d < p->nd; d++) n *= hb_partition_result_extent(p, d);
+  return n;
 }
 
 void hb_partition_range(size_t nblocks, int rank, int size, size_t *first, size_t *end) {
