@@ -401,6 +401,23 @@ ZLIB1=$(ibv zlib_gbps)
 DEC1=$(ibv decode_gbps)
 say "2-core bounds: libdeflate $(calc "$LIB1 * $RANKS" 2) GB/s, libdeflate+unshuffle $(calc "$DEC1 * $RANKS" 2) GB/s, zlib $(calc "$ZLIB1 * $RANKS" 2) GB/s ($RANKS x one core)"
 
+# The launch alone: mpirun, MPI start-up and shutdown, no work (--version).
+# HB_MPI_NODELAY=0 shows what Nagle's algorithm on the launcher's connection
+# costs (docs/performance.md, "The launcher's 40 ms").
+launch_s() {
+  local t0
+  t0=$(now)
+  HB_MPI_NODELAY=$1 mpirun -q -n "$RANKS" -x HB_MPI_NODELAY "$HB" --version >/dev/null
+  sub "$(now)" "$t0"
+}
+echo "HB_MPI_NODELAY,seconds,how" >"$OUT/launch.csv"
+for k in 1 0; do
+  v=$(for i in 1 2 3 4 5; do launch_s $k; done | med)
+  d="launch: mpirun -n $RANKS hyperbatch --version$([ $k = 0 ] && echo ', HB_MPI_NODELAY=0')"
+  say "$(printf '%-58s %6.3f s   (median of 5)' "$d" "$v")"
+  echo "$k,$v,$d (median of 5)" >>"$OUT/launch.csv"
+done
+
 # ---- 2. hyperbatch against HyperSpy lazy --------------------------------------
 
 hr "hyperbatch ($RANKS ranks, end to end with mpirun) against HyperSpy lazy (3 results: sum over signal, mean and max pattern)"
