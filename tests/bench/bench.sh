@@ -413,7 +413,8 @@ launch_s() {
 echo "HB_MPI_NODELAY,seconds,how" >"$OUT/launch.csv"
 for k in 1 0; do
   v=$(for i in 1 2 3 4 5; do launch_s $k; done | med)
-  d="launch: mpirun -n $RANKS hyperbatch --version$([ $k = 0 ] && echo ', HB_MPI_NODELAY=0')"
+  d="launch: mpirun -n $RANKS hyperbatch --version"
+  [ $k = 1 ] || d+=", HB_MPI_NODELAY=0"
   say "$(printf '%-58s %6.3f s   (median of 5)' "$d" "$v")"
   echo "$k,$v,$d (median of 5)" >>"$OUT/launch.csv"
 done
