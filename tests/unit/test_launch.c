@@ -54,7 +54,7 @@ int main(void) {
   CHECK_INT(nodelay(local[0]), -1); /* not TCP: untouched, and the option does not apply */
   CHECK_INT(hb_launch_sockets_nodelay(), 0); /* already off: nothing to change */
 
-  /* the connection still carries data both ways */
+  /* the connection still carries data */
   char out[] = "ping", in[8] = {0};
   CHECK(write(tcp[0], out, 4) == 4 && read(tcp[1], in, sizeof in) == 4 && !strcmp(in, "ping"), "no data");
   return TEST_DONE("test_launch");
