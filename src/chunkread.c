@@ -66,6 +66,19 @@ void hb_unshuffle(const unsigned char *in, unsigned char *out, size_t n, size_t 
   unshuffle_range(in, n, es, 0, n, out);
 }
 
+/* Decoders 0..n-1 allocated: two chunk buffers and an inflater each.  The
+ * stream uses only the first; block reads on run.threads threads, all. */
+static int decoders_ready(hb_chunkreader *r, int n) {
+  for (int t = 0; t < n; t++) {
+    decoder *d = &r->dec[t];
+    if (!d->a) d->a = malloc(r->chunk_bytes);
+    if (!d->b) d->b = malloc(r->chunk_bytes);
+    if (!d->inflater) d->inflater = libdeflate_alloc_decompressor();
+    if (!d->a || !d->b || !d->inflater) return HB_EINTERNAL;
+  }
+  return 0;
+}
+
 int hb_chunkreader_open(const hb_input *in, int nthreads, hb_chunkreader **out) {
   *out = NULL;
   const char *mode = getenv("HB_READ");
@@ -95,14 +108,8 @@ int hb_chunkreader_open(const hb_input *in, int nthreads, hb_chunkreader **out) 
   HB_CHECK(p, HB_EINTERNAL, "memory", "out of memory");
   *p = r;
   p->dec = calloc((size_t)p->nthreads, sizeof *p->dec);
-  int bad = !p->dec;
-  for (int t = 0; !bad && t < p->nthreads; t++) {
-    p->dec[t].a = malloc(p->chunk_bytes);
-    p->dec[t].b = malloc(p->chunk_bytes);
-    p->dec[t].inflater = libdeflate_alloc_decompressor();
-    bad = !p->dec[t].a || !p->dec[t].b || !p->dec[t].inflater;
-  }
-  if (bad) {
+  int rc = p->dec ? decoders_ready(p, 1) : HB_EINTERNAL; /* the rest when a block read first needs them */
+  if (rc) {
     hb_chunkreader_close(p);
     HB_RAISE(HB_EINTERNAL, "memory", "out of memory for chunk buffers (%zu bytes each)", r.chunk_bytes);
   }
@@ -321,6 +328,8 @@ int hb_chunkreader_read(hb_chunkreader *r, const hb_input *in, const hsize_t *st
     HB_CALL(stage_chunk(in, c, block));
   } while (hb_chunk_walk_next(&cw));
   /* then inflate, unshuffle and place them on run.threads threads */
+  HB_CHECK(!decoders_ready(r, r->nthreads), HB_EINTERNAL, "memory",
+           "out of memory for chunk buffers (%zu bytes each)", r->chunk_bytes);
   decode_job jobs[r->nthreads];
   pthread_t tid[r->nthreads];
   int started[r->nthreads];

@@ -79,6 +79,11 @@ sys.exit(int(g.attrs['streamed_ranks']) != $streams)"
   rm -f threads.hspy
   hb 2 run job.yaml --set output.file=threads.hspy --set run.threads=3
   check "$spec np=2 run.threads=3: decoding on threads == HDF5 path" $HB_PYTHON "$here/tests/compare_outputs.py" hdf5.1.hspy threads.hspy
+  # whole blocks decode on all three threads (a streaming rank uses one)
+  rm -f threads.block.hspy
+  HB_READ=block hb 2 run job.yaml --set output.file=threads.block.hspy --set run.threads=3
+  [ "$RC" = 0 ] || bad "$spec np=2 HB_READ=block run.threads=3 exit $RC"
+  check "$spec np=2 HB_READ=block run.threads=3: decoding on threads == HDF5 path" $HB_PYTHON "$here/tests/compare_outputs.py" hdf5.1.hspy threads.block.hspy
 done
 job lzf.h5 /d
 hb 2 validate job.yaml
