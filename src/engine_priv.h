@@ -108,6 +108,7 @@ double hb_output_space_needed(const hb_engine *e); /* bytes to keep free while r
 
 /* navwrite.c */
 int hb_output_stage_nav(hb_engine *e, const hb_block *blk, void *const *bufs); /* local */
+size_t hb_nav_bytes_per_position(const hb_engine *e); /* of all navigation-shaped results together */
 /* Collective: write the staged results; `partial`: a checkpoint follows,
  * store incomplete result chunks too; `last`: no block is left to do. */
 int hb_output_flush_nav(hb_engine *e, int partial, int last);

@@ -53,9 +53,15 @@ int hb_output_stage_nav(hb_engine *e, const hb_block *blk, void *const *bufs) {
   }
   s->blocks[s->nblocks++] = blk->index;
   s->npos += blk->npos;
-  for (int i = 0; i < e->nres; i++)
-    if (e->res[i].o->kind == HB_OUT_NAV) s->bytes += blk->npos * hb_dtype_size(e->res[i].o->dtype);
+  s->bytes += blk->npos * hb_nav_bytes_per_position(e);
   return 0;
+}
+
+size_t hb_nav_bytes_per_position(const hb_engine *e) {
+  size_t n = 0;
+  for (int i = 0; i < e->nres; i++)
+    if (e->res[i].o->kind == HB_OUT_NAV) n += hb_dtype_size(e->res[i].o->dtype);
+  return n;
 }
 
 typedef struct {
@@ -155,12 +161,8 @@ static int flush_nav_hdf5(hb_engine *e) {
  * .partial from an older layout is not). */
 static int nav_chunks_fit(hb_engine *e) {
   hb_navstage *s = &e->stage;
-  int ok = 1;
-  double bytes = 0;
-  for (int i = 0; i < e->nres; i++)
-    if (e->res[i].o->kind == HB_OUT_NAV)
-      bytes += (double)hb_input_nav_size(&e->in) * (double)hb_dtype_size(e->res[i].o->dtype);
-  ok = bytes * (e->size - 1) <= CHUNKW_REPEAT_MAX;
+  double bytes = (double)hb_input_nav_size(&e->in) * (double)hb_nav_bytes_per_position(e);
+  int ok = bytes * (e->size - 1) <= CHUNKW_REPEAT_MAX;
   for (int i = 0; i < e->nres && ok; i++) {
     hb_result *r = &e->res[i];
     if (r->o->kind != HB_OUT_NAV) continue;

@@ -120,9 +120,7 @@ double hb_output_free_space(const hb_engine *e) {
 double hb_output_space_needed(const hb_engine *e) {
   double nodes = (double)e->size * 2 * (log2((double)e->part.nblocks + 1) + 2);
   /* a checkpoint stores incomplete result chunks again: about two per rank */
-  double chunk_pos = (double)hb_partition_result_positions(&e->part), nav_bytes = 0;
-  for (int i = 0; i < e->nres; i++)
-    if (e->res[i].o->kind == HB_OUT_NAV) nav_bytes += chunk_pos * (double)hb_dtype_size(e->res[i].o->dtype);
+  double nav_bytes = (double)hb_partition_result_positions(&e->part) * (double)hb_nav_bytes_per_position(e);
   return 4e6 + 2 * nodes * (double)e->sig_bytes + (double)e->part.nblocks + 2.0 * e->size * nav_bytes;
 }
 
