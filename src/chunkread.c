@@ -74,7 +74,8 @@ static int decoders_ready(hb_chunkreader *r, int n) {
     if (!d->a) d->a = malloc(r->chunk_bytes);
     if (!d->b) d->b = malloc(r->chunk_bytes);
     if (!d->inflater) d->inflater = libdeflate_alloc_decompressor();
-    if (!d->a || !d->b || !d->inflater) return HB_EINTERNAL;
+    HB_CHECK(d->a && d->b && d->inflater, HB_EINTERNAL, "memory", "out of memory for chunk buffers (%zu bytes each)",
+             r->chunk_bytes);
   }
   return 0;
 }
@@ -108,10 +109,11 @@ int hb_chunkreader_open(const hb_input *in, int nthreads, hb_chunkreader **out) 
   HB_CHECK(p, HB_EINTERNAL, "memory", "out of memory");
   *p = r;
   p->dec = calloc((size_t)p->nthreads, sizeof *p->dec);
-  int rc = p->dec ? decoders_ready(p, 1) : HB_EINTERNAL; /* the rest when a block read first needs them */
+  /* the other threads' decoders when a block read first needs them */
+  int rc = p->dec ? decoders_ready(p, 1) : hb_error_raise(HB_EINTERNAL, __FILE__, __LINE__, "memory", "out of memory");
   if (rc) {
     hb_chunkreader_close(p);
-    HB_RAISE(HB_EINTERNAL, "memory", "out of memory for chunk buffers (%zu bytes each)", r.chunk_bytes);
+    return rc;
   }
   *out = p;
   return 0;
@@ -328,8 +330,7 @@ int hb_chunkreader_read(hb_chunkreader *r, const hb_input *in, const hsize_t *st
     HB_CALL(stage_chunk(in, c, block));
   } while (hb_chunk_walk_next(&cw));
   /* then inflate, unshuffle and place them on run.threads threads */
-  HB_CHECK(!decoders_ready(r, r->nthreads), HB_EINTERNAL, "memory",
-           "out of memory for chunk buffers (%zu bytes each)", r->chunk_bytes);
+  HB_CALL(decoders_ready(r, r->nthreads));
   decode_job jobs[r->nthreads];
   pthread_t tid[r->nthreads];
   int started[r->nthreads];
