@@ -23,6 +23,13 @@ double hb_now(void); /* monotonic seconds */
  * total bytes; identical on every rank. */
 int hb_timers_summary(MPI_Comm comm, const hb_timers *local, hb_stat3 *sec, double *total_bytes);
 
+/* Collective: can run.profile be written?  Called before any pixel is read,
+ * since the profile is written last, after the output.  With create (run),
+ * rank 0 makes its folders and opens it; without (validate), it writes
+ * nothing.  Errors are at run.profile's line:col (or its --set). */
+struct hb_job;
+int hb_profile_check(MPI_Comm comm, const struct hb_job *job, int create);
+
 /* Collective: write every rank's seconds and bytes per phase as JSON (rank 0
  * writes `path`). */
 int hb_profile_write(MPI_Comm comm, const char *path, const hb_timers *local, size_t blocks_here, double wall,

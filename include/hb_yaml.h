@@ -21,9 +21,12 @@ struct hb_node {
   size_t n;
 };
 
-/* Bounds against hostile input ("billion laughs" and the like). */
+/* Bounds against hostile input ("billion laughs" and the like).  Nodes and
+ * expanded bytes (the text of every scalar and key) are counted with every
+ * alias expanded: the tree holds a copy per alias.  A real job is a few KB. */
 #define HB_YAML_MAX_BYTES (256 * 1024)
 #define HB_YAML_MAX_NODES 100000
+#define HB_YAML_MAX_EXPANDED (32 * 1024 * 1024)
 #define HB_YAML_MAX_DEPTH 64
 
 /* Parse one YAML document; errors are HB_EINVALID at "src:line:col". */
@@ -41,6 +44,9 @@ int hb_node_bool(const hb_node *n, int *out);
 /* A flow sequence of exactly `count` numbers, e.g. [64, 64]. */
 int hb_node_numbers(const hb_node *n, double *out, size_t count);
 int hb_node_is_bool(const hb_node *n); /* a plain YAML 1.1 boolean scalar */
+/* A plain (unquoted) YAML null: ~, null, Null, NULL or nothing at all.  A
+ * quoted "~" or "null" is a string. */
+int hb_node_is_null(const hb_node *n);
 
 /* --set: replace (or add) the value at a dotted path, e.g. "output.file" or
  * "kernels.bf.detector.radius" (a sequence item is picked by index or by its

@@ -36,6 +36,15 @@ static int in_choices(const char *choices, const char *s) {
 
 static int allowed_extra(const char *extra, const char *key) { return extra && in_choices(extra, key); }
 
+/* A bare ~, null or nothing is YAML's null, not a name: taken as text it
+ * would write files called `~` or `null`.  Quoted, it is a string. */
+static int not_null(const hb_node *v, const hb_param_spec *p) {
+  if (!hb_node_is_null(v)) return 0;
+  if (!v->text[0]) HB_RAISE(HB_EINVALID, hb_node_where(v, 0), "'%s' is empty (a YAML null), not a string", p->name);
+  HB_RAISE(HB_EINVALID, hb_node_where(v, 0), "'%s' is %s, a YAML null, not a string (quote it, \"%s\", if it is a name)",
+           p->name, v->text, v->text);
+}
+
 static int check_value(const hb_node *v, const hb_param_spec *p, const char *what) {
   long long i;
   double d;
@@ -46,7 +55,9 @@ static int check_value(const hb_node *v, const hb_param_spec *p, const char *wha
     case HB_P_INT: return hb_node_int(v, &i);
     case HB_P_FLOAT: return hb_node_double(v, &d);
     case HB_P_BOOL: return hb_node_bool(v, &b);
-    case HB_P_STRING: return hb_node_string(v, &s);
+    case HB_P_STRING:
+      HB_CALL(not_null(v, p));
+      return hb_node_string(v, &s);
     case HB_P_ENUM:
       HB_CALL(hb_node_string(v, &s));
       HB_CHECK(in_choices(p->choices, s), HB_EINVALID, hb_node_where(v, 0), "'%s' must be one of %s, got '%s'",
@@ -55,7 +66,10 @@ static int check_value(const hb_node *v, const hb_param_spec *p, const char *wha
     case HB_P_NUMBERS: return hb_node_numbers(v, nums, (size_t)p->count);
     case HB_P_MAP_OR_PATH:
       /* a string names a file; otherwise it is a map */
-      if (v->kind == HB_NODE_SCALAR) return hb_node_string(v, &s);
+      if (v->kind == HB_NODE_SCALAR) {
+        HB_CALL(not_null(v, p));
+        return hb_node_string(v, &s);
+      }
       /* fall through */
     case HB_P_MAP:
       HB_CHECK(v->kind == HB_NODE_MAP, HB_EINVALID, hb_node_where(v, 0), "'%s' must be a map of keys", p->name);

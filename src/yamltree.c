@@ -35,11 +35,27 @@ void hb_node_free(hb_node *n) {
   free(n);
 }
 
+/* One wording for the expanded-size limit, from the prescan and the builder. */
+static int expanded_error(const char *where) {
+  return hb_error_raise(HB_EINVALID, __FILE__, __LINE__, where,
+                        "aliases expand the job to more than %d MiB of text (the limit; a real job is a few KB)",
+                        HB_YAML_MAX_EXPANDED >> 20);
+}
+
 typedef struct {
   yaml_document_t *doc;
   const char *src;
   size_t budget; /* nodes left: aliases are expanded, so bound the total */
+  size_t bytes;  /* scalar and key text left, for the same reason */
 } builder;
+
+/* Take n bytes of text from the budget.  The prescan has refused any
+ * document over it already; this is the backstop the copies rely on. */
+static int spend(builder *b, size_t n, const hb_node *at) {
+  if (n > b->bytes) return expanded_error(hb_node_where(at, 0));
+  b->bytes -= n;
+  return 0;
+}
 
 static int build(builder *b, yaml_node_t *yn, int depth, hb_node **out) {
   HB_CHECK(depth <= HB_YAML_MAX_DEPTH, HB_EINVALID, b->src, "nesting deeper than %d levels", HB_YAML_MAX_DEPTH);
@@ -55,6 +71,7 @@ static int build(builder *b, yaml_node_t *yn, int depth, hb_node **out) {
   switch (yn->type) {
     case YAML_SCALAR_NODE:
       n->kind = HB_NODE_SCALAR;
+      HB_CALL(spend(b, yn->data.scalar.length, n));
       n->text = strndup((const char *)yn->data.scalar.value, yn->data.scalar.length);
       n->plain = yn->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
       HB_CHECK(n->text, HB_EINTERNAL, "memory", "out of memory");
@@ -82,6 +99,8 @@ static int build(builder *b, yaml_node_t *yn, int depth, hb_node **out) {
         snprintf(where, sizeof where, "%s:%zu:%zu", b->src, k->start_mark.line + 1, k->start_mark.column + 1);
         HB_CHECK(k->type == YAML_SCALAR_NODE, HB_EINVALID, where, "a key must be a plain word");
         const char *key = (const char *)k->data.scalar.value;
+        if (k->data.scalar.length > b->bytes) return expanded_error(where);
+        b->bytes -= k->data.scalar.length;
         for (size_t j = 0; j < n->n; j++)
           HB_CHECK(strcmp(n->kids[j]->key, key), HB_EINVALID, where, "duplicate key '%s' (first at line %d)",
                    key, n->kids[j]->key_line);
@@ -109,32 +128,143 @@ static int syntax_error(const char *src, const yaml_parser_t *parser) {
                         parser->context ? parser->context : "");
 }
 
+/* Anchors by name, with what an alias to each adds once expanded. */
+typedef struct {
+  char *name;
+  size_t bytes, nodes;
+  int open; /* still being read: an alias to it would make a cycle */
+} anchor;
+
+typedef struct {
+  const char *src;
+  anchor *slot; /* open addressing; cap a power of two, at most half full */
+  size_t cap, used;
+  struct {
+    int map;             /* a mapping: its even-numbered children are keys */
+    size_t kids;
+    size_t bytes, nodes; /* totals where it started */
+    const char *anchor;  /* its anchor's name (owned by slot), or NULL */
+  } stack[HB_YAML_MAX_DEPTH + 1];
+  int depth;
+  size_t events, nodes, bytes; /* nodes and text so far, aliases expanded */
+} scan;
+
+static anchor *anchor_slot(const scan *s, const char *name) {
+  size_t h = 14695981039346656037u;
+  for (const char *c = name; *c; c++) h = (h ^ (unsigned char)*c) * 1099511628211u;
+  for (size_t i = h & (s->cap - 1);; i = (i + 1) & (s->cap - 1))
+    if (!s->slot[i].name || !strcmp(s->slot[i].name, name)) return &s->slot[i];
+}
+
+/* (Re)define an anchor; libyaml's loader refuses a duplicate later. */
+static int anchor_define(scan *s, const char *name, size_t bytes, size_t nodes, int open, const char **owned) {
+  if (2 * (s->used + 1) > s->cap) {
+    scan grown = *s;
+    grown.cap = s->cap ? 2 * s->cap : 64;
+    grown.slot = calloc(grown.cap, sizeof *grown.slot);
+    HB_CHECK(grown.slot, HB_EINTERNAL, "memory", "out of memory");
+    for (size_t i = 0; i < s->cap; i++)
+      if (s->slot[i].name) *anchor_slot(&grown, s->slot[i].name) = s->slot[i];
+    free(s->slot);
+    s->slot = grown.slot;
+    s->cap = grown.cap;
+  }
+  anchor *a = anchor_slot(s, name);
+  if (!a->name) {
+    a->name = strdup(name);
+    HB_CHECK(a->name, HB_EINTERNAL, "memory", "out of memory");
+    s->used++;
+  }
+  a->bytes = bytes, a->nodes = nodes, a->open = open;
+  if (owned) *owned = a->name;
+  return 0;
+}
+
+/* Count one event: nodes and text as the builder will make them, each alias
+ * as a copy of its anchor, so an alias bomb is refused at the alias that
+ * crosses a limit, before anything is expanded. */
+static int scan_event(scan *s, const yaml_event_t *ev) {
+  char where[1200];
+  snprintf(where, sizeof where, "%s:%zu:%zu", s->src, ev->start_mark.line + 1, ev->start_mark.column + 1);
+  int top = s->depth - 1;
+  int key = top >= 0 && s->stack[top].map && s->stack[top].kids % 2 == 0; /* a key is no node of its own */
+  const yaml_char_t *name;
+  switch (ev->type) {
+    case YAML_SCALAR_EVENT:
+      s->bytes += ev->data.scalar.length;
+      s->nodes += !key;
+      name = ev->data.scalar.anchor;
+      if (name) HB_CALL(anchor_define(s, (const char *)name, ev->data.scalar.length, 1, 0, NULL));
+      break;
+    case YAML_ALIAS_EVENT: {
+      name = ev->data.alias.anchor;
+      const anchor *a = s->cap ? anchor_slot(s, (const char *)name) : NULL;
+      if (a && a->name) { /* an unknown anchor is the loader's error */
+        HB_CHECK(!a->open, HB_EINVALID, where, "alias *%s is inside its own anchor: a cycle",
+                 (const char *)name);
+        s->bytes += a->bytes;
+        s->nodes += key ? 0 : a->nodes;
+      }
+      break;
+    }
+    case YAML_SEQUENCE_START_EVENT:
+    case YAML_MAPPING_START_EVENT: {
+      HB_CHECK(s->depth < HB_YAML_MAX_DEPTH, HB_EINVALID, where, "nesting deeper than %d levels", HB_YAML_MAX_DEPTH);
+      if (top >= 0) s->stack[top].kids++;
+      s->nodes++;
+      int map = ev->type == YAML_MAPPING_START_EVENT;
+      s->stack[s->depth].map = map;
+      s->stack[s->depth].kids = 0;
+      s->stack[s->depth].bytes = s->bytes;
+      s->stack[s->depth].nodes = s->nodes - 1;
+      s->stack[s->depth].anchor = NULL;
+      name = map ? ev->data.mapping_start.anchor : ev->data.sequence_start.anchor;
+      if (name) HB_CALL(anchor_define(s, (const char *)name, 0, 0, 1, &s->stack[s->depth].anchor));
+      s->depth++;
+      top = -1; /* counted in its parent already */
+      break;
+    }
+    case YAML_SEQUENCE_END_EVENT:
+    case YAML_MAPPING_END_EVENT:
+      if (s->depth > 0 && s->stack[--s->depth].anchor) {
+        anchor *a = anchor_slot(s, s->stack[s->depth].anchor);
+        a->bytes = s->bytes - s->stack[s->depth].bytes;
+        a->nodes = s->nodes - s->stack[s->depth].nodes;
+        a->open = 0;
+      }
+      return 0;
+    default:
+      return 0;
+  }
+  if (top >= 0) s->stack[top].kids++;
+  HB_CHECK(s->nodes <= HB_YAML_MAX_NODES, HB_EINVALID, where, "more than %d YAML nodes%s", HB_YAML_MAX_NODES,
+           ev->type == YAML_ALIAS_EVENT ? " once this alias is expanded" : "");
+  if (s->bytes > HB_YAML_MAX_EXPANDED) return expanded_error(where);
+  HB_CHECK(++s->events <= 4 * (size_t)HB_YAML_MAX_NODES, HB_EINVALID, s->src, "more than %d YAML nodes",
+           HB_YAML_MAX_NODES);
+  return 0;
+}
+
 /* Stream the events once before building a document: libyaml's loader is
  * slow on pathological nesting, and the events bound depth and size early. */
 static int prescan(const char *src, const char *text, size_t len) {
   yaml_parser_t parser;
   HB_CHECK(yaml_parser_initialize(&parser), HB_EINTERNAL, "libyaml", "cannot initialise the YAML parser");
   yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
-  int rc = 0, depth = 0;
-  size_t events = 0;
+  scan s = {.src = src};
+  int rc = 0;
   for (int done = 0; !done && !rc;) {
     yaml_event_t ev;
     if (!yaml_parser_parse(&parser, &ev)) {
       rc = syntax_error(src, &parser);
       break;
     }
-    if (ev.type == YAML_SEQUENCE_START_EVENT || ev.type == YAML_MAPPING_START_EVENT) depth++;
-    if (ev.type == YAML_SEQUENCE_END_EVENT || ev.type == YAML_MAPPING_END_EVENT) depth--;
-    if (depth > HB_YAML_MAX_DEPTH) {
-      char where[1200];
-      snprintf(where, sizeof where, "%s:%zu:%zu", src, ev.start_mark.line + 1, ev.start_mark.column + 1);
-      rc = hb_error_raise(HB_EINVALID, __FILE__, __LINE__, where, "nesting deeper than %d levels", HB_YAML_MAX_DEPTH);
-    }
-    else if (++events > 4 * (size_t)HB_YAML_MAX_NODES)
-      rc = hb_error_raise(HB_EINVALID, __FILE__, __LINE__, src, "more than %d YAML nodes", HB_YAML_MAX_NODES);
+    rc = scan_event(&s, &ev);
     done = ev.type == YAML_STREAM_END_EVENT;
     yaml_event_delete(&ev);
   }
+  for (size_t i = 0; i < s.cap; i++) free(s.slot[i].name);
+  free(s.slot);
   yaml_parser_delete(&parser);
   return rc;
 }
@@ -159,7 +289,7 @@ int hb_yaml_parse(const char *src, const char *text, size_t len, hb_node **out) 
     rc = hb_error_raise(HB_EINVALID, __FILE__, __LINE__, src, "the document is empty");
   } else {
     yaml_document_t extra;
-    builder b = {&doc, src, HB_YAML_MAX_NODES};
+    builder b = {&doc, src, HB_YAML_MAX_NODES, HB_YAML_MAX_EXPANDED};
     rc = build(&b, root, 0, out);
     if (!rc && yaml_parser_load(&parser, &extra)) {
       if (yaml_document_get_root_node(&extra))
@@ -231,6 +361,11 @@ static int in_list(const char *s, const char *const *list) {
 
 int hb_node_is_bool(const hb_node *n) {
   return n->kind == HB_NODE_SCALAR && n->plain && (in_list(n->text, yaml11_true) || in_list(n->text, yaml11_false));
+}
+
+int hb_node_is_null(const hb_node *n) {
+  static const char *const nulls[] = {"", "~", "null", "Null", "NULL", NULL};
+  return n->kind == HB_NODE_SCALAR && n->plain && in_list(n->text, nulls);
 }
 
 int hb_node_bool(const hb_node *n, int *out) {

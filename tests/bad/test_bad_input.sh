@@ -102,4 +102,69 @@ hb 2 validate job.yaml
 check "validate succeeds on the good job" test "$RC" = 0
 check "validate reads no pixels and writes nothing" nothing_left
 
+# Issue 14, item 10: a 100 KB scalar aliased through nested lists (a 100 KB
+# job that would expand to 6.6 GB) is refused at the alias that crosses the
+# expanded-text limit, in little memory: the rank runs under a 1 GB
+# address-space limit and /usr/bin/time reports its peak RSS.
+{
+  printf 'version: 1\ns: &s '
+  head -c 100000 /dev/zero | tr '\0' x
+  printf '\na: &a [*s, *s, *s, *s, *s, *s, *s, *s, *s]\n'
+  printf 'b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n'
+  printf 'c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\n'
+  printf 'd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n'
+  printf 'e: [*d, *d, *d, *d, *d, *d, *d, *d, *d]\n'
+} >bomb.yaml
+set +e
+timeout 120 mpirun -q -n 1 bash -c 'ulimit -v 1000000 && exec /usr/bin/time -f "peak_rss_kb=%M" "$@"' _ \
+  "$HB" validate bomb.yaml >"$WORK/hb.stdout" 2>"$WORK/hb.stderr"
+RC=$?
+set -e
+# 4th *b of line 5: 100 KB + 9 x 100 KB + 81 x 100 KB + 4 x 8.1 MB > 32 MiB
+expect_fail "alias bomb of a large scalar" 2 "bomb.yaml:5:20: aliases expand the job to more than 32 MiB of text"
+rss=$(sed -n 's/^peak_rss_kb=//p' "$WORK/hb.stderr")
+check "alias bomb refused in little memory (peak RSS ${rss:-?} KB < 200 MB)" test "${rss:-999999999}" -lt 200000
+# the fuzz corpus's laughs stay within the limits: its error is the unknown key
+hb 1 validate "$here/tests/fuzz/corpus_job/laughs.yaml"
+expect_fail "fuzz corpus laughs.yaml" 2 "laughs.yaml:2:1: unknown key 'a' in the job"
+
+# Issue 14, item 13: a bare YAML null is no file name (it would write files
+# called ~ or null); quoted it is one
+hb 2 run job.yaml --set 'output.file=~'
+expect_fail "output.file=~" 2 "--set output.file=~: 'file' is ~, a YAML null, not a string"
+check "output.file=~ writes nothing" test ! -e '~' -a ! -e '~.bf.png'
+hb 1 run job.yaml --set run.profile=null
+expect_fail "run.profile=null" 2 "--set run.profile=null: 'profile' is null, a YAML null"
+check "run.profile=null writes nothing" nothing_left
+check "no profile called null" test ! -e null
+rm -rf out '~' '~'.*.png null # so that a failure here does not fail the cases below
+hb 2 validate job.yaml --set input.file=NULL
+expect_fail "input.file=NULL" 2 "--set input.file=NULL: 'file' is NULL, a YAML null"
+sed 's/radius: 4}/radius: 4, file: ~}/' job.yaml >maskfile.yaml
+hb 1 validate maskfile.yaml
+expect_fail "a kernel's file parameter ~" 2 "maskfile.yaml:9:66: 'file' is ~, a YAML null"
+hb 1 validate job.yaml --set 'output.file="~"'
+check "a quoted \"~\" is a file name" test "$RC" = 0
+
+# Issue 14, item 11: run.profile is checked by validate, and by run before
+# any pixel is read (it is written last, after the output)
+mkdir -p profdir
+hb 2 validate job.yaml --set run.profile=profdir
+expect_fail "run.profile is a folder" 2 "--set run.profile=profdir: run.profile '[^']*profdir' is a folder"
+touch notadir
+sed 's/^  progress: off$/  progress: off\n  profile: notadir\/timings.json/' job.yaml >prof.yaml
+hb 2 validate prof.yaml
+expect_fail "run.profile under a file" 3 "prof.yaml:15:12: cannot create the profile's folder '[^']*notadir': Not a directory"
+hb 2 run job.yaml --profile /proc/hyperbatch/timings.json
+expect_fail "run.profile that cannot be made fails before the run" 3 \
+  "--set run.profile=/proc/hyperbatch/timings.json: cannot create the profile's folder '/proc/hyperbatch'"
+check "an unwritable run.profile leaves no output" nothing_left
+hb 2 validate job.yaml --set run.profile=prof/new/timings.json
+check "validate accepts a profile in a folder still to be made" test "$RC" = 0
+check "validate makes no profile folder" test ! -e prof
+hb 2 run job.yaml --profile prof/new/timings.json
+check "run makes the profile's folder and writes the profile" \
+  /usr/bin/python3 -c 'import json, sys; sys.exit(json.load(open("prof/new/timings.json"))["ranks"] != 2)'
+rm -rf out prof
+
 finish

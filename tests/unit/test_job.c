@@ -5,7 +5,9 @@
  *  - every kind of job error is HB_EINVALID at exactly "job.yaml:LINE:COL" of
  *    the offending key or value, with a useful message;
  *  - --set by key path, by kernel name and by index; errors name the --set;
- *  - hostile input (billion laughs, huge text, deep nesting) is refused fast. */
+ *  - a bare YAML null (~, null, nothing) is no file name; quoted, it is one;
+ *  - hostile input (billion laughs, huge text, deep nesting) is refused fast,
+ *    and aliases are bounded by the nodes and the text they expand to. */
 #include <hdf5.h>
 #include <mpi.h>
 #include <limits.h>
@@ -537,6 +539,70 @@ static void test_set(void) {
   }
 }
 
+/* A bare YAML null (~, null, Null, NULL or nothing) given for a string is an
+ * error at the value or at the --set, never a file called `~` or `null`
+ * (issue 14, item 13); quoted, it is an ordinary name. */
+static void test_nulls(void) {
+  static const char *const nulls[] = {"~", "null", "Null", "NULL"};
+  for (size_t i = 0; i < sizeof nulls / sizeof nulls[0]; i++) {
+    const char *v = nulls[i];
+    char t[1024], msg[128], set[128];
+    snprintf(msg, sizeof msg, "'file' is %s, a YAML null", v);
+    snprintf(t, sizeof t, "version: 1\ninput: {file: %s}\noutput: {file: out.hspy}\n" MIN_KERNELS, v);
+    EXPECT_ERROR(t, pos_of(t, v, 0), msg);
+    snprintf(t, sizeof t, "version: 1\ninput: {file: in.hspy}\noutput:\n  file: %s\n" MIN_KERNELS, v);
+    EXPECT_ERROR(t, pos_of(t, v, 0), msg);
+    snprintf(t, sizeof t, MIN_HEAD MIN_KERNELS "run:\n  profile: %s\n", v);
+    EXPECT_ERROR(t, pos_of(t, v, 0), "'profile' is");
+    /* kernel parameters that name files: a mask, an init file, a mask path */
+    snprintf(t, sizeof t, MIN_HEAD "kernels:\n  - {name: m, op: virtual_image, detector: {shape: mask, file: %s, dataset: /m}}\n",
+             v);
+    EXPECT_ERROR(t, pos_of(t, v, 0), msg);
+    snprintf(t, sizeof t, MIN_HEAD "kernels:\n  - {name: d, op: decomposition, components: 2, init: custom, init_file: %s}\n", v);
+    EXPECT_ERROR(t, pos_of(t, v, 0), "'init_file' is");
+    snprintf(t, sizeof t, MIN_HEAD "kernels:\n  - {name: d, op: decomposition, components: 2, navigation_mask: %s}\n", v);
+    EXPECT_ERROR(t, pos_of(t, v, 0), "'navigation_mask' is");
+    /* the same from the command line */
+    snprintf(set, sizeof set, "output.file=%s", v);
+    char label[160];
+    snprintf(label, sizeof label, "--set %s", set);
+    EXPECT_SET_ERROR(min_job, set, label, msg);
+    snprintf(set, sizeof set, "run.profile=%s", v);
+    snprintf(label, sizeof label, "--set %s", set);
+    EXPECT_SET_ERROR(min_job, set, label, "'profile' is");
+    snprintf(set, sizeof set, "input.file=%s", v);
+    snprintf(label, sizeof label, "--set %s", set);
+    EXPECT_SET_ERROR(min_job, set, label, msg);
+  }
+  /* nothing after the colon is a null too */
+  EXPECT_ERROR("version: 1\ninput:\n  file:\noutput: {file: out.hspy}\n" MIN_KERNELS, NULL,
+               "'file' is empty (a YAML null)");
+  EXPECT_ERROR(MIN_HEAD MIN_KERNELS "run:\n  profile:\n", NULL, "'profile' is empty (a YAML null)");
+  EXPECT_SET_ERROR(min_job, "run.profile=", "--set run.profile=", "'profile' is empty");
+
+  /* quoted, each is a name like any other */
+  static const char quoted[] = "version: 1\ninput: {file: 'null'}\noutput: {file: \"~\"}\n" MIN_KERNELS
+                               "run: {profile: \"NULL\"}\n";
+  hb_job job;
+  int rc = parse(quoted, NULL, 0, &job);
+  CHECK(rc == 0, "quoted nulls: rc %d, %s: %s", rc, hb_error_where(), hb_error_what());
+  if (!rc) {
+    CHECK_RESOLVED(job.input_file, ".", "null");
+    CHECK_RESOLVED(job.output_file, ".", "~");
+    CHECK_RESOLVED(job.profile, ".", "NULL");
+  }
+  hb_job_free(&job);
+  char *sets[] = {"output.file=\"null\"", "run.profile='~'"};
+  rc = parse(min_job, sets, 2, &job);
+  CHECK(rc == 0, "quoted nulls in --set: rc %d, %s: %s", rc, hb_error_where(), hb_error_what());
+  if (!rc) {
+    CHECK_RESOLVED(job.output_file, ".", "null");
+    CHECK_RESOLVED(job.profile, ".", "~");
+  }
+  hb_job_free(&job);
+  hb_error_clear();
+}
+
 /* A parser that expands the bomb would run for hours: fail instead of hanging. */
 static void bomb_timeout(int sig) {
   (void)sig;
@@ -663,6 +729,81 @@ static void test_bounds(void) {
     }
     free(wide);
   }
+  /* aliases are counted as the tree copies them, in nodes and in text:
+   * exactly HB_YAML_MAX_NODES or HB_YAML_MAX_EXPANDED parses, one more is
+   * refused at the alias that crosses the limit, before any copy is made */
+  {
+    enum { K = 99, M = 990 }; /* an anchored list of K scalars, aliased M times */
+    for (int extra = 0; extra <= 1; extra++) {
+      /* nodes: the root, a (1 + K), c (1 + P), b (1 + M (1 + K)) */
+      size_t pad = HB_YAML_MAX_NODES - 4 - K - (size_t)M * (1 + K) + (size_t)extra;
+      char *text = malloc(8 * (K + M + pad) + 64);
+      size_t len = (size_t)sprintf(text, "a: &a [");
+      for (int i = 0; i < K; i++) len += (size_t)sprintf(text + len, "%sx", i ? "," : "");
+      len += (size_t)sprintf(text + len, "]\nc: [");
+      for (size_t i = 0; i < pad; i++) len += (size_t)sprintf(text + len, "%sy", i ? "," : "");
+      len += (size_t)sprintf(text + len, "]\nb: [");
+      for (int i = 0; i < M; i++) len += (size_t)sprintf(text + len, "%s*a", i ? ", " : "");
+      len += (size_t)sprintf(text + len, "]\n");
+      hb_node *root = NULL;
+      hb_error_clear();
+      double t0 = seconds();
+      int rc = hb_yaml_parse("job.yaml", text, len, &root);
+      if (!extra) {
+        CHECK(rc == 0, "exactly %d nodes through aliases must parse: rc %d, %s: %s", HB_YAML_MAX_NODES, rc,
+              hb_error_where(), hb_error_what());
+      } else {
+        CHECK(rc == HB_EINVALID, "%d nodes through aliases: expected HB_EINVALID, got %d", HB_YAML_MAX_NODES + 1, rc);
+        CHECK_STR(hb_error_where(), pos_of(text, "*a", M - 1));
+        CHECK(strstr(hb_error_what(), "more than 100000 YAML nodes once this alias is expanded") != NULL,
+              "nodes: got \"%s\"", hb_error_what());
+        CHECK(seconds() - t0 < 1.0, "an alias over the node limit must be refused quickly");
+      }
+      hb_node_free(root);
+      hb_error_clear();
+      free(text);
+    }
+    enum { L = 100000, N = 334 }; /* a scalar of L bytes, aliased N times */
+    for (int extra = 0; extra <= 1; extra++) {
+      /* text: the keys s, p, b (3 bytes), the scalar N + 1 times, the pad */
+      size_t pad = HB_YAML_MAX_EXPANDED - 3 - (size_t)(N + 1) * L + (size_t)extra;
+      char *text = malloc(L + pad + 8 * N + 64);
+      size_t len = (size_t)sprintf(text, "s: &s ");
+      memset(text + len, 'x', L), len += L;
+      len += (size_t)sprintf(text + len, "\np: ");
+      memset(text + len, 'y', pad), len += pad;
+      len += (size_t)sprintf(text + len, "\nb: [");
+      for (int i = 0; i < N; i++) len += (size_t)sprintf(text + len, "%s*s", i ? ", " : "");
+      len += (size_t)sprintf(text + len, "]\n");
+      hb_node *root = NULL;
+      hb_error_clear();
+      double t0 = seconds();
+      int rc = hb_yaml_parse("job.yaml", text, len, &root);
+      if (!extra) {
+        CHECK(rc == 0, "exactly %d bytes through aliases must parse: rc %d, %s: %s", HB_YAML_MAX_EXPANDED, rc,
+              hb_error_where(), hb_error_what());
+        CHECK(root && root->n == 3 && root->kids[2]->n == N && strlen(root->kids[2]->kids[N - 1]->text) == L,
+              "every alias of the %d-byte scalar is a copy", L);
+      } else {
+        CHECK(rc == HB_EINVALID, "%d bytes through aliases: expected HB_EINVALID, got %d", HB_YAML_MAX_EXPANDED + 1,
+              rc);
+        CHECK_STR(hb_error_where(), pos_of(text, "*s", N - 1));
+        CHECK(strstr(hb_error_what(), "aliases expand the job to more than 32 MiB of text") != NULL,
+              "expanded text: got \"%s\"", hb_error_what());
+        CHECK(seconds() - t0 < 1.0, "an alias over the text limit must be refused quickly");
+      }
+      hb_node_free(root);
+      hb_error_clear();
+      free(text);
+    }
+    /* an alias inside its own anchor */
+    hb_node *root = NULL;
+    int rc = hb_yaml_parse("job.yaml", "a: &a [x, *a]\n", 14, &root);
+    CHECK(rc == HB_EINVALID && !strcmp(hb_error_where(), "job.yaml:1:11") && strstr(hb_error_what(), "cycle"),
+          "a cycle: rc %d, %s: %s", rc, hb_error_where(), hb_error_what());
+    hb_node_free(root);
+    hb_error_clear();
+  }
   alarm(0);
 }
 
@@ -680,6 +821,7 @@ int main(int argc, char **argv) {
   test_valid();
   test_errors();
   test_set();
+  test_nulls();
   test_bounds();
   rmdir(sub);
   snprintf(sub, sizeof sub, "%s/jobs", tmpdir);
