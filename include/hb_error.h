@@ -5,7 +5,9 @@
  * <what>"; every HB_CALL on the way up adds its file:line to a short trace
  * (printed with HB_TRACE=1).  Outside libraries are wrapped once each:
  * HB_H5 (HDF5, with its error stack), HB_MPI, and the libyaml parser in
- * yamltree.c. */
+ * yamltree.c.  HB_RAISE, HB_CHECK, HB_H5 and HB_MPI return at once: use
+ * them where every rank fails alike or no collective call follows before
+ * the caller's hb_agree; elsewhere record with HB_FAIL and go on. */
 #ifndef HB_ERROR_H
 #define HB_ERROR_H
 
@@ -33,10 +35,18 @@ void hb_error_print(void);
  * Returns 0 when all ranks succeeded, else the code of the lowest failing
  * rank; that rank is the one that prints (hb_error_is_reporter). */
 int hb_agree(MPI_Comm comm, int rc);
+/* HDF5 1.10 cannot close a file whose flush failed (a full disk) and then
+ * crashes in its shutdown at MPI_Finalize; after such a failure, agreed by
+ * every rank, main() exits without finalizing. */
+void hb_error_mark_unclean(void);
+int hb_error_unclean(void);
 int hb_error_is_reporter(void);
 
 /* Text of the innermost HDF5 error on the default stack (for messages). */
 const char *hb_h5_error_text(void);
+/* The same, or what the last system call said when HDF5 has no detail (a
+ * write that failed inside MPI-IO leaves HDF5's stack empty). */
+const char *hb_io_error_text(void);
 
 #define HB_CALL(expr)                                                     \
   do {                                                                    \
@@ -44,8 +54,14 @@ const char *hb_h5_error_text(void);
     if (hb_rc_) return hb_error_trace(hb_rc_, __FILE__, __LINE__);        \
   } while (0)
 
-#define HB_RAISE(code, where, ...) \
-  return hb_error_raise((code), __FILE__, __LINE__, (where), __VA_ARGS__)
+/* Record a failure and go on: `rc = HB_FAIL(code, where, fmt, ...)`.  The
+ * rule for code between collective calls: a rank that fails still enters
+ * every collective call the others make (selecting nothing, sending
+ * nothing), and the verdict is taken with hb_agree; returning early would
+ * leave the other ranks waiting forever. */
+#define HB_FAIL(code, where, ...) hb_error_raise((code), __FILE__, __LINE__, (where), __VA_ARGS__)
+
+#define HB_RAISE(code, where, ...) return HB_FAIL((code), (where), __VA_ARGS__)
 
 #define HB_CHECK(cond, code, where, ...)                 \
   do {                                                   \

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "hb_error.h"
+#include "hb_settings.h"
 
 /* The datasets' deflate filter records level 4 (what HDF5 would use if the
  * file were modified later); a reader never needs the level.  On these small
@@ -28,7 +29,7 @@
  * virtual images of the benchmark input: 197,600 against 197,702 bytes). */
 #define LEVEL 1
 #define BATCH_BYTES ((size_t)16 << 20)  /* encoded chunks gathered at once */
-#define META (HB_MAXDIM + 2)            /* per chunk: dataset, offset[HB_MAXDIM], size */
+#define META (HB_MAXDIM + 3)            /* per chunk: dataset, tag, offset[HB_MAXDIM], size */
 
 struct hb_chunkwriter {
   hb_chunkw_dset *dsets;
@@ -102,11 +103,24 @@ static int grow(void **p, size_t *cap, size_t need, size_t unit) {
   return 0;
 }
 
-int hb_chunkw_add(hb_chunkwriter *w, int di, const hsize_t *offset, const void *chunk) {
+/* Append one stored-form chunk (encoded already) to this rank's list. */
+static int append(hb_chunkwriter *w, int di, uint64_t tag, const hsize_t *offset, size_t size) {
+  const hb_chunkw_dset *d = &w->dsets[di];
+  HB_CALL(grow((void **)&w->meta, &w->meta_cap, (w->n + 1) * META, sizeof *w->meta));
+  uint64_t *m = w->meta + w->n * META;
+  m[0] = (uint64_t)di;
+  m[1] = tag;
+  for (int i = 0; i < HB_MAXDIM; i++) m[2 + i] = i < d->ndim ? offset[i] : 0;
+  m[META - 1] = size;
+  w->enc_size += size;
+  w->n++;
+  return 0;
+}
+
+int hb_chunkw_add(hb_chunkwriter *w, int di, uint64_t tag, const hsize_t *offset, const void *chunk) {
   const hb_chunkw_dset *d = &w->dsets[di];
   size_t bound = d->gzip ? libdeflate_zlib_compress_bound(w->deflater, d->chunk_bytes) : d->chunk_bytes;
   HB_CALL(grow((void **)&w->enc, &w->enc_cap, w->enc_size + bound, 1));
-  HB_CALL(grow((void **)&w->meta, &w->meta_cap, (w->n + 1) * META, sizeof *w->meta));
   size_t size = d->chunk_bytes;
   if (d->gzip) {
     const void *src = chunk;
@@ -119,14 +133,17 @@ int hb_chunkw_add(hb_chunkwriter *w, int di, const hsize_t *offset, const void *
   } else {
     memcpy(w->enc + w->enc_size, chunk, size);
   }
-  uint64_t *m = w->meta + w->n * META;
-  m[0] = (uint64_t)di;
-  for (int i = 0; i < HB_MAXDIM; i++) m[1 + i] = i < d->ndim ? offset[i] : 0;
-  m[META - 1] = size;
-  w->enc_size += size;
-  w->n++;
-  return 0;
+  return append(w, di, tag, offset, size);
 }
+
+int hb_chunkw_add_stored(hb_chunkwriter *w, int di, uint64_t tag, const hsize_t *offset, const void *bytes,
+                         size_t size) {
+  HB_CALL(grow((void **)&w->enc, &w->enc_cap, w->enc_size + size, 1));
+  memcpy(w->enc + w->enc_size, bytes, size);
+  return append(w, di, tag, offset, size);
+}
+
+size_t hb_chunkw_pending_bytes(const hb_chunkwriter *w) { return w->enc_size; }
 
 /* Chunks [g, end) in batches: the first chunk, then as many as fit in
  * BATCH_BYTES.  Returns the batch's end; *bytes its size. */
@@ -138,25 +155,41 @@ static size_t batch_end(const uint64_t *all, size_t g, size_t end, size_t *bytes
   return g1;
 }
 
-/* A local failure agreed on by all ranks, so none is left waiting in a
- * collective call the others skip. */
-static int agreed(MPI_Comm comm, int bad) {
-  MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MAX, comm);
-  return bad;
+/* Where this rank's chunks landed, for the checkpoint (checkpoint.c): the
+ * rank that encoded a chunk records it. */
+static int record_stored(hb_chunkwriter *w, const uint64_t *mine, size_t n, hb_chunk_table *table) {
+  for (size_t k = 0; k < n; k++) {
+    const uint64_t *m = mine + k * META;
+    hsize_t off[HB_MAXDIM];
+    for (int i = 0; i < HB_MAXDIM; i++) off[i] = m[2 + i];
+    unsigned mask = 0;
+    haddr_t addr = HADDR_UNDEF;
+    hsize_t size = 0;
+    HB_H5(H5Dget_chunk_info_by_coord(w->dsets[m[0]].id, off, &mask, &addr, &size), "output",
+          "cannot locate a stored result chunk");
+    HB_CHECK(addr != HADDR_UNDEF && size == m[META - 1] && !mask, HB_EINTERNAL, "output",
+             "a stored result chunk is not where HDF5 was asked to put it");
+    HB_CALL(hb_chunk_table_add(table, m[0], m[1], (uint64_t)addr, (uint64_t)size));
+  }
+  return 0;
 }
 
 /* Every rank's chunk list, then the encoded bytes batch by batch, on every
- * rank; then every rank stores every chunk. */
-int hb_chunkw_write(hb_chunkwriter *w, MPI_Comm comm, const char *where) {
+ * rank; then every rank stores every chunk.  A rank that fails goes on
+ * taking part (storing nothing more) so that no rank waits forever. */
+int hb_chunkw_write(hb_chunkwriter *w, MPI_Comm comm, const char *where, hb_chunk_table *stored) {
   int nranks, rank;
   HB_MPI(MPI_Comm_size(comm, &nranks));
   HB_MPI(MPI_Comm_rank(comm, &rank));
   int *cnt = calloc(nranks, sizeof *cnt), *disp = calloc(nranks + 1, sizeof *disp);
   int *rcnt = calloc(nranks, sizeof *rcnt), *rdisp = calloc(nranks, sizeof *rdisp);
   int mine = w->n < INT_MAX / META ? (int)w->n : -1;
-  if (agreed(comm, !cnt || !disp || !rcnt || !rdisp || mine < 0)) {
+  int rc = !cnt || !disp || !rcnt || !rdisp || mine < 0 || hb_fault("chunk_write")
+               ? HB_FAIL(HB_EINTERNAL, where, "out of memory (or too many chunks) writing results")
+               : 0;
+  if ((rc = hb_agree(comm, rc))) {
     free(cnt), free(disp), free(rcnt), free(rdisp);
-    HB_RAISE(HB_EINTERNAL, where, "out of memory (or too many chunks) writing results");
+    return rc;
   }
   HB_MPI(MPI_Allgather(&mine, 1, MPI_INT, cnt, 1, MPI_INT, comm));
   size_t total = 0;
@@ -167,7 +200,7 @@ int hb_chunkw_write(hb_chunkwriter *w, MPI_Comm comm, const char *where) {
   disp[nranks] = (int)total;
   uint64_t *all = total < INT_MAX / META ? malloc((total ? total : 1) * META * sizeof *all) : NULL;
   unsigned char *batch = NULL;
-  int rc = agreed(comm, !all);
+  rc = hb_agree(comm, all ? 0 : HB_FAIL(HB_EINTERNAL, where, "out of memory gathering result chunks"));
   if (!rc) {
     for (int r = 0; r < nranks; r++) rcnt[r] = cnt[r] * META, rdisp[r] = disp[r] * META;
     static uint64_t none;
@@ -178,7 +211,7 @@ int hb_chunkw_write(hb_chunkwriter *w, MPI_Comm comm, const char *where) {
       if (bytes > most) most = bytes;
     }
     batch = most <= INT_MAX ? malloc(most) : NULL;
-    rc = agreed(comm, !batch);
+    rc = hb_agree(comm, batch ? 0 : HB_FAIL(HB_EINTERNAL, where, "out of memory gathering result chunks"));
   }
   size_t sent = 0; /* bytes of this rank's buffer gathered so far */
   int failed = 0;
@@ -199,17 +232,30 @@ int hb_chunkw_write(hb_chunkwriter *w, MPI_Comm comm, const char *where) {
     for (size_t k = g, at = 0; k < g1 && !failed; k++) {
       const uint64_t *m = all + k * META;
       hsize_t off[HB_MAXDIM];
-      for (int i = 0; i < HB_MAXDIM; i++) off[i] = m[1 + i];
+      for (int i = 0; i < HB_MAXDIM; i++) off[i] = m[2 + i];
       failed = H5Dwrite_chunk(w->dsets[m[0]].id, H5P_DEFAULT, 0, off, m[META - 1], batch + at) < 0;
       at += m[META - 1];
     }
   }
+  /* this rank's file metadata is now behind the others': the run must stop */
+  if (!rc && failed) rc = HB_FAIL(HB_EIO, where, "cannot write a result chunk (%s)", hb_io_error_text());
+  if (!rc && stored) rc = record_stored(w, all + (size_t)disp[rank] * META, (size_t)cnt[rank], stored);
   free(batch), free(all), free(cnt), free(disp), free(rcnt), free(rdisp);
   w->n = w->enc_size = 0;
-  HB_CHECK(!rc, HB_EINTERNAL, where, "out of memory gathering result chunks");
-  /* this rank's file metadata is now behind the others': the run must stop */
-  HB_CHECK(!failed, HB_EIO, where, "cannot write a result chunk (%s)", hb_h5_error_text());
+  return hb_agree(comm, rc);
+}
+
+/* ---- the table of stored chunks ------------------------------------------ */
+
+int hb_chunk_table_add(hb_chunk_table *t, uint64_t dset, uint64_t chunk, uint64_t addr, uint64_t size) {
+  HB_CALL(grow((void **)&t->rows, &t->cap, t->n + 1, sizeof *t->rows));
+  t->rows[t->n++] = (hb_chunk_row){dset, chunk, addr, size};
   return 0;
+}
+
+void hb_chunk_table_free(hb_chunk_table *t) {
+  free(t->rows);
+  memset(t, 0, sizeof *t);
 }
 
 void hb_chunkw_free(hb_chunkwriter *w) {

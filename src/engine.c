@@ -20,6 +20,7 @@
 #include "engine_priv.h"
 #include "hb_error.h"
 #include "hb_progress.h"
+#include "hb_settings.h"
 
 /* ---- planning ----------------------------------------------------------- */
 
@@ -102,11 +103,9 @@ static int fuse_kernels(hb_engine *e) {
  * chunks cost more when the file is made: parallel HDF5 allocates a
  * filtered dataset's chunks at creation, and sizes them by running zlib over
  * a chunk of fill values (0.45 ms for 128 KiB).  Smaller ones cost more per
- * chunk written (docs/performance.md). */
-#define HB_RESULT_CHUNK_BYTES 16384
+ * chunk written (docs/performance.md).  The default is in settings.c. */
 static size_t result_chunk_target(const hb_engine *e) {
-  const char *env = getenv("HB_RESULT_CHUNK_BYTES");
-  double bytes = env ? atof(env) : HB_RESULT_CHUNK_BYTES;
+  double bytes = hb_settings_get()->result_chunk_bytes;
   size_t widest = 1;
   for (int i = 0; i < e->nres; i++)
     if (e->res[i].o->kind == HB_OUT_NAV && hb_dtype_size(e->res[i].o->dtype) > widest)
@@ -379,15 +378,14 @@ static int stream_block(hb_engine *e, size_t b, work *w) {
  * signal (scancel, a time limit) lands in the middle of a small test run; a
  * signal cuts the sleep short. */
 static int injected_signal(const hb_engine *e, size_t round) {
-  const char *kill_after = getenv("HB_FAULT_KILL_AFTER"), *sig_after = getenv("HB_FAULT_SIGNAL_AFTER");
-  const char *delay_ms = getenv("HB_FAULT_ROUND_DELAY_MS");
-  if (kill_after && round >= (size_t)atol(kill_after) && e->rank == e->size - 1) raise(SIGKILL);
-  if (delay_ms) {
-    long ms = atol(delay_ms);
+  const hb_settings *s = hb_settings_get();
+  if (s->fault_kill_after >= 0 && round >= (size_t)s->fault_kill_after && e->rank == e->size - 1) raise(SIGKILL);
+  if (s->fault_round_delay_ms >= 0) {
+    long ms = s->fault_round_delay_ms;
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
   }
-  return sig_after && round >= (size_t)atol(sig_after) ? SIGUSR1 : 0;
+  return s->fault_signal_after >= 0 && round >= (size_t)s->fault_signal_after ? SIGUSR1 : 0;
 }
 
 /* Windows, not rounds: each rank reads its blocks for about `window`
@@ -405,7 +403,8 @@ static int injected_signal(const hb_engine *e, size_t round) {
  * them every window is one block per rank, as rounds were, and nothing is
  * rebalanced, so that they land where the tests put them. */
 static int faults_injected(void) {
-  return getenv("HB_FAULT_SIGNAL_AFTER") || getenv("HB_FAULT_ROUND_DELAY_MS") || getenv("HB_FAULT_KILL_AFTER");
+  const hb_settings *s = hb_settings_get();
+  return s->fault_signal_after >= 0 || s->fault_round_delay_ms >= 0 || s->fault_kill_after >= 0;
 }
 
 /* At an agreement, collectively: write the staged results when they fill
@@ -413,12 +412,11 @@ static int faults_injected(void) {
  * every HB_CHECKPOINT_SECONDS (default 30).  Rank 0's clock decides, so
  * every rank flushes together. */
 static int after_window(hb_engine *e, size_t window, int last) {
-  const char *env = getenv("HB_CHECKPOINT_SECONDS");
-  double ckpt_every = env ? atof(env) : 30;
   int sig = injected_signal(e, window);
   if (!sig) sig = hb_ckpt_interrupted();
   double free_bytes = e->rank == 0 ? hb_output_free_space(e) : 0;
-  int flags[4] = {sig, e->rank == 0 && e->ckpt >= 0 && hb_now() - e->last_flush >= ckpt_every,
+  int ckpt = e->job->checkpoint;
+  int flags[4] = {sig, e->rank == 0 && ckpt && hb_now() - e->last_flush >= hb_settings_get()->checkpoint_seconds,
                   e->rank == 0 && free_bytes < hb_output_space_needed(e),
                   last || e->stage.bytes >= HB_NAV_STAGE_BYTES};
   HB_MPI(MPI_Allreduce(MPI_IN_PLACE, flags, 4, MPI_INT, MPI_MAX, e->comm));
@@ -426,21 +424,21 @@ static int after_window(hb_engine *e, size_t window, int last) {
    * space on one rank (the others wait in it forever): stop before that. */
   HB_CHECK(!flags[2], HB_EIO, e->partial,
            "the disk is (nearly) full: %.1f MB free, %.1f MB needed to go on safely%s", free_bytes / 1e6,
-           hb_output_space_needed(e) / 1e6, e->ckpt_saved ? "; the finished blocks are kept for --resume" : "");
+           hb_output_space_needed(e) / 1e6, e->committed ? "; the finished blocks are kept for --resume" : "");
+  int commit = (flags[0] || flags[1]) && ckpt;
   /* staged results reach the file before a checkpoint says their blocks are done */
-  if (flags[0] || flags[1] || flags[3])
-    HB_CALL(hb_agree(e->comm, hb_output_flush_nav(e, (flags[0] || flags[1]) && e->ckpt >= 0, last)));
-  if ((flags[0] || flags[1]) && e->ckpt >= 0) {
-    HB_CALL(hb_ckpt_flush(e));
+  if (flags[0] || flags[1] || flags[3]) HB_CALL(hb_output_flush_nav(e, last));
+  if (commit) {
+    HB_CALL(hb_ckpt_commit(e));
     e->last_flush = hb_now();
   }
   if (!flags[0]) return 0;
   size_t done = 0;
   for (size_t b = 0; b < e->part.nblocks; b++) done += e->done[b];
-  if (e->ckpt >= 0)
+  if (ckpt)
     HB_RAISE(HB_EINTERRUPTED, e->job->output_file,
              "stopped by signal %d after %zu of %zu blocks; they are saved in %s: run again with --resume to finish",
-             flags[0], done, e->part.nblocks, e->partial);
+             flags[0], done, e->part.nblocks, e->record);
   HB_RAISE(HB_EINTERRUPTED, e->job->output_file,
            "stopped by signal %d after %zu of %zu blocks; run.checkpoint is false, so nothing was kept", flags[0],
            done, e->part.nblocks);
@@ -479,9 +477,8 @@ static void free_work(hb_engine *e, work w[2]) {
  * slower or busier node: the balancing tests' straggler.  Unlike the other
  * injections it leaves windows and rebalancing as they are. */
 static long straggle_ms(const hb_engine *e) {
-  const char *slow = getenv("HB_FAULT_SLOW_RANK");
-  const char *colon = slow ? strchr(slow, ':') : NULL;
-  return colon && atoi(slow) == e->rank ? atol(colon + 1) : 0;
+  const hb_settings *s = hb_settings_get();
+  return s->fault_slow_rank == e->rank ? s->fault_slow_ms : 0;
 }
 
 /* One block: read (or stream) it and run every kernel on it; in the block
@@ -537,7 +534,7 @@ static int agree_window(hb_engine *e, size_t window, int lockstep, double *next_
 
 static int block_loop(hb_engine *e) {
   cpu_set_t cpus;
-  e->serial = !sched_getaffinity(0, sizeof cpus, &cpus) && CPU_COUNT(&cpus) == 1 && !getenv("HB_OVERLAP");
+  e->serial = !sched_getaffinity(0, sizeof cpus, &cpus) && CPU_COUNT(&cpus) == 1 && !hb_settings_get()->overlap;
   /* One CPU has nothing to overlap reads with: stream instead. */
   e->stream = e->serial && hb_input_streams(&e->in);
   work w[2];
@@ -641,8 +638,19 @@ static void teardown(hb_engine *e) {
   free(e->done);
   hb_work_free(&e->work);
   hb_output_free_stage(e);
+  hb_chunk_table_free(&e->stored);
   hb_tree_free(&e->tree);
   hb_input_close(&e->in);
+}
+
+/* A resumed run, before its first block: the checkpoint's incomplete and
+ * stored result chunks go into the fresh .partial, and a checkpoint of the
+ * new file is committed before the old one is removed. */
+static int restore(hb_engine *e) {
+  HB_CALL(hb_ckpt_restore(e));
+  HB_CALL(hb_ckpt_commit(e));
+  if (e->rank == 0) unlink(e->old_store);
+  return 0;
 }
 
 int hb_engine_run(MPI_Comm comm, hb_job *job, hb_run_mode mode) {
@@ -650,7 +658,8 @@ int hb_engine_run(MPI_Comm comm, hb_job *job, hb_run_mode mode) {
   if (!e) return hb_agree(comm, HB_EINTERNAL);
   e->comm = comm;
   e->job = job;
-  e->ofile = e->ckpt = -1;
+  e->ofile = -1;
+  e->store_fd = e->lock_fd = -1;
   e->in.file = e->in.dset = e->in.fspace = -1;
   e->t_start = hb_now();
   MPI_Comm_rank(comm, &e->rank);
@@ -673,13 +682,24 @@ int hb_engine_run(MPI_Comm comm, hb_job *job, hb_run_mode mode) {
     free(e);
     return 0;
   }
-  snprintf(e->partial, sizeof e->partial, "%s.partial", job->output_file);
-  if (!rc && job->resume) rc = hb_agree(comm, hb_ckpt_resume(e));
+  if (!rc) rc = hb_output_lock(e);
+  if (!rc && job->resume) rc = hb_ckpt_load(e);
+  if (!rc && e->resumed.finished) { /* stopped between publishing and cleaning up */
+    if (e->rank == 0) unlink(e->record), unlink(e->old_store);
+    hb_output_unlock(e);
+    teardown(e);
+    free(e);
+    return 0;
+  }
   if (!rc) rc = hb_agree(comm, assign_blocks(e));
   if (!rc) rc = hb_output_create(e);
-  if (!rc && job->checkpoint && !job->resume) rc = hb_agree(comm, hb_ckpt_create(e));
+  if (!rc) rc = hb_nav_prepare(e);
+  if (!rc && e->resumed.found) rc = restore(e);
+  hb_ckpt_free_resumed(e);
   e->tm.seconds[HB_PH_OPEN] = hb_now() - t0;
   if (!rc && e->nblock_kernels) rc = block_loop(e);
+  /* a long global pass (decomposition) should not lose the single pass */
+  if (!rc && e->nblock_kernels && job->checkpoint && e->nk > e->nblock_kernels) rc = hb_ckpt_commit(e);
   if (!rc) rc = reduce(e);
   if (!rc) rc = global_pass(e);
   if (!rc) rc = hb_output_finish(e);

@@ -13,6 +13,7 @@
 #include "hb_plan.h"
 #include "hb_timing.h"
 #include "balance.h"
+#include "chunkwrite.h"
 
 #define HB_MAX_RESULTS 256
 #define HB_MAX_FUSED 16      /* kernel families planned together (hb_fused) */
@@ -35,12 +36,24 @@ typedef struct {
   size_t bytes;
   int checked, fit;             /* whole-chunk writes: decided at the first flush */
   int gzip[HB_MAX_RESULTS];     /* per result: shuffle + deflate */
-  void **chunk_buf;             /* [chunk * results + j]: chunks this rank assembles (navwrite.c) */
+  void **chunk_buf;             /* [chunk * results + j]: incomplete chunks this rank assembles (navwrite.c) */
   size_t nchunk_buf;
   size_t pending;               /* chunks in chunk_buf */
-  unsigned char *resumed;       /* per block: done by the run a resume continues, NULL if none */
   int *owner;                   /* [chunk * results + j]: the rank that assembles it (navwrite.c) */
 } hb_navstage;
+
+/* What a committed checkpoint held, from hb_ckpt_load until
+ * hb_ckpt_restore has put it back (checkpoint.c). */
+typedef struct {
+  int found;                    /* a checkpoint was read */
+  int finished;                 /* ...and the output it describes is complete */
+  long long store_dev, store_ino; /* the .partial it describes */
+  hb_chunk_row *chunks;         /* every stored result chunk */
+  size_t nchunks;
+  long long *pending_ids;       /* (result, chunk, byte offset) per incomplete chunk */
+  unsigned char *pending;
+  size_t npending, pending_bytes;
+} hb_resumed;
 
 typedef struct {
   MPI_Comm comm;
@@ -74,13 +87,21 @@ typedef struct {
   unsigned char *done;     /* per block: finished (this run or the checkpoint) */
   hb_worklists work;       /* every rank's blocks still to do (balance.h) */
   size_t remaining;        /* blocks still to do at the start, all ranks */
-  hid_t ckpt;              /* checkpoint group in the .partial, -1 if none */
-  int ckpt_saved;          /* the .partial holds a usable checkpoint */
+  int committed;           /* <output>.checkpoint describes work of this run or the one it resumed */
   int partial_ours;        /* this run created the .partial (so a failure may remove it) */
   double last_flush;
   hb_navstage stage;
+  hb_chunk_table stored;   /* navigation result chunks this rank stored, and where */
+  hb_resumed resumed;
+  long long store_dev, store_ino; /* the .partial's identity, for the checkpoint */
+  int store_fd;            /* the .partial, read-only: fsync before a commit */
+  int lock_fd;             /* rank 0: <output>.lock, held for the run */
 
-  char partial[PATH_MAX + 16];
+  char partial[PATH_MAX + 16];     /* <output>.partial: the output being written */
+  char old_store[PATH_MAX + 16];   /* <output>.partial.old: the one a resume copies from */
+  char record[PATH_MAX + 16];      /* <output>.checkpoint */
+  char record_tmp[PATH_MAX + 16];  /* <output>.checkpoint.tmp: the next one, until committed */
+  char lockpath[PATH_MAX + 16];    /* <output>.lock */
   hid_t ofile;
   hb_timers tm;
   double bytes_read;       /* this rank */
@@ -89,15 +110,32 @@ typedef struct {
 /* checkpoint.c */
 void hb_ckpt_install_signals(void);
 int hb_ckpt_interrupted(void);            /* the signal that asked us to stop, or 0 */
-int hb_ckpt_create(hb_engine *e);         /* collective, in a new .partial */
-int hb_ckpt_flush(hb_engine *e);          /* collective: done blocks + tree nodes, then H5Fflush */
-int hb_ckpt_resume(hb_engine *e);         /* collective: open the .partial, check it, load it */
-int hb_ckpt_remove(hb_engine *e);         /* collective, before the finished file is closed */
+void hb_ckpt_paths(hb_engine *e);         /* partial, old_store, record, record_tmp */
+/* A hash of the job text, its --set overrides (but run.profile) and the
+ * input's size and modification time: what a resume must find unchanged. */
+void hb_ckpt_identity(const hb_engine *e, char *out, size_t n);
+/* Collective: sync the .partial, write the checkpoint, rename it into place. */
+int hb_ckpt_commit(hb_engine *e);
+/* Collective (--resume): read <output>.checkpoint if there is one: done
+ * blocks, tree nodes, and into e->resumed what hb_ckpt_restore needs.  No
+ * checkpoint: start over, saying so.  A checkpoint of another job: refused. */
+int hb_ckpt_load(hb_engine *e);
+int hb_ckpt_set_aside(hb_engine *e);      /* rank 0: the checkpoint's .partial to <output>.partial.old */
+/* Collective, in the new .partial: the checkpoint's incomplete chunks to
+ * their owners, its stored chunks copied from <output>.partial.old. */
+int hb_ckpt_restore(hb_engine *e);
+void hb_ckpt_free_resumed(hb_engine *e);
+int hb_sync_dir_of(const char *path);     /* fsync the folder holding path */
 
 /* output.c */
-/* Collective: overwrite and folder checks; create == 1 makes missing folders. */
+/* Collective: overwrite, folder and same-file checks; create == 1 makes
+ * missing folders. */
 int hb_output_check(hb_engine *e, int create);
-int hb_output_create(hb_engine *e);       /* collective: <file>.partial and every dataset */
+/* Collective: rank 0 takes <output>.lock for the run, or refuses (another
+ * run writes the same output). */
+int hb_output_lock(hb_engine *e);
+void hb_output_unlock(hb_engine *e);
+int hb_output_create(hb_engine *e);       /* collective: a fresh <file>.partial and every dataset */
 int hb_output_write_signal(hb_engine *e, void *root);
 /* hb_global_write and hb_global_group (hb_kernel.h) are in output.c too. */
 int hb_output_finish(hb_engine *e);       /* provenance, close, previews, rename */
@@ -109,9 +147,19 @@ double hb_output_space_needed(const hb_engine *e); /* bytes to keep free while r
 /* navwrite.c */
 int hb_output_stage_nav(hb_engine *e, const hb_block *blk, void *const *bufs); /* local */
 size_t hb_nav_bytes_per_position(const hb_engine *e); /* of all navigation-shaped results together */
-/* Collective: write the staged results; `partial`: a checkpoint follows,
- * store incomplete result chunks too; `last`: no block is left to do. */
-int hb_output_flush_nav(hb_engine *e, int partial, int last);
+/* Collective: write the staged results (the chunks they complete); `last`:
+ * no block is left to do. */
+int hb_output_flush_nav(hb_engine *e, int last);
 void hb_output_free_stage(hb_engine *e);
+/* The navigation results: which[j] is the j-th one's index in e->res. */
+int hb_nav_results(const hb_engine *e, int *which);
+/* Collective, before the first block: write path and chunk owners. */
+int hb_nav_prepare(hb_engine *e);
+int hb_nav_owner(const hb_engine *e, size_t chunk, int j); /* -1: nothing left to do in it */
+/* Local: take an incomplete chunk of result j from a checkpoint. */
+int hb_nav_hold(hb_engine *e, int j, size_t chunk, const void *bytes);
+/* Collective: store chunks copied from an earlier .partial (checkpoint.c). */
+int hb_nav_copy_chunks(hb_engine *e, const hb_chunk_row *rows, size_t n,
+                       int (*fetch)(void *ctx, size_t k, void *buf), void *ctx);
 
 #endif

@@ -1,6 +1,8 @@
 /* The error record and its collective agreement. */
 #include "hb_error.h"
+#include "hb_settings.h"
 
+#include <errno.h>
 #include <hdf5.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -43,6 +45,10 @@ int hb_error_trace(int code, const char *file, int line) {
   return code;
 }
 
+static int unclean;
+void hb_error_mark_unclean(void) { unclean = 1; }
+int hb_error_unclean(void) { return unclean; }
+
 void hb_error_clear(void) { memset(&err, 0, sizeof err); }
 int hb_error_code(void) { return err.code; }
 const char *hb_error_where(void) { return err.where; }
@@ -54,8 +60,7 @@ void hb_error_print(void) {
     fprintf(stderr, "hyperbatch: error: %s: %s\n", err.where, err.what);
   else
     fprintf(stderr, "hyperbatch: error: %s\n", err.what);
-  const char *t = getenv("HB_TRACE");
-  if (t && *t && strcmp(t, "0")) {
+  if (hb_settings_get()->trace) {
     fprintf(stderr, "hyperbatch: trace:");
     for (int i = 0; i < err.ntrace; i++) fprintf(stderr, " %s", err.trace[i]);
     fprintf(stderr, "\n");
@@ -68,10 +73,11 @@ int hb_agree(MPI_Comm comm, int rc) {
   MPI_Comm_rank(comm, &rank);
   MPI_Comm_size(comm, &size);
   int mine = rc ? rank : size, first = size;
-  MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm);
+  if (MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm) != MPI_SUCCESS)
+    return rc ? rc : HB_FAIL(HB_EINTERNAL, "MPI", "the ranks cannot reach each other to agree");
   if (first == size) return 0;
   int code = rc;
-  MPI_Bcast(&code, 1, MPI_INT, first, comm);
+  if (MPI_Bcast(&code, 1, MPI_INT, first, comm) != MPI_SUCCESS && !code) code = HB_EINTERNAL;
   err.reporter = (rank == first);
   if (!err.code) err.code = code;
   return code;
@@ -81,6 +87,12 @@ static herr_t innermost(unsigned n, const H5E_error2_t *e, void *data) {
   /* An upward walk starts where the error was first detected: keep that one. */
   if (n == 0) snprintf(data, 256, "HDF5 %s: %s", e->func_name, e->desc ? e->desc : "");
   return 0;
+}
+
+const char *hb_io_error_text(void) {
+  int e = errno;
+  const char *h5 = hb_h5_error_text();
+  return strcmp(h5, "no HDF5 error detail") || !e ? h5 : strerror(e);
 }
 
 const char *hb_h5_error_text(void) {

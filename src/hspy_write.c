@@ -301,7 +301,9 @@ int hb_hspy_create(const char *path, MPI_Comm comm, MPI_Info info, hid_t *file) 
   hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
   herr_t rc = fapl < 0 ? -1 : H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
   if (rc >= 0 && comm != MPI_COMM_NULL) rc = H5Pset_fapl_mpio(fapl, comm, info);
-  hid_t f = rc < 0 ? -1 : H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+  /* exclusive (O_EXCL): a file, or a link planted at the name, is never
+   * replaced or followed; callers remove what they own first */
+  hid_t f = rc < 0 ? -1 : H5Fcreate(path, H5F_ACC_EXCL, H5P_DEFAULT, fapl);
   int err = f < 0 ? hb_error_raise(HB_EIO, __FILE__, __LINE__, path, "cannot create the file (%s)",
                                    hb_h5_error_text())
                   : 0; /* recorded before H5Pclose clears HDF5's error stack */

@@ -4,13 +4,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "hb_engine.h"
 #include "hb_error.h"
 #include "hb_job.h"
 #include "hb_kernel.h"
 #include "hb_launch.h"
+#include "hb_settings.h"
 #include "hb_synth.h"
+#include "hb_timing.h"
 
 void hb_print_version(void);
 void hb_ckpt_install_signals(void);
@@ -60,7 +63,8 @@ static int cmd_job(int argc, char **argv, hb_run_mode mode) {
   hb_job job;
   rc = hb_agree(MPI_COMM_WORLD, hb_job_load(MPI_COMM_WORLD, path, sets, nsets, &job));
   job.resume = resume;
-  if (!rc && mode == HB_RUN) hb_ckpt_install_signals();
+  /* the profile is written last: a bad path must fail before the run, not after */
+  if (!rc) rc = hb_profile_check(MPI_COMM_WORLD, &job, mode == HB_RUN);
   if (!rc) rc = hb_engine_run(MPI_COMM_WORLD, &job, mode);
   hb_job_free(&job);
   while (nowned) free(owned[--nowned]);
@@ -99,10 +103,14 @@ static int dispatch(int argc, char **argv, int rank) {
 }
 
 int main(int argc, char **argv) {
+  hb_launch_mpi_settings(); /* no lockedfile/individual sharedfp: long names, stray .lock files */
   MPI_Init(&argc, &argv);
-  hb_launch_sockets_nodelay(); /* saves 40 ms in MPI_Finalize under mpirun */
+  /* errors come back to HB_MPI instead of aborting the job */
+  MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
   int rank;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  hb_settings_share(MPI_COMM_WORLD); /* rank 0's HB_* environment, on every rank */
+  hb_launch_sockets_nodelay(); /* saves 40 ms in MPI_Finalize under mpirun */
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* errors are reported through hb_error */
   int rc;
   if (argc < 2) {
@@ -111,6 +119,10 @@ int main(int argc, char **argv) {
   } else {
     rc = dispatch(argc, argv, rank);
     if (rc && hb_error_is_reporter()) hb_error_print();
+  }
+  if (hb_error_unclean()) { /* see hb_error_mark_unclean */
+    fflush(NULL);
+    _exit(rc);
   }
   MPI_Finalize();
   return rc;

@@ -10,9 +10,9 @@
  * 780 chunks of 1.7 KB, and the fixed cost of each (about 9 us of libdeflate
  * and 7 us of H5Dwrite_chunk on every rank) was most of the write phase.
  *
- * A checkpoint stores the incomplete chunks too, with zeros where blocks are
- * still to do, so that every block it calls done is in the file; a resumed
- * run reads such a chunk back before it adds to it. */
+ * A chunk is stored once, complete, and never rewritten: a checkpoint
+ * records where each stored chunk is and keeps the incomplete ones itself
+ * (checkpoint.c), so nothing it relies on is ever changed in place. */
 #include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -64,92 +64,6 @@ size_t hb_nav_bytes_per_position(const hb_engine *e) {
   return n;
 }
 
-typedef struct {
-  hsize_t global; /* C-order index in the navigation space */
-  size_t staged;  /* position in the staged values */
-} nav_pos;
-
-static int by_global(const void *a, const void *b) {
-  hsize_t x = ((const nav_pos *)a)->global, y = ((const nav_pos *)b)->global;
-  return (x > y) - (x < y);
-}
-
-/* HDF5 pairs a union of hyperslabs with memory in the union's C order: sort
- * the staged positions that way. */
-static nav_pos *file_order(hb_engine *e, hid_t fs) {
-  hb_navstage *s = &e->stage;
-  nav_pos *order = malloc((s->npos ? s->npos : 1) * sizeof *order);
-  if (!order) return NULL;
-  int nd = e->in.nav_dim;
-  H5Sselect_none(fs);
-  for (size_t k = 0, p = 0; k < s->nblocks; k++) {
-    hsize_t start[HB_MAXDIM], count[HB_MAXDIM], idx[HB_MAXDIM] = {0};
-    hb_partition_block(&e->part, s->blocks[k], start, count);
-    H5Sselect_hyperslab(fs, H5S_SELECT_OR, start, NULL, count, NULL);
-    for (;;) {
-      hsize_t g = 0;
-      for (int d = 0; d < nd; d++) g = g * e->in.shape[d] + start[d] + idx[d];
-      order[p] = (nav_pos){g, p};
-      p++;
-      int d = nd - 1;
-      while (d >= 0 && ++idx[d] == count[d]) idx[d--] = 0;
-      if (d < 0) break;
-    }
-  }
-  qsort(order, s->npos, sizeof *order, by_global);
-  return order;
-}
-
-/* Collective: HDF5's own write of the staged results, for datasets the
- * whole-chunk path does not take (HB_WRITE=hdf5, or a resumed .partial
- * chunked otherwise). */
-static int flush_nav_hdf5(hb_engine *e) {
-  hb_navstage *s = &e->stage;
-  hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
-  H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE);
-  nav_pos *order = NULL;
-  void *packed = NULL;
-  int rc = 0;
-  for (int i = 0; i < e->nres; i++) {
-    hb_result *r = &e->res[i];
-    if (r->o->kind != HB_OUT_NAV) continue;
-    size_t es = hb_dtype_size(r->o->dtype);
-    hid_t fs = H5Dget_space(r->dset);
-    hsize_t n = s->npos;
-    hid_t ms = H5Screate_simple(1, n ? &n : (hsize_t[]){1}, NULL);
-    if (!n) {
-      H5Sselect_none(fs);
-      H5Sselect_none(ms);
-    } else if (!order) {
-      order = file_order(e, fs);
-      packed = malloc(n * 8);
-      if (!order || !packed) rc = hb_error_raise(HB_EINTERNAL, __FILE__, __LINE__, "memory", "out of memory");
-    } else {
-      H5Sselect_none(fs);
-      for (size_t k = 0; k < s->nblocks; k++) {
-        hsize_t start[HB_MAXDIM], count[HB_MAXDIM];
-        hb_partition_block(&e->part, s->blocks[k], start, count);
-        H5Sselect_hyperslab(fs, H5S_SELECT_OR, start, NULL, count, NULL);
-      }
-    }
-    if (n && !rc)
-      for (size_t j = 0; j < n; j++)
-        memcpy((char *)packed + j * es, (char *)s->values[i] + order[j].staged * es, es);
-    /* a failed rank still takes part, writing nothing, so nobody waits */
-    if (rc) H5Sselect_none(fs), H5Sselect_none(ms);
-    if (H5Dwrite(r->dset, hb_dtype_h5(r->o->dtype), ms, fs, dxpl, n && !rc ? packed : NULL) < 0 && !rc)
-      rc = hb_error_raise(HB_EIO, __FILE__, __LINE__, e->partial, "cannot write result '%s' (%s)", r->o->name,
-                          hb_h5_error_text());
-    H5Sclose(ms);
-    H5Sclose(fs);
-    e->tm.bytes[HB_PH_WRITE] += (double)n * (double)es;
-  }
-  H5Pclose(dxpl);
-  free(order);
-  free(packed);
-  return rc;
-}
-
 /* Every rank stores every chunk (parallel HDF5 needs identical calls), so
  * whole-chunk writes repeat the results' bytes once per extra rank: keep that
  * below this, and let HDF5's collective write take large results on many
@@ -157,8 +71,7 @@ static int flush_nav_hdf5(hb_engine *e) {
 #define CHUNKW_REPEAT_MAX (256.0 * (1 << 20))
 
 /* Collective, once per run: can every navigation result take whole-chunk
- * writes?  Each must be chunked as hb_output_create makes them (a resumed
- * .partial from an older layout is not). */
+ * writes?  Each must be chunked as hb_output_create makes them. */
 static int nav_chunks_fit(hb_engine *e) {
   hb_navstage *s = &e->stage;
   double bytes = (double)hb_input_nav_size(&e->in) * (double)hb_nav_bytes_per_position(e);
@@ -176,9 +89,7 @@ static int nav_chunks_fit(hb_engine *e) {
   return 0;
 }
 
-/* The navigation results, in result order: which[j] is the j-th one's index
- * in e->res. */
-static int nav_results(const hb_engine *e, int *which) {
+int hb_nav_results(const hb_engine *e, int *which) {
   int n = 0;
   for (int i = 0; i < e->nres; i++)
     if (e->res[i].o->kind == HB_OUT_NAV) which[n++] = i;
@@ -313,24 +224,6 @@ static void place_block(const void *vals, void *chunk, int nd, const hsize_t *of
   }
 }
 
-/* A resumed run: what an earlier run stored of this chunk (its finished
- * blocks; zeros elsewhere). */
-static int read_back(hb_engine *e, const hb_result *r, const hsize_t *cstart, const hsize_t *cdim, void *buf) {
-  int nd = e->in.nav_dim;
-  hsize_t count[HB_MAXDIM], zero[HB_MAXDIM] = {0};
-  for (int d = 0; d < nd; d++)
-    count[d] = cstart[d] + cdim[d] > e->in.shape[d] ? e->in.shape[d] - cstart[d] : cdim[d];
-  hid_t fs = H5Dget_space(r->dset), ms = H5Screate_simple(nd, cdim, NULL);
-  H5Sselect_hyperslab(fs, H5S_SELECT_SET, cstart, NULL, count, NULL);
-  H5Sselect_hyperslab(ms, H5S_SELECT_SET, zero, NULL, count, NULL);
-  int bad = H5Dread(r->dset, hb_dtype_h5(r->o->dtype), ms, fs, H5P_DEFAULT, buf) < 0;
-  H5Sclose(ms);
-  H5Sclose(fs);
-  HB_CHECK(!bad, HB_EIO, e->partial, "cannot read result '%s' back from the checkpoint (%s)", r->o->name,
-           hb_h5_error_text());
-  return 0;
-}
-
 static int all_done(const hb_engine *e, const size_t *blocks, size_t n) {
   for (size_t k = 0; k < n; k++)
     if (!e->done[blocks[k]]) return 0;
@@ -338,27 +231,22 @@ static int all_done(const hb_engine *e, const size_t *blocks, size_t n) {
 }
 
 /* Local: one block's values of result j into its chunk (whose extent is
- * cdim), which this rank owns.  The block is then done: every rank sends all of a block's values
- * in one flush, and its chunks, whole or partial, are stored before any
- * checkpoint. */
+ * cdim), which this rank owns.  The block is then done: every rank sends all
+ * of a block's values in one flush, and a checkpoint keeps the chunks still
+ * incomplete. */
 static int place(hb_engine *e, const int *which, int nnav, const hsize_t *cdim, size_t block, int j,
-                 const void *vals, size_t *scratch) {
+                 const void *vals) {
   hb_navstage *s = &e->stage;
   int nd = e->in.nav_dim;
   const hb_result *r = &e->res[which[j]];
   size_t es = hb_dtype_size(r->o->dtype), c = hb_partition_result_chunk_of(&e->part, block);
   hsize_t cstart[HB_MAXDIM], start[HB_MAXDIM], count[HB_MAXDIM], off[HB_MAXDIM];
   void **buf = &s->chunk_buf[c * (size_t)nnav + j];
-  size_t nb = hb_partition_result_chunk(&e->part, c, cstart, s->resumed ? scratch : NULL);
+  hb_partition_result_chunk(&e->part, c, cstart, NULL);
   if (!*buf) {
     *buf = calloc(hb_partition_result_positions(&e->part), es);
     HB_CHECK(*buf, HB_EINTERNAL, "memory", "out of memory assembling result chunks");
     s->pending++;
-    for (size_t k = 0; s->resumed && k < nb; k++)
-      if (s->resumed[scratch[k]]) {
-        HB_CALL(read_back(e, r, cstart, cdim, *buf));
-        break;
-      }
   }
   hb_partition_block(&e->part, block, start, count);
   for (int d = 0; d < nd; d++) off[d] = start[d] - cstart[d];
@@ -369,8 +257,7 @@ static int place(hb_engine *e, const int *which, int nnav, const hsize_t *cdim, 
 
 /* Local: the staged values whose chunks this rank owns, then the records
  * other ranks sent. */
-static int assemble(hb_engine *e, const int *which, int nnav, const unsigned char *in, size_t bytes,
-                    size_t *scratch) {
+static int assemble(hb_engine *e, const int *which, int nnav, const unsigned char *in, size_t bytes) {
   hb_navstage *s = &e->stage;
   hsize_t start[HB_MAXDIM], count[HB_MAXDIM], cdim[HB_MAXDIM];
   for (int d = 0; d < e->in.nav_dim; d++) cdim[d] = hb_partition_result_extent(&e->part, d);
@@ -380,7 +267,7 @@ static int assemble(hb_engine *e, const int *which, int nnav, const unsigned cha
     for (int j = 0; j < nnav; j++)
       if (chunk_owner(e, c, j, nnav) == e->rank) {
         size_t es = hb_dtype_size(e->res[which[j]].o->dtype);
-        HB_CALL(place(e, which, nnav, cdim, s->blocks[k], j, (const char *)s->values[which[j]] + pos * es, scratch));
+        HB_CALL(place(e, which, nnav, cdim, s->blocks[k], j, (const char *)s->values[which[j]] + pos * es));
       }
     pos += npos;
   }
@@ -388,90 +275,246 @@ static int assemble(hb_engine *e, const int *which, int nnav, const unsigned cha
     record_head h;
     memcpy(&h, in + at, sizeof h);
     size_t es = hb_dtype_size(e->res[which[h.res]].o->dtype);
-    HB_CALL(place(e, which, nnav, cdim, h.block, (int)h.res, in + at + sizeof h, scratch));
+    HB_CALL(place(e, which, nnav, cdim, h.block, (int)h.res, in + at + sizeof h));
     at += sizeof h + padded(hb_partition_block(&e->part, h.block, start, count) * es);
   }
   return 0;
 }
 
-/* Local, at the first flush: the chunk table, the owners, and which blocks
- * a resumed run found done (nothing is marked done before the first flush,
- * so what is, a checkpoint holds, in the file). */
-static int first_flush(hb_engine *e, int nnav) {
-  hb_navstage *s = &e->stage;
-  s->chunk_buf = calloc(e->part.nrchunks * (size_t)nnav, sizeof *s->chunk_buf);
-  HB_CHECK(s->chunk_buf, HB_EINTERNAL, "memory", "out of memory for the result chunks");
-  s->nchunk_buf = e->part.nrchunks * (size_t)nnav;
-  HB_CALL(plan_owners(e, nnav));
-  size_t held = 0;
-  for (size_t b = 0; b < e->part.nblocks; b++) held += e->done[b];
-  if (held) {
-    s->resumed = malloc(e->part.nblocks);
-    HB_CHECK(s->resumed, HB_EINTERNAL, "memory", "out of memory for the result chunks");
-    memcpy(s->resumed, e->done, e->part.nblocks);
+/* The chunk writer's table: one dataset per navigation result. */
+static int nav_writer(hb_engine *e, const int *which, int nnav, hb_chunkwriter **w) {
+  hb_chunkw_dset dsets[HB_MAX_RESULTS];
+  size_t cpos = hb_partition_result_positions(&e->part);
+  for (int j = 0; j < nnav; j++) {
+    size_t es = hb_dtype_size(e->res[which[j]].o->dtype);
+    dsets[j] = (hb_chunkw_dset){e->res[which[j]].dset, e->in.nav_dim, es, cpos * es, e->stage.gzip[which[j]]};
   }
+  return hb_chunkw_new(dsets, nnav, w);
+}
+
+/* One complete chunk of result j, held by this rank, to store. */
+typedef struct {
+  int j;
+  size_t c;
+} held_chunk;
+
+/* C-order index in the navigation space, and where the value is held. */
+typedef struct {
+  hsize_t global;
+  const char *from;
+} nav_pos;
+
+static int by_global(const void *a, const void *b) {
+  hsize_t x = ((const nav_pos *)a)->global, y = ((const nav_pos *)b)->global;
+  return (x > y) - (x < y);
+}
+
+/* Collective: HDF5's own write of the complete chunks (HB_WRITE=hdf5, or
+ * results too large to send to every rank), each from the rank that holds
+ * it, in one collective call per result.  HDF5 pairs a union of hyperslabs
+ * with memory in the union's C order over the whole dataset, so the held
+ * values are sorted that way first.  A failed rank still takes part,
+ * selecting nothing. */
+static int store_hdf5(hb_engine *e, const int *which, int nnav, const held_chunk *held, size_t nheld, int rc) {
+  int nd = e->in.nav_dim;
+  size_t cpos = hb_partition_result_positions(&e->part);
+  hsize_t cdim[HB_MAXDIM];
+  for (int d = 0; d < nd; d++) cdim[d] = hb_partition_result_extent(&e->part, d);
+  hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
+  H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE);
+  size_t most = nheld * cpos > 0 ? nheld * cpos : 1;
+  nav_pos *order = malloc(most * sizeof *order);
+  void *packed = malloc(most * 16);
+  if (!rc && (!order || !packed)) rc = HB_FAIL(HB_EINTERNAL, "memory", "out of memory writing results");
+  for (int j = 0; j < nnav; j++) {
+    const hb_result *r = &e->res[which[j]];
+    size_t es = hb_dtype_size(r->o->dtype), n = 0;
+    hid_t fs = H5Dget_space(r->dset);
+    H5Sselect_none(fs);
+    for (size_t k = 0; k < nheld && !rc; k++) {
+      if (held[k].j != j) continue;
+      hsize_t cstart[HB_MAXDIM], count[HB_MAXDIM], idx[HB_MAXDIM] = {0};
+      hb_partition_result_chunk(&e->part, held[k].c, cstart, NULL);
+      for (int d = 0; d < nd; d++)
+        count[d] = cstart[d] + cdim[d] > e->in.shape[d] ? e->in.shape[d] - cstart[d] : cdim[d];
+      H5Sselect_hyperslab(fs, H5S_SELECT_OR, cstart, NULL, count, NULL);
+      const char *buf = e->stage.chunk_buf[held[k].c * (size_t)nnav + j];
+      for (;;) {
+        hsize_t g = 0, at = 0;
+        for (int d = 0; d < nd; d++) g = g * e->in.shape[d] + cstart[d] + idx[d], at = at * cdim[d] + idx[d];
+        order[n++] = (nav_pos){g, buf + at * es};
+        int d = nd - 1;
+        while (d >= 0 && ++idx[d] == count[d]) idx[d--] = 0;
+        if (d < 0) break;
+      }
+    }
+    if (rc) H5Sselect_none(fs), n = 0;
+    qsort(order, n, sizeof *order, by_global);
+    for (size_t q = 0; q < n; q++) memcpy((char *)packed + q * es, order[q].from, es);
+    hsize_t mn = n ? n : 1;
+    hid_t ms = H5Screate_simple(1, &mn, NULL);
+    if (!n) H5Sselect_none(ms);
+    if (H5Dwrite(r->dset, hb_dtype_h5(r->o->dtype), ms, fs, dxpl, n ? packed : NULL) < 0 && !rc)
+      rc = HB_FAIL(HB_EIO, e->partial, "cannot write result '%s' (%s)", r->o->name, hb_io_error_text());
+    H5Sclose(ms);
+    H5Sclose(fs);
+  }
+  H5Pclose(dxpl);
+  free(order);
+  free(packed);
+  /* where the chunks went, recorded by the rank that held them */
+  for (size_t k = 0; k < nheld && !rc && e->job->checkpoint; k++) {
+    const hb_result *r = &e->res[which[held[k].j]];
+    hsize_t cstart[HB_MAXDIM];
+    unsigned mask = 0;
+    haddr_t addr = HADDR_UNDEF;
+    hsize_t size = 0;
+    hb_partition_result_chunk(&e->part, held[k].c, cstart, NULL);
+    if (H5Dget_chunk_info_by_coord(r->dset, cstart, &mask, &addr, &size) < 0 || addr == HADDR_UNDEF || mask)
+      rc = HB_FAIL(HB_EIO, e->partial, "cannot locate a stored chunk of result '%s' (%s)", r->o->name,
+                   hb_h5_error_text());
+    else
+      rc = hb_chunk_table_add(&e->stored, (uint64_t)held[k].j, held[k].c, (uint64_t)addr, (uint64_t)size);
+  }
+  return hb_agree(e->comm, rc);
+}
+
+/* Collective, before the first block: whether whole-chunk writes apply,
+ * the chunk table, and who owns each chunk still to finish.  Every rank
+ * computes the same owners from the same `done` bytes. */
+int hb_nav_prepare(hb_engine *e) {
+  hb_navstage *s = &e->stage;
+  int which[HB_MAX_RESULTS], nnav = hb_nav_results(e, which);
+  if (!nnav) return 0;
+  HB_CALL(nav_chunks_fit(e));
+  s->chunk_buf = calloc(e->part.nrchunks * (size_t)nnav, sizeof *s->chunk_buf);
+  int rc = s->chunk_buf ? 0 : HB_FAIL(HB_EINTERNAL, "memory", "out of memory for the result chunks");
+  s->nchunk_buf = s->chunk_buf ? e->part.nrchunks * (size_t)nnav : 0;
+  if (!rc) rc = plan_owners(e, nnav);
+  return hb_agree(e->comm, rc);
+}
+
+int hb_nav_owner(const hb_engine *e, size_t c, int j) {
+  int which[HB_MAX_RESULTS], nnav = hb_nav_results(e, which);
+  return e->stage.owner ? chunk_owner(e, c, j, nnav) : -1;
+}
+
+int hb_nav_hold(hb_engine *e, int j, size_t c, const void *bytes) {
+  hb_navstage *s = &e->stage;
+  int which[HB_MAX_RESULTS], nnav = hb_nav_results(e, which);
+  size_t n = hb_partition_result_positions(&e->part) * hb_dtype_size(e->res[which[j]].o->dtype);
+  void **buf = &s->chunk_buf[c * (size_t)nnav + (size_t)j];
+  HB_CHECK(!*buf, HB_EINTERNAL, "checkpoint", "result chunk %zu is held twice", c);
+  *buf = malloc(n);
+  HB_CHECK(*buf, HB_EINTERNAL, "memory", "out of memory for the result chunks");
+  memcpy(*buf, bytes, n);
+  s->pending++;
   return 0;
 }
 
-/* Collective: route the staged values to their chunks; encode the chunks
- * that are complete (and, with `partial`, those that are not) and store them
- * on every rank.  Complete chunks are forgotten. */
-static int flush_nav_chunks(hb_engine *e, int partial, int last) {
+/* Collective: route the staged values to their chunks, then store the
+ * chunks that are complete and forget them.  Incomplete ones stay with
+ * their owners until they are (a checkpoint keeps them meanwhile). */
+static int flush_nav_chunks(hb_engine *e, int last) {
   hb_navstage *s = &e->stage;
-  int nd = e->in.nav_dim, which[HB_MAX_RESULTS], nnav = nav_results(e, which);
-  hb_chunkw_dset dsets[HB_MAX_RESULTS];
-  size_t cpos = hb_partition_result_positions(&e->part), most = 1;
-  for (int d = 0; d < nd; d++) most *= e->part.rblocks[d];
-  for (int j = 0; j < nnav; j++) {
-    size_t es = hb_dtype_size(e->res[which[j]].o->dtype);
-    dsets[j] = (hb_chunkw_dset){e->res[which[j]].dset, nd, es, cpos * es, s->gzip[which[j]]};
-    e->tm.bytes[HB_PH_WRITE] += (double)s->npos * (double)es;
-  }
-  int rc = s->chunk_buf ? 0 : first_flush(e, nnav);
+  int which[HB_MAX_RESULTS], nnav = hb_nav_results(e, which);
+  size_t most = 1;
+  for (int d = 0; d < e->in.nav_dim; d++) most *= e->part.rblocks[d];
+  for (int j = 0; j < nnav; j++)
+    e->tm.bytes[HB_PH_WRITE] += (double)s->npos * (double)hb_dtype_size(e->res[which[j]].o->dtype);
   unsigned char *in = NULL;
-  size_t in_bytes = 0, *scratch = malloc(most * sizeof *scratch);
-  if (!rc && !scratch) rc = hb_error_raise(HB_EINTERNAL, __FILE__, __LINE__, "memory", "out of memory");
+  size_t in_bytes = 0, nheld = 0, *scratch = malloc(most * sizeof *scratch);
+  held_chunk *held = malloc((s->pending ? s->pending : 1) * sizeof *held);
+  int rc = scratch && held ? 0 : HB_FAIL(HB_EINTERNAL, "memory", "out of memory");
   rc = hb_agree(e->comm, rc);
   if (!rc) rc = route(e, which, nnav, &in, &in_bytes);
-  if (!rc) rc = assemble(e, which, nnav, in, in_bytes, scratch);
+  if (!rc) rc = assemble(e, which, nnav, in, in_bytes);
   free(in);
-  hb_chunkwriter *w = NULL;
-  if (!rc) rc = hb_chunkw_new(dsets, nnav, &w);
+  if (!rc && s->pending) { /* assembling may have added chunks */
+    held_chunk *more = realloc(held, s->pending * sizeof *held);
+    if (more) held = more;
+    else rc = HB_FAIL(HB_EINTERNAL, "memory", "out of memory");
+  }
   for (size_t c = 0; c < e->part.nrchunks && !rc; c++) {
     hsize_t cstart[HB_MAXDIM];
     size_t nb = hb_partition_result_chunk(&e->part, c, cstart, scratch);
-    int complete = all_done(e, scratch, nb);
-    for (int j = 0; j < nnav && !rc; j++) {
-      void **buf = &s->chunk_buf[c * (size_t)nnav + j];
-      if (!*buf || !(complete || partial)) continue;
-      rc = hb_chunkw_add(w, j, cstart, *buf);
-      if (complete) free(*buf), *buf = NULL, s->pending--;
-    }
+    if (!all_done(e, scratch, nb)) continue;
+    for (int j = 0; j < nnav; j++)
+      if (s->chunk_buf[c * (size_t)nnav + j]) held[nheld++] = (held_chunk){j, c};
   }
-  if (!rc && last && s->pending)
-    rc = hb_error_raise(HB_EINTERNAL, __FILE__, __LINE__, e->partial, "%zu result chunks were left incomplete",
-                        s->pending);
-  rc = hb_agree(e->comm, rc);
-  if (!rc) rc = hb_chunkw_write(w, e->comm, e->partial);
-  hb_chunkw_free(w);
+  if (!rc && last && s->pending != nheld)
+    rc = HB_FAIL(HB_EINTERNAL, e->partial, "%zu result chunks were left incomplete", s->pending - nheld);
+  hb_chunk_table *table = e->job->checkpoint ? &e->stored : NULL;
+  if (s->fit) {
+    hb_chunkwriter *w = NULL;
+    if (!rc) rc = nav_writer(e, which, nnav, &w);
+    for (size_t k = 0; k < nheld && !rc; k++) {
+      hsize_t cstart[HB_MAXDIM];
+      hb_partition_result_chunk(&e->part, held[k].c, cstart, NULL);
+      rc = hb_chunkw_add(w, held[k].j, held[k].c, cstart, s->chunk_buf[held[k].c * (size_t)nnav + held[k].j]);
+    }
+    rc = hb_agree(e->comm, rc);
+    if (!rc) rc = hb_chunkw_write(w, e->comm, e->partial, table);
+    hb_chunkw_free(w);
+  } else {
+    rc = store_hdf5(e, which, nnav, held, rc ? 0 : nheld, rc);
+  }
+  for (size_t k = 0; k < nheld && !rc; k++) {
+    void **buf = &s->chunk_buf[held[k].c * (size_t)nnav + held[k].j];
+    free(*buf), *buf = NULL, s->pending--;
+  }
+  free(held);
   free(scratch);
   return rc;
 }
 
-/* Collective: write what every rank has staged, then forget it.  `partial`:
- * a checkpoint follows, so store incomplete chunks too; `last`: every block
- * is done. */
-int hb_output_flush_nav(hb_engine *e, int partial, int last) {
+/* Collective: write what every rank has staged, then forget it.  `last`:
+ * every block is done. */
+int hb_output_flush_nav(hb_engine *e, int last) {
   hb_navstage *s = &e->stage;
   double t0 = hb_now();
-  int nav = 0, rc = 0;
-  for (int i = 0; i < e->nres; i++) nav |= e->res[i].o->kind == HB_OUT_NAV;
-  if (nav && !s->checked) rc = nav_chunks_fit(e); /* the same results on every rank */
-  if (!rc && nav) rc = s->fit ? flush_nav_chunks(e, partial, last) : flush_nav_hdf5(e);
+  int rc = e->stage.chunk_buf ? flush_nav_chunks(e, last) : 0;
   if (!rc)
     for (size_t k = 0; k < s->nblocks; k++) e->done[s->blocks[k]] = 1;
   s->nblocks = s->npos = s->bytes = 0;
   e->tm.seconds[HB_PH_WRITE] += hb_now() - t0;
+  return rc;
+}
+
+/* Collective (resume): store chunks copied byte for byte from an earlier
+ * .partial.  fetch(ctx, k, buf) reads the k-th of `n` table rows into buf
+ * (room for rows[k].size); this rank copies rows k with k % size == rank,
+ * in rounds of at most COPY_ROUND_BYTES each. */
+#define COPY_ROUND_BYTES ((size_t)64 << 20)
+int hb_nav_copy_chunks(hb_engine *e, const hb_chunk_row *rows, size_t n,
+                       int (*fetch)(void *ctx, size_t k, void *buf), void *ctx) {
+  int which[HB_MAX_RESULTS], nnav = hb_nav_results(e, which);
+  hb_chunkwriter *w = NULL;
+  size_t most = 1;
+  for (size_t k = 0; k < n; k++) most = rows[k].size > most ? rows[k].size : most;
+  void *buf = malloc(most);
+  int rc = buf ? 0 : HB_FAIL(HB_EINTERNAL, "memory", "out of memory copying result chunks");
+  if (!rc && n && !nnav) rc = HB_FAIL(HB_EIO, e->partial, "the checkpoint holds result chunks, but this job has none");
+  if (!rc && n) rc = nav_writer(e, which, nnav, &w);
+  rc = hb_agree(e->comm, rc);
+  for (size_t k = (size_t)e->rank, more = n > 0; !rc && more;) {
+    for (; k < n && !rc && hb_chunkw_pending_bytes(w) < COPY_ROUND_BYTES; k += (size_t)e->size) {
+      hsize_t cstart[HB_MAXDIM];
+      if (rows[k].dset >= (uint64_t)nnav || rows[k].chunk >= e->part.nrchunks)
+        rc = HB_FAIL(HB_EIO, e->partial, "the checkpoint names result chunk %llu of result %llu, which this job does not have",
+                     (unsigned long long)rows[k].chunk, (unsigned long long)rows[k].dset);
+      else if (!(rc = fetch(ctx, k, buf))) {
+        hb_partition_result_chunk(&e->part, rows[k].chunk, cstart, NULL);
+        rc = hb_chunkw_add_stored(w, (int)rows[k].dset, rows[k].chunk, cstart, buf, rows[k].size);
+      }
+    }
+    rc = hb_agree(e->comm, rc);
+    if (!rc) rc = hb_chunkw_write(w, e->comm, e->partial, &e->stored);
+    more = k < n;
+    if (!rc) HB_MPI(MPI_Allreduce(MPI_IN_PLACE, &more, 1, MPI_UNSIGNED_LONG, MPI_MAX, e->comm));
+  }
+  hb_chunkw_free(w);
+  free(buf);
   return rc;
 }
 
@@ -480,7 +523,6 @@ void hb_output_free_stage(hb_engine *e) {
   for (int i = 0; i < e->nres; i++) free(s->values[i]);
   for (size_t k = 0; k < s->nchunk_buf; k++) free(s->chunk_buf[k]);
   free(s->chunk_buf);
-  free(s->resumed);
   free(s->owner);
   free(s->blocks);
   memset(s, 0, sizeof *s);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
@@ -15,6 +16,8 @@
 #include "chunkwrite.h"
 #include "engine_priv.h"
 #include "hb_error.h"
+#include "hb_files.h"
+#include "hb_settings.h"
 #include "hb_preview.h"
 #include "hb_progress.h"
 #include "version.h"
@@ -51,47 +54,144 @@ static int mkdirs(char *dir, int create) {
   return mkdir(dir, 0777) && errno != EEXIST ? errno : 0;
 }
 
-static const char *partial_of(const hb_job *job, char *buf, size_t n) {
-  snprintf(buf, n, "%s.partial", job->output_file);
-  return buf;
+static int exists(const char *path) {
+  struct stat st;
+  return !lstat(path, &st);
+}
+
+/* Paths this run may create or replace, besides previews. */
+static void run_files(const hb_engine *e, const char *paths[6]) {
+  paths[0] = e->job->output_file, paths[1] = e->partial, paths[2] = e->old_store;
+  paths[3] = e->record, paths[4] = e->record_tmp, paths[5] = e->lockpath;
+}
+
+/* Refuse when `path` (if it exists, followed through links) is the input or
+ * any other file the job reads: replacing the raw scan with the results
+ * loses the scan. */
+static int not_read_by_job(const hb_engine *e, const char *path, const char *where) {
+  struct stat out, in;
+  if (stat(path, &out)) return 0;
+  const char *reads[1 + HB_MAX_READ_FILES];
+  int n = 0;
+  reads[n++] = e->in.path;
+  for (int i = 0; i < hb_files_read_count() && n < 1 + HB_MAX_READ_FILES; i++) reads[n++] = hb_files_read_path(i);
+  for (int i = 0; i < n; i++)
+    HB_CHECK(stat(reads[i], &in) || in.st_dev != out.st_dev || in.st_ino != out.st_ino, HB_EINVALID, where,
+             "'%s' is the same file as %s '%s', which the job reads: refusing to replace it; choose another "
+             "output.file",
+             path, i ? "the file" : "the input", reads[i]);
+  return 0;
 }
 
 int hb_output_check(hb_engine *e, int create) {
-  char tmp_partial[PATH_MAX + 16];
   int rc = 0;
+  hb_ckpt_paths(e);
+  snprintf(e->lockpath, sizeof e->lockpath, "%s.lock", e->job->output_file);
   if (e->rank == 0) {
     const hb_job *job = e->job;
     const char *where = hb_node_where(hb_node_child(hb_node_child(job->root, "output"), "file"), 0);
     char *tmp = strdup(job->output_file);
     char *dir = tmp ? dirname(tmp) : NULL;
     int err = dir ? mkdirs(dir, create) : ENOMEM;
-    if (err)
-      rc = hb_error_raise(HB_EIO, __FILE__, __LINE__, job->output_file, "cannot create the output folder '%s': %s",
-                          dir ? dir : "?", strerror(err));
-    else if (create && access(dir, W_OK | X_OK))
-      rc = hb_error_raise(HB_EIO, __FILE__, __LINE__, job->output_file, "the output folder '%s' is not writable: %s",
-                          dir, strerror(errno));
-    else if (!job->overwrite && !job->resume && !access(partial_of(job, tmp_partial, sizeof tmp_partial), F_OK))
-      rc = hb_error_raise(HB_EINVALID, __FILE__, __LINE__, where,
-                          "%s is left from an unfinished run: add --resume to continue it, or set "
-                          "output.overwrite: true (or remove it) to start over",
-                          tmp_partial);
-    else if (!job->overwrite && !access(job->output_file, F_OK))
-      rc = hb_error_raise(HB_EINVALID, __FILE__, __LINE__, where,
-                          "output '%s' already exists; set output.overwrite: true or choose another file",
-                          job->output_file);
-    for (int i = 0; !rc && !job->overwrite && i < e->nres; i++) {
+    const char *paths[6];
+    run_files(e, paths);
+    for (int i = 0; i < 6 && !rc; i++) rc = not_read_by_job(e, paths[i], where);
+    for (int i = 0; i < e->nres && !rc; i++) {
       char png[PATH_MAX + 256];
       hb_preview_path(e, e->res[i].o->name, png, sizeof png);
-      if (wants_preview(e, &e->res[i]) && !access(png, F_OK))
-        rc = hb_error_raise(HB_EINVALID, __FILE__, __LINE__, where,
-                            "preview '%s' already exists; set output.overwrite: true, remove it, or set "
-                            "output.previews: false",
-                            png);
+      if (wants_preview(e, &e->res[i])) rc = not_read_by_job(e, png, where);
+    }
+    if (rc)
+      ;
+    else if (err)
+      rc = HB_FAIL(HB_EIO, job->output_file, "cannot create the output folder '%s': %s", dir ? dir : "?",
+                   strerror(err));
+    else if (create && access(dir, W_OK | X_OK))
+      rc = HB_FAIL(HB_EIO, job->output_file, "the output folder '%s' is not writable: %s", dir, strerror(errno));
+    else if (!job->overwrite && !job->resume && (exists(e->record) || exists(e->partial) || exists(e->old_store)))
+      rc = HB_FAIL(HB_EINVALID, where,
+                   "%s is left from an unfinished run: add --resume to continue it, or set output.overwrite: true "
+                   "(or remove it) to start over",
+                   exists(e->record) ? e->record : exists(e->partial) ? e->partial : e->old_store);
+    /* --resume: decided once the checkpoint is read (a finished job, or not) */
+    else if (!job->overwrite && exists(job->output_file) && !job->resume)
+      rc = HB_FAIL(HB_EINVALID, where, "output '%s' already exists; set output.overwrite: true or choose another file",
+                   job->output_file);
+    /* a resumed run owns its previews: an earlier attempt may have written them */
+    for (int i = 0; !rc && !job->overwrite && !job->resume && i < e->nres; i++) {
+      char png[PATH_MAX + 256];
+      hb_preview_path(e, e->res[i].o->name, png, sizeof png);
+      if (wants_preview(e, &e->res[i]) && exists(png))
+        rc = HB_FAIL(HB_EINVALID, where,
+                     "preview '%s' already exists; set output.overwrite: true, remove it, or set output.previews: "
+                     "false",
+                     png);
     }
     free(tmp);
   }
   return hb_agree(e->comm, rc);
+}
+
+/* ---- the output lock ------------------------------------------------------ */
+
+/* Two runs writing one output would mix their results in one file.  Rank 0
+ * holds an flock on <output>.lock for the whole run; a second run finds it
+ * taken and stops before it touches anything.  The lock file is removed,
+ * still locked, at the end: a run that opened it just before then finds,
+ * once it holds the lock, that the path no longer names that file, and
+ * tries again. */
+int hb_output_lock(hb_engine *e) {
+  int rc = 0;
+  e->lock_fd = -1;
+  for (int tries = 0; e->rank == 0 && !rc && e->lock_fd < 0 && tries < 100; tries++) {
+    int fd = open(e->lockpath, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0) {
+      rc = HB_FAIL(HB_EIO, e->lockpath, "cannot create the output's lock file: %s", strerror(errno));
+      break;
+    }
+    struct stat held, named;
+    if (flock(fd, LOCK_EX | LOCK_NB)) {
+      int err = errno;
+      char who[256] = "";
+      ssize_t n = pread(fd, who, sizeof who - 1, 0);
+      who[n > 0 ? n : 0] = 0; /* "pid N on HOST", for the message */
+      who[strcspn(who, "\n")] = 0;
+      close(fd);
+      if (err == EWOULDBLOCK)
+        rc = HB_FAIL(HB_EINVALID, e->job->output_file,
+                     "another hyperbatch run is writing this output (%s); wait for it to finish, or choose another "
+                     "output.file",
+                     who[0] ? who : "it holds the lock file");
+      else if (err == ENOLCK || err == EOPNOTSUPP || err == ENOSYS) {
+        /* a file system without locks: go on, unprotected, and say so */
+        fprintf(stderr, "hyperbatch: warning: %s: cannot lock (%s): a second run on the same output would not be "
+                        "detected\n", e->lockpath, strerror(err));
+        e->lock_fd = open(e->lockpath, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (e->lock_fd < 0) e->lock_fd = INT_MAX; /* "held", nothing to close */
+      } else
+        rc = HB_FAIL(HB_EIO, e->lockpath, "cannot lock: %s", strerror(err));
+    } else if (fstat(fd, &held) || lstat(e->lockpath, &named) || held.st_ino != named.st_ino ||
+               held.st_dev != named.st_dev) {
+      close(fd); /* removed by the run that held it: take the new one */
+    } else {
+      char host[128] = "?", who[256];
+      gethostname(host, sizeof host);
+      host[sizeof host - 1] = 0;
+      int n = snprintf(who, sizeof who, "pid %ld on %s\n", (long)getpid(), host);
+      /* only for the other run's message: a failure here changes nothing */
+      if (!ftruncate(fd, 0)) (void)!pwrite(fd, who, (size_t)n, 0);
+      e->lock_fd = fd;
+    }
+  }
+  if (e->rank == 0 && !rc && e->lock_fd < 0) rc = HB_FAIL(HB_EIO, e->lockpath, "cannot take the output's lock");
+  return hb_agree(e->comm, rc);
+}
+
+void hb_output_unlock(hb_engine *e) {
+  if (e->rank != 0 || e->lock_fd < 0) return;
+  unlink(e->lockpath); /* while still held: see hb_output_lock */
+  if (e->lock_fd != INT_MAX) close(e->lock_fd);
+  e->lock_fd = -1;
 }
 
 /* A global result has its own shape and axes; with nav_chunks its trailing
@@ -124,28 +224,39 @@ double hb_output_space_needed(const hb_engine *e) {
   return 4e6 + 2 * nodes * (double)e->sig_bytes + (double)e->part.nblocks + 2.0 * e->size * nav_bytes;
 }
 
-/* Reopen a result of a resumed .partial (its datasets exist already). */
-static int reopen_result(hb_engine *e, hb_result *r) {
-  char path[300];
-  snprintf(path, sizeof path, "/Experiments/%s", r->o->name);
-  r->group = H5Lexists(e->ofile, path, H5P_DEFAULT) > 0 ? H5Gopen2(e->ofile, path, H5P_DEFAULT) : -1;
-  /* no chunk cache: navwrite.c reads a chunk back, then replaces it whole */
-  hid_t dapl = H5Pcreate(H5P_DATASET_ACCESS);
-  H5Pset_chunk_cache(dapl, 0, 0, 1.0);
-  r->dset = r->group >= 0 ? H5Dopen2(r->group, "data", dapl) : -1;
-  H5Pclose(dapl);
-  HB_CHECK(r->dset >= 0, HB_EIO, e->partial, "the checkpoint has no result '%s'; run without --resume to start over",
-           r->o->name);
+/* Rank 0, before the .partial is created: set the resumed checkpoint's
+ * file aside, and remove what is left of runs that committed nothing
+ * (they are ours: the lock is held and --resume or overwrite was given). */
+static int clear_the_way(hb_engine *e) {
+  const char *out = e->job->output_file;
+  HB_CHECK(e->job->overwrite || !exists(out), HB_EINVALID, out,
+           "output already exists; set output.overwrite: true or choose another file");
+  if (e->resumed.found) return hb_ckpt_set_aside(e);
+  const char *stale[] = {e->partial, e->old_store, e->record, e->record_tmp};
+  for (size_t i = 0; i < sizeof stale / sizeof *stale; i++)
+    HB_CHECK(!unlink(stale[i]) || errno == ENOENT, HB_EIO, stale[i], "cannot remove it to start over: %s",
+             strerror(errno));
   return 0;
 }
 
 int hb_output_create(hb_engine *e) {
-  int rc = 0;
-  if (e->ofile < 0) { /* a resumed run has its .partial open already */
-    rc = hb_hspy_create(e->partial, e->comm, e->job->mpiio_info, &e->ofile);
-    HB_CALL(hb_agree(e->comm, rc));
-    e->partial_ours = 1;
-  }
+  int rc = e->rank == 0 ? clear_the_way(e) : 0;
+  HB_CALL(hb_agree(e->comm, rc));
+  /* exclusive: a link planted at the name fails the create, never followed */
+  rc = hb_hspy_create(e->partial, e->comm, e->job->mpiio_info, &e->ofile);
+  HB_CALL(hb_agree(e->comm, rc));
+  e->partial_ours = 1;
+  /* every rank syncs what it wrote before a checkpoint (checkpoint.c) */
+  struct stat st;
+  e->store_fd = open(e->partial, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (e->store_fd < 0 || fstat(e->store_fd, &st))
+    rc = HB_FAIL(HB_EIO, e->partial, "cannot open it to sync: %s", strerror(errno));
+  else
+    e->store_dev = (long long)st.st_dev, e->store_ino = (long long)st.st_ino;
+  HB_CALL(hb_agree(e->comm, rc));
+  long long id[2] = {e->store_dev, e->store_ino};
+  HB_MPI(MPI_Bcast(id, 2, MPI_LONG_LONG, 0, e->comm)); /* rank 0's view names it in the checkpoint */
+  e->store_dev = id[0], e->store_ino = id[1];
   const hb_input *in = &e->in;
   char *tmp = strdup(in->path);
   const char *base = tmp ? basename(tmp) : in->path;
@@ -165,7 +276,7 @@ int hb_output_create(hb_engine *e) {
     hb_signal_desc desc = {r->o->name, r->o->name, base, "", r->o->quantity, r->o->dtype, nd, shape,
                            nav ? chunk : NULL, axes, e->job->gzip};
     if (r->o->kind == HB_OUT_GLOBAL) global_desc(e, r->o, &desc, chunk);
-    rc = e->job->resume ? reopen_result(e, r) : hb_hspy_signal_create(e->ofile, &desc, &r->group, &r->dset);
+    rc = hb_hspy_signal_create(e->ofile, &desc, &r->group, &r->dset);
   }
   free(tmp);
   return hb_agree(e->comm, rc);
@@ -176,7 +287,7 @@ int hb_output_write_signal(hb_engine *e, void *root) {
   hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
   H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE);
   int rc = 0;
-  for (int i = 0; i < e->nres && !rc; i++) {
+  for (int i = 0; i < e->nres; i++) {
     hb_result *r = &e->res[i];
     if (r->o->kind != HB_OUT_SIGNAL) continue;
     hid_t fs = H5Dget_space(r->dset), ms = H5Scopy(fs);
@@ -236,7 +347,7 @@ hid_t hb_global_group(hb_global *g, const hb_kernel *k, int iout) {
 
 /* Identical on every rank, as parallel HDF5 requires for metadata. */
 static int write_provenance(hb_engine *e, hid_t group, const hb_stat3 *sec, const double *bytes, double wall,
-                            const char *slurm) {
+                            const char *slurm, int streamed) {
   hid_t g = hb_h5_group(group, "original_metadata/hyperbatch");
   HB_CHECK(g >= 0, HB_EIO, e->partial, "cannot create original_metadata/hyperbatch");
   const hb_input *in = &e->in;
@@ -250,6 +361,9 @@ static int write_provenance(hb_engine *e, hid_t group, const hb_stat3 *sec, cons
   rc |= hb_h5_attr_str(g, "job_file", e->job->path);
   rc |= hb_h5_str_list(g, "sets", e->job->sets, e->job->nsets);
   rc |= hb_h5_attr_str(g, "version", PROJECT_VERSION);
+  char id[32];
+  hb_ckpt_identity(e, id, sizeof id);
+  rc |= hb_h5_attr_str(g, "job_identity", id); /* --resume recognises a finished output by it */
   rc |= hb_h5_attr_str(g, "git_revision", HB_GIT_REVISION);
   char *abs = realpath(in->path, NULL);
   rc |= hb_h5_attr_str(g, "input_file", abs ? abs : in->path);
@@ -262,8 +376,6 @@ static int write_provenance(hb_engine *e, hid_t group, const hb_stat3 *sec, cons
   rc |= hb_h5_attr_f64(g, "wall_time_s", wall);
   rc |= hb_h5_attr_i64(g, "bytes_read", (long long)bytes[HB_PH_READ]);
   rc |= hb_h5_attr_str(g, "slurm_job_id", slurm);
-  int streamed = e->stream; /* how the single pass read: chunk stream or whole blocks (engine.c) */
-  HB_MPI(MPI_Allreduce(MPI_IN_PLACE, &streamed, 1, MPI_INT, MPI_SUM, e->comm));
   rc |= hb_h5_attr_i64(g, "streamed_ranks", streamed);
   rc |= hb_h5_attr_i64(g, "blocks_moved", (long long)e->work.moved); /* by rebalancing; the same on every rank */
   for (int p = 0; p < HB_PH_COUNT && !rc; p++) {
@@ -293,7 +405,7 @@ static int close_all(hb_engine *e) {
   }
   if (e->ofile >= 0) bad |= H5Fclose(e->ofile) < 0;
   e->ofile = -1;
-  HB_CHECK(!bad, HB_EIO, e->partial, "cannot close the output (disk full?) (%s)", hb_h5_error_text());
+  HB_CHECK(!bad, HB_EIO, e->partial, "cannot close the output (%s)", hb_io_error_text());
   return 0;
 }
 
@@ -369,19 +481,27 @@ static int write_preview(hb_engine *e, hid_t file, const hb_result *r, const cha
   return rc;
 }
 
-static int previews_and_rename(hb_engine *e) {
-  if (e->job->previews) {
-    hid_t f = H5Fopen(e->partial, H5F_ACC_RDONLY, H5P_DEFAULT);
-    HB_H5(f, e->partial, "cannot reopen the output for previews");
-    int rc = 0;
-    for (int i = 0; i < e->nres && !rc; i++) {
-      char png[PATH_MAX + 256];
-      hb_preview_path(e, e->res[i].o->name, png, sizeof png);
-      if (wants_preview(e, &e->res[i])) rc = write_preview(e, f, &e->res[i], png);
-    }
-    H5Fclose(f);
-    HB_CALL(rc);
+/* Rank 0: every preview under a temporary name (created exclusively, so a
+ * link planted there is never followed), read from the closed .partial. */
+static int write_previews(hb_engine *e) {
+  hid_t f = H5Fopen(e->partial, H5F_ACC_RDONLY, H5P_DEFAULT);
+  HB_H5(f, e->partial, "cannot reopen the output for previews");
+  int rc = 0;
+  for (int i = 0; i < e->nres && !rc; i++) {
+    char png[PATH_MAX + 256], tmp[PATH_MAX + 300];
+    hb_preview_path(e, e->res[i].o->name, png, sizeof png);
+    snprintf(tmp, sizeof tmp, "%s.tmp", png);
+    if (!wants_preview(e, &e->res[i])) continue;
+    if (unlink(tmp) && errno != ENOENT) rc = HB_FAIL(HB_EIO, tmp, "cannot remove a stale file: %s", strerror(errno));
+    if (!rc) rc = write_preview(e, f, &e->res[i], tmp);
   }
+  H5Fclose(f);
+  return rc;
+}
+
+/* Rank 0: the output, then its previews, take their names.  A rename
+ * replaces a link at the name itself, never the file it points to. */
+static int publish(hb_engine *e) {
   const char *out = e->job->output_file;
   if (e->job->overwrite) {
     HB_CHECK(!rename(e->partial, out), HB_EIO, out, "cannot rename %s: %s", e->partial, strerror(errno));
@@ -389,6 +509,20 @@ static int previews_and_rename(hb_engine *e) {
     HB_CHECK(errno != EEXIST, HB_EINVALID, out, "the output appeared while the job ran; it was left untouched");
     HB_RAISE(HB_EIO, out, "cannot rename %s: %s", e->partial, strerror(errno));
   }
+  e->partial_ours = 0;
+  for (int i = 0; i < e->nres && e->job->previews; i++) {
+    char png[PATH_MAX + 256], tmp[PATH_MAX + 300];
+    hb_preview_path(e, e->res[i].o->name, png, sizeof png);
+    snprintf(tmp, sizeof tmp, "%s.tmp", png);
+    if (wants_preview(e, &e->res[i]))
+      HB_CHECK(!rename(tmp, png), HB_EIO, png, "cannot rename %s: %s", tmp, strerror(errno));
+  }
+  HB_CHECK(!hb_sync_dir_of(out), HB_EIO, out, "cannot sync the output's folder: %s", strerror(errno));
+  /* only now is the checkpoint not needed: a kill before this line leaves
+   * it, and --resume then finds the output finished (checkpoint.c) */
+  unlink(e->record);
+  unlink(e->record_tmp);
+  unlink(e->old_store);
   return 0;
 }
 
@@ -413,27 +547,36 @@ int hb_output_finish(hb_engine *e) {
   double t0 = hb_now();
   hb_stat3 sec[HB_PH_COUNT];
   double bytes[HB_PH_COUNT];
-  HB_CHECK(!hb_timers_summary(e->comm, &e->tm, sec, bytes), HB_EINTERNAL, "timing", "out of memory");
+  HB_CALL(hb_timers_summary(e->comm, &e->tm, sec, bytes));
   double wall = hb_now() - e->t_start;
   HB_MPI(MPI_Bcast(&wall, 1, MPI_DOUBLE, 0, e->comm));
   char slurm[64] = "";
   const char *sj = getenv("SLURM_JOB_ID");
   if (e->rank == 0 && sj) snprintf(slurm, sizeof slurm, "%s", sj);
   HB_MPI(MPI_Bcast(slurm, sizeof slurm, MPI_CHAR, 0, e->comm));
+  int streamed = e->stream; /* how the single pass read: chunk stream or whole blocks (engine.c) */
+  HB_MPI(MPI_Allreduce(MPI_IN_PLACE, &streamed, 1, MPI_INT, MPI_SUM, e->comm));
   /* The provenance is the same for every result: written once, then
    * hard-linked into the others (one HDF5 object, found under every result;
    * ten copies cost ten times the attributes to create and flush). */
-  int rc = e->nres ? write_provenance(e, e->res[0].group, sec, bytes, wall, slurm) : 0;
+  int rc = e->nres ? write_provenance(e, e->res[0].group, sec, bytes, wall, slurm, streamed) : 0;
   for (int i = 1; i < e->nres && !rc; i++)
     if (H5Lcreate_hard(e->res[0].group, "original_metadata/hyperbatch", e->res[i].group,
                        "original_metadata/hyperbatch", H5P_DEFAULT, H5P_DEFAULT) < 0)
-      rc = hb_error_raise(HB_EIO, __FILE__, __LINE__, e->partial, "cannot link the provenance into '%s' (%s)",
-                          e->res[i].o->name, hb_h5_error_text());
+      rc = HB_FAIL(HB_EIO, e->partial, "cannot link the provenance into '%s' (%s)", e->res[i].o->name,
+                   hb_h5_error_text());
   HB_CALL(hb_agree(e->comm, rc));
-  HB_CALL(hb_agree(e->comm, hb_ckpt_remove(e)));
   HB_CALL(hb_agree(e->comm, close_all(e)));
-  rc = e->rank == 0 ? previews_and_rename(e) : 0;
+  /* on disk before it takes the output's name (and the checkpoint goes) */
+  if (hb_fault("output_sync") || fsync(e->store_fd))
+    rc = HB_FAIL(HB_EIO, e->partial, "cannot sync the output: %s", strerror(errno));
+  close(e->store_fd);
+  e->store_fd = -1;
   HB_CALL(hb_agree(e->comm, rc));
+  rc = e->rank == 0 && e->job->previews ? write_previews(e) : 0;
+  if (!rc && e->rank == 0) rc = publish(e);
+  HB_CALL(hb_agree(e->comm, rc));
+  hb_output_unlock(e);
   e->tm.seconds[HB_PH_WRITE] += hb_now() - t0;
   if (e->job->profile)
     HB_CALL(hb_profile_write(e->comm, e->job->profile, &e->tm,
@@ -443,13 +586,25 @@ int hb_output_finish(hb_engine *e) {
   return 0;
 }
 
+/* Collective, after an agreed failure.  A committed checkpoint (with the
+ * .partial, or the .partial.old, it describes) is what --resume continues
+ * from: kept.  Anything else this run made is removed. */
 void hb_output_abort(hb_engine *e) {
-  H5E_BEGIN_TRY {
-    if (e->ckpt >= 0) H5Gclose(e->ckpt);
-    e->ckpt = -1;
-    close_all(e);
-  }
+  /* HDF5 1.10 cannot close a file whose last flush failed (a full disk),
+   * and then crashes at shutdown: an uncommitted .partial is emptied first,
+   * which gives its flush room */
+  int ours = e->rank == 0 && e->lock_fd >= 0; /* never touch another run's files */
+  if (ours && e->partial_ours && !e->committed && e->ofile >= 0) (void)!truncate(e->partial, 0);
+  int unclosable = 0;
+  H5E_BEGIN_TRY { unclosable = close_all(e) != 0; }
   H5E_END_TRY;
-  /* a saved checkpoint is what --resume continues from: keep it */
-  if (e->rank == 0 && e->partial_ours && !e->ckpt_saved) unlink(e->partial);
+  if (e->store_fd >= 0) close(e->store_fd);
+  e->store_fd = -1;
+  if (ours) {
+    if (e->partial_ours && !e->committed) unlink(e->partial);
+    unlink(e->record_tmp);
+  }
+  hb_output_unlock(e);
+  MPI_Allreduce(MPI_IN_PLACE, &unclosable, 1, MPI_INT, MPI_MAX, e->comm);
+  if (unclosable) hb_error_mark_unclean(); /* main() then exits without HDF5's shutdown */
 }

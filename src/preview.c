@@ -7,6 +7,8 @@
 #include "hb_error.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <math.h>
 #include <png.h>
 #include <setjmp.h>
@@ -37,7 +39,11 @@ static void on_png_warning(png_structp png, png_const_charp msg) {
 
 /* Write h rows of w pixels, 1 (grey) or 3 (RGB) bytes each, 8 bits deep. */
 static int write_png(const char *path, const unsigned char *pix, size_t w, size_t h, int channels) {
-  FILE *fp = fopen(path, "wb");
+  /* a link planted at the name is never followed (the engine writes each
+   * preview under a fresh temporary name and renames it into place) */
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+  FILE *fp = fd < 0 ? NULL : fdopen(fd, "wb");
+  if (!fp && fd >= 0) close(fd);
   HB_CHECK(fp, HB_EIO, path, "cannot write preview: %s", strerror(errno));
   /* A failed write leaves no half-written PNG behind, but never unlink what is
    * not a regular file (say /dev/null or a FIFO). */

@@ -575,6 +575,8 @@ int hb_synth(const hb_synth_opts *o) {
   synth s;
   int rc = synth_init(&s, o, &r);
   hid_t file = -1;
+  if (!rc && unlink(partial) && errno != ENOENT)
+    rc = HB_FAIL(HB_EIO, partial, "cannot remove a stale file: %s", strerror(errno));
   if (!rc) rc = hb_hspy_create(partial, MPI_COMM_NULL, MPI_INFO_NULL, &file);
   if (!rc) rc = write_file(&s, file, o->out);
   if (rc && file >= 0) discard(partial);

@@ -12,6 +12,7 @@
 #include "decomposition_priv.h"
 #include "hb_detector.h"
 #include "hb_error.h"
+#include "hb_files.h"
 
 void openblas_set_num_threads(int);
 
@@ -237,12 +238,8 @@ static int read_params(const hb_node *spec, const hb_input *in, dec_params *p) {
   HB_CHECK(!fn || p->init == INIT_CUSTOM, HB_EINVALID, hb_node_where(fn, 1), "init_file needs init: custom");
   if (p->init == INIT_CUSTOM) {
     HB_CHECK(fn, HB_EINVALID, hb_node_where(hb_node_child(spec, "init"), 0), "init: custom needs init_file");
-    /* resolve like every job path: against the job file's folder */
-    const char *src = fn->src, *slash = strrchr(src, '/');
-    if (fn->text[0] == '/' || !slash || !strncmp(src, "--set", 5))
-      snprintf(p->init_file, sizeof p->init_file, "%s", fn->text);
-    else
-      snprintf(p->init_file, sizeof p->init_file, "%.*s/%s", (int)(slash - src), src, fn->text);
+    hb_file_resolve(fn, fn->text, p->init_file, sizeof p->init_file);
+    HB_CALL(hb_file_check_read(p->init_file, hb_node_where(fn, 0)));
     p->init_node = fn;
     HB_CALL(check_init_file(p, in));
   }

@@ -14,6 +14,7 @@
 #include "decomposition_priv.h"
 #include "hb_detector.h"
 #include "hb_error.h"
+#include "hb_files.h"
 
 static herr_t find_signal(hid_t g, const char *name, const H5L_info_t *info, void *arg) {
   (void)info;
@@ -38,9 +39,8 @@ static int path_to_map(const hb_node *n, char *file, char *dset, size_t cap) {
   }
   /* relative to the job file, as hb_detector_plan resolves `file` */
   char path[4096];
-  const char *slash = strrchr(n->src, '/');
-  if (file[0] == '/' || !slash || !strncmp(n->src, "--set", 5)) snprintf(path, sizeof path, "%s", file);
-  else snprintf(path, sizeof path, "%.*s/%s", (int)(slash - n->src), n->src, file);
+  hb_file_resolve(n, file, path, sizeof path);
+  HB_CALL(hb_file_check_read(path, hb_node_where(n, 0)));
   hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
   HB_CHECK(f >= 0, HB_EINVALID, hb_node_where(n, 0), "cannot open mask file '%s' as HDF5", file);
   char found[1024] = ""; /* find_signal writes up to 1024 */

@@ -17,6 +17,7 @@
 
 #include "hb_detector.h"
 #include "hb_error.h"
+#include "hb_files.h"
 #include "hb_kernel.h"
 #ifdef __SSE2__
 #include <emmintrin.h>
@@ -196,9 +197,8 @@ static int read_mask(const geom *g, detector *d, size_t cap) {
   HB_CALL(hb_node_string(dn, &dset));
   /* k->spec's source is the job file: resolve like every other job path */
   char path[4096];
-  const char *src = fn->src, *slash = strrchr(src, '/');
-  if (file[0] == '/' || !slash || !strncmp(src, "--set", 5)) snprintf(path, sizeof path, "%s", file);
-  else snprintf(path, sizeof path, "%.*s/%s", (int)(slash - src), src, file);
+  hb_file_resolve(fn, file, path, sizeof path);
+  HB_CALL(hb_file_check_read(path, hb_node_where(fn, 0)));
   hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
   HB_CHECK(f >= 0, HB_EINVALID, hb_node_where(fn, 0), "cannot open mask file '%s' as HDF5", file);
   hid_t ds = H5Lexists(f, dset, H5P_DEFAULT) > 0 ? H5Dopen2(f, dset, H5P_DEFAULT) : -1;

@@ -334,22 +334,31 @@ static void test_errors(void) {
   unsigned x = 12345;
   for (int i = 0; i < NZ * NZ; i++) x = x * 1103515245u + 12345u, noise[i] = (x >> 16) & 0xff;
 
-  /* A full device: fopen succeeds, the writes fail.  The device is reached
-   * through a symlink, so that even a preview.c that wrongly "cleans up" a
-   * non-regular file can only unlink the link. */
+  /* A link at the name is never followed: the write fails (ELOOP) and what
+   * the link points to is untouched.  The target is a full device, so that a
+   * preview.c that followed it would fail with ENOSPC instead. */
   if (access("/dev/full", W_OK) == 0 && symlink("/dev/full", path("full.png")) == 0) {
     hb_error_clear();
-    CHECK(hb_preview_image(path("full.png"), noise, NZ, NZ) == HB_EIO, "noise to /dev/full");
+    CHECK(hb_preview_image(path("full.png"), noise, NZ, NZ) == HB_EIO, "noise through a link");
+    CHECK(strstr(hb_error_what(), "symbolic links"), "noise through a link: '%s'", hb_error_what());
+    struct stat st;
+    CHECK(lstat(path("full.png"), &st) == 0 && S_ISLNK(st.st_mode), "the link was removed");
+  }
+
+  /* A full device: the open succeeds, the writes fail. */
+  if (access("/dev/full", W_OK) == 0) {
+    hb_error_clear();
+    CHECK(hb_preview_image("/dev/full", noise, NZ, NZ) == HB_EIO, "noise to /dev/full");
     CHECK(strstr(hb_error_what(), "No space"), "noise to /dev/full: '%s'", hb_error_what());
     hb_error_clear();
     double one = 1; /* a ~100-byte PNG: fails at fclose */
-    CHECK(hb_preview_image(path("full.png"), &one, 1, 1) == HB_EIO, "1x1 to /dev/full");
+    CHECK(hb_preview_image("/dev/full", &one, 1, 1) == HB_EIO, "1x1 to /dev/full");
     CHECK(strstr(hb_error_what(), "No space"), "1x1 to /dev/full: '%s'", hb_error_what());
     hb_error_clear();
-    CHECK(hb_preview_line(path("full.png"), d, 4) == HB_EIO, "line to /dev/full");
-    CHECK(!strcmp(hb_error_where(), path("full.png")), "where is '%s'", hb_error_where());
+    CHECK(hb_preview_line("/dev/full", d, 4) == HB_EIO, "line to /dev/full");
+    CHECK(!strcmp(hb_error_where(), "/dev/full"), "where is '%s'", hb_error_where());
     struct stat st;
-    CHECK(lstat(path("full.png"), &st) == 0, "a non-regular output file was removed");
+    CHECK(stat("/dev/full", &st) == 0 && S_ISCHR(st.st_mode), "a non-regular output file was removed");
   }
 
   /* A regular file that cannot grow past 1000 bytes: the noise PNG fails
