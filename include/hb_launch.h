@@ -8,4 +8,13 @@
  * sockets it changed. */
 int hb_launch_sockets_nodelay(void);
 
+/* Settings for the MPI library that must be in place before MPI_Init (they
+ * then hold under mpirun, srun and a direct launch alike): with Open MPI,
+ * OMPI_MCA_sharedfp=HB_SHAREDFP_DEFAULT unless the variable is set already,
+ * so that opening a file never selects the lockedfile or individual
+ * shared-file-pointer component (see launch.c for why).  Returns 1 if it set
+ * something. */
+#define HB_SHAREDFP_DEFAULT "^lockedfile,individual"
+int hb_launch_mpi_settings(void);
+
 #endif

@@ -7,8 +7,10 @@
  * changes when segments leave, never what arrives, so it is safe on any
  * stream socket; the MPI library's own TCP transport already sets it. */
 #include "hb_launch.h"
+#include "hb_settings.h"
 
 #include <dirent.h>
+#include <mpi.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -24,8 +26,7 @@ static int is_tcp(int fd) {
 }
 
 int hb_launch_sockets_nodelay(void) {
-  const char *knob = getenv("HB_MPI_NODELAY");
-  if (knob && !strcmp(knob, "0")) return 0;
+  if (!hb_settings_get()->mpi_nodelay) return 0;
   DIR *fds = opendir("/proc/self/fd");
   if (!fds) return 0;
   int changed = 0;
@@ -38,4 +39,29 @@ int hb_launch_sockets_nodelay(void) {
   }
   closedir(fds);
   return changed;
+}
+
+/* Open MPI 4.1's OMPIO, at every MPI_File_open, asks each shared-file-pointer
+ * ("sharedfp") component whether it can serve the file and opens the best
+ * one, although hyperbatch (and HDF5) never use a shared file pointer:
+ *  - lockedfile's query writes "<file>.locktest.<rank>" into a 256-byte
+ *    stack buffer (sharedfp_lockedfile.c, mca_sharedfp_lockedfile_component_
+ *    file_query): a path of 245 characters or more (an output path of 237,
+ *    with ".partial") aborts with "buffer overflow detected".  Every 4.1
+ *    release has it; fixed in 5.0.10 (open-mpi/ompi#13565, PR #13571).
+ *  - when the ranks span hosts, sm declines and lockedfile wins: it creates
+ *    "<file>-<jobid>-<pid>.lock" next to the input and the output, left behind
+ *    by a killed run; individual (the next choice for files opened for
+ *    writing) creates "<file>.data.<rank>" and "<file>.metadata.<rank>".
+ * Excluding both leaves sm, which keeps all its files in Open MPI's session
+ * folder and is what a one-host run selects anyway.  sm must stay: with no
+ * sharedfp component at all, OMPIO fails every open (io_base_file_select.c,
+ * after mca_sharedfp_base_find_available).  A value the user set (in the
+ * environment or with mpirun --mca, which arrives as the same variable) is
+ * kept. */
+int hb_launch_mpi_settings(void) {
+#ifdef OPEN_MPI
+  if (!getenv("OMPI_MCA_sharedfp")) return setenv("OMPI_MCA_sharedfp", HB_SHAREDFP_DEFAULT, 0) == 0;
+#endif
+  return 0;
 }

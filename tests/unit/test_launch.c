@@ -1,11 +1,15 @@
 /* hb_launch_sockets_nodelay: Nagle off on TCP connections, nothing else
  * touched, and HB_MPI_NODELAY=0 leaves everything as it was.
+ * hb_launch_mpi_settings: Open MPI's lockedfile and individual sharedfp
+ * components are excluded, unless OMPI_MCA_sharedfp is set already.
  *
  * Plain C, no MPI: a loopback TCP connection stands in for the PMIx one. */
 #include "hb_launch.h"
+#include "hb_settings.h"
 #include "testutil.h"
 
 #include <arpa/inet.h>
+#include <mpi.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -42,11 +46,13 @@ int main(void) {
   CHECK_INT(nodelay(tcp[0]), 0); /* Nagle is on by default: what the launcher leaves */
 
   setenv("HB_MPI_NODELAY", "0", 1);
+  hb_settings_reset();
   CHECK_INT(hb_launch_sockets_nodelay(), 0);
   CHECK_INT(nodelay(tcp[0]), 0);
   CHECK_INT(nodelay(tcp[1]), 0);
 
   unsetenv("HB_MPI_NODELAY");
+  hb_settings_reset();
   int changed = hb_launch_sockets_nodelay(); /* at least these two; an inherited one would add */
   CHECK(changed >= 2, "changed %d sockets", changed);
   CHECK_INT(nodelay(tcp[0]), 1);
@@ -57,5 +63,17 @@ int main(void) {
   /* the connection still carries data */
   char out[] = "ping", in[8] = {0};
   CHECK(write(tcp[0], out, 4) == 4 && read(tcp[1], in, sizeof in) == 4 && !strcmp(in, "ping"), "no data");
+
+#ifdef OPEN_MPI
+  unsetenv("OMPI_MCA_sharedfp");
+  CHECK_INT(hb_launch_mpi_settings(), 1);
+  CHECK_STR(getenv("OMPI_MCA_sharedfp"), "^lockedfile,individual");
+  setenv("OMPI_MCA_sharedfp", "lockedfile", 1); /* the user's choice (or mpirun --mca sharedfp) stays */
+  CHECK_INT(hb_launch_mpi_settings(), 0);
+  CHECK_STR(getenv("OMPI_MCA_sharedfp"), "lockedfile");
+  setenv("OMPI_MCA_sharedfp", "", 1); /* empty: Open MPI's default, all components; also the user's */
+  CHECK_INT(hb_launch_mpi_settings(), 0);
+  CHECK_STR(getenv("OMPI_MCA_sharedfp"), "");
+#endif
   return TEST_DONE("test_launch");
 }
