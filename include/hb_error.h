@@ -78,16 +78,16 @@ const char *hb_io_error_text(void);
     }                                                                     \
   } while (0)
 
+/* MPI calls return their errors (main sets MPI_ERRORS_RETURN).  A failed
+ * MPI call cannot be agreed on, since agreeing is itself communication and
+ * the other ranks may be waiting in the call that failed here: the rank
+ * that sees it prints it and aborts the whole job, so that none waits. */
 #define HB_MPI(expr)                                                      \
   do {                                                                    \
     int hb_mrc_ = (expr);                                                 \
-    if (hb_mrc_ != MPI_SUCCESS) {                                         \
-      char hb_mmsg_[MPI_MAX_ERROR_STRING];                                \
-      int hb_mlen_ = 0;                                                   \
-      MPI_Error_string(hb_mrc_, hb_mmsg_, &hb_mlen_);                     \
-      HB_RAISE(HB_EINTERNAL, "MPI", "%s: %s", #expr, hb_mmsg_);           \
-    }                                                                     \
+    if (hb_mrc_ != MPI_SUCCESS) hb_mpi_abort(hb_mrc_, #expr, __FILE__, __LINE__); \
   } while (0)
+void hb_mpi_abort(int mpi_code, const char *call, const char *file, int line) __attribute__((noreturn));
 
 #define HB_ALLOC(ptr, count)                                                   \
   do {                                                                         \

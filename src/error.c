@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define TRACE_MAX 16
 
@@ -18,6 +19,7 @@ static struct {
   char trace[TRACE_MAX][96];
   int ntrace;
   int reporter;
+  int raised; /* the error was raised here (not only learnt from hb_agree) */
 } err;
 
 int hb_error_raise(int code, const char *file, int line, const char *where, const char *fmt, ...) {
@@ -30,6 +32,7 @@ int hb_error_raise(int code, const char *file, int line, const char *where, cons
   va_end(ap);
   err.ntrace = 0;
   err.reporter = 1;
+  err.raised = 1;
   return hb_error_trace(code, file, line);
 }
 
@@ -68,17 +71,31 @@ void hb_error_print(void) {
   fflush(stderr);
 }
 
+void hb_mpi_abort(int mpi_code, const char *call, const char *file, int line) {
+  char msg[MPI_MAX_ERROR_STRING] = "";
+  int len = 0;
+  MPI_Error_string(mpi_code, msg, &len);
+  hb_error_clear(); /* this is the error to report, whatever came before */
+  hb_error_raise(HB_EINTERNAL, file, line, "MPI", "%s failed: %s; stopping every rank", call, msg);
+  hb_error_print();
+  MPI_Abort(MPI_COMM_WORLD, HB_EINTERNAL);
+  _exit(HB_EINTERNAL); /* MPI_Abort does not return; if it did, no rank may wait for this one */
+}
+
 int hb_agree(MPI_Comm comm, int rc) {
   int rank, size;
   MPI_Comm_rank(comm, &rank);
   MPI_Comm_size(comm, &size);
-  int mine = rc ? rank : size, first = size;
-  if (MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm) != MPI_SUCCESS)
-    return rc ? rc : HB_FAIL(HB_EINTERNAL, "MPI", "the ranks cannot reach each other to agree");
-  if (first == size) return 0;
-  int code = rc;
-  if (MPI_Bcast(&code, 1, MPI_INT, first, comm) != MPI_SUCCESS && !code) code = HB_EINTERNAL;
-  err.reporter = (rank == first);
+  /* The reporter is the lowest rank that raised an error itself; a rank
+   * that only learnt of it at an earlier agreement comes after them all, so
+   * that a later agreement does not hand the report to a rank with nothing
+   * to say. */
+  int mine = !rc ? 2 * size : err.raised ? rank : size + rank, first = 2 * size;
+  HB_MPI(MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm));
+  if (first == 2 * size) return 0;
+  int from = first % size, code = rc;
+  HB_MPI(MPI_Bcast(&code, 1, MPI_INT, from, comm));
+  err.reporter = (rank == from);
   if (!err.code) err.code = code;
   return code;
 }

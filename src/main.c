@@ -103,6 +103,8 @@ static int dispatch(int argc, char **argv, int rank) {
 }
 
 int main(int argc, char **argv) {
+  /* first: a stop request that comes while MPI starts is kept, not fatal */
+  if (argc > 1 && !strcmp(argv[1], "run")) hb_ckpt_install_signals();
   hb_launch_mpi_settings(); /* no lockedfile/individual sharedfp: long names, stray .lock files */
   MPI_Init(&argc, &argv);
   /* errors come back to HB_MPI instead of aborting the job */

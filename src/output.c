@@ -248,7 +248,7 @@ int hb_output_create(hb_engine *e) {
   e->partial_ours = 1;
   /* every rank syncs what it wrote before a checkpoint (checkpoint.c) */
   struct stat st;
-  e->store_fd = open(e->partial, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  e->store_fd = hb_fault("store_open") ? -1 : open(e->partial, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   if (e->store_fd < 0 || fstat(e->store_fd, &st))
     rc = HB_FAIL(HB_EIO, e->partial, "cannot open it to sync: %s", strerror(errno));
   else
@@ -292,7 +292,9 @@ int hb_output_write_signal(hb_engine *e, void *root) {
     if (r->o->kind != HB_OUT_SIGNAL) continue;
     hid_t fs = H5Dget_space(r->dset), ms = H5Scopy(fs);
     if (!root) H5Sselect_none(fs), H5Sselect_none(ms);
-    if (H5Dwrite(r->dset, hb_dtype_h5(r->o->dtype), ms, fs, dxpl, root ? (char *)root + r->offset : NULL) < 0)
+    /* a failed rank has taken part all the same */
+    if (H5Dwrite(r->dset, hb_dtype_h5(r->o->dtype), ms, fs, dxpl, root ? (char *)root + r->offset : NULL) < 0 ||
+        hb_fault("signal_write"))
       rc = hb_error_raise(HB_EIO, __FILE__, __LINE__, e->partial, "cannot write result '%s' (%s)", r->o->name,
                           hb_h5_error_text());
     H5Sclose(ms);

@@ -1,6 +1,9 @@
 /* HB_* settings: read on rank 0, broadcast (hb_settings.h). */
 #include "hb_settings.h"
 
+#include "hb_error.h"
+
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,7 +53,8 @@ int hb_settings_share(MPI_Comm comm) {
   if (my_rank == 0) read_env(&settings);
   loaded = 1;
   /* plain bytes: the struct holds no pointers */
-  return MPI_Bcast(&settings, sizeof settings, MPI_BYTE, 0, comm) != MPI_SUCCESS;
+  HB_MPI(MPI_Bcast(&settings, sizeof settings, MPI_BYTE, 0, comm));
+  return 0;
 }
 
 const hb_settings *hb_settings_get(void) {
@@ -62,5 +66,7 @@ void hb_settings_reset(void) { loaded = 0; }
 
 int hb_fault(const char *site) {
   const hb_settings *s = hb_settings_get();
-  return s->fault_fail[0] && !strcmp(s->fault_fail, site) && (s->fault_fail_rank < 0 || s->fault_fail_rank == my_rank);
+  int hit = s->fault_fail[0] && !strcmp(s->fault_fail, site) && (s->fault_fail_rank < 0 || s->fault_fail_rank == my_rank);
+  if (hit) errno = EIO; /* what a failed system call would leave */
+  return hit;
 }
