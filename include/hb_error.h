@@ -82,9 +82,9 @@ const char *hb_io_error_text(void);
  * MPI call cannot be agreed on, since agreeing is itself communication and
  * the other ranks may be waiting in the call that failed here: the rank
  * that sees it prints it and aborts the whole job, so that none waits. */
-#define HB_MPI(expr)                                                      \
-  do {                                                                    \
-    int hb_mrc_ = (expr);                                                 \
+#define HB_MPI(expr)                                                              \
+  do {                                                                            \
+    int hb_mrc_ = (expr);                                                         \
     if (hb_mrc_ != MPI_SUCCESS) hb_mpi_abort(hb_mrc_, #expr, __FILE__, __LINE__); \
   } while (0)
 void hb_mpi_abort(int mpi_code, const char *call, const char *file, int line) __attribute__((noreturn));

@@ -12,22 +12,22 @@
 #include <mpi.h>
 
 typedef struct {
-  double checkpoint_seconds;  /* HB_CHECKPOINT_SECONDS: between checkpoints (default 30) */
-  double result_chunk_bytes;  /* HB_RESULT_CHUNK_BYTES: navigation result chunks (default 16384) */
-  int write_hdf5;             /* HB_WRITE=hdf5: HDF5's collective writes, not whole-chunk ones */
-  int read_hdf5;              /* HB_READ=hdf5: HDF5's reads, not raw chunk reads */
-  int read_block;             /* HB_READ=block: whole blocks, never chunk streams */
-  int overlap;                /* HB_OVERLAP set: a worker thread even on one CPU */
-  int trace;                  /* HB_TRACE set and not 0: print the error trace */
-  int mpi_nodelay;            /* HB_MPI_NODELAY (default 1): TCP_NODELAY on the launcher's sockets */
+  double checkpoint_seconds; /* HB_CHECKPOINT_SECONDS: between checkpoints (default 30) */
+  double result_chunk_bytes; /* HB_RESULT_CHUNK_BYTES: navigation result chunks (default 16384) */
+  int write_hdf5;            /* HB_WRITE=hdf5: HDF5's collective writes, not whole-chunk ones */
+  int read_hdf5;             /* HB_READ=hdf5: HDF5's reads, not raw chunk reads */
+  int read_block;            /* HB_READ=block: whole blocks, never chunk streams */
+  int overlap;               /* HB_OVERLAP set: a worker thread even on one CPU */
+  int trace;                 /* HB_TRACE set and not 0: print the error trace */
+  int mpi_nodelay;           /* HB_MPI_NODELAY (default 1): TCP_NODELAY on the launcher's sockets */
   /* fault injection for the tests (docs/checkpoint.md); -1: unset */
-  long fault_signal_after;    /* HB_FAULT_SIGNAL_AFTER=N */
-  long fault_kill_after;      /* HB_FAULT_KILL_AFTER=N */
-  long fault_round_delay_ms;  /* HB_FAULT_ROUND_DELAY_MS=MS */
-  int fault_slow_rank;        /* HB_FAULT_SLOW_RANK=R:MS */
+  long fault_signal_after;   /* HB_FAULT_SIGNAL_AFTER=N */
+  long fault_kill_after;     /* HB_FAULT_KILL_AFTER=N */
+  long fault_round_delay_ms; /* HB_FAULT_ROUND_DELAY_MS=MS */
+  int fault_slow_rank;       /* HB_FAULT_SLOW_RANK=R:MS */
   long fault_slow_ms;
-  char fault_fail[64];        /* HB_FAULT_FAIL=SITE[@RANK]: hb_fault(SITE) fails there */
-  int fault_fail_rank;        /* -1: every rank */
+  char fault_fail[64]; /* HB_FAULT_FAIL=SITE[@RANK]: hb_fault(SITE) fails there */
+  int fault_fail_rank; /* -1: every rank */
 } hb_settings;
 
 /* Collective: rank 0 reads the environment, every rank gets its values. */

@@ -102,8 +102,8 @@ int hb_sync_dir_of(const char *path) {
 /* Collective: create dataset `name` of rows × cols (cols 0: 1-D; at least
  * one row, the `rows` attribute says how many are real), then this rank
  * writes its `count` rows at `first`, independently. */
-static int put(const hb_engine *e, hid_t f, const char *name, hid_t type, hsize_t rows, hsize_t cols,
-               hsize_t first, hsize_t count, const void *buf, int rc) {
+static int put(const hb_engine *e, hid_t f, const char *name, hid_t type, hsize_t rows, hsize_t cols, hsize_t first,
+               hsize_t count, const void *buf, int rc) {
   hsize_t dims[2] = {rows ? rows : 1, cols}, start[2] = {first, 0}, mine[2] = {count, cols};
   hid_t sp = H5Screate_simple(cols ? 2 : 1, dims, NULL);
   hid_t d = H5Dcreate2(f, name, type, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
@@ -114,7 +114,8 @@ static int put(const hb_engine *e, hid_t f, const char *name, hid_t type, hsize_
     bad = H5Dwrite(d, type, ms, sp, H5P_DEFAULT, buf) < 0;
     H5Sclose(ms);
   }
-  if (!rc && bad) rc = HB_FAIL(HB_EIO, e->record_tmp, "cannot write the checkpoint's %s (%s)", name, hb_io_error_text());
+  if (!rc && bad)
+    rc = HB_FAIL(HB_EIO, e->record_tmp, "cannot write the checkpoint's %s (%s)", name, hb_io_error_text());
   if (d >= 0) H5Dclose(d);
   H5Sclose(sp);
   return rc;
@@ -122,11 +123,11 @@ static int put(const hb_engine *e, hid_t f, const char *name, hid_t type, hsize_
 
 /* This rank's part of a checkpoint, in the layouts `put` writes. */
 typedef struct {
-  long long *node_ids;      /* (level, index) per tree node */
-  unsigned char *nodes;     /* sig_bytes per node */
+  long long *node_ids;  /* (level, index) per tree node */
+  unsigned char *nodes; /* sig_bytes per node */
   long long n_nodes;
-  long long *chunk_rows;    /* (result, chunk, address, size) per stored chunk */
-  long long *pending_ids;   /* (result, chunk, byte offset in pending) per incomplete chunk */
+  long long *chunk_rows;  /* (result, chunk, address, size) per stored chunk */
+  long long *pending_ids; /* (result, chunk, byte offset in pending) per incomplete chunk */
   unsigned char *pending;
   long long n_pending, pending_bytes;
 } part;
@@ -199,7 +200,8 @@ static int write_record(hb_engine *e, const part *p, int rc) {
   /* EXCL: never through a link planted at the temporary name */
   hid_t f = H5Fcreate(e->record_tmp, H5F_ACC_EXCL, H5P_DEFAULT, fapl);
   H5Pclose(fapl);
-  if (f < 0) return hb_agree(e->comm, HB_FAIL(HB_EIO, e->record_tmp, "cannot create the checkpoint (%s)", hb_h5_error_text()));
+  if (f < 0)
+    return hb_agree(e->comm, HB_FAIL(HB_EIO, e->record_tmp, "cannot create the checkpoint (%s)", hb_h5_error_text()));
   char id[32], when[32];
   hb_ckpt_identity(e, id, sizeof id);
   time_t now = time(NULL);
@@ -222,7 +224,8 @@ static int write_record(hb_engine *e, const part *p, int rc) {
            (hsize_t)mine[PENDING], p->pending_ids, rc);
   rc = put(e, f, "pending", H5T_NATIVE_UCHAR, (hsize_t)total[PENDING_BYTES], 0, (hsize_t)first[PENDING_BYTES],
            (hsize_t)mine[PENDING_BYTES], p->pending, rc);
-  if (H5Fclose(f) < 0 && !rc) rc = HB_FAIL(HB_EIO, e->record_tmp, "cannot write the checkpoint (%s)", hb_io_error_text());
+  if (H5Fclose(f) < 0 && !rc)
+    rc = HB_FAIL(HB_EIO, e->record_tmp, "cannot write the checkpoint (%s)", hb_io_error_text());
   /* what this node wrote of it is on disk before the rename */
   if (!rc && sync_file(e->record_tmp))
     rc = HB_FAIL(HB_EIO, e->record_tmp, "cannot sync the checkpoint: %s", strerror(errno));
@@ -239,8 +242,10 @@ int hb_ckpt_commit(hb_engine *e) {
     rc = HB_FAIL(HB_EIO, e->partial, "cannot sync the output before a checkpoint: %s", strerror(errno));
   /* 2. the new checkpoint, whole, under its temporary name */
   part p;
-  if (!rc) rc = gather_part(e, &p);
-  else memset(&p, 0, sizeof p);
+  if (!rc)
+    rc = gather_part(e, &p);
+  else
+    memset(&p, 0, sizeof p);
   rc = write_record(e, &p, rc);
   free_part(&p);
   /* 3. the commit */
@@ -388,8 +393,10 @@ int hb_ckpt_load(hb_engine *e) {
       if (r->finished)
         printf("hyperbatch: %s was finished already by this job: nothing to do\n", e->job->output_file);
       else
-        printf("hyperbatch: %s: no checkpoint was committed (the run stopped before its first one, or never "
-               "started): starting over\n", e->record);
+        printf(
+            "hyperbatch: %s: no checkpoint was committed (the run stopped before its first one, or never "
+            "started): starting over\n",
+            e->record);
       fflush(stdout);
     }
     return 0;

@@ -110,7 +110,7 @@ int hb_chunkreader_open(const hb_input *in, int nthreads, hb_chunkreader **out) 
   *p = r;
   p->dec = calloc((size_t)p->nthreads, sizeof *p->dec);
   /* the other threads' decoders when a block read first needs them */
-  int rc = p->dec ? decoders_ready(p, 1) : hb_error_raise(HB_EINTERNAL, __FILE__, __LINE__, "memory", "out of memory");
+  int rc = p->dec ? decoders_ready(p, 1) : HB_FAIL(HB_EINTERNAL, "memory", "out of memory");
   if (rc) {
     hb_chunkreader_close(p);
     return rc;

@@ -417,14 +417,13 @@ static int after_window(hb_engine *e, size_t window, int last) {
   double free_bytes = e->rank == 0 ? hb_output_free_space(e) : 0;
   int ckpt = e->job->checkpoint;
   int flags[4] = {sig, e->rank == 0 && ckpt && hb_now() - e->last_flush >= hb_settings_get()->checkpoint_seconds,
-                  e->rank == 0 && free_bytes < hb_output_space_needed(e),
-                  last || e->stage.bytes >= HB_NAV_STAGE_BYTES};
+                  e->rank == 0 && free_bytes < hb_output_space_needed(e), last || e->stage.bytes >= HB_NAV_STAGE_BYTES};
   HB_MPI(MPI_Allreduce(MPI_IN_PLACE, flags, 4, MPI_INT, MPI_MAX, e->comm));
   /* Parallel HDF5 cannot back out of a collective write that runs out of
    * space on one rank (the others wait in it forever): stop before that. */
-  HB_CHECK(!flags[2], HB_EIO, e->partial,
-           "the disk is (nearly) full: %.1f MB free, %.1f MB needed to go on safely%s", free_bytes / 1e6,
-           hb_output_space_needed(e) / 1e6, e->committed ? "; the finished blocks are kept for --resume" : "");
+  HB_CHECK(!flags[2], HB_EIO, e->partial, "the disk is (nearly) full: %.1f MB free, %.1f MB needed to go on safely%s",
+           free_bytes / 1e6, hb_output_space_needed(e) / 1e6,
+           e->committed ? "; the finished blocks are kept for --resume" : "");
   int commit = (flags[0] || flags[1]) && ckpt;
   /* staged results reach the file before a checkpoint says their blocks are done */
   if (flags[0] || flags[1] || flags[3]) HB_CALL(hb_output_flush_nav(e, last));

@@ -357,10 +357,9 @@ int hb_input_open(MPI_Comm comm, const hb_job *job, hb_input *in) {
   if (rank == 0) {
     struct stat st;
     if (stat(in->path, &st))
-      rc = hb_error_raise(HB_EINVALID, __FILE__, __LINE__, wjob, "input file '%s' %s", wf,
-                          errno == ENOENT ? "does not exist" : strerror(errno));
+      rc = HB_FAIL(HB_EINVALID, wjob, "input file '%s' %s", wf, errno == ENOENT ? "does not exist" : strerror(errno));
     else if (!S_ISREG(st.st_mode))
-      rc = hb_error_raise(HB_EINVALID, __FILE__, __LINE__, wjob, "input '%s' is not a regular file", wf);
+      rc = HB_FAIL(HB_EINVALID, wjob, "input '%s' is not a regular file", wf);
     meta[0] = st.st_size, meta[1] = st.st_mtime;
   }
   HB_CALL(hb_agree(comm, rc));
@@ -372,8 +371,7 @@ int hb_input_open(MPI_Comm comm, const hb_job *job, hb_input *in) {
   H5Pset_fapl_mpio(fapl, comm, job->mpiio_info);
   in->file = H5Fopen(in->path, H5F_ACC_RDONLY, fapl);
   if (in->file < 0)
-    rc = hb_error_raise(HB_EIO, __FILE__, __LINE__, wf, "cannot open as HDF5: truncated, corrupt or not HDF5 (%s)",
-                        hb_h5_error_text());
+    rc = HB_FAIL(HB_EIO, wf, "cannot open as HDF5: truncated, corrupt or not HDF5 (%s)", hb_h5_error_text());
   H5Pclose(fapl);
   HB_CALL(hb_agree(comm, rc));
 

@@ -149,7 +149,7 @@ static hid_t untimed_plist(hid_t cls) {
 hid_t hb_h5_group(hid_t parent, const char *path) {
   char buf[1024], *save = NULL;
   if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) {
-    hb_error_raise(HB_EIO, __FILE__, __LINE__, "HDF5", "group path too long: %.64s...", path);
+    HB_FAIL(HB_EIO, "HDF5", "group path too long: %.64s...", path);
     return -1;
   }
   hid_t gcpl = untimed_plist(H5P_GROUP_CREATE);
@@ -304,8 +304,7 @@ int hb_hspy_create(const char *path, MPI_Comm comm, MPI_Info info, hid_t *file) 
   /* exclusive (O_EXCL): a file, or a link planted at the name, is never
    * replaced or followed; callers remove what they own first */
   hid_t f = rc < 0 ? -1 : H5Fcreate(path, H5F_ACC_EXCL, H5P_DEFAULT, fapl);
-  int err = f < 0 ? hb_error_raise(HB_EIO, __FILE__, __LINE__, path, "cannot create the file (%s)",
-                                   hb_h5_error_text())
+  int err = f < 0 ? HB_FAIL(HB_EIO, path, "cannot create the file (%s)", hb_h5_error_text())
                   : 0; /* recorded before H5Pclose clears HDF5's error stack */
   if (fapl >= 0) H5Pclose(fapl);
   if (err) return err;

@@ -280,15 +280,16 @@ int hb_job_load(MPI_Comm comm, const char *path, char **sets, int nsets, hb_job 
   if (rank == 0) {
     FILE *f = fopen(path, "rb");
     if (!f) {
-      rc = hb_error_raise(HB_EINVALID, __FILE__, __LINE__, path, "cannot read the job file: %s", strerror(errno));
+      rc = HB_FAIL(HB_EINVALID, path, "cannot read the job file: %s", strerror(errno));
     } else {
       text = malloc(HB_YAML_MAX_BYTES + 1);
       len = text ? (long long)fread(text, 1, HB_YAML_MAX_BYTES + 1, f) : 0;
-      if (!text) rc = hb_error_raise(HB_EINTERNAL, __FILE__, __LINE__, "memory", "out of memory");
-      else if (ferror(f)) rc = hb_error_raise(HB_EIO, __FILE__, __LINE__, path, "read error: %s", strerror(errno));
+      if (!text)
+        rc = HB_FAIL(HB_EINTERNAL, "memory", "out of memory");
+      else if (ferror(f))
+        rc = HB_FAIL(HB_EIO, path, "read error: %s", strerror(errno));
       else if (len > HB_YAML_MAX_BYTES)
-        rc = hb_error_raise(HB_EINVALID, __FILE__, __LINE__, path, "the job file is larger than %d bytes",
-                            HB_YAML_MAX_BYTES);
+        rc = HB_FAIL(HB_EINVALID, path, "the job file is larger than %d bytes", HB_YAML_MAX_BYTES);
       fclose(f);
     }
   }
@@ -301,7 +302,7 @@ int hb_job_load(MPI_Comm comm, const char *path, char **sets, int nsets, hb_job 
   }
   HB_MPI(MPI_Bcast(&len, 1, MPI_LONG_LONG, 0, comm));
   if (rank) text = malloc((size_t)len + 1);
-  rc = hb_agree(comm, text ? 0 : hb_error_raise(HB_EINTERNAL, __FILE__, __LINE__, "memory", "out of memory"));
+  rc = hb_agree(comm, text ? 0 : HB_FAIL(HB_EINTERNAL, "memory", "out of memory"));
   if (rc) {
     free(text);
     return rc;

@@ -31,7 +31,7 @@ static const char usage[] =
 static int usage_error(const char *fmt, const char *arg) {
   char what[512];
   snprintf(what, sizeof what, fmt, arg);
-  return hb_error_raise(HB_EINVALID, __FILE__, __LINE__, "arguments", "%s\n%s", what, usage);
+  return HB_FAIL(HB_EINVALID, "arguments", "%s\n%s", what, usage);
 }
 
 static int cmd_job(int argc, char **argv, hb_run_mode mode) {
@@ -111,8 +111,8 @@ int main(int argc, char **argv) {
   MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
   int rank;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  hb_settings_share(MPI_COMM_WORLD); /* rank 0's HB_* environment, on every rank */
-  hb_launch_sockets_nodelay(); /* saves 40 ms in MPI_Finalize under mpirun */
+  hb_settings_share(MPI_COMM_WORLD);     /* rank 0's HB_* environment, on every rank */
+  hb_launch_sockets_nodelay();           /* saves 40 ms in MPI_Finalize under mpirun */
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* errors are reported through hb_error */
   int rc;
   if (argc < 2) {

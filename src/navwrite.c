@@ -235,8 +235,7 @@ static int all_done(const hb_engine *e, const size_t *blocks, size_t n) {
  * cdim), which this rank owns.  The block is then done: every rank sends all
  * of a block's values in one flush, and a checkpoint keeps the chunks still
  * incomplete. */
-static int place(hb_engine *e, const int *which, int nnav, const hsize_t *cdim, size_t block, int j,
-                 const void *vals) {
+static int place(hb_engine *e, const int *which, int nnav, const hsize_t *cdim, size_t block, int j, const void *vals) {
   hb_navstage *s = &e->stage;
   int nd = e->in.nav_dim;
   const hb_result *r = &e->res[which[j]];
@@ -433,8 +432,10 @@ static int flush_nav_chunks(hb_engine *e, int last) {
   free(in);
   if (!rc && s->pending) { /* assembling may have added chunks */
     held_chunk *more = realloc(held, s->pending * sizeof *held);
-    if (more) held = more;
-    else rc = HB_FAIL(HB_EINTERNAL, "memory", "out of memory");
+    if (more)
+      held = more;
+    else
+      rc = HB_FAIL(HB_EINTERNAL, "memory", "out of memory");
   }
   for (size_t c = 0; c < e->part.nrchunks && !rc; c++) {
     hsize_t cstart[HB_MAXDIM];
@@ -487,8 +488,8 @@ int hb_output_flush_nav(hb_engine *e, int last) {
  * (room for rows[k].size); this rank copies rows k with k % size == rank,
  * in rounds of at most COPY_ROUND_BYTES each. */
 #define COPY_ROUND_BYTES ((size_t)64 << 20)
-int hb_nav_copy_chunks(hb_engine *e, const hb_chunk_row *rows, size_t n,
-                       int (*fetch)(void *ctx, size_t k, void *buf), void *ctx) {
+int hb_nav_copy_chunks(hb_engine *e, const hb_chunk_row *rows, size_t n, int (*fetch)(void *ctx, size_t k, void *buf),
+                       void *ctx) {
   int which[HB_MAX_RESULTS], nnav = hb_nav_results(e, which);
   hb_chunkwriter *w = NULL;
   size_t most = 1;
@@ -502,7 +503,8 @@ int hb_nav_copy_chunks(hb_engine *e, const hb_chunk_row *rows, size_t n,
     for (; k < n && !rc && hb_chunkw_pending_bytes(w) < COPY_ROUND_BYTES; k += (size_t)e->size) {
       hsize_t cstart[HB_MAXDIM];
       if (rows[k].dset >= (uint64_t)nnav || rows[k].chunk >= e->part.nrchunks)
-        rc = HB_FAIL(HB_EIO, e->partial, "the checkpoint names result chunk %llu of result %llu, which this job does not have",
+        rc = HB_FAIL(HB_EIO, e->partial,
+                     "the checkpoint names result chunk %llu of result %llu, which this job does not have",
                      (unsigned long long)rows[k].chunk, (unsigned long long)rows[k].dset);
       else if (!(rc = fetch(ctx, k, buf))) {
         hb_partition_result_chunk(&e->part, rows[k].chunk, cstart, NULL);

@@ -104,15 +104,17 @@ int hb_output_check(hb_engine *e, int create) {
     if (rc)
       ;
     else if (err)
-      rc = HB_FAIL(HB_EIO, job->output_file, "cannot create the output folder '%s': %s", dir ? dir : "?",
-                   strerror(err));
+      rc =
+          HB_FAIL(HB_EIO, job->output_file, "cannot create the output folder '%s': %s", dir ? dir : "?", strerror(err));
     else if (create && access(dir, W_OK | X_OK))
       rc = HB_FAIL(HB_EIO, job->output_file, "the output folder '%s' is not writable: %s", dir, strerror(errno));
     else if (!job->overwrite && !job->resume && (exists(e->record) || exists(e->partial) || exists(e->old_store)))
       rc = HB_FAIL(HB_EINVALID, where,
                    "%s is left from an unfinished run: add --resume to continue it, or set output.overwrite: true "
                    "(or remove it) to start over",
-                   exists(e->record) ? e->record : exists(e->partial) ? e->partial : e->old_store);
+                   exists(e->record)    ? e->record
+                   : exists(e->partial) ? e->partial
+                                        : e->old_store);
     /* --resume: decided once the checkpoint is read (a finished job, or not) */
     else if (!job->overwrite && exists(job->output_file) && !job->resume)
       rc = HB_FAIL(HB_EINVALID, where, "output '%s' already exists; set output.overwrite: true or choose another file",
@@ -164,8 +166,10 @@ int hb_output_lock(hb_engine *e) {
                      who[0] ? who : "it holds the lock file");
       else if (err == ENOLCK || err == EOPNOTSUPP || err == ENOSYS) {
         /* a file system without locks: go on, unprotected, and say so */
-        fprintf(stderr, "hyperbatch: warning: %s: cannot lock (%s): a second run on the same output would not be "
-                        "detected\n", e->lockpath, strerror(err));
+        fprintf(stderr,
+                "hyperbatch: warning: %s: cannot lock (%s): a second run on the same output would not be "
+                "detected\n",
+                e->lockpath, strerror(err));
         e->lock_fd = open(e->lockpath, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
         if (e->lock_fd < 0) e->lock_fd = INT_MAX; /* "held", nothing to close */
       } else
@@ -295,8 +299,7 @@ int hb_output_write_signal(hb_engine *e, void *root) {
     /* a failed rank has taken part all the same */
     if (H5Dwrite(r->dset, hb_dtype_h5(r->o->dtype), ms, fs, dxpl, root ? (char *)root + r->offset : NULL) < 0 ||
         hb_fault("signal_write"))
-      rc = hb_error_raise(HB_EIO, __FILE__, __LINE__, e->partial, "cannot write result '%s' (%s)", r->o->name,
-                          hb_h5_error_text());
+      rc = HB_FAIL(HB_EIO, e->partial, "cannot write result '%s' (%s)", r->o->name, hb_h5_error_text());
     H5Sclose(ms);
     H5Sclose(fs);
   }
@@ -332,8 +335,7 @@ int hb_global_write(hb_global *g, const hb_kernel *k, int iout, const hsize_t *s
   static const double none = 0;
   int rc = 0;
   if (H5Dwrite(r->dset, H5T_NATIVE_DOUBLE, ms, fs, dxpl, start ? buf : &none) < 0)
-    rc = hb_error_raise(HB_EIO, __FILE__, __LINE__, e->partial, "cannot write result '%s' (%s)", r->o->name,
-                        hb_h5_error_text());
+    rc = HB_FAIL(HB_EIO, e->partial, "cannot write result '%s' (%s)", r->o->name, hb_h5_error_text());
   H5Sclose(ms);
   H5Sclose(fs);
   H5Pclose(dxpl);
@@ -461,13 +463,12 @@ static int write_preview(hb_engine *e, hid_t file, const hb_result *r, const cha
   double *v = malloc(n * sizeof *v), *m = NULL;
   int rc = 0;
   if (!v || H5Dread(d, H5T_NATIVE_DOUBLE, ms, fs, H5P_DEFAULT, v) < 0) {
-    rc = hb_error_raise(HB_EIO, __FILE__, __LINE__, e->partial, "cannot read %s for its preview", path);
+    rc = HB_FAIL(HB_EIO, e->partial, "cannot read %s for its preview", path);
   } else if (nd == 3) {
     size_t mh, mw;
     scale_rows(v, cnt[0], cnt[1] * cnt[2]);
     m = montage(v, cnt[0], cnt[1], cnt[2], &mh, &mw);
-    rc = m ? hb_preview_image(png, m, mh, mw)
-           : hb_error_raise(HB_EINTERNAL, __FILE__, __LINE__, "memory", "out of memory for a preview");
+    rc = m ? hb_preview_image(png, m, mh, mw) : HB_FAIL(HB_EINTERNAL, "memory", "out of memory for a preview");
   } else if (nd == 2) {
     if (global) scale_rows(v, cnt[0], cnt[1]);
     rc = hb_preview_image(png, v, cnt[0], cnt[1]);

@@ -25,9 +25,9 @@ static void on_png_error(png_structp png, png_const_charp msg) {
   const char *path = png_get_error_ptr(png);
   FILE *fp = png_get_io_ptr(png);
   if (fp && ferror(fp)) /* "Write Error" says less than errno does */
-    hb_error_raise(HB_EIO, __FILE__, __LINE__, path, "cannot write preview: %s", strerror(e));
+    HB_FAIL(HB_EIO, path, "cannot write preview: %s", strerror(e));
   else
-    hb_error_raise(HB_EIO, __FILE__, __LINE__, path, "cannot write preview: libpng: %s", msg);
+    HB_FAIL(HB_EIO, path, "cannot write preview: libpng: %s", msg);
   png_longjmp(png, 1);
 }
 

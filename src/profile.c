@@ -79,13 +79,13 @@ int hb_profile_write(MPI_Comm comm, const char *path, const hb_timers *local, si
   double mine[W], *all = rank == 0 ? malloc(sizeof(double) * W * (size_t)size) : NULL;
   for (int p = 0; p < HB_PH_COUNT; p++) mine[p] = local->seconds[p], mine[HB_PH_COUNT + p] = local->bytes[p];
   mine[W - 1] = (double)blocks_here;
-  int rc = rank == 0 && !all ? hb_error_raise(HB_EINTERNAL, __FILE__, __LINE__, "memory", "out of memory") : 0;
+  int rc = rank == 0 && !all ? HB_FAIL(HB_EINTERNAL, "memory", "out of memory") : 0;
   HB_CALL(hb_agree(comm, rc));
   HB_MPI(MPI_Gather(mine, W, MPI_DOUBLE, all, W, MPI_DOUBLE, 0, comm));
   if (rank == 0) {
     FILE *f = fopen(path, "w");
     if (!f) {
-      rc = hb_error_raise(HB_EIO, __FILE__, __LINE__, path, "cannot write the profile");
+      rc = HB_FAIL(HB_EIO, path, "cannot write the profile");
     } else {
       fprintf(f, "{\n  \"ranks\": %d,\n  \"blocks\": %zu,\n  \"wall_s\": %.9g,\n  \"phases\": [", size, nblocks, wall);
       for (int p = 0; p < HB_PH_COUNT; p++) fprintf(f, "%s\"%s\"", p ? ", " : "", hb_phase_names[p]);
@@ -100,7 +100,7 @@ int hb_profile_write(MPI_Comm comm, const char *path, const hb_timers *local, si
         fprintf(f, "}}%s\n", r + 1 < size ? "," : "");
       }
       fprintf(f, "  ]\n}\n");
-      if (fclose(f)) rc = hb_error_raise(HB_EIO, __FILE__, __LINE__, path, "cannot write the profile (disk full?)");
+      if (fclose(f)) rc = HB_FAIL(HB_EIO, path, "cannot write the profile (disk full?)");
     }
   }
   free(all);

@@ -66,7 +66,8 @@ void hb_settings_reset(void) { loaded = 0; }
 
 int hb_fault(const char *site) {
   const hb_settings *s = hb_settings_get();
-  int hit = s->fault_fail[0] && !strcmp(s->fault_fail, site) && (s->fault_fail_rank < 0 || s->fault_fail_rank == my_rank);
+  int hit =
+      s->fault_fail[0] && !strcmp(s->fault_fail, site) && (s->fault_fail_rank < 0 || s->fault_fail_rank == my_rank);
   if (hit) errno = EIO; /* what a failed system call would leave */
   return hit;
 }

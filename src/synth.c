@@ -392,7 +392,7 @@ static int write_data(const synth *s, hid_t dset) {
   double *sig;
   HB_ALLOC(buf, slab);
   sig = calloc(s->sig_size, sizeof *sig);
-  int rc = sig ? 0 : hb_error_raise(HB_EINTERNAL, __FILE__, __LINE__, "memory", "out of memory");
+  int rc = sig ? 0 : HB_FAIL(HB_EINTERNAL, "memory", "out of memory");
   for (int more = 1; more && !rc;) {
     for (int i = 0; i < s->ndim; i++)
       count[i] = i < nb ? (s->chunk[i] < s->shape[i] - start[i] ? s->chunk[i] : s->shape[i] - start[i]) : s->shape[i];
@@ -528,9 +528,7 @@ static int write_file(const synth *s, hid_t file, const char *out) {
   hid_t dapl = H5Pcreate(H5P_DATASET_ACCESS); /* (an open dataset keeps its cache) */
   H5Dclose(dset);
   dset = dapl < 0 || H5Pset_chunk_cache(dapl, 1, 0, 1.0) < 0 ? -1 : H5Dopen2(g, "data", dapl);
-  int rc = dset < 0 ? hb_error_raise(HB_EIO, __FILE__, __LINE__, WHERE, "cannot reopen the data (%s)",
-                                     hb_h5_error_text())
-                     : 0;
+  int rc = dset < 0 ? HB_FAIL(HB_EIO, WHERE, "cannot reopen the data (%s)", hb_h5_error_text()) : 0;
   if (dapl >= 0) H5Pclose(dapl);
   if (!rc) rc = write_data(s, dset);
   if (!rc) rc = write_truth(s, g);
@@ -585,8 +583,7 @@ int hb_synth(const hb_synth_opts *o) {
     if (!rc) rc = crc;
   }
   if (!rc && rename(partial, o->out) != 0)
-    rc = hb_error_raise(HB_EIO, __FILE__, __LINE__, WHERE, "cannot rename %s to %s: %s", partial, o->out,
-                        strerror(errno));
+    rc = HB_FAIL(HB_EIO, WHERE, "cannot rename %s to %s: %s", partial, o->out, strerror(errno));
   if (rc) remove(partial); /* never leave a half-written file */
   synth_free(&s);
   return rc ? hb_error_trace(rc, __FILE__, __LINE__) : 0;

@@ -37,9 +37,9 @@ void hb_node_free(hb_node *n) {
 
 /* One wording for the expanded-size limit, from the prescan and the builder. */
 static int expanded_error(const char *where) {
-  return hb_error_raise(HB_EINVALID, __FILE__, __LINE__, where,
-                        "aliases expand the job to more than %d MiB of text (the limit; a real job is a few KB)",
-                        HB_YAML_MAX_EXPANDED >> 20);
+  return HB_FAIL(HB_EINVALID, where,
+                 "aliases expand the job to more than %d MiB of text (the limit; a real job is a few KB)",
+                 HB_YAML_MAX_EXPANDED >> 20);
 }
 
 typedef struct {
@@ -123,9 +123,8 @@ static int build(builder *b, yaml_node_t *yn, int depth, hb_node **out) {
 static int syntax_error(const char *src, const yaml_parser_t *parser) {
   char where[1200];
   snprintf(where, sizeof where, "%s:%zu:%zu", src, parser->problem_mark.line + 1, parser->problem_mark.column + 1);
-  return hb_error_raise(HB_EINVALID, __FILE__, __LINE__, where, "YAML syntax error: %s%s%s",
-                        parser->problem ? parser->problem : "unknown", parser->context ? " " : "",
-                        parser->context ? parser->context : "");
+  return HB_FAIL(HB_EINVALID, where, "YAML syntax error: %s%s%s", parser->problem ? parser->problem : "unknown",
+                 parser->context ? " " : "", parser->context ? parser->context : "");
 }
 
 /* Anchors by name, with what an alias to each adds once expanded. */
@@ -286,14 +285,14 @@ int hb_yaml_parse(const char *src, const char *text, size_t len, hb_node **out) 
   }
   yaml_node_t *root = yaml_document_get_root_node(&doc);
   if (!root) {
-    rc = hb_error_raise(HB_EINVALID, __FILE__, __LINE__, src, "the document is empty");
+    rc = HB_FAIL(HB_EINVALID, src, "the document is empty");
   } else {
     yaml_document_t extra;
     builder b = {&doc, src, HB_YAML_MAX_NODES, HB_YAML_MAX_EXPANDED};
     rc = build(&b, root, 0, out);
     if (!rc && yaml_parser_load(&parser, &extra)) {
       if (yaml_document_get_root_node(&extra))
-        rc = hb_error_raise(HB_EINVALID, __FILE__, __LINE__, src, "more than one YAML document; a job is one");
+        rc = HB_FAIL(HB_EINVALID, src, "more than one YAML document; a job is one");
       yaml_document_delete(&extra);
     }
   }

@@ -135,9 +135,8 @@ static int check_init_file(const dec_params *p, const hb_input *in) {
     int same = nd == want;
     for (int d = 0; same && d < want; d++) same = dims[d] == expect[d];
     if (!same)
-      rc = hb_error_raise(HB_EINVALID, __FILE__, __LINE__, hb_node_where(n, 0),
-                          "init_file '%s' needs a dataset %s of shape %s", n->text, name,
-                          w ? "(components, *signal_shape)" : "(*navigation_shape, components)");
+      rc = HB_FAIL(HB_EINVALID, hb_node_where(n, 0), "init_file '%s' needs a dataset %s of shape %s", n->text, name,
+                   w ? "(components, *signal_shape)" : "(*navigation_shape, components)");
   }
   H5Fclose(f);
   return rc;
@@ -383,7 +382,7 @@ int dec_reduce(dec_data *d, size_t n, int read, dec_partial_fn fn, void *arg, hb
   for (size_t i = 0; i < d->nb && !rc; i++) {
     const double *x = NULL;
     double *buf = hb_tree_buffer(&t);
-    if (!buf) rc = hb_error_raise(HB_EINTERNAL, __FILE__, __LINE__, "memory", "out of memory in a reduction");
+    if (!buf) rc = HB_FAIL(HB_EINTERNAL, "memory", "out of memory in a reduction");
     if (!rc && read) rc = load(d, i, &x);
     if (rc) {
       free(buf);
@@ -688,7 +687,7 @@ static int run_bss(dec_data *d, const hb_kernel *k, const double *F, const doubl
   size_t K = d->p->k, M = d->M;
   double *BF = malloc(K * M * sizeof *BF), *BL = malloc((d->nloc ? d->nloc : 1) * K * sizeof *BL),
          *w = malloc(K * K * sizeof *w);
-  int iters = 0, rc = !BF || !BL || !w ? hb_error_raise(HB_EINTERNAL, __FILE__, __LINE__, "memory", "out of memory") : 0;
+  int iters = 0, rc = !BF || !BL || !w ? HB_FAIL(HB_EINTERNAL, "memory", "out of memory") : 0;
   rc = hb_agree(d->g->comm, rc);
   if (!rc) rc = dec_bss(d, F, L, ev, BF, BL, w, &iters);
   if (!rc) rc = write_whole(d, k, k->nout - 2, BF);
@@ -729,7 +728,7 @@ static int run_svd(dec_data *d, const hb_kernel *k) {
   L = malloc((d->nloc ? d->nloc : 1) * K * sizeof *L);
   ev = malloc(K * sizeof *ev);
   evr = malloc(K * sizeof *evr);
-  if (!F || !s || !L || !ev || !evr) rc = hb_error_raise(HB_EINTERNAL, __FILE__, __LINE__, "memory", "out of memory");
+  if (!F || !s || !L || !ev || !evr) rc = HB_FAIL(HB_EINTERNAL, "memory", "out of memory");
   rc = hb_agree(d->g->comm, rc);
   if (!rc) rc = dec_svd(d, K, F, s, L, &solver);
   if (!rc) {
@@ -758,7 +757,7 @@ static int run_svd(dec_data *d, const hb_kernel *k) {
 static int run_nmf(dec_data *d, const hb_kernel *k) {
   size_t K = d->p->k, M = d->M;
   double *W = malloc((d->nloc ? d->nloc : 1) * K * sizeof *W), *H = malloc(K * M * sizeof *H);
-  int rc = !W || !H ? hb_error_raise(HB_EINTERNAL, __FILE__, __LINE__, "memory", "out of memory") : 0;
+  int rc = !W || !H ? HB_FAIL(HB_EINTERNAL, "memory", "out of memory") : 0;
   rc = hb_agree(d->g->comm, rc);
   int iters = 0;
   double res = 0;

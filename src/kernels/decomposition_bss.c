@@ -75,7 +75,7 @@ static int sym_decorrelate(double *W, size_t K, double *t1, double *t2) {
 static int fastica(const double *X1, size_t K, size_t n, int max_iter, double tol, double *W, int *iters) {
   double *WX = malloc(K * n * sizeof *WX), *W1 = malloc(K * K * sizeof *W1), *t1 = malloc(K * K * sizeof *t1),
          *t2 = malloc(K * K * sizeof *t2);
-  int rc = !WX || !W1 || !t1 || !t2 ? hb_error_raise(HB_EINTERNAL, __FILE__, __LINE__, "memory", "out of memory") : 0;
+  int rc = !WX || !W1 || !t1 || !t2 ? HB_FAIL(HB_EINTERNAL, "memory", "out of memory") : 0;
   if (!rc) rc = sym_decorrelate(W, K, t1, t2);
   int it = 0;
   for (it = 1; it <= max_iter && !rc; it++) {
@@ -241,7 +241,7 @@ static int gather_loadings(dec_data *d, const double *L, double **all) {
   hb_global *g = d->g;
   int n = (int)(d->nloc * (K + 1)), *counts = NULL, *displs = NULL;
   double *mine = malloc((d->nloc ? d->nloc : 1) * (K + 1) * sizeof *mine), *buf = NULL;
-  int rc = mine ? 0 : hb_error_raise(HB_EINTERNAL, __FILE__, __LINE__, "memory", "out of memory");
+  int rc = mine ? 0 : HB_FAIL(HB_EINTERNAL, "memory", "out of memory");
   for (size_t i = 0, r = 0; !rc && i < d->nb; i++)
     for (size_t q = 0; q < d->blk[i].npos; q++, r++) {
       mine[r * (K + 1)] = (double)dec_flat_nav(d, &d->blk[i], q); /* exact below 2^53 */
@@ -252,8 +252,7 @@ static int gather_loadings(dec_data *d, const double *L, double **all) {
     displs = malloc((size_t)g->size * sizeof *displs);
     buf = malloc(d->N * (K + 1) * sizeof *buf);
     *all = malloc(d->N * K * sizeof **all);
-    if (!counts || !displs || !buf || !*all)
-      rc = hb_error_raise(HB_EINTERNAL, __FILE__, __LINE__, "memory", "out of memory");
+    if (!counts || !displs || !buf || !*all) rc = HB_FAIL(HB_EINTERNAL, "memory", "out of memory");
   }
   rc = hb_agree(g->comm, rc);
   if (!rc) rc = MPI_Gather(&n, 1, MPI_INT, counts, 1, MPI_INT, 0, g->comm) == MPI_SUCCESS ? 0 : HB_EINTERNAL;
@@ -288,7 +287,7 @@ int dec_bss(dec_data *d, const double *F, const double *L, const double *ev, dou
       rc = gather_loadings(d, L, &all);
       if (!rc && d->g->rank == 0) { /* K × N */
         C = malloc(d->N * K * sizeof *C);
-        if (!C) rc = hb_error_raise(HB_EINTERNAL, __FILE__, __LINE__, "memory", "out of memory");
+        if (!C) rc = HB_FAIL(HB_EINTERNAL, "memory", "out of memory");
         for (size_t r = 0; !rc && r < d->N; r++)
           for (size_t c = 0; c < K; c++) C[c * d->N + r] = all[r * K + c];
       }

@@ -115,7 +115,7 @@ static int init_custom(dec_data *d, double *W, double *H) {
     H5Sclose(fs);
   }
   if (bad) {
-    int rc = hb_error_raise(HB_EIO, __FILE__, __LINE__, path, "cannot read W and H (%s)", hb_h5_error_text());
+    int rc = HB_FAIL(HB_EIO, path, "cannot read W and H (%s)", hb_h5_error_text());
     if (w >= 0) H5Dclose(w);
     if (h >= 0) H5Dclose(h);
     H5Fclose(f);
@@ -373,8 +373,7 @@ int dec_nmf(dec_data *d, double *W, double *H, int *iters, double *res) {
   d->sumsq = sums[1]; /* the SVD of nndsvd recomputed it in another order */
   double *red = malloc(n * sizeof *red), *HHt = malloc(K * K * sizeof *HHt), *tmp = malloc(K * M * sizeof *tmp);
   double *XHt = malloc(NMF_RUN * K * sizeof *XHt);
-  int rc = !red || !HHt || !tmp || !XHt ? hb_error_raise(HB_EINTERNAL, __FILE__, __LINE__, "memory", "out of memory")
-                                        : 0;
+  int rc = !red || !HHt || !tmp || !XHt ? HB_FAIL(HB_EINTERNAL, "memory", "out of memory") : 0;
   rc = hb_agree(d->g->comm, rc);
   iter_arg a = {0, p->nmf_solver, W, H, HHt, XHt};
   double err0 = 0, prev = 0, vinit = 0;

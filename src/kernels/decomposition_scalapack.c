@@ -102,7 +102,7 @@ static int scatter_gram(dec_data *d, const grid *gr, double *A) {
   }
   double *sbuf = malloc((most ? most : 1) * sizeof *sbuf), *rbuf = malloc((most ? most : 1) * sizeof *rbuf);
   int rc = !scnt || !sdsp || !rcnt || !rdsp || !C || !sbuf || !rbuf
-               ? hb_error_raise(HB_EINTERNAL, __FILE__, __LINE__, "memory", "out of memory for the Gram panels")
+               ? HB_FAIL(HB_EINTERNAL, "memory", "out of memory for the Gram panels")
                : 0;
   rc = hb_agree(comm, rc);
   for (size_t c0 = 0; c0 < M && !rc; c0 += PANEL) {
@@ -121,7 +121,7 @@ static int scatter_gram(dec_data *d, const grid *gr, double *A) {
     int mine = (int)panel_count(gr, me, c0, w);
     for (int t = 0; t < P; t++) rcnt[t] = mine, rdsp[t] = t * mine;
     if (MPI_Alltoallv(sbuf, scnt, sdsp, MPI_DOUBLE, rbuf, rcnt, rdsp, MPI_DOUBLE, comm) != MPI_SUCCESS) {
-      rc = hb_error_raise(HB_EINTERNAL, __FILE__, __LINE__, "MPI", "scattering a Gram panel failed");
+      rc = HB_FAIL(HB_EINTERNAL, "MPI", "scattering a Gram panel failed");
       break;
     }
     for (int t = 0; t < P; t++) { /* rank order: the same sum on every run */
@@ -189,9 +189,9 @@ int dec_gram_eigen_scalapack(dec_data *d, size_t K, double *Vt, double *lam) {
     A = calloc(loc, sizeof *A);
     Z = malloc(loc * sizeof *Z);
     w = malloc(M * sizeof *w);
-    rc = hb_agree(comm, !A || !Z || !w ? hb_error_raise(HB_EINTERNAL, __FILE__, __LINE__, "memory",
-                                                        "out of memory for this rank's share of the Gram matrix")
-                                       : 0);
+    rc = hb_agree(comm, !A || !Z || !w
+                            ? HB_FAIL(HB_EINTERNAL, "memory", "out of memory for this rank's share of the Gram matrix")
+                            : 0);
   }
   if (!rc) rc = scatter_gram(d, &gr, A);
   /* at least NB eigenpairs: pdsyevr sizes pdormtr's workspace from their
@@ -203,7 +203,7 @@ int dec_gram_eigen_scalapack(dec_data *d, size_t K, double *Vt, double *lam) {
       size_t j = global_of(lj, gr.pcol[me], gr.npcol);
       if (owner_of(j, gr.nprow) == gr.prow[me]) part += A[(size_t)lj * gr.mloc + (size_t)local_from(j, gr.prow[me], gr.nprow)];
     }
-    rc = hb_agree(comm, parts ? 0 : hb_error_raise(HB_EINTERNAL, __FILE__, __LINE__, "memory", "out of memory"));
+    rc = hb_agree(comm, parts ? 0 : HB_FAIL(HB_EINTERNAL, "memory", "out of memory"));
     if (!rc) {
       HB_MPI(MPI_Allgather(&part, 1, MPI_DOUBLE, parts, 1, MPI_DOUBLE, comm));
       d->sumsq = 0;
@@ -232,14 +232,13 @@ int dec_gram_eigen_scalapack(dec_data *d, size_t K, double *Vt, double *lam) {
     if (!info)
       pdsyevr_("V", "I", "L", &n, A, &one, &one, desc, &vl, &vu, &il, &iu, &m, &nz, w, Z, &one, &one, desc, work,
                &lwork, iwork, &liwork, &info, 1, 1, 1);
-    rc = hb_agree(comm, info || nz != nev
-                            ? hb_error_raise(HB_EINTERNAL, __FILE__, __LINE__, "ScaLAPACK",
-                                             "pdsyevr failed (info %d, %d of %d eigenvectors)", info, nz, nev)
-                            : 0);
+    rc = hb_agree(comm, info || nz != nev ? HB_FAIL(HB_EINTERNAL, "ScaLAPACK",
+                                                    "pdsyevr failed (info %d, %d of %d eigenvectors)", info, nz, nev)
+                                          : 0);
   }
   if (!rc) { /* the last K of Z's nev columns (ascending): gather them by a sum with zeros (exact) */
     double *V = calloc(K * M, sizeof *V);
-    rc = hb_agree(comm, V ? 0 : hb_error_raise(HB_EINTERNAL, __FILE__, __LINE__, "memory", "out of memory"));
+    rc = hb_agree(comm, V ? 0 : HB_FAIL(HB_EINTERNAL, "memory", "out of memory"));
     if (!rc) {
       for (int lj = 0; lj < gr.nloc; lj++) {
         size_t j = global_of(lj, gr.pcol[me], gr.npcol);
@@ -249,7 +248,7 @@ int dec_gram_eigen_scalapack(dec_data *d, size_t K, double *Vt, double *lam) {
           V[((size_t)nev - 1 - j) * M + global_of(li, gr.prow[me], gr.nprow)] = Z[(size_t)lj * gr.mloc + (size_t)li];
       }
       if (MPI_Allreduce(V, Vt, (int)(K * M), MPI_DOUBLE, MPI_SUM, comm) != MPI_SUCCESS)
-        rc = hb_error_raise(HB_EINTERNAL, __FILE__, __LINE__, "MPI", "gathering the eigenvectors failed");
+        rc = HB_FAIL(HB_EINTERNAL, "MPI", "gathering the eigenvectors failed");
       for (size_t c = 0; !rc && c < K; c++) lam[c] = fmax(w[nev - 1 - c], 0);
     }
     free(V);

@@ -179,7 +179,7 @@ static int gram_partial(dec_data *d, double *G) {
     for (size_t c = r + 1; ok && c < nt; c++)
       a.tiles[2 * a.ntiles] = r * GRAM_TILE, a.tiles[2 * a.ntiles++ + 1] = c * GRAM_TILE;
   for (size_t r = 0; ok && r < nt; r++) a.tiles[2 * a.ntiles] = a.tiles[2 * a.ntiles + 1] = r * GRAM_TILE, a.ntiles++;
-  int rc = hb_agree(d->g->comm, ok ? 0 : hb_error_raise(HB_EINTERNAL, __FILE__, __LINE__, "memory", "out of memory"));
+  int rc = hb_agree(d->g->comm, ok ? 0 : HB_FAIL(HB_EINTERNAL, "memory", "out of memory"));
   openblas_set_num_threads(1);
   if (!rc) rc = dec_reduce(d, 1, 1, gram_single, &a, NULL, 0, &dummy);
   openblas_set_num_threads(d->g->threads);
@@ -322,7 +322,7 @@ static int krylov_eigen(const double *G, size_t M, size_t K, double *Vt, double 
          *tau = malloc(b * sizeof *tau), *work = malloc((size_t)lwork * sizeof *work);
   int *iwork = malloc((size_t)liwork * sizeof *iwork), *isuppz = malloc(2 * K * sizeof *isuppz);
   int rc = !Q || !W || !H || !Hc || !S || !C || !C2 || !Y || !R || !theta || !w || !tau || !work || !iwork || !isuppz
-               ? hb_error_raise(HB_EINTERNAL, __FILE__, __LINE__, "memory", "out of memory for the Krylov eigensolver")
+               ? HB_FAIL(HB_EINTERNAL, "memory", "out of memory for the Krylov eigensolver")
                : 0;
   *converged = 0;
   *steps = 0;
@@ -475,9 +475,7 @@ static void return_cores(const borrowed *b) {
 static int svd_exact_local(dec_data *d, size_t K, double *Vt, double *s) {
   size_t M = d->M;
   double *G = calloc(M * M, sizeof *G);
-  int rc = !G ? hb_error_raise(HB_EINTERNAL, __FILE__, __LINE__, "memory", "out of memory for the %zu x %zu Gram matrix",
-                               M, M)
-              : 0;
+  int rc = !G ? HB_FAIL(HB_EINTERNAL, "memory", "out of memory for the %zu x %zu Gram matrix", M, M) : 0;
   HB_CALL(hb_agree(d->g->comm, rc));
   rc = gram_partial(d, G);
   if (!rc) rc = hb_agree(d->g->comm, sum_to_root(d, G, M * M));
@@ -641,8 +639,7 @@ static int svd_randomized(dec_data *d, size_t K, double *Vt, double *s, double *
   if (l > lim) l = lim;
   double *Zt = malloc(l * M * sizeof *Zt), *Y = malloc((d->nloc ? d->nloc : 1) * l * sizeof *Y);
   double *B = malloc((l * M + 1) * sizeof *B), *sv = malloc(l * sizeof *sv), *Uh = malloc(l * l * sizeof *Uh);
-  int rc = !Zt || !Y || !B || !sv || !Uh ? hb_error_raise(HB_EINTERNAL, __FILE__, __LINE__, "memory", "out of memory")
-                                         : 0;
+  int rc = !Zt || !Y || !B || !sv || !Uh ? HB_FAIL(HB_EINTERNAL, "memory", "out of memory") : 0;
   rc = hb_agree(d->g->comm, rc);
   if (!rc) { /* Ω, the same on every rank */
     hb_rng r;

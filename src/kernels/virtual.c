@@ -221,23 +221,22 @@ static int read_mask(const geom *g, detector *d, size_t cap) {
                (unsigned long long)g->dims[a]);
     for (int a = 0; a < nd && a < HB_MAXDIM; a++)
       snprintf(got + strlen(got), sizeof got - strlen(got), "%s%llu", a ? " x " : "", (unsigned long long)dims[a]);
-    rc = hb_error_raise(HB_EINVALID, __FILE__, __LINE__, hb_node_where(dn, 0),
-                        "mask '%s' must be %s (the %s shape), got %d-D %s", dset, want, g->space, nd, got);
+    rc = HB_FAIL(HB_EINVALID, hb_node_where(dn, 0), "mask '%s' must be %s (the %s shape), got %d-D %s", dset, want,
+                 g->space, nd, got);
   } else if (!(w = malloc(cap * sizeof *w))) {
-    rc = hb_error_raise(HB_EINTERNAL, __FILE__, __LINE__, "memory", "out of memory");
+    rc = HB_FAIL(HB_EINTERNAL, "memory", "out of memory");
   } else if (read_weights(ds, cap, w) < 0) {
-    rc = hb_error_raise(HB_EIO, __FILE__, __LINE__, path, "cannot read mask dataset %s (%s)", dset,
-                        hb_h5_error_text());
+    rc = HB_FAIL(HB_EIO, path, "cannot read mask dataset %s (%s)", dset, hb_h5_error_text());
   }
   H5Dclose(ds);
   H5Fclose(f);
   for (size_t i = 0; !rc && i < cap; i++) {
     if (!isfinite(w[i]) && g->nd == 2)
-      rc = hb_error_raise(HB_EINVALID, __FILE__, __LINE__, hb_node_where(dn, 0),
-                          "mask '%s' has a non-finite weight at pixel (x=%zu, y=%zu)", dset, i % g->kx, i / g->kx);
+      rc = HB_FAIL(HB_EINVALID, hb_node_where(dn, 0), "mask '%s' has a non-finite weight at pixel (x=%zu, y=%zu)", dset,
+                   i % g->kx, i / g->kx);
     else if (!isfinite(w[i]))
-      rc = hb_error_raise(HB_EINVALID, __FILE__, __LINE__, hb_node_where(dn, 0),
-                          "mask '%s' has a non-finite weight at offset %zu (C order)", dset, i);
+      rc = HB_FAIL(HB_EINVALID, hb_node_where(dn, 0), "mask '%s' has a non-finite weight at offset %zu (C order)", dset,
+                   i);
     else if (w[i] != 0)
       rc = add_pixel(d, cap, i, w[i]);
   }
@@ -344,7 +343,7 @@ static int sweep_build(sweep *s, const detector *const *d, int nd, size_t m, hb_
   size_t *cur = calloc((size_t)nd, sizeof *cur);
   pair *open = malloc((size_t)nd * sizeof *open), *here = malloc((size_t)nd * sizeof *here);
   s->exact = calloc((size_t)nd, 1);
-  int rc = cur && open && here && s->exact ? 0 : hb_error_raise(HB_EINTERNAL, __FILE__, __LINE__, "memory", "out of memory");
+  int rc = cur && open && here && s->exact ? 0 : HB_FAIL(HB_EINTERNAL, "memory", "out of memory");
   for (int i = 0; !rc && i < nd; i++) /* every partial sum stays below 2^53 */
     s->exact[i] = !d[i]->w && int_range(dtype) > 0 && (double)d[i]->n * int_range(dtype) <= 9007199254740992.0;
   segment sg = {0, 0, 0, 0, 0};
