@@ -257,6 +257,7 @@ int hb_ckpt_commit(hb_engine *e) {
   }
   HB_CALL(hb_agree(e->comm, rc));
   e->committed = 1;
+  e->ncommits++;
   e->tm.seconds[HB_PH_WRITE] += hb_now() - t0;
   return 0;
 }

@@ -88,6 +88,7 @@ typedef struct {
   hb_worklists work;       /* every rank's blocks still to do (balance.h) */
   size_t remaining;        /* blocks still to do at the start, all ranks */
   int committed;           /* <output>.checkpoint describes work of this run or the one it resumed */
+  int ncommits;            /* checkpoints this run committed (provenance) */
   int partial_ours;        /* this run created the .partial (so a failure may remove it) */
   double last_flush;
   hb_navstage stage;

@@ -382,6 +382,7 @@ static int write_provenance(hb_engine *e, hid_t group, const hb_stat3 *sec, cons
   rc |= hb_h5_attr_str(g, "slurm_job_id", slurm);
   rc |= hb_h5_attr_i64(g, "streamed_ranks", streamed);
   rc |= hb_h5_attr_i64(g, "blocks_moved", (long long)e->work.moved); /* by rebalancing; the same on every rank */
+  rc |= hb_h5_attr_i64(g, "checkpoints", e->ncommits);              /* committed by this run */
   for (int p = 0; p < HB_PH_COUNT && !rc; p++) {
     char path[64];
     snprintf(path, sizeof path, "timing/%s", hb_phase_names[p]);

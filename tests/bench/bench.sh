@@ -128,17 +128,14 @@ HAVE_MPL=0
 [ $HAVE_MPL = 1 ] || say "matplotlib: not importable by $PY: no plot (the CSV files are still written)"
 
 # inflate_bench: the meson-built one next to the binary when it is current,
-# else compile it here (works from a fresh clone without meson).
+# else the one in build/ (it links the engine's chunk reader, so it is built
+# by meson, not here).
 IB=${HB_INFLATE_BENCH:-}
 if [ -z "$IB" ]; then
-  IB=$(dirname "$HB")/tests/bench/inflate_bench
-  if [ ! -x "$IB" ] || [ "$here/inflate_bench.c" -nt "$IB" ]; then
-    IB=$CACHE/bin/inflate_bench
-    if [ ! -x "$IB" ] || [ "$here/inflate_bench.c" -nt "$IB" ]; then
-      # shellcheck disable=SC2046
-      cc -O3 -std=gnu11 -o "$IB" "$here/inflate_bench.c" $(pkg-config --cflags --libs hdf5-openmpi libdeflate zlib)
-    fi
-  fi
+  for IB in "$(dirname "$HB")/tests/bench/inflate_bench" "$root/build/tests/bench/inflate_bench"; do
+    [ -x "$IB" ] && [ "$IB" -nt "$here/inflate_bench.c" ] && break
+  done
+  [ -x "$IB" ] || { echo "bench.sh: no inflate_bench: run scripts/build (or set HB_INFLATE_BENCH)" >&2; exit 2; }
 fi
 say "inflate:   $IB"
 
