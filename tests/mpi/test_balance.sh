@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A straggler: one rank takes 15 ms longer per block (HB_FAULT_SLOW_RANK),
-# so the others take over its blocks at the agreements (src/balance.c).  The
+# so the others take over its blocks at the agreements (src/engine/balance.c).  The
 # results stay bit-identical to one rank's, the straggler ends up with fewer
 # blocks, and the provenance counts the blocks moved.
 set -euo pipefail

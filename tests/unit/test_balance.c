@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../src/balance.h"
+#include "balance.h"
 #include "testutil.h"
 
 /* Every block 0..n-1 appears once over all lists (done or not). */

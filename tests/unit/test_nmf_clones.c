@@ -5,7 +5,7 @@
  * they give bit-identical W and WᵀX, for every solver, component counts
  * around the groups of four, column counts with and without a tail past the
  * last 8, 16 and 32, and a short last run. */
-#include "../../src/kernels/decomposition_nmf.c"
+#include "../../src/decomposition/decomposition_nmf.c"
 #include "testutil.h"
 
 int main(void) {
