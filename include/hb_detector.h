@@ -18,12 +18,18 @@ typedef struct {
 
 extern const hb_param_spec hb_detector_params[];
 
-/* Plan `det` over a space of nd axes (array order: dims, axes).  Geometric
- * shapes need nd == 2 (y, x); `shape: mask` takes a dataset of exactly dims.
- * `space` names the space in messages ("signal", "navigation").  Errors point
- * at the job; an empty detector is an error. */
-int hb_detector_plan(const hb_node *det, int nd, const hsize_t *dims, const hb_axis *axes, const char *space,
+/* Plan `det` (parameters bound to hb_detector_params) over a space of nd
+ * axes (array order: dims, axes).  Geometric shapes need nd == 2 (y, x);
+ * `shape: mask` takes a dataset of exactly dims.  `space` names the space in
+ * messages ("signal", "navigation").  Errors point at the job; an empty
+ * detector is an error. */
+int hb_detector_plan(const hb_params *det, int nd, const hsize_t *dims, const hb_axis *axes, const char *space,
                      hb_detector *d);
+/* The same for {shape: mask} given by its parts: dataset `dset` of the file
+ * at `path` (resolved; `file` as written, for messages).  Errors about the
+ * file and the dataset point at where_file, the others at `where`. */
+int hb_detector_plan_mask(const char *path, const char *file, const char *dset, const char *where_file,
+                          const char *where, int nd, const hsize_t *dims, const char *space, hb_detector *d);
 void hb_detector_free(hb_detector *d);
 
 #endif

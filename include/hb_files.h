@@ -13,9 +13,20 @@
 
 #define HB_MAX_READ_FILES 64
 
-/* A file named in the job at node n: relative to the job file's folder, or
- * to the current folder when n came from --set. */
-void hb_file_resolve(const hb_node *n, const char *file, char *out, size_t cap);
+/* THE rule for every path a user writes (docs/job-format.md, "Paths"):
+ * absolute, it is taken as written; relative, it resolves against the job
+ * file's folder when it is written in the job, and against the current
+ * folder when it was typed on the command line (`--set`, `--profile`: node
+ * n came from a --set).  "configs/../data/x.hspy" then names the file as the
+ * user thinks of it: the path's folder, when it exists, is replaced by its
+ * realpath (not a lexical cleanup, so symlinks stay right).  malloc'd; NULL
+ * when out of memory.  Parameters of type HB_P_PATH are resolved with it
+ * when they are bound (hb_params.h). */
+char *hb_path_resolve(const hb_node *n, const char *path);
+/* The folder that a job file's relative paths resolve against: the realpath
+ * of the job path's folder (that folder as given when it does not exist).
+ * malloc'd; NULL when out of memory. */
+char *hb_path_job_folder(const char *job_path);
 
 /* Local: 0 if `path` is a regular file (following links), else an error
  * naming `where` (a job position).  Remembers the path. */

@@ -5,21 +5,26 @@
 #define HB_JOB_H
 
 #include <mpi.h>
+#include "hb_params.h"
 #include "hb_yaml.h"
 
 typedef enum { HB_PROGRESS_AUTO, HB_PROGRESS_BAR, HB_PROGRESS_LINES, HB_PROGRESS_OFF } hb_progress_mode;
 
 typedef struct hb_job {
   char *path;     /* as given on the command line; used in messages */
-  char *dir;      /* folder of the job file: relative paths resolve here */
+  char *dir;      /* folder of the job file: relative paths written in the job resolve here (hb_path_resolve) */
   char *text;     /* the job text exactly as read */
   size_t len;
   char **sets;    /* every --set KEY=VALUE, in order */
   int nsets;
   hb_node *root;
+  /* The typed parameters (hb_params.h), bound to the job's tables: the job,
+   * and its input, output and run maps (run: every default when absent).
+   * The fields below are read from them. */
+  const hb_params *params, *input, *output, *run;
 
   /* input */
-  char *input_file;    /* resolved path */
+  char *input_file;    /* resolved path (hb_path_resolve) */
   const char *input_file_as_written;
   const char *input_signal;   /* NULL: the only signal */
   const char *input_dataset;  /* generic HDF5: path of the array */
@@ -27,7 +32,7 @@ typedef struct hb_job {
   const hb_node *input_axes;  /* optional overrides, NULL if absent */
 
   /* output */
-  char *output_file;   /* resolved path */
+  char *output_file;   /* resolved path (hb_path_resolve) */
   int overwrite;
   int gzip;
   int previews;
@@ -43,7 +48,7 @@ typedef struct hb_job {
   /* run.mpiio_hints as an MPI_Info (MPI_INFO_NULL if none): passed to every
    * MPI-IO file access, input and output alike */
   MPI_Info mpiio_info;
-  char *profile;     /* run.profile (or --profile): JSON timings, NULL if unset */
+  char *profile;     /* run.profile (or --profile), resolved: JSON timings, NULL if unset */
   int resume;        /* run --resume: continue from <output>.partial's checkpoint */
 } hb_job;
 
@@ -54,7 +59,5 @@ int hb_job_load(MPI_Comm comm, const char *path, char **sets, int nsets, hb_job 
 /* Same, from text in memory (unit tests and fuzzing). */
 int hb_job_parse(const char *path, const char *text, size_t len, char **sets, int nsets, hb_job *job);
 void hb_job_free(hb_job *job);
-/* Resolve a path from the job against the job's folder (malloc'd). */
-char *hb_job_resolve(const hb_job *job, const char *path);
 
 #endif

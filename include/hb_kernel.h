@@ -25,10 +25,45 @@
 
 #define HB_MAX_OUTPUTS 8
 
+/* The data as a step sees it: the input's navigation axes, and the signal
+ * after the preprocess steps before this one (its shape, axes and dtype may
+ * differ from the file's). */
+typedef struct hb_stream {
+  int ndim, nav_dim, sig_dim;
+  hsize_t shape[HB_MAXDIM]; /* navigation, then signal */
+  hb_axis axes[HB_MAXDIM];
+  hb_dtype dtype;
+  size_t sig_size;          /* elements per pattern */
+  const hb_input *input;    /* the file: path, title, signal type */
+} hb_stream;
+
+/* An axis named in a job, as HyperSpy's axis= takes it: a name, or an
+ * index in HyperSpy's natural order (navigation axes x, y, ... first, then
+ * signal axes x, y, ...; negative from the end).  Gives the array axis
+ * (navigation first, C order), or an HB_EINVALID error at `where`. */
+int hb_stream_axis(const hb_stream *s, const char *text, const char *where, int *axis);
+/* HyperSpy's UniformDataAxis.value2index with rounding=round: the index of
+ * the sample nearest `value` (half towards zero for values >= 0, away from
+ * zero below, after a truncation to 12 decimals); not clipped. */
+long long hb_axis_value2index(const hb_axis *a, double value);
+
+/* The stream of the input file as it is. */
+void hb_stream_of_input(const hb_input *in, hb_stream *s);
+/* Set the signal part of s (its shape, axes, dtype); sig_size follows. */
+void hb_stream_set_signal(hb_stream *s, int sig_dim, const hsize_t *shape, const hb_axis *axes, hb_dtype dtype);
+
+/* What a result is.  Every per-pattern result has an item: an array of
+ * `shape` (ndim may be 0: one value) for every pattern; the engine owns the
+ * buffers, their placement in the file and the writing (docs/architecture.md,
+ * "Results"). */
 typedef enum {
-  HB_OUT_NAV,    /* navigation-shaped: one value per pattern */
-  HB_OUT_SIGNAL, /* signal-shaped: reduced over the navigation axes */
+  HB_OUT_NAV,    /* one item per pattern: navigation shape x item shape */
+  HB_OUT_SIGNAL, /* reduced over the navigation axes: one array of `shape` (by default the stream's
+                    signal shape), combined over the block tree with the kernel's init/merge/finish */
   HB_OUT_GLOBAL, /* any shape, float64, written by the kernel's `global` function */
+  HB_OUT_FULL,   /* a transformed dataset: one item (a new pattern) per pattern, written block by block
+                    (a transform's output, or any large per-pattern item) */
+  HB_OUT_RAGGED, /* a list of records of item shape per pattern, of any length (find_peaks) */
 } hb_out_kind;
 
 typedef struct {
@@ -37,14 +72,34 @@ typedef struct {
   hb_dtype dtype;     /* stored dtype */
   hb_dtype acc;       /* HB_OUT_SIGNAL: dtype of the partial (accumulator) */
   const char *quantity;
-  /* HB_OUT_GLOBAL only: shape and axes (array order).  With `nav_chunks`
+  const char *signal_type; /* metadata Signal/signal_type of the result; NULL: "" */
+  int pass;           /* 1 (0 too): the kernel's first pass; 2: its next, ... (a histogram's bins need
+                         its range first): block fills it in that pass only (b->pass) */
+  int hidden;         /* SIGNAL only: for the kernel's later passes (b->earlier), not written */
+  int deferred;       /* SIGNAL only, in a later pass: its shape is final only after the earlier
+                         passes (a histogram's bin count): `refine` sets it (no larger than
+                         declared), and the engine creates its dataset then */
+  size_t partial_elems; /* SIGNAL: elements of `acc` in the partial when they are not the result's
+                           (std keeps a count, a mean and a sum of squares); finish then leaves the
+                           result, in `dtype`, at the partial's start */
+  /* GLOBAL: the whole shape and its axes (array order); with `nav_chunks`
    * the last nav_dim axes are the input's navigation axes, chunked like the
-   * blocks so that each rank writes whole chunks. */
+   * blocks so that each rank writes whole chunks.  NAV, FULL, RAGGED: the
+   * item's shape and axes (the navigation axes come first in the file).
+   * SIGNAL: the reduced shape and axes; ndim 0 means the stream's signal
+   * shape. */
   int ndim;
   hsize_t shape[HB_MAXDIM];
   hb_axis axes[HB_MAXDIM];
   int nav_chunks;
 } hb_output;
+
+/* Elements in one item (NAV, FULL, RAGGED record), or in the SIGNAL
+ * result when its shape is set: the product of the shape, 1 for ndim 0. */
+size_t hb_output_elems(const hb_output *o);
+/* Bytes of one item of a per-pattern result, in the stored dtype: the one
+ * place where a result's size per position is known. */
+size_t hb_output_item_bytes(const hb_output *o);
 
 /* One block of patterns, as the engine hands it to every kernel. */
 typedef struct hb_block {
@@ -58,7 +113,13 @@ typedef struct hb_block {
                               are a chunk, not a run of the rectangle) */
   size_t sig_size;         /* pixels per pattern */
   hb_dtype dtype;
-  const void *data;        /* npos × sig_size, in the file's dtype */
+  const void *data;        /* npos × sig_size, in the stream's dtype (the file's, unless a
+                              preprocess step changed it) */
+  const void *const *uses; /* per hb_kernel_use slot: the used result's items for these npos
+                              patterns, or its reduced array (the same in every call) */
+  int pass;                /* the kernel's pass (1, 2, ...): fill the outputs of this pass only */
+  const void *const *earlier; /* per output: the kernel's own reduced output of an earlier pass,
+                              finished (NULL for the others) */
 } hb_block;
 
 typedef struct hb_kernel hb_kernel;
@@ -70,7 +131,7 @@ typedef struct hb_global hb_global;
  * list for every virtual detector) so that each pattern is read once. */
 typedef struct hb_fused {
   const struct hb_kernel_def *def;
-  const hb_input *in;
+  const hb_stream *in;
   int n;
   hb_kernel **k;            /* the members, planned, in job order */
   void *state;              /* owned by the family; freed by fused_destroy */
@@ -81,15 +142,19 @@ typedef struct hb_kernel_def {
   const char *summary;
   const hb_param_spec *params;
   const char *outputs_doc;  /* for `hyperbatch kernels` and docs/kernels.md */
-  int (*plan)(hb_kernel *k, const hb_input *in, const hb_node *spec);
+  int (*plan)(hb_kernel *k, const hb_stream *in, const hb_params *p);
   /* Called on successive runs of a block's patterns (cache-sized, so that
-   * every kernel finds them in cache).  out[i] is the i-th output's buffer:
-   * npos values (HB_OUT_NAV), or the block's sig_size partial values
-   * (HB_OUT_SIGNAL), which `init` prepared and every call accumulates into.
+   * every kernel finds them in cache), in every pass the kernel has outputs
+   * in (b->pass; out[i] is NULL for an output of another pass).  out[i] is
+   * the i-th output's buffer: npos items (HB_OUT_NAV, HB_OUT_FULL), or the
+   * block's partial (HB_OUT_SIGNAL), which `init` prepared and every call
+   * accumulates into.
    * The engine fixes the order of a block's patterns, but where it cuts them
    * into runs depends on the read path and the cache size: a kernel's values
    * may depend on that order, never on the cuts. */
   void (*block)(const hb_kernel *k, const hb_block *b, void *const *out);
+  /* HB_OUT_SIGNAL: n is the result's elements (hb_output_elems, or the
+   * signal's); the partial holds partial_elems (or n) of acc. */
   void (*merge)(const hb_kernel *k, int iout, void *acc, const void *other, size_t n);
   void (*finish)(const hb_kernel *k, int iout, void *acc, size_t n, uint64_t npatterns);
   void (*destroy)(hb_kernel *k);
@@ -99,6 +164,11 @@ typedef struct hb_kernel_def {
   int (*global)(hb_kernel *k, hb_global *g);
   /* HB_OUT_SIGNAL: set a partial to the identity of its merge (0, -inf, ...). */
   void (*init)(const hb_kernel *k, int iout, void *acc, size_t n);
+  /* Optional, collective (every rank gets the same b->earlier): at the start
+   * of each of the kernel's later passes, before its first block, with its
+   * earlier passes' reduced outputs (earlier[i], NULL for others): set the
+   * final shape of its deferred outputs, precompute what the pass needs. */
+  int (*refine)(hb_kernel *k, const void *const *earlier);
   /* Optional fusion (hb_fused): after every kernel is planned, `fuse` plans
    * the family's members together; `fused_block` then replaces their `block`
    * calls, once per run, with out[] holding every member's outputs in member
@@ -109,20 +179,43 @@ typedef struct hb_kernel_def {
   void (*fused_destroy)(hb_fused *f);
 } hb_kernel_def;
 
+#define HB_MAX_USES 4
 struct hb_kernel {
   const hb_kernel_def *def;
+  const struct hb_transform_def *transform; /* a transform named as a kernel (engine) */
   const char *name;         /* from the job */
   const hb_node *spec;      /* the job's map for this kernel */
   int nout;
   hb_output out[HB_MAX_OUTPUTS];
   void *state;              /* owned by the kernel; freed by destroy */
+  int nuses;                /* results of other kernels this one reads (hb_kernel_use) */
+  struct {
+    char name[128];
+    const char *where;      /* the job position that names it */
+    const hb_output *o;     /* resolved by the engine after every plan */
+  } use[HB_MAX_USES];
 };
+
+/* In plan: kernel k reads result `name` of another kernel of the job (a
+ * per-pattern origin, say); `where` is the job position that names it.
+ * Returns the slot: in `block`, b->uses[slot] holds the used result's items
+ * for the same patterns (a NAV result: the kernel runs after its producer,
+ * in the same pass), or its reduced array (a SIGNAL result: the kernel runs
+ * in a later pass).  The engine checks the name once every kernel is
+ * planned, orders the kernels, and refuses a cycle; hb_kernel_used (after
+ * planning) gives the resolved output, for its shape and dtype. */
+int hb_kernel_use(hb_kernel *k, const char *name, const char *where, int *slot);
 
 extern const hb_kernel_def *const hb_kernel_table[]; /* NULL-terminated */
 const hb_kernel_def *hb_kernel_find(const char *op);
-/* Convenience for plan functions. */
+/* Convenience for plan functions: a new output; hb_kernel_output(k, i)
+ * then gives it to set its shape, axes or signal type. */
 int hb_kernel_add_output(hb_kernel *k, const char *part, hb_out_kind kind,
                          hb_dtype dtype, hb_dtype acc, const char *quantity);
+hb_output *hb_kernel_output(hb_kernel *k, int i);
+/* Set an output's item (or reduced) shape and axes; axes may be NULL
+ * (uncalibrated, named nothing). */
+void hb_output_set_shape(hb_output *o, int ndim, const hsize_t *shape, const hb_axis *axes);
 
 /* What a global kernel is given.  Blocks [first, end) are this rank's; the
  * engine owns everything here. */
@@ -148,23 +241,34 @@ int hb_global_write(hb_global *g, const hb_kernel *k, int iout, const hsize_t *s
  * on every rank). */
 hid_t hb_global_group(hb_global *g, const hb_kernel *k, int iout);
 
-/* Preprocessing: per-pattern in-place transforms applied before every kernel.
- * A smaller table of the same shape (preprocess/registry in kernels/). */
-typedef struct hb_prep hb_prep;
-typedef struct hb_prep_def {
+/* ---- transforms ------------------------------------------------------------ */
+
+/* A per-pattern transform: a pattern of one stream to a pattern of another
+ * (crop, rebin, change_dtype, fft, ...).  In `preprocess` every kernel sees
+ * the stream after it; named as a kernel, its output is written as a FULL
+ * result (a transformed dataset).  One row of hb_transform_table, one
+ * family file in kernels/. */
+typedef struct hb_transform hb_transform;
+typedef struct hb_transform_def {
   const char *op;
   const char *summary;
   const hb_param_spec *params;
-  int (*plan)(hb_prep *p, const hb_input *in, const hb_node *spec);
-  void (*apply)(const hb_prep *p, hb_block *b, void *data);
-  void (*destroy)(hb_prep *p);
-} hb_prep_def;
-struct hb_prep {
-  const hb_prep_def *def;
-  void *state;
+  /* Check the parameters against the stream before, t->in; set t->out (a
+   * copy of t->in on entry) to the stream after, and precompute. */
+  int (*plan)(hb_transform *t, const hb_params *p);
+  /* b->npos patterns of t->in at `in` to t->out at `out`; out == in for
+   * `in_place` transforms, and `in` is left as it is by the others. */
+  void (*apply)(const hb_transform *t, const hb_block *b, void *in, void *out);
+  void (*destroy)(hb_transform *t);
+  int in_place;             /* t->out has t->in's size and apply may work in place */
+} hb_transform_def;
+struct hb_transform {
+  const hb_transform_def *def;
+  hb_stream in, out;
+  void *state;              /* owned by the transform; freed by destroy */
 };
-extern const hb_prep_def *const hb_prep_table[];
-const hb_prep_def *hb_prep_find(const char *op);
+extern const hb_transform_def *const hb_transform_table[];
+const hb_transform_def *hb_transform_find(const char *op);
 
 /* Print the registry (`hyperbatch kernels [OP]`), as text or markdown. */
 int hb_kernels_print(const char *op, int markdown);

@@ -19,6 +19,8 @@ struct hb_node {
   int plain;        /* scalar was unquoted (so `off` may be a boolean) */
   hb_node **kids;   /* map members or sequence items, in document order */
   size_t n;
+  /* a map's typed parameters (hb_params_bind), made once, freed with the node */
+  struct hb_params *params;
 };
 
 /* Bounds against hostile input ("billion laughs" and the like).  Nodes and

@@ -18,99 +18,101 @@ void openblas_set_num_threads(int);
 
 /* ---- parameters ----------------------------------------------------------- */
 
+/* n_iter's default for a large k (k >= 0.1 min(N, M)), as scikit-learn's
+ * randomized_svd; otherwise the row's default. */
+#define N_ITER_LARGE_K 4
+
 static const hb_param_spec dec_params_spec[] = {
-    {"algorithm", HB_P_ENUM, 0, "svd", "svd|nmf", 0, NULL, "PCA by singular value decomposition, or NMF"},
-    {"components", HB_P_INT, 1, NULL, NULL, 0, NULL, "number of components k, at most min(N, M)"},
-    {"centre", HB_P_ENUM, 0, "none", "none|navigation|signal", 0, NULL,
-     "svd: subtract the mean pattern (navigation) or each pattern's mean (signal), as HyperSpy"},
-    {"normalize_poissonian_noise", HB_P_BOOL, 0, "false", NULL, 0, NULL,
-     "divide X by sqrt(row sums) x sqrt(column sums) first (Keenan and Kotula); needs centre: none"},
-    {"svd_solver", HB_P_ENUM, 0, "auto", "auto|exact|randomized", 0, NULL,
-     "svd (and NMF's nndsvd init): exact Gram eigensolver or Halko-Martinsson-Tropp; auto picks the cheaper"},
-    {"gram_solver", HB_P_ENUM, 0, "auto", "auto|local|scalapack", 0, NULL,
-     "exact svd: eigensolve the M x M Gram matrix on rank 0 (LAPACK dsyevr) or block-cyclic over all ranks "
-     "(ScaLAPACK pdsyevr); auto: scalapack once the matrix passes 2 GiB"},
-    {"gram_precision", HB_P_ENUM, 0, "auto", "auto|single|double", 0, NULL,
-     "exact svd, gram_solver local: each block's X^T X in float32 (single: twice as fast) or float64, summed over "
-     "blocks in float64; auto: single when the input is float32 or an integer type of at most 16 bits"},
-    {"eigensolver", HB_P_ENUM, 0, "auto", "auto|krylov|dsyevr", 0, NULL,
-     "exact svd, gram_solver local: top k eigenpairs of the Gram matrix by block Krylov (falling back to dsyevr "
-     "if it does not converge) or LAPACK dsyevr; auto: krylov when M >= 1024 and max(k, 16) <= M / 16"},
-    {"n_iter", HB_P_INT, 0, "7, or 4 when k >= 0.1 min(N, M)", NULL, 0, NULL, "randomized: power iterations"},
-    {"oversampling", HB_P_INT, 0, "10", NULL, 0, NULL, "randomized: extra columns of the sketch"},
-    {"random_seed", HB_P_INT, 0, "0", NULL, 0, NULL, "randomized sketch and random init"},
-    {"solver", HB_P_ENUM, 0, "cd", "cd|mu|hals", 0, NULL,
-     "nmf: coordinate descent or multiplicative updates (sklearn), or accelerated HALS"},
-    {"init", HB_P_ENUM, 0, "nndsvda", "nndsvda|nndsvd|random|custom", 0, NULL,
-     "nmf: initial W and H as sklearn; custom reads them from init_file"},
-    {"init_file", HB_P_STRING, 0, NULL, NULL, 0, NULL,
-     "nmf, init custom: HDF5 file with W (*navigation_shape, k) and H (k, *signal_shape)"},
-    {"max_iter", HB_P_INT, 0, "200", NULL, 0, NULL, "nmf: iterations at most"},
-    {"tol", HB_P_FLOAT, 0, "1e-4", NULL, 0, NULL,
-     "nmf: stopping tolerance (sklearn's rule for cd and mu; hals: relative decrease of the error per iteration)"},
-    {"navigation_mask", HB_P_MAP_OR_PATH, 0, NULL, NULL, 0, hb_detector_params,
-     "patterns to EXCLUDE (HyperSpy's True): a virtual_image detector over the navigation axes, or a dataset "
-     "(FILE.hspy holding one signal, FILE:/DATASET, or {shape: mask, file, dataset}) with nonzero = excluded; "
-     "their loadings are NaN"},
-    {"signal_mask", HB_P_MAP_OR_PATH, 0, NULL, NULL, 0, hb_detector_params,
-     "pixels to EXCLUDE, likewise over the signal axes; their factor values are NaN"},
-    {"bss", HB_P_BOOL, 0, "false", NULL, 0, NULL,
-     "also blind source separation of the k components: FastICA as HyperSpy's blind_source_separation() defaults"},
-    {"bss_on", HB_P_ENUM, 0, "factors", "factors|loadings", 0, NULL,
-     "bss: separate the factors (HyperSpy's default) or the loadings (gathered to rank 0, k x N)"},
-    {"bss_diff_order", HB_P_INT, 0, "1", NULL, 0, NULL, "bss: derivative order along each axis first (0 to 2)"},
-    {"bss_max_iter", HB_P_INT, 0, "200", NULL, 0, NULL, "bss: FastICA iterations at most"},
-    {"bss_tol", HB_P_FLOAT, 0, "1e-10", NULL, 0, NULL, "bss: FastICA tolerance (HyperSpy's)"},
-    {"cache", HB_P_ENUM, 0, "auto", "auto|memory|disk", 0, NULL,
-     "keep this rank's rows in memory (float64; NMF: float32 where that is exact), or read the blocks again every "
-     "pass; auto: memory up to 1 GiB"},
+    {"algorithm", HB_P_ENUM, HB_DEFAULT_STR("svd"), .choices = "svd|nmf",
+     .help = "PCA by singular value decomposition, or NMF"},
+    {"components", HB_P_INT, HB_REQUIRED, .help = "number of components k, at most min(N, M)"},
+    {"centre", HB_P_ENUM, HB_DEFAULT_STR("none"), .choices = "none|navigation|signal",
+     .help = "svd: subtract the mean pattern (navigation) or each pattern's mean (signal), as HyperSpy"},
+    {"normalize_poissonian_noise", HB_P_BOOL, HB_DEFAULT_BOOL(0),
+     .help = "divide X by sqrt(row sums) x sqrt(column sums) first (Keenan and Kotula); needs centre: none"},
+    {"svd_solver", HB_P_ENUM, HB_DEFAULT_STR("auto"), .choices = "auto|exact|randomized",
+     .help = "svd (and NMF's nndsvd init): exact Gram eigensolver or Halko-Martinsson-Tropp; auto picks the cheaper"},
+    {"gram_solver", HB_P_ENUM, HB_DEFAULT_STR("auto"), .choices = "auto|local|scalapack",
+     .help = "exact svd: eigensolve the M x M Gram matrix on rank 0 (LAPACK dsyevr) or block-cyclic over all ranks "
+             "(ScaLAPACK pdsyevr); auto: scalapack once the matrix passes 2 GiB"},
+    {"gram_precision", HB_P_ENUM, HB_DEFAULT_STR("auto"), .choices = "auto|single|double",
+     .help = "exact svd, gram_solver local: each block's X^T X in float32 (single: twice as fast) or float64, summed "
+             "over blocks in float64; auto: single when the input is float32 or an integer type of at most 16 bits"},
+    {"eigensolver", HB_P_ENUM, HB_DEFAULT_STR("auto"), .choices = "auto|krylov|dsyevr",
+     .help = "exact svd, gram_solver local: top k eigenpairs of the Gram matrix by block Krylov (falling back to "
+             "dsyevr if it does not converge) or LAPACK dsyevr; auto: krylov when M >= 1024 and max(k, 16) <= M / 16"},
+    {"n_iter", HB_P_INT, HB_DEFAULT_INT(7), .dflt_note = "or " HB_STR(N_ITER_LARGE_K) " when k >= 0.1 min(N, M)",
+     .help = "randomized: power iterations"},
+    {"oversampling", HB_P_INT, HB_DEFAULT_INT(10), .help = "randomized: extra columns of the sketch"},
+    {"random_seed", HB_P_INT, HB_DEFAULT_INT(0), .help = "randomized sketch and random init"},
+    {"solver", HB_P_ENUM, HB_DEFAULT_STR("cd"), .choices = "cd|mu|hals",
+     .help = "nmf: coordinate descent or multiplicative updates (sklearn), or accelerated HALS"},
+    {"init", HB_P_ENUM, HB_DEFAULT_STR("nndsvda"), .choices = "nndsvda|nndsvd|random|custom",
+     .help = "nmf: initial W and H as sklearn; custom reads them from init_file"},
+    {"init_file", HB_P_PATH,
+     .help = "nmf, init custom: HDF5 file with W (*navigation_shape, k) and H (k, *signal_shape)"},
+    {"max_iter", HB_P_INT, HB_DEFAULT_INT(200), .help = "nmf: iterations at most"},
+    {"tol", HB_P_FLOAT, HB_DEFAULT_FLOAT(1e-4),
+     .help = "nmf: stopping tolerance (sklearn's rule for cd and mu; hals: relative decrease of the error per "
+             "iteration)"},
+    {"navigation_mask", HB_P_MAP_OR_PATH, .sub = hb_detector_params,
+     .help = "patterns to EXCLUDE (HyperSpy's True): a virtual_image detector over the navigation axes, or a dataset "
+             "(FILE.hspy holding one signal, FILE:/DATASET, or {shape: mask, file, dataset}) with nonzero = "
+             "excluded; their loadings are NaN"},
+    {"signal_mask", HB_P_MAP_OR_PATH, .sub = hb_detector_params,
+     .help = "pixels to EXCLUDE, likewise over the signal axes; their factor values are NaN"},
+    {"bss", HB_P_BOOL, HB_DEFAULT_BOOL(0),
+     .help = "also blind source separation of the k components: FastICA as HyperSpy's blind_source_separation() "
+             "defaults"},
+    {"bss_on", HB_P_ENUM, HB_DEFAULT_STR("factors"), .choices = "factors|loadings",
+     .help = "bss: separate the factors (HyperSpy's default) or the loadings (gathered to rank 0, k x N)"},
+    {"bss_diff_order", HB_P_INT, HB_DEFAULT_INT(1), .help = "bss: derivative order along each axis first (0 to 2)"},
+    {"bss_max_iter", HB_P_INT, HB_DEFAULT_INT(200), .help = "bss: FastICA iterations at most"},
+    {"bss_tol", HB_P_FLOAT, HB_DEFAULT_FLOAT(1e-10), .help = "bss: FastICA tolerance (HyperSpy's)"},
+    {"cache", HB_P_ENUM, HB_DEFAULT_STR("auto"), .choices = "auto|memory|disk",
+     .help = "keep this rank's rows in memory (float64; NMF: float32 where that is exact), or read the blocks again "
+             "every pass; auto: memory up to 1 GiB"},
     HB_PARAM_END,
 };
 
-static int enum_of(const hb_node *spec, const char *key, const char *const *names, int dflt) {
-  const hb_node *n = hb_node_child(spec, key);
-  if (!n) return dflt;
-  for (int i = 0; names[i]; i++)
-    if (!strcmp(n->text, names[i])) return i;
-  return dflt; /* the schema check allowed only these */
+/* The index of an enum parameter's value in `names`. */
+static int enum_of(const hb_params *p, const char *key, const char *const *names) {
+  const char *s = hb_param_str(p, key);
+  for (int i = 0; s && names[i]; i++)
+    if (!strcmp(s, names[i])) return i;
+  return 0; /* the schema allows only these */
 }
 
-static int int_param(const hb_node *spec, const char *key, long long lo, long long hi, long long dflt, long long *v) {
-  const hb_node *n = hb_node_child(spec, key);
-  *v = dflt;
-  if (!n) return 0;
-  HB_CALL(hb_node_int(n, v));
-  HB_CHECK(*v >= lo && *v <= hi, HB_EINVALID, hb_node_where(n, 0), "'%s' must be %lld to %lld, got %lld", key, lo, hi,
-           *v);
+/* An integer parameter in [lo, hi] (its default from the table). */
+static int int_param(const hb_params *p, const char *key, long long lo, long long hi, long long *v) {
+  *v = hb_param_int(p, key);
+  HB_CHECK(*v >= lo && *v <= hi, HB_EINVALID, hb_param_where(p, key), "'%s' must be %lld to %lld, got %lld", key, lo,
+           hi, *v);
   return 0;
 }
 
 /* Keys that only mean something for one algorithm are errors for the other:
  * a typo'd intent must not be silently ignored. */
-static int check_applies(const hb_node *spec, int algorithm) {
+static int check_applies(const hb_params *p, int algorithm) {
   static const char *const svd_only =
       "centre|svd_solver|gram_solver|gram_precision|eigensolver|n_iter|oversampling";
   static const char *const nmf_only = "solver|init|init_file|max_iter|tol";
   const char *other = algorithm == DEC_SVD ? nmf_only : svd_only;
-  for (size_t i = 0; i < spec->n; i++) {
-    const char *key = spec->kids[i]->key;
-    size_t n = strlen(key);
-    for (const char *c = other; c;) {
-      const char *bar = strchr(c, '|');
-      size_t len = bar ? (size_t)(bar - c) : strlen(c);
-      HB_CHECK(!(len == n && !strncmp(c, key, n)), HB_EINVALID, hb_node_where(spec->kids[i], 1),
-               "'%s' does not apply to algorithm %s", key, algorithm == DEC_SVD ? "svd" : "nmf");
-      c = bar ? bar + 1 : NULL;
-    }
+  for (const char *c = other; c;) {
+    const char *bar = strchr(c, '|');
+    char key[32];
+    snprintf(key, sizeof key, "%.*s", (int)(bar ? (size_t)(bar - c) : strlen(c)), c);
+    HB_CHECK(!hb_param_given(p, key), HB_EINVALID, hb_param_where_key(p, key), "'%s' does not apply to algorithm %s",
+             key, algorithm == DEC_SVD ? "svd" : "nmf");
+    c = bar ? bar + 1 : NULL;
   }
   return 0;
 }
 
 /* The custom init file must hold W and H of the right shapes. */
-static int check_init_file(const dec_params *p, const hb_input *in) {
-  const hb_node *n = p->init_node;
+static int check_init_file(const dec_params *p, const hb_stream *in) {
   hid_t f = H5Fopen(p->init_file, H5F_ACC_RDONLY, H5P_DEFAULT);
-  HB_CHECK(f >= 0, HB_EINVALID, hb_node_where(n, 0), "cannot open init_file '%s' as HDF5", n->text);
+  HB_CHECK(f >= 0, HB_EINVALID, p->init_where, "cannot open init_file '%s' as HDF5", p->init_text);
   int rc = 0;
   for (int w = 0; w < 2 && !rc; w++) {
     const char *name = w ? "H" : "W";
@@ -135,44 +137,42 @@ static int check_init_file(const dec_params *p, const hb_input *in) {
     int same = nd == want;
     for (int d = 0; same && d < want; d++) same = dims[d] == expect[d];
     if (!same)
-      rc = HB_FAIL(HB_EINVALID, hb_node_where(n, 0), "init_file '%s' needs a dataset %s of shape %s", n->text, name,
+      rc = HB_FAIL(HB_EINVALID, p->init_where, "init_file '%s' needs a dataset %s of shape %s", p->init_text, name,
                    w ? "(components, *signal_shape)" : "(*navigation_shape, components)");
   }
   H5Fclose(f);
   return rc;
 }
 
-static int bss_params(const hb_node *spec, const hb_input *in, dec_params *p) {
-  const hb_node *bn = hb_node_child(spec, "bss");
-  if (bn) HB_CALL(hb_node_bool(bn, &p->bss));
-  for (size_t i = 0; i < spec->n && !p->bss; i++)
-    HB_CHECK(strncmp(spec->kids[i]->key, "bss_", 4), HB_EINVALID, hb_node_where(spec->kids[i], 1),
-             "'%s' needs bss: true", spec->kids[i]->key);
-  const hb_node *on = hb_node_child(spec, "bss_on");
-  p->bss_on_loadings = on && !strcmp(on->text, "loadings");
+static int bss_params(const hb_params *par, const hb_stream *in, dec_params *p) {
+  p->bss = hb_param_bool(par, "bss");
+  static const char *const bss_keys[] = {"bss_on", "bss_diff_order", "bss_max_iter", "bss_tol", NULL};
+  for (int i = 0; bss_keys[i] && !p->bss; i++)
+    HB_CHECK(!hb_param_given(par, bss_keys[i]), HB_EINVALID, hb_param_where_key(par, bss_keys[i]),
+             "'%s' needs bss: true", bss_keys[i]);
+  p->bss_on_loadings = !strcmp(hb_param_str(par, "bss_on"), "loadings");
   long long v;
-  HB_CALL(int_param(spec, "bss_diff_order", 0, 2, 1, &v));
+  HB_CALL(int_param(par, "bss_diff_order", 0, 2, &v));
   p->bss_diff_order = (int)v;
-  HB_CALL(int_param(spec, "bss_max_iter", 1, 1000000, 200, &v));
+  HB_CALL(int_param(par, "bss_max_iter", 1, 1000000, &v));
   p->bss_max_iter = (int)v;
-  p->bss_tol = 1e-10;
-  const hb_node *tn = hb_node_child(spec, "bss_tol");
-  if (tn) HB_CALL(hb_node_double(tn, &p->bss_tol));
-  HB_CHECK(p->bss_tol >= 0, HB_EINVALID, hb_node_where(tn, 0), "bss_tol must be >= 0, got %g", p->bss_tol);
+  p->bss_tol = hb_param_float(par, "bss_tol");
+  HB_CHECK(p->bss_tol >= 0, HB_EINVALID, hb_param_where(par, "bss_tol"), "bss_tol must be >= 0, got %g", p->bss_tol);
   if (!p->bss) return 0;
-  HB_CHECK(p->k >= 2 && p->k <= 64, HB_EINVALID, hb_node_where(bn, 0),
+  const char *where = hb_param_where(par, "bss");
+  HB_CHECK(p->k >= 2 && p->k <= 64, HB_EINVALID, where,
            "bss needs 2 to 64 components (HyperSpy needs at least 2), got %zu", p->k);
   /* numpy.gradient needs 2 values along every axis it differentiates */
   int nd = p->bss_on_loadings ? in->nav_dim : in->sig_dim, first = p->bss_on_loadings ? 0 : in->nav_dim;
   for (int a = 0; a < nd && p->bss_diff_order; a++)
-    HB_CHECK(in->shape[first + a] >= 2, HB_EINVALID, hb_node_where(bn, 0),
+    HB_CHECK(in->shape[first + a] >= 2, HB_EINVALID, where,
              "bss_diff_order %d needs every %s axis to have 2 or more values; axis '%s' has %llu", p->bss_diff_order,
              p->bss_on_loadings ? "navigation" : "signal", in->axes[first + a].name,
              (unsigned long long)in->shape[first + a]);
   return 0;
 }
 
-static int read_params(const hb_node *spec, const hb_input *in, dec_params *p) {
+static int read_params(const hb_params *par, const hb_stream *in, dec_params *p) {
   static const char *const alg[] = {"svd", "nmf", NULL}, *const centre[] = {"none", "navigation", "signal", NULL},
                            *const solver[] = {"auto", "exact", "randomized", NULL}, *const nmf[] = {"cd", "mu", "hals", NULL},
                            *const init[] = {"nndsvda", "nndsvd", "random", "custom", NULL},
@@ -180,66 +180,64 @@ static int read_params(const hb_node *spec, const hb_input *in, dec_params *p) {
                            *const gram[] = {"auto", "local", "scalapack", NULL},
                            *const prec[] = {"auto", "double", "single", NULL},
                            *const eig[] = {"auto", "dsyevr", "krylov", NULL};
-  p->algorithm = enum_of(spec, "algorithm", alg, DEC_SVD);
-  p->centre = enum_of(spec, "centre", centre, CENTRE_NONE);
-  p->svd_solver = enum_of(spec, "svd_solver", solver, SVD_AUTO);
-  p->nmf_solver = enum_of(spec, "solver", nmf, NMF_CD);
-  p->init = enum_of(spec, "init", init, INIT_NNDSVDA);
-  p->cache = enum_of(spec, "cache", cache, CACHE_AUTO);
-  p->gram_solver = enum_of(spec, "gram_solver", gram, GRAM_AUTO);
-  p->gram_precision = enum_of(spec, "gram_precision", prec, PREC_AUTO);
-  p->eigensolver = enum_of(spec, "eigensolver", eig, EIG_AUTO);
+  p->algorithm = enum_of(par, "algorithm", alg);
+  p->centre = enum_of(par, "centre", centre);
+  p->svd_solver = enum_of(par, "svd_solver", solver);
+  p->nmf_solver = enum_of(par, "solver", nmf);
+  p->init = enum_of(par, "init", init);
+  p->cache = enum_of(par, "cache", cache);
+  p->gram_solver = enum_of(par, "gram_solver", gram);
+  p->gram_precision = enum_of(par, "gram_precision", prec);
+  p->eigensolver = enum_of(par, "eigensolver", eig);
   for (int i = 0; i < 2 && p->gram_solver == GRAM_SCALAPACK; i++) {
-    const char *key = i ? "eigensolver" : "gram_precision";
-    const hb_node *n = hb_node_child(spec, key);
-    HB_CHECK(!n || !strcmp(n->text, "auto") || (!i && !strcmp(n->text, "double")), HB_EINVALID, hb_node_where(n, 1),
-             "%s: %s needs gram_solver: local (scalapack sums in float64 and solves with pdsyevr)", key, n->text);
+    const char *key = i ? "eigensolver" : "gram_precision", *v = hb_param_str(par, key);
+    HB_CHECK(!strcmp(v, "auto") || (!i && !strcmp(v, "double")), HB_EINVALID, hb_param_where_key(par, key),
+             "%s: %s needs gram_solver: local (scalapack sums in float64 and solves with pdsyevr)", key, v);
   }
   /* float32 products lose nothing the data had: float32, or integers that float32 holds exactly */
   if (p->gram_precision == PREC_AUTO)
     p->gram_precision = p->gram_solver != GRAM_SCALAPACK && (in->dtype == HB_F32 || hb_dtype_size(in->dtype) <= 2)
                             ? PREC_SINGLE
                             : PREC_DOUBLE;
-  HB_CALL(check_applies(spec, p->algorithm));
-  const hb_node *pn = hb_node_child(spec, "normalize_poissonian_noise");
-  if (pn) HB_CALL(hb_node_bool(pn, &p->poisson));
-  HB_CHECK(!(p->poisson && p->centre != CENTRE_NONE), HB_EINVALID, hb_node_where(pn, 1),
+  HB_CALL(check_applies(par, p->algorithm));
+  p->poisson = hb_param_bool(par, "normalize_poissonian_noise");
+  HB_CHECK(!(p->poisson && p->centre != CENTRE_NONE), HB_EINVALID, hb_param_where_key(par, "normalize_poissonian_noise"),
            "normalize_poissonian_noise needs centre: none (HyperSpy refuses both too), got centre: %s",
            centre[p->centre]);
 
-  size_t N = hb_input_nav_size(in), M = hb_input_sig_size(in), lim = N < M ? N : M;
-  const hb_node *kn = hb_node_child(spec, "components");
-  HB_CHECK(in->nav_dim >= 1 && N >= 2, HB_EINVALID, hb_node_where(spec, 0),
+  size_t N = hb_input_nav_size(in->input), M = in->sig_size, lim = N < M ? N : M;
+  HB_CHECK(in->nav_dim >= 1 && N >= 2, HB_EINVALID, hb_params_where(par),
            "decomposition needs at least 2 patterns; this input has %zu", N);
-  long long v;
-  HB_CALL(hb_node_int(kn, &v));
-  HB_CALL(dec_masks_plan(p, spec, in));
+  long long v = hb_param_int(par, "components");
+  HB_CALL(dec_masks_plan(p, par, in));
   int masked = p->nav_mask || p->sig_mask;
   if (masked) N = p->n_used, M = p->m_used, lim = N < M ? N : M;
-  HB_CHECK(v >= 1 && (unsigned long long)v <= lim, HB_EINVALID, hb_node_where(kn, 0),
+  HB_CHECK(v >= 1 && (unsigned long long)v <= lim, HB_EINVALID, hb_param_where(par, "components"),
            "components must be 1 to min(N, M) = %zu (%snavigation size N = %zu, signal size M = %zu), got %lld", lim,
            masked ? "unmasked " : "", N, M, v);
   p->k = (size_t)v;
-  HB_CALL(int_param(spec, "n_iter", 0, 1000, p->k >= 0.1 * (double)lim ? 4 : 7, &v));
-  p->n_iter = (int)v;
-  HB_CALL(int_param(spec, "oversampling", 0, 100000, 10, &v));
+  HB_CALL(int_param(par, "n_iter", 0, 1000, &v));
+  p->n_iter = hb_param_given(par, "n_iter") || p->k < 0.1 * (double)lim ? (int)v : N_ITER_LARGE_K;
+  HB_CALL(int_param(par, "oversampling", 0, 100000, &v));
   p->oversampling = (int)v;
-  HB_CALL(int_param(spec, "random_seed", 0, (long long)1 << 62, 0, &p->seed));
-  HB_CALL(int_param(spec, "max_iter", 1, 1000000, 200, &v));
+  HB_CALL(int_param(par, "random_seed", 0, (long long)1 << 62, &p->seed));
+  HB_CALL(int_param(par, "max_iter", 1, 1000000, &v));
   p->max_iter = (int)v;
-  HB_CALL(bss_params(spec, in, p));
-  p->tol = 1e-4;
-  const hb_node *tn = hb_node_child(spec, "tol");
-  if (tn) HB_CALL(hb_node_double(tn, &p->tol));
-  HB_CHECK(p->tol >= 0, HB_EINVALID, hb_node_where(tn, 0), "tol must be >= 0, got %g", p->tol);
+  HB_CALL(bss_params(par, in, p));
+  p->tol = hb_param_float(par, "tol");
+  HB_CHECK(p->tol >= 0, HB_EINVALID, hb_param_where(par, "tol"), "tol must be >= 0, got %g", p->tol);
 
-  const hb_node *fn = hb_node_child(spec, "init_file");
-  HB_CHECK(!fn || p->init == INIT_CUSTOM, HB_EINVALID, hb_node_where(fn, 1), "init_file needs init: custom");
+  int has_file = hb_param_given(par, "init_file");
+  HB_CHECK(!has_file || p->init == INIT_CUSTOM, HB_EINVALID, hb_param_where_key(par, "init_file"),
+           "init_file needs init: custom");
   if (p->init == INIT_CUSTOM) {
-    HB_CHECK(fn, HB_EINVALID, hb_node_where(hb_node_child(spec, "init"), 0), "init: custom needs init_file");
-    hb_file_resolve(fn, fn->text, p->init_file, sizeof p->init_file);
-    HB_CALL(hb_file_check_read(p->init_file, hb_node_where(fn, 0)));
-    p->init_node = fn;
+    HB_CHECK(has_file, HB_EINVALID, hb_param_where(par, "init"), "init: custom needs init_file");
+    snprintf(p->init_file, sizeof p->init_file, "%s", hb_param_str(par, "init_file"));
+    snprintf(p->init_text, sizeof p->init_text, "%s", hb_param_text(par, "init_file"));
+    snprintf(p->init_where, sizeof p->init_where, "%s", hb_param_where(par, "init_file"));
+    HB_CHECK(strlen(hb_param_str(par, "init_file")) < sizeof p->init_file, HB_EINVALID, p->init_where,
+             "init_file's path is longer than %zu bytes", sizeof p->init_file - 1);
+    HB_CALL(hb_file_check_read(p->init_file, p->init_where));
     HB_CALL(check_init_file(p, in));
   }
   return 0;
@@ -257,7 +255,7 @@ static void component_axis(hb_axis *a, const char *name, size_t k, int navigate)
 
 /* A global output of `lead` component axes followed by `n` axes of the input. */
 static int add_global(hb_kernel *k, const char *part, const char *quantity, size_t ncomp, const char *axis_name,
-                      int navigate, const hb_input *in, int first, int n, int nav_chunks) {
+                      int navigate, const hb_stream *in, int first, int n, int nav_chunks) {
   HB_CALL(hb_kernel_add_output(k, part, HB_OUT_GLOBAL, HB_F64, HB_F64, quantity));
   hb_output *o = &k->out[k->nout - 1];
   o->ndim = 1 + n;
@@ -272,11 +270,11 @@ static int add_global(hb_kernel *k, const char *part, const char *quantity, size
   return 0;
 }
 
-static int dec_plan(hb_kernel *k, const hb_input *in, const hb_node *spec) {
+static int dec_plan(hb_kernel *k, const hb_stream *in, const hb_params *par) {
   dec_params *p;
   HB_ALLOC(p, 1);
   k->state = p;
-  HB_CALL(read_params(spec, in, p));
+  HB_CALL(read_params(par, in, p));
   /* (k | signal) and (k | navigation), as get_decomposition_factors/loadings */
   HB_CALL(add_global(k, "factors", "Factor", p->k, "Decomposition component index", 1, in, in->nav_dim, in->sig_dim, 0));
   HB_CALL(add_global(k, "loadings", "Loading", p->k, "Decomposition component index", 1, in, 0, in->nav_dim, 1));
@@ -785,6 +783,7 @@ static int dec_global(hb_kernel *k, hb_global *g) {
   teardown(&d);
   return rc;
 }
+
 
 static void dec_destroy(hb_kernel *k) {
   if (k->state) dec_masks_free(k->state);

@@ -26,23 +26,20 @@ static herr_t find_signal(hid_t g, const char *name, const H5L_info_t *info, voi
   return 0;
 }
 
-/* The string form, "FILE" (a .hspy file holding one signal, as HyperSpy's
- * `mask.save()` writes it) or "FILE:/DATASET", as the map form
- * {shape: mask, file, dataset} that hb_detector_plan reads. */
-static int path_to_map(const hb_node *n, char *file, char *dset, size_t cap) {
-  const char *text = n->text, *sep = strstr(text, ":/");
-  HB_CHECK(text[0], HB_EINVALID, hb_node_where(n, 0), "'%s' names no file", n->key);
-  snprintf(file, cap, "%.*s", (int)(sep ? (size_t)(sep - text) : strlen(text)), text);
-  if (sep) {
-    snprintf(dset, cap, "%s", sep + 1);
+/* The string form names a dataset: "FILE:/DATASET", or "FILE", a .hspy file
+ * holding one signal (as HyperSpy's `mask.save()` writes it), whose signal
+ * is the dataset. */
+static int mask_dataset(const hb_params *par, const char *key, char *dset, size_t cap) {
+  const char *given = hb_param_dataset(par, key), *path = hb_param_str(par, key), *file = hb_param_text(par, key);
+  if (given) {
+    snprintf(dset, cap, "%s", given);
     return 0;
   }
-  /* relative to the job file, as hb_detector_plan resolves `file` */
-  char path[4096];
-  hb_file_resolve(n, file, path, sizeof path);
-  HB_CALL(hb_file_check_read(path, hb_node_where(n, 0)));
+  char where[1200];
+  snprintf(where, sizeof where, "%s", hb_param_where(par, key));
+  HB_CALL(hb_file_check_read(path, where));
   hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-  HB_CHECK(f >= 0, HB_EINVALID, hb_node_where(n, 0), "cannot open mask file '%s' as HDF5", file);
+  HB_CHECK(f >= 0, HB_EINVALID, where, "cannot open mask file '%s' as HDF5", file);
   char found[1024] = ""; /* find_signal writes up to 1024 */
   herr_t more = 0;
   if (H5Lexists(f, "/Experiments", H5P_DEFAULT) > 0) {
@@ -53,7 +50,7 @@ static int path_to_map(const hb_node *n, char *file, char *dset, size_t cap) {
     }
   }
   H5Fclose(f);
-  HB_CHECK(found[0] && more == 0, HB_EINVALID, hb_node_where(n, 0),
+  HB_CHECK(found[0] && more == 0, HB_EINVALID, where,
            "mask file '%s' does not hold exactly one HyperSpy signal: name the dataset as '%s:/path/to/dataset'", file,
            file);
   snprintf(dset, cap, "%s", found);
@@ -61,27 +58,27 @@ static int path_to_map(const hb_node *n, char *file, char *dset, size_t cap) {
 }
 
 /* One mask: geometry or dataset over the navigation or signal space. */
-static int plan_one(const hb_node *spec, const char *key, const hb_input *in, int nav, unsigned char **mask,
+static int plan_one(const hb_params *par, const char *key, const hb_stream *in, int nav, unsigned char **mask,
                     size_t *used) {
-  const hb_node *n = hb_node_child(spec, key);
   int nd = nav ? in->nav_dim : in->sig_dim, first = nav ? 0 : in->nav_dim;
+  const char *space = nav ? "navigation" : "signal";
   size_t size = 1;
   for (int a = 0; a < nd; a++) size *= in->shape[first + a];
   *used = size;
-  if (!n) return 0;
-  /* the string form becomes a map whose nodes point at the string */
-  char file[2048], dset[2048], k_shape[] = "shape", k_file[] = "file", k_dset[] = "dataset", v_mask[] = "mask";
-  hb_node m_shape = *n, m_file = *n, m_dset = *n, as_map = *n, *kids[3] = {&m_shape, &m_file, &m_dset};
-  if (n->kind == HB_NODE_SCALAR) {
-    HB_CALL(path_to_map(n, file, dset, sizeof file));
-    m_shape.key = k_shape, m_shape.text = v_mask;
-    m_file.key = k_file, m_file.text = file;
-    m_dset.key = k_dset, m_dset.text = dset;
-    as_map.kind = HB_NODE_MAP, as_map.text = NULL, as_map.kids = kids, as_map.n = 3;
-    n = &as_map;
-  }
+  if (!hb_param_given(par, key)) return 0;
   hb_detector det;
-  HB_CALL(hb_detector_plan(n, nd, &in->shape[first], &in->axes[first], nav ? "navigation" : "signal", &det));
+  const hb_params *map = hb_param_map(par, key);
+  if (map) {
+    HB_CALL(hb_detector_plan(map, nd, &in->shape[first], &in->axes[first], space, &det));
+  } else {
+    /* the string form: {shape: mask, file, dataset} given by its parts */
+    char dset[2048];
+    HB_CALL(mask_dataset(par, key, dset, sizeof dset));
+    char where_key[1200];
+    snprintf(where_key, sizeof where_key, "%s", hb_param_where_key(par, key));
+    HB_CALL(hb_detector_plan_mask(hb_param_str(par, key), hb_param_text(par, key), dset, hb_param_where(par, key),
+                                  where_key, nd, &in->shape[first], space, &det));
+  }
   unsigned char *m = calloc(size, 1);
   if (!m) {
     hb_detector_free(&det);
@@ -94,9 +91,9 @@ static int plan_one(const hb_node *spec, const char *key, const hb_input *in, in
   return 0;
 }
 
-int dec_masks_plan(dec_params *p, const hb_node *spec, const hb_input *in) {
-  HB_CALL(plan_one(spec, "navigation_mask", in, 1, &p->nav_mask, &p->n_used));
-  HB_CALL(plan_one(spec, "signal_mask", in, 0, &p->sig_mask, &p->m_used));
+int dec_masks_plan(dec_params *p, const hb_params *par, const hb_stream *in) {
+  HB_CALL(plan_one(par, "navigation_mask", in, 1, &p->nav_mask, &p->n_used));
+  HB_CALL(plan_one(par, "signal_mask", in, 0, &p->sig_mask, &p->m_used));
   return 0;
 }
 

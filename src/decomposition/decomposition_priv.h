@@ -28,8 +28,9 @@ typedef struct {
   int n_iter, oversampling, max_iter;
   long long seed;
   double tol;
-  char init_file[4096];
-  const hb_node *init_node; /* where init_file errors point */
+  char init_file[4096];     /* resolved */
+  char init_text[4096];     /* as written, for messages */
+  char init_where[1200];    /* where init_file errors point */
   unsigned char *nav_mask;  /* N flags, 1 = excluded (HyperSpy's True); NULL: no mask */
   unsigned char *sig_mask;  /* M flags, likewise */
   size_t n_used, m_used;    /* unmasked patterns and pixels */
@@ -108,7 +109,7 @@ int dec_bss(dec_data *d, const double *F, const double *L, const double *ev, dou
  * used; setup: the local rows' flags; apply: zero the masked rows and columns
  * of block i as read; fill: NaN into masked factor columns and loading rows;
  * zero: masked rows of W and columns of H (NMF inits). */
-int dec_masks_plan(dec_params *p, const hb_node *spec, const hb_input *in);
+int dec_masks_plan(dec_params *p, const hb_params *par, const hb_stream *in);
 void dec_masks_free(dec_params *p);
 int dec_masks_setup(dec_data *d);
 void dec_masks_apply(const dec_data *d, size_t i, double *x);

@@ -144,8 +144,7 @@ static int gather_part(hb_engine *e, part *p) {
   for (size_t k = 0; k < s->nchunk_buf; k++)
     if (s->chunk_buf[k]) {
       p->n_pending++;
-      p->pending_bytes += (long long)(hb_partition_result_positions(&e->part) *
-                                      hb_dtype_size(e->res[which[k % (size_t)nnav]].o->dtype));
+      p->pending_bytes += (long long)(hb_partition_result_positions(&e->part) * e->res[which[k % (size_t)nnav]].item);
     }
   p->node_ids = malloc(sizeof(long long) * 2 * (n ? n : 1));
   p->nodes = malloc(nb * (n ? n : 1));
@@ -168,8 +167,8 @@ static int gather_part(hb_engine *e, part *p) {
   long long at = 0, i = 0;
   for (size_t k = 0; k < s->nchunk_buf; k++) {
     if (!s->chunk_buf[k]) continue;
-    size_t bytes = hb_partition_result_positions(&e->part) * hb_dtype_size(e->res[which[k % (size_t)nnav]].o->dtype);
-    p->pending_ids[3 * i] = (long long)(k % (size_t)nnav);
+    size_t bytes = hb_partition_result_positions(&e->part) * e->res[which[k % (size_t)nnav]].item;
+    p->pending_ids[3 * i] = which[k % (size_t)nnav]; /* the result's index */
     p->pending_ids[3 * i + 1] = (long long)(k / (size_t)nnav);
     p->pending_ids[3 * i + 2] = at;
     memcpy(p->pending + at, s->chunk_buf[k], bytes);
@@ -177,6 +176,32 @@ static int gather_part(hb_engine *e, part *p) {
     i++;
   }
   return 0;
+}
+
+/* Collective: hidden reduced results of finished passes (a kernel's own,
+ * for its later passes: nowhere else on disk), written by rank 0; every
+ * rank has them. */
+static int put_hidden(hb_engine *e, hid_t f, int rc) {
+  long long n = 0, bytes = 0;
+  for (int i = 0; i < e->nres; i++)
+    if (e->res[i].o->hidden && e->reduced[i])
+      n++, bytes += (long long)(e->res[i].elems * hb_dtype_size(e->res[i].o->dtype));
+  long long *ids = malloc(sizeof(long long) * 3 * (size_t)(n ? n : 1));
+  unsigned char *all = malloc((size_t)(bytes ? bytes : 1));
+  if (!rc && (!ids || !all)) rc = HB_FAIL(HB_EINTERNAL, "memory", "out of memory writing a checkpoint");
+  for (int i = 0, k = 0, at = 0; i < e->nres && !rc; i++) {
+    if (!e->res[i].o->hidden || !e->reduced[i]) continue;
+    int b = (int)(e->res[i].elems * hb_dtype_size(e->res[i].o->dtype));
+    ids[3 * k] = i, ids[3 * k + 1] = at, ids[3 * k + 2] = b;
+    memcpy(all + at, e->reduced[i], (size_t)b);
+    at += b, k++;
+  }
+  int mine = e->rank == 0;
+  rc = put(e, f, "reduced_ids", H5T_NATIVE_LLONG, (hsize_t)n, 3, 0, mine ? (hsize_t)n : 0, ids, rc);
+  rc = put(e, f, "reduced", H5T_NATIVE_UCHAR, (hsize_t)bytes, 0, 0, mine ? (hsize_t)bytes : 0, all, rc);
+  free(ids);
+  free(all);
+  return rc;
 }
 
 /* Collective: the checkpoint file under its temporary name, each rank
@@ -210,7 +235,7 @@ static int write_record(hb_engine *e, const part *p, int rc) {
   int bad = hb_h5_attr_str(f, "format", FORMAT) || hb_h5_attr_str(f, "identity", id) ||
             hb_h5_attr_i64(f, "blocks", (long long)e->part.nblocks) || hb_h5_attr_i64(f, "store_dev", e->store_dev) ||
             hb_h5_attr_i64(f, "store_ino", e->store_ino) || hb_h5_attr_i64(f, "ranks", e->size) ||
-            hb_h5_attr_str(f, "written", when);
+            hb_h5_attr_str(f, "written", when) || hb_h5_attr_i64(f, "pass", e->pass);
   if (bad && !rc) rc = HB_FAIL(HB_EIO, e->record_tmp, "cannot write the checkpoint (%s)", hb_io_error_text());
   hsize_t nb = e->sig_bytes ? e->sig_bytes : 1;
   rc = put(e, f, "done", H5T_NATIVE_UCHAR, e->part.nblocks, 0, 0, e->rank == 0 ? e->part.nblocks : 0, e->done, rc);
@@ -224,6 +249,7 @@ static int write_record(hb_engine *e, const part *p, int rc) {
            (hsize_t)mine[PENDING], p->pending_ids, rc);
   rc = put(e, f, "pending", H5T_NATIVE_UCHAR, (hsize_t)total[PENDING_BYTES], 0, (hsize_t)first[PENDING_BYTES],
            (hsize_t)mine[PENDING_BYTES], p->pending, rc);
+  rc = put_hidden(e, f, rc);
   if (H5Fclose(f) < 0 && !rc)
     rc = HB_FAIL(HB_EIO, e->record_tmp, "cannot write the checkpoint (%s)", hb_io_error_text());
   /* what this node wrote of it is on disk before the rename */
@@ -295,11 +321,32 @@ static int read_record(hb_engine *e, hid_t f) {
   HB_CHECK(!strcmp(want, have), HB_EINVALID, e->record,
            "the job, its --set overrides or the input (size or modification time) changed since this checkpoint; "
            "resume with the same job and input, or run with output.overwrite: true to start over");
-  hid_t a = H5Aopen(f, "store_dev", H5P_DEFAULT), b = H5Aopen(f, "store_ino", H5P_DEFAULT);
-  int bad = a < 0 || b < 0 || H5Aread(a, H5T_NATIVE_LLONG, &r->store_dev) < 0 ||
-            H5Aread(b, H5T_NATIVE_LLONG, &r->store_ino) < 0;
+  hid_t a = H5Aopen(f, "store_dev", H5P_DEFAULT), b = H5Aopen(f, "store_ino", H5P_DEFAULT),
+        c = H5Aopen(f, "pass", H5P_DEFAULT);
+  long long pass = 0;
+  int bad = a < 0 || b < 0 || c < 0 || H5Aread(a, H5T_NATIVE_LLONG, &r->store_dev) < 0 ||
+            H5Aread(b, H5T_NATIVE_LLONG, &r->store_ino) < 0 || H5Aread(c, H5T_NATIVE_LLONG, &pass) < 0;
   if (a >= 0) H5Aclose(a);
   if (b >= 0) H5Aclose(b);
+  if (c >= 0) H5Aclose(c);
+  HB_CHECK(bad || (pass >= 1 && pass <= e->npasses), HB_EIO, e->record, "the checkpoint's pass %lld is not one of this job's", pass);
+  e->pass = (int)pass;
+  /* the hidden reduced results of the passes before */
+  long long nhid = 0, hbytes = 0;
+  bad = bad || get(f, "reduced_ids", H5T_NATIVE_LLONG, 0, 0, 3, NULL, &nhid) ||
+        get(f, "reduced", H5T_NATIVE_UCHAR, 0, 0, 0, NULL, &hbytes);
+  long long *hid_ids = bad ? NULL : malloc(sizeof(long long) * 3 * (size_t)(nhid ? nhid : 1));
+  unsigned char *hid_all = bad ? NULL : malloc((size_t)(hbytes ? hbytes : 1));
+  bad = bad || !hid_ids || !hid_all || get(f, "reduced_ids", H5T_NATIVE_LLONG, 0, (hsize_t)nhid, 3, hid_ids, &nhid) ||
+        get(f, "reduced", H5T_NATIVE_UCHAR, 0, (hsize_t)hbytes, 0, hid_all, &hbytes);
+  for (long long k = 0; k < nhid && !bad; k++) {
+    long long ri = hid_ids[3 * k], at = hid_ids[3 * k + 1], b = hid_ids[3 * k + 2];
+    bad = ri < 0 || ri >= e->nres || !e->res[ri].o->hidden || at + b > hbytes ||
+          b != (long long)(e->res[ri].elems * hb_dtype_size(e->res[ri].o->dtype)) || e->reduced[ri];
+    if (!bad && (e->reduced[ri] = malloc((size_t)b + 1))) memcpy(e->reduced[ri], hid_all + at, (size_t)b);
+  }
+  free(hid_ids);
+  free(hid_all);
   long long rows = 0;
   bad = bad || get(f, "done", H5T_NATIVE_UCHAR, 0, e->part.nblocks, 0, e->done, &rows) ||
         rows != (long long)e->part.nblocks;
@@ -367,7 +414,9 @@ static int output_is_this_job(const hb_engine *e) {
   if (e->nres < 1 || lstat(e->job->output_file, &st) || !S_ISREG(st.st_mode)) return 0;
   char want[32], have[64] = "", path[300];
   hb_ckpt_identity(e, want, sizeof want);
-  snprintf(path, sizeof path, "/Experiments/%s/original_metadata/hyperbatch", e->res[0].o->name);
+  int w = 0;
+  while (w < e->nres - 1 && e->res[w].o->hidden) w++;
+  snprintf(path, sizeof path, "/Experiments/%s/original_metadata/hyperbatch", e->res[w].o->name);
   hid_t f, g = -1;
   H5E_BEGIN_TRY {
     f = H5Fopen(e->job->output_file, H5F_ACC_RDONLY, H5P_DEFAULT);
@@ -483,15 +532,14 @@ int hb_ckpt_restore(hb_engine *e) {
   int rc = 0;
   /* incomplete chunks go to the ranks that now own them */
   for (size_t i = 0; i < r->npending && !rc; i++) {
-    int j = (int)r->pending_ids[3 * i];
+    long long ri = r->pending_ids[3 * i];
     size_t c = (size_t)r->pending_ids[3 * i + 1], at = (size_t)r->pending_ids[3 * i + 2];
-    int which[HB_MAX_RESULTS], nnav = hb_nav_results(e, which);
-    int owner = j >= 0 && j < nnav && c < e->part.nrchunks ? hb_nav_owner(e, c, j) : -2;
-    size_t bytes = owner >= -1 ? hb_partition_result_positions(&e->part) * hb_dtype_size(e->res[which[j]].o->dtype) : 0;
+    int owner = ri >= 0 && ri < e->nres ? hb_nav_owner(e, c, (int)ri) : -1;
+    size_t bytes = owner >= 0 ? hb_partition_result_positions(&e->part) * e->res[ri].item : 0;
     if (owner < 0 || at + bytes > r->pending_bytes)
       rc = HB_FAIL(HB_EIO, e->record, "the checkpoint's incomplete result chunk %zu does not fit this job", c);
     else if (owner == e->rank)
-      rc = hb_nav_hold(e, j, c, r->pending + at);
+      rc = hb_nav_hold(e, (int)ri, c, r->pending + at);
   }
   rc = hb_agree(e->comm, rc);
   /* stored chunks, byte for byte, from the file set aside */

@@ -29,11 +29,12 @@ static void merge_partials(void *ctx, void *acc, const void *other) {
   for (int i = 0; i < e->nres; i++) {
     hb_result *r = &e->res[i];
     if (r->o->kind == HB_OUT_SIGNAL)
-      r->k->def->merge(r->k, r->iout, (char *)acc + r->offset, (const char *)other + r->offset, e->sig_size);
+      r->k->def->merge(r->k, r->iout, (char *)acc + r->offset, (const char *)other + r->offset, r->elems);
   }
 }
 
 static int plan_kernels(hb_engine *e) {
+  HB_CALL(hb_pipeline_plan(e));
   const hb_node *list = e->job->kernels;
   e->nk = (int)list->n;
   HB_ALLOC(e->kernels, e->nk);
@@ -43,34 +44,127 @@ static int plan_kernels(hb_engine *e) {
     e->kres[i] = e->nres;
     k->spec = list->kids[i];
     k->name = hb_node_child(k->spec, "name")->text;
-    k->def = hb_kernel_find(hb_node_child(k->spec, "op")->text);
-    HB_CALL(k->def->plan(k, &e->in, k->spec));
+    const char *op = hb_node_child(k->spec, "op")->text;
+    k->def = hb_kernel_find(op);
+    if (!k->def) k->transform = hb_transform_find(op), k->def = &hb_transform_kernel;
+    const hb_params *p;
+    HB_CALL(hb_params_bind(k->spec, k->transform ? k->transform->params : k->def->params, &p));
+    HB_CALL(k->def->plan(k, &e->stream, p));
+    HB_CALL(hb_params_misused(p)); /* a wrong parameter name in a plan: a bug, caught by any test */
     e->nblock_kernels += k->def->block != NULL;
     for (int j = 0; j < k->nout; j++) {
       HB_CHECK(e->nres < HB_MAX_RESULTS, HB_EINVALID, hb_node_where(k->spec, 0), "more than %d results",
                HB_MAX_RESULTS);
       hb_result *r = &e->res[e->nres++];
-      *r = (hb_result){k, j, &k->out[j], 0, -1, -1};
+      *r = (hb_result){.k = k, .iout = j, .o = &k->out[j], .group = -1, .dset = -1};
       for (int q = 0; q < e->nres - 1; q++)
         HB_CHECK(strcmp(e->res[q].o->name, r->o->name), HB_EINVALID, hb_node_where(k->spec, 0),
                  "result name '%s' is produced twice (kernel '%s' and kernel '%s')", r->o->name, e->res[q].k->name,
                  k->name);
       if (r->o->kind == HB_OUT_SIGNAL) {
-        HB_CHECK(k->def->merge && k->def->init && r->o->dtype == r->o->acc, HB_EINTERNAL, k->name,
-                 "signal-shaped output without init and merge functions");
+        size_t partial = r->o->partial_elems;
+        r->elems = r->o->ndim ? hb_output_elems(r->o) : e->stream.sig_size;
+        HB_CHECK(k->def->merge && k->def->init && (k->def->finish || (r->o->dtype == r->o->acc && !partial)),
+                 HB_EINTERNAL, k->name, "a reduced output needs init and merge, and finish unless it is its partial");
+        HB_CHECK(!partial || partial * hb_dtype_size(r->o->acc) >= r->elems * hb_dtype_size(r->o->dtype),
+                 HB_EINTERNAL, k->name, "a partial smaller than its result");
         r->offset = e->sig_bytes;
-        e->sig_bytes += (e->sig_size * hb_dtype_size(r->o->acc) + 7) & ~(size_t)7;
+        e->sig_bytes += ((partial ? partial : r->elems) * hb_dtype_size(r->o->acc) + 7) & ~(size_t)7;
+      } else {
+        HB_CHECK(!r->o->hidden, HB_EINTERNAL, k->name, "only reduced outputs can be hidden");
+        r->item = hb_output_item_bytes(r->o);
       }
     }
   }
-  const hb_node *pre = e->job->preprocess;
-  e->np = pre ? (int)pre->n : 0;
-  HB_ALLOC(e->preps, e->np);
-  for (int i = 0; i < e->np; i++) {
-    e->preps[i].def = hb_prep_find(hb_node_child(pre->kids[i], "op")->text);
-    HB_CALL(e->preps[i].def->plan(&e->preps[i], &e->in, pre->kids[i]));
-  }
+  HB_CHECK(!(hb_pipeline_changes_data(e) && e->nblock_kernels < e->nk), HB_EINVALID,
+           hb_node_where(e->job->preprocess, 0),
+           "decomposition reads the file's data as it is: a preprocess step that changes the patterns' shape or "
+           "type cannot come before it (yet); run the transform as a kernel, or in a job of its own");
   return 0;
+}
+
+static int find_result(const hb_engine *e, const char *name) {
+  for (int i = 0; i < e->nres; i++)
+    if (!strcmp(e->res[i].o->name, name)) return i;
+  return -1;
+}
+
+/* Every hb_kernel_use names a result of another kernel: the kernels are
+ * ordered so that each runs after what it reads, in job order otherwise; a
+ * per-pattern result is read in the same pass, a reduced one in the next.
+ * Global kernels (decomposition) come after every pass. */
+static int order_kernels(hb_engine *e) {
+  HB_ALLOC(e->order, e->nk);
+  HB_ALLOC(e->kpass, e->nk);
+  HB_ALLOC(e->kuse, e->nk);
+  unsigned char *placed;
+  HB_ALLOC(placed, e->nk);
+  int rc = 0;
+  for (int i = 0; i < e->nk && !rc; i++) {
+    hb_kernel *k = &e->kernels[i];
+    for (int u = 0; u < k->nuses && !rc; u++) {
+      int ri = find_result(e, k->use[u].name);
+      const char *where = k->use[u].where;
+      if (ri < 0)
+        rc = HB_FAIL(HB_EINVALID, where, "kernel '%s' reads '%s', which no kernel of this job produces", k->name,
+                     k->use[u].name);
+      else if (e->res[ri].k == k)
+        rc = HB_FAIL(HB_EINVALID, where, "kernel '%s' cannot read its own result '%s'", k->name, k->use[u].name);
+      else if (e->res[ri].o->kind != HB_OUT_NAV && e->res[ri].o->kind != HB_OUT_SIGNAL)
+        rc = HB_FAIL(HB_EINVALID, where,
+                     "kernel '%s' reads '%s': only a per-pattern result (one item per pattern) or a reduced one "
+                     "can be read by another kernel",
+                     k->name, k->use[u].name);
+      else
+        e->kuse[i][u] = ri, k->use[u].o = e->res[ri].o;
+    }
+  }
+  for (int n = 0; n < e->nk && !rc; n++) {
+    int next = -1;
+    for (int i = 0; i < e->nk && next < 0; i++) {
+      if (placed[i]) continue;
+      int ready = 1;
+      for (int u = 0; u < e->kernels[i].nuses && ready; u++) ready = placed[e->res[e->kuse[i][u]].k - e->kernels];
+      if (ready) next = i;
+    }
+    if (next < 0) { /* a cycle: name the first kernel still waiting */
+      for (int i = 0; i < e->nk && !rc; i++)
+        if (!placed[i])
+          rc = HB_FAIL(HB_EINVALID, e->kernels[i].use[0].where,
+                       "kernel '%s' reads a result that depends, through other kernels, on its own",
+                       e->kernels[i].name);
+      break;
+    }
+    const hb_kernel *k = &e->kernels[next];
+    int pass = k->def->block ? 1 : 0;
+    for (int u = 0; u < k->nuses; u++) {
+      const hb_result *r = &e->res[e->kuse[next][u]];
+      int after = r->pass + (r->o->kind == HB_OUT_SIGNAL);
+      if (!k->def->block || !r->k->def->block)
+        rc = HB_FAIL(HB_EINVALID, k->use[u].where,
+                     "decomposition neither reads nor is read by other kernels (kernel '%s', result '%s')", k->name,
+                     r->o->name);
+      if (after > pass) pass = after;
+    }
+    e->kpass[next] = pass;
+    /* a kernel's outputs may come in its later passes too (hb_output.pass) */
+    for (int j = 0; pass && j < k->nout; j++) {
+      hb_result *r = &e->res[e->kres[next] + j];
+      r->pass = pass + (k->out[j].pass > 1 ? k->out[j].pass - 1 : 0);
+      if (r->pass > e->npasses) e->npasses = r->pass;
+    }
+    if (pass > e->npasses) e->npasses = pass;
+    e->order[n] = next;
+    placed[next] = 1;
+  }
+  free(placed);
+  return rc;
+}
+
+static int single_pass(const hb_engine *e, int ki) {
+  for (int j = 0; j < e->kernels[ki].nout; j++)
+    if (e->res[e->kres[ki] + j].pass != e->kpass[ki]) return 0;
+  return 1;
 }
 
 /* Families with a `fuse` hook and two or more kernels in the job are planned
@@ -81,45 +175,35 @@ static int fuse_kernels(hb_engine *e) {
   for (int i = 0; i < e->nk; i++) e->kfused[i] = -1;
   for (const hb_kernel_def *const *d = hb_kernel_table; *d; d++) {
     if (!(*d)->fuse || !(*d)->fused_block) continue;
+    /* members run at the first one's place: kernels that read others' results,
+     * or run in a later pass, keep their own place */
+#define FUSIBLE(i) (e->kernels[i].def == *d && !e->kernels[i].nuses && e->kpass[i] == 1 && single_pass(e, i))
     int n = 0;
-    for (int i = 0; i < e->nk; i++) n += e->kernels[i].def == *d;
+    for (int i = 0; i < e->nk; i++) n += FUSIBLE(i);
     if (n < 2) continue;
     HB_CHECK(e->nfused < HB_MAX_FUSED, HB_EINTERNAL, "engine", "more than %d fused kernel families", HB_MAX_FUSED);
     hb_fused *f = &e->fused[e->nfused++];
-    *f = (hb_fused){*d, &e->in, 0, NULL, NULL};
+    *f = (hb_fused){*d, &e->stream, 0, NULL, NULL};
     HB_ALLOC(f->k, n);
     for (int i = 0; i < e->nk; i++)
-      if (e->kernels[i].def == *d) {
+      if (FUSIBLE(i)) {
         f->k[f->n++] = &e->kernels[i];
         e->kfused[i] = (int)(f - e->fused);
       }
+#undef FUSIBLE
     HB_CALL((*d)->fuse(f));
   }
   return 0;
 }
 
-/* Positions per chunk of the navigation-shaped results: about
- * HB_RESULT_CHUNK_BYTES (default 16 KiB) of the widest of them.  Larger
- * chunks cost more when the file is made: parallel HDF5 allocates a
- * filtered dataset's chunks at creation, and sizes them by running zlib over
- * a chunk of fill values (0.45 ms for 128 KiB).  Smaller ones cost more per
- * chunk written (docs/performance.md).  The default is in settings.c. */
-static size_t result_chunk_target(const hb_engine *e) {
-  double bytes = hb_settings_get()->result_chunk_bytes;
-  size_t widest = 1;
-  for (int i = 0; i < e->nres; i++)
-    if (e->res[i].o->kind == HB_OUT_NAV && hb_dtype_size(e->res[i].o->dtype) > widest)
-      widest = hb_dtype_size(e->res[i].o->dtype);
-  return bytes > 1 ? (size_t)(bytes / (double)widest) : 1;
-}
-
 static int plan(hb_engine *e) {
   HB_CALL(plan_kernels(e));
+  HB_CALL(order_kernels(e));
   HB_CALL(fuse_kernels(e));
   size_t pattern_bytes = e->sig_size * hb_dtype_size(e->in.dtype);
   size_t target = e->job->block > 0 ? (size_t)e->job->block : hb_partition_auto_target(pattern_bytes);
   hb_partition_init(&e->part, e->in.nav_dim, e->in.shape, e->in.chunk, target);
-  hb_partition_result_chunks(&e->part, result_chunk_target(e));
+  HB_CALL(hb_output_plan_results(e)); /* each result's path, dataset shape and chunks */
   hb_partition_range(e->part.nblocks, e->rank, e->size, &e->first, &e->end);
   HB_ALLOC(e->done, e->part.nblocks);
   double block_bytes = (double)e->part.max_block_pos * (double)pattern_bytes;
@@ -130,7 +214,8 @@ static int plan(hb_engine *e) {
    * the other half holds partials and outputs) */
   long l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
   size_t cache = l2 > 0 ? (size_t)l2 : (size_t)1 << 20;
-  e->sub_pos = cache / 2 / (pattern_bytes ? pattern_bytes : 1);
+  size_t widest = e->step_bytes > pattern_bytes ? e->step_bytes : pattern_bytes;
+  e->sub_pos = cache / 2 / (widest ? widest : 1);
   if (e->sub_pos < 1) e->sub_pos = 1;
   e->chunk_order = hb_input_whole_pattern_chunks(&e->in);
   return 0;
@@ -141,6 +226,32 @@ static int assign_blocks(hb_engine *e) {
            "out of memory for the block lists");
   e->remaining = hb_work_remaining(&e->work);
   return 0;
+}
+
+/* The preprocess steps, then each pass: what it reads and the kernels it
+ * runs, in their order, with what they read of others. */
+static void print_steps(const hb_engine *e) {
+  for (int i = 0; i < e->nsteps; i++) {
+    const hb_transform *t = &e->steps[i];
+    printf("step    %-24s %s (", t->def->op, hb_dtype_name(t->out.dtype));
+    for (int d = 0; d < t->out.sig_dim; d++)
+      printf("%s%llu", d ? " x " : "", (unsigned long long)t->out.shape[t->out.nav_dim + d]);
+    printf(") per pattern\n");
+  }
+  for (int p = 1; p <= e->npasses; p++) {
+    printf("pass %d  reads %s%s, runs", p, e->in.path, e->nsteps ? " through the steps" : "");
+    for (int n = 0; n < e->nk; n++) {
+      int ki = e->order[n];
+      const hb_kernel *k = &e->kernels[ki];
+      if (e->kpass[ki] != p) continue;
+      printf(" %s", k->name);
+      for (int u = 0; u < k->nuses; u++) printf("%s%s", u ? "," : " (reads ", k->use[u].name);
+      if (k->nuses) printf(")");
+    }
+    printf("\n");
+  }
+  for (int ki = 0; ki < e->nk; ki++)
+    if (!e->kpass[ki]) printf("global  %s, after the passes\n", e->kernels[ki].name);
 }
 
 static void print_plan(const hb_engine *e, int dry) {
@@ -165,9 +276,17 @@ static void print_plan(const hb_engine *e, int dry) {
       printf("        rank %d: %zu blocks, groups of %zu from block %zu, every %zu (smaller groups at the end)\n", r,
              hb_deal_count(e->part.nblocks, e->size, r), g, (size_t)r * g, (size_t)e->size * g);
   }
-  static const char *const kinds[] = {"navigation", "signal", "global"};
-  for (int i = 0; i < e->nres; i++)
-    printf("result  %-24s %-10s %s\n", e->res[i].o->name, kinds[e->res[i].o->kind], hb_dtype_name(e->res[i].o->dtype));
+  print_steps(e);
+  static const char *const kinds[] = {"navigation", "signal", "global", "full", "ragged"};
+  static const char *const paths[] = {"", ", chunks of several blocks", ", written block by block"};
+  for (int i = 0; i < e->nres; i++) {
+    const hb_result *r = &e->res[i];
+    char shape[160] = "";
+    for (int d = 0, at = 0; d < r->ndim && at < (int)sizeof shape - 24; d++)
+      at += snprintf(shape + at, sizeof shape - (size_t)at, "%s%llu", d ? " x " : "(", (unsigned long long)r->shape[d]);
+    printf("result  %-24s %-10s %-10s %s)%s\n", r->o->name, kinds[r->o->kind], hb_dtype_name(r->o->dtype), shape,
+           paths[r->path]);
+  }
   printf("output  %s\n", e->job->output_file);
   fflush(stdout);
 }
@@ -181,6 +300,7 @@ typedef struct {
   void *navbuf[HB_MAX_RESULTS];
   void *navrun[HB_MAX_RESULTS]; /* streaming: one run's navigation values, scattered to navbuf */
   void *partial;     /* NULL when there are no signal-shaped results */
+  void *scratch[2];  /* the pipeline's, a run of its largest pattern each (pipeline.c) */
   double seconds;
 } work;
 
@@ -188,18 +308,45 @@ typedef struct {
  * buffer at the run's position, or (scattered) into navrun. */
 static void *out_buf(const hb_engine *e, const work *w, const hb_block *sub, int ri, int scattered) {
   const hb_output *o = e->res[ri].o;
-  if (o->kind != HB_OUT_NAV) return (char *)w->partial + e->res[ri].offset;
-  return scattered ? w->navrun[ri] : (char *)w->navbuf[ri] + sub->pos0 * hb_dtype_size(o->dtype);
+  if (o->kind == HB_OUT_SIGNAL) return (char *)w->partial + e->res[ri].offset;
+  return scattered ? w->navrun[ri] : (char *)w->navbuf[ri] + sub->pos0 * e->res[ri].item;
 }
 
-/* Every preprocess step and kernel on one run of patterns; the run fits in
- * the L2 cache, so only the first kernel pays for memory traffic. */
+/* Kernel ki has an output in the current pass, or is between two passes
+ * it has outputs in. */
+static int kernel_in_pass(const hb_engine *e, int ki) {
+  int last = 0;
+  for (int j = 0; j < e->kernels[ki].nout; j++)
+    if (e->res[e->kres[ki] + j].pass > last) last = e->res[e->kres[ki] + j].pass;
+  return e->kpass[ki] && e->kpass[ki] <= e->pass && e->pass <= last;
+}
+
+/* What kernel ki reads of other kernels in this run (hb_kernel_use). */
+static void bind_uses(const hb_engine *e, const work *w, const hb_block *sub, int ki, int scattered,
+                      const void **uses) {
+  for (int u = 0; u < e->kernels[ki].nuses; u++) {
+    int ri = e->kuse[ki][u];
+    uses[u] = e->res[ri].o->kind == HB_OUT_SIGNAL ? e->reduced[ri] : out_buf(e, w, sub, ri, scattered);
+  }
+}
+
+/* Every preprocess step and every kernel of this pass on one run of
+ * patterns, in the kernels' order; the run fits in the L2 cache, so only
+ * the first step pays for memory traffic. */
 static void run_sub(hb_engine *e, work *w, hb_block *sub, void *data, int scattered) {
-  for (int i = 0; i < e->np; i++) e->preps[i].def->apply(&e->preps[i], sub, data);
+  hb_pipeline_run(e, w->scratch, sub, data);
   void *outs[HB_MAX_RESULTS];
-  for (int ki = 0; ki < e->nk; ki++) {
+  const void *uses[HB_MAX_USES];
+  const void *earlier[HB_MAX_OUTPUTS];
+  for (int n = 0; n < e->nk; n++) {
+    int ki = e->order[n];
     hb_kernel *k = &e->kernels[ki];
-    if (!k->def->block) continue; /* a global kernel: its turn comes after the pass */
+    if (!kernel_in_pass(e, ki)) continue; /* a global kernel, or another pass's */
+    bind_uses(e, w, sub, ki, scattered, uses);
+    sub->uses = uses;
+    sub->pass = e->pass - e->kpass[ki] + 1;
+    for (int j = 0; j < k->nout; j++) earlier[j] = e->reduced[e->kres[ki] + j];
+    sub->earlier = earlier;
     if (e->kfused[ki] >= 0) { /* the family runs once, at its first member */
       const hb_fused *f = &e->fused[e->kfused[ki]];
       if (f->k[0] != k) continue;
@@ -210,7 +357,10 @@ static void run_sub(hb_engine *e, work *w, hb_block *sub, void *data, int scatte
       f->def->fused_block(f, sub, outs);
       continue;
     }
-    for (int j = 0; j < k->nout; j++) outs[j] = out_buf(e, w, sub, e->kres[ki] + j, scattered);
+    for (int j = 0; j < k->nout; j++) {
+      int ri = e->kres[ki] + j;
+      outs[j] = e->res[ri].pass == e->pass ? out_buf(e, w, sub, ri, scattered) : NULL;
+    }
     k->def->block(k, sub, outs);
   }
 }
@@ -251,7 +401,7 @@ static void run_region(hb_engine *e, work *w, const hsize_t *off, const hsize_t 
 static void init_partials(hb_engine *e, work *w) {
   for (int i = 0; i < e->nres; i++) {
     const hb_result *r = &e->res[i];
-    if (r->o->kind == HB_OUT_SIGNAL) r->k->def->init(r->k, r->iout, (char *)w->partial + r->offset, e->sig_size);
+    if (r->o->kind == HB_OUT_SIGNAL) r->k->def->init(r->k, r->iout, (char *)w->partial + r->offset, r->elems);
   }
 }
 
@@ -322,9 +472,8 @@ static int run_chunk(void *arg, const hsize_t *off, void *chunk) {
           stride *= w->blk.count[d];
         }
         for (int i = 0; i < e->nres; i++) {
-          if (e->res[i].o->kind != HB_OUT_NAV) continue;
-          size_t es = hb_dtype_size(e->res[i].o->dtype);
-          memcpy((char *)w->navbuf[i] + pos * es, (char *)w->navrun[i] + j * es, es);
+          size_t item = e->res[i].item;
+          if (item) memcpy((char *)w->navbuf[i] + pos * item, (char *)w->navrun[i] + j * item, item);
         }
       }
     }
@@ -358,7 +507,7 @@ static int read_block(hb_engine *e, size_t b, work *w) {
   return 0;
 }
 
-/* Read and run block b chunk by chunk (e->stream): the kernels find each
+/* Read and run block b chunk by chunk (e->streaming): the kernels find each
  * chunk in cache, where a whole block would have gone out to memory and come
  * back.  Its time less the kernels' counts as reading. */
 static int stream_block(hb_engine *e, size_t b, work *w) {
@@ -426,7 +575,10 @@ static int after_window(hb_engine *e, size_t window, int last) {
            e->committed ? "; the finished blocks are kept for --resume" : "");
   int commit = (flags[0] || flags[1]) && ckpt;
   /* staged results reach the file before a checkpoint says their blocks are done */
-  if (flags[0] || flags[1] || flags[3]) HB_CALL(hb_output_flush_nav(e, last));
+  if (flags[0] || flags[1] || flags[3]) {
+    HB_CALL(hb_direct_flush(e));
+    HB_CALL(hb_output_flush_nav(e, last));
+  }
   if (commit) {
     HB_CALL(hb_ckpt_commit(e));
     e->last_flush = hb_now();
@@ -447,16 +599,21 @@ static int alloc_work(hb_engine *e, work w[2]) {
   size_t npos = e->part.max_block_pos;
   for (int s = 0; s < 2; s++) {
     w[s].e = e;
-    if (!e->stream) { /* a streamed block lives in the reader's chunk buffers */
+    if (!e->streaming) { /* a streamed block lives in the reader's chunk buffers */
       w[s].data = malloc(npos * e->sig_size * hb_dtype_size(e->in.dtype));
       HB_CHECK(w[s].data, HB_EINTERNAL, "memory", "cannot allocate a %zu-pattern block", npos);
     }
+    for (int k = 0; k < 2 && e->nsteps; k++) {
+      w[s].scratch[k] = malloc(e->sub_pos * e->step_bytes);
+      HB_CHECK(w[s].scratch[k], HB_EINTERNAL, "memory", "out of memory for the preprocess steps");
+    }
     for (int i = 0; i < e->nres; i++)
-      if (e->res[i].o->kind == HB_OUT_NAV) {
-        w[s].navbuf[i] = malloc(npos * hb_dtype_size(e->res[i].o->dtype));
-        HB_CHECK(w[s].navbuf[i], HB_EINTERNAL, "memory", "out of memory");
-        if (e->stream) {
-          w[s].navrun[i] = malloc(e->sub_pos * hb_dtype_size(e->res[i].o->dtype));
+      if (e->res[i].item) {
+        w[s].navbuf[i] = malloc(npos * e->res[i].item);
+        HB_CHECK(w[s].navbuf[i], HB_EINTERNAL, "memory", "out of memory for a block of result '%s'",
+                 e->res[i].o->name);
+        if (e->streaming) {
+          w[s].navrun[i] = malloc(e->sub_pos * e->res[i].item);
           HB_CHECK(w[s].navrun[i], HB_EINTERNAL, "memory", "out of memory");
         }
       }
@@ -468,6 +625,7 @@ static void free_work(hb_engine *e, work w[2]) {
   for (int s = 0; s < 2; s++) {
     free(w[s].data);
     for (int i = 0; i < e->nres; i++) free(w[s].navbuf[i]), free(w[s].navrun[i]);
+    free(w[s].scratch[0]), free(w[s].scratch[1]);
     free(w[s].partial);
   }
 }
@@ -487,14 +645,14 @@ static int one_block(hb_engine *e, work w[2], size_t c, int *ahead, long slow_ms
   const size_t *mine = wl->list[e->rank], n = wl->len[e->rank];
   work *cur = &w[c % 2];
   int rc = 0;
-  if (!e->stream && !*ahead) HB_CALL(read_block(e, mine[c], cur));
+  if (!e->streaming && !*ahead) HB_CALL(read_block(e, mine[c], cur));
   *ahead = 0;
   if (e->sig_bytes) {
     cur->partial = hb_tree_buffer(&e->tree);
     HB_CHECK(cur->partial, HB_EINTERNAL, "memory", "out of memory");
   }
   int ok = 1;
-  if (e->stream) ok = !(rc = stream_block(e, mine[c], cur));
+  if (e->streaming) ok = !(rc = stream_block(e, mine[c], cur));
   else {
     pthread_t worker;
     int started = !e->serial && !pthread_create(&worker, NULL, run_kernels, cur);
@@ -506,6 +664,7 @@ static int one_block(hb_engine *e, work w[2], size_t c, int *ahead, long slow_ms
   if (ok && cur->partial) hb_tree_push(&e->tree, 0, cur->blk.index, cur->partial);
   else if (cur->partial) hb_tree_release(&e->tree, cur->partial);
   cur->partial = NULL;
+  if (ok && !rc) rc = hb_direct_stage(e, &cur->blk, cur->navbuf);
   if (ok && !rc) rc = hb_output_stage_nav(e, &cur->blk, cur->navbuf);
   if (slow_ms) nanosleep(&(struct timespec){slow_ms / 1000, (slow_ms % 1000) * 1000000L}, NULL);
   return rc;
@@ -535,7 +694,7 @@ static int block_loop(hb_engine *e) {
   cpu_set_t cpus;
   e->serial = !sched_getaffinity(0, sizeof cpus, &cpus) && CPU_COUNT(&cpus) == 1 && !hb_settings_get()->overlap;
   /* One CPU has nothing to overlap reads with: stream instead. */
-  e->stream = e->serial && hb_input_streams(&e->in);
+  e->streaming = e->serial && hb_input_streams(&e->in);
   work w[2];
   memset(w, 0, sizeof w);
   int rc = alloc_work(e, w);
@@ -558,7 +717,8 @@ static int block_loop(hb_engine *e) {
     while (!rc && wl->done[e->rank] < wl->len[e->rank]) {
       rc = one_block(e, w, wl->done[e->rank], &ahead, slow_ms);
       if (!rc) wl->done[e->rank]++;
-      if (lockstep || hb_now() - t0 >= window) break;
+      /* a rank whose block-by-block results fill their budget writes them now */
+      if (lockstep || hb_now() - t0 >= window || hb_direct_full(e)) break;
     }
     wl->busy[e->rank] += hb_now() - t0;
     double t_wait = hb_now(), io0 = e->tm.seconds[HB_PH_WRITE];
@@ -576,6 +736,9 @@ static int block_loop(hb_engine *e) {
   return rc;
 }
 
+/* The end of a pass: the tree's root on rank 0, `finish`ed, and this
+ * pass's reduced results written.  Kernels of a later pass that read one
+ * get it on every rank (e->reduced). */
 static int reduce(hb_engine *e) {
   double t0 = hb_now();
   void *root = NULL;
@@ -583,15 +746,51 @@ static int reduce(hb_engine *e) {
   if (!rc && root)
     for (int i = 0; i < e->nres; i++) {
       hb_result *r = &e->res[i];
-      if (r->o->kind == HB_OUT_SIGNAL && r->k->def->finish)
-        r->k->def->finish(r->k, r->iout, (char *)root + r->offset, e->sig_size, hb_input_nav_size(&e->in));
+      if (r->o->kind == HB_OUT_SIGNAL && r->pass == e->pass && r->k->def->finish)
+        r->k->def->finish(r->k, r->iout, (char *)root + r->offset, r->elems, hb_input_nav_size(&e->in));
     }
   e->tm.seconds[HB_PH_REDUCE] += hb_now() - t0;
   HB_CALL(hb_agree(e->comm, rc));
   t0 = hb_now();
   rc = e->sig_bytes ? hb_output_write_signal(e, root) : 0;
   e->tm.seconds[HB_PH_WRITE] += hb_now() - t0;
-  return hb_agree(e->comm, rc);
+  HB_CALL(hb_agree(e->comm, rc));
+  for (int i = 0; i < e->nres && e->pass < e->npasses; i++) {
+    hb_result *r = &e->res[i];
+    if (r->o->kind != HB_OUT_SIGNAL || r->pass != e->pass) continue;
+    size_t bytes = r->elems * hb_dtype_size(r->o->dtype);
+    e->reduced[i] = malloc(bytes ? bytes : 1);
+    rc = e->reduced[i] ? 0 : HB_FAIL(HB_EINTERNAL, "memory", "out of memory");
+    if (!rc && e->rank == 0) memcpy(e->reduced[i], (char *)root + r->offset, bytes);
+    HB_CALL(hb_agree(e->comm, rc));
+    HB_MPI(MPI_Bcast(e->reduced[i], (int)bytes, MPI_BYTE, 0, e->comm));
+  }
+  return 0;
+}
+
+/* The start of a pass after the first: each kernel with outputs in it and
+ * an earlier pass of its own refines them (a histogram's bins), and the
+ * deferred results' datasets are made. */
+static int start_pass(hb_engine *e) {
+  int rc = 0;
+  for (int ki = 0; ki < e->nk && !rc; ki++) {
+    hb_kernel *k = &e->kernels[ki];
+    if (!k->def->refine || !kernel_in_pass(e, ki) || e->kpass[ki] == e->pass) continue;
+    const void *earlier[HB_MAX_OUTPUTS];
+    for (int j = 0; j < k->nout; j++) earlier[j] = e->reduced[e->kres[ki] + j];
+    rc = k->def->refine(k, earlier);
+  }
+  HB_CALL(hb_agree(e->comm, rc));
+  return hb_output_create_deferred(e);
+}
+
+/* Between passes: every block is to do again, with a fresh tree. */
+static int next_pass(hb_engine *e) {
+  memset(e->done, 0, e->part.nblocks);
+  hb_work_free(&e->work);
+  hb_tree_free(&e->tree);
+  hb_tree_init(&e->tree, e->sig_bytes, merge_partials, e);
+  return hb_agree(e->comm, assign_blocks(e));
 }
 
 /* ---- global (multi-pass) kernels ---------------------------------------- */
@@ -600,7 +799,13 @@ int hb_global_read(hb_global *g, size_t b, hb_block *blk, void *buf) {
   hb_engine *e = g->engine;
   work w = {.e = e, .data = buf};
   HB_CALL(read_block(e, b, &w));
-  for (int i = 0; i < e->np; i++) e->preps[i].def->apply(&e->preps[i], &w.blk, buf);
+  /* the pipeline changes nothing's size here (plan_kernels): in place */
+  void *none[2] = {NULL, NULL};
+  for (size_t p = 0; p < w.blk.npos && e->nsteps; p++) {
+    hb_block one = w.blk;
+    one.npos = 1;
+    hb_pipeline_run(e, none, &one, (char *)buf + p * e->sig_size * hb_dtype_size(e->in.dtype));
+  }
   *blk = w.blk;
   return 0;
 }
@@ -628,15 +833,18 @@ static void teardown(hb_engine *e) {
   }
   for (int i = 0; i < e->nk; i++)
     if (e->kernels[i].def && e->kernels[i].def->destroy) e->kernels[i].def->destroy(&e->kernels[i]);
-  for (int i = 0; i < e->np; i++)
-    if (e->preps[i].def && e->preps[i].def->destroy) e->preps[i].def->destroy(&e->preps[i]);
+  hb_pipeline_free(e);
   free(e->kernels);
   free(e->kres);
   free(e->kfused);
-  free(e->preps);
+  free(e->order);
+  free(e->kpass);
+  free(e->kuse);
+  for (int i = 0; i < HB_MAX_RESULTS; i++) free(e->reduced[i]);
   free(e->done);
   hb_work_free(&e->work);
   hb_output_free_stage(e);
+  hb_direct_free(e);
   hb_chunk_table_free(&e->stored);
   hb_tree_free(&e->tree);
   hb_input_close(&e->in);
@@ -647,6 +855,7 @@ static void teardown(hb_engine *e) {
  * new file is committed before the old one is removed. */
 static int restore(hb_engine *e) {
   HB_CALL(hb_ckpt_restore(e));
+  HB_CALL(hb_output_read_reduced(e)); /* for the kernels of this pass that read an earlier pass's */
   HB_CALL(hb_ckpt_commit(e));
   if (e->rank == 0) unlink(e->old_store);
   return 0;
@@ -659,6 +868,7 @@ int hb_engine_run(MPI_Comm comm, hb_job *job, hb_run_mode mode) {
   e->job = job;
   e->ofile = -1;
   e->store_fd = e->lock_fd = -1;
+  e->pass = 1;
   e->in.file = e->in.dset = e->in.fspace = -1;
   e->t_start = hb_now();
   MPI_Comm_rank(comm, &e->rank);
@@ -696,10 +906,18 @@ int hb_engine_run(MPI_Comm comm, hb_job *job, hb_run_mode mode) {
   if (!rc && e->resumed.found) rc = restore(e);
   hb_ckpt_free_resumed(e);
   e->tm.seconds[HB_PH_OPEN] = hb_now() - t0;
-  if (!rc && e->nblock_kernels) rc = block_loop(e);
-  /* a long global pass (decomposition) should not lose the single pass */
-  if (!rc && e->nblock_kernels && job->checkpoint && e->nk > e->nblock_kernels) rc = hb_ckpt_commit(e);
-  if (!rc) rc = reduce(e);
+  for (int first = e->pass; !rc && e->nblock_kernels && e->pass <= e->npasses; e->pass++) {
+    if (e->pass > first) {
+      rc = next_pass(e);
+      /* the earlier passes' results are in the file: a checkpoint keeps them */
+      if (!rc && job->checkpoint) rc = hb_ckpt_commit(e);
+    }
+    if (!rc && e->pass > 1) rc = start_pass(e);
+    if (!rc) rc = block_loop(e);
+    /* a long global pass (decomposition) should not lose the last pass */
+    if (!rc && e->pass == e->npasses && job->checkpoint && e->nk > e->nblock_kernels) rc = hb_ckpt_commit(e);
+    if (!rc) rc = reduce(e);
+  }
   if (!rc) rc = global_pass(e);
   if (!rc) rc = hb_output_finish(e);
   if (rc) hb_output_abort(e);

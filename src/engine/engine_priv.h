@@ -18,12 +18,25 @@
 #define HB_MAX_RESULTS 256
 #define HB_MAX_FUSED 16      /* kernel families planned together (hb_fused) */
 
+/* How a per-pattern result reaches the file (docs/architecture.md, "Results"). */
+typedef enum {
+  HB_PATH_NONE,     /* not per-pattern: SIGNAL (rank 0 after the reduction), GLOBAL (the kernel) */
+  HB_PATH_GATHERED, /* small items: chunks of several blocks, assembled by an owner rank (navwrite.c) */
+  HB_PATH_DIRECT,   /* large items: chunks inside blocks, written by the rank that computed them (directwrite.c) */
+} hb_result_path;
+
 /* One result of one kernel. */
 typedef struct {
   hb_kernel *k;
   int iout;
   const hb_output *o;
+  hb_result_path path;
+  size_t item;    /* per-pattern kinds: bytes of one item (hb_output_item_bytes) */
+  int pass;       /* the pass that fills it (its kernel's first, plus the output's pass - 1) */
+  size_t elems;   /* HB_OUT_SIGNAL: elements of the partial */
   size_t offset;  /* HB_OUT_SIGNAL: byte offset in the tree's node buffer */
+  int ndim;       /* the dataset: navigation axes, then the item's (per-pattern kinds) */
+  hsize_t shape[HB_MAXDIM], chunk[HB_MAXDIM];
   hid_t group, dset;
 } hb_result;
 
@@ -41,6 +54,18 @@ typedef struct {
   size_t pending;               /* chunks in chunk_buf */
   int *owner;                   /* [chunk * results + j]: the rank that assembles it (navwrite.c) */
 } hb_navstage;
+
+/* Per-pattern results written block by block (directwrite.c): the blocks
+ * finished since the last write, and their buffers, taken from the work
+ * slots (which get others from the pool). */
+typedef struct {
+  size_t *blocks, nblocks, cap;
+  void **bufs;                  /* [k * HB_MAX_RESULTS + i]: result i's buffer of staged block k */
+  void **pool[HB_MAX_RESULTS];  /* per result: free block buffers */
+  size_t npool[HB_MAX_RESULTS];
+  size_t bytes;                 /* staged */
+  size_t budget;                /* a rank ends its window when its staged bytes reach this */
+} hb_directstage;
 
 /* What a committed checkpoint held, from hb_ckpt_load until
  * hb_ckpt_restore has put it back (checkpoint.c). */
@@ -68,16 +93,26 @@ typedef struct {
   size_t sub_pos;          /* patterns per cache-sized run inside a block */
   int serial;              /* one CPU: kernels inline, no worker thread */
   int chunk_order;         /* kernels take a block chunk by chunk (run_region in engine.c) */
-  int stream;              /* ...and read it so, one chunk at a time (serial ranks) */
+  int streaming;           /* ...and read it so, one chunk at a time (serial ranks) */
 
-  int nk, np;
+  int nk;
   int nblock_kernels;      /* kernels with a per-block function */
   hb_kernel *kernels;
   int *kres;               /* per kernel: its first result's index in res */
   int *kfused;             /* per kernel: its family's index in fused, or -1 */
+  int *order;              /* kernels in the order they run: each after what it reads */
+  int *kpass;              /* per kernel: its pass (1, 2, ...; 0: a global kernel) */
+  int (*kuse)[HB_MAX_USES];/* per kernel and use slot: the used result's index in res */
+  int npasses, pass;       /* passes over the data, and the current one */
+  void *reduced[HB_MAX_RESULTS]; /* SIGNAL results of finished passes, for the kernels that read them */
+
+  /* the preprocess pipeline (pipeline.c) */
+  int nsteps;
+  hb_transform *steps;
+  hb_stream stream;        /* what the kernels see */
+  size_t step_bytes;       /* the largest pattern along the chain, in bytes */
   int nfused;
   hb_fused fused[HB_MAX_FUSED];
-  hb_prep *preps;
   int nres;
   hb_result res[HB_MAX_RESULTS];
   size_t sig_bytes;        /* all signal-shaped partials, one tree node */
@@ -92,6 +127,8 @@ typedef struct {
   int partial_ours;        /* this run created the .partial (so a failure may remove it) */
   double last_flush;
   hb_navstage stage;
+  hb_directstage direct;
+  int ndirect;             /* results on HB_PATH_DIRECT */
   hb_chunk_table stored;   /* navigation result chunks this rank stored, and where */
   hb_resumed resumed;
   long long store_dev, store_ino; /* the .partial's identity, for the checkpoint */
@@ -107,6 +144,15 @@ typedef struct {
   hb_timers tm;
   double bytes_read;       /* this rank */
 } hb_engine;
+
+/* pipeline.c */
+int hb_pipeline_plan(hb_engine *e);       /* local: every preprocess step; e->stream */
+int hb_pipeline_changes_data(const hb_engine *e); /* the kernels' stream is not the file's */
+/* The chain on one run: returns where the kernels' data is (data itself, or
+ * one of the two scratch buffers of step_bytes * run length). */
+void *hb_pipeline_run(const hb_engine *e, void *const scratch[2], hb_block *sub, void *data);
+void hb_pipeline_free(hb_engine *e);
+extern const hb_kernel_def hb_transform_kernel; /* a transform named as a kernel */
 
 /* checkpoint.c */
 void hb_ckpt_install_signals(void);
@@ -136,14 +182,28 @@ int hb_output_check(hb_engine *e, int create);
  * run writes the same output). */
 int hb_output_lock(hb_engine *e);
 void hb_output_unlock(hb_engine *e);
+int hb_output_plan_results(hb_engine *e); /* local: each result's path, dataset shape and chunks */
+int hb_output_create_deferred(hb_engine *e); /* collective: this pass's deferred results' datasets */
 int hb_output_create(hb_engine *e);       /* collective: a fresh <file>.partial and every dataset */
-int hb_output_write_signal(hb_engine *e, void *root);
+int hb_output_write_signal(hb_engine *e, void *root); /* collective: this pass's reduced results */
+int hb_output_read_reduced(hb_engine *e);  /* collective: earlier passes' reduced results, read back */
 /* hb_global_write and hb_global_group (hb_kernel.h) are in output.c too. */
 int hb_output_finish(hb_engine *e);       /* provenance, close, previews, rename */
 void hb_output_abort(hb_engine *e);       /* after an agreed failure: close and remove the .partial */
 void hb_preview_path(const hb_engine *e, const char *result, char *buf, size_t n);
 double hb_output_free_space(const hb_engine *e);   /* bytes free where the .partial is */
 double hb_output_space_needed(const hb_engine *e); /* bytes to keep free while running */
+
+/* directwrite.c */
+/* The chunk of a direct result: HyperSpy's rule, with the navigation
+ * extents cut to divisors of the block's, so that no chunk spans blocks. */
+void hb_direct_chunk(const hb_engine *e, const hb_result *r, hsize_t *chunk);
+/* Local: stage block blk's direct results; bufs[i] (result i's block
+ * buffer) is taken and replaced by a free one. */
+int hb_direct_stage(hb_engine *e, const hb_block *blk, void **bufs);
+int hb_direct_full(const hb_engine *e);   /* staged bytes reached the budget: end the window */
+int hb_direct_flush(hb_engine *e);        /* collective: write every staged block */
+void hb_direct_free(hb_engine *e);
 
 /* navwrite.c */
 int hb_output_stage_nav(hb_engine *e, const hb_block *blk, void *const *bufs); /* local */
@@ -156,9 +216,9 @@ void hb_output_free_stage(hb_engine *e);
 int hb_nav_results(const hb_engine *e, int *which);
 /* Collective, before the first block: write path and chunk owners. */
 int hb_nav_prepare(hb_engine *e);
-int hb_nav_owner(const hb_engine *e, size_t chunk, int j); /* -1: nothing left to do in it */
+int hb_nav_owner(const hb_engine *e, size_t chunk, int ri); /* result ri's chunk; -1: nothing left to do in it */
 /* Local: take an incomplete chunk of result j from a checkpoint. */
-int hb_nav_hold(hb_engine *e, int j, size_t chunk, const void *bytes);
+int hb_nav_hold(hb_engine *e, int ri, size_t chunk, const void *bytes);
 /* Collective: store chunks copied from an earlier .partial (checkpoint.c). */
 int hb_nav_copy_chunks(hb_engine *e, const hb_chunk_row *rows, size_t n,
                        int (*fetch)(void *ctx, size_t k, void *buf), void *ctx);

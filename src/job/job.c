@@ -2,98 +2,61 @@
 #include "hb_job.h"
 
 #include <errno.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "hb_error.h"
+#include "hb_files.h"
 #include "hb_kernel.h"
 #include "hb_params.h"
 
 static const hb_param_spec axis_spec[] = {
-    {"name", HB_P_STRING, 0, NULL, NULL, 0, NULL, "axis name"},
-    {"units", HB_P_STRING, 0, NULL, NULL, 0, NULL, "axis units"},
-    {"scale", HB_P_FLOAT, 0, NULL, NULL, 0, NULL, "step between samples"},
-    {"offset", HB_P_FLOAT, 0, NULL, NULL, 0, NULL, "position of the first sample"},
+    {"name", HB_P_STRING, .help = "axis name"},
+    {"units", HB_P_STRING, .help = "axis units"},
+    {"scale", HB_P_FLOAT, .help = "step between samples"},
+    {"offset", HB_P_FLOAT, .help = "position of the first sample"},
     HB_PARAM_END,
 };
 
 static const hb_param_spec input_spec[] = {
-    {"file", HB_P_STRING, 1, NULL, NULL, 0, NULL, ".hspy or HDF5 file; relative to the job file's folder"},
-    {"signal", HB_P_STRING, 0, NULL, NULL, 0, NULL, "which /Experiments/<signal> of an .hspy file"},
-    {"dataset", HB_P_STRING, 0, NULL, NULL, 0, NULL, "generic HDF5: path of the array"},
-    {"navigation_dimension", HB_P_INT, 0, NULL, NULL, 0, NULL, "generic HDF5: leading axes that are navigation"},
-    {"axes", HB_P_LIST, 0, NULL, NULL, 0, NULL, "calibration overrides in array-axis order"},
+    {"file", HB_P_PATH, HB_REQUIRED, .help = ".hspy or HDF5 file"},
+    {"signal", HB_P_STRING, .help = "which /Experiments/<signal> of an .hspy file"},
+    {"dataset", HB_P_STRING, .help = "generic HDF5: path of the array"},
+    {"navigation_dimension", HB_P_INT, .help = "generic HDF5: leading axes that are navigation"},
+    {"axes", HB_P_LIST, .sub = axis_spec, .help = "calibration overrides in array-axis order"},
     HB_PARAM_END,
 };
 
 static const hb_param_spec output_spec[] = {
-    {"file", HB_P_STRING, 1, NULL, NULL, 0, NULL, "the .hspy to write"},
-    {"overwrite", HB_P_BOOL, 0, "false", NULL, 0, NULL, "replace an existing output"},
-    {"compression", HB_P_ENUM, 0, "gzip", "gzip|none", 0, NULL, "gzip level 4 + shuffle, or none"},
-    {"previews", HB_P_BOOL, 0, "true", NULL, 0, NULL, "a PNG beside the output for every image or line"},
+    {"file", HB_P_PATH, HB_REQUIRED, .help = "the .hspy to write"},
+    {"overwrite", HB_P_BOOL, HB_DEFAULT_BOOL(0), .help = "replace an existing output"},
+    {"compression", HB_P_ENUM, HB_DEFAULT_STR("gzip"), .choices = "gzip|none", .help = "gzip level 4 + shuffle, or none"},
+    {"previews", HB_P_BOOL, HB_DEFAULT_BOOL(1), .help = "a PNG beside the output for every image or line"},
     HB_PARAM_END,
 };
 
 static const hb_param_spec run_spec[] = {
-    {"block", HB_P_STRING, 0, "auto", NULL, 0, NULL, "navigation positions per block, or auto"},
-    {"threads", HB_P_INT, 0, "1", NULL, 0, NULL, "threads per rank"},
-    {"checkpoint", HB_P_BOOL, 0, "true", NULL, 0, NULL, "record finished blocks"},
-    {"progress", HB_P_ENUM, 0, "auto", "auto|bar|lines|off|false", 0, NULL, "progress display"},
-    {"profile", HB_P_STRING, 0, NULL, NULL, 0, NULL, "write per-rank phase timings as JSON to this file"},
-    {"mpiio_hints", HB_P_MAP, 0, NULL, NULL, 0, NULL, "MPI-IO hints, e.g. {romio_cb_read: enable, cb_buffer_size: 16777216}"},
+    {"block", HB_P_INT, HB_DEFAULT_STR("auto"), .choices = "auto", .help = "navigation positions per block, or auto"},
+    {"threads", HB_P_INT, HB_DEFAULT_INT(1), .help = "threads per rank"},
+    {"checkpoint", HB_P_BOOL, HB_DEFAULT_BOOL(1), .help = "record finished blocks"},
+    {"progress", HB_P_ENUM, HB_DEFAULT_STR("auto"), .choices = "auto|bar|lines|off|false", .help = "progress display"},
+    {"profile", HB_P_PATH, .help = "write per-rank phase timings as JSON to this file"},
+    {"mpiio_hints", HB_P_MAP, .help = "MPI-IO hints, e.g. {romio_cb_read: enable, cb_buffer_size: 16777216}"},
     HB_PARAM_END,
 };
 
 static const hb_param_spec job_spec[] = {
-    {"version", HB_P_INT, 1, NULL, NULL, 0, NULL, "job format version: 1"},
-    {"input", HB_P_MAP, 1, NULL, NULL, 0, input_spec, "the data"},
-    {"output", HB_P_MAP, 1, NULL, NULL, 0, output_spec, "the results file"},
-    {"preprocess", HB_P_LIST, 0, NULL, NULL, 0, NULL, "per-pattern transforms"},
-    {"kernels", HB_P_LIST, 1, NULL, NULL, 0, NULL, "what to compute"},
-    {"run", HB_P_MAP, 0, NULL, NULL, 0, run_spec, "execution settings"},
+    {"version", HB_P_INT, HB_REQUIRED, .help = "job format version: 1"},
+    {"input", HB_P_MAP, HB_REQUIRED, .sub = input_spec, .help = "the data"},
+    {"output", HB_P_MAP, HB_REQUIRED, .sub = output_spec, .help = "the results file"},
+    {"preprocess", HB_P_LIST, .help = "per-pattern transforms"},
+    {"kernels", HB_P_LIST, HB_REQUIRED, .help = "what to compute"},
+    {"run", HB_P_MAP, .sub = run_spec, .help = "execution settings"},
     HB_PARAM_END,
 };
 
-char *hb_job_resolve(const hb_job *job, const char *path) {
-  if (path[0] == '/' || !job->dir || !strcmp(job->dir, ".")) return strdup(path);
-  size_t n = strlen(job->dir) + strlen(path) + 2;
-  char *out = malloc(n);
-  if (!out) return NULL;
-  snprintf(out, n, "%s/%s", job->dir, path);
-  /* "configs/../data/x.hspy" names the file as the user thinks of it when its
-   * folder exists; realpath (not a lexical cleanup) keeps symlinks right */
-  char *copy = strdup(out), *slash = copy ? strrchr(copy, '/') : NULL;
-  if (slash && slash != copy && strcmp(slash + 1, "..") && strcmp(slash + 1, ".")) {
-    *slash = 0;
-    char *folder = realpath(copy, NULL);
-    size_t m = folder ? strlen(folder) + strlen(slash + 1) + 2 : 0;
-    char *clean = folder ? malloc(m) : NULL;
-    if (clean) {
-      snprintf(clean, m, "%s/%s", strcmp(folder, "/") ? folder : "", slash + 1);
-      free(out);
-      out = clean;
-    }
-    free(folder);
-  }
-  free(copy);
-  return out;
-}
-
-static int get_str(const hb_node *map, const char *key, const char **out) {
-  const hb_node *n = hb_node_child(map, key);
-  *out = NULL;
-  if (n) HB_CALL(hb_node_string(n, out));
-  return 0;
-}
-
-static int get_bool(const hb_node *map, const char *key, int dflt, int *out) {
-  const hb_node *n = hb_node_child(map, key);
-  *out = dflt;
-  if (n) HB_CALL(hb_node_bool(n, out));
-  return 0;
-}
+static char *dup_path(const char *s) { return s ? strdup(s) : NULL; }
 
 static int valid_name(const char *s) {
   if (!s[0] || strlen(s) > 100 || s[0] == '.') return 0;
@@ -127,23 +90,29 @@ static int check_op_list(const hb_node *list, int kernels) {
         HB_CHECK(strcmp(other->text, name), HB_EINVALID, hb_node_where(namen, 0),
                  "duplicate kernel name '%s' (first at line %d)", name, other->line);
       }
+      /* a kernel, or a transform whose output is written */
       const hb_kernel_def *def = hb_kernel_find(op);
-      if (!def) {
+      const hb_transform_def *tdef = def ? NULL : hb_transform_find(op);
+      if (!def && !tdef) {
         const char *best = NULL;
         size_t bestd = 4;
         for (const hb_kernel_def *const *d = hb_kernel_table; *d; d++) {
           size_t dd = hb_edit_distance(op, (*d)->op);
           if (dd < bestd) bestd = dd, best = (*d)->op;
         }
+        for (const hb_transform_def *const *d = hb_transform_table; *d; d++) {
+          size_t dd = hb_edit_distance(op, (*d)->op);
+          if (dd < bestd) bestd = dd, best = (*d)->op;
+        }
         HB_RAISE(HB_EINVALID, hb_node_where(opn, 0), "unknown op '%s'%s%s%s; `hyperbatch kernels` lists them", op,
                  best ? " (did you mean '" : "", best ? best : "", best ? "'?)" : "");
       }
-      params = def->params;
+      params = def ? def->params : tdef->params;
       snprintf(label, sizeof label, "kernel '%s'", name);
     } else {
-      const hb_prep_def *def = hb_prep_find(op);
-      HB_CHECK(def, HB_EINVALID, hb_node_where(opn, 0), "unknown preprocess op '%s'; `hyperbatch kernels` lists them",
-               op);
+      const hb_transform_def *def = hb_transform_find(op);
+      HB_CHECK(def, HB_EINVALID, hb_node_where(opn, 0),
+               "unknown preprocess op '%s'; `hyperbatch kernels` lists the transforms", op);
       params = def->params;
       snprintf(label, sizeof label, "preprocess step '%s'", op);
     }
@@ -155,101 +124,82 @@ static int check_op_list(const hb_node *list, int kernels) {
 static int interpret(hb_job *job) {
   const hb_node *root = job->root;
   HB_CALL(hb_params_check(root, job_spec, "the job", NULL));
-  long long version;
-  const hb_node *vn = hb_node_child(root, "version");
-  HB_CALL(hb_node_int(vn, &version));
-  HB_CHECK(version == 1, HB_EINVALID, hb_node_where(vn, 0), "job version %lld is not supported (this is version 1)",
-           version);
+  const hb_params *P, *in, *out, *run;
+  HB_CALL(hb_params_bind(root, job_spec, &P));
+  job->params = P;
+  long long version = hb_param_int(P, "version");
+  HB_CHECK(version == 1, HB_EINVALID, hb_param_where(P, "version"),
+           "job version %lld is not supported (this is version 1)", version);
 
-  const hb_node *in = hb_node_child(root, "input");
-  HB_CALL(get_str(in, "file", &job->input_file_as_written));
-  HB_CHECK(job->input_file_as_written[0], HB_EINVALID, hb_node_where(hb_node_child(in, "file"), 0),
-           "input.file is empty");
-  job->input_file = hb_job_resolve(job, job->input_file_as_written);
-  HB_CALL(get_str(in, "signal", &job->input_signal));
-  HB_CALL(get_str(in, "dataset", &job->input_dataset));
+  job->input = in = hb_param_map(P, "input");
+  job->input_file_as_written = hb_param_text(in, "file");
+  job->input_file = dup_path(hb_param_str(in, "file"));
+  HB_CHECK(job->input_file, HB_EINTERNAL, "memory", "out of memory");
+  job->input_signal = hb_param_str(in, "signal");
+  job->input_dataset = hb_param_str(in, "dataset");
   job->nav_dim = -1;
-  const hb_node *nd = hb_node_child(in, "navigation_dimension");
-  if (nd) {
-    long long v;
-    HB_CALL(hb_node_int(nd, &v));
-    HB_CHECK(v >= 1 && v < 8, HB_EINVALID, hb_node_where(nd, 0), "navigation_dimension must be 1 to 7, got %lld", v);
+  if (hb_param_given(in, "navigation_dimension")) {
+    long long v = hb_param_int(in, "navigation_dimension");
+    HB_CHECK(v >= 1 && v < 8, HB_EINVALID, hb_param_where(in, "navigation_dimension"),
+             "navigation_dimension must be 1 to 7, got %lld", v);
     job->nav_dim = (int)v;
   }
-  job->input_axes = hb_node_child(in, "axes");
-  if (job->input_axes)
-    for (size_t i = 0; i < job->input_axes->n; i++)
-      HB_CALL(hb_params_check(job->input_axes->kids[i], axis_spec, "an input axis", NULL));
+  job->input_axes = hb_param_node(in, "axes");
 
-  const hb_node *out = hb_node_child(root, "output");
-  const char *of, *comp = "gzip";
-  HB_CALL(get_str(out, "file", &of));
-  HB_CHECK(of[0], HB_EINVALID, hb_node_where(hb_node_child(out, "file"), 0), "output.file is empty");
-  job->output_file = hb_job_resolve(job, of);
-  HB_CALL(get_bool(out, "overwrite", 0, &job->overwrite));
-  HB_CALL(get_bool(out, "previews", 1, &job->previews));
-  if (hb_node_child(out, "compression")) HB_CALL(get_str(out, "compression", &comp));
-  job->gzip = !strcmp(comp, "gzip");
+  job->output = out = hb_param_map(P, "output");
+  job->output_file = dup_path(hb_param_str(out, "file"));
+  HB_CHECK(job->output_file, HB_EINTERNAL, "memory", "out of memory");
+  job->overwrite = hb_param_bool(out, "overwrite");
+  job->previews = hb_param_bool(out, "previews");
+  job->gzip = !strcmp(hb_param_str(out, "compression"), "gzip");
 
-  job->preprocess = hb_node_child(root, "preprocess");
+  job->preprocess = hb_param_node(P, "preprocess");
   if (job->preprocess) HB_CALL(check_op_list(job->preprocess, 0));
-  job->kernels = hb_node_child(root, "kernels");
+  job->kernels = hb_param_node(P, "kernels");
   HB_CALL(check_op_list(job->kernels, 1));
 
-  const hb_node *run = hb_node_child(root, "run");
-  job->threads = 1;
-  job->checkpoint = 1;
-  job->progress = HB_PROGRESS_AUTO;
-  if (run) {
-    const hb_node *b = hb_node_child(run, "block");
-    if (b && strcmp(b->text, "auto")) {
-      HB_CALL(hb_node_int(b, &job->block));
-      HB_CHECK(job->block >= 1, HB_EINVALID, hb_node_where(b, 0), "run.block must be 'auto' or a positive integer");
-    }
-    const hb_node *t = hb_node_child(run, "threads");
-    if (t) {
-      long long v;
-      HB_CALL(hb_node_int(t, &v));
-      HB_CHECK(v >= 1 && v <= 256, HB_EINVALID, hb_node_where(t, 0), "run.threads must be 1 to 256, got %lld", v);
-      job->threads = (int)v;
-    }
-    HB_CALL(get_bool(run, "checkpoint", 1, &job->checkpoint));
-    const char *prof = NULL;
-    HB_CALL(get_str(run, "profile", &prof));
-    if (prof) job->profile = hb_job_resolve(job, prof);
-    const hb_node *hints = hb_node_child(run, "mpiio_hints");
-    for (size_t i = 0; hints && i < hints->n; i++) {
-      const hb_node *h = hints->kids[i];
-      HB_CHECK(h->kind == HB_NODE_SCALAR, HB_EINVALID, hb_node_where(h, 0), "MPI-IO hint '%s' must be a single value",
-               h->key);
-      HB_CHECK(h->key[0] && h->text[0], HB_EINVALID, hb_node_where(h, 1), "an MPI-IO hint needs a name and a value");
-      HB_CHECK(strlen(h->key) < MPI_MAX_INFO_KEY && strlen(h->text) < MPI_MAX_INFO_VAL, HB_EINVALID,
-               hb_node_where(h, 1), "MPI-IO hint '%s' is too long", h->key);
-      if (job->mpiio_info == MPI_INFO_NULL) HB_MPI(MPI_Info_create(&job->mpiio_info));
-      HB_MPI(MPI_Info_set(job->mpiio_info, h->key, h->text));
-    }
-    const hb_node *p = hb_node_child(run, "progress");
-    if (p) {
-      /* `off` unquoted is a YAML 1.1 boolean: off, "off" and false all mean off */
-      if (!strcmp(p->text, "bar")) job->progress = HB_PROGRESS_BAR;
-      else if (!strcmp(p->text, "lines")) job->progress = HB_PROGRESS_LINES;
-      else if (!strcmp(p->text, "off") || !strcmp(p->text, "false")) job->progress = HB_PROGRESS_OFF;
-    }
+  job->run = run = hb_param_map(P, "run"); /* every default when the job has no run: */
+  if (!hb_param_word(run, "block")) {
+    job->block = hb_param_int(run, "block");
+    HB_CHECK(job->block >= 1, HB_EINVALID, hb_param_where(run, "block"),
+             "run.block must be 'auto' or a positive integer");
   }
-  return 0;
+  long long threads = hb_param_int(run, "threads");
+  HB_CHECK(threads >= 1 && threads <= 256, HB_EINVALID, hb_param_where(run, "threads"),
+           "run.threads must be 1 to 256, got %lld", threads);
+  job->threads = (int)threads;
+  job->checkpoint = hb_param_bool(run, "checkpoint");
+  if (hb_param_given(run, "profile")) {
+    job->profile = dup_path(hb_param_str(run, "profile"));
+    HB_CHECK(job->profile, HB_EINTERNAL, "memory", "out of memory");
+  }
+  const hb_node *hints = hb_param_node(run, "mpiio_hints");
+  for (size_t i = 0; hints && i < hints->n; i++) {
+    const hb_node *h = hints->kids[i];
+    HB_CHECK(h->kind == HB_NODE_SCALAR, HB_EINVALID, hb_node_where(h, 0), "MPI-IO hint '%s' must be a single value",
+             h->key);
+    HB_CHECK(h->key[0] && h->text[0], HB_EINVALID, hb_node_where(h, 1), "an MPI-IO hint needs a name and a value");
+    HB_CHECK(strlen(h->key) < MPI_MAX_INFO_KEY && strlen(h->text) < MPI_MAX_INFO_VAL, HB_EINVALID,
+             hb_node_where(h, 1), "MPI-IO hint '%s' is too long", h->key);
+    if (job->mpiio_info == MPI_INFO_NULL) HB_MPI(MPI_Info_create(&job->mpiio_info));
+    HB_MPI(MPI_Info_set(job->mpiio_info, h->key, h->text));
+  }
+  /* `off` unquoted is a YAML 1.1 boolean: off, "off" and false all mean off */
+  const char *progress = hb_param_str(run, "progress");
+  job->progress = !strcmp(progress, "bar")                              ? HB_PROGRESS_BAR
+                  : !strcmp(progress, "lines")                          ? HB_PROGRESS_LINES
+                  : !strcmp(progress, "off") || !strcmp(progress, "false") ? HB_PROGRESS_OFF
+                                                                          : HB_PROGRESS_AUTO;
+  return hb_params_misused(P);
 }
 
 int hb_job_parse(const char *path, const char *text, size_t len, char **sets, int nsets, hb_job *job) {
   memset(job, 0, sizeof *job);
   job->mpiio_info = MPI_INFO_NULL;
   job->path = strdup(path);
-  char *tmp = strdup(path);
-  HB_CHECK(job->path && tmp, HB_EINTERNAL, "memory", "out of memory");
-  /* resolve the job's folder once, so results name clean absolute paths */
-  char *folder = dirname(tmp);
-  char *real = realpath(folder, NULL);
-  job->dir = real ? real : strdup(folder); /* a folder that does not exist (yet) is still the folder */
-  free(tmp);
+  HB_CHECK(job->path, HB_EINTERNAL, "memory", "out of memory");
+  /* the job's folder, as hb_path_resolve resolves the job's paths against it */
+  job->dir = hb_path_job_folder(path);
   job->text = malloc(len + 1);
   HB_CHECK(job->text && job->dir, HB_EINTERNAL, "memory", "out of memory");
   memcpy(job->text, text, len);

@@ -10,6 +10,7 @@
 #include <yaml.h>
 
 #include "hb_error.h"
+#include "hb_params.h"
 
 const char *hb_node_where(const hb_node *n, int use_key) {
   static char ring[4][1200];
@@ -29,6 +30,7 @@ const char *hb_node_where(const hb_node *n, int use_key) {
 void hb_node_free(hb_node *n) {
   if (!n) return;
   for (size_t i = 0; i < n->n; i++) hb_node_free(n->kids[i]);
+  hb_params_free(n->params);
   free(n->kids);
   free(n->key);
   free(n->text);

@@ -14,19 +14,20 @@ typedef struct {
 } hotpix;
 
 static const hb_param_spec hotpix_params[] = {
-    {"threshold", HB_P_FLOAT, 0, "8", NULL, 0, NULL, "hot when value > threshold * max(1, median of its 8 neighbours)"},
+    {"threshold", HB_P_FLOAT, HB_DEFAULT_FLOAT(8),
+     .help = "hot when value > threshold * max(1, median of its 8 neighbours)"},
     HB_PARAM_END,
 };
 
-static int hotpix_plan(hb_prep *p, const hb_input *in, const hb_node *spec) {
+static int hotpix_plan(hb_transform *p, const hb_params *par) {
+  const hb_stream *in = &p->in;
   hotpix *h;
   HB_ALLOC(h, 1);
   p->state = h;
-  h->threshold = 8;
-  const hb_node *t = hb_node_child(spec, "threshold");
-  if (t) HB_CALL(hb_node_double(t, &h->threshold));
-  HB_CHECK(h->threshold > 1, HB_EINVALID, hb_node_where(t, 0), "threshold must be > 1, got %g", h->threshold);
-  HB_CHECK(in->sig_dim == 2, HB_EINVALID, hb_node_where(spec, 0), "filter_hot_pixels needs a 2-D signal");
+  h->threshold = hb_param_float(par, "threshold");
+  HB_CHECK(h->threshold > 1, HB_EINVALID, hb_param_where(par, "threshold"), "threshold must be > 1, got %g",
+           h->threshold);
+  HB_CHECK(in->sig_dim == 2, HB_EINVALID, hb_params_where(par), "filter_hot_pixels needs a 2-D signal");
   h->ky = in->shape[in->nav_dim];
   h->kx = in->shape[in->nav_dim + 1];
   return 0;
@@ -70,7 +71,8 @@ static double median(double *v, int n) {
         }                                                                                       \
   }
 
-static void hotpix_apply(const hb_prep *pp, hb_block *b, void *data) {
+static void hotpix_apply(const hb_transform *pp, const hb_block *b, void *data, void *out) {
+  (void)out; /* in place */
   const hotpix *h = pp->state;
   const size_t kx = h->kx, ky = h->ky;
   const double t = h->threshold;
@@ -83,13 +85,14 @@ static void hotpix_apply(const hb_prep *pp, hb_block *b, void *data) {
   }
 }
 
-static void hotpix_destroy(hb_prep *p) { free(p->state); }
+static void hotpix_destroy(hb_transform *p) { free(p->state); }
 
-const hb_prep_def hb_prep_filter_hot_pixels = {
-    "filter_hot_pixels",
-    "replace isolated hot pixels by the median of their 8 neighbours, per pattern",
-    hotpix_params,
-    hotpix_plan,
-    hotpix_apply,
-    hotpix_destroy,
+const hb_transform_def hb_transform_filter_hot_pixels = {
+    .op = "filter_hot_pixels",
+    .summary = "replace isolated hot pixels by the median of their 8 neighbours, per pattern",
+    .params = hotpix_params,
+    .plan = hotpix_plan,
+    .apply = hotpix_apply,
+    .destroy = hotpix_destroy,
+    .in_place = 1,
 };

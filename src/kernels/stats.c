@@ -44,19 +44,18 @@ typedef struct {
 #define PICK_MIN(m, v) ((v) < (m) || (v) != (v) ? (v) : (m))
 
 const hb_param_spec hb_stats_params[] = {
-    {"axes", HB_P_ENUM, 1, NULL, "navigation|signal", 0, NULL,
-     "reduce over every navigation axis (a signal-shaped result) or every signal axis (one value per pattern)"},
+    {"axes", HB_P_ENUM, HB_REQUIRED, .choices = "navigation|signal",
+     .help = "reduce over every navigation axis (a signal-shaped result) or every signal axis (one value per pattern)"},
     HB_PARAM_END,
 };
 
-static int stats_plan(hb_kernel *k, const hb_input *in, const hb_node *spec) {
+static int stats_plan(hb_kernel *k, const hb_stream *in, const hb_params *p) {
   stat_state *s;
   HB_ALLOC(s, 1);
   k->state = s;
-  const char *op = k->def->op, *axes;
+  const char *op = k->def->op;
   s->op = !strcmp(op, "sum") ? ST_SUM : !strcmp(op, "mean") ? ST_MEAN : !strcmp(op, "max") ? ST_MAX : ST_MIN;
-  HB_CALL(hb_node_string(hb_node_child(spec, "axes"), &axes));
-  s->over_nav = !strcmp(axes, "navigation");
+  s->over_nav = !strcmp(hb_param_str(p, "axes"), "navigation");
   s->in = in->dtype;
   hb_dtype acc = s->op == ST_SUM ? hb_dtype_sum(in->dtype) : s->op == ST_MEAN ? HB_F64 : in->dtype;
   return hb_kernel_add_output(k, NULL, s->over_nav ? HB_OUT_SIGNAL : HB_OUT_NAV, acc, acc,
@@ -228,13 +227,14 @@ static void stats_finish(const hb_kernel *k, int iout, void *acc, size_t n, uint
 
 static void stats_destroy(hb_kernel *k) { free(k->state); }
 
+
 #define STATS_DEF(NAME, WHAT)                                                                            \
   const hb_kernel_def hb_kernel_##NAME = {                                                               \
       .op = #NAME,                                                                                       \
       .summary = WHAT,                                                                                   \
       .params = hb_stats_params,                                                                         \
       .outputs_doc = "axes: signal -> <name>, navigation-shaped; axes: navigation -> <name>, signal-shaped", \
-      .plan = stats_plan,                                                                                \
+      .plan = stats_plan,                                                                           \
       .block = stats_block,                                                                              \
       .merge = stats_merge,                                                                              \
       .finish = stats_finish,                                                                            \

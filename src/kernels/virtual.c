@@ -70,22 +70,24 @@ typedef struct {
 } vstate;
 
 const hb_param_spec hb_detector_params[] = {
-    {"shape", HB_P_ENUM, 1, NULL, "point|circle|annulus|rectangle|mask", 0, NULL, "detector geometry"},
-    {"at", HB_P_NUMBERS, 0, NULL, NULL, 2, NULL, "point: [x, y]"},
-    {"center", HB_P_NUMBERS, 0, NULL, NULL, 2, NULL, "circle, annulus: [x, y]"},
-    {"radius", HB_P_FLOAT, 0, NULL, NULL, 0, NULL, "circle: pixels whose centre is within radius (inclusive)"},
-    {"inner", HB_P_FLOAT, 0, NULL, NULL, 0, NULL, "annulus: inner <= r"},
-    {"outer", HB_P_FLOAT, 0, NULL, NULL, 0, NULL, "annulus: r <= outer"},
-    {"x", HB_P_NUMBERS, 0, NULL, NULL, 2, NULL, "rectangle: [x0, x1), half-open like a slice; on a 1-D space the only key (an interval)"},
-    {"y", HB_P_NUMBERS, 0, NULL, NULL, 2, NULL, "rectangle: [y0, y1), half-open like a slice"},
-    {"file", HB_P_STRING, 0, NULL, NULL, 0, NULL, "mask: HDF5/.hspy file (relative to the job file)"},
-    {"dataset", HB_P_STRING, 0, NULL, NULL, 0, NULL, "mask: dataset of weights, shaped like the space"},
-    {"units", HB_P_ENUM, 0, "px", "px|calibrated", 0, NULL, "positions in pixels or in the signal axes' units"},
+    {"shape", HB_P_ENUM, HB_REQUIRED, .choices = "point|circle|annulus|rectangle|mask", .help = "detector geometry"},
+    {"at", HB_P_NUMBERS, .count = 2, .help = "point: [x, y]"},
+    {"center", HB_P_NUMBERS, .count = 2, .help = "circle, annulus: [x, y]"},
+    {"radius", HB_P_FLOAT, .help = "circle: pixels whose centre is within radius (inclusive)"},
+    {"inner", HB_P_FLOAT, .help = "annulus: inner <= r"},
+    {"outer", HB_P_FLOAT, .help = "annulus: r <= outer"},
+    {"x", HB_P_NUMBERS, .count = 2,
+     .help = "rectangle: [x0, x1), half-open like a slice; on a 1-D space the only key (an interval)"},
+    {"y", HB_P_NUMBERS, .count = 2, .help = "rectangle: [y0, y1), half-open like a slice"},
+    {"file", HB_P_PATH, .help = "mask: HDF5/.hspy file"},
+    {"dataset", HB_P_STRING, .help = "mask: dataset of weights, shaped like the space"},
+    {"units", HB_P_ENUM, HB_DEFAULT_STR("px"), .choices = "px|calibrated",
+     .help = "positions in pixels or in the signal axes' units"},
     HB_PARAM_END,
 };
 
 static const hb_param_spec virtual_params[] = {
-    {"detector", HB_P_MAP, 1, NULL, NULL, 0, hb_detector_params, "the detector"},
+    {"detector", HB_P_MAP, HB_REQUIRED, .sub = hb_detector_params, .help = "the detector"},
     HB_PARAM_END,
 };
 
@@ -109,7 +111,7 @@ static int key_in(const char *keys, const char *k) {
 }
 
 typedef struct {
-  const hb_node *det;
+  const hb_params *det;
   int nd;
   const hsize_t *dims; /* the space, array order */
   const char *space;
@@ -118,27 +120,21 @@ typedef struct {
   int calibrated;
 } geom;
 
-static int get_num(const geom *g, const char *key, double *v) {
-  const hb_node *n = hb_node_child(g->det, key);
-  return hb_node_double(n, v);
-}
-
 /* [x, y] in pixels (converting calibrated positions). */
-static int get_point(const geom *g, const char *key, double *x, double *y) {
-  double v[2];
-  HB_CALL(hb_node_numbers(hb_node_child(g->det, key), v, 2));
+static void get_point(const geom *g, const char *key, double *x, double *y) {
+  double v[2] = {0, 0};
+  hb_param_numbers(g->det, key, v);
   *x = g->calibrated ? (v[0] - g->ax_x->offset) / g->ax_x->scale : v[0];
   *y = g->calibrated ? (v[1] - g->ax_y->offset) / g->ax_y->scale : v[1];
-  return 0;
 }
 
 static int get_length(const geom *g, const char *key, double *r) {
-  const hb_node *n = hb_node_child(g->det, key);
-  HB_CALL(get_num(g, key, r));
-  HB_CHECK(*r >= 0, HB_EINVALID, hb_node_where(n, 0), "'%s' must be >= 0, got %g", key, *r);
+  *r = hb_param_float(g->det, key);
+  const char *where = hb_param_where(g->det, key);
+  HB_CHECK(*r >= 0, HB_EINVALID, where, "'%s' must be >= 0, got %g", key, *r);
   if (g->calibrated) {
-    HB_CHECK(fabs(fabs(g->ax_x->scale) - fabs(g->ax_y->scale)) <= 1e-9 * fabs(g->ax_x->scale), HB_EINVALID,
-             hb_node_where(n, 0), "calibrated '%s' needs square pixels; the signal axes' scales differ", key);
+    HB_CHECK(fabs(fabs(g->ax_x->scale) - fabs(g->ax_y->scale)) <= 1e-9 * fabs(g->ax_x->scale), HB_EINVALID, where,
+             "calibrated '%s' needs square pixels; the signal axes' scales differ", key);
     *r /= fabs(g->ax_x->scale);
   }
   return 0;
@@ -146,7 +142,7 @@ static int get_length(const geom *g, const char *key, double *r) {
 
 static int check_inside(const geom *g, const char *key, double x, double y) {
   HB_CHECK(x >= -0.5 && x <= (double)g->kx - 0.5 && y >= -0.5 && y <= (double)g->ky - 0.5, HB_EINVALID,
-           hb_node_where(hb_node_child(g->det, key), 0),
+           hb_param_where(g->det, key),
            "%s [%g, %g] px is outside the %zu x %zu detector (x in [0, %zu), y in [0, %zu))", key, x, y, g->kx, g->ky,
            g->kx, g->ky);
   return 0;
@@ -190,21 +186,21 @@ static int read_weights(hid_t ds, size_t n, double *w) {
   return e;
 }
 
-static int read_mask(const geom *g, detector *d, size_t cap) {
-  const hb_node *fn = hb_node_child(g->det, "file"), *dn = hb_node_child(g->det, "dataset");
-  const char *file, *dset;
-  HB_CALL(hb_node_string(fn, &file));
-  HB_CALL(hb_node_string(dn, &dset));
-  /* k->spec's source is the job file: resolve like every other job path */
-  char path[4096];
-  hb_file_resolve(fn, file, path, sizeof path);
-  HB_CALL(hb_file_check_read(path, hb_node_where(fn, 0)));
+/* A mask dataset: `path` (resolved; `file` as the user wrote it, for
+ * messages), dataset `dset`, errors at where_file and where_dset. */
+static int read_mask(const geom *g, detector *d, size_t cap, const char *path, const char *file, const char *dset,
+                     const char *where_file, const char *where_dset) {
+  /* copies: the positions come from hb_node_where's few buffers */
+  char wf[1200], wd[1200];
+  snprintf(wf, sizeof wf, "%s", where_file);
+  snprintf(wd, sizeof wd, "%s", where_dset);
+  HB_CALL(hb_file_check_read(path, wf));
   hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-  HB_CHECK(f >= 0, HB_EINVALID, hb_node_where(fn, 0), "cannot open mask file '%s' as HDF5", file);
+  HB_CHECK(f >= 0, HB_EINVALID, wf, "cannot open mask file '%s' as HDF5", file);
   hid_t ds = H5Lexists(f, dset, H5P_DEFAULT) > 0 ? H5Dopen2(f, dset, H5P_DEFAULT) : -1;
   if (ds < 0) {
     H5Fclose(f);
-    HB_RAISE(HB_EINVALID, hb_node_where(dn, 0), "mask file '%s' has no dataset '%s'", file, dset);
+    HB_RAISE(HB_EINVALID, wd, "mask file '%s' has no dataset '%s'", file, dset);
   }
   hid_t sp = H5Dget_space(ds);
   hsize_t dims[HB_MAXDIM] = {0};
@@ -221,7 +217,7 @@ static int read_mask(const geom *g, detector *d, size_t cap) {
                (unsigned long long)g->dims[a]);
     for (int a = 0; a < nd && a < HB_MAXDIM; a++)
       snprintf(got + strlen(got), sizeof got - strlen(got), "%s%llu", a ? " x " : "", (unsigned long long)dims[a]);
-    rc = HB_FAIL(HB_EINVALID, hb_node_where(dn, 0), "mask '%s' must be %s (the %s shape), got %d-D %s", dset, want,
+    rc = HB_FAIL(HB_EINVALID, wd, "mask '%s' must be %s (the %s shape), got %d-D %s", dset, want,
                  g->space, nd, got);
   } else if (!(w = malloc(cap * sizeof *w))) {
     rc = HB_FAIL(HB_EINTERNAL, "memory", "out of memory");
@@ -232,10 +228,10 @@ static int read_mask(const geom *g, detector *d, size_t cap) {
   H5Fclose(f);
   for (size_t i = 0; !rc && i < cap; i++) {
     if (!isfinite(w[i]) && g->nd == 2)
-      rc = HB_FAIL(HB_EINVALID, hb_node_where(dn, 0), "mask '%s' has a non-finite weight at pixel (x=%zu, y=%zu)", dset,
+      rc = HB_FAIL(HB_EINVALID, wd, "mask '%s' has a non-finite weight at pixel (x=%zu, y=%zu)", dset,
                    i % g->kx, i / g->kx);
     else if (!isfinite(w[i]))
-      rc = HB_FAIL(HB_EINVALID, hb_node_where(dn, 0), "mask '%s' has a non-finite weight at offset %zu (C order)", dset,
+      rc = HB_FAIL(HB_EINVALID, wd, "mask '%s' has a non-finite weight at offset %zu (C order)", dset,
                    i);
     else if (w[i] != 0)
       rc = add_pixel(d, cap, i, w[i]);
@@ -518,81 +514,80 @@ static void sweep_run(const sweep *s, const hb_block *b, void *const *out) {
   }
 }
 
-int hb_detector_plan(const hb_node *det, int nd, const hsize_t *dims, const hb_axis *axes, const char *space,
+int hb_detector_plan(const hb_params *det, int nd, const hsize_t *dims, const hb_axis *axes, const char *space,
                      hb_detector *d) {
   memset(d, 0, sizeof *d);
-  const char *shape = hb_node_child(det, "shape")->text;
+  const char *shape = hb_param_str(det, "shape");
+  const char *where = hb_params_where(det);
   size_t cap = 1;
   for (int a = 0; a < nd; a++) cap *= dims[a];
-  HB_CHECK(cap < UINT32_MAX, HB_EINVALID, hb_node_where(det, 1), "the %s space is too large for a detector", space);
+  HB_CHECK(cap < UINT32_MAX, HB_EINVALID, where, "the %s space is too large for a detector", space);
   /* On a 1-D space (a spectrum, a line scan) a rectangle is an interval along
    * x, as HyperSpy's SpanROI; other geometry needs y. */
   int span = nd == 1 && !strcmp(shape, "rectangle");
-  HB_CHECK(nd == 2 || span || !strcmp(shape, "mask"), HB_EINVALID, hb_node_where(det, 1),
+  HB_CHECK(nd == 2 || span || !strcmp(shape, "mask"), HB_EINVALID, where,
            "a %s detector needs a 2-D %s; this one has %d ax%s (use shape: mask%s)", shape, space, nd,
            nd == 1 ? "is" : "es", nd == 1 ? ", or a rectangle with x only" : "");
   geom g = {det, nd, dims, space, nd == 2 ? dims[1] : span ? dims[0] : 0, nd == 2 ? dims[0] : 1,
             nd == 2 ? &axes[1] : span ? &axes[0] : NULL, nd == 2 ? &axes[0] : NULL, 0};
-  const hb_node *u = hb_node_child(det, "units");
-  g.calibrated = u && !strcmp(u->text, "calibrated");
+  g.calibrated = !strcmp(hb_param_str(det, "units"), "calibrated");
   const char *keys = NULL;
   for (size_t i = 0; i < sizeof shape_keys / sizeof shape_keys[0]; i++)
     if (!strcmp(shape, shape_keys[i].shape)) keys = span ? "x" : shape_keys[i].keys;
-  for (size_t i = 0; i < det->n; i++) {
-    const char *key = det->kids[i]->key;
-    if (!strcmp(key, "shape") || !strcmp(key, "units")) continue;
-    HB_CHECK(key_in(keys, key), HB_EINVALID, hb_node_where(det->kids[i], 1),
-             "'%s' does not apply to a %s detector (it takes: %s)", key, shape, keys);
+  for (const hb_param_spec *r = hb_detector_params; r->name; r++) {
+    if (!strcmp(r->name, "shape") || !strcmp(r->name, "units") || !hb_param_given(det, r->name)) continue;
+    HB_CHECK(key_in(keys, r->name), HB_EINVALID, hb_param_where_key(det, r->name),
+             "'%s' does not apply to a %s detector (it takes: %s)", r->name, shape, keys);
   }
   for (const char *c = keys; c;) {
     const char *bar = strchr(c, '|');
     char key[16];
     snprintf(key, sizeof key, "%.*s", (int)(bar ? (size_t)(bar - c) : strlen(c)), c);
-    HB_CHECK(hb_node_child(det, key), HB_EINVALID, hb_node_where(det, 1), "a %s detector needs '%s'", shape, key);
+    HB_CHECK(hb_param_given(det, key), HB_EINVALID, where, "a %s detector needs '%s'", shape, key);
     c = bar ? bar + 1 : NULL;
   }
 
   HB_ALLOC(d->idx, cap);
   if (!strcmp(shape, "mask")) {
     HB_ALLOC(d->w, cap);
-    HB_CALL(read_mask(&g, d, cap));
+    HB_CALL(read_mask(&g, d, cap, hb_param_str(det, "file"), hb_param_text(det, "file"), hb_param_str(det, "dataset"),
+                      hb_param_where(det, "file"), hb_param_where(det, "dataset")));
   } else if (!strcmp(shape, "point")) {
     double x = 0, y = 0;
-    HB_CALL(get_point(&g, "at", &x, &y));
+    get_point(&g, "at", &x, &y);
     /* the pixel whose centre is nearest; exact halves round up, like floor(v + 0.5) */
     double px = floor(x + 0.5), py = floor(y + 0.5);
-    HB_CHECK(px >= 0 && px < (double)g.kx && py >= 0 && py < (double)g.ky, HB_EINVALID,
-             hb_node_where(hb_node_child(det, "at"), 0),
+    HB_CHECK(px >= 0 && px < (double)g.kx && py >= 0 && py < (double)g.ky, HB_EINVALID, hb_param_where(det, "at"),
              "at [%g, %g] px is outside the %zu x %zu detector (x in [0, %zu), y in [0, %zu))", x, y, g.kx, g.ky, g.kx,
              g.ky);
     HB_CALL(add_pixel(d, cap, (size_t)py * g.kx + (size_t)px, 1));
   } else if (!strcmp(shape, "rectangle")) {
-    double xr[2], yr[2] = {0, 1};
-    const hb_node *xn = hb_node_child(det, "x"), *yn = span ? xn : hb_node_child(det, "y");
-    HB_CALL(hb_node_numbers(xn, xr, 2));
-    if (!span) HB_CALL(hb_node_numbers(yn, yr, 2));
+    double xr[2] = {0, 0}, yr[2] = {0, 1};
+    const char *ykey = span ? "x" : "y";
+    hb_param_numbers(det, "x", xr);
+    if (!span) hb_param_numbers(det, "y", yr);
     for (int i = 0; g.calibrated && i < 2; i++) {
       xr[i] = (xr[i] - g.ax_x->offset) / g.ax_x->scale;
       if (!span) yr[i] = (yr[i] - g.ax_y->offset) / g.ax_y->scale;
     }
     long x0 = lround(xr[0]), x1 = lround(xr[1]), y0 = lround(yr[0]), y1 = lround(yr[1]);
-    HB_CHECK(0 <= x0 && x0 < x1 && x1 <= (long)g.kx, HB_EINVALID, hb_node_where(xn, 0),
+    HB_CHECK(0 <= x0 && x0 < x1 && x1 <= (long)g.kx, HB_EINVALID, hb_param_where(det, "x"),
              "x [%ld, %ld) must satisfy 0 <= x0 < x1 <= %zu", x0, x1, g.kx);
-    HB_CHECK(0 <= y0 && y0 < y1 && y1 <= (long)g.ky, HB_EINVALID, hb_node_where(yn, 0),
+    HB_CHECK(0 <= y0 && y0 < y1 && y1 <= (long)g.ky, HB_EINVALID, hb_param_where(det, ykey),
              "y [%ld, %ld) must satisfy 0 <= y0 < y1 <= %zu", y0, y1, g.ky);
     for (long y = y0; y < y1; y++)
       for (long x = x0; x < x1; x++) HB_CALL(add_pixel(d, cap, (size_t)y * g.kx + (size_t)x, 1));
   } else {
     double cx = 0, cy = 0, rin = 0, rout = 0;
-    HB_CALL(get_point(&g, "center", &cx, &cy));
+    get_point(&g, "center", &cx, &cy);
     HB_CALL(check_inside(&g, "center", cx, cy));
     if (!strcmp(shape, "circle")) {
       HB_CALL(get_length(&g, "radius", &rout));
     } else {
       HB_CALL(get_length(&g, "inner", &rin));
       HB_CALL(get_length(&g, "outer", &rout));
-      HB_CHECK(rin <= rout, HB_EINVALID, hb_node_where(hb_node_child(det, "inner"), 0),
-               "inner (%g) must not exceed outer (%g)", rin, rout);
+      HB_CHECK(rin <= rout, HB_EINVALID, hb_param_where(det, "inner"), "inner (%g) must not exceed outer (%g)", rin,
+               rout);
     }
     /* boundary included; the tolerance keeps r == radius exact under rounding */
     double lo = rin * rin * (1 - 1e-12), hi = rout * rout * (1 + 1e-12);
@@ -602,7 +597,23 @@ int hb_detector_plan(const hb_node *det, int nd, const hsize_t *dims, const hb_a
         if (r2 >= lo && r2 <= hi) HB_CALL(add_pixel(d, cap, y * g.kx + x, 1));
       }
   }
-  HB_CHECK(d->n > 0, HB_EINVALID, hb_node_where(det, 1), "the %s detector covers no pixel of the %s", shape, space);
+  HB_CHECK(d->n > 0, HB_EINVALID, where, "the %s detector covers no pixel of the %s", shape, space);
+  return 0;
+}
+
+int hb_detector_plan_mask(const char *path, const char *file, const char *dset, const char *where_file,
+                          const char *where, int nd, const hsize_t *dims, const char *space, hb_detector *d) {
+  memset(d, 0, sizeof *d);
+  char w[1200];
+  snprintf(w, sizeof w, "%s", where);
+  size_t cap = 1;
+  for (int a = 0; a < nd; a++) cap *= dims[a];
+  HB_CHECK(cap < UINT32_MAX, HB_EINVALID, w, "the %s space is too large for a detector", space);
+  geom g = {NULL, nd, dims, space, nd == 2 ? dims[1] : 0, nd == 2 ? dims[0] : 1, NULL, NULL, 0};
+  HB_ALLOC(d->idx, cap);
+  HB_ALLOC(d->w, cap);
+  HB_CALL(read_mask(&g, d, cap, path, file, dset, where_file, where_file));
+  HB_CHECK(d->n > 0, HB_EINVALID, w, "the mask detector covers no pixel of the %s", space);
   return 0;
 }
 
@@ -613,18 +624,19 @@ void hb_detector_free(hb_detector *d) {
   d->w = NULL;
 }
 
-static int virtual_plan(hb_kernel *k, const hb_input *in, const hb_node *spec) {
-  const hb_node *det = hb_node_child(spec, "detector");
-  HB_CHECK(in->sig_dim == 2, HB_EINVALID, hb_node_where(det, 1),
+static int virtual_plan(hb_kernel *k, const hb_stream *in, const hb_params *p) {
+  const hb_params *det = hb_param_map(p, "detector");
+  HB_CHECK(in->sig_dim == 2, HB_EINVALID, hb_params_where(det),
            "virtual_image needs a 2-D signal; this input's signal has %d axes", in->sig_dim);
   vstate *vs;
   HB_ALLOC(vs, 1);
   k->state = vs;
   HB_CALL(hb_detector_plan(det, 2, &in->shape[in->nav_dim], &in->axes[in->nav_dim], "signal", &vs->d));
   const detector *one = &vs->d;
-  HB_CALL(sweep_build(&vs->s, &one, 1, hb_input_sig_size(in), in->dtype));
+  HB_CALL(sweep_build(&vs->s, &one, 1, in->sig_size, in->dtype));
   return hb_kernel_add_output(k, NULL, HB_OUT_NAV, HB_F64, HB_F64, "Intensity");
 }
+
 
 static void virtual_block(const hb_kernel *k, const hb_block *b, void *const *out) {
   const vstate *vs = k->state;
@@ -649,7 +661,7 @@ static int virtual_fuse(hb_fused *f) {
     HB_RAISE(HB_EINTERNAL, "memory", "out of memory");
   }
   for (int i = 0; i < f->n; i++) d[i] = &((const vstate *)f->k[i]->state)->d;
-  int rc = sweep_build(s, d, f->n, hb_input_sig_size(f->in), f->in->dtype);
+  int rc = sweep_build(s, d, f->n, f->in->sig_size, f->in->dtype);
   free(d);
   if (rc) {
     free(s);

@@ -23,7 +23,12 @@
 #include "hb_error.h"
 #include "hb_settings.h"
 
-/* Navigation-shaped results wait in memory (up to HB_NAV_STAGE_BYTES per
+/* Result i is gathered and filled in this pass. */
+static int staged_here(const hb_engine *e, int i) {
+  return e->res[i].path == HB_PATH_GATHERED && e->res[i].pass == e->pass;
+}
+
+/* Gathered results wait in memory (up to HB_NAV_STAGE_BYTES per
  * rank) and are written in one collective call per flush: a collective
  * filtered write every block made every rank wait for the slowest at every
  * block. */
@@ -40,18 +45,16 @@ int hb_output_stage_nav(hb_engine *e, const hb_block *blk, void *const *bufs) {
     size_t cap = s->pos_cap ? 2 * s->pos_cap : 4096;
     while (cap < s->npos + blk->npos) cap *= 2;
     for (int i = 0; i < e->nres; i++) {
-      if (e->res[i].o->kind != HB_OUT_NAV) continue;
-      void *more = realloc(s->values[i], cap * hb_dtype_size(e->res[i].o->dtype));
+      if (!staged_here(e, i)) continue;
+      void *more = realloc(s->values[i], cap * e->res[i].item);
       HB_CHECK(more, HB_EINTERNAL, "memory", "out of memory staging results");
       s->values[i] = more;
     }
     s->pos_cap = cap;
   }
-  for (int i = 0; i < e->nres; i++) {
-    if (e->res[i].o->kind != HB_OUT_NAV) continue;
-    size_t es = hb_dtype_size(e->res[i].o->dtype);
-    memcpy((char *)s->values[i] + s->npos * es, bufs[i], blk->npos * es);
-  }
+  for (int i = 0; i < e->nres; i++)
+    if (staged_here(e, i))
+      memcpy((char *)s->values[i] + s->npos * e->res[i].item, bufs[i], blk->npos * e->res[i].item);
   s->blocks[s->nblocks++] = blk->index;
   s->npos += blk->npos;
   s->bytes += blk->npos * hb_nav_bytes_per_position(e);
@@ -61,7 +64,7 @@ int hb_output_stage_nav(hb_engine *e, const hb_block *blk, void *const *bufs) {
 size_t hb_nav_bytes_per_position(const hb_engine *e) {
   size_t n = 0;
   for (int i = 0; i < e->nres; i++)
-    if (e->res[i].o->kind == HB_OUT_NAV) n += hb_dtype_size(e->res[i].o->dtype);
+    if (e->res[i].path == HB_PATH_GATHERED) n += e->res[i].item;
   return n;
 }
 
@@ -79,10 +82,10 @@ static int nav_chunks_fit(hb_engine *e) {
   int ok = bytes * (e->size - 1) <= CHUNKW_REPEAT_MAX;
   for (int i = 0; i < e->nres && ok; i++) {
     hb_result *r = &e->res[i];
-    if (r->o->kind != HB_OUT_NAV) continue;
+    if (r->path != HB_PATH_GATHERED) continue;
     hsize_t chunk[HB_MAXDIM];
     ok = hb_chunkw_usable(r->dset, &s->gzip[i], chunk);
-    for (int d = 0; d < e->in.nav_dim && ok; d++) ok = chunk[d] == hb_partition_result_extent(&e->part, d);
+    for (int d = 0; d < r->ndim && ok; d++) ok = chunk[d] == r->chunk[d];
   }
   HB_MPI(MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_MIN, e->comm));
   s->fit = ok;
@@ -93,7 +96,7 @@ static int nav_chunks_fit(hb_engine *e) {
 int hb_nav_results(const hb_engine *e, int *which) {
   int n = 0;
   for (int i = 0; i < e->nres; i++)
-    if (e->res[i].o->kind == HB_OUT_NAV) which[n++] = i;
+    if (e->res[i].path == HB_PATH_GATHERED) which[n++] = i;
   return n;
 }
 
@@ -165,8 +168,8 @@ static int route(hb_engine *e, const int *which, int nnav, unsigned char **in, s
     size_t c = hb_partition_result_chunk_of(&e->part, s->blocks[k]);
     for (int j = 0; j < nnav && to; j++) {
       int owner = chunk_owner(e, c, j, nnav);
-      if (owner == e->rank) continue; /* assemble takes these from the stage */
-      size_t bytes = sizeof(record_head) + padded(npos * hb_dtype_size(e->res[which[j]].o->dtype));
+      if (owner == e->rank || !staged_here(e, which[j])) continue; /* assemble takes these from the stage */
+      size_t bytes = sizeof(record_head) + padded(npos * e->res[which[j]].item);
       to[owner] += bytes;
       total += bytes;
     }
@@ -179,8 +182,8 @@ static int route(hb_engine *e, const int *which, int nnav, unsigned char **in, s
     size_t c = hb_partition_result_chunk_of(&e->part, s->blocks[k]);
     for (int j = 0; j < nnav; j++) {
       int owner = chunk_owner(e, c, j, nnav);
-      if (owner == e->rank) continue;
-      size_t es = hb_dtype_size(e->res[which[j]].o->dtype);
+      if (owner == e->rank || !staged_here(e, which[j])) continue;
+      size_t es = e->res[which[j]].item;
       unsigned char *rec = out + at[owner];
       record_head h = {s->blocks[k], (uint64_t)j};
       memcpy(rec, &h, sizeof h);
@@ -239,7 +242,7 @@ static int place(hb_engine *e, const int *which, int nnav, const hsize_t *cdim, 
   hb_navstage *s = &e->stage;
   int nd = e->in.nav_dim;
   const hb_result *r = &e->res[which[j]];
-  size_t es = hb_dtype_size(r->o->dtype), c = hb_partition_result_chunk_of(&e->part, block);
+  size_t es = r->item, c = hb_partition_result_chunk_of(&e->part, block);
   hsize_t cstart[HB_MAXDIM], start[HB_MAXDIM], count[HB_MAXDIM], off[HB_MAXDIM];
   void **buf = &s->chunk_buf[c * (size_t)nnav + j];
   hb_partition_result_chunk(&e->part, c, cstart, NULL);
@@ -265,8 +268,8 @@ static int assemble(hb_engine *e, const int *which, int nnav, const unsigned cha
     size_t npos = hb_partition_block(&e->part, s->blocks[k], start, count);
     size_t c = hb_partition_result_chunk_of(&e->part, s->blocks[k]);
     for (int j = 0; j < nnav; j++)
-      if (chunk_owner(e, c, j, nnav) == e->rank) {
-        size_t es = hb_dtype_size(e->res[which[j]].o->dtype);
+      if (chunk_owner(e, c, j, nnav) == e->rank && staged_here(e, which[j])) {
+        size_t es = e->res[which[j]].item;
         HB_CALL(place(e, which, nnav, cdim, s->blocks[k], j, (const char *)s->values[which[j]] + pos * es));
       }
     pos += npos;
@@ -274,22 +277,27 @@ static int assemble(hb_engine *e, const int *which, int nnav, const unsigned cha
   for (size_t at = 0; at < bytes;) {
     record_head h;
     memcpy(&h, in + at, sizeof h);
-    size_t es = hb_dtype_size(e->res[which[h.res]].o->dtype);
+    size_t es = e->res[which[h.res]].item;
     HB_CALL(place(e, which, nnav, cdim, h.block, (int)h.res, in + at + sizeof h));
     at += sizeof h + padded(hb_partition_block(&e->part, h.block, start, count) * es);
   }
   return 0;
 }
 
-/* The chunk writer's table: one dataset per navigation result. */
-static int nav_writer(hb_engine *e, const int *which, int nnav, hb_chunkwriter **w) {
+/* The chunk writer's table: every result at its index in e->res (results
+ * not written per pattern have none), so that the writer's dataset numbers
+ * are the results' in the checkpoint's chunk table too. */
+static int results_writer(hb_engine *e, hb_chunkwriter **w) {
   hb_chunkw_dset dsets[HB_MAX_RESULTS];
-  size_t cpos = hb_partition_result_positions(&e->part);
-  for (int j = 0; j < nnav; j++) {
-    size_t es = hb_dtype_size(e->res[which[j]].o->dtype);
-    dsets[j] = (hb_chunkw_dset){e->res[which[j]].dset, e->in.nav_dim, es, cpos * es, e->stage.gzip[which[j]]};
+  for (int i = 0; i < e->nres; i++) {
+    const hb_result *r = &e->res[i];
+    int none = r->o->kind == HB_OUT_GLOBAL;
+    size_t chunk = hb_dtype_size(r->o->dtype);
+    for (int d = 0; d < r->ndim; d++) chunk *= r->chunk[d];
+    dsets[i] = (hb_chunkw_dset){none ? -1 : r->dset, r->ndim, hb_dtype_size(r->o->dtype), none ? 0 : chunk,
+                                r->path == HB_PATH_GATHERED && e->stage.gzip[i]};
   }
-  return hb_chunkw_new(dsets, nnav, w);
+  return hb_chunkw_new(dsets, e->nres, w);
 }
 
 /* One complete chunk of result j, held by this rank, to store. */
@@ -317,29 +325,30 @@ static int by_global(const void *a, const void *b) {
  * selecting nothing. */
 static int store_hdf5(hb_engine *e, const int *which, int nnav, const held_chunk *held, size_t nheld, int rc) {
   int nd = e->in.nav_dim;
-  size_t cpos = hb_partition_result_positions(&e->part);
+  size_t cpos = hb_partition_result_positions(&e->part), widest = 1;
+  for (int j = 0; j < nnav; j++) widest = e->res[which[j]].item > widest ? e->res[which[j]].item : widest;
   hsize_t cdim[HB_MAXDIM];
   for (int d = 0; d < nd; d++) cdim[d] = hb_partition_result_extent(&e->part, d);
   hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
   H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE);
   size_t most = nheld * cpos > 0 ? nheld * cpos : 1;
   nav_pos *order = malloc(most * sizeof *order);
-  void *packed = malloc(most * 16);
+  void *packed = malloc(most * widest);
   if (!rc && (!order || !packed)) rc = HB_FAIL(HB_EINTERNAL, "memory", "out of memory writing results");
   for (int j = 0; j < nnav; j++) {
     const hb_result *r = &e->res[which[j]];
-    size_t es = hb_dtype_size(r->o->dtype), n = 0;
+    size_t es = r->item, n = 0;
     hid_t fs = H5Dget_space(r->dset);
     H5Sselect_none(fs);
     for (size_t k = 0; k < nheld && !rc; k++) {
       if (held[k].j != j) continue;
-      hsize_t cstart[HB_MAXDIM], count[HB_MAXDIM], idx[HB_MAXDIM] = {0};
+      hsize_t cstart[HB_MAXDIM] = {0}, count[HB_MAXDIM], idx[HB_MAXDIM] = {0};
       hb_partition_result_chunk(&e->part, held[k].c, cstart, NULL);
-      for (int d = 0; d < nd; d++)
-        count[d] = cstart[d] + cdim[d] > e->in.shape[d] ? e->in.shape[d] - cstart[d] : cdim[d];
+      for (int d = 0; d < r->ndim; d++)
+        count[d] = d >= nd ? r->shape[d] : cstart[d] + cdim[d] > e->in.shape[d] ? e->in.shape[d] - cstart[d] : cdim[d];
       H5Sselect_hyperslab(fs, H5S_SELECT_OR, cstart, NULL, count, NULL);
       const char *buf = e->stage.chunk_buf[held[k].c * (size_t)nnav + j];
-      for (;;) {
+      for (;;) { /* each position's item is contiguous, last in C order */
         hsize_t g = 0, at = 0;
         for (int d = 0; d < nd; d++) g = g * e->in.shape[d] + cstart[d] + idx[d], at = at * cdim[d] + idx[d];
         order[n++] = (nav_pos){g, buf + at * es};
@@ -351,7 +360,7 @@ static int store_hdf5(hb_engine *e, const int *which, int nnav, const held_chunk
     if (rc) H5Sselect_none(fs), n = 0;
     qsort(order, n, sizeof *order, by_global);
     for (size_t q = 0; q < n; q++) memcpy((char *)packed + q * es, order[q].from, es);
-    hsize_t mn = n ? n : 1;
+    hsize_t mn = n ? n * hb_output_elems(r->o) : 1;
     hid_t ms = H5Screate_simple(1, &mn, NULL);
     if (!n) H5Sselect_none(ms);
     if (H5Dwrite(r->dset, hb_dtype_h5(r->o->dtype), ms, fs, dxpl, n ? packed : NULL) < 0 && !rc)
@@ -365,7 +374,7 @@ static int store_hdf5(hb_engine *e, const int *which, int nnav, const held_chunk
   /* where the chunks went, recorded by the rank that held them */
   for (size_t k = 0; k < nheld && !rc && e->job->checkpoint; k++) {
     const hb_result *r = &e->res[which[held[k].j]];
-    hsize_t cstart[HB_MAXDIM];
+    hsize_t cstart[HB_MAXDIM] = {0};
     unsigned mask = 0;
     haddr_t addr = HADDR_UNDEF;
     hsize_t size = 0;
@@ -374,7 +383,7 @@ static int store_hdf5(hb_engine *e, const int *which, int nnav, const held_chunk
       rc = HB_FAIL(HB_EIO, e->partial, "cannot locate a stored chunk of result '%s' (%s)", r->o->name,
                    hb_h5_error_text());
     else
-      rc = hb_chunk_table_add(&e->stored, (uint64_t)held[k].j, held[k].c, (uint64_t)addr, (uint64_t)size);
+      rc = hb_chunk_table_add(&e->stored, (uint64_t)which[held[k].j], held[k].c, (uint64_t)addr, (uint64_t)size);
   }
   return hb_agree(e->comm, rc);
 }
@@ -394,15 +403,24 @@ int hb_nav_prepare(hb_engine *e) {
   return hb_agree(e->comm, rc);
 }
 
-int hb_nav_owner(const hb_engine *e, size_t c, int j) {
+/* Result index ri's place among the gathered results, or -1. */
+static int gathered_index(const hb_engine *e, int ri) {
   int which[HB_MAX_RESULTS], nnav = hb_nav_results(e, which);
-  return e->stage.owner ? chunk_owner(e, c, j, nnav) : -1;
+  for (int j = 0; j < nnav; j++)
+    if (which[j] == ri) return j;
+  return -1;
 }
 
-int hb_nav_hold(hb_engine *e, int j, size_t c, const void *bytes) {
+int hb_nav_owner(const hb_engine *e, size_t c, int ri) {
+  int which[HB_MAX_RESULTS], nnav = hb_nav_results(e, which), j = gathered_index(e, ri);
+  return e->stage.owner && j >= 0 && c < e->part.nrchunks ? chunk_owner(e, c, j, nnav) : -1;
+}
+
+int hb_nav_hold(hb_engine *e, int ri, size_t c, const void *bytes) {
   hb_navstage *s = &e->stage;
-  int which[HB_MAX_RESULTS], nnav = hb_nav_results(e, which);
-  size_t n = hb_partition_result_positions(&e->part) * hb_dtype_size(e->res[which[j]].o->dtype);
+  int which[HB_MAX_RESULTS], nnav = hb_nav_results(e, which), j = gathered_index(e, ri);
+  HB_CHECK(j >= 0, HB_EINTERNAL, "checkpoint", "result %d is not gathered", ri);
+  size_t n = hb_partition_result_positions(&e->part) * e->res[ri].item;
   void **buf = &s->chunk_buf[c * (size_t)nnav + (size_t)j];
   HB_CHECK(!*buf, HB_EINTERNAL, "checkpoint", "result chunk %zu is held twice", c);
   *buf = malloc(n);
@@ -420,8 +438,7 @@ static int flush_nav_chunks(hb_engine *e, int last) {
   int which[HB_MAX_RESULTS], nnav = hb_nav_results(e, which);
   size_t most = 1;
   for (int d = 0; d < e->in.nav_dim; d++) most *= e->part.rblocks[d];
-  for (int j = 0; j < nnav; j++)
-    e->tm.bytes[HB_PH_WRITE] += (double)s->npos * (double)hb_dtype_size(e->res[which[j]].o->dtype);
+  for (int j = 0; j < nnav; j++) e->tm.bytes[HB_PH_WRITE] += (double)s->npos * (double)e->res[which[j]].item;
   unsigned char *in = NULL;
   size_t in_bytes = 0, nheld = 0, *scratch = malloc(most * sizeof *scratch);
   held_chunk *held = malloc((s->pending ? s->pending : 1) * sizeof *held);
@@ -449,11 +466,12 @@ static int flush_nav_chunks(hb_engine *e, int last) {
   hb_chunk_table *table = e->job->checkpoint ? &e->stored : NULL;
   if (s->fit) {
     hb_chunkwriter *w = NULL;
-    if (!rc) rc = nav_writer(e, which, nnav, &w);
+    if (!rc) rc = results_writer(e, &w);
     for (size_t k = 0; k < nheld && !rc; k++) {
-      hsize_t cstart[HB_MAXDIM];
+      hsize_t cstart[HB_MAXDIM] = {0};
       hb_partition_result_chunk(&e->part, held[k].c, cstart, NULL);
-      rc = hb_chunkw_add(w, held[k].j, held[k].c, cstart, s->chunk_buf[held[k].c * (size_t)nnav + held[k].j]);
+      rc = hb_chunkw_add(w, which[held[k].j], held[k].c, cstart,
+                         s->chunk_buf[held[k].c * (size_t)nnav + held[k].j]);
     }
     rc = hb_agree(e->comm, rc);
     if (!rc) rc = hb_chunkw_write(w, e->comm, e->partial, table);
@@ -483,6 +501,18 @@ int hb_output_flush_nav(hb_engine *e, int last) {
   return rc;
 }
 
+/* The first element of chunk number c of result r (C order over its
+ * chunk grid; a per-pattern result's items are never cut, so its grid is
+ * the navigation axes'); nonzero if it has no such chunk. */
+static int chunk_start(const hb_result *r, size_t c, hsize_t *start) {
+  for (int d = r->ndim - 1; d >= 0; d--) {
+    hsize_t grid = (r->shape[d] + r->chunk[d] - 1) / r->chunk[d];
+    start[d] = c % grid * r->chunk[d];
+    c /= grid;
+  }
+  return c != 0;
+}
+
 /* Collective (resume): store chunks copied byte for byte from an earlier
  * .partial.  fetch(ctx, k, buf) reads the k-th of `n` table rows into buf
  * (room for rows[k].size); this rank copies rows k with k % size == rank,
@@ -490,26 +520,23 @@ int hb_output_flush_nav(hb_engine *e, int last) {
 #define COPY_ROUND_BYTES ((size_t)64 << 20)
 int hb_nav_copy_chunks(hb_engine *e, const hb_chunk_row *rows, size_t n, int (*fetch)(void *ctx, size_t k, void *buf),
                        void *ctx) {
-  int which[HB_MAX_RESULTS], nnav = hb_nav_results(e, which);
   hb_chunkwriter *w = NULL;
   size_t most = 1;
   for (size_t k = 0; k < n; k++) most = rows[k].size > most ? rows[k].size : most;
   void *buf = malloc(most);
   int rc = buf ? 0 : HB_FAIL(HB_EINTERNAL, "memory", "out of memory copying result chunks");
-  if (!rc && n && !nnav) rc = HB_FAIL(HB_EIO, e->partial, "the checkpoint holds result chunks, but this job has none");
-  if (!rc && n) rc = nav_writer(e, which, nnav, &w);
+  if (!rc && n) rc = results_writer(e, &w);
   rc = hb_agree(e->comm, rc);
   for (size_t k = (size_t)e->rank, more = n > 0; !rc && more;) {
     for (; k < n && !rc && hb_chunkw_pending_bytes(w) < COPY_ROUND_BYTES; k += (size_t)e->size) {
-      hsize_t cstart[HB_MAXDIM];
-      if (rows[k].dset >= (uint64_t)nnav || rows[k].chunk >= e->part.nrchunks)
+      hsize_t cstart[HB_MAXDIM] = {0};
+      const hb_result *r = rows[k].dset < (uint64_t)e->nres ? &e->res[rows[k].dset] : NULL;
+      if (!r || r->o->kind == HB_OUT_GLOBAL || chunk_start(r, rows[k].chunk, cstart))
         rc = HB_FAIL(HB_EIO, e->partial,
                      "the checkpoint names result chunk %llu of result %llu, which this job does not have",
                      (unsigned long long)rows[k].chunk, (unsigned long long)rows[k].dset);
-      else if (!(rc = fetch(ctx, k, buf))) {
-        hb_partition_result_chunk(&e->part, rows[k].chunk, cstart, NULL);
+      else if (!(rc = fetch(ctx, k, buf)))
         rc = hb_chunkw_add_stored(w, (int)rows[k].dset, rows[k].chunk, cstart, buf, rows[k].size);
-      }
     }
     rc = hb_agree(e->comm, rc);
     if (!rc) rc = hb_chunkw_write(w, e->comm, e->partial, &e->stored);

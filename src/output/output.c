@@ -29,14 +29,20 @@ void hb_preview_path(const hb_engine *e, const char *result, char *buf, size_t n
   snprintf(buf, n, "%.*s.%s.png", (int)len, out, result);
 }
 
-static int result_ndim(const hb_engine *e, const hb_result *r) {
-  if (r->o->kind == HB_OUT_GLOBAL) return r->o->ndim;
-  return r->o->kind == HB_OUT_NAV ? e->in.nav_dim : e->in.sig_dim;
+/* An image or a line: one value per pattern, a reduced result, a global
+ * one of up to three axes (a montage); not a stack (an item per pattern). */
+static int wants_preview(const hb_engine *e, const hb_result *r) {
+  const hb_output *o = r->o;
+  int flat = (o->kind == HB_OUT_NAV && o->ndim == 0) || o->kind == HB_OUT_SIGNAL || o->kind == HB_OUT_GLOBAL;
+  return e->job->previews && !o->hidden && flat &&
+         (r->ndim == 1 || r->ndim == 2 || (o->kind == HB_OUT_GLOBAL && r->ndim == 3));
 }
 
-static int wants_preview(const hb_engine *e, const hb_result *r) {
-  int nd = result_ndim(e, r);
-  return e->job->previews && (nd == 1 || nd == 2 || (r->o->kind == HB_OUT_GLOBAL && nd == 3));
+/* The first result written to the file (hidden ones are not), or -1. */
+static int first_written(const hb_engine *e) {
+  for (int i = 0; i < e->nres; i++)
+    if (!e->res[i].o->hidden) return i;
+  return -1;
 }
 
 /* Create dir and its parents; with create == 0 only check that it could be. */
@@ -211,6 +217,56 @@ static void global_desc(const hb_engine *e, const hb_output *o, hb_signal_desc *
   d->chunk = chunk;
 }
 
+/* Each result's path to the file, its dataset's shape and its chunks.  A
+ * per-pattern result goes block by block (HB_PATH_DIRECT) when a block's
+ * worth of it is at least HB_RESULT_CHUNK_BYTES (then its chunks fit in a
+ * block), else its chunks span several blocks (HB_PATH_GATHERED, navwrite.c):
+ * about HB_RESULT_CHUNK_BYTES (16 KiB) of the widest of them.  Larger
+ * chunks cost more when the file is made (parallel HDF5 allocates a filtered
+ * dataset's chunks at creation and sizes them by compressing a chunk of fill
+ * values: 0.45 ms for 128 KiB); smaller ones cost more per chunk written
+ * (docs/performance.md). */
+int hb_output_plan_results(hb_engine *e) {
+  const hb_input *in = &e->in;
+  int nd = in->nav_dim;
+  double target = hb_settings_get()->result_chunk_bytes;
+  size_t widest = 1, direct_bytes = 0;
+  for (int i = 0; i < e->nres; i++) {
+    hb_result *r = &e->res[i];
+    const hb_output *o = r->o;
+    if (o->kind == HB_OUT_SIGNAL) {
+      r->ndim = o->ndim ? o->ndim : e->stream.sig_dim;
+      for (int d = 0; d < r->ndim; d++) r->shape[d] = o->ndim ? o->shape[d] : e->stream.shape[nd + d];
+      hb_hspy_default_chunks(r->ndim, r->shape, 0, hb_dtype_size(o->dtype), r->chunk);
+      continue;
+    }
+    if (o->kind == HB_OUT_GLOBAL) {
+      r->ndim = o->ndim;
+      memcpy(r->shape, o->shape, sizeof r->shape);
+      continue;
+    }
+    HB_CHECK(nd + o->ndim <= HB_MAXDIM, HB_EINVALID, hb_node_where(r->k->spec, 0),
+             "result '%s' would have %d axes; at most %d", o->name, nd + o->ndim, HB_MAXDIM);
+    r->ndim = nd + o->ndim;
+    for (int d = 0; d < nd; d++) r->shape[d] = in->shape[d];
+    for (int d = 0; d < o->ndim; d++) r->shape[nd + d] = o->shape[d];
+    double block = (double)e->part.max_block_pos * (double)r->item;
+    r->path = o->kind == HB_OUT_FULL || block >= target ? HB_PATH_DIRECT : HB_PATH_GATHERED;
+    if (r->path == HB_PATH_GATHERED && r->item > widest) widest = r->item;
+    if (r->path == HB_PATH_DIRECT) e->ndirect++, direct_bytes += e->part.max_block_pos * r->item;
+  }
+  hb_partition_result_chunks(&e->part, target > 1 ? (size_t)(target / (double)widest) : 1);
+  for (int i = 0; i < e->nres; i++) {
+    hb_result *r = &e->res[i];
+    if (r->path == HB_PATH_DIRECT) hb_direct_chunk(e, r, r->chunk);
+    if (r->path != HB_PATH_GATHERED) continue;
+    for (int d = 0; d < r->ndim; d++) r->chunk[d] = d < nd ? hb_partition_result_extent(&e->part, d) : r->shape[d];
+  }
+  /* two blocks of them, and at least 64 MiB, before a rank stops to write */
+  e->direct.budget = 2 * direct_bytes > ((size_t)64 << 20) ? 2 * direct_bytes : (size_t)64 << 20;
+  return 0;
+}
+
 double hb_output_free_space(const hb_engine *e) {
   struct statvfs st;
   char *tmp = strdup(e->partial);
@@ -266,34 +322,85 @@ int hb_output_create(hb_engine *e) {
   const char *base = tmp ? basename(tmp) : in->path;
   for (int i = 0; i < e->nres && !rc; i++) {
     hb_result *r = &e->res[i];
-    int nav = r->o->kind == HB_OUT_NAV;
-    int lo = nav ? 0 : in->nav_dim, nd = nav ? in->nav_dim : in->sig_dim;
+    const hb_output *o = r->o;
+    if (o->hidden || o->deferred) continue; /* the kernel's own; created when its shape is known */
+    int nd = in->nav_dim;
     hb_axis axes[HB_MAXDIM];
-    hsize_t shape[HB_MAXDIM], chunk[HB_MAXDIM];
-    for (int d = 0; d < nd; d++) {
-      axes[d] = in->axes[lo + d];
-      axes[d].navigate = 0; /* a result is an image or a line, not a stack */
-      shape[d] = in->shape[lo + d];
-      /* whole blocks per chunk (navwrite.c) */
-      chunk[d] = hb_partition_result_extent(&e->part, d);
+    hsize_t chunk[HB_MAXDIM];
+    if (o->kind == HB_OUT_SIGNAL) {
+      for (int d = 0; d < r->ndim; d++)
+        axes[d] = o->ndim ? o->axes[d] : e->stream.axes[nd + d], axes[d].navigate = 0;
+    } else {
+      /* one value per pattern is an image or a line, not a stack; an array
+       * per pattern is a signal over the scan, as HyperSpy's own results */
+      for (int d = 0; d < nd; d++) axes[d] = in->axes[d], axes[d].navigate = o->ndim > 0;
+      for (int d = 0; d < o->ndim; d++) axes[nd + d] = o->axes[d], axes[nd + d].navigate = 0;
     }
-    hb_signal_desc desc = {r->o->name, r->o->name, base, "", r->o->quantity, r->o->dtype, nd, shape,
-                           nav ? chunk : NULL, axes, e->job->gzip};
-    if (r->o->kind == HB_OUT_GLOBAL) global_desc(e, r->o, &desc, chunk);
+    hb_signal_desc desc = {o->name, o->name, base, o->signal_type ? o->signal_type : "", o->quantity, o->dtype,
+                           r->ndim, r->shape, o->kind == HB_OUT_GLOBAL ? NULL : r->chunk, axes, e->job->gzip};
+    if (o->kind == HB_OUT_GLOBAL) global_desc(e, o, &desc, chunk);
     rc = hb_hspy_signal_create(e->ofile, &desc, &r->group, &r->dset);
   }
   free(tmp);
   return hb_agree(e->comm, rc);
 }
 
-/* Collective: rank 0 holds the reduced partials, the others write nothing. */
+/* Collective, at the start of a pass: the datasets of this pass's deferred
+ * results, now that `refine` has set their shape. */
+int hb_output_create_deferred(hb_engine *e) {
+  int rc = 0;
+  char *tmp = strdup(e->in.path);
+  const char *base = tmp ? basename(tmp) : e->in.path;
+  for (int i = 0; i < e->nres && !rc; i++) {
+    hb_result *r = &e->res[i];
+    const hb_output *o = r->o;
+    if (!o->deferred || r->pass != e->pass || r->dset >= 0) continue;
+    HB_CHECK(o->kind == HB_OUT_SIGNAL && o->ndim > 0 && hb_output_elems(o) <= r->elems, HB_EINTERNAL, o->name,
+             "a deferred output must be reduced and no larger than declared");
+    r->ndim = o->ndim;
+    memcpy(r->shape, o->shape, sizeof r->shape);
+    r->elems = hb_output_elems(o);
+    hb_hspy_default_chunks(r->ndim, r->shape, 0, hb_dtype_size(o->dtype), r->chunk);
+    hb_axis axes[HB_MAXDIM];
+    for (int d = 0; d < r->ndim; d++) axes[d] = o->axes[d], axes[d].navigate = 0;
+    hb_signal_desc desc = {o->name, o->name, base, o->signal_type ? o->signal_type : "", o->quantity, o->dtype,
+                           r->ndim, r->shape, r->chunk, axes, e->job->gzip};
+    rc = hb_hspy_signal_create(e->ofile, &desc, &r->group, &r->dset);
+  }
+  free(tmp);
+  return hb_agree(e->comm, rc);
+}
+
+/* Where each chunk of a reduced result went (rank 0), for a checkpoint
+ * taken before the job ends: a later pass reads it. */
+static int record_signal_chunks(hb_engine *e, int ri) {
+  const hb_result *r = &e->res[ri];
+  hsize_t grid[HB_MAXDIM], idx[HB_MAXDIM] = {0}, off[HB_MAXDIM];
+  for (int d = 0; d < r->ndim; d++) grid[d] = (r->shape[d] + r->chunk[d] - 1) / r->chunk[d];
+  for (size_t linear = 0;; linear++) {
+    for (int d = 0; d < r->ndim; d++) off[d] = idx[d] * r->chunk[d];
+    unsigned mask = 0;
+    haddr_t addr = HADDR_UNDEF;
+    hsize_t size = 0;
+    HB_CHECK(H5Dget_chunk_info_by_coord(r->dset, off, &mask, &addr, &size) >= 0 && addr != HADDR_UNDEF && !mask,
+             HB_EIO, e->partial, "cannot locate a stored chunk of result '%s' (%s)", r->o->name, hb_h5_error_text());
+    HB_CALL(hb_chunk_table_add(&e->stored, (uint64_t)ri, linear, (uint64_t)addr, (uint64_t)size));
+    int d = r->ndim - 1;
+    while (d >= 0 && ++idx[d] == grid[d]) idx[d--] = 0;
+    if (d < 0) break;
+  }
+  return 0;
+}
+
+/* Collective: this pass's reduced results; rank 0 holds them, the others
+ * write nothing. */
 int hb_output_write_signal(hb_engine *e, void *root) {
   hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
   H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE);
   int rc = 0;
   for (int i = 0; i < e->nres; i++) {
     hb_result *r = &e->res[i];
-    if (r->o->kind != HB_OUT_SIGNAL) continue;
+    if (r->o->kind != HB_OUT_SIGNAL || r->pass != e->pass || r->o->hidden) continue;
     hid_t fs = H5Dget_space(r->dset), ms = H5Scopy(fs);
     if (!root) H5Sselect_none(fs), H5Sselect_none(ms);
     /* a failed rank has taken part all the same */
@@ -302,9 +409,24 @@ int hb_output_write_signal(hb_engine *e, void *root) {
       rc = HB_FAIL(HB_EIO, e->partial, "cannot write result '%s' (%s)", r->o->name, hb_h5_error_text());
     H5Sclose(ms);
     H5Sclose(fs);
+    if (!rc && e->rank == 0 && e->job->checkpoint && e->pass < e->npasses) rc = record_signal_chunks(e, i);
   }
   H5Pclose(dxpl);
   return rc;
+}
+
+/* Collective (a resume in a later pass): the earlier passes' reduced
+ * results, read back from the new .partial, for the kernels that read them. */
+int hb_output_read_reduced(hb_engine *e) {
+  int rc = 0;
+  for (int i = 0; i < e->nres && !rc; i++) {
+    hb_result *r = &e->res[i];
+    if (r->o->kind != HB_OUT_SIGNAL || r->pass >= e->pass || r->o->hidden) continue;
+    e->reduced[i] = malloc(r->elems * hb_dtype_size(r->o->dtype) + 1);
+    if (!e->reduced[i] || H5Dread(r->dset, hb_dtype_h5(r->o->dtype), H5S_ALL, H5S_ALL, H5P_DEFAULT, e->reduced[i]) < 0)
+      rc = HB_FAIL(HB_EIO, e->partial, "cannot read result '%s' back (%s)", r->o->name, hb_h5_error_text());
+  }
+  return hb_agree(e->comm, rc);
 }
 
 static hb_result *find_result(hb_engine *e, const hb_kernel *k, int iout) {
@@ -531,7 +653,9 @@ static int publish(hb_engine *e) {
 }
 
 static void print_summary(hb_engine *e, const hb_stat3 *sec, const double *bytes, double wall) {
-  printf("hyperbatch: wrote %s (%d result%s)\n", e->job->output_file, e->nres, e->nres == 1 ? "" : "s");
+  int n = 0;
+  for (int i = 0; i < e->nres; i++) n += !e->res[i].o->hidden;
+  printf("hyperbatch: wrote %s (%d result%s)\n", e->job->output_file, n, n == 1 ? "" : "s");
   for (int i = 0; i < e->nres && e->job->previews; i++)
     if (wants_preview(e, &e->res[i])) {
       char png[PATH_MAX + 256];
@@ -558,14 +682,16 @@ int hb_output_finish(hb_engine *e) {
   const char *sj = getenv("SLURM_JOB_ID");
   if (e->rank == 0 && sj) snprintf(slurm, sizeof slurm, "%s", sj);
   HB_MPI(MPI_Bcast(slurm, sizeof slurm, MPI_CHAR, 0, e->comm));
-  int streamed = e->stream; /* how the single pass read: chunk stream or whole blocks (engine.c) */
+  int streamed = e->streaming; /* how the single pass read: chunk stream or whole blocks (engine.c) */
   HB_MPI(MPI_Allreduce(MPI_IN_PLACE, &streamed, 1, MPI_INT, MPI_SUM, e->comm));
   /* The provenance is the same for every result: written once, then
    * hard-linked into the others (one HDF5 object, found under every result;
    * ten copies cost ten times the attributes to create and flush). */
-  int rc = e->nres ? write_provenance(e, e->res[0].group, sec, bytes, wall, slurm, streamed) : 0;
-  for (int i = 1; i < e->nres && !rc; i++)
-    if (H5Lcreate_hard(e->res[0].group, "original_metadata/hyperbatch", e->res[i].group,
+  int w = first_written(e);
+  int rc = w >= 0 ? write_provenance(e, e->res[w].group, sec, bytes, wall, slurm, streamed) : 0;
+  for (int i = w + 1; w >= 0 && i < e->nres && !rc; i++)
+    if (!e->res[i].o->hidden &&
+        H5Lcreate_hard(e->res[w].group, "original_metadata/hyperbatch", e->res[i].group,
                        "original_metadata/hyperbatch", H5P_DEFAULT, H5P_DEFAULT) < 0)
       rc = HB_FAIL(HB_EIO, e->partial, "cannot link the provenance into '%s' (%s)", e->res[i].o->name,
                    hb_h5_error_text());

@@ -180,7 +180,7 @@ static void join_names(const name_list *l, char *buf, size_t n) {
 static int pick_dataset(const hb_job *job, hb_input *in, const char *where_file) {
   if (job->input_dataset) {
     HB_CHECK(H5Lexists(in->file, job->input_dataset, H5P_DEFAULT) > 0, HB_EINVALID,
-             hb_node_where(hb_node_child(hb_node_child(job->root, "input"), "dataset"), 0),
+             hb_param_where(job->input, "dataset"),
              "%s has no dataset '%s'", job->input_file_as_written, job->input_dataset);
     snprintf(in->dataset, sizeof in->dataset, "%s", job->input_dataset);
     return 0;
@@ -199,7 +199,7 @@ static int pick_dataset(const hb_job *job, hb_input *in, const char *where_file)
   if (job->input_signal) {
     int found = 0;
     for (int i = 0; i < l.n; i++) found |= !strcmp(l.names[i], job->input_signal);
-    HB_CHECK(found, HB_EINVALID, hb_node_where(hb_node_child(hb_node_child(job->root, "input"), "signal"), 0),
+    HB_CHECK(found, HB_EINVALID, hb_param_where(job->input, "signal"),
              "%s has no signal '%s'; it has %s", job->input_file_as_written, job->input_signal,
              l.n ? names : "none");
     snprintf(in->signal, sizeof in->signal, "%s", job->input_signal);
@@ -239,25 +239,18 @@ static int describe_filters(hb_input *in, hid_t dcpl, const char *where) {
 }
 
 static int apply_axis_overrides(const hb_job *job, hb_input *in) {
-  const hb_node *axes = job->input_axes;
-  if (!axes) return 0;
-  HB_CHECK((int)axes->n <= in->ndim, HB_EINVALID, hb_node_where(axes, 1),
-           "input.axes has %zu entries but the data has %d axes", axes->n, in->ndim);
-  for (size_t i = 0; i < axes->n; i++) {
-    const hb_node *a = axes->kids[i], *v;
-    const char *s;
-    if ((v = hb_node_child(a, "name"))) {
-      HB_CALL(hb_node_string(v, &s));
-      snprintf(in->axes[i].name, sizeof in->axes[i].name, "%s", s);
-    }
-    if ((v = hb_node_child(a, "units"))) {
-      HB_CALL(hb_node_string(v, &s));
-      snprintf(in->axes[i].units, sizeof in->axes[i].units, "%s", s);
-    }
-    if ((v = hb_node_child(a, "scale"))) HB_CALL(hb_node_double(v, &in->axes[i].scale));
-    if ((v = hb_node_child(a, "offset"))) HB_CALL(hb_node_double(v, &in->axes[i].offset));
+  size_t n = hb_param_count(job->input, "axes");
+  HB_CHECK((int)n <= in->ndim, HB_EINVALID, hb_param_where_key(job->input, "axes"),
+           "input.axes has %zu entries but the data has %d axes", n, in->ndim);
+  for (size_t i = 0; i < n; i++) {
+    const hb_params *a = hb_param_item(job->input, "axes", i);
+    if (hb_param_given(a, "name")) snprintf(in->axes[i].name, sizeof in->axes[i].name, "%s", hb_param_str(a, "name"));
+    if (hb_param_given(a, "units"))
+      snprintf(in->axes[i].units, sizeof in->axes[i].units, "%s", hb_param_str(a, "units"));
+    if (hb_param_given(a, "scale")) in->axes[i].scale = hb_param_float(a, "scale");
+    if (hb_param_given(a, "offset")) in->axes[i].offset = hb_param_float(a, "offset");
   }
-  return 0;
+  return hb_params_misused(job->input);
 }
 
 int hb_input_describe(hb_input *in, const char *wf) {
@@ -269,7 +262,7 @@ int hb_input_describe(hb_input *in, const char *wf) {
   HB_H5(in->dset, wf, "cannot open dataset %s", in->dataset);
   HB_CHECK(H5Iget_type(in->dset) == H5I_DATASET, HB_EINVALID, wf, "%s is not a dataset", in->dataset);
   hid_t ft = H5Dget_type(in->dset);
-  int bad = hb_dtype_from_h5(ft, &in->dtype);
+  int bad = hb_dtype_from_h5(ft, &in->dtype) || hb_dtype_is_complex(in->dtype);
   H5Tclose(ft);
   HB_CHECK(!bad, HB_EINVALID, wf, "dataset %s has an unsupported element type (plain integers and floats only)",
            in->dataset);
@@ -349,7 +342,7 @@ int hb_input_open(MPI_Comm comm, const hb_job *job, hb_input *in) {
   in->file = in->dset = in->fspace = -1;
   snprintf(in->path, sizeof in->path, "%s", job->input_file);
   const char *wf = job->input_file_as_written;
-  const char *wjob = hb_node_where(hb_node_child(hb_node_child(job->root, "input"), "file"), 0);
+  const char *wjob = hb_param_where(job->input, "file");
 
   /* stat on rank 0 only: a missing file is a job error, reported once */
   long long meta[3] = {0, 0, 0};

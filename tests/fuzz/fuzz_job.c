@@ -12,6 +12,7 @@
 
 #include "fuzz_mpi.h"
 #include "hb_error.h"
+#include "hb_files.h"
 #include "hb_job.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
@@ -43,7 +44,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   int rc = hb_job_parse("fuzz/job.yaml", (const char *)data, size, sets, nsets, &job);
   if (!rc) {
     /* what run/validate do next with a parsed job, short of opening files */
-    char *p = hb_job_resolve(&job, "x/../y.hspy");
+    char *p = hb_path_resolve(job.root, "x/../y.hspy");
     free(p);
   } else {
     /* the message must be a proper string */

@@ -22,7 +22,9 @@ def run(n, job, *sets):
     cmd = ["mpirun", "-q", "-n", str(n), HB, "run", job]
     for s in sets:
         cmd += ["--set", s]
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=ENV)
+    # a relative path typed in a --set resolves against the current folder
+    # (docs/job-format.md, "Paths"): type them in the job's folder
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=ENV, cwd=os.path.dirname(job))
     check(p.returncode == 0, f"hyperbatch np={n} {os.path.basename(job)} {' '.join(sets)} exit {p.returncode} {p.stderr[-500:] if p.returncode else ''}")
     return p
 
@@ -251,12 +253,13 @@ run: {progress: off}
     with h5py.File(os.path.join(tmp, "cube.h5"), "w") as f:
         f.create_dataset("cube", data=np.zeros((3, 4, 5), "f4"), chunks=(1, 4, 5))
     p = subprocess.run(["mpirun", "-q", "-n", "2", HB, "validate", job, "--set", "input.file=cube.h5",
-                        "--set", "input.dataset=/cube"], capture_output=True, text=True, env=ENV, timeout=120)
+                        "--set", "input.dataset=/cube"], capture_output=True, text=True, env=ENV, timeout=120, cwd=tmp)
     check(p.returncode == 2 and "set input.navigation_dimension" in p.stderr,
           f"a 3-D generic array needs navigation_dimension: exit {p.returncode}: {p.stderr.strip()}")
     p = subprocess.run(["mpirun", "-q", "-n", "2", HB, "validate", job, "--set", "input.file=cube.h5",
                         "--set", "input.dataset=/cube", "--set", "input.navigation_dimension=1", "--set",
-                        "kernels.brightest.axes=signal"], capture_output=True, text=True, env=ENV, timeout=120)
+                        "kernels.brightest.axes=signal"], capture_output=True, text=True, env=ENV, timeout=120,
+                       cwd=tmp)
     check(p.returncode == 0, f"with navigation_dimension it validates: exit {p.returncode}: {p.stderr.strip()}")
 
     # format 3.3, as RosettaSciIO writes it

@@ -7,7 +7,11 @@
  *  - --set by key path, by kernel name and by index; errors name the --set;
  *  - a bare YAML null (~, null, nothing) is no file name; quoted, it is one;
  *  - hostile input (billion laughs, huge text, deep nesting) is refused fast,
- *    and aliases are bounded by the nodes and the text they expand to. */
+ *    and aliases are bounded by the nodes and the text they expand to;
+ *  - typed parameters (hb_params.h): typed defaults applied (and printed from
+ *    the same row), values at their positions (a default at its map's), a
+ *    wrong name or type is HB_EINTERNAL, and every path resolved by the one
+ *    rule: job-relative when written in the job, cwd-relative from --set. */
 #include <hdf5.h>
 #include <mpi.h>
 #include <limits.h>
@@ -19,7 +23,10 @@
 #include <unistd.h>
 
 #include "hb_error.h"
+#include "hb_files.h"
 #include "hb_job.h"
+#include "hb_kernel.h"
+#include "hb_params.h"
 #include "hb_yaml.h"
 #include "testutil.h"
 
@@ -603,6 +610,420 @@ static void test_nulls(void) {
   hb_error_clear();
 }
 
+/* ---- typed parameters --------------------------------------------------------- */
+
+static const hb_node *kernel_node(const hb_job *job, size_t i) {
+  return job->kernels && i < job->kernels->n ? job->kernels->kids[i] : NULL;
+}
+
+/* The kernel i of the job, bound to its op's table. */
+static const hb_params *kernel_params(const hb_job *job, size_t i) {
+  const hb_node *k = kernel_node(job, i);
+  const hb_kernel_def *def = k ? hb_kernel_find(hb_node_child(k, "op")->text) : NULL;
+  const hb_params *p = NULL;
+  int rc = def ? hb_params_bind(k, def->params, &p) : -1;
+  CHECK(rc == 0 && p, "kernel %zu: bind rc %d (%s: %s)", i, rc, hb_error_where(), hb_error_what());
+  return p;
+}
+
+static void check_defaults(const char *op, const hb_param_spec *table) {
+  char buf[256];
+  for (const hb_param_spec *q = table; q && q->name; q++) {
+    if (q->sub) check_defaults(op, q->sub);
+    if (!q->has_dflt) continue;
+    CHECK(!q->required, "%s.%s: required with a default", op, q->name);
+    if (q->type == HB_P_ENUM || (q->type == HB_P_INT && q->dflt.s)) {
+      char choices[256], want[128];
+      snprintf(choices, sizeof choices, "|%s|", q->choices ? q->choices : "");
+      snprintf(want, sizeof want, "|%s|", q->dflt.s ? q->dflt.s : "(null)");
+      CHECK(strstr(choices, want) != NULL, "%s.%s: default '%s' is not one of %s", op, q->name,
+            q->dflt.s ? q->dflt.s : "(null)", q->choices ? q->choices : "(none)");
+    }
+    CHECK(hb_param_default_text(q, buf, sizeof buf) != NULL, "%s.%s: a default that cannot be printed", op, q->name);
+  }
+}
+
+static void test_typed_defaults(void) {
+  /* the job's own tables: defaults typed, given values typed */
+  hb_job job;
+  int rc = parse(min_job, NULL, 0, &job);
+  CHECK(rc == 0, "minimal job: rc %d, %s: %s", rc, hb_error_where(), hb_error_what());
+  if (!rc) {
+    CHECK(job.params && job.input && job.output && job.run, "the job's parameters are bound");
+    CHECK_INT(hb_param_bool(job.output, "overwrite"), 0);
+    CHECK_INT(hb_param_bool(job.output, "previews"), 1);
+    CHECK_STR(hb_param_str(job.output, "compression"), "gzip");
+    CHECK_INT(hb_param_given(job.output, "previews"), 0);
+    /* no run section: a map of defaults all the same */
+    CHECK_INT(hb_param_given(job.params, "run"), 0);
+    CHECK_STR(hb_param_word(job.run, "block"), "auto");
+    CHECK_INT(hb_param_int(job.run, "threads"), 1);
+    CHECK_INT(hb_param_bool(job.run, "checkpoint"), 1);
+    CHECK_STR(hb_param_str(job.run, "progress"), "auto");
+    CHECK(hb_param_str(job.run, "profile") == NULL, "run.profile: no default, NULL");
+    CHECK(hb_param_node(job.run, "mpiio_hints") == NULL, "run.mpiio_hints: absent, NULL");
+    CHECK(hb_param_str(job.input, "signal") == NULL, "input.signal: absent, NULL");
+    CHECK_INT(hb_param_count(job.input, "axes"), 0);
+    CHECK_INT(hb_params_misused(job.params), 0);
+    CHECK_INT(hb_error_code(), 0);
+  }
+  hb_job_free(&job);
+
+  /* a kernel's table: the defaults of the rows, and the given values */
+  static const char dec_job[] = MIN_HEAD
+      "kernels:\n"
+      "  - {name: d, op: decomposition, components: 3}\n"
+      "  - {name: n, op: decomposition, components: 2, algorithm: nmf, max_iter: 50, tol: 0.5}\n"
+      "  - {name: bf, op: virtual_image, detector: {shape: circle, center: [5, 5], radius: 2}}\n";
+  rc = parse(dec_job, NULL, 0, &job);
+  CHECK(rc == 0, "decomposition job: rc %d, %s: %s", rc, hb_error_where(), hb_error_what());
+  if (!rc) {
+    const hb_params *d = kernel_params(&job, 0), *n = kernel_params(&job, 1);
+    CHECK_INT(hb_param_int(d, "components"), 3);
+    CHECK_STR(hb_param_str(d, "algorithm"), "svd");
+    CHECK_INT(hb_param_int(d, "max_iter"), 200);
+    CHECK(hb_param_float(d, "tol") == 1e-4, "tol default %g, expected 1e-4", hb_param_float(d, "tol"));
+    CHECK_INT(hb_param_int(d, "n_iter"), 7);
+    CHECK_INT(hb_param_int(d, "oversampling"), 10);
+    CHECK(hb_param_float(d, "bss_tol") == 1e-10, "bss_tol default %g", hb_param_float(d, "bss_tol"));
+    CHECK_INT(hb_param_bool(d, "bss"), 0);
+    CHECK_INT(hb_param_given(d, "max_iter"), 0);
+    CHECK(hb_param_map(d, "navigation_mask") == NULL && hb_param_str(d, "navigation_mask") == NULL,
+          "an absent mask is neither a map nor a path");
+    CHECK_INT(hb_param_int(n, "max_iter"), 50);
+    CHECK(hb_param_float(n, "tol") == 0.5, "tol given %g, expected 0.5", hb_param_float(n, "tol"));
+    CHECK_INT(hb_param_given(n, "max_iter"), 1);
+    /* binding again gives the same object; another table is a bug */
+    const hb_params *again = NULL;
+    CHECK(hb_params_bind(kernel_node(&job, 0), hb_kernel_find("decomposition")->params, &again) == 0 && again == d,
+          "a second bind must return the same parameters");
+    hb_error_clear();
+    rc = hb_params_bind(kernel_node(&job, 0), hb_kernel_find("sum")->params, &again);
+    CHECK(rc == HB_EINTERNAL && hb_error_code() == HB_EINTERNAL, "bind to another table: rc %d", rc);
+    hb_error_clear();
+    /* the detector of the third kernel: a nested map, its enum default */
+    const hb_params *bf = kernel_params(&job, 2), *det = hb_param_map(bf, "detector");
+    CHECK(det != NULL, "detector parameters");
+    CHECK_STR(hb_param_str(det, "shape"), "circle");
+    CHECK_STR(hb_param_str(det, "units"), "px");
+    double c[2] = {0, 0};
+    CHECK_INT(hb_param_numbers(det, "center", c), 2);
+    CHECK(c[0] == 5 && c[1] == 5, "center [%g, %g]", c[0], c[1]);
+    CHECK_INT(hb_param_numbers(det, "at", c), 0);
+    CHECK(hb_param_float(det, "radius") == 2, "radius %g", hb_param_float(det, "radius"));
+  }
+  hb_job_free(&job);
+
+  /* the documentation is printed from the typed default: written once */
+  char buf[256];
+  const hb_param_spec *dec = hb_kernel_find("decomposition")->params;
+  for (const hb_param_spec *r = dec; r->name; r++) {
+    const char *t = hb_param_default_text(r, buf, sizeof buf);
+    if (!strcmp(r->name, "tol")) CHECK_STR(t, "1e-4");
+    if (!strcmp(r->name, "bss_tol")) CHECK_STR(t, "1e-10");
+    if (!strcmp(r->name, "max_iter")) CHECK_STR(t, "200");
+    if (!strcmp(r->name, "n_iter")) CHECK_STR(t, "7, or 4 when k >= 0.1 min(N, M)");
+    if (!strcmp(r->name, "bss")) CHECK_STR(t, "false");
+    if (!strcmp(r->name, "algorithm")) CHECK_STR(t, "svd");
+    if (!strcmp(r->name, "components")) CHECK(t == NULL, "components has no default");
+  }
+  /* every default of every table (nested ones too) is a value its own row accepts */
+  for (const hb_kernel_def *const *d = hb_kernel_table; *d; d++) check_defaults((*d)->op, (*d)->params);
+}
+
+/* Where each value is, and where a default is (its map). */
+static void test_where(void) {
+  static const char t[] = MIN_HEAD
+      "kernels:\n"
+      "  - name: bf\n"
+      "    op: virtual_image\n"
+      "    detector: {shape: circle, center: [5, 5], radius: 2}\n"
+      "run:\n"
+      "  threads: 3\n";
+  hb_job job;
+  int rc = parse(t, NULL, 0, &job);
+  CHECK(rc == 0, "where job: rc %d, %s: %s", rc, hb_error_where(), hb_error_what());
+  if (!rc) {
+    CHECK_STR(hb_param_where(job.run, "threads"), pos_of(t, "3\n", 0));
+    CHECK_STR(hb_param_where_key(job.run, "threads"), pos_of(t, "threads", 0));
+    CHECK_STR(hb_param_where(job.run, "checkpoint"), pos_of(t, "run:", 0)); /* defaulted: at run */
+    CHECK_STR(hb_params_where(job.run), pos_of(t, "run:", 0));
+    CHECK_STR(hb_param_where(job.output, "file"), pos_of(t, "out.hspy", 0));
+    CHECK_STR(hb_param_where(job.output, "previews"), pos_of(t, "output:", 0));
+    CHECK_STR(hb_param_where(job.params, "version"), pos_of(t, "1\n", 0));
+    const hb_params *bf = kernel_params(&job, 0), *det = hb_param_map(bf, "detector");
+    CHECK_STR(hb_param_where(det, "radius"), pos_of(t, "2}", 0));
+    CHECK_STR(hb_param_where(det, "center"), pos_of(t, "[5, 5]", 0));
+    CHECK_STR(hb_param_where(det, "units"), pos_of(t, "detector", 0)); /* defaulted: at the detector's key */
+    CHECK_STR(hb_param_where(bf, "detector"), pos_of(t, "{shape", 0));
+    CHECK_STR(hb_param_text(det, "radius"), "2");
+    CHECK(hb_param_text(det, "units") == NULL, "a default has no text");
+    CHECK_INT(hb_error_code(), 0);
+  }
+  hb_job_free(&job);
+  /* no run section: its defaults point at the job */
+  rc = parse(min_job, NULL, 0, &job);
+  if (!rc) CHECK_STR(hb_param_where(job.run, "threads"), "job.yaml:1:1");
+  hb_job_free(&job);
+  /* a value from --set is at its --set; a list of maps gives its items */
+  char *sets[] = {"run.threads=4"};
+  rc = parse(full_job, sets, 1, &job);
+  CHECK(rc == 0, "full job + --set: rc %d, %s: %s", rc, hb_error_where(), hb_error_what());
+  if (!rc) {
+    CHECK_STR(hb_param_where(job.run, "threads"), "--set run.threads=4");
+    CHECK_INT(hb_param_int(job.run, "threads"), 4);
+    CHECK_INT(hb_param_count(job.input, "axes"), 2);
+    const hb_params *x = hb_param_item(job.input, "axes", 1);
+    CHECK(x && hb_param_float(x, "scale") == 0.25 && hb_param_float(x, "offset") == 1.5, "axis 1: scale, offset");
+    CHECK_STR(hb_param_str(x, "name"), "x");
+    CHECK_STR(hb_param_where(x, "units"), pos_of(full_job, "nm", 1));
+    CHECK_INT(hb_param_int(job.run, "block"), 16);
+    CHECK(hb_param_word(job.run, "block") == NULL, "block 16 is a number, not a word");
+  }
+  hb_job_free(&job);
+  hb_error_clear();
+}
+
+/* A programming mistake (a name not in the table, the accessor of another
+ * type) is HB_EINTERNAL, never a silent 0. */
+static int misusing_plan(hb_kernel *k, const hb_stream *in, const hb_params *p) {
+  (void)k, (void)in;
+  return hb_param_int(p, "threshold") > 0 ? 0 : 0; /* threshold is a number, not an integer */
+}
+static int correct_plan(hb_kernel *k, const hb_stream *in, const hb_params *p) {
+  (void)in;
+  k->nout = (int)hb_param_float(p, "threshold"); /* somewhere to put it */
+  return 0;
+}
+/* What the engine does with a kernel's map: bind it to the table, plan,
+ * then fail if the plan misused an accessor. */
+static int plan_as_engine(hb_kernel *k, const hb_stream *in) {
+  const hb_params *p;
+  HB_CALL(hb_params_bind(k->spec, k->def->params, &p));
+  HB_CALL(k->def->plan(k, in, p));
+  return hb_params_misused(p);
+}
+
+static void test_misuse(void) {
+  static const struct {
+    const char *what;
+    int which;
+  } cases[] = {{"int of a path", 0}, {"bool of a name not in the table", 1}, {"int of a word", 2},
+               {"float of an integer", 3}, {"str of a boolean", 4}, {"map of a scalar", 5},
+               {"item past the end", 6}, {"numbers of a string", 7}};
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    hb_job job;
+    int rc = parse(full_job, NULL, 0, &job);
+    CHECK(rc == 0, "full job: rc %d", rc);
+    if (rc) {
+      hb_job_free(&job);
+      continue;
+    }
+    hb_error_clear();
+    long long v = -1;
+    const void *ptr = &v;
+    switch (cases[c].which) {
+      case 0: v = hb_param_int(job.output, "file"); break;
+      case 1: v = hb_param_bool(job.run, "nope"); break;
+      case 2: { /* block: auto (a word) read as an integer */
+        hb_job j2;
+        hb_job_free(&job);
+        rc = parse(min_job, NULL, 0, &j2);
+        job = j2;
+        hb_error_clear();
+        v = hb_param_int(job.run, "block");
+        break;
+      }
+      case 3: v = (long long)hb_param_float(job.run, "threads"); break;
+      case 4: ptr = hb_param_str(job.run, "checkpoint"); break;
+      case 5: ptr = hb_param_map(job.run, "threads"); break;
+      case 6: ptr = hb_param_item(job.input, "axes", 2); break;
+      case 7: v = hb_param_numbers(job.input, "signal", NULL); break;
+    }
+    CHECK(hb_error_code() == HB_EINTERNAL, "%s: expected HB_EINTERNAL, got %d (%s)", cases[c].what, hb_error_code(),
+          hb_error_what());
+    CHECK(v == 0 || ptr == NULL, "%s: the accessor must return 0 or NULL", cases[c].what);
+    CHECK(hb_params_misused(job.params) == HB_EINTERNAL, "%s: hb_params_misused must report it", cases[c].what);
+    hb_job_free(&job);
+    hb_error_clear();
+  }
+
+  /* a plan that misuses an accessor fails, through the adapter */
+  static const hb_param_spec table[] = {
+      {"threshold", HB_P_FLOAT, HB_DEFAULT_FLOAT(8), .help = "a number"},
+      HB_PARAM_END,
+  };
+  static const hb_kernel_def bad_def = {.op = "bad", .params = table, .plan = misusing_plan};
+  static const hb_kernel_def good_def = {.op = "good", .params = table, .plan = correct_plan};
+  hb_node *spec = NULL;
+  int rc = hb_yaml_parse("k.yaml", "{name: k, op: bad}", 18, &spec);
+  CHECK(rc == 0 && spec, "k.yaml: rc %d", rc);
+  if (spec) {
+    hb_kernel k = {.def = &bad_def, .name = "k", .spec = spec};
+    hb_stream in;
+    memset(&in, 0, sizeof in);
+    hb_error_clear();
+    rc = plan_as_engine(&k, &in);
+    CHECK(rc == HB_EINTERNAL && hb_error_code() == HB_EINTERNAL, "a misusing plan: rc %d, %s", rc, hb_error_what());
+    CHECK_CONTAINS(hb_error_what(), "threshold");
+    hb_node_free(spec);
+    hb_error_clear();
+    /* the same table read right: the default, no error (a fresh tree: the
+     * misuse stays with the parameters it happened on) */
+    rc = hb_yaml_parse("k.yaml", "{name: k, op: good}", 19, &spec);
+    hb_kernel g = {.def = &good_def, .name = "k", .spec = spec};
+    rc = rc ? rc : plan_as_engine(&g, &in);
+    CHECK(rc == 0 && g.nout == 8, "a correct plan: rc %d, threshold %d", rc, g.nout);
+    hb_node_free(spec);
+    hb_error_clear();
+  }
+}
+
+/* One rule for every path: written in the job, against the job's folder;
+ * typed on the command line (--set), against the current folder; absolute
+ * as written; the folder made real when it exists. */
+static void test_paths(void) {
+  char jdir[128], jpath[160], cwd[PATH_MAX], want[PATH_MAX + 64];
+  snprintf(jdir, sizeof jdir, "%s/jobs/a", tmpdir);
+  snprintf(jpath, sizeof jpath, "%s/job.yaml", jdir);
+  char *rtmp = realpath(tmpdir, NULL);
+  if (!rtmp || !getcwd(cwd, sizeof cwd) || chdir(tmpdir)) {
+    CHECK(0, "cannot enter %s", tmpdir);
+    free(rtmp);
+    return;
+  }
+  static const char paths_job[] =
+      "version: 1\n"
+      "input: {file: in.hspy}\n"
+      "output: {file: out/res.hspy}\n"
+      "kernels:\n"
+      "  - {name: m, op: virtual_image, detector: {shape: mask, file: m.h5, dataset: /m}}\n"
+      "  - {name: d, op: decomposition, components: 2, algorithm: nmf, init: custom, init_file: w.h5,\n"
+      "     navigation_mask: nav.h5:/masks/nav, signal_mask: sig.hspy}\n"
+      "run: {profile: t.json}\n";
+  /* written in the job: against jobs/a, whatever the current folder */
+  hb_job job;
+  int rc = hb_job_parse(jpath, paths_job, strlen(paths_job), NULL, 0, &job);
+  CHECK(rc == 0, "paths job: rc %d, %s: %s", rc, hb_error_where(), hb_error_what());
+  if (!rc) {
+    snprintf(want, sizeof want, "%s/jobs/a/in.hspy", rtmp);
+    CHECK_STR(job.input_file, want);
+    CHECK_STR(job.input_file_as_written, "in.hspy");
+    snprintf(want, sizeof want, "%s/jobs/a/out/res.hspy", rtmp); /* out/ does not exist: kept */
+    CHECK_STR(job.output_file, want);
+    snprintf(want, sizeof want, "%s/jobs/a/t.json", rtmp);
+    CHECK_STR(job.profile, want);
+    const hb_params *m = kernel_params(&job, 0), *d = kernel_params(&job, 1);
+    snprintf(want, sizeof want, "%s/jobs/a/m.h5", rtmp);
+    CHECK_STR(hb_param_str(hb_param_map(m, "detector"), "file"), want);
+    CHECK_STR(hb_param_text(hb_param_map(m, "detector"), "file"), "m.h5");
+    snprintf(want, sizeof want, "%s/jobs/a/w.h5", rtmp);
+    CHECK_STR(hb_param_str(d, "init_file"), want);
+    snprintf(want, sizeof want, "%s/jobs/a/nav.h5", rtmp);
+    CHECK_STR(hb_param_str(d, "navigation_mask"), want);
+    CHECK_STR(hb_param_text(d, "navigation_mask"), "nav.h5");
+    CHECK_STR(hb_param_dataset(d, "navigation_mask"), "/masks/nav");
+    CHECK(hb_param_map(d, "navigation_mask") == NULL, "a mask path is not a map");
+    snprintf(want, sizeof want, "%s/jobs/a/sig.hspy", rtmp);
+    CHECK_STR(hb_param_str(d, "signal_mask"), want);
+    CHECK(hb_param_dataset(d, "signal_mask") == NULL, "sig.hspy names no dataset");
+  }
+  hb_job_free(&job);
+  hb_error_clear();
+
+  /* the same keys typed on the command line: against the current folder
+   * (tmpdir), not the job's */
+  char *sets[] = {"input.file=in2.hspy",
+                  "output.file=jobs/../res2.hspy", /* the folder made real: tmpdir/res2.hspy */
+                  "run.profile=t2.json",
+                  "kernels.m.detector.file=m2.h5",
+                  "kernels.d.init_file=jobs/w2.h5",
+                  "kernels.d.navigation_mask=nav2.h5:/n",
+                  "kernels.d.signal_mask={shape: mask, file: s2.h5, dataset: /s}"};
+  rc = hb_job_parse(jpath, paths_job, strlen(paths_job), sets, 7, &job);
+  CHECK(rc == 0, "paths job + --set: rc %d, %s: %s", rc, hb_error_where(), hb_error_what());
+  if (!rc) {
+    snprintf(want, sizeof want, "%s/in2.hspy", rtmp);
+    CHECK_STR(job.input_file, want);
+    snprintf(want, sizeof want, "%s/res2.hspy", rtmp);
+    CHECK_STR(job.output_file, want);
+    snprintf(want, sizeof want, "%s/t2.json", rtmp);
+    CHECK_STR(job.profile, want);
+    const hb_params *m = kernel_params(&job, 0), *d = kernel_params(&job, 1);
+    snprintf(want, sizeof want, "%s/m2.h5", rtmp);
+    CHECK_STR(hb_param_str(hb_param_map(m, "detector"), "file"), want);
+    snprintf(want, sizeof want, "%s/jobs/w2.h5", rtmp);
+    CHECK_STR(hb_param_str(d, "init_file"), want);
+    snprintf(want, sizeof want, "%s/nav2.h5", rtmp);
+    CHECK_STR(hb_param_str(d, "navigation_mask"), want);
+    CHECK_STR(hb_param_dataset(d, "navigation_mask"), "/n");
+    const hb_params *sm = hb_param_map(d, "signal_mask");
+    snprintf(want, sizeof want, "%s/s2.h5", rtmp);
+    CHECK(sm != NULL, "a mask map from --set");
+    if (sm) CHECK_STR(hb_param_str(sm, "file"), want);
+  }
+  hb_job_free(&job);
+  hb_error_clear();
+
+  /* absolute paths stay as written, from the job and from --set */
+  char *abs_sets[] = {"output.file=/abs/x/out.hspy"};
+  rc = hb_job_parse(jpath, paths_job, strlen(paths_job), abs_sets, 1, &job);
+  if (!rc) CHECK_STR(job.output_file, "/abs/x/out.hspy");
+  else CHECK(0, "absolute --set: rc %d: %s", rc, hb_error_what());
+  hb_job_free(&job);
+  hb_error_clear();
+
+  /* hb_path_resolve itself: a node of the job, a node of a --set */
+  hb_node *root = NULL;
+  rc = hb_yaml_parse(jpath, "a: 1\n", 5, &root);
+  if (!rc && root) {
+    char *p = hb_path_resolve(root, "../b/../x.h5"); /* jobs/b does not exist, so neither does b/..: kept */
+    snprintf(want, sizeof want, "%s/jobs/a/../b/../x.h5", rtmp);
+    CHECK_STR(p, want);
+    free(p);
+    p = hb_path_resolve(root, "../x.h5"); /* jobs/a/.. exists: tmpdir/jobs */
+    snprintf(want, sizeof want, "%s/jobs/x.h5", rtmp);
+    CHECK_STR(p, want);
+    free(p);
+    /* an output folder still to be made: its deepest existing folder made real */
+    p = hb_path_resolve(root, "../../results/run1/o.hspy");
+    snprintf(want, sizeof want, "%s/results/run1/o.hspy", rtmp);
+    CHECK_STR(p, want);
+    free(p);
+    char label[] = "--set x=../y.h5";
+    CHECK(hb_node_set_path(root, label) == 0, "--set x");
+    const hb_node *x = hb_node_child(root, "x");
+    p = x ? hb_path_resolve(x, "../y.h5") : NULL; /* tmpdir/.. */
+    char *up = realpath("..", NULL);
+    snprintf(want, sizeof want, "%s/y.h5", up && strcmp(up, "/") ? up : "");
+    CHECK_STR(p, want);
+    free(up);
+    free(p);
+  }
+  hb_node_free(root);
+  /* a job given by a relative path: its folder from the current one */
+  rc = hb_job_parse("jobs/a/job.yaml", paths_job, strlen(paths_job), NULL, 0, &job);
+  if (!rc) {
+    snprintf(want, sizeof want, "%s/jobs/a/in.hspy", rtmp);
+    CHECK_STR(job.input_file, want);
+    snprintf(want, sizeof want, "%s/jobs/a", rtmp);
+    CHECK_STR(job.dir, want);
+  } else {
+    CHECK(0, "jobs/a/job.yaml: rc %d: %s", rc, hb_error_what());
+  }
+  hb_job_free(&job);
+  hb_error_clear();
+  /* an empty path is no file, in the job or in a mask string */
+  {
+    static const char t1[] = "version: 1\ninput: {file: in.hspy}\noutput: {file: ''}\n" MIN_KERNELS;
+    static const char t2[] = MIN_HEAD "kernels:\n  - {name: d, op: decomposition, components: 2, signal_mask: ':/x'}\n";
+    EXPECT_ERROR(t1, pos_of(t1, "''", 0), "'file' is empty");
+    EXPECT_ERROR(t2, pos_of(t2, "':/x'", 0), "'signal_mask' names no file");
+  }
+  CHECK(chdir(cwd) == 0, "cannot return to %s", cwd);
+  free(rtmp);
+}
+
 /* A parser that expands the bomb would run for hours: fail instead of hanging. */
 static void bomb_timeout(int sig) {
   (void)sig;
@@ -822,6 +1243,10 @@ int main(int argc, char **argv) {
   test_errors();
   test_set();
   test_nulls();
+  test_typed_defaults();
+  test_where();
+  test_misuse();
+  test_paths();
   test_bounds();
   rmdir(sub);
   snprintf(sub, sizeof sub, "%s/jobs", tmpdir);

@@ -159,7 +159,13 @@ static int kplan_src(ktest *t, const char *src, const char *yaml, const hb_input
   t->k.name = name->text;
   t->k.spec = t->spec;
   HB_CALL(hb_params_check(t->spec, t->k.def->params, "kernel 'k'", "name|op"));
-  return t->k.def->plan(&t->k, in, t->spec);
+  /* as the engine: bind, plan against the stream, then a misused accessor fails */
+  const hb_params *p;
+  HB_CALL(hb_params_bind(t->spec, t->k.def->params, &p));
+  hb_stream st;
+  hb_stream_of_input(in, &st);
+  HB_CALL(t->k.def->plan(&t->k, &st, p));
+  return hb_params_misused(p);
 }
 
 static int kplan(ktest *t, const char *yaml, const hb_input *in) { return kplan_src(t, "k.yaml", yaml, in); }
@@ -1029,7 +1035,9 @@ static void test_fused(void) {
       ks[i] = &kt[i].k;
     }
     const hb_kernel_def *def = hb_kernel_find("virtual_image");
-    hb_fused f = {def, &in, NK, ks, NULL};
+    hb_stream st;
+    hb_stream_of_input(&in, &st);
+    hb_fused f = {def, &st, NK, ks, NULL};
     CHECK(def->fuse && def->fused_block && def->fused_destroy, "virtual_image has the fusion hooks");
     if (ok && def->fuse) {
       CHECK(def->fuse(&f) == 0, "%s: fuse: %s", dname[t], hb_error_what());
@@ -1134,7 +1142,9 @@ static void test_lanes(void) {
     ks[i] = &kt[i].k;
   }
   const hb_kernel_def *def = hb_kernel_find("virtual_image");
-  hb_fused f = {def, &in, NK, ks, NULL};
+  hb_stream st;
+  hb_stream_of_input(&in, &st);
+  hb_fused f = {def, &st, NK, ks, NULL};
   if (ok && def->fuse(&f) == 0) {
     double fused[NK][NP];
     void *fo[NK];
@@ -1160,18 +1170,23 @@ static void test_lanes(void) {
 
 /* ---- preprocess filter_hot_pixels ---------------------------------------- */
 
-static int prep_plan(hb_prep *p, hb_node **spec, const char *yaml, const hb_input *in) {
+static int prep_plan(hb_transform *p, hb_node **spec, const char *yaml, const hb_input *in) {
   memset(p, 0, sizeof *p);
   *spec = NULL;
   hb_error_clear();
-  p->def = hb_prep_find("filter_hot_pixels");
+  p->def = hb_transform_find("filter_hot_pixels");
   if (!p->def) return -1;
   HB_CALL(hb_yaml_parse("p.yaml", yaml, strlen(yaml), spec));
   HB_CALL(hb_params_check(*spec, p->def->params, "preprocess step 'filter_hot_pixels'", "op"));
-  return p->def->plan(p, in, *spec);
+  const hb_params *par;
+  HB_CALL(hb_params_bind(*spec, p->def->params, &par));
+  hb_stream_of_input(in, &p->in);
+  p->out = p->in;
+  HB_CALL(p->def->plan(p, par));
+  return hb_params_misused(par);
 }
 
-static void prep_done(hb_prep *p, hb_node *spec) {
+static void prep_done(hb_transform *p, hb_node *spec) {
   if (p->def && p->def->destroy) p->def->destroy(p);
   hb_node_free(spec);
   hb_error_clear();
@@ -1198,10 +1213,11 @@ static double neighbours_median(const float *x, int kx, int ky, int r, int c) {
 }
 
 static void test_hotpix(void) {
-  CHECK(hb_prep_find("filter_hot_pixels") != NULL, "filter_hot_pixels must be in the preprocess registry");
-  CHECK(hb_prep_find("no_such_step") == NULL, "hb_prep_find of an unknown op must be NULL");
+  CHECK(hb_transform_find("filter_hot_pixels") != NULL, "filter_hot_pixels must be in the transform registry");
+  CHECK(hb_transform_find("no_such_step") == NULL, "hb_transform_find of an unknown op must be NULL");
+  CHECK(hb_transform_find("filter_hot_pixels")->in_place, "filter_hot_pixels works in place");
   hb_input in;
-  hb_prep p;
+  hb_transform p;
   hb_node *spec;
 
   /* uint16 flat 100 with one 10000: that pixel becomes 100, nothing else moves */
@@ -1217,7 +1233,7 @@ static void test_hotpix(void) {
       d[81 + 0] = 10000;          /* pattern 1, corner */
       memcpy(orig, d, sizeof d);
       hb_block b = make_block(0, &in, 0, 2, d);
-      p.def->apply(&p, &b, d);
+      p.def->apply(&p, &b, d, d);
       CHECK_INT(d[4 * 9 + 5], 100);
       CHECK_INT(d[81 + 0], 100);
       int others = 1;
@@ -1247,7 +1263,7 @@ static void test_hotpix(void) {
       }
       memcpy(orig, d, sizeof d);
       hb_block b = make_block(0, &in, 0, 3, d);
-      p.def->apply(&p, &b, d);
+      p.def->apply(&p, &b, d, d);
       for (int q = 0; q < 3; q++)
         CHECK_NEAR(d[q * m + hot[q][0] * kx + hot[q][1]], (float)want[q], 0);
       int changed = 0;
@@ -1276,7 +1292,7 @@ static void test_hotpix(void) {
         }
       memcpy(orig, d, sizeof d);
       hb_block b = make_block(0, &in, 0, 2, d);
-      p.def->apply(&p, &b, d);
+      p.def->apply(&p, &b, d, d);
       CHECK(!memcmp(d, orig, 1024 * sizeof(double)), "a smooth bright disk must be left unchanged");
       CHECK(!memcmp(d + 1024, orig + 1024, 1024 * sizeof(double)), "a sharp bright disk must be left unchanged");
     } else {
@@ -1306,7 +1322,7 @@ static void test_hotpix(void) {
       double med = median8(v8, 8);
       memcpy(orig, d, sizeof d);
       hb_block b = make_block(0, &in, 0, 2, d);
-      p.def->apply(&p, &b, d);
+      p.def->apply(&p, &b, d, d);
       int changed = 0;
       for (int i = 0; i < 64; i++) changed += getd(t, d, (size_t)i) != getd(t, orig, (size_t)i);
       CHECK(changed == 0, "%s: %d of 64 pixels of a noisy negative background (no hot pixel) changed", dname[t],
@@ -1337,7 +1353,7 @@ static void test_hotpix(void) {
       d[12] = 60; /* 6x its surroundings: hot at threshold 3, not at 8 */
       if (!rc) {
         hb_block b = make_block(0, &in, 0, 1, d);
-        p.def->apply(&p, &b, d);
+        p.def->apply(&p, &b, d, d);
         CHECK_NEAR(d[12], thr ? 10 : 60, 0);
       } else {
         CHECK(0, "plan rc %d", rc);

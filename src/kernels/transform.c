@@ -1,0 +1,321 @@
+/* crop, rebin, change_dtype: transforms of each pattern's signal, as
+ * HyperSpy's methods of the same names do them (docs/hyperspy-semantics.md
+ * has the rules).  In `preprocess` every kernel sees their output; named as
+ * a kernel, their output is written as a dataset.  They act on the signal
+ * axes: a navigation axis (inav, a binned scan) is refused for now. */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hb_error.h"
+#include "hb_kernel.h"
+
+/* ---- crop ------------------------------------------------------------------ */
+
+typedef struct {
+  int axis;          /* array axis, a signal axis */
+  hsize_t start, end;
+  size_t outer, inner; /* elements before the axis (per pattern) and after it */
+  size_t es;
+} crop_state;
+
+static const hb_param_spec crop_params[] = {
+    {"axis", HB_P_STRING, HB_REQUIRED, .help = "the signal axis: its name, or its index in HyperSpy's order"},
+    {"start", HB_P_FLOAT,
+     .help = "first sample kept: an integer is an index (negative from the end), a number with a point a value "
+             "in the axis' units; default the first"},
+    {"end", HB_P_FLOAT, .help = "first sample dropped (exclusive), likewise; default past the last"},
+    HB_PARAM_END,
+};
+
+/* A bound as HyperSpy's crop takes it: an integer literal is an index, a
+ * float a calibrated value (value2index, which refuses one outside). */
+static int crop_bound(const hb_params *p, const char *key, const hb_axis *a, hsize_t dflt, hsize_t *out) {
+  *out = dflt;
+  if (!hb_param_given(p, key)) return 0;
+  const char *text = hb_param_text(p, key);
+  double v = hb_param_float(p, key);
+  long long i;
+  if (!strpbrk(text, ".eEnN")) { /* an integer: an index, Python-style */
+    i = (long long)v;
+    if (i < 0) i += (long long)a->size;
+    HB_CHECK(i >= 0 && i <= (long long)a->size, HB_EINVALID, hb_param_where(p, key),
+             "%s %s is outside axis '%s' (%llu samples)", key, text, a->name, (unsigned long long)a->size);
+  } else {
+    i = hb_axis_value2index(a, v);
+    HB_CHECK(i >= 0 && i < (long long)a->size, HB_EINVALID, hb_param_where(p, key),
+             "%s %g is outside axis '%s' (%g to %g %s)", key, v, a->name, a->offset,
+             a->offset + a->scale * (double)(a->size - 1), a->units);
+  }
+  *out = (hsize_t)i;
+  return 0;
+}
+
+static int crop_plan(hb_transform *t, const hb_params *p) {
+  crop_state *c;
+  HB_ALLOC(c, 1);
+  t->state = c;
+  const hb_stream *in = &t->in;
+  HB_CALL(hb_stream_axis(in, hb_param_str(p, "axis"), hb_param_where(p, "axis"), &c->axis));
+  HB_CHECK(c->axis >= in->nav_dim, HB_EINVALID, hb_param_where(p, "axis"),
+           "axis '%s' is a navigation axis: crop takes a signal axis (cropping the scan is not supported yet)",
+           hb_param_str(p, "axis"));
+  const hb_axis *a = &in->axes[c->axis];
+  HB_CALL(crop_bound(p, "start", a, 0, &c->start));
+  HB_CALL(crop_bound(p, "end", a, a->size, &c->end));
+  HB_CHECK(c->end > c->start, HB_EINVALID, hb_param_where(p, hb_param_given(p, "end") ? "end" : "start"),
+           "crop of axis '%s' from %llu to %llu keeps nothing", a->name, (unsigned long long)c->start,
+           (unsigned long long)c->end);
+  hsize_t shape[HB_MAXDIM];
+  hb_axis axes[HB_MAXDIM];
+  int k = c->axis - in->nav_dim;
+  c->outer = c->inner = 1;
+  for (int d = 0; d < in->sig_dim; d++) {
+    shape[d] = in->shape[in->nav_dim + d];
+    axes[d] = in->axes[in->nav_dim + d];
+    if (d < k) c->outer *= shape[d];
+    if (d > k) c->inner *= shape[d];
+  }
+  shape[k] = c->end - c->start;
+  axes[k].offset = a->offset + a->scale * (double)c->start;
+  c->es = hb_dtype_size(in->dtype);
+  hb_stream_set_signal(&t->out, in->sig_dim, shape, axes, in->dtype);
+  return 0;
+}
+
+static void crop_apply(const hb_transform *t, const hb_block *b, void *in, void *out) {
+  const crop_state *c = t->state;
+  size_t n = t->in.shape[c->axis], run = (c->end - c->start) * c->inner * c->es, row = n * c->inner * c->es;
+  const char *src = in;
+  char *dst = out;
+  for (size_t p = 0; p < b->npos; p++)
+    for (size_t o = 0; o < c->outer; o++, src += row, dst += run) memcpy(dst, src + c->start * c->inner * c->es, run);
+}
+
+static void free_state(hb_transform *t) { free(t->state); }
+
+const hb_transform_def hb_transform_crop = {
+    .op = "crop",
+    .summary = "keep [start, end) of one signal axis, as HyperSpy's crop (isig): integers are indices, numbers "
+               "with a point are values in the axis' units",
+    .params = crop_params,
+    .plan = crop_plan,
+    .apply = crop_apply,
+    .destroy = free_state,
+};
+
+/* ---- rebin ------------------------------------------------------------------- */
+
+typedef struct {
+  hb_dtype in, out, acc;   /* acc: the type summed in (8 bytes) */
+  size_t in_size, out_size;
+  int32_t *bin;            /* per input element: its output element, -1 when cropped */
+} rebin_state;
+
+static const hb_param_spec rebin_params[] = {
+    {"scale", HB_P_NUMBERS,
+     .help = "a factor per axis, in HyperSpy's order (navigation x, y, ..., then signal x, y, ...); the navigation "
+             "factors must be 1"},
+    {"new_shape", HB_P_NUMBERS, .help = "the new size of every axis, in the same order (instead of scale)"},
+    {"crop", HB_P_BOOL, HB_DEFAULT_BOOL(1),
+     .help = "drop the samples past the last whole bin (false: a partial last bin)"},
+    {"dtype", HB_P_STRING,
+     .help = "the result's type: 'same' (the data's), a numpy name, or by default numpy's sum type (uint16 -> "
+             "uint64, float32 -> float32)"},
+    HB_PARAM_END,
+};
+
+static int rebin_plan(hb_transform *t, const hb_params *p) {
+  rebin_state *r;
+  HB_ALLOC(r, 1);
+  t->state = r;
+  const hb_stream *in = &t->in;
+  double v[HB_MAXDIM];
+  int given_scale = hb_param_given(p, "scale"), given_shape = hb_param_given(p, "new_shape");
+  HB_CHECK(given_scale != given_shape, HB_EINVALID, hb_params_where(p), "rebin needs one of scale and new_shape");
+  const char *key = given_scale ? "scale" : "new_shape";
+  int n = hb_param_numbers(p, key, v);
+  HB_CHECK(n == in->ndim, HB_EINVALID, hb_param_where(p, key), "%s needs %d numbers (one per axis), got %d", key,
+           in->ndim, n);
+  int divides = 1, crop = hb_param_bool(p, "crop"), sd = in->sig_dim;
+  hsize_t nn[HB_MAXDIM], f[HB_MAXDIM], m[HB_MAXDIM];
+  hb_axis axes[HB_MAXDIM];
+  for (int i = 0; i < in->ndim; i++) { /* natural order i -> array axis d */
+    int d = i < in->nav_dim ? in->nav_dim - 1 - i : in->ndim - 1 - (i - in->nav_dim);
+    double fd = given_scale ? v[i] : (double)in->shape[d] / v[i];
+    if (d < in->nav_dim) {
+      HB_CHECK(fd == 1, HB_EINVALID, hb_param_where(p, key),
+               "rebinning the navigation axes (axis %d) is not supported yet: give them %s", i,
+               given_scale ? "factor 1" : "their own size");
+      continue;
+    }
+    HB_CHECK(fd >= 1 && fd == floor(fd) && fd <= (double)in->shape[d], HB_EINVALID, hb_param_where(p, key),
+             "axis %d: a factor of %g; whole factors from 1 to the axis' size only (for now)", i, fd);
+    int k = d - in->nav_dim;
+    nn[k] = in->shape[d];
+    f[k] = (hsize_t)fd;
+    m[k] = crop ? nn[k] / f[k] : (nn[k] + f[k] - 1) / f[k];
+    divides &= nn[k] % f[k] == 0;
+    axes[k] = in->axes[d];
+    axes[k].offset += (fd - 1) * axes[k].scale / 2;
+    axes[k].scale *= fd;
+  }
+  r->in = in->dtype;
+  /* HyperSpy: factors that divide are numpy's sum (its dtype, or dtype=);
+   * others go through _linear_bin, which makes integers float64 */
+  const char *dt = hb_param_str(p, "dtype");
+  if (!divides) {
+    HB_CHECK(!dt || hb_dtype_is_float(r->in), HB_EINVALID, hb_param_where(p, "dtype"),
+             "a factor that does not divide its axis interpolates: the result is float, dtype cannot be set");
+    r->out = hb_dtype_is_float(r->in) ? r->in : HB_F64;
+  } else if (!dt) {
+    r->out = hb_dtype_is_float(r->in) ? r->in : hb_dtype_sum(r->in);
+  } else if (!strcmp(dt, "same")) {
+    r->out = r->in;
+  } else {
+    HB_CHECK(!hb_dtype_parse(dt, &r->out) && !hb_dtype_is_complex(r->out), HB_EINVALID, hb_param_where(p, "dtype"),
+             "dtype '%s' is not a numpy integer or float type", dt);
+  }
+  r->acc = hb_dtype_is_float(r->out) || hb_dtype_is_float(r->in) ? HB_F64 : hb_dtype_sum(r->in);
+  r->in_size = in->sig_size;
+  hb_stream_set_signal(&t->out, sd, m, axes, r->out);
+  r->out_size = t->out.sig_size;
+  /* each input element's bin, planned once */
+  r->bin = malloc(r->in_size * sizeof *r->bin);
+  HB_CHECK(r->bin && r->out_size < INT32_MAX, HB_EINTERNAL, "memory", "out of memory planning rebin");
+  for (size_t i = 0; i < r->in_size; i++) {
+    size_t rem = i, o = 0, stride = 1;
+    int inside = 1;
+    for (int k = sd - 1; k >= 0; k--) {
+      hsize_t ik = rem % nn[k] / f[k];
+      rem /= nn[k];
+      inside &= ik < m[k];
+      o += ik * stride;
+      stride *= m[k];
+    }
+    r->bin[i] = inside ? (int32_t)o : -1;
+  }
+  return 0;
+}
+
+/* A thread's bin sums, kept between calls (the worker thread and, when a
+ * rank streams, the main thread each have their own). */
+static _Thread_local void *sums;
+static _Thread_local size_t sums_cap;
+
+static void rebin_apply(const hb_transform *t, const hb_block *b, void *in, void *out) {
+  const rebin_state *r = t->state;
+  if (sums_cap < r->out_size) {
+    free(sums);
+    sums = malloc(r->out_size * 8);
+    sums_cap = sums ? r->out_size : 0;
+    if (!sums) abort(); /* one pattern's worth of sums */
+  }
+  for (size_t p = 0; p < b->npos; p++) {
+    memset(sums, 0, r->out_size * 8);
+    switch (r->in) {
+#define X(E, T)                                                                                      \
+  case E: {                                                                                          \
+    const T *x = (const T *)in + p * r->in_size;                                                     \
+    if (r->acc == HB_F64)                                                                            \
+      for (size_t i = 0; i < r->in_size; i++) {                                                      \
+        if (r->bin[i] >= 0) ((double *)sums)[r->bin[i]] += (double)x[i];                            \
+      }                                                                                              \
+    else if (r->acc == HB_I64)                                                                       \
+      for (size_t i = 0; i < r->in_size; i++) {                                                      \
+        if (r->bin[i] >= 0) ((int64_t *)sums)[r->bin[i]] += (int64_t)x[i];                           \
+      }                                                                                              \
+    else                                                                                             \
+      for (size_t i = 0; i < r->in_size; i++) {                                                      \
+        if (r->bin[i] >= 0) ((uint64_t *)sums)[r->bin[i]] += (uint64_t)x[i];                         \
+      }                                                                                              \
+    break;                                                                                           \
+  }
+      HB_FOREACH_DTYPE(X)
+#undef X
+      default: break;
+    }
+    void *o = (char *)out + p * r->out_size * hb_dtype_size(r->out);
+    switch (r->out) {
+#define X(E, T)                                                                                      \
+  case E:                                                                                            \
+    for (size_t i = 0; i < r->out_size; i++)                                                         \
+      ((T *)o)[i] = r->acc == HB_F64   ? (T)((double *)sums)[i]                                      \
+                    : r->acc == HB_I64 ? (T)((int64_t *)sums)[i]                                     \
+                                       : (T)((uint64_t *)sums)[i];                                   \
+    break;
+      HB_FOREACH_DTYPE(X)
+#undef X
+      default: break;
+    }
+  }
+}
+
+static void rebin_destroy(hb_transform *t) {
+  rebin_state *r = t->state;
+  if (r) free(r->bin);
+  free(r);
+}
+
+const hb_transform_def hb_transform_rebin = {
+    .op = "rebin",
+    .summary = "sum bins of whole factors of the signal axes, as HyperSpy's rebin (scale or new_shape; the "
+               "axes' scale and offset follow)",
+    .params = rebin_params,
+    .plan = rebin_plan,
+    .apply = rebin_apply,
+    .destroy = rebin_destroy,
+};
+
+/* ---- change_dtype ------------------------------------------------------------- */
+
+static const hb_param_spec change_dtype_params[] = {
+    {"dtype", HB_P_STRING, HB_REQUIRED,
+     .help = "a numpy type name (uint8 ... float64, complex64, complex128); values convert as numpy's astype"},
+    HB_PARAM_END,
+};
+
+static int change_dtype_plan(hb_transform *t, const hb_params *p) {
+  hb_dtype to;
+  const char *name = hb_param_str(p, "dtype");
+  HB_CHECK(!hb_dtype_parse(name, &to), HB_EINVALID, hb_param_where(p, "dtype"), "dtype '%s' is not a numpy type",
+           name);
+  t->out.dtype = to;
+  t->state = NULL;
+  return 0;
+}
+
+/* numpy's unsafe cast: floats to integers truncate towards zero (out of
+ * range and NaN: whatever the conversion gives, as in numpy), integers
+ * wrap, real to complex gets a zero imaginary part. */
+static void change_dtype_apply(const hb_transform *t, const hb_block *b, void *in, void *out) {
+  size_t n = b->npos * t->in.sig_size;
+  hb_dtype to = t->out.dtype;
+  for (size_t i = 0; i < n; i++) {
+    double v = hb_dtype_get(t->in.dtype, in, i);
+    int64_t iv = hb_dtype_is_float(t->in.dtype) ? (int64_t)v : 0;
+    switch (t->in.dtype) { /* integers keep every bit */
+#define X(E, T) case E: if (!hb_dtype_is_float(E)) iv = (int64_t)((const T *)in)[i]; break;
+      HB_FOREACH_DTYPE(X)
+#undef X
+      default: break;
+    }
+    switch (to) {
+#define X(E, T) case E: ((T *)out)[i] = hb_dtype_is_float(E) ? (T)v : (T)iv; break;
+      HB_FOREACH_DTYPE(X)
+#undef X
+      case HB_C64: ((float *)out)[2 * i] = (float)v, ((float *)out)[2 * i + 1] = 0; break;
+      case HB_C128: ((double *)out)[2 * i] = v, ((double *)out)[2 * i + 1] = 0; break;
+      default: break;
+    }
+  }
+}
+
+const hb_transform_def hb_transform_change_dtype = {
+    .op = "change_dtype",
+    .summary = "convert the data to another type, as HyperSpy's change_dtype (numpy's astype)",
+    .params = change_dtype_params,
+    .plan = change_dtype_plan,
+    .apply = change_dtype_apply,
+};
