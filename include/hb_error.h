@@ -35,9 +35,9 @@ void hb_error_print(void);
  * Returns 0 when all ranks succeeded, else the code of the lowest failing
  * rank; that rank is the one that prints (hb_error_is_reporter). */
 int hb_agree(MPI_Comm comm, int rc);
-/* HDF5 1.10 cannot close a file whose flush failed (a full disk) and then
- * crashes in its shutdown at MPI_Finalize; after such a failure, agreed by
- * every rank, main() exits without finalizing. */
+/* Open HDF5 files were abandoned after a failure agreed by every rank (see
+ * hb_output_abort): main() exits without MPI_Finalize, where HDF5 would
+ * flush them collectively. */
 void hb_error_mark_unclean(void);
 int hb_error_unclean(void);
 int hb_error_is_reporter(void);

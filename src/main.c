@@ -124,6 +124,8 @@ int main(int argc, char **argv) {
   }
   if (hb_error_unclean()) { /* see hb_error_mark_unclean */
     fflush(NULL);
+    /* the reporter's message is out before any rank's exit makes mpirun kill the rest */
+    MPI_Barrier(MPI_COMM_WORLD);
     _exit(rc);
   }
   MPI_Finalize();

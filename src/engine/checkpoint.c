@@ -87,6 +87,19 @@ static int sync_file(const char *path) {
   return bad;
 }
 
+/* Rank 0: the blocks a new file will fill, taken now, so that a disk filling
+ * up under us fails here, for every rank at once, and not inside HDF5's
+ * collective flush, where one rank failing alone leaves the others waiting.
+ * A file system without fallocate keeps that smaller risk. */
+static int reserve_space(const char *path, long long bytes) {
+  int fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+  int bad = fd < 0 || (fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)bytes) && errno != EOPNOTSUPP && errno != ENOSYS);
+  int err = errno;
+  if (fd >= 0) close(fd);
+  errno = err;
+  return bad;
+}
+
 /* The folder's entry for a rename or unlink reaches the disk. */
 int hb_sync_dir_of(const char *path) {
   char *tmp = strdup(path);
@@ -178,20 +191,27 @@ static int gather_part(hb_engine *e, part *p) {
   return 0;
 }
 
+static long long hidden_bytes(const hb_engine *e, long long *n) {
+  long long bytes = 0;
+  *n = 0;
+  for (int i = 0; i < e->nres; i++)
+    if (e->res[i].o->hidden && e->reduced[i])
+      ++*n, bytes += (long long)(e->res[i].elems * hb_dtype_size(e->res[i].o->dtype));
+  return bytes;
+}
+
 /* Collective: hidden reduced results of finished passes (a kernel's own,
  * for its later passes: nowhere else on disk), written by rank 0; every
  * rank has them. */
 static int put_hidden(hb_engine *e, hid_t f, int rc) {
-  long long n = 0, bytes = 0;
-  for (int i = 0; i < e->nres; i++)
-    if (e->res[i].o->hidden && e->reduced[i])
-      n++, bytes += (long long)(e->res[i].elems * hb_dtype_size(e->res[i].o->dtype));
+  long long n, bytes = hidden_bytes(e, &n);
   long long *ids = malloc(sizeof(long long) * 3 * (size_t)(n ? n : 1));
   unsigned char *all = malloc((size_t)(bytes ? bytes : 1));
   if (!rc && (!ids || !all)) rc = HB_FAIL(HB_EINTERNAL, "memory", "out of memory writing a checkpoint");
-  for (int i = 0, k = 0, at = 0; i < e->nres && !rc; i++) {
+  long long at = 0;
+  for (int i = 0, k = 0; i < e->nres && !rc; i++) {
     if (!e->res[i].o->hidden || !e->reduced[i]) continue;
-    int b = (int)(e->res[i].elems * hb_dtype_size(e->res[i].o->dtype));
+    long long b = (long long)(e->res[i].elems * hb_dtype_size(e->res[i].o->dtype));
     ids[3 * k] = i, ids[3 * k + 1] = at, ids[3 * k + 2] = b;
     memcpy(all + at, e->reduced[i], (size_t)b);
     at += b, k++;
@@ -227,6 +247,15 @@ static int write_record(hb_engine *e, const part *p, int rc) {
   H5Pclose(fapl);
   if (f < 0)
     return hb_agree(e->comm, HB_FAIL(HB_EIO, e->record_tmp, "cannot create the checkpoint (%s)", hb_h5_error_text()));
+  long long nhidden, size = (long long)e->part.nblocks + 32 * total[CHUNKS] + (16 + (long long)(e->sig_bytes ? e->sig_bytes : 1)) * total[NODES] +
+                            24 * total[PENDING] + total[PENDING_BYTES] + hidden_bytes(e, &nhidden) +
+                            24 * nhidden + (1 << 20) /* HDF5's own metadata, generously */;
+  if (e->rank == 0 && !rc && (hb_fault("checkpoint_reserve") || reserve_space(e->record_tmp, size)))
+    rc = HB_FAIL(HB_EIO, e->record_tmp, "cannot write the checkpoint: %s", strerror(errno));
+  if ((rc = hb_agree(e->comm, rc))) {
+    hb_error_mark_unclean(); /* never flushed: see hb_output_abort */
+    return rc;
+  }
   char id[32], when[32];
   hb_ckpt_identity(e, id, sizeof id);
   time_t now = time(NULL);
@@ -250,6 +279,10 @@ static int write_record(hb_engine *e, const part *p, int rc) {
   rc = put(e, f, "pending", H5T_NATIVE_UCHAR, (hsize_t)total[PENDING_BYTES], 0, (hsize_t)first[PENDING_BYTES],
            (hsize_t)mine[PENDING_BYTES], p->pending, rc);
   rc = put_hidden(e, f, rc);
+  if ((rc = hb_agree(e->comm, rc))) {
+    hb_error_mark_unclean();
+    return rc;
+  }
   if (H5Fclose(f) < 0 && !rc)
     rc = HB_FAIL(HB_EIO, e->record_tmp, "cannot write the checkpoint (%s)", hb_io_error_text());
   /* what this node wrote of it is on disk before the rename */

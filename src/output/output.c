@@ -718,16 +718,18 @@ int hb_output_finish(hb_engine *e) {
 
 /* Collective, after an agreed failure.  A committed checkpoint (with the
  * .partial, or the .partial.old, it describes) is what --resume continues
- * from: kept.  Anything else this run made is removed. */
+ * from: kept.  Anything else this run made is removed.
+ *
+ * No HDF5 call touches the open output again: a flush that fails on one rank
+ * only (a disk filling up under us) skips a barrier the others then wait in
+ * for ever.  Nothing unflushed is needed: a checkpoint points at chunks that
+ * were synced before it and are read back with pread.  HDF5 would flush at
+ * MPI_Finalize, so main() exits without it. */
 void hb_output_abort(hb_engine *e) {
-  /* HDF5 1.10 cannot close a file whose last flush failed (a full disk),
-   * and then crashes at shutdown: an uncommitted .partial is emptied first,
-   * which gives its flush room */
   int ours = e->rank == 0 && e->lock_fd >= 0; /* never touch another run's files */
-  if (ours && e->partial_ours && !e->committed && e->ofile >= 0) (void)!truncate(e->partial, 0);
-  int unclosable = 0;
-  H5E_BEGIN_TRY { unclosable = close_all(e) != 0; }
-  H5E_END_TRY;
+  if (e->ofile >= 0) hb_error_mark_unclean();
+  for (int i = 0; i < e->nres; i++) e->res[i].dset = e->res[i].group = -1;
+  e->ofile = -1;
   if (e->store_fd >= 0) close(e->store_fd);
   e->store_fd = -1;
   if (ours) {
@@ -735,6 +737,4 @@ void hb_output_abort(hb_engine *e) {
     unlink(e->record_tmp);
   }
   hb_output_unlock(e);
-  MPI_Allreduce(MPI_IN_PLACE, &unclosable, 1, MPI_INT, MPI_MAX, e->comm);
-  if (unclosable) hb_error_mark_unclean(); /* main() then exits without HDF5's shutdown */
 }

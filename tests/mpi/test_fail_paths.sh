@@ -22,13 +22,14 @@ sites=(
   "store_open:cannot open it to sync"
   "checkpoint_sync:cannot sync the output before a checkpoint"
   "checkpoint_rename:cannot commit the checkpoint"
+  "checkpoint_reserve:cannot write the checkpoint"
   "output_sync:cannot sync the output"
 )
 for n in 2 3; do
   for entry in "${sites[@]}"; do
     site=${entry%%:*} re=${entry#*:}
     rank=$((n - 1))
-    [ "$site" = checkpoint_rename ] && rank=0 # only rank 0 renames
+    [ "$site" = checkpoint_rename ] || [ "$site" = checkpoint_reserve ] && rank=0 # rank 0's alone
     rm -f out.hspy out.hspy.*
     HB_FAULT_FAIL="$site@$rank" hb "$n" run job.yaml
     code=3

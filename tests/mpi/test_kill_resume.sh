@@ -19,7 +19,7 @@ RANDOM=$seed
 echo "seed $seed (HB_KILL_SEED=$seed replays this run), $rounds rounds"
 
 "$HB" synth 4dstem in.hspy --shape 96,160,64,64 --chunks 2,8,64,64 --seed 5 >/dev/null
-cat >job.yaml <<'YAML'
+cat >"kill-job-$$.yaml" <<'YAML'
 version: 1
 input: {file: in.hspy}
 output: {file: out.hspy, previews: false}
@@ -31,7 +31,7 @@ kernels:
   - {name: max_dp, op: max, axes: navigation}
 run: {block: 32, progress: off}
 YAML
-hb 1 run job.yaml --set output.file=ref.hspy
+hb 1 run kill-job-$$.yaml --set output.file=ref.hspy
 check "uninterrupted reference run" test "$RC" = 0
 
 # the settings a round runs with: no fault variables (a checkpoint every
@@ -42,7 +42,7 @@ now_ms() { echo $(($(date +%s%N) / 1000000)); }
 # start VARIANT N: the run in the background, $pid; $started: ms at launch
 start() {
   started=$(now_ms)
-  env $1 mpirun -q -n "$2" "$HB" run job.yaml >"$WORK/kill.stdout" 2>"$WORK/kill.stderr" &
+  env $1 mpirun -q -n "$2" "$HB" run kill-job-$$.yaml >"$WORK/kill.stdout" 2>"$WORK/kill.stderr" &
   pid=$!
 }
 # wait_for_partial: until the output is created (the blocks start) or the run ends
@@ -65,7 +65,7 @@ echo "uninterrupted on 2 ranks, ms in all: ${total_ms[*]}; after the .partial ap
 
 # resume N: one resume on N ranks; sets RC
 resume() {
-  hb "$1" run job.yaml --resume
+  hb "$1" run kill-job-$$.yaml --resume
 }
 same() { $HB_PYTHON "$here/tests/compare_outputs.py" ref.hspy out.hspy >/dev/null; }
 leftovers() { ls out.hspy.partial* out.hspy.checkpoint* out.hspy.lock 2>/dev/null | tr "\n" " " || true; }
@@ -98,8 +98,9 @@ for round in $(seq 1 "$rounds"); do
   wait "$pid"
   killed_rc=$?
   # ranks whose mpirun was killed notice it and exit; a real node's would be gone
-  for _ in $(seq 50); do pgrep -f "$HB run job.yaml" >/dev/null || break; sleep 0.1; done
-  pkill -9 -f "$HB run job.yaml" 2>/dev/null
+  # this test's runs only: the job file's name is unique (tests run side by side)
+  for _ in $(seq 50); do pgrep -f "$HB run kill-job-$$.yaml" >/dev/null || break; sleep 0.1; done
+  pkill -9 -f "$HB run kill-job-$$.yaml" 2>/dev/null
   set -e
   what="round $round: $n rank(s), ${faults:-no faults}, SIGKILL to $([ "$victim" = 0 ] && echo mpirun || echo a rank) at ${delay_ms} ms"
   if [ -e out.hspy ]; then # before the kill (or its ranks outlived a killed mpirun)
