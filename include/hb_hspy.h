@@ -105,6 +105,12 @@ typedef struct {
  * empty original_metadata.  Returns the open group and dataset. */
 int hb_hspy_signal_create(hid_t file, const hb_signal_desc *d, hid_t *group, hid_t *dset);
 
+/* A ragged signal (HyperSpy's layout, docs/hyperspy-semantics.md): d's
+ * shape and axes are the navigation's; `data` holds a variable-length list
+ * of d->dtype per position (the flattened records), `ragged_shapes` each
+ * list's int64 shape.  Serial files only (parallel HDF5 writes no vlen). */
+int hb_hspy_ragged_create(hid_t file, const hb_signal_desc *d, hid_t *group, hid_t *data, hid_t *shapes);
+
 /* HyperSpy's default chunk rule (target 1e6 bytes), hspy-notes "Chunks". */
 void hb_hspy_default_chunks(int ndim, const hsize_t *shape, int nav_dim,
                             size_t elem_size, hsize_t *chunk);

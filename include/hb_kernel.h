@@ -94,6 +94,14 @@ typedef struct {
   int nav_chunks;
 } hb_output;
 
+/* A RAGGED output's buffer in `block` (out[i] is an hb_ragged *): pattern
+ * p of the call (0 .. b->npos - 1) gets n records of the output's item
+ * shape and dtype, appended; a pattern given none has an empty list. */
+typedef struct hb_ragged hb_ragged;
+void hb_ragged_add(hb_ragged *r, size_t p, const void *records, size_t n);
+/* The kernel could not make the lists: the engine stops with an error. */
+void hb_ragged_out_of_memory(hb_ragged *r);
+
 /* Elements in one item (NAV, FULL, RAGGED record), or in the SIGNAL
  * result when its shape is set: the product of the shape, 1 for ndim 0. */
 size_t hb_output_elems(const hb_output *o);

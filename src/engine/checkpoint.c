@@ -59,6 +59,11 @@ void hb_ckpt_paths(hb_engine *e) {
   snprintf(e->old_store, sizeof e->old_store, "%s.partial.old", out);
   snprintf(e->record, sizeof e->record, "%s.checkpoint", out);
   snprintf(e->record_tmp, sizeof e->record_tmp, "%s.checkpoint.tmp", out);
+  snprintf(e->ragged_side, sizeof e->ragged_side, "%s.partial.ragged", out);
+  size_t len = strlen(out);
+  if (len > 5 && !strcmp(out + len - 5, ".hspy")) len -= 5;
+  snprintf(e->ragged_out, sizeof e->ragged_out, "%.*s.ragged.hspy", (int)len, out);
+  snprintf(e->ragged_tmp, sizeof e->ragged_tmp, "%s.partial", e->ragged_out);
 }
 
 static void fnv(unsigned long long *h, const void *p, size_t n) {
@@ -228,9 +233,9 @@ static int put_hidden(hb_engine *e, hid_t f, int rc) {
  * writing its own rows (nothing is gathered, so no rank's memory grows with
  * the rank count). */
 static int write_record(hb_engine *e, const part *p, int rc) {
-  enum { NODES, CHUNKS, PENDING, PENDING_BYTES, N };
-  long long mine[N] = {p->n_nodes, (long long)e->stored.n, p->n_pending, p->pending_bytes}, first[N] = {0},
-            total[N] = {0};
+  enum { NODES, CHUNKS, PENDING, PENDING_BYTES, RAGGED, N };
+  long long mine[N] = {p->n_nodes, (long long)e->stored.n, p->n_pending, p->pending_bytes, (long long)e->ragged.ndir},
+            first[N] = {0}, total[N] = {0};
   HB_MPI(MPI_Exscan(mine, first, N, MPI_LONG_LONG, MPI_SUM, e->comm));
   if (e->rank == 0) memset(first, 0, sizeof first); /* MPI_Exscan leaves rank 0's undefined */
   HB_MPI(MPI_Allreduce(mine, total, N, MPI_LONG_LONG, MPI_SUM, e->comm));
@@ -248,7 +253,7 @@ static int write_record(hb_engine *e, const part *p, int rc) {
   if (f < 0)
     return hb_agree(e->comm, HB_FAIL(HB_EIO, e->record_tmp, "cannot create the checkpoint (%s)", hb_h5_error_text()));
   long long nhidden, size = (long long)e->part.nblocks + 32 * total[CHUNKS] + (16 + (long long)(e->sig_bytes ? e->sig_bytes : 1)) * total[NODES] +
-                            24 * total[PENDING] + total[PENDING_BYTES] + hidden_bytes(e, &nhidden) +
+                            24 * total[PENDING] + total[PENDING_BYTES] + 32 * total[RAGGED] + hidden_bytes(e, &nhidden) +
                             24 * nhidden + (1 << 20) /* HDF5's own metadata, generously */;
   if (e->rank == 0 && !rc && (hb_fault("checkpoint_reserve") || reserve_space(e->record_tmp, size)))
     rc = HB_FAIL(HB_EIO, e->record_tmp, "cannot write the checkpoint: %s", strerror(errno));
@@ -264,7 +269,8 @@ static int write_record(hb_engine *e, const part *p, int rc) {
   int bad = hb_h5_attr_str(f, "format", FORMAT) || hb_h5_attr_str(f, "identity", id) ||
             hb_h5_attr_i64(f, "blocks", (long long)e->part.nblocks) || hb_h5_attr_i64(f, "store_dev", e->store_dev) ||
             hb_h5_attr_i64(f, "store_ino", e->store_ino) || hb_h5_attr_i64(f, "ranks", e->size) ||
-            hb_h5_attr_str(f, "written", when) || hb_h5_attr_i64(f, "pass", e->pass);
+            hb_h5_attr_str(f, "written", when) || hb_h5_attr_i64(f, "pass", e->pass) ||
+            hb_h5_attr_i64(f, "ragged_end", (long long)e->ragged.end);
   if (bad && !rc) rc = HB_FAIL(HB_EIO, e->record_tmp, "cannot write the checkpoint (%s)", hb_io_error_text());
   hsize_t nb = e->sig_bytes ? e->sig_bytes : 1;
   rc = put(e, f, "done", H5T_NATIVE_UCHAR, e->part.nblocks, 0, 0, e->rank == 0 ? e->part.nblocks : 0, e->done, rc);
@@ -278,6 +284,9 @@ static int write_record(hb_engine *e, const part *p, int rc) {
            (hsize_t)mine[PENDING], p->pending_ids, rc);
   rc = put(e, f, "pending", H5T_NATIVE_UCHAR, (hsize_t)total[PENDING_BYTES], 0, (hsize_t)first[PENDING_BYTES],
            (hsize_t)mine[PENDING_BYTES], p->pending, rc);
+  /* the ragged side file's records (raggedwrite.c), each rank its own */
+  rc = put(e, f, "ragged_dir", H5T_NATIVE_UINT64, (hsize_t)total[RAGGED], 4, (hsize_t)first[RAGGED],
+           (hsize_t)mine[RAGGED], e->ragged.dir, rc);
   rc = put_hidden(e, f, rc);
   if ((rc = hb_agree(e->comm, rc))) {
     hb_error_mark_unclean();
@@ -295,10 +304,12 @@ int hb_ckpt_commit(hb_engine *e) {
   double t0 = hb_now();
   /* every rank knows its own finished blocks: combine */
   HB_MPI(MPI_Allreduce(MPI_IN_PLACE, e->done, (int)e->part.nblocks, MPI_UNSIGNED_CHAR, MPI_MAX, e->comm));
-  /* 1. the result chunks the checkpoint will point to are on disk */
+  /* 1. the result chunks and lists the checkpoint will point to are on disk */
   int rc = 0;
   if (hb_fault("checkpoint_sync") || fsync(e->store_fd))
     rc = HB_FAIL(HB_EIO, e->partial, "cannot sync the output before a checkpoint: %s", strerror(errno));
+  rc = hb_agree(e->comm, rc);
+  if (!rc) rc = hb_ragged_sync(e);
   /* 2. the new checkpoint, whole, under its temporary name */
   part p;
   if (!rc)
@@ -355,13 +366,16 @@ static int read_record(hb_engine *e, hid_t f) {
            "the job, its --set overrides or the input (size or modification time) changed since this checkpoint; "
            "resume with the same job and input, or run with output.overwrite: true to start over");
   hid_t a = H5Aopen(f, "store_dev", H5P_DEFAULT), b = H5Aopen(f, "store_ino", H5P_DEFAULT),
-        c = H5Aopen(f, "pass", H5P_DEFAULT);
-  long long pass = 0;
-  int bad = a < 0 || b < 0 || c < 0 || H5Aread(a, H5T_NATIVE_LLONG, &r->store_dev) < 0 ||
-            H5Aread(b, H5T_NATIVE_LLONG, &r->store_ino) < 0 || H5Aread(c, H5T_NATIVE_LLONG, &pass) < 0;
+        c = H5Aopen(f, "pass", H5P_DEFAULT), d = H5Aopen(f, "ragged_end", H5P_DEFAULT);
+  long long pass = 0, ragged_end = 0;
+  int bad = a < 0 || b < 0 || c < 0 || d < 0 || H5Aread(a, H5T_NATIVE_LLONG, &r->store_dev) < 0 ||
+            H5Aread(b, H5T_NATIVE_LLONG, &r->store_ino) < 0 || H5Aread(c, H5T_NATIVE_LLONG, &pass) < 0 ||
+            H5Aread(d, H5T_NATIVE_LLONG, &ragged_end) < 0;
   if (a >= 0) H5Aclose(a);
   if (b >= 0) H5Aclose(b);
   if (c >= 0) H5Aclose(c);
+  if (d >= 0) H5Aclose(d);
+  r->ragged_end = (uint64_t)ragged_end;
   HB_CHECK(bad || (pass >= 1 && pass <= e->npasses), HB_EIO, e->record, "the checkpoint's pass %lld is not one of this job's", pass);
   e->pass = (int)pass;
   /* the hidden reduced results of the passes before */
@@ -380,6 +394,18 @@ static int read_record(hb_engine *e, hid_t f) {
   }
   free(hid_ids);
   free(hid_all);
+  /* the ragged side file's records: rank 0 turns them into the ragged file */
+  long long nrag = 0;
+  bad = bad || get(f, "ragged_dir", H5T_NATIVE_UINT64, 0, 0, 4, NULL, &nrag) || nrag < 0;
+  if (!bad && e->rank == 0) {
+    r->ragged_dir = malloc(sizeof *r->ragged_dir * 4 * (size_t)(nrag ? nrag : 1));
+    bad = !r->ragged_dir || get(f, "ragged_dir", H5T_NATIVE_UINT64, 0, (hsize_t)nrag, 4, r->ragged_dir, &nrag);
+    for (long long k = 0; k < nrag && !bad; k++) /* (block, result, offset, bytes) within the committed length */
+      bad = r->ragged_dir[4 * k] >= e->part.nblocks || r->ragged_dir[4 * k + 1] >= (uint64_t)e->nres ||
+            e->res[r->ragged_dir[4 * k + 1]].path != HB_PATH_RAGGED ||
+            r->ragged_dir[4 * k + 2] + r->ragged_dir[4 * k + 3] > r->ragged_end;
+    r->nragged_dir = (size_t)nrag;
+  }
   long long rows = 0;
   bad = bad || get(f, "done", H5T_NATIVE_UCHAR, 0, e->part.nblocks, 0, e->done, &rows) ||
         rows != (long long)e->part.nblocks;
@@ -448,7 +474,7 @@ static int output_is_this_job(const hb_engine *e) {
   char want[32], have[64] = "", path[300];
   hb_ckpt_identity(e, want, sizeof want);
   int w = 0;
-  while (w < e->nres - 1 && e->res[w].o->hidden) w++;
+  while (w < e->nres - 1 && (e->res[w].o->hidden || e->res[w].path == HB_PATH_RAGGED)) w++;
   snprintf(path, sizeof path, "/Experiments/%s/original_metadata/hyperbatch", e->res[w].o->name);
   hid_t f, g = -1;
   H5E_BEGIN_TRY {
@@ -593,8 +619,9 @@ int hb_ckpt_restore(hb_engine *e) {
 
 void hb_ckpt_free_resumed(hb_engine *e) {
   hb_resumed *r = &e->resumed;
-  free(r->chunks), free(r->pending_ids), free(r->pending);
-  r->chunks = NULL, r->pending_ids = NULL, r->pending = NULL;
+  free(r->chunks), free(r->pending_ids), free(r->pending), free(r->ragged_dir);
+  r->chunks = NULL, r->pending_ids = NULL, r->pending = NULL, r->ragged_dir = NULL;
+  r->nragged_dir = 0;
   r->nchunks = r->npending = r->pending_bytes = 0;
 }
 

@@ -301,14 +301,25 @@ typedef struct {
   void *navrun[HB_MAX_RESULTS]; /* streaming: one run's navigation values, scattered to navbuf */
   void *partial;     /* NULL when there are no signal-shaped results */
   void *scratch[2];  /* the pipeline's, a run of its largest pattern each (pipeline.c) */
+  size_t *runpos;    /* streaming: each pattern of the run's position in the block */
+  hb_ragged *ragged; /* per result (RAGGED ones): this block's lists (raggedwrite.c) */
   double seconds;
 } work;
+
+/* A result with an item per pattern in a block buffer (NAV, FULL). */
+static int per_pattern(const hb_result *r) { return r->path == HB_PATH_GATHERED || r->path == HB_PATH_DIRECT; }
 
 /* Where result ri of this run goes: navigation values into the block's
  * buffer at the run's position, or (scattered) into navrun. */
 static void *out_buf(const hb_engine *e, const work *w, const hb_block *sub, int ri, int scattered) {
   const hb_output *o = e->res[ri].o;
   if (o->kind == HB_OUT_SIGNAL) return (char *)w->partial + e->res[ri].offset;
+  if (o->kind == HB_OUT_RAGGED) {
+    hb_ragged *rg = &w->ragged[ri];
+    rg->runpos = scattered ? w->runpos : NULL;
+    rg->pos0 = sub->pos0;
+    return rg;
+  }
   return scattered ? w->navrun[ri] : (char *)w->navbuf[ri] + sub->pos0 * e->res[ri].item;
 }
 
@@ -463,19 +474,21 @@ static int run_chunk(void *arg, const hsize_t *off, void *chunk) {
       sub.npos = slab - p < e->sub_pos ? slab - p : e->sub_pos;
       sub.data = (unsigned char *)chunk + (at + p) * pattern_bytes;
       sub.pos0 = 0;
-      run_sub(e, w, &sub, (unsigned char *)chunk + (at + p) * pattern_bytes, 1);
-      for (size_t j = 0; j < sub.npos; j++) { /* the pattern's position in the block */
+      for (size_t j = 0; j < sub.npos; j++) { /* each pattern's position in the block */
         size_t q = at + p + j, pos = 0, stride = 1;
         for (int d = nd - 1; d >= 0; d--) {
           pos += (off[d] - w->blk.start[d] + q % ext[d]) * stride;
           q /= ext[d];
           stride *= w->blk.count[d];
         }
-        for (int i = 0; i < e->nres; i++) {
-          size_t item = e->res[i].item;
-          if (item) memcpy((char *)w->navbuf[i] + pos * item, (char *)w->navrun[i] + j * item, item);
-        }
+        w->runpos[j] = pos;
       }
+      run_sub(e, w, &sub, (unsigned char *)chunk + (at + p) * pattern_bytes, 1);
+      for (size_t j = 0; j < sub.npos; j++)
+        for (int i = 0; i < e->nres; i++) {
+          size_t item = per_pattern(&e->res[i]) ? e->res[i].item : 0;
+          if (item) memcpy((char *)w->navbuf[i] + w->runpos[j] * item, (char *)w->navrun[i] + j * item, item);
+        }
     }
     int d = k - 1;
     while (d >= 0 && ++idx[d] == valid[d]) idx[d--] = 0;
@@ -566,7 +579,8 @@ static int after_window(hb_engine *e, size_t window, int last) {
   double free_bytes = e->rank == 0 ? hb_output_free_space(e) : 0;
   int ckpt = e->job->checkpoint;
   int flags[4] = {sig, e->rank == 0 && ckpt && hb_now() - e->last_flush >= hb_settings_get()->checkpoint_seconds,
-                  e->rank == 0 && free_bytes < hb_output_space_needed(e), last || e->stage.bytes >= HB_NAV_STAGE_BYTES};
+                  e->rank == 0 && free_bytes < hb_output_space_needed(e),
+                  last || e->stage.bytes >= HB_NAV_STAGE_BYTES || hb_ragged_full(e)};
   HB_MPI(MPI_Allreduce(MPI_IN_PLACE, flags, 4, MPI_INT, MPI_MAX, e->comm));
   /* Parallel HDF5 cannot back out of a collective write that runs out of
    * space on one rank (the others wait in it forever): stop before that. */
@@ -577,6 +591,7 @@ static int after_window(hb_engine *e, size_t window, int last) {
   /* staged results reach the file before a checkpoint says their blocks are done */
   if (flags[0] || flags[1] || flags[3]) {
     HB_CALL(hb_direct_flush(e));
+    HB_CALL(hb_ragged_flush(e));
     HB_CALL(hb_output_flush_nav(e, last));
   }
   if (commit) {
@@ -607,8 +622,13 @@ static int alloc_work(hb_engine *e, work w[2]) {
       w[s].scratch[k] = malloc(e->sub_pos * e->step_bytes);
       HB_CHECK(w[s].scratch[k], HB_EINTERNAL, "memory", "out of memory for the preprocess steps");
     }
+    if (e->streaming) {
+      w[s].runpos = malloc(e->sub_pos * sizeof *w[s].runpos);
+      HB_CHECK(w[s].runpos, HB_EINTERNAL, "memory", "out of memory");
+    }
+    HB_CALL(hb_ragged_alloc(e, &w[s].ragged));
     for (int i = 0; i < e->nres; i++)
-      if (e->res[i].item) {
+      if (per_pattern(&e->res[i])) {
         w[s].navbuf[i] = malloc(npos * e->res[i].item);
         HB_CHECK(w[s].navbuf[i], HB_EINTERNAL, "memory", "out of memory for a block of result '%s'",
                  e->res[i].o->name);
@@ -626,6 +646,8 @@ static void free_work(hb_engine *e, work w[2]) {
     free(w[s].data);
     for (int i = 0; i < e->nres; i++) free(w[s].navbuf[i]), free(w[s].navrun[i]);
     free(w[s].scratch[0]), free(w[s].scratch[1]);
+    free(w[s].runpos);
+    hb_ragged_free(e, w[s].ragged);
     free(w[s].partial);
   }
 }
@@ -665,6 +687,7 @@ static int one_block(hb_engine *e, work w[2], size_t c, int *ahead, long slow_ms
   else if (cur->partial) hb_tree_release(&e->tree, cur->partial);
   cur->partial = NULL;
   if (ok && !rc) rc = hb_direct_stage(e, &cur->blk, cur->navbuf);
+  if (ok && !rc) rc = hb_ragged_stage(e, &cur->blk, cur->ragged);
   if (ok && !rc) rc = hb_output_stage_nav(e, &cur->blk, cur->navbuf);
   if (slow_ms) nanosleep(&(struct timespec){slow_ms / 1000, (slow_ms % 1000) * 1000000L}, NULL);
   return rc;
@@ -718,7 +741,7 @@ static int block_loop(hb_engine *e) {
       rc = one_block(e, w, wl->done[e->rank], &ahead, slow_ms);
       if (!rc) wl->done[e->rank]++;
       /* a rank whose block-by-block results fill their budget writes them now */
-      if (lockstep || hb_now() - t0 >= window || hb_direct_full(e)) break;
+      if (lockstep || hb_now() - t0 >= window || hb_direct_full(e) || hb_ragged_full(e)) break;
     }
     wl->busy[e->rank] += hb_now() - t0;
     double t_wait = hb_now(), io0 = e->tm.seconds[HB_PH_WRITE];

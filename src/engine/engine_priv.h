@@ -23,6 +23,7 @@ typedef enum {
   HB_PATH_NONE,     /* not per-pattern: SIGNAL (rank 0 after the reduction), GLOBAL (the kernel) */
   HB_PATH_GATHERED, /* small items: chunks of several blocks, assembled by an owner rank (navwrite.c) */
   HB_PATH_DIRECT,   /* large items: chunks inside blocks, written by the rank that computed them (directwrite.c) */
+  HB_PATH_RAGGED,   /* lists: a side file while running, HyperSpy's ragged layout at the end (raggedwrite.c) */
 } hb_result_path;
 
 /* One result of one kernel. */
@@ -67,6 +68,32 @@ typedef struct {
   size_t budget;                /* a rank ends its window when its staged bytes reach this */
 } hb_directstage;
 
+/* One RAGGED result's lists of the block a work slot holds: entries in the
+ * order the kernel gave them, put in position order when staged. */
+struct hb_ragged {
+  size_t rec_bytes;
+  const size_t *runpos;         /* a streamed run's patterns' positions in the block, or NULL: */
+  size_t pos0;                  /* ...the run starts at this position */
+  uint64_t *pos;                /* per entry: the pattern's position in the block */
+  uint32_t *count;              /* per entry: its records */
+  size_t n, cap;
+  unsigned char *recs;
+  size_t bytes, recs_cap;
+  int failed;                   /* out of memory in hb_ragged_add */
+};
+
+/* Ragged results on their way to <output>.partial.ragged, a side file every
+ * rank appends to (raggedwrite.c). */
+typedef struct {
+  unsigned char *buf;           /* this rank's staged records since the last flush */
+  size_t bytes, cap;
+  uint64_t *dir;                /* (block, result, offset, bytes) of every record this rank wrote */
+  size_t ndir, dir_cap;
+  MPI_File fh;
+  int open;
+  uint64_t end;                 /* the side file's length: the same on every rank */
+} hb_raggedstage;
+
 /* What a committed checkpoint held, from hb_ckpt_load until
  * hb_ckpt_restore has put it back (checkpoint.c). */
 typedef struct {
@@ -74,6 +101,9 @@ typedef struct {
   int finished;                 /* ...and the output it describes is complete */
   long long store_dev, store_ino; /* the .partial it describes */
   hb_chunk_row *chunks;         /* every stored result chunk */
+  uint64_t *ragged_dir;         /* the ragged side file's records (4 per row), rank 0 only */
+  size_t nragged_dir;
+  uint64_t ragged_end;          /* its committed length */
   size_t nchunks;
   long long *pending_ids;       /* (result, chunk, byte offset) per incomplete chunk */
   unsigned char *pending;
@@ -129,6 +159,8 @@ typedef struct {
   hb_navstage stage;
   hb_directstage direct;
   int ndirect;             /* results on HB_PATH_DIRECT */
+  hb_raggedstage ragged;
+  int nragged;             /* results on HB_PATH_RAGGED */
   hb_chunk_table stored;   /* navigation result chunks this rank stored, and where */
   hb_resumed resumed;
   long long store_dev, store_ino; /* the .partial's identity, for the checkpoint */
@@ -140,9 +172,19 @@ typedef struct {
   char record[PATH_MAX + 16];      /* <output>.checkpoint */
   char record_tmp[PATH_MAX + 16];  /* <output>.checkpoint.tmp: the next one, until committed */
   char lockpath[PATH_MAX + 16];    /* <output>.lock */
+  char ragged_side[PATH_MAX + 16]; /* <output>.partial.ragged: the ragged results' records while running */
+  char ragged_out[PATH_MAX + 32];  /* <output stem>.ragged.hspy: where they end up */
+  char ragged_tmp[PATH_MAX + 48];  /* ...written under this name first */
   hid_t ofile;
   hb_timers tm;
   double bytes_read;       /* this rank */
+  struct {                 /* the run as the provenance tells it, the same on every rank (hb_output_finish) */
+    hb_stat3 sec[HB_PH_COUNT];
+    double bytes[HB_PH_COUNT];
+    double wall;
+    char slurm_job[64];
+    int streamed_ranks;
+  } summary;
 } hb_engine;
 
 /* pipeline.c */
@@ -204,6 +246,20 @@ int hb_direct_stage(hb_engine *e, const hb_block *blk, void **bufs);
 int hb_direct_full(const hb_engine *e);   /* staged bytes reached the budget: end the window */
 int hb_direct_flush(hb_engine *e);        /* collective: write every staged block */
 void hb_direct_free(hb_engine *e);
+
+/* output.c: original_metadata/hyperbatch in `group`, from e->summary */
+int hb_output_write_provenance(hb_engine *e, hid_t group);
+
+/* raggedwrite.c */
+int hb_ragged_alloc(hb_engine *e, hb_ragged **slots);   /* a work slot's lists, per result */
+void hb_ragged_free(hb_engine *e, hb_ragged *slots);
+int hb_ragged_stage(hb_engine *e, const hb_block *blk, hb_ragged *slots); /* local: a finished block's lists */
+int hb_ragged_full(const hb_engine *e);                 /* staged records reached HB_NAV_STAGE_BYTES */
+int hb_ragged_open(hb_engine *e);                       /* collective: the side file (a resume: cut to the checkpoint) */
+int hb_ragged_flush(hb_engine *e);                      /* collective: append every rank's staged records */
+int hb_ragged_sync(hb_engine *e);                       /* collective: on disk, before a commit */
+int hb_ragged_finish(hb_engine *e);                     /* rank 0: the ragged layout, in ragged_tmp */
+void hb_ragged_close(hb_engine *e);
 
 /* navwrite.c */
 int hb_output_stage_nav(hb_engine *e, const hb_block *blk, void *const *bufs); /* local */

@@ -9,6 +9,7 @@
 
 extern const hb_kernel_def hb_kernel_sum, hb_kernel_mean, hb_kernel_max, hb_kernel_min;
 extern const hb_kernel_def hb_kernel_virtual_image;
+extern const hb_kernel_def hb_kernel_find_peaks;
 extern const hb_kernel_def hb_kernel_decomposition;
 extern const hb_transform_def hb_transform_filter_hot_pixels, hb_transform_crop, hb_transform_rebin,
     hb_transform_change_dtype;
@@ -16,6 +17,7 @@ extern const hb_transform_def hb_transform_filter_hot_pixels, hb_transform_crop,
 const hb_kernel_def *const hb_kernel_table[] = {
     &hb_kernel_sum, &hb_kernel_mean, &hb_kernel_max, &hb_kernel_min,
     &hb_kernel_virtual_image,
+    &hb_kernel_find_peaks,
     &hb_kernel_decomposition,
     NULL,
 };

@@ -482,3 +482,55 @@ int hb_hspy_signal_create(hid_t file, const hb_signal_desc *d, hid_t *group, hid
   *group = g;
   return 0;
 }
+
+/* ---- ragged signals (docs/hyperspy-semantics.md, section 1) ---------------- */
+
+int hb_hspy_ragged_create(hid_t file, const hb_signal_desc *d, hid_t *group, hid_t *data, hid_t *shapes) {
+  *group = *data = *shapes = -1;
+  char name[300], path[320];
+  group_name(d->name, name, sizeof name);
+  snprintf(path, sizeof path, "Experiments/%s", name);
+  fresh_tree t;
+  HB_CALL(fresh_open(file, &t));
+  hid_t g = hb_h5_group(file, path);
+  int rc = g < 0 ? HB_EIO : fresh_str(&t, g, "package", "");
+  if (!rc) rc = fresh_str(&t, g, "package_version", "");
+  /* a variable-length list per position: the flattened records, and their
+   * shapes; a vlen dataset cannot skip its fill values (HDF5), so the
+   * default fill time */
+  hid_t vt = H5Tvlen_create(hb_dtype_h5(d->dtype)), st = H5Tvlen_create(H5T_NATIVE_INT64);
+  hid_t dcpl = untimed_plist(H5P_DATASET_CREATE), sp = H5Screate_simple(d->ndim, d->shape, NULL);
+  herr_t prc = dcpl < 0 ? -1 : H5Pset_chunk(dcpl, d->ndim, d->chunk);
+  if (prc >= 0 && d->gzip) prc = H5Pset_shuffle(dcpl);
+  if (prc >= 0 && d->gzip) prc = H5Pset_deflate(dcpl, 4);
+  if (!rc && (vt < 0 || st < 0 || sp < 0 || prc < 0)) rc = H5FAIL(file, "cannot set up ragged dataset '%s'", name);
+  if (!rc && (*data = H5Dcreate2(g, "data", vt, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT)) < 0)
+    rc = H5FAIL(file, "cannot create dataset 'data' in %s", path);
+  if (!rc && (*shapes = H5Dcreate2(g, "ragged_shapes", st, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT)) < 0)
+    rc = H5FAIL(file, "cannot create dataset 'ragged_shapes' in %s", path);
+  if (vt >= 0) H5Tclose(vt);
+  if (st >= 0) H5Tclose(st);
+  if (dcpl >= 0) H5Pclose(dcpl);
+  if (sp >= 0) H5Sclose(sp);
+  for (int i = 0; i < d->ndim && !rc; i++) rc = write_axis(&t, g, i, &d->axes[i], d->shape[i]);
+  if (!rc) rc = write_metadata(&t, g, d);
+  hid_t om = rc ? -1 : fresh_group(&t, g, "original_metadata");
+  if (!rc && om < 0) rc = HB_EIO;
+  if (om >= 0) H5Gclose(om);
+  /* HyperSpy 2.x flags the signal ragged from here; 1.7.3 ignores it */
+  hid_t at = rc ? -1 : fresh_group(&t, g, "attributes");
+  if (!rc && at < 0) rc = HB_EIO;
+  if (!rc) rc = fresh_bool(&t, at, "ragged", 1);
+  if (!rc) rc = fresh_bool(&t, at, "_lazy", 0);
+  if (at >= 0) H5Gclose(at);
+  fresh_close(&t);
+  if (rc) {
+    if (*data >= 0) H5Dclose(*data);
+    if (*shapes >= 0) H5Dclose(*shapes);
+    if (g >= 0) H5Gclose(g);
+    *data = *shapes = -1;
+    return hb_error_trace(rc ? rc : HB_EIO, __FILE__, __LINE__);
+  }
+  *group = g;
+  return 0;
+}

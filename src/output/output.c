@@ -38,10 +38,14 @@ static int wants_preview(const hb_engine *e, const hb_result *r) {
          (r->ndim == 1 || r->ndim == 2 || (o->kind == HB_OUT_GLOBAL && r->ndim == 3));
 }
 
-/* The first result written to the file (hidden ones are not), or -1. */
+/* A result with a dataset in the output (hidden ones have none; ragged
+ * ones are in a file of their own, raggedwrite.c). */
+static int in_output(const hb_result *r) { return !r->o->hidden && r->path != HB_PATH_RAGGED; }
+
+/* The first result written to the file, or -1. */
 static int first_written(const hb_engine *e) {
   for (int i = 0; i < e->nres; i++)
-    if (!e->res[i].o->hidden) return i;
+    if (in_output(&e->res[i])) return i;
   return -1;
 }
 
@@ -66,9 +70,11 @@ static int exists(const char *path) {
 }
 
 /* Paths this run may create or replace, besides previews. */
-static void run_files(const hb_engine *e, const char *paths[6]) {
+enum { N_RUN_FILES = 9 };
+static void run_files(const hb_engine *e, const char *paths[N_RUN_FILES]) {
   paths[0] = e->job->output_file, paths[1] = e->partial, paths[2] = e->old_store;
   paths[3] = e->record, paths[4] = e->record_tmp, paths[5] = e->lockpath;
+  paths[6] = e->ragged_out, paths[7] = e->ragged_side, paths[8] = e->ragged_tmp;
 }
 
 /* Refuse when `path` (if it exists, followed through links) is the input or
@@ -99,9 +105,9 @@ int hb_output_check(hb_engine *e, int create) {
     char *tmp = strdup(job->output_file);
     char *dir = tmp ? dirname(tmp) : NULL;
     int err = dir ? mkdirs(dir, create) : ENOMEM;
-    const char *paths[6];
+    const char *paths[N_RUN_FILES];
     run_files(e, paths);
-    for (int i = 0; i < 6 && !rc; i++) rc = not_read_by_job(e, paths[i], where);
+    for (int i = 0; i < N_RUN_FILES && !rc; i++) rc = not_read_by_job(e, paths[i], where);
     for (int i = 0; i < e->nres && !rc; i++) {
       char png[PATH_MAX + 256];
       hb_preview_path(e, e->res[i].o->name, png, sizeof png);
@@ -125,6 +131,11 @@ int hb_output_check(hb_engine *e, int create) {
     else if (!job->overwrite && exists(job->output_file) && !job->resume)
       rc = HB_FAIL(HB_EINVALID, where, "output '%s' already exists; set output.overwrite: true or choose another file",
                    job->output_file);
+    else if (!job->overwrite && !job->resume && e->nragged && exists(e->ragged_out))
+      rc = HB_FAIL(HB_EINVALID, where,
+                   "'%s' (where this job's ragged results go) already exists; set output.overwrite: true or choose "
+                   "another file",
+                   e->ragged_out);
     /* a resumed run owns its previews: an earlier attempt may have written them */
     for (int i = 0; !rc && !job->overwrite && !job->resume && i < e->nres; i++) {
       char png[PATH_MAX + 256];
@@ -245,6 +256,14 @@ int hb_output_plan_results(hb_engine *e) {
       memcpy(r->shape, o->shape, sizeof r->shape);
       continue;
     }
+    if (o->kind == HB_OUT_RAGGED) { /* a list per position: navigation-shaped (raggedwrite.c) */
+      r->path = HB_PATH_RAGGED;
+      r->ndim = nd;
+      memcpy(r->shape, in->shape, sizeof r->shape);
+      hb_hspy_default_chunks(nd, r->shape, nd, sizeof(hvl_t), r->chunk);
+      e->nragged++;
+      continue;
+    }
     HB_CHECK(nd + o->ndim <= HB_MAXDIM, HB_EINVALID, hb_node_where(r->k->spec, 0),
              "result '%s' would have %d axes; at most %d", o->name, nd + o->ndim, HB_MAXDIM);
     r->ndim = nd + o->ndim;
@@ -292,7 +311,7 @@ static int clear_the_way(hb_engine *e) {
   HB_CHECK(e->job->overwrite || !exists(out), HB_EINVALID, out,
            "output already exists; set output.overwrite: true or choose another file");
   if (e->resumed.found) return hb_ckpt_set_aside(e);
-  const char *stale[] = {e->partial, e->old_store, e->record, e->record_tmp};
+  const char *stale[] = {e->partial, e->old_store, e->record, e->record_tmp, e->ragged_side, e->ragged_tmp};
   for (size_t i = 0; i < sizeof stale / sizeof *stale; i++)
     HB_CHECK(!unlink(stale[i]) || errno == ENOENT, HB_EIO, stale[i], "cannot remove it to start over: %s",
              strerror(errno));
@@ -323,7 +342,8 @@ int hb_output_create(hb_engine *e) {
   for (int i = 0; i < e->nres && !rc; i++) {
     hb_result *r = &e->res[i];
     const hb_output *o = r->o;
-    if (o->hidden || o->deferred) continue; /* the kernel's own; created when its shape is known */
+    /* the kernel's own; created when its shape is known; in a file of their own */
+    if (o->hidden || o->deferred || r->path == HB_PATH_RAGGED) continue;
     int nd = in->nav_dim;
     hb_axis axes[HB_MAXDIM];
     hsize_t chunk[HB_MAXDIM];
@@ -342,7 +362,8 @@ int hb_output_create(hb_engine *e) {
     rc = hb_hspy_signal_create(e->ofile, &desc, &r->group, &r->dset);
   }
   free(tmp);
-  return hb_agree(e->comm, rc);
+  HB_CALL(hb_agree(e->comm, rc));
+  return hb_ragged_open(e);
 }
 
 /* Collective, at the start of a pass: the datasets of this pass's deferred
@@ -472,8 +493,9 @@ hid_t hb_global_group(hb_global *g, const hb_kernel *k, int iout) {
 }
 
 /* Identical on every rank, as parallel HDF5 requires for metadata. */
-static int write_provenance(hb_engine *e, hid_t group, const hb_stat3 *sec, const double *bytes, double wall,
-                            const char *slurm, int streamed) {
+int hb_output_write_provenance(hb_engine *e, hid_t group) {
+  const hb_stat3 *sec = e->summary.sec;
+  const double *bytes = e->summary.bytes;
   hid_t g = hb_h5_group(group, "original_metadata/hyperbatch");
   HB_CHECK(g >= 0, HB_EIO, e->partial, "cannot create original_metadata/hyperbatch");
   const hb_input *in = &e->in;
@@ -499,10 +521,10 @@ static int write_provenance(hb_engine *e, hid_t group, const hb_stat3 *sec, cons
   rc |= hb_h5_attr_str(g, "input_mtime", when);
   rc |= hb_h5_attr_i64(g, "ranks", e->size);
   rc |= hb_h5_attr_i64(g, "blocks", (long long)e->part.nblocks);
-  rc |= hb_h5_attr_f64(g, "wall_time_s", wall);
+  rc |= hb_h5_attr_f64(g, "wall_time_s", e->summary.wall);
   rc |= hb_h5_attr_i64(g, "bytes_read", (long long)bytes[HB_PH_READ]);
-  rc |= hb_h5_attr_str(g, "slurm_job_id", slurm);
-  rc |= hb_h5_attr_i64(g, "streamed_ranks", streamed);
+  rc |= hb_h5_attr_str(g, "slurm_job_id", e->summary.slurm_job);
+  rc |= hb_h5_attr_i64(g, "streamed_ranks", e->summary.streamed_ranks);
   rc |= hb_h5_attr_i64(g, "blocks_moved", (long long)e->work.moved); /* by rebalancing; the same on every rank */
   rc |= hb_h5_attr_i64(g, "checkpoints", e->ncommits);              /* committed by this run */
   for (int p = 0; p < HB_PH_COUNT && !rc; p++) {
@@ -629,6 +651,15 @@ static int write_previews(hb_engine *e) {
  * replaces a link at the name itself, never the file it points to. */
 static int publish(hb_engine *e) {
   const char *out = e->job->output_file;
+  /* before the output: its name is what says the job is finished; a resumed
+   * run replaces the one it wrote itself before it stopped */
+  if (e->nragged && (e->job->overwrite || e->job->resume)) {
+    HB_CHECK(!rename(e->ragged_tmp, e->ragged_out), HB_EIO, e->ragged_out, "cannot rename %s: %s", e->ragged_tmp,
+             strerror(errno));
+  } else if (e->nragged && renameat2(AT_FDCWD, e->ragged_tmp, AT_FDCWD, e->ragged_out, RENAME_NOREPLACE)) {
+    HB_CHECK(errno != EEXIST, HB_EINVALID, e->ragged_out, "it appeared while the job ran; it was left untouched");
+    HB_RAISE(HB_EIO, e->ragged_out, "cannot rename %s: %s", e->ragged_tmp, strerror(errno));
+  }
   if (e->job->overwrite) {
     HB_CHECK(!rename(e->partial, out), HB_EIO, out, "cannot rename %s: %s", e->partial, strerror(errno));
   } else if (renameat2(AT_FDCWD, e->partial, AT_FDCWD, out, RENAME_NOREPLACE)) {
@@ -649,13 +680,17 @@ static int publish(hb_engine *e) {
   unlink(e->record);
   unlink(e->record_tmp);
   unlink(e->old_store);
+  if (e->nragged) unlink(e->ragged_side);
   return 0;
 }
 
 static void print_summary(hb_engine *e, const hb_stat3 *sec, const double *bytes, double wall) {
   int n = 0;
   for (int i = 0; i < e->nres; i++) n += !e->res[i].o->hidden;
+  n -= e->nragged;
   printf("hyperbatch: wrote %s (%d result%s)\n", e->job->output_file, n, n == 1 ? "" : "s");
+  if (e->nragged)
+    printf("hyperbatch: wrote %s (%d ragged result%s)\n", e->ragged_out, e->nragged, e->nragged == 1 ? "" : "s");
   for (int i = 0; i < e->nres && e->job->previews; i++)
     if (wants_preview(e, &e->res[i])) {
       char png[PATH_MAX + 256];
@@ -673,24 +708,23 @@ static void print_summary(hb_engine *e, const hb_stat3 *sec, const double *bytes
 
 int hb_output_finish(hb_engine *e) {
   double t0 = hb_now();
-  hb_stat3 sec[HB_PH_COUNT];
-  double bytes[HB_PH_COUNT];
-  HB_CALL(hb_timers_summary(e->comm, &e->tm, sec, bytes));
-  double wall = hb_now() - e->t_start;
-  HB_MPI(MPI_Bcast(&wall, 1, MPI_DOUBLE, 0, e->comm));
-  char slurm[64] = "";
+  HB_CALL(hb_timers_summary(e->comm, &e->tm, e->summary.sec, e->summary.bytes));
+  e->summary.wall = hb_now() - e->t_start;
+  HB_MPI(MPI_Bcast(&e->summary.wall, 1, MPI_DOUBLE, 0, e->comm));
+  char *slurm = e->summary.slurm_job;
   const char *sj = getenv("SLURM_JOB_ID");
-  if (e->rank == 0 && sj) snprintf(slurm, sizeof slurm, "%s", sj);
-  HB_MPI(MPI_Bcast(slurm, sizeof slurm, MPI_CHAR, 0, e->comm));
-  int streamed = e->streaming; /* how the single pass read: chunk stream or whole blocks (engine.c) */
-  HB_MPI(MPI_Allreduce(MPI_IN_PLACE, &streamed, 1, MPI_INT, MPI_SUM, e->comm));
+  if (e->rank == 0 && sj) snprintf(slurm, sizeof e->summary.slurm_job, "%s", sj);
+  HB_MPI(MPI_Bcast(slurm, sizeof e->summary.slurm_job, MPI_CHAR, 0, e->comm));
+  /* how the single pass read: chunk stream or whole blocks (engine.c) */
+  e->summary.streamed_ranks = e->streaming;
+  HB_MPI(MPI_Allreduce(MPI_IN_PLACE, &e->summary.streamed_ranks, 1, MPI_INT, MPI_SUM, e->comm));
   /* The provenance is the same for every result: written once, then
    * hard-linked into the others (one HDF5 object, found under every result;
    * ten copies cost ten times the attributes to create and flush). */
   int w = first_written(e);
-  int rc = w >= 0 ? write_provenance(e, e->res[w].group, sec, bytes, wall, slurm, streamed) : 0;
+  int rc = w >= 0 ? hb_output_write_provenance(e, e->res[w].group) : 0;
   for (int i = w + 1; w >= 0 && i < e->nres && !rc; i++)
-    if (!e->res[i].o->hidden &&
+    if (in_output(&e->res[i]) &&
         H5Lcreate_hard(e->res[w].group, "original_metadata/hyperbatch", e->res[i].group,
                        "original_metadata/hyperbatch", H5P_DEFAULT, H5P_DEFAULT) < 0)
       rc = HB_FAIL(HB_EIO, e->partial, "cannot link the provenance into '%s' (%s)", e->res[i].o->name,
@@ -703,6 +737,8 @@ int hb_output_finish(hb_engine *e) {
   close(e->store_fd);
   e->store_fd = -1;
   HB_CALL(hb_agree(e->comm, rc));
+  HB_CALL(hb_agree(e->comm, hb_ragged_finish(e)));
+  hb_ragged_close(e);
   rc = e->rank == 0 && e->job->previews ? write_previews(e) : 0;
   if (!rc && e->rank == 0) rc = publish(e);
   HB_CALL(hb_agree(e->comm, rc));
@@ -712,7 +748,7 @@ int hb_output_finish(hb_engine *e) {
     HB_CALL(hb_profile_write(e->comm, e->job->profile, &e->tm,
                              e->nblock_kernels ? e->work.done[e->rank] : e->end - e->first, hb_now() - e->t_start,
                              e->part.nblocks));
-  if (e->rank == 0) print_summary(e, sec, bytes, hb_now() - e->t_start);
+  if (e->rank == 0) print_summary(e, e->summary.sec, e->summary.bytes, hb_now() - e->t_start);
   return 0;
 }
 
@@ -732,9 +768,14 @@ void hb_output_abort(hb_engine *e) {
   e->ofile = -1;
   if (e->store_fd >= 0) close(e->store_fd);
   e->store_fd = -1;
+  if (e->ragged.open) hb_error_mark_unclean(); /* its MPI_File_close is collective too */
+  e->ragged.open = 0;
+  hb_ragged_close(e);
   if (ours) {
     if (e->partial_ours && !e->committed) unlink(e->partial);
+    if (!e->committed && !e->resumed.found) unlink(e->ragged_side); /* else the checkpoint's */
     unlink(e->record_tmp);
+    unlink(e->ragged_tmp);
   }
   hb_output_unlock(e);
 }

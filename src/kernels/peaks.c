@@ -1,0 +1,164 @@
+/* find_peaks: the local maxima of each pattern, a list of (row, column) per
+ * pattern, as HyperSpy's Signal2D.find_peaks(method="local_max") gives them
+ * (skimage.feature.peak_local_max, then sorted by column, then row):
+ *
+ * - a pixel is a candidate when it equals the maximum of the
+ *   (2 min_distance + 1)^2 square around it, pixels outside the pattern
+ *   counting as 0 (scipy's maximum_filter, mode "constant"), and is above
+ *   the threshold: threshold_abs (default: the pattern's minimum), raised to
+ *   threshold_rel x the pattern's maximum when given;
+ * - a pattern whose every pixel equals that maximum has none;
+ * - with exclude_border, none within min_distance of an edge;
+ * - brightest first (ties in row-major order), a candidate closer than
+ *   min_distance (Chebyshev) to one kept is dropped.
+ *
+ * A pattern without peaks has an empty list (HyperSpy stores [[nan, nan]]).
+ * The results are ragged: raggedwrite.c. */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "hb_error.h"
+#include "hb_kernel.h"
+
+static const hb_param_spec peaks_params[] = {
+    {"min_distance", HB_P_INT, HB_DEFAULT_INT(1),
+     .help = "half-width of the maximum filter, and the least spacing of two peaks (pixels, Chebyshev)"},
+    {"threshold_abs", HB_P_FLOAT, .dflt_note = "the pattern's minimum", .help = "a peak is above this value"},
+    {"threshold_rel", HB_P_FLOAT, .dflt_note = "none",
+     .help = "a peak is also above threshold_rel x the pattern's maximum"},
+    {"exclude_border", HB_P_BOOL, HB_DEFAULT_BOOL(1), .help = "no peaks within min_distance of an edge"},
+    HB_PARAM_END,
+};
+
+typedef struct {
+  long r;           /* min_distance */
+  int has_abs, has_rel, exclude_border;
+  double abs, rel;
+  size_t ny, nx;
+} peaks;
+
+static int peaks_plan(hb_kernel *k, const hb_stream *in, const hb_params *p) {
+  HB_CHECK(in->sig_dim == 2, HB_EINVALID, hb_params_where(p),
+           "find_peaks needs a 2-D signal; this input's signal has %d axes", in->sig_dim);
+  peaks *s;
+  HB_ALLOC(s, 1);
+  k->state = s;
+  s->r = (long)hb_param_int(p, "min_distance");
+  HB_CHECK(s->r >= 1, HB_EINVALID, hb_param_where(p, "min_distance"), "min_distance must be at least 1, got %ld",
+           s->r);
+  s->has_abs = hb_param_given(p, "threshold_abs");
+  s->has_rel = hb_param_given(p, "threshold_rel");
+  s->abs = hb_param_float(p, "threshold_abs");
+  s->rel = hb_param_float(p, "threshold_rel");
+  s->exclude_border = hb_param_bool(p, "exclude_border");
+  s->ny = in->shape[in->nav_dim];
+  s->nx = in->shape[in->nav_dim + 1];
+  HB_CALL(hb_kernel_add_output(k, NULL, HB_OUT_RAGGED, HB_I64, HB_I64, "Peak position"));
+  hb_output *o = hb_kernel_output(k, 0);
+  hsize_t two = 2;
+  hb_output_set_shape(o, 1, &two, NULL);
+  return 0;
+}
+
+/* 1-D running maximum over [i - r, i + r], outside counting as 0. */
+static void max_line(const double *in, size_t n, size_t stride, long r, double *out) {
+  for (size_t i = 0; i < n; i++) {
+    long lo = (long)i - r, hi = (long)i + r;
+    double m = lo < 0 || hi >= (long)n ? 0 : -INFINITY;
+    for (long j = lo < 0 ? 0 : lo; j <= hi && j < (long)n; j++) m = in[(size_t)j * stride] > m ? in[(size_t)j * stride] : m;
+    out[i * stride] = m;
+  }
+}
+
+typedef struct {
+  double v;
+  int64_t y, x;
+} cand;
+
+/* brightest first; ties in row-major order (numpy's stable argsort) */
+static int by_value(const void *a, const void *b) {
+  const cand *p = a, *q = b;
+  if (p->v != q->v) return p->v < q->v ? 1 : -1;
+  if (p->y != q->y) return p->y < q->y ? -1 : 1;
+  return (p->x > q->x) - (p->x < q->x);
+}
+
+/* HyperSpy's order: by column, then row */
+static int by_column(const void *a, const void *b) {
+  const int64_t *p = a, *q = b;
+  if (p[1] != q[1]) return p[1] < q[1] ? -1 : 1;
+  return (p[0] > q[0]) - (p[0] < q[0]);
+}
+
+/* One pattern (as doubles in img) into its list; tmp/filt of ny*nx. */
+static size_t one_pattern(const peaks *s, const double *img, double *tmp, double *filt, cand *c, int64_t *out) {
+  size_t ny = s->ny, nx = s->nx, m = ny * nx;
+  double lo = INFINITY, hi = -INFINITY;
+  for (size_t i = 0; i < m; i++) lo = img[i] < lo ? img[i] : lo, hi = img[i] > hi ? img[i] : hi;
+  double t = s->has_abs ? s->abs : lo;
+  if (s->has_rel && s->rel * hi > t) t = s->rel * hi;
+  for (size_t y = 0; y < ny; y++) max_line(img + y * nx, nx, 1, s->r, tmp + y * nx);
+  for (size_t x = 0; x < nx; x++) max_line(tmp + x, ny, nx, s->r, filt + x);
+  int trivial = 1;
+  for (size_t i = 0; i < m && trivial; i++) trivial = img[i] == filt[i];
+  if (trivial) return 0;
+  long b = s->exclude_border ? s->r : 0;
+  size_t n = 0;
+  for (long y = b; y < (long)ny - b; y++)
+    for (long x = b; x < (long)nx - b; x++) {
+      double v = img[(size_t)y * nx + (size_t)x];
+      if (v == filt[(size_t)y * nx + (size_t)x] && v > t) c[n++] = (cand){v, y, x};
+    }
+  qsort(c, n, sizeof *c, by_value);
+  size_t kept = 0;
+  for (size_t i = 0; i < n; i++) {
+    int near = 0;
+    for (size_t j = 0; j < kept && !near; j++)
+      near = labs((long)(out[2 * j] - c[i].y)) < s->r && labs((long)(out[2 * j + 1] - c[i].x)) < s->r;
+    if (!near) out[2 * kept] = c[i].y, out[2 * kept + 1] = c[i].x, kept++;
+  }
+  qsort(out, kept, 2 * sizeof *out, by_column);
+  return kept;
+}
+
+static void peaks_block(const hb_kernel *k, const hb_block *b, void *const *out) {
+  const peaks *s = k->state;
+  size_t m = s->ny * s->nx;
+  double *img = malloc(3 * m * sizeof *img);
+  cand *c = malloc(m * sizeof *c);
+  int64_t *list = malloc(2 * m * sizeof *list);
+  hb_ragged *r = out[0];
+  if (!img || !c || !list) {
+    hb_ragged_out_of_memory(r); /* the engine reports it */
+  } else {
+    for (size_t p = 0; p < b->npos; p++) {
+      switch (b->dtype) {
+#define X(E, T)                                                          \
+  case E:                                                                \
+    for (size_t i = 0; i < m; i++) img[i] = (double)((const T *)b->data)[p * m + i]; \
+    break;
+        HB_FOREACH_DTYPE(X)
+#undef X
+        default: break;
+      }
+      size_t n = one_pattern(s, img, img + m, img + 2 * m, c, list);
+      hb_ragged_add(r, p, list, n);
+    }
+  }
+  free(img), free(c), free(list);
+}
+
+static void peaks_destroy(hb_kernel *k) { free(k->state); }
+
+const hb_kernel_def hb_kernel_find_peaks = {
+    .op = "find_peaks",
+    .summary = "local maxima of each pattern, as HyperSpy's find_peaks(method='local_max'): a ragged list of "
+               "(row, column) per pattern",
+    .params = peaks_params,
+    .outputs_doc = "ragged: per pattern a list of int64 (row, column), sorted by column then row, in "
+                   "<output stem>.ragged.hspy",
+    .plan = peaks_plan,
+    .block = peaks_block,
+    .destroy = peaks_destroy,
+};

@@ -1,0 +1,125 @@
+"""find_peaks against HyperSpy's Signal2D.find_peaks(method="local_max")
+(skimage's peak_local_max, sorted by column then row) on stacks HyperSpy
+writes, at 1, 2 and 3 ranks, with several parameter sets in one job.
+
+The ragged results go to <output stem>.ragged.hspy (docs/hyperspy-semantics.md):
+checked with h5py (the layout, bit-identity across rank counts) and loaded
+by HyperSpy itself (eagerly: 1.7.3 cannot load a ragged signal lazily).
+Where HyperSpy finds no peak it stores [[nan, nan]]; hyperbatch an empty
+list: compared as such.
+
+usage: /usr/bin/python3 test_peaks.py path/to/hyperbatch"""
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import oracle  # noqa: E402
+from oracle import check, hs  # noqa: E402
+import h5py  # noqa: E402
+
+HB = os.path.abspath(sys.argv[1])
+
+CASES = {
+    "peaks_default": {},
+    "peaks_d3": {"min_distance": 3, "threshold_rel": 0.3},
+    "peaks_abs": {"min_distance": 2, "threshold_abs": 150.0, "exclude_border": False},
+    "peaks_none": {"min_distance": 2, "threshold_abs": 1e9},
+}
+
+
+def ragged_path(out):
+    return out[:-len(".hspy")] + ".ragged.hspy"
+
+
+def h5_lists(path, name):
+    with h5py.File(path, "r") as f:
+        g = f[f"Experiments/{name}"]
+        data, shapes = g["data"][()], g["ragged_shapes"][()]
+        return [np.asarray(d).reshape(tuple(sh)) for d, sh in zip(data.ravel(), shapes.ravel())], data.shape
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="hbpeaks.")
+    o = oracle.Oracle(HB, tmp)
+    for dtype, nav_shape, chunks in (("uint16", (3, 5), (2, 2, 9, 11)), ("float32", (7,), (3, 10, 16))):
+        tag = f"stack_{dtype}"
+        src = o.image_stack(tag + ".hspy", dtype=dtype, nav_shape=nav_shape, chunks=chunks, seed=23)
+        kernels = {name: dict({"op": "find_peaks"}, **params) for name, params in CASES.items()}
+        runs = o.run(src, kernels, tag=tag)
+        first = None
+        for n in runs.ranks:
+            path = ragged_path(runs.outputs[n])
+            check(os.path.exists(path), f"[{tag}] np={n}: ragged results in {os.path.basename(path)}")
+            raw = {name: h5_lists(path, name) for name in CASES}
+            if first is None:
+                first = raw
+            else:
+                same = all(len(raw[k][0]) == len(first[k][0]) and
+                           all(np.array_equal(a, b) for a, b in zip(raw[k][0], first[k][0])) for k in CASES)
+                check(same, f"[{tag}] np={n}: lists identical to np={runs.ranks[0]}")
+        if first is None:
+            continue
+        s = o.input_signal(src)
+        for name, params in CASES.items():
+            lists, shape = first[name]
+            check(shape == tuple(nav_shape), f"[{tag}] {name}: one list per position {shape}")
+            ref = s.find_peaks(method="local_max", interactive=False, show_progressbar=False, **params)
+            bad = []
+            for i, want in enumerate(ref.data.ravel()):
+                want = np.asarray(want)
+                if want.shape == (1, 2) and np.isnan(want.astype(float)).all():
+                    want = np.zeros((0, 2), dtype=np.int64)
+                got = lists[i]
+                if got.dtype != np.int64 or got.shape != want.shape or not np.array_equal(got, want):
+                    bad.append((i, got.tolist()[:4], want.tolist()[:4]))
+            npk = sum(len(x) for x in lists)
+            check(not bad, f"[{tag}] {name} {params}: {npk} peaks as HyperSpy's find_peaks"
+                  + (f"; first differences {bad[:2]}" if bad else ""))
+        # HyperSpy loads the file as it is
+        loaded = oracle.by_title(oracle.load_quietly(ragged_path(runs.outputs[runs.ranks[0]])))
+        sig = loaded.get("peaks_d3")
+        ok = sig is not None and sig.axes_manager.navigation_shape == tuple(reversed(nav_shape)) and \
+            all(np.array_equal(np.asarray(a).reshape(-1, 2), b) for a, b in zip(sig.data.ravel(), first["peaks_d3"][0]))
+        check(ok, f"[{tag}] HyperSpy loads {os.path.basename(ragged_path(runs.outputs[runs.ranks[0]]))}: "
+              f"ragged, navigation {tuple(reversed(nav_shape))}, the same lists")
+    resume(o, tmp)
+    oracle.finish("test_peaks")
+
+
+def resume(o, tmp):
+    """Stopped twice (checkpoints every round) at 2 and then 3 ranks,
+    finished at 1: the lists are those of an uninterrupted run, and the
+    side file is gone."""
+    src = o.image_stack("stack_resume.hspy", dtype="uint16", nav_shape=(6, 8), chunks=(1, 2, 14, 17), seed=29)
+    kernels = {"pk": {"op": "find_peaks", "min_distance": 2}, "m": {"op": "mean", "axes": "navigation"}}
+    ref = o.run(src, kernels, tag="resume_ref", ranks=(2,))
+    job = ref.job
+    out = os.path.join(tmp, "out", "resumed.hspy")
+    sets = [f"output.file={out}", "output.overwrite=false"]
+    env = dict(oracle.mpi_env(), HB_CHECKPOINT_SECONDS="0", HB_FAULT_SIGNAL_AFTER="3")
+    def run(n, env):
+        cmd = ["mpirun", "-q", "-n", str(n), "--oversubscribe", HB, "run", job]
+        if n != 2:
+            cmd.append("--resume")
+        for x in sets:
+            cmd += ["--set", x]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+
+    p1, p2, p3 = run(2, env), run(3, env), run(1, oracle.mpi_env())
+    check(p1.returncode == 75 and p2.returncode == 75 and p3.returncode == 0,
+          f"stopped at 2 ranks (exit {p1.returncode}), at 3 (exit {p2.returncode}), finished at 1 (exit "
+          f"{p3.returncode}{': ' + p3.stderr.strip()[-300:] if p3.returncode else ''})")
+    if p3.returncode or not ref.ranks:
+        return
+    want, _ = h5_lists(ragged_path(ref.outputs[2]), "pk")
+    got, _ = h5_lists(ragged_path(out), "pk")
+    same = len(got) == len(want) and all(np.array_equal(a, b) for a, b in zip(got, want))
+    check(same, f"resumed twice: the {sum(len(x) for x in got)} peaks are an uninterrupted run's")
+    check(not os.path.exists(out + ".partial.ragged"), "the side file is removed at the end")
+
+
+main()
