@@ -61,12 +61,15 @@ PATH="$WORK/bin:$PATH" HYPERBATCH='' HB_LAUNCHER=direct FAKE_SECONDS=0 bash "$SC
 RC=$?
 set -e
 check "binary found on PATH" test "$RC" = 0 -a "$(grep -c finished "$FAKE_LOG")" = 1
-check "outside Slurm, auto picks mpirun" grep -q 'launcher: mpirun' <(HYPERBATCH=$FAKE HB_NTASKS=2 FAKE_SECONDS=0 bash "$SCRIPT" job.yaml 2>&1)
+# run to the end before looking: a run left behind by `grep -q <(...)` would
+# write "started" lines into the next case's log while it waits for its ranks
+HYPERBATCH=$FAKE HB_NTASKS=2 FAKE_SECONDS=0 bash "$SCRIPT" job.yaml >"$WORK/auto.out" 2>&1 || true
+check "outside Slurm, auto picks mpirun" grep -q 'launcher: mpirun' "$WORK/auto.out"
 
 # ---- SIGUSR1 (the time-limit warning) -> forwarded, checkpoint code -> requeue
 rm -f "$WORK/scontrol.log"
 sbatch_bg SLURM_JOB_ID=4242
-if wait_for 2 started; then
+if wait_for 2 'job=4242 started'; then
   kill -USR1 "$SPID"
   finish_bg
   check "USR1: the script exits 0 after requeueing" test "$RC" = 0
@@ -109,7 +112,7 @@ check "HB_RESUME=1 passes --resume" grep -q 'resumed run job.yaml --resume' "$FA
 # ---- SIGTERM (scancel): forwarded, no requeue, the run's code
 rm -f "$WORK/scontrol.log"
 sbatch_bg SLURM_JOB_ID=4243
-if wait_for 2 started; then
+if wait_for 2 'job=4243 started'; then
   kill -TERM "$SPID"
   finish_bg
   check "TERM: exit with the checkpoint code, not requeued" test "$RC" = 75 -a ! -e "$WORK/scontrol.log"
@@ -122,7 +125,7 @@ fi
 # ---- the requeue cap
 rm -f "$WORK/scontrol.log"
 sbatch_bg SLURM_JOB_ID=4244 SLURM_RESTART_COUNT=3 HB_MAX_REQUEUES=3 FAKE_RESUME_WAITS=1
-if wait_for 2 started; then
+if wait_for 2 'job=4244 started'; then
   kill -USR1 "$SPID"
   finish_bg
   check "cap: not requeued a 4th time, exit 75" test "$RC" = 75 -a ! -e "$WORK/scontrol.log"
@@ -134,7 +137,7 @@ fi
 
 # ---- not under Slurm: checkpoint code is passed through with a hint
 sbatch_bg
-if wait_for 2 started; then
+if wait_for 2 'job= started'; then
   kill -USR1 "$SPID"
   finish_bg
   check "no Slurm: exit 75 with a resume hint" test "$RC" = 75 -a -n "$(grep -l HB_RESUME=1 "$WORK/hb.stderr")"
