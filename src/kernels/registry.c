@@ -8,16 +8,23 @@
 #include "hb_kernel.h"
 
 extern const hb_kernel_def hb_kernel_sum, hb_kernel_mean, hb_kernel_max, hb_kernel_min;
+extern const hb_kernel_def hb_kernel_std, hb_kernel_var, hb_kernel_nansum, hb_kernel_nanmean, hb_kernel_nanmax,
+    hb_kernel_nanmin, hb_kernel_nanstd, hb_kernel_nanvar;
 extern const hb_kernel_def hb_kernel_virtual_image;
 extern const hb_kernel_def hb_kernel_find_peaks;
+extern const hb_kernel_def hb_kernel_remove_background;
 extern const hb_kernel_def hb_kernel_decomposition;
 extern const hb_transform_def hb_transform_filter_hot_pixels, hb_transform_crop, hb_transform_rebin,
     hb_transform_change_dtype;
+extern const hb_transform_def hb_transform_fft, hb_transform_ifft;
 
 const hb_kernel_def *const hb_kernel_table[] = {
     &hb_kernel_sum, &hb_kernel_mean, &hb_kernel_max, &hb_kernel_min,
+    &hb_kernel_std, &hb_kernel_var, &hb_kernel_nansum, &hb_kernel_nanmean, &hb_kernel_nanmax, &hb_kernel_nanmin,
+    &hb_kernel_nanstd, &hb_kernel_nanvar,
     &hb_kernel_virtual_image,
     &hb_kernel_find_peaks,
+    &hb_kernel_remove_background,
     &hb_kernel_decomposition,
     NULL,
 };
@@ -29,6 +36,8 @@ const hb_transform_def *const hb_transform_table[] = {
     &hb_transform_crop,
     &hb_transform_rebin,
     &hb_transform_change_dtype,
+    &hb_transform_fft,
+    &hb_transform_ifft,
     NULL,
 };
 

@@ -1,15 +1,22 @@
-/* virtual_image: a virtual detector over a 2-D signal, one value per pattern.
- * Planning turns the geometry into a sparse list of pixel offsets (and
- * weights for masks), so a detector costs only the pixels it covers.
+/* virtual_image: a virtual detector over a 2-D signal, or energy windows over
+ * a 1-D one, per pattern.
  *
- * Evaluation is a sweep: the union of the detectors' pixels cut into
+ * 2-D signals: planning turns the geometry into a sparse list of pixel
+ * offsets (and weights for masks), so a detector costs only the pixels it
+ * covers.  Evaluation is a sweep: the union of the detectors' pixels cut into
  * segments (runs of consecutive pixels covered by the same detectors), each
  * with its list of (detector, weights).  One kernel sweeps its own detector;
  * the kernels of a job are fused (hb_fused) into one sweep, so each pattern
  * is read once however many detectors there are.  Results equal the plain
  * per-detector sum in pixel order, bit for bit: integer data with unit
  * weights are summed exactly in 64-bit integers (the double sum is exact
- * too), everything else in double, per detector, in ascending pixel order. */
+ * too), everything else in double, per detector, in ascending pixel order.
+ *
+ * 1-D signals (spectra): a rectangle is one window [x0, x1) and `windows`
+ * several; each is HyperSpy's s.isig[x0:x1].sum(-1), in numpy's sum dtype
+ * for integers (exact, wrapping as numpy's) and in float64 for floats.  A
+ * spectrum's windows are contiguous and short, so they are summed directly
+ * (a fused family runs each member on the run, which is in cache). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,14 +70,20 @@ typedef struct {
   int64_t *unbias;      /* per detector: 32768 per pixel summed in lanes */
 } sweep;
 
-/* One kernel: its detector and its own one-detector sweep. */
+/* One kernel: its detector and its own one-detector sweep; or, on a 1-D
+ * signal, its windows [lo[w], hi[w]). */
 typedef struct {
   detector d;
   sweep s;
+  size_t nwin;
+  size_t *lo, *hi;
 } vstate;
 
 const hb_param_spec hb_detector_params[] = {
-    {"shape", HB_P_ENUM, HB_REQUIRED, .choices = "point|circle|annulus|rectangle|mask", .help = "detector geometry"},
+    /* required, checked by hb_detector_plan: a table row marked required
+     * would make an absent optional detector map (virtual_image with
+     * windows) an error when the job is loaded */
+    {"shape", HB_P_ENUM, .choices = "point|circle|annulus|rectangle|mask", .help = "detector geometry (required)"},
     {"at", HB_P_NUMBERS, .count = 2, .help = "point: [x, y]"},
     {"center", HB_P_NUMBERS, .count = 2, .help = "circle, annulus: [x, y]"},
     {"radius", HB_P_FLOAT, .help = "circle: pixels whose centre is within radius (inclusive)"},
@@ -87,7 +100,13 @@ const hb_param_spec hb_detector_params[] = {
 };
 
 static const hb_param_spec virtual_params[] = {
-    {"detector", HB_P_MAP, HB_REQUIRED, .sub = hb_detector_params, .help = "the detector"},
+    {"detector", HB_P_MAP, .sub = hb_detector_params,
+     .help = "the detector (on a 1-D signal: a rectangle with x only, one energy window, or a mask)"},
+    {"windows", HB_P_LIST,
+     .help = "1-D signals, instead of detector: several windows [[x0, x1], [x2, x3], ...], each half-open like a "
+             "slice; one array of their sums per pattern"},
+    {"units", HB_P_ENUM, HB_DEFAULT_STR("px"), .choices = "px|calibrated",
+     .help = "windows: positions in channels or in the signal axis' units (a detector has its own units)"},
     HB_PARAM_END,
 };
 
@@ -137,6 +156,64 @@ static int get_length(const geom *g, const char *key, double *r) {
              "calibrated '%s' needs square pixels; the signal axes' scales differ", key);
     *r /= fabs(g->ax_x->scale);
   }
+  return 0;
+}
+
+/* HyperSpy's value2index of v on an axis of n samples: 1 and the index when
+ * it is a sample of the axis, else 0 (and an index past the end or before
+ * the start, by the side v is on). */
+static int value_index(const hb_axis *a, size_t n, double v, long long *i) {
+  double f = (v - a->offset) / a->scale;
+  if (!(fabs(f) < 1e15)) { /* far outside: no cast of a huge double */
+    *i = f > 0 ? (long long)n : -1;
+    return 0;
+  }
+  *i = hb_axis_value2index(a, v);
+  return *i >= 0 && *i < (long long)n;
+}
+
+/* [v0, v1) in the units of axis a (n samples) to samples [i0, i1), as
+ * HyperSpy's isig[v0:v1] with float bounds: value2index at each end, the stop
+ * exclusive; a start before the axis starts at its first sample and a stop
+ * past it ends at its end, while a start above the axis or a stop below it
+ * is an error (an IndexError there), and so is a range that selects nothing
+ * (an empty slice there). */
+static int calibrated_span(const hb_axis *a, size_t n, const double *v, const char *key, const char *where,
+                           long *i0, long *i1) {
+  double first = a->offset, last = a->offset + a->scale * (double)(n - 1);
+  double lo = fmin(first, last), hi = fmax(first, last);
+  const char *name = a->name[0] ? a->name : "(unnamed)", *units = a->units[0] ? a->units : "units";
+  HB_CHECK(isfinite(v[0]) && isfinite(v[1]), HB_EINVALID, where, "%s [%g, %g] must be finite", key, v[0], v[1]);
+  long long s, e;
+  if (!value_index(a, n, v[0], &s)) {
+    HB_CHECK(!(v[0] > hi), HB_EINVALID, where, "%s starts at %g %s, above axis '%s' (%g to %g %s)", key, v[0], units,
+             name, lo, hi, units);
+    s = 0;
+  }
+  if (!value_index(a, n, v[1], &e)) {
+    HB_CHECK(!(v[1] < lo), HB_EINVALID, where, "%s ends at %g %s, below axis '%s' (%g to %g %s)", key, v[1], units,
+             name, lo, hi, units);
+    e = (long long)n;
+  }
+  HB_CHECK(s < e, HB_EINVALID, where,
+           "%s [%g, %g) %s selects no sample of axis '%s' (it gives samples [%lld, %lld); the stop is exclusive)", key,
+           v[0], v[1], units, name, s, e);
+  *i0 = (long)s;
+  *i1 = (long)e;
+  return 0;
+}
+
+/* A rectangle's side `key` ([x0, x1) or [y0, y1)) over an axis of n samples:
+ * pixels rounded to the nearest, or calibrated values as isig takes them. */
+static int rect_side(const geom *g, const char *key, const hb_axis *a, size_t n, long *i0, long *i1) {
+  double v[2] = {0, 0};
+  hb_param_numbers(g->det, key, v);
+  const char *where = hb_param_where(g->det, key);
+  if (g->calibrated) return calibrated_span(a, n, v, key, where, i0, i1);
+  *i0 = lround(v[0]);
+  *i1 = lround(v[1]);
+  HB_CHECK(0 <= *i0 && *i0 < *i1 && *i1 <= (long)n, HB_EINVALID, where,
+           "%s [%ld, %ld) must satisfy 0 <= %s0 < %s1 <= %zu", key, *i0, *i1, key, key, n);
   return 0;
 }
 
@@ -514,11 +591,65 @@ static void sweep_run(const sweep *s, const hb_block *b, void *const *out) {
   }
 }
 
+/* A 1-D signal's windows, per pattern: input type, C type, the 64-bit type
+ * it widens to (its sign), the accumulator (uint64_t for integers: numpy's
+ * sum wraps, and unsigned arithmetic wraps alike without undefined
+ * behaviour; the bits are the int64 sum for signed data) and, for 8/16-bit
+ * data, a 32-bit partial that holds WIN_NARROW values exactly (32-bit SIMD
+ * lanes, twice as many per instruction). */
+#define WIN_TYPES(X)                                     \
+  X(HB_U8, uint8_t, uint64_t, uint64_t, uint32_t)        \
+  X(HB_U16, uint16_t, uint64_t, uint64_t, uint32_t)      \
+  X(HB_U32, uint32_t, uint64_t, uint64_t, uint64_t)      \
+  X(HB_U64, uint64_t, uint64_t, uint64_t, uint64_t)      \
+  X(HB_I8, int8_t, int64_t, uint64_t, int32_t)           \
+  X(HB_I16, int16_t, int64_t, uint64_t, int32_t)         \
+  X(HB_I32, int32_t, int64_t, uint64_t, int64_t)         \
+  X(HB_I64, int64_t, int64_t, uint64_t, int64_t)         \
+  X(HB_F32, float, double, double, double)               \
+  X(HB_F64, double, double, double, double)
+/* 65535 * 65536 < 2^32 and 32768 * 65536 = 2^31 */
+#define WIN_NARROW ((size_t)65536)
+
+/* out: npos x nwin sums, in numpy's sum dtype for integers, float64 for
+ * floats (added in channel order). */
+static void window_sums(const vstate *vs, const hb_block *b, void *out) {
+  const size_t m = b->sig_size, nw = vs->nwin;
+  switch (b->dtype) {
+#define X(E, T, W, A, N)                                                                \
+  case E: {                                                                             \
+    const T *x = b->data;                                                               \
+    A *o = out;                                                                         \
+    const int narrow = sizeof(N) == 4 && sizeof(T) <= 2;                                \
+    for (size_t p = 0; p < b->npos; p++, x += m)                                        \
+      for (size_t w = 0; w < nw; w++) {                                                 \
+        const size_t i0 = vs->lo[w], i1 = vs->hi[w];                                    \
+        A acc = 0;                                                                      \
+        if (narrow)                                                                     \
+          for (size_t j0 = i0; j0 < i1; j0 += WIN_NARROW) {                             \
+            const size_t j1 = i1 - j0 < WIN_NARROW ? i1 : j0 + WIN_NARROW;              \
+            N t = 0;                                                                    \
+            for (size_t j = j0; j < j1; j++) t += (N)x[j];                              \
+            acc += (A)(W)t;                                                             \
+          }                                                                             \
+        else                                                                            \
+          for (size_t j = i0; j < i1; j++) acc += (A)(W)x[j];                           \
+        *o++ = acc;                                                                     \
+      }                                                                                 \
+    break;                                                                              \
+  }
+    WIN_TYPES(X)
+#undef X
+    default: break;
+  }
+}
+
 int hb_detector_plan(const hb_params *det, int nd, const hsize_t *dims, const hb_axis *axes, const char *space,
                      hb_detector *d) {
   memset(d, 0, sizeof *d);
   const char *shape = hb_param_str(det, "shape");
   const char *where = hb_params_where(det);
+  HB_CHECK(shape, HB_EINVALID, where, "the detector needs a 'shape' (point, circle, annulus, rectangle or mask)");
   size_t cap = 1;
   for (int a = 0; a < nd; a++) cap *= dims[a];
   HB_CHECK(cap < UINT32_MAX, HB_EINVALID, where, "the %s space is too large for a detector", space);
@@ -562,19 +693,9 @@ int hb_detector_plan(const hb_params *det, int nd, const hsize_t *dims, const hb
              g.ky);
     HB_CALL(add_pixel(d, cap, (size_t)py * g.kx + (size_t)px, 1));
   } else if (!strcmp(shape, "rectangle")) {
-    double xr[2] = {0, 0}, yr[2] = {0, 1};
-    const char *ykey = span ? "x" : "y";
-    hb_param_numbers(det, "x", xr);
-    if (!span) hb_param_numbers(det, "y", yr);
-    for (int i = 0; g.calibrated && i < 2; i++) {
-      xr[i] = (xr[i] - g.ax_x->offset) / g.ax_x->scale;
-      if (!span) yr[i] = (yr[i] - g.ax_y->offset) / g.ax_y->scale;
-    }
-    long x0 = lround(xr[0]), x1 = lround(xr[1]), y0 = lround(yr[0]), y1 = lround(yr[1]);
-    HB_CHECK(0 <= x0 && x0 < x1 && x1 <= (long)g.kx, HB_EINVALID, hb_param_where(det, "x"),
-             "x [%ld, %ld) must satisfy 0 <= x0 < x1 <= %zu", x0, x1, g.kx);
-    HB_CHECK(0 <= y0 && y0 < y1 && y1 <= (long)g.ky, HB_EINVALID, hb_param_where(det, ykey),
-             "y [%ld, %ld) must satisfy 0 <= y0 < y1 <= %zu", y0, y1, g.ky);
+    long x0, x1, y0 = 0, y1 = 1;
+    HB_CALL(rect_side(&g, "x", g.ax_x, g.kx, &x0, &x1));
+    if (!span) HB_CALL(rect_side(&g, "y", g.ax_y, g.ky, &y0, &y1));
     for (long y = y0; y < y1; y++)
       for (long x = x0; x < x1; x++) HB_CALL(add_pixel(d, cap, (size_t)y * g.kx + (size_t)x, 1));
   } else {
@@ -624,23 +745,84 @@ void hb_detector_free(hb_detector *d) {
   d->w = NULL;
 }
 
+/* `windows` of a 1-D signal: each item a pair [x0, x1), in channels or
+ * calibrated (as isig); errors at the item. */
+static int plan_windows(vstate *vs, const hb_stream *in, const hb_params *p) {
+  const hb_node *list = hb_param_node(p, "windows");
+  const hb_axis *a = &in->axes[in->nav_dim];
+  const size_t n = in->shape[in->nav_dim];
+  const int calibrated = !strcmp(hb_param_str(p, "units"), "calibrated");
+  HB_CHECK(list->n > 0, HB_EINVALID, hb_param_where(p, "windows"), "windows is empty: give one [x0, x1] or more");
+  HB_ALLOC(vs->lo, list->n);
+  HB_ALLOC(vs->hi, list->n);
+  for (size_t w = 0; w < list->n; w++) {
+    char where[1200], key[48];
+    snprintf(where, sizeof where, "%s", hb_node_where(list->kids[w], 0));
+    snprintf(key, sizeof key, "window %zu", w + 1);
+    double v[2];
+    HB_CHECK(list->kids[w]->kind == HB_NODE_SEQ && list->kids[w]->n == 2, HB_EINVALID, where,
+             "%s must be a pair [x0, x1] (the window [x0, x1), like a slice)", key);
+    HB_CALL(hb_node_numbers(list->kids[w], v, 2));
+    long i0, i1;
+    if (calibrated) {
+      HB_CALL(calibrated_span(a, n, v, key, where, &i0, &i1));
+    } else {
+      i0 = lround(v[0]);
+      i1 = lround(v[1]);
+      HB_CHECK(0 <= i0 && i0 < i1 && i1 <= (long)n, HB_EINVALID, where,
+               "%s [%ld, %ld) must satisfy 0 <= x0 < x1 <= %zu (the channels)", key, i0, i1, n);
+    }
+    vs->lo[w] = (size_t)i0;
+    vs->hi[w] = (size_t)i1;
+    vs->nwin = w + 1;
+  }
+  return 0;
+}
+
 static int virtual_plan(hb_kernel *k, const hb_stream *in, const hb_params *p) {
-  const hb_params *det = hb_param_map(p, "detector");
-  HB_CHECK(in->sig_dim == 2, HB_EINVALID, hb_params_where(det),
-           "virtual_image needs a 2-D signal; this input's signal has %d axes", in->sig_dim);
+  const int has_det = hb_param_given(p, "detector"), has_win = hb_param_given(p, "windows");
+  HB_CHECK(in->sig_dim == 1 || in->sig_dim == 2, HB_EINVALID, hb_params_where(p),
+           "virtual_image needs a 1-D or 2-D signal; this input's signal has %d axes", in->sig_dim);
+  HB_CHECK(has_det || has_win, HB_EINVALID, hb_params_where(p), "virtual_image needs a detector%s",
+           in->sig_dim == 1 ? " (or windows)" : "");
+  HB_CHECK(!(has_det && has_win), HB_EINVALID, hb_param_where_key(p, "windows"),
+           "give either a detector or windows, not both");
+  HB_CHECK(has_win || !hb_param_given(p, "units"), HB_EINVALID, hb_param_where_key(p, "units"),
+           "units applies to windows; a detector takes its own (detector: {..., units: calibrated})");
+  HB_CHECK(!has_win || in->sig_dim == 1, HB_EINVALID, hb_param_where_key(p, "windows"),
+           "windows need a 1-D signal (a spectrum); this input's signal has %d axes: use a detector", in->sig_dim);
   vstate *vs;
   HB_ALLOC(vs, 1);
   k->state = vs;
-  HB_CALL(hb_detector_plan(det, 2, &in->shape[in->nav_dim], &in->axes[in->nav_dim], "signal", &vs->d));
+  const hsize_t *dims = &in->shape[in->nav_dim];
+  const hb_dtype sum_type = hb_dtype_sum(in->dtype);
+  if (has_win) {
+    HB_CALL(plan_windows(vs, in, p));
+    hsize_t nw = vs->nwin;
+    hb_axis axis = {.name = "window", .scale = 1, .size = nw};
+    HB_CALL(hb_kernel_add_output(k, NULL, HB_OUT_NAV, sum_type, sum_type, "Intensity"));
+    hb_output_set_shape(hb_kernel_output(k, 0), 1, &nw, &axis);
+    return 0;
+  }
+  const hb_params *det = hb_param_map(p, "detector");
+  HB_CALL(hb_detector_plan(det, in->sig_dim, dims, &in->axes[in->nav_dim], "signal", &vs->d));
+  if (in->sig_dim == 1 && !vs->d.w) { /* a rectangle: one window, its pixels consecutive */
+    HB_ALLOC(vs->lo, 1);
+    HB_ALLOC(vs->hi, 1);
+    vs->lo[0] = vs->d.idx[0];
+    vs->hi[0] = (size_t)vs->d.idx[vs->d.n - 1] + 1;
+    vs->nwin = 1;
+    return hb_kernel_add_output(k, NULL, HB_OUT_NAV, sum_type, sum_type, "Intensity");
+  }
   const detector *one = &vs->d;
   HB_CALL(sweep_build(&vs->s, &one, 1, in->sig_size, in->dtype));
   return hb_kernel_add_output(k, NULL, HB_OUT_NAV, HB_F64, HB_F64, "Intensity");
 }
 
-
 static void virtual_block(const hb_kernel *k, const hb_block *b, void *const *out) {
   const vstate *vs = k->state;
-  sweep_run(&vs->s, b, out);
+  if (vs->nwin) window_sums(vs, b, out[0]);
+  else sweep_run(&vs->s, b, out);
 }
 
 static void virtual_destroy(hb_kernel *k) {
@@ -648,11 +830,16 @@ static void virtual_destroy(hb_kernel *k) {
   if (!vs) return;
   sweep_free(&vs->s);
   hb_detector_free(&vs->d);
+  free(vs->lo);
+  free(vs->hi);
   free(vs);
 }
 
-/* Every virtual_image kernel of the job in one sweep. */
+/* Every virtual_image kernel of the job in one sweep.  A 1-D signal's
+ * members run one after the other on the run (no state): their windows are
+ * contiguous reads of patterns already in cache. */
 static int virtual_fuse(hb_fused *f) {
+  if (f->in->sig_dim == 1) return 0;
   const detector **d = malloc((size_t)f->n * sizeof *d);
   sweep *s = calloc(1, sizeof *s);
   if (!d || !s) {
@@ -671,7 +858,13 @@ static int virtual_fuse(hb_fused *f) {
   return 0;
 }
 
-static void virtual_fused_block(const hb_fused *f, const hb_block *b, void *const *out) { sweep_run(f->state, b, out); }
+static void virtual_fused_block(const hb_fused *f, const hb_block *b, void *const *out) {
+  if (f->state) {
+    sweep_run(f->state, b, out);
+    return;
+  }
+  for (int i = 0; i < f->n; i++) virtual_block(f->k[i], b, &out[i]);
+}
 
 static void virtual_fused_destroy(hb_fused *f) {
   if (!f->state) return;
@@ -682,10 +875,16 @@ static void virtual_fused_destroy(hb_fused *f) {
 
 const hb_kernel_def hb_kernel_virtual_image = {
     .op = "virtual_image",
-    .summary = "integrated intensity in a virtual detector (point, circle, annulus, rectangle or weighted mask), "
-               "per pattern",
+    .summary = "integrated intensity in a virtual detector (point, circle, annulus, rectangle or weighted mask) of a "
+               "2-D signal, or in energy windows of a 1-D one, per pattern. A window [x0, x1) is HyperSpy's "
+               "s.isig[x0:x1].sum(-1): calibrated bounds convert by value2index (half towards zero for values >= 0), "
+               "the stop exclusive, a start before the axis or a stop past it clipped to its ends (as are calibrated "
+               "rectangles on 2-D signals); a window's sum has numpy's sum dtype for integer data (exact), and is "
+               "float64 for float data (HyperSpy keeps float32 for float32 data)",
     .params = virtual_params,
-    .outputs_doc = "<name>: navigation-shaped, float64",
+    .outputs_doc = "<name>: navigation-shaped; float64 for a 2-D signal or a mask; for a 1-D signal's rectangle or "
+                   "windows numpy's sum dtype (uint64 / int64) for integer data and float64 for float data, and "
+                   "with windows an array of n sums per pattern (item axis 'window')",
     .plan = virtual_plan,
     .block = virtual_block,
     .destroy = virtual_destroy,

@@ -1,0 +1,211 @@
+"""The statistics family (issue 16) against HyperSpy 1.7.3: sum, mean, max,
+min, std, var, nansum, nanmean, nanmax, nanmin, nanstd and nanvar over the
+navigation axes, the signal axes and named axes (names and natural-order
+indices, as HyperSpy's axis=), on inputs HyperSpy writes itself (float32
+spectrum images and image scans with NaNs, uint16 and int16 ones, a uint16
+stack with values up to 65535; odd shapes, partial edge chunks, gzip), at 1,
+2 and 3 ranks with one input chunk per block, so that every reduction merges
+many partials.  A run stopped at a checkpoint on 2 ranks and resumed on 3
+must equal an uninterrupted one bit for bit.  Then `hyperbatch validate` of
+bad axes: exit 2 at the value's job.yaml:LINE:COL.
+
+Where hyperbatch differs from HyperSpy on purpose the field is in `known`:
+- one value per pattern is stored with navigate=False, so it loads as a
+  Signal1D/Signal2D (|7, 5) where HyperSpy returns a BaseSignal (7, 5|)
+  ("class", "navigate"), as for every navigation-shaped result;
+- sum and mean of float32 data are float64 (HyperSpy: float32), as they
+  were before this family grew ("dtype");
+- float32 data accumulate in float64 (numpy: in float32), so the float32
+  results of std, var, nansum, nanmean, nanstd and nanvar are held to
+  HyperSpy's on the data as float64 within float32 rounding (upcast), and to
+  its float32 results within float32 accumulation error.
+
+usage: /usr/bin/python3 test_stats.py path/to/hyperbatch"""
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import oracle  # noqa: E402
+from oracle import Case, hs  # noqa: E402
+
+HB = os.path.abspath(sys.argv[1])
+OPS = ("sum", "mean", "max", "min", "std", "var", "nansum", "nanmean", "nanmax", "nanmin", "nanstd", "nanvar")
+NAVSHAPED = ("class", "navigate")  # one value per pattern: navigate=False
+F32_ROUNDING = 1.2e-7  # a float64 result rounded to float32 is within 2^-24 of it
+F32_ACCUMULATION = 2e-5  # numpy's float32 sums and squared deviations against float64 ones
+
+
+def cases(ops, axes, expr_axes, dtype, known=(), tag=None, f32ref=False):
+    """One Case per op over `axes` (the job's value), with HyperSpy's
+    s.<op>(expr_axes); what differs for this dtype goes into known=.  Float32
+    results are held to HyperSpy's on float64 data, and with f32ref also to
+    its float32 results."""
+    out = []
+    for op in ops:
+        name = f"{op}_{tag or axes}"
+        f32 = dtype == "float32"
+        widened = f32 and op in ("sum", "mean")  # float64 here, float32 in HyperSpy
+        k = tuple(known) + (("dtype",) if widened else ())
+        expr = f"s.{op}({expr_axes})"
+        if f32 and op not in ("max", "min", "nanmax", "nanmin"):
+            # tight against float64 arithmetic, loose against numpy's float32
+            rtol = 1e-12 if widened else F32_ROUNDING
+            out.append(Case(name, {"op": op, "axes": axes}, expr, rtol=rtol, upcast=True, known=k))
+            if f32ref:
+                out.append(Case(name + "_f32ref", {"op": op, "axes": axes}, expr, rtol=F32_ACCUMULATION, known=k))
+        else:
+            out.append(Case(name, {"op": op, "axes": axes}, expr, rtol=1e-12, known=k))
+    return out
+
+
+def save(s, path, chunks):
+    s.save(path, overwrite=True, chunks=chunks, compression="gzip")
+    return path
+
+
+def test_spectrum_images(o):
+    # float32 with NaNs: every op over both axis sets and named ones
+    tag = "si_f32"
+    # (7, 5 | 203), chunk rows of 5 patterns: the runs the kernels get are rows
+    src = o.spectrum_image(tag + ".hspy", dtype="float32", nans=6, seed=7, chunks=(2, 5, 64))
+    s = o.input_signal(src)
+    oracle.check(np.isnan(s.data).sum() == 6, f"[{tag}] the input has 6 NaNs")
+    cs = cases(OPS, "navigation", "nav", "float32", f32ref=True)
+    cs += cases(OPS, "signal", "sig", "float32", NAVSHAPED, f32ref=True)
+    # the one signal axis by name and by index; the navigation axes by
+    # name are refused (below)
+    cs += cases(("std", "nanmean"), "Energy loss", "'Energy loss'", "float32", NAVSHAPED, tag="E")
+    cs += cases(("nanvar", "max"), -1, "-1", "float32", NAVSHAPED, tag="last")
+    o.suite(src, cs, tag=tag)
+
+    tag = "si_u16"  # the new ops (test_oracle_existing.py has sum, mean, max, min)
+    src = o.spectrum_image(tag + ".hspy", dtype="uint16", seed=8)
+    cs = cases(OPS[4:], "navigation", "nav", "uint16") + cases(OPS[4:], "signal", "sig", "uint16", NAVSHAPED)
+    o.suite(src, cs, tag=tag)
+
+    # int16 around zero: the signed exact moments, and the signed sums
+    tag = "si_i16"
+    axes = oracle.SPECTRUM_AXES
+    energy = axes[-1][3] + axes[-1][2] * np.arange(203)
+    s = hs.signals.Signal1D((oracle.eels_like(np.random.default_rng(9), (5, 7), energy) - 1500).astype("int16"))
+    oracle.calibrate(s, axes)
+    src = save(s, o.path(tag + ".hspy"), (2, 3, 64))
+    oracle.check(s.data.min() < 0 < s.data.max(), f"[{tag}] values of both signs")
+    ops = ("sum", "mean", "std", "var", "nanstd", "nanmean", "nanmin")
+    cs = cases(ops, "navigation", "nav", "int16") + cases(ops, "signal", "sig", "int16", NAVSHAPED)
+    o.suite(src, cs, tag=tag)
+
+
+def test_stacks(o):
+    # one navigation axis: naming it reduces every navigation axis; a signal
+    # axis leaves a line per pattern.  Patterns of 2250 pixels span several
+    # of the kernels' pixel tiles.
+    tag = "stack_u16"
+    rng = np.random.default_rng(16)
+    x = rng.integers(0, 65536, size=(9, 45, 50), dtype=np.uint16)  # squares near 2^32
+    x[:, :3] = rng.integers(60000, 65536, size=(9, 3, 50), dtype=np.uint16)
+    s = hs.signals.Signal2D(x)
+    oracle.calibrate(s, oracle.STACK_AXES[1] + oracle.STACK_SIGNAL_AXES)
+    s.metadata.General.title = "stack"
+    src = save(s, o.path(tag + ".hspy"), (4, 10, 16))
+    cs = cases(OPS, "navigation", "nav", "uint16")
+    cs += cases(("sum", "std", "var", "nanmax"), "t", "'t'", "uint16", tag="t")
+    cs += cases(("sum", "mean", "std", "nanvar"), "kx", "'kx'", "uint16")
+    cs += cases(("max", "var", "nanmean"), "ky", "'ky'", "uint16")
+    cs += cases(("min", "std"), 1, "1", "uint16", tag="nat1")  # natural order: t, kx, ky
+    cs += cases(("nanstd",), -1, "-1", "uint16", tag="last")
+    cs += cases(("std", "mean"), "signal", "sig", "uint16", NAVSHAPED)
+    o.suite(src, cs, tag=tag)
+
+    # a 3 x 5 scan of float32 images with NaNs, 6 patterns per block
+    tag = "scan_f32"
+    src = o.image_stack(tag + ".hspy", dtype="float32", nav_shape=(3, 5), sig_shape=(45, 50), chunks=(3, 2, 9, 11),
+                        seed=21, nans=5)
+    cs = cases(OPS, "kx", "'kx'", "float32")
+    cs += cases(("std", "nanstd", "nanmean", "nanmin", "sum"), "ky", "'ky'", "float32")
+    cs += cases(("std", "var", "nanstd", "nanvar", "nanmax"), "navigation", "nav", "float32")
+    cs += cases(("std", "nanvar"), "signal", "sig", "float32", NAVSHAPED)
+    o.suite(src, cs, tag=tag)
+
+
+def test_resume(o):
+    """A run stopped at a checkpoint (as Slurm's time limit does) on 2 ranks
+    and resumed on 3 gives what an uninterrupted run on 1 gives, bit for
+    bit: the partials of every accumulation scheme go through the
+    checkpoint."""
+    for dtype in ("float32", "uint16"):
+        src = o.path(f"resume_{dtype}.hspy")
+        subprocess.run([HB, "synth", "4dstem", src, "--shape", "12,10,16,16", "--chunks", "2,2,16,16", "--dtype",
+                        dtype], check=True, capture_output=True, env=o.env)
+        kernels = {op: {"op": op, "axes": "navigation"} for op in ("std", "nanvar", "nanmean", "nanmax", "mean")}
+        kernels["var_kx"] = {"op": "var", "axes": "kx"}
+        job = oracle.write_job(o.path(f"resume_{dtype}.yaml"), src, kernels, o.path(f"out/resume_{dtype}.hspy"),
+                               run={"block": 1, "checkpoint": True})
+        ref, out = o.path(f"out/resume_{dtype}_ref.hspy"), o.path(f"out/resume_{dtype}.hspy")
+        p = oracle.run_hyperbatch(HB, job, 1, [f"output.file={ref}"], o.env)
+        stop = oracle.run_hyperbatch(HB, job, 2, [], dict(o.env, HB_CHECKPOINT_SECONDS="0", HB_FAULT_SIGNAL_AFTER="4"))
+        oracle.check(p.returncode == 0 and stop.returncode == 75 and not os.path.exists(out),
+                     f"[resume_{dtype}] reference exit {p.returncode} (0), stopped exit {stop.returncode} (75)")
+        resumed = subprocess.run(["mpirun", "-q", "-n", "3", "--oversubscribe", HB, "run", job, "--resume"],
+                                 capture_output=True, text=True, env=o.env, timeout=300)
+        same = subprocess.run([sys.executable, os.path.join(oracle.ROOT, "tests", "compare_outputs.py"), ref, out],
+                              capture_output=True, text=True)
+        oracle.check(resumed.returncode == 0 and same.returncode == 0 and "bit-identical" in same.stdout,
+                     f"[resume_{dtype}] resumed on 3 ranks: exit {resumed.returncode}; {same.stdout.strip()}"
+                     + (f" {resumed.stderr.strip()[-400:]}" if resumed.returncode else ""))
+
+
+def where_of(job_text, name):
+    """LINE:COL of the value of `axes` in the kernel named `name` (written
+    in flow style by write_job)."""
+    for i, line in enumerate(job_text.splitlines(), 1):
+        if re.search(rf"\bname: {re.escape(name)}\b", line):
+            return f"{i}:{line.index('axes: ') + len('axes: ') + 1}"
+    raise AssertionError(f"no kernel {name} in the job")
+
+
+def test_validate(o):
+    src = o.path("si_u16.hspy")  # (7, 5 | 203): navigation x, y; signal 'Energy loss'
+    bad = [
+        ("unknown", "energy", "no axis named 'energy'"),
+        ("index", 3, "axis 3: the data has 3 axes"),
+        ("negative", -4, "axis -4: the data has 3 axes"),
+        ("one_nav", "x", "reducing 1 of the 2 navigation axes is not supported yet"),
+        ("one_nav_index", 1, "reducing 1 of the 2 navigation axes is not supported yet"),
+        ("empty", "", "no axis named ''"),
+    ]
+    for name, value, message in bad:
+        job = oracle.write_job(o.path(f"bad_{name}.yaml"), src, {name: {"op": "std", "axes": value}},
+                               o.path(f"out/bad_{name}.hspy"))
+        with open(job) as f:
+            text = f.read()
+        p = subprocess.run([HB, "validate", job], capture_output=True, text=True, env=o.env, timeout=60)
+        at = where_of(text, name)
+        oracle.check(p.returncode == 2 and f"{job}:{at}: " in p.stderr and message in p.stderr,
+                     f"validate axes: {value}: exit {p.returncode} (2) at {at}, '{message}': {p.stderr.strip()}")
+    # and the good ones validate
+    job = oracle.write_job(o.path("good.yaml"), src, {"a": {"op": "nanstd", "axes": "Energy loss"},
+                                                      "b": {"op": "var", "axes": -1}}, o.path("out/good.hspy"))
+    p = subprocess.run([HB, "validate", job], capture_output=True, text=True, env=o.env, timeout=60)
+    oracle.check(p.returncode == 0, f"validate axes 'Energy loss' and -1: exit {p.returncode}: {p.stderr.strip()}")
+
+
+def main():
+    t0 = time.time()
+    with tempfile.TemporaryDirectory() as tmp:
+        o = oracle.Oracle(HB, tmp, env_extra={"HB_RESULT_CHUNK_BYTES": "16"})  # many small result chunks
+        test_spectrum_images(o)
+        test_stacks(o)
+        test_resume(o)
+        test_validate(o)
+    print(f"test_stats: {time.time() - t0:.1f} s")
+    oracle.finish("test_stats")
+
+
+main()
