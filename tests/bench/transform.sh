@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# FFT benchmark (issue 16): the FFT over the signal axes of a
-# 128x128x128x128 float32 file, hyperbatch (`op: fft`, one job, N ranks)
-# against HyperSpy lazy `s.fft().save()`, end to end, both writing
+# Transform benchmarks (issue 16): a full-size result from a
+# 128x128x128x128 float32 file, hyperbatch (one job, N ranks) against
+# HyperSpy lazy `.save()` of the same operation, end to end, both writing
 # HyperSpy's default gzip-4 + shuffle (or both no filter).  Goal: >= 10x at
 # 2 ranks.
+#   --op fft    the FFT over the signal axes: `op: fft` against s.fft()
+#   --op rebin  crop to the central half of each signal axis, then 2x2 bins:
+#               `preprocess: crop, crop` + `op: rebin` against
+#               s.isig[a:b, a:b].rebin(scale=(1, 1, 2, 2))
 #
-#   tests/bench/fft.sh [--hb PATH] [--reps N] [--ranks N] [--shape a,b,c,d] [--compression gzip|none]
-#                      [--wisdom] [--shift] [--set K=V]...
+#   tests/bench/transform.sh [--op fft|rebin] [--hb PATH] [--reps N] [--ranks N] [--shape a,b,c,d]
+#                            [--compression gzip|none] [--wisdom] [--shift] [--set K=V]...
 #
 #   --hb PATH    the hyperbatch binary (default: $HB, else build/hyperbatch;
 #                benchmark a private build: colleagues rebuild build/)
@@ -19,16 +23,17 @@
 #   --wisdom     plan from FFTW wisdom (measured plans), made once into the
 #                cache folder with fftw-wisdom
 #   --shift      fft with shift: true on both sides
+#   --op         fft (default) or rebin
 #   --set K=V    passed to `hyperbatch run` (repeatable), e.g.
 #                --set output.compression=none
 #
 # The input is made once into $HB_BENCH_DIR/fft (default /tmp/hb-bench/fft):
 # `hyperbatch synth 4dstem --dtype float32`, re-saved by HyperSpy (lazy load,
 # .save(): its chunks and gzip-4 + shuffle).  HyperSpy runs in one warm
-# Python process (tests/bench/hs_fft.py) that has imported HyperSpy and run
+# Python process (tests/bench/hs_transform.py) that has imported HyperSpy and run
 # the same fft + save once before the first timed run; only the later runs
 # are timed.  hyperbatch is timed end to end (mpirun included).  Each run's
-# output is deleted before the next (4 GiB of complex128 each).
+# output is deleted before the next (fft: 4 GiB of complex128 each).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -44,6 +49,7 @@ SHIFT=0
 COMPRESSION=gzip
 WISDOM=0
 SETS=()
+OP=fft
 while [ $# -gt 0 ]; do
   case $1 in
     --hb) HB=$2; shift ;;
@@ -54,14 +60,16 @@ while [ $# -gt 0 ]; do
     --compression) COMPRESSION=$2; shift ;;
     --wisdom) WISDOM=1 ;;
     --set) SETS+=(--set "$2"); shift ;;
+    --op) OP=$2; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-    *) echo "fft.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+    *) echo "transform.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
 done
 HB=$(realpath "$HB")
-[ -x "$HB" ] || { echo "fft.sh: no hyperbatch binary at $HB" >&2; exit 2; }
+[ -x "$HB" ] || { echo "transform.sh: no hyperbatch binary at $HB" >&2; exit 2; }
 
+case $OP in fft|rebin) ;; *) echo "transform.sh: --op fft or rebin" >&2; exit 2 ;; esac
 CACHE=${HB_BENCH_DIR:-/tmp/hb-bench}/fft
 mkdir -p "$CACHE"
 tag=${SHAPE//,/x}
@@ -77,7 +85,7 @@ if [ ! -e "$IN" ]; then
   rm -f "$CACHE/synth-$tag.hspy"
 fi
 
-case $COMPRESSION in gzip|none) ;; *) echo "fft.sh: --compression gzip or none" >&2; exit 2 ;; esac
+case $COMPRESSION in gzip|none) ;; *) echo "transform.sh: --compression gzip or none" >&2; exit 2 ;; esac
 IFS=, read -r -a dims <<<"$SHAPE"
 sig="${dims[-2]}x${dims[-1]}"
 extra=""
@@ -85,32 +93,45 @@ if [ $WISDOM = 1 ]; then
   [ -e "$CACHE/$sig.wisdom" ] || fftw-wisdom -n -m -o "$CACHE/$sig.wisdom" "rof$sig"
   extra=", wisdom: $CACHE/$sig.wisdom"
 fi
-cat >"$CACHE/fft.yaml" <<EOF
+# the central half of each signal axis, HyperSpy's isig[a:b] in indices
+lo_y=$((dims[-2] / 4)) hi_y=$((dims[-2] / 4 + dims[-2] / 2))
+lo_x=$((dims[-1] / 4)) hi_x=$((dims[-1] / 4 + dims[-1] / 2))
+if [ "$OP" = fft ]; then
+  steps="kernels:
+  - {name: fft, op: fft, shift: $([ $SHIFT = 1 ] && echo true || echo false)$extra}"
+else
+  steps="preprocess:
+  - {op: crop, axis: 2, start: $lo_x, end: $hi_x}
+  - {op: crop, axis: 3, start: $lo_y, end: $hi_y}
+kernels:
+  - {name: binned, op: rebin, scale: [1, 1, 2, 2]}"
+fi
+cat >"$CACHE/$OP.yaml" <<EOF
 version: 1
 input: {file: $IN}
 output: {file: $HB_OUT, overwrite: true, previews: false, compression: $COMPRESSION}
-kernels:
-  - {name: fft, op: fft, shift: $([ $SHIFT = 1 ] && echo true || echo false)$extra}
+$steps
 run: {progress: off, checkpoint: false}
 EOF
 
+echo "op        $OP"
 echo "input     $IN ($(du -h "$IN" | cut -f1) on disk), float32 $SHAPE"
 echo "machine   $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "output    $COMPRESSION on both sides$([ $WISDOM = 1 ] && echo ", hyperbatch with FFTW wisdom" || true)"
 echo "hyperbatch mpirun -n $RANKS $HB ${SETS[*]}"
 
 # ---- HyperSpy, warm ------------------------------------------------------------
-coproc HS { exec "$PY" "$here/hs_fft.py" "$IN" "$HS_OUT" $([ $SHIFT = 1 ] && echo --shift) \
-  $([ "$COMPRESSION" = none ] && echo --no-compression); }
+coproc HS { exec "$PY" "$here/hs_transform.py" "$OP" "$IN" "$HS_OUT" $([ $SHIFT = 1 ] && echo --shift) \
+  $([ "$COMPRESSION" = none ] && echo --no-compression) --crop "$lo_x,$hi_x,$lo_y,$hi_y"; }
 read -r word warm <&"${HS[0]}"
-[ "$word" = ready ] || { echo "fft.sh: hs_fft.py did not start: $word $warm" >&2; exit 1; }
+[ "$word" = ready ] || { echo "transform.sh: hs_transform.py did not start: $word $warm" >&2; exit 1; }
 echo "HyperSpy  warm-up run (untimed) took $warm s"
 rm -f "$HS_OUT"
 
 hb_times=() hs_times=()
 for i in $(seq 1 "$REPS"); do
   t0=$EPOCHREALTIME
-  mpirun -q -n "$RANKS" $([ "$RANKS" -gt "$(nproc)" ] && echo --oversubscribe) "$HB" run "$CACHE/fft.yaml" \
+  mpirun -q -n "$RANKS" $([ "$RANKS" -gt "$(nproc)" ] && echo --oversubscribe) "$HB" run "$CACHE/$OP.yaml" \
     "${SETS[@]}" >"$CACHE/hb.log" 2>&1 || { cat "$CACHE/hb.log"; exit 1; }
   t1=$EPOCHREALTIME
   hb=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
@@ -118,7 +139,7 @@ for i in $(seq 1 "$REPS"); do
   rm -f "$HB_OUT"
   echo run >&"${HS[1]}"
   read -r word hs <&"${HS[0]}"
-  [ "$word" = hs_fft ] || { echo "fft.sh: hs_fft.py: $word $hs" >&2; exit 1; }
+  [ "$word" = done ] || { echo "transform.sh: hs_transform.py: $word $hs" >&2; exit 1; }
   hs_size=$(du -h "$HS_OUT" | cut -f1)
   rm -f "$HS_OUT"
   hb_times+=("$hb") hs_times+=("$hs")
