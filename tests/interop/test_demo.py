@@ -2,8 +2,10 @@
 without warnings and shows the structure the generator put in (its ground
 truth is in the scan's metadata): bright-field is bright in vacuum, the
 annular image is dark in vacuum and follows the thickness, a dark field on a
-Bragg disk shows the grain, the mean pattern shows the Bragg disks, and the
-hot pixels are filtered.
+Bragg disk shows the grain, the mean pattern shows the Bragg disks, the
+hot pixels are filtered, the standard-deviation pattern is numpy's, the peaks
+of the crystal's patterns are on its Bragg disks, and the binned scan holds
+every count.
 
 usage: /usr/bin/python3 test_demo.py path/to/hyperbatch SOURCE_ROOT"""
 import os
@@ -29,8 +31,11 @@ def main(tmp):
     print(p.stdout)
     check(p.returncode == 0, f"demo job runs on 2 ranks (exit {p.returncode}) {p.stderr[-400:]}")
     check(f"wrote {out}" in p.stdout, "it prints the output path")
+    ragged = out[:-len(".hspy")] + ".ragged.hspy"
+    check(f"wrote {ragged}" in p.stdout, "it prints the ragged companion's path")
     pngs = [line.split("preview ", 1)[1] for line in p.stdout.splitlines() if " preview " in line]
-    check(len(pngs) == 6, f"it prints 6 previews: {pngs}")
+    # one per 2-D image result: the three detectors, total, and the three patterns
+    check(len(pngs) == 7, f"it prints 7 previews: {pngs}")
     for png in pngs:
         with open(png, "rb") as f:
             check(f.read(8) == b"\x89PNG\r\n\x1a\n", f"{os.path.basename(png)} is a PNG")
@@ -61,6 +66,40 @@ def main(tmp):
           f"hot pixels filtered out of the max pattern ({mx[hy, hx]})")
     total = res["total"].data
     check(np.all(total > 0.5 * truth.counts_per_pattern), "every pattern holds its counts")
+
+    raw = hs.load(scan).data
+    std = np.std(raw, axis=(0, 1), dtype=np.float64)
+    # the filter also takes out single noise counts far from the beam (above
+    # 8 where the neighbours are 0): about 2% of the pixels differ here
+    same = np.isclose(res["std_dp"].data, std, rtol=1e-12, atol=0)
+    check(same.mean() > 0.95, f"std_dp is numpy's std over the scan on {same.mean():.1%} of the pixels")
+    check(np.all(res["std_dp"].data[hy, hx] < std[hy, hx] / 4), "the hot pixels are filtered out of std_dp")
+
+    binned = res["binned"]
+    check(binned.data.shape == (64, 64, 64, 64), f"binned is the scan 2x2-binned: {binned.data.shape}")
+    check(np.array_equal(binned.data.sum(axis=(2, 3), dtype=np.uint64), total),
+          "binned holds every count of every pattern (its sums equal total)")
+    sig = binned.axes_manager.signal_axes
+    check(all(abs(a.scale - 2 * b.scale) < 1e-12 for a, b in zip(sig, hs.load(scan, lazy=True).axes_manager.signal_axes)),
+          "binned's detector axes have twice the scale")
+
+    # find_peaks: the crystal's patterns have peaks on (nearly) all 8 Bragg
+    # disks, the vacuum's on none (the direct beam is not a Bragg disk)
+    peaks = load_quietly(ragged)[0].data
+    bx, by = np.asarray(truth.bragg_disks_x_px), np.asarray(truth.bragg_disks_y_px)
+    sx, sy = np.asarray(truth.beam_shift_x), np.asarray(truth.beam_shift_y)
+
+    def disks_found(i, j):
+        pk = np.asarray(peaks[i, j]).reshape(-1, 2)
+        if not len(pk):
+            return 0
+        cx, cy = truth.centre_x_px + sx[i, j], truth.centre_y_px + sy[i, j]
+        return sum(np.hypot(pk[:, 1] - cx - x, pk[:, 0] - cy - y).min() <= truth.disk_radius_px for x, y in zip(bx, by))
+
+    in_crystal = np.mean([disks_found(i, j) for i, j in np.argwhere(crystal)])
+    in_vacuum = np.mean([disks_found(i, j) for i, j in np.argwhere(vac)])
+    check(in_crystal > 6 and in_vacuum < 0.5,
+          f"peaks on the Bragg disks: {in_crystal:.2f} of 8 per crystal pattern, {in_vacuum:.2f} in vacuum")
 
 
 with tempfile.TemporaryDirectory() as tmp:
