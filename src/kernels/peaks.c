@@ -61,14 +61,24 @@ static int peaks_plan(hb_kernel *k, const hb_stream *in, const hb_params *p) {
   return 0;
 }
 
-/* 1-D running maximum over [i - r, i + r], outside counting as 0. */
-static void max_line(const double *in, size_t n, size_t stride, long r, double *out) {
-  for (size_t i = 0; i < n; i++) {
-    long lo = (long)i - r, hi = (long)i + r;
-    double m = lo < 0 || hi >= (long)n ? 0 : -INFINITY;
-    for (long j = lo < 0 ? 0 : lo; j <= hi && j < (long)n; j++) m = in[(size_t)j * stride] > m ? in[(size_t)j * stride] : m;
-    out[i * stride] = m;
-  }
+/* NaN never wins, as in the comparisons of scipy's filter */
+#define MAX_OF(a, b) ((a) > (b) ? (a) : (b))
+
+/* 1-D running maximum over [i - r, i + r], outside counting as 0: van Herk /
+ * Gil-Werman, three comparisons per sample whatever r.  The line, padded
+ * with r zeros each side, is cut into blocks of the window's width w; the
+ * window starting at j is max(suffix max of j's block from j, prefix max of
+ * the next block up to j + w - 1).  Maxima are exact, so the result is the
+ * naive filter's bit for bit.  work holds 3 (n + 2r) doubles. */
+static void max_line(const double *in, size_t n, size_t stride, long r, double *out, double *work) {
+  const size_t w = 2 * (size_t)r + 1, len = n + 2 * (size_t)r;
+  double *a = work, *pre = work + len, *suf = work + 2 * len;
+  for (size_t j = 0; j < len; j++)
+    a[j] = j < (size_t)r || j >= (size_t)r + n ? 0 : in[(j - (size_t)r) * stride];
+  for (size_t j = 0; j < len; j++) pre[j] = j % w ? MAX_OF(a[j], pre[j - 1]) : MAX_OF(a[j], -INFINITY);
+  for (size_t j = len; j-- > 0;)
+    suf[j] = j + 1 == len || (j + 1) % w == 0 ? MAX_OF(a[j], -INFINITY) : MAX_OF(a[j], suf[j + 1]);
+  for (size_t i = 0; i < n; i++) out[i * stride] = MAX_OF(pre[i + w - 1], suf[i]);
 }
 
 typedef struct {
@@ -91,15 +101,17 @@ static int by_column(const void *a, const void *b) {
   return (p[0] > q[0]) - (p[0] < q[0]);
 }
 
-/* One pattern (as doubles in img) into its list; tmp/filt of ny*nx. */
-static size_t one_pattern(const peaks *s, const double *img, double *tmp, double *filt, cand *c, int64_t *out) {
+/* One pattern (as doubles in img) into its list; tmp/filt of ny*nx, work of
+ * 3 (max(ny, nx) + 2r). */
+static size_t one_pattern(const peaks *s, const double *img, double *tmp, double *filt, double *work, cand *c,
+                          int64_t *out) {
   size_t ny = s->ny, nx = s->nx, m = ny * nx;
   double lo = INFINITY, hi = -INFINITY;
   for (size_t i = 0; i < m; i++) lo = img[i] < lo ? img[i] : lo, hi = img[i] > hi ? img[i] : hi;
   double t = s->has_abs ? s->abs : lo;
   if (s->has_rel && s->rel * hi > t) t = s->rel * hi;
-  for (size_t y = 0; y < ny; y++) max_line(img + y * nx, nx, 1, s->r, tmp + y * nx);
-  for (size_t x = 0; x < nx; x++) max_line(tmp + x, ny, nx, s->r, filt + x);
+  for (size_t y = 0; y < ny; y++) max_line(img + y * nx, nx, 1, s->r, tmp + y * nx, work);
+  for (size_t x = 0; x < nx; x++) max_line(tmp + x, ny, nx, s->r, filt + x, work);
   int trivial = 1;
   for (size_t i = 0; i < m && trivial; i++) trivial = img[i] == filt[i];
   if (trivial) return 0;
@@ -124,8 +136,8 @@ static size_t one_pattern(const peaks *s, const double *img, double *tmp, double
 
 static void peaks_block(const hb_kernel *k, const hb_block *b, void *const *out) {
   const peaks *s = k->state;
-  size_t m = s->ny * s->nx;
-  double *img = malloc(3 * m * sizeof *img);
+  size_t m = s->ny * s->nx, line = (s->ny > s->nx ? s->ny : s->nx) + 2 * (size_t)s->r;
+  double *img = malloc((3 * m + 3 * line) * sizeof *img);
   cand *c = malloc(m * sizeof *c);
   int64_t *list = malloc(2 * m * sizeof *list);
   hb_ragged *r = out[0];
@@ -142,7 +154,7 @@ static void peaks_block(const hb_kernel *k, const hb_block *b, void *const *out)
 #undef X
         default: break;
       }
-      size_t n = one_pattern(s, img, img + m, img + 2 * m, c, list);
+      size_t n = one_pattern(s, img, img + m, img + 2 * m, img + 3 * m, c, list);
       hb_ragged_add(r, p, list, n);
     }
   }
