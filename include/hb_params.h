@@ -26,6 +26,7 @@ typedef enum {
   HB_P_MAP_OR_PATH, /* a map as HB_P_MAP, or a string naming a file or FILE:/DATASET (FILE as HB_P_PATH) */
   HB_P_LIST,    /* a list; with `sub`, a list of maps each checked against `sub`; else checked by the owner */
   HB_P_PATH,    /* a file path, resolved by hb_path_resolve (docs/job-format.md, "Paths") */
+  HB_P_NAMES,   /* a name, or a flow list of 1 to HB_PARAM_MAX_NUMBERS names (HyperSpy's axis= tuple) */
 } hb_ptype;
 
 #define HB_PARAM_MAX_NUMBERS 16
@@ -105,6 +106,11 @@ const char *hb_param_dataset(const hb_params *p, const char *name);
 /* HB_P_NUMBERS: copies the values into out (room for the row's count, or
  * HB_PARAM_MAX_NUMBERS) and returns how many; 0 when absent. */
 int hb_param_numbers(const hb_params *p, const char *name, double *out);
+/* HB_P_NAMES: points out[0..] (room for HB_PARAM_MAX_NUMBERS) at the names
+ * and returns how many (1 for a single name or a default); 0 when absent. */
+int hb_param_names(const hb_params *p, const char *name, const char **out);
+/* HB_P_NAMES: "job.yaml:LINE:COL" of name i (of the value for a single name). */
+const char *hb_param_where_item(const hb_params *p, const char *name, int i);
 /* HB_P_MAP(_OR_PATH) with `sub`: the nested parameters (every default when
  * the map is absent); NULL for the string form of HB_P_MAP_OR_PATH. */
 const hb_params *hb_param_map(const hb_params *p, const char *name);

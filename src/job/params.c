@@ -21,6 +21,9 @@ typedef struct {
   char *dataset;           /* HB_P_MAP_OR_PATH's string: "/DATASET" or NULL */
   double *nums;            /* HB_P_NUMBERS: nnums values */
   int nnums;
+  const char **names;      /* HB_P_NAMES: nnames names; name_nodes[i] their nodes (NULL when defaulted) */
+  const hb_node **name_nodes;
+  int nnames;
   const hb_params *sub;    /* HB_P_MAP(_OR_PATH) with sub: the nested map's */
   hb_params *owned;        /* a defaulted map's parameters (no node to keep them) */
   const hb_params **items; /* HB_P_LIST with sub */
@@ -58,6 +61,7 @@ const char *hb_ptype_name(const hb_param_spec *p) {
     case HB_P_MAP_OR_PATH: return "map, or FILE[:/DATASET]";
     case HB_P_LIST: return p->sub ? "list of maps" : "list";
     case HB_P_PATH: return "path";
+    case HB_P_NAMES: return "name or [names]";
   }
   return "?";
 }
@@ -96,6 +100,7 @@ const char *hb_param_default_text(const hb_param_spec *p, char *buf, size_t cap)
     case HB_P_FLOAT: format_number(p->dflt.f, v, sizeof v); break;
     case HB_P_BOOL: snprintf(v, sizeof v, "%s", p->dflt.b ? "true" : "false"); break;
     case HB_P_STRING:
+    case HB_P_NAMES:
     case HB_P_ENUM: snprintf(v, sizeof v, "%s", p->dflt.s ? p->dflt.s : ""); break;
     default: return NULL;
   }
@@ -127,6 +132,8 @@ void hb_params_free(hb_params *p) {
     free(e->file_text);
     free(e->dataset);
     free(e->nums);
+    free(e->names);
+    free(e->name_nodes);
     free(e->items);
     hb_params_free(e->owned);
   }
@@ -219,6 +226,27 @@ static int read_value(entry *e, const hb_node *v, const hb_param_spec *p, const 
       HB_ALLOC(e->nums, n);
       e->nnums = (int)n;
       return hb_node_numbers(v, e->nums, n);
+    }
+    case HB_P_NAMES: {
+      /* one name, or a list of them; the owner checks them against the data */
+      int list = v->kind == HB_NODE_SEQ;
+      size_t n = list ? v->n : 1;
+      HB_CHECK(v->kind == HB_NODE_SCALAR || (list && n >= 1 && n <= HB_PARAM_MAX_NUMBERS), HB_EINVALID,
+               hb_node_where(v, 0), "'%s' must be a name or a list of 1 to %d names, like [x, y]", p->name,
+               HB_PARAM_MAX_NUMBERS);
+      HB_ALLOC(e->names, n);
+      HB_ALLOC(e->name_nodes, n);
+      for (size_t i = 0; i < n; i++) {
+        const hb_node *item = list ? v->kids[i] : v;
+        HB_CHECK(item->kind == HB_NODE_SCALAR, HB_EINVALID, hb_node_where(item, 0),
+                 "'%s' must be a name or a list of names, not a list of lists or maps", p->name);
+        HB_CALL(not_null(item, p));
+        HB_CALL(hb_node_string(item, &e->names[i]));
+        e->name_nodes[i] = item;
+        e->nnames = (int)i + 1;
+      }
+      e->v.s = e->names[0];
+      return 0;
     }
     case HB_P_MAP_OR_PATH:
       if (v->kind == HB_NODE_SCALAR) {
@@ -459,6 +487,24 @@ int hb_param_numbers(const hb_params *p, const char *name, double *out) {
   if (!e || !e->nums) return 0;
   memcpy(out, e->nums, (size_t)e->nnums * sizeof *out);
   return e->nnums;
+}
+
+int hb_param_names(const hb_params *p, const char *name, const char **out) {
+  const entry *e = get(p, name, T(HB_P_NAMES), "hb_param_names");
+  if (!e || !e->has) return 0;
+  if (!e->names) { /* defaulted: the row's one name */
+    out[0] = e->v.s;
+    return 1;
+  }
+  memcpy(out, e->names, (size_t)e->nnames * sizeof *out);
+  return e->nnames;
+}
+
+const char *hb_param_where_item(const hb_params *p, const char *name, int i) {
+  const entry *e = get(p, name, T(HB_P_NAMES), "hb_param_where_item");
+  if (!e) return p ? p->where : "job";
+  if (i < 0 || i >= e->nnames || !e->name_nodes[i]) return hb_param_where(p, name);
+  return hb_node_where(e->name_nodes[i], 0);
 }
 
 const hb_params *hb_param_map(const hb_params *p, const char *name) {

@@ -85,11 +85,12 @@ typedef struct {
 #define PICK_NANMIN(m, v) ((v) < (m) || (m) != (m) ? (v) : (m))
 
 const hb_param_spec hb_stats_params[] = {
-    {"axes", HB_P_STRING, HB_REQUIRED,
+    {"axes", HB_P_NAMES, HB_REQUIRED,
      .help = "navigation (every navigation axis: a signal-shaped result), signal (every signal axis: one value per "
-             "pattern), or one axis as HyperSpy's axis= takes it: its name, or its index in HyperSpy's order "
-             "(navigation x, y, ..., then signal x, y, ...; negative from the end). A signal axis leaves an array "
-             "per pattern (the other signal axes); some but not all navigation axes is not supported yet"},
+             "pattern), or axes as HyperSpy's axis= takes them: one axis or a list, each by its name or its index in "
+             "HyperSpy's order (navigation x, y, ..., then signal x, y, ...; negative from the end). Signal axes "
+             "left over make an array per pattern, or per scan with every navigation axis; some but not all "
+             "navigation axes is not supported yet"},
     HB_PARAM_END,
 };
 
@@ -144,17 +145,23 @@ static size_t partial_len(const stat_state *s, size_t n) {
 }
 
 /* The axes `axes` names, as HyperSpy's axis= (docs/hyperspy-semantics.md,
- * 0); reduced[d] is set for each array axis d. */
+ * 0); reduced[d] is set for each array axis d.  An axis named twice is an
+ * error, as in numpy. */
 static int reduced_axes(const hb_stream *in, const hb_params *p, int *reduced) {
-  const char *text = hb_param_str(p, "axes"), *where = hb_param_where(p, "axes");
-  if (!strcmp(text, "navigation")) {
+  const char *names[HB_PARAM_MAX_NUMBERS];
+  int n = hb_param_names(p, "axes", names);
+  if (n == 1 && !strcmp(names[0], "navigation")) {
     for (int d = 0; d < in->nav_dim; d++) reduced[d] = 1;
-  } else if (!strcmp(text, "signal")) {
+  } else if (n == 1 && !strcmp(names[0], "signal")) {
     for (int d = in->nav_dim; d < in->ndim; d++) reduced[d] = 1;
   } else {
-    int axis;
-    HB_CALL(hb_stream_axis(in, text, where, &axis));
-    reduced[axis] = 1;
+    for (int i = 0; i < n; i++) {
+      const char *where = hb_param_where_item(p, "axes", i);
+      int axis;
+      HB_CALL(hb_stream_axis(in, names[i], where, &axis));
+      HB_CHECK(!reduced[axis], HB_EINVALID, where, "axis '%s' is named twice in axes", names[i]);
+      reduced[axis] = 1;
+    }
   }
   return 0;
 }
@@ -200,8 +207,7 @@ static int stats_plan(hb_kernel *k, const hb_stream *in, const hb_params *p) {
   int reduced[HB_MAXDIM] = {0}, nav = 0, sig = 0;
   HB_CALL(reduced_axes(in, p, reduced));
   for (int d = 0; d < in->ndim; d++) *(d < in->nav_dim ? &nav : &sig) += reduced[d];
-  HB_CHECK(nav + sig > 0, HB_EINVALID, hb_param_where(p, "axes"), "axes '%s' names no axis of the data",
-           hb_param_str(p, "axes"));
+  HB_CHECK(nav + sig > 0, HB_EINVALID, hb_param_where(p, "axes"), "axes names no axis of the data");
   HB_CHECK(nav == 0 || nav == in->nav_dim, HB_EINVALID, hb_param_where(p, "axes"),
            "reducing %d of the %d navigation axes is not supported yet: reduce all of them (axes: navigation) or "
            "none", nav, in->nav_dim);
@@ -845,8 +851,9 @@ static void stats_destroy(hb_kernel *k) {
 }
 
 #define STATS_OUTPUTS                                                                                        \
-  "axes: navigation -> <name>, signal-shaped; axes: signal -> <name>, one value per pattern; a signal axis -> " \
-  "<name>, an array per pattern (the other signal axes)"
+  "axes: navigation -> <name>, signal-shaped; axes: signal -> <name>, one value per pattern; some signal axes " \
+  "-> <name>, an array per pattern (the other signal axes); every navigation axis and some signal axes -> "     \
+  "<name>, shaped as the other signal axes"
 #define STATS_DEF(NAME, WHAT)                                                                            \
   const hb_kernel_def hb_kernel_##NAME = {                                                               \
       .op = #NAME,                                                                                       \

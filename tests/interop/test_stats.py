@@ -131,6 +131,14 @@ def test_stacks(o):
     cs += cases(("std", "nanstd", "nanmean", "nanmin", "sum"), "ky", "'ky'", "float32")
     cs += cases(("std", "var", "nanstd", "nanvar", "nanmax"), "navigation", "nav", "float32")
     cs += cases(("std", "nanvar"), "signal", "sig", "float32", NAVSHAPED)
+    # lists, as HyperSpy's axis= tuple: both signal axes (one value per
+    # pattern), every navigation axis and one signal axis (a line), indices
+    cs += cases(("std", "nanmean", "max"), ["kx", "ky"], "('kx', 'ky')", "float32", NAVSHAPED, tag="kx_ky")
+    cs += cases(("var", "nanstd", "sum"), ["x", "y", "kx"], "('x', 'y', 'kx')", "float32", tag="x_y_kx")
+    cs += cases(("std", "nanmin"), [1, 0, -1], "(1, 0, -1)", "float32", tag="y_x_ky")
+    # every axis: one value on HyperSpy's axis "Scalar", which loads as a
+    # Signal1D (|1) here and a BaseSignal (|1) in HyperSpy
+    cs += cases(("mean", "nanvar"), [0, 1, 2, 3], "(0, 1, 2, 3)", "float32", ("class",), tag="all")
     o.suite(src, cs, tag=tag)
 
 
@@ -161,13 +169,18 @@ def test_resume(o):
                      + (f" {resumed.stderr.strip()[-400:]}" if resumed.returncode else ""))
 
 
-def where_of(job_text, name):
-    """LINE:COL of the value of `axes` in the kernel named `name` (written
-    in flow style by write_job)."""
-    for i, line in enumerate(job_text.splitlines(), 1):
-        if re.search(rf"\bname: {re.escape(name)}\b", line):
-            return f"{i}:{line.index('axes: ') + len('axes: ') + 1}"
-    raise AssertionError(f"no kernel {name} in the job")
+def where_of(job_text, name, last_item):
+    """LINE:COL of the value of `axes` in the kernel named `name` (write_job
+    writes it on the name's line, or below it when the value is a list); of
+    its last item with last_item."""
+    lines = job_text.splitlines()
+    start = next(i for i, line in enumerate(lines) if re.search(rf"\bname: {re.escape(name)}\b", line))
+    i, line = next((i, line) for i, line in enumerate(lines) if i >= start and "axes: " in line)
+    col = line.index("axes: ") + len("axes: ") + 1
+    if last_item:
+        end = line.index("]", col)
+        col = end - len(line[:end].split(", ")[-1]) + 1
+    return f"{i + 1}:{col}"
 
 
 def test_validate(o):
@@ -179,6 +192,9 @@ def test_validate(o):
         ("one_nav", "x", "reducing 1 of the 2 navigation axes is not supported yet"),
         ("one_nav_index", 1, "reducing 1 of the 2 navigation axes is not supported yet"),
         ("empty", "", "no axis named ''"),
+        ("twice", ["x", "y", "x"], "axis 'x' is named twice in axes"),  # at the item
+        ("list_unknown", ["x", "y", "energy"], "no axis named 'energy'"),
+        ("one_nav_list", ["x", "Energy loss"], "reducing 1 of the 2 navigation axes is not supported yet"),
     ]
     for name, value, message in bad:
         job = oracle.write_job(o.path(f"bad_{name}.yaml"), src, {name: {"op": "std", "axes": value}},
@@ -186,7 +202,7 @@ def test_validate(o):
         with open(job) as f:
             text = f.read()
         p = subprocess.run([HB, "validate", job], capture_output=True, text=True, env=o.env, timeout=60)
-        at = where_of(text, name)
+        at = where_of(text, name, name in ("twice", "list_unknown"))
         oracle.check(p.returncode == 2 and f"{job}:{at}: " in p.stderr and message in p.stderr,
                      f"validate axes: {value}: exit {p.returncode} (2) at {at}, '{message}': {p.stderr.strip()}")
     # and the good ones validate

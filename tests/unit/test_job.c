@@ -377,7 +377,7 @@ static void test_errors(void) {
     /* axis names are checked against the input when the kernel is planned
      * (tests/interop/test_stats.py); the type is checked on loading */
     const char *t = MIN_HEAD "kernels:\n  - name: m\n    op: mean\n    axes: {every: thing}\n";
-    EXPECT_ERROR(t, "job.yaml:7:11", "'axes' must be a string");
+    EXPECT_ERROR(t, "job.yaml:7:11", "'axes' must be a name or a list");
   }
   /* missing required keys */
   EXPECT_ERROR(MIN_HEAD, "job.yaml:1:1", "'kernels'");
