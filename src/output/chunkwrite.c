@@ -43,8 +43,7 @@ struct hb_chunkwriter {
 };
 
 int hb_chunkw_usable(hid_t dset, int *gzip, hsize_t *chunk) {
-  const char *mode = getenv("HB_WRITE");
-  if (mode && !strcmp(mode, "hdf5")) return 0;
+  if (hb_settings_get()->write_hdf5) return 0;
   hid_t p = H5Dget_create_plist(dset);
   int ok = p >= 0 && H5Pget_layout(p) == H5D_CHUNKED && H5Pget_chunk(p, HB_MAXDIM, chunk) > 0;
   int nf = ok ? H5Pget_nfilters(p) : -1;

@@ -13,6 +13,7 @@
 #endif
 
 #include "hb_error.h"
+#include "hb_settings.h"
 
 #define MAX_FILTERS 8
 
@@ -82,8 +83,7 @@ static int decoders_ready(hb_chunkreader *r, int n) {
 
 int hb_chunkreader_open(const hb_input *in, int nthreads, hb_chunkreader **out) {
   *out = NULL;
-  const char *mode = getenv("HB_READ");
-  if ((mode && !strcmp(mode, "hdf5")) || !in->chunked) return 0;
+  if (hb_settings_get()->read_hdf5 || !in->chunked) return 0;
   hid_t ft = H5Dget_type(in->dset);
   int native = H5Tget_order(ft) == H5Tget_order(hb_dtype_h5(in->dtype));
   H5Tclose(ft);

@@ -9,6 +9,7 @@
 #include "hb_error.h"
 #include "hb_hspy.h"
 #include "hb_job.h"
+#include "hb_settings.h"
 
 /* Open attribute `name` if it holds exactly one value: a hostile or odd file
  * may store an array where one value belongs, and reading that into one
@@ -446,8 +447,7 @@ int hb_input_whole_pattern_chunks(const hb_input *in) {
 }
 
 int hb_input_streams(const hb_input *in) {
-  const char *mode = getenv("HB_READ");
-  return in->raw && hb_input_whole_pattern_chunks(in) && !(mode && !strcmp(mode, "block"));
+  return in->raw && hb_input_whole_pattern_chunks(in) && !hb_settings_get()->read_block;
 }
 
 int hb_input_stream(hb_input *in, const hsize_t *start, const hsize_t *count, size_t block_index, hb_chunk_fn fn,
