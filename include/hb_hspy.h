@@ -98,6 +98,7 @@ typedef struct {
   const hsize_t *chunk;        /* NULL: HyperSpy's default chunk rule */
   const hb_axis *axes;         /* ndim axes, array order */
   int gzip;                    /* gzip level 4 + shuffle */
+  unsigned binned;             /* bit i: axis i is_binned (a histogram's counts) */
 } hb_signal_desc;
 
 /* Create /Experiments/<name> with data (chunked, allocated early, never

@@ -73,6 +73,8 @@ typedef struct {
   hb_dtype acc;       /* HB_OUT_SIGNAL: dtype of the partial (accumulator) */
   const char *quantity;
   const char *signal_type; /* metadata Signal/signal_type of the result; NULL: "" */
+  const char *title;  /* metadata General/title; NULL: the name (the kernel keeps the text) */
+  unsigned binned;    /* bit d: the item's (SIGNAL: the result's) axis d is_binned */
   int pass;           /* 1 (0 too): the kernel's first pass; 2: its next, ... (a histogram's bins need
                          its range first): block fills it in that pass only (b->pass) */
   int hidden;         /* SIGNAL only: for the kernel's later passes (b->earlier), not written */

@@ -243,6 +243,10 @@ static void print_steps(const hb_engine *e) {
     for (int n = 0; n < e->nk; n++) {
       int ki = e->order[n];
       const hb_kernel *k = &e->kernels[ki];
+      int last = e->kpass[ki];
+      for (int j = 0; j < k->nout; j++)
+        if (e->res[e->kres[ki] + j].pass > last) last = e->res[e->kres[ki] + j].pass;
+      if (e->kpass[ki] && e->kpass[ki] < p && p <= last) printf(" %s (its pass %d)", k->name, p - e->kpass[ki] + 1);
       if (e->kpass[ki] != p) continue;
       printf(" %s", k->name);
       for (int u = 0; u < k->nuses; u++) printf("%s%s", u ? "," : " (reads ", k->use[u].name);
@@ -804,7 +808,26 @@ static int start_pass(hb_engine *e) {
     rc = k->def->refine(k, earlier);
   }
   HB_CALL(hb_agree(e->comm, rc));
-  return hb_output_create_deferred(e);
+  return hb_output_create_deferred(e, e->pass);
+}
+
+/* A resume in a later pass: the deferred results of the passes before are
+ * in the checkpoint, but their shape comes from `refine`, which runs again
+ * on the hidden results the checkpoint kept, before the stored chunks are
+ * copied into their datasets. */
+static int refine_done_passes(hb_engine *e) {
+  int rc = 0;
+  for (int ki = 0; ki < e->nk && !rc; ki++) {
+    hb_kernel *k = &e->kernels[ki];
+    int done = 0;
+    for (int j = 0; j < k->nout; j++) done |= k->out[j].deferred && e->res[e->kres[ki] + j].pass < e->pass;
+    if (!k->def->refine || !done) continue;
+    const void *earlier[HB_MAX_OUTPUTS];
+    for (int j = 0; j < k->nout; j++) earlier[j] = e->reduced[e->kres[ki] + j];
+    rc = k->def->refine(k, earlier);
+  }
+  HB_CALL(hb_agree(e->comm, rc));
+  return hb_output_create_deferred(e, e->pass - 1);
 }
 
 /* Between passes: every block is to do again, with a fresh tree. */
@@ -925,6 +948,7 @@ int hb_engine_run(MPI_Comm comm, hb_job *job, hb_run_mode mode) {
   }
   if (!rc) rc = hb_agree(comm, assign_blocks(e));
   if (!rc) rc = hb_output_create(e);
+  if (!rc && e->resumed.found && e->pass > 1) rc = refine_done_passes(e);
   if (!rc) rc = hb_nav_prepare(e);
   if (!rc && e->resumed.found) rc = restore(e);
   hb_ckpt_free_resumed(e);

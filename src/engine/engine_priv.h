@@ -225,7 +225,8 @@ int hb_output_check(hb_engine *e, int create);
 int hb_output_lock(hb_engine *e);
 void hb_output_unlock(hb_engine *e);
 int hb_output_plan_results(hb_engine *e); /* local: each result's path, dataset shape and chunks */
-int hb_output_create_deferred(hb_engine *e); /* collective: this pass's deferred results' datasets */
+/* collective: the datasets of the deferred results of passes up to `upto` not made yet */
+int hb_output_create_deferred(hb_engine *e, int upto);
 int hb_output_create(hb_engine *e);       /* collective: a fresh <file>.partial and every dataset */
 int hb_output_write_signal(hb_engine *e, void *root); /* collective: this pass's reduced results */
 int hb_output_read_reduced(hb_engine *e);  /* collective: earlier passes' reduced results, read back */

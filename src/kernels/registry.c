@@ -14,6 +14,7 @@ extern const hb_kernel_def hb_kernel_virtual_image;
 extern const hb_kernel_def hb_kernel_find_peaks;
 extern const hb_kernel_def hb_kernel_remove_background;
 extern const hb_kernel_def hb_kernel_decomposition;
+extern const hb_kernel_def hb_kernel_histogram, hb_kernel_estimate_poissonian_noise_variance;
 extern const hb_transform_def hb_transform_filter_hot_pixels, hb_transform_crop, hb_transform_rebin,
     hb_transform_change_dtype;
 extern const hb_transform_def hb_transform_fft, hb_transform_ifft;
@@ -26,6 +27,8 @@ const hb_kernel_def *const hb_kernel_table[] = {
     &hb_kernel_find_peaks,
     &hb_kernel_remove_background,
     &hb_kernel_decomposition,
+    &hb_kernel_histogram,
+    &hb_kernel_estimate_poissonian_noise_variance,
     NULL,
 };
 

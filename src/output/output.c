@@ -356,8 +356,9 @@ int hb_output_create(hb_engine *e) {
       for (int d = 0; d < nd; d++) axes[d] = in->axes[d], axes[d].navigate = o->ndim > 0;
       for (int d = 0; d < o->ndim; d++) axes[nd + d] = o->axes[d], axes[nd + d].navigate = 0;
     }
-    hb_signal_desc desc = {o->name, o->name, base, o->signal_type ? o->signal_type : "", o->quantity, o->dtype,
-                           r->ndim, r->shape, o->kind == HB_OUT_GLOBAL ? NULL : r->chunk, axes, e->job->gzip};
+    hb_signal_desc desc = {o->name, o->title ? o->title : o->name, base, o->signal_type ? o->signal_type : "",
+                           o->quantity, o->dtype, r->ndim, r->shape, o->kind == HB_OUT_GLOBAL ? NULL : r->chunk, axes,
+                           e->job->gzip, o->kind == HB_OUT_SIGNAL ? o->binned : o->binned << nd};
     if (o->kind == HB_OUT_GLOBAL) global_desc(e, o, &desc, chunk);
     rc = hb_hspy_signal_create(e->ofile, &desc, &r->group, &r->dset);
   }
@@ -367,15 +368,16 @@ int hb_output_create(hb_engine *e) {
 }
 
 /* Collective, at the start of a pass: the datasets of this pass's deferred
- * results, now that `refine` has set their shape. */
-int hb_output_create_deferred(hb_engine *e) {
+ * results, now that `refine` has set their shape (a resume: also those of
+ * the passes before, refined again). */
+int hb_output_create_deferred(hb_engine *e, int upto) {
   int rc = 0;
   char *tmp = strdup(e->in.path);
   const char *base = tmp ? basename(tmp) : e->in.path;
   for (int i = 0; i < e->nres && !rc; i++) {
     hb_result *r = &e->res[i];
     const hb_output *o = r->o;
-    if (!o->deferred || r->pass != e->pass || r->dset >= 0) continue;
+    if (!o->deferred || r->pass > upto || r->dset >= 0) continue;
     HB_CHECK(o->kind == HB_OUT_SIGNAL && o->ndim > 0 && hb_output_elems(o) <= r->elems, HB_EINTERNAL, o->name,
              "a deferred output must be reduced and no larger than declared");
     r->ndim = o->ndim;
@@ -384,8 +386,8 @@ int hb_output_create_deferred(hb_engine *e) {
     hb_hspy_default_chunks(r->ndim, r->shape, 0, hb_dtype_size(o->dtype), r->chunk);
     hb_axis axes[HB_MAXDIM];
     for (int d = 0; d < r->ndim; d++) axes[d] = o->axes[d], axes[d].navigate = 0;
-    hb_signal_desc desc = {o->name, o->name, base, o->signal_type ? o->signal_type : "", o->quantity, o->dtype,
-                           r->ndim, r->shape, r->chunk, axes, e->job->gzip};
+    hb_signal_desc desc = {o->name, o->title ? o->title : o->name, base, o->signal_type ? o->signal_type : "",
+                           o->quantity, o->dtype, r->ndim, r->shape, r->chunk, axes, e->job->gzip, o->binned};
     rc = hb_hspy_signal_create(e->ofile, &desc, &r->group, &r->dset);
   }
   free(tmp);
