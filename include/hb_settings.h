@@ -28,6 +28,10 @@ typedef struct {
   long fault_slow_ms;
   char fault_fail[64]; /* HB_FAULT_FAIL=SITE[@RANK]: hb_fault(SITE) fails there */
   int fault_fail_rank; /* -1: every rank */
+  /* those of the variables above that were set, "NAME=value" (truncated to
+   * fit), for each result's provenance: a run is reproducible from it */
+  char env[16][128];
+  int nenv;
 } hb_settings;
 
 /* Collective: rank 0 reads the environment, every rank gets its values. */

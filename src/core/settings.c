@@ -16,8 +16,19 @@ static long env_long(const char *name) {
   return v && *v ? atol(v) : -1;
 }
 
+/* Every variable read_env reads. */
+static const char *const names[] = {"HB_CHECKPOINT_SECONDS", "HB_RESULT_CHUNK_BYTES", "HB_WRITE",
+                                    "HB_READ", "HB_OVERLAP", "HB_TRACE", "HB_MPI_NODELAY",
+                                    "HB_FAULT_SIGNAL_AFTER", "HB_FAULT_KILL_AFTER", "HB_FAULT_ROUND_DELAY_MS",
+                                    "HB_FAULT_SLOW_RANK", "HB_FAULT_FAIL"};
+
 static void read_env(hb_settings *s) {
   memset(s, 0, sizeof *s);
+  _Static_assert(sizeof names / sizeof *names <= sizeof s->env / sizeof *s->env, "room for every variable");
+  for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+    const char *v = getenv(names[i]);
+    if (v) snprintf(s->env[s->nenv++], sizeof s->env[0], "%s=%s", names[i], v);
+  }
   const char *v = getenv("HB_CHECKPOINT_SECONDS");
   s->checkpoint_seconds = v && *v ? atof(v) : 30;
   v = getenv("HB_RESULT_CHUNK_BYTES");

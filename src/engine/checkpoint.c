@@ -34,7 +34,7 @@
 #include "hb_error.h"
 #include "hb_settings.h"
 
-#define FORMAT "hyperbatch checkpoint 2"
+#define FORMAT "hyperbatch checkpoint 3" /* 3: the identity covers the results' chunks */
 
 static volatile sig_atomic_t interrupted_by;
 
@@ -79,6 +79,16 @@ void hb_ckpt_identity(const hb_engine *e, char *out, size_t n) {
     if (strncmp(e->job->sets[i], "--set run.profile=", 18)) fnv(&h, e->job->sets[i], strlen(e->job->sets[i]) + 1);
   long long v[4] = {e->in.file_size, e->in.mtime, (long long)e->part.nblocks, (long long)e->sig_bytes};
   fnv(&h, v, sizeof v);
+  /* the per-pattern results' layout: the checkpoint's chunk numbers mean
+   * nothing in another grid (HB_RESULT_CHUNK_BYTES changes it) */
+  for (int i = 0; i < e->nres; i++) {
+    const hb_result *r = &e->res[i];
+    if (r->path == HB_PATH_NONE) continue;
+    long long l[2 + 2 * HB_MAXDIM] = {r->path, r->ndim};
+    for (int d = 0; d < r->ndim && d < HB_MAXDIM; d++)
+      l[2 + d] = (long long)r->shape[d], l[2 + HB_MAXDIM + d] = (long long)r->chunk[d];
+    fnv(&h, l, sizeof l);
+  }
   snprintf(out, n, "%016llx", h);
 }
 
@@ -363,8 +373,9 @@ static int read_record(hb_engine *e, hid_t f) {
            "is not a checkpoint this version can resume (format '%s'); run with output.overwrite: true to start over",
            format);
   HB_CHECK(!strcmp(want, have), HB_EINVALID, e->record,
-           "the job, its --set overrides or the input (size or modification time) changed since this checkpoint; "
-           "resume with the same job and input, or run with output.overwrite: true to start over");
+           "the job, its --set overrides, the input (size or modification time) or the results' chunks "
+           "(HB_RESULT_CHUNK_BYTES) changed since this checkpoint; resume with the same job, input and settings, or "
+           "run with output.overwrite: true to start over");
   hid_t a = H5Aopen(f, "store_dev", H5P_DEFAULT), b = H5Aopen(f, "store_ino", H5P_DEFAULT),
         c = H5Aopen(f, "pass", H5P_DEFAULT), d = H5Aopen(f, "ragged_end", H5P_DEFAULT);
   long long pass = 0, ragged_end = 0;

@@ -282,7 +282,9 @@ static void print_plan(const hb_engine *e, int dry) {
   }
   print_steps(e);
   static const char *const kinds[] = {"navigation", "signal", "global", "full", "ragged"};
-  static const char *const paths[] = {"", ", chunks of several blocks", ", written block by block"};
+  /* indexed by hb_result_path */
+  static const char *const paths[] = {"", ", chunks of several blocks", ", written block by block",
+                                      ", lists in the .ragged.hspy file"};
   for (int i = 0; i < e->nres; i++) {
     const hb_result *r = &e->res[i];
     char shape[160] = "";
@@ -584,7 +586,7 @@ static int after_window(hb_engine *e, size_t window, int last) {
   int ckpt = e->job->checkpoint;
   int flags[4] = {sig, e->rank == 0 && ckpt && hb_now() - e->last_flush >= hb_settings_get()->checkpoint_seconds,
                   e->rank == 0 && free_bytes < hb_output_space_needed(e),
-                  last || e->stage.bytes >= HB_NAV_STAGE_BYTES || hb_ragged_full(e)};
+                  last || e->stage.bytes >= HB_NAV_STAGE_BYTES || hb_ragged_full(e) || hb_direct_full(e)};
   HB_MPI(MPI_Allreduce(MPI_IN_PLACE, flags, 4, MPI_INT, MPI_MAX, e->comm));
   /* Parallel HDF5 cannot back out of a collective write that runs out of
    * space on one rank (the others wait in it forever): stop before that. */

@@ -510,6 +510,10 @@ int hb_output_write_provenance(hb_engine *e, hid_t group) {
   rc |= hb_h5_attr_str(g, "job", e->job->text);
   rc |= hb_h5_attr_str(g, "job_file", e->job->path);
   rc |= hb_h5_str_list(g, "sets", e->job->sets, e->job->nsets);
+  const hb_settings *set = hb_settings_get(); /* rank 0's, on every rank */
+  char *env[sizeof set->env / sizeof *set->env];
+  for (int i = 0; i < set->nenv; i++) env[i] = (char *)set->env[i];
+  rc |= hb_h5_str_list(g, "environment", env, set->nenv);
   rc |= hb_h5_attr_str(g, "version", PROJECT_VERSION);
   char id[32];
   hb_ckpt_identity(e, id, sizeof id);
@@ -775,7 +779,9 @@ void hb_output_abort(hb_engine *e) {
   hb_ragged_close(e);
   if (ours) {
     if (e->partial_ours && !e->committed) unlink(e->partial);
-    if (!e->committed && !e->resumed.found) unlink(e->ragged_side); /* else the checkpoint's */
+    /* only a side file this run began: before the .partial is made (a
+     * refused --resume) it is still the committed checkpoint's */
+    if (e->partial_ours && !e->committed && !e->resumed.found) unlink(e->ragged_side);
     unlink(e->record_tmp);
     unlink(e->ragged_tmp);
   }
