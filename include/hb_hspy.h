@@ -16,6 +16,7 @@ typedef struct {
   double scale, offset;
   hsize_t size;
   int navigate;
+  int is_binned;   /* HyperSpy's axis.is_binned as 1.7.3 loads it (hb_input_open) */
 } hb_axis;
 
 /* ---- reading ------------------------------------------------------------ */
@@ -73,6 +74,9 @@ size_t hb_input_nav_size(const hb_input *in);
 
 /* Read "axis-i" groups of a signal group (attributes per hspy-notes). */
 int hb_hspy_read_axes(hid_t group, int ndim, const hsize_t *shape, hb_axis *axes);
+/* A signal_type whose HyperSpy 1.7.3 class (one signal axis) makes that
+ * axis binned: EELS ("TEM EELS"), EDS_SEM, EDS_TEM. */
+int hb_hspy_binned_type(const char *signal_type);
 /* Read a string attribute (fixed or variable length) into buf; 0 if absent. */
 int hb_h5_read_attr_str(hid_t obj, const char *name, char *buf, size_t n);
 
@@ -98,7 +102,6 @@ typedef struct {
   const hsize_t *chunk;        /* NULL: HyperSpy's default chunk rule */
   const hb_axis *axes;         /* ndim axes, array order */
   int gzip;                    /* gzip level 4 + shuffle */
-  unsigned binned;             /* bit i: axis i is_binned (a histogram's counts) */
 } hb_signal_desc;
 
 /* Create /Experiments/<name> with data (chunked, allocated early, never

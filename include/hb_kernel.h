@@ -47,6 +47,12 @@ int hb_stream_axis(const hb_stream *s, const char *text, const char *where, int 
  * zero below, after a truncation to 12 decimals); not clipped. */
 long long hb_axis_value2index(const hb_axis *a, double value);
 
+/* scipy 1.10's simps(y, x) (even='avg') over the samples x[0 .. n) as
+ * weights w[0 .. n): sum(w y) is its result up to the order of the
+ * additions (kernels/axisops.c); with ends 0, an even n's two end
+ * trapezoids are left out. */
+void hb_simpson_weights(const double *x, size_t n, int ends, double *w);
+
 /* The stream of the input file as it is. */
 void hb_stream_of_input(const hb_input *in, hb_stream *s);
 /* Set the signal part of s (its shape, axes, dtype); sig_size follows. */
@@ -74,7 +80,6 @@ typedef struct {
   const char *quantity;
   const char *signal_type; /* metadata Signal/signal_type of the result; NULL: "" */
   const char *title;  /* metadata General/title; NULL: the name (the kernel keeps the text) */
-  unsigned binned;    /* bit d: the item's (SIGNAL: the result's) axis d is_binned */
   int pass;           /* 1 (0 too): the kernel's first pass; 2: its next, ... (a histogram's bins need
                          its range first): block fills it in that pass only (b->pass) */
   int hidden;         /* SIGNAL only: for the kernel's later passes (b->earlier), not written */

@@ -122,33 +122,13 @@ static void range_to_indices(const hb_axis *a, size_t n, double v1, double v2, s
 }
 
 /* integrate1D's weights over samples x[0 .. N) (w[k] multiplies y[k]): 1 on
- * a binned axis (a sum); otherwise scipy 1.10's simps(y, x) with its
- * default even='avg', panel by panel with its non-uniform formula, so that
- * sum(w y) is its result up to the order of the additions. */
+ * a binned axis (a sum); otherwise scipy 1.10's simps(y, x). */
 static void integration_weights(const double *x, size_t N, int binned, double *w) {
-  for (size_t k = 0; k < N; k++) w[k] = binned ? 1 : 0;
-  if (binned || N < 2) return; /* one sample: scipy's empty sum, 0 */
-  /* _basic_simpson(y, start, stop): panels j = start, start+2, ... < stop */
-  long starts[2], stops[2]; /* stop: N - 3 is -1 for N = 2 (no panel, as scipy's empty slices) */
-  int runs;
-  double f;
-  if (N % 2) {
-    runs = 1, starts[0] = 0, stops[0] = (long)N - 2, f = 1;
-  } else { /* avg of Simpson on the first N-2 intervals + a trapezoid on the last, and the mirror */
-    runs = 2, starts[0] = 0, stops[0] = (long)N - 3, starts[1] = 1, stops[1] = (long)N - 2, f = 0.5;
-    double last = 0.5 * (x[N - 1] - x[N - 2]), first = 0.5 * (x[1] - x[0]);
-    w[N - 1] += f * last, w[N - 2] += f * last;
-    w[1] += f * first, w[0] += f * first;
+  if (!binned) {
+    hb_simpson_weights(x, N, 1, w);
+    return;
   }
-  for (int r = 0; r < runs; r++)
-    for (long j = starts[r]; j < stops[r]; j += 2) {
-      double h0 = x[j + 1] - x[j], h1 = x[j + 2] - x[j + 1], hsum = h0 + h1, hprod = h0 * h1;
-      double h0divh1 = h1 != 0 ? h0 / h1 : 0, inv = h0divh1 != 0 ? 1.0 / h0divh1 : 0;
-      double c = hsum / 6.0;
-      w[j] += f * c * (2.0 - inv);
-      w[j + 1] += f * c * (hsum * (hprod != 0 ? hsum / hprod : 0));
-      w[j + 2] += f * c * (2.0 - h0divh1);
-    }
+  for (size_t k = 0; k < N; k++) w[k] = 1;
 }
 
 /* polyfit's solve, once: lhs = vander(x, p) with unit-norm columns; its

@@ -189,7 +189,6 @@ static int hist_plan(hb_kernel *k, const hb_stream *in, const hb_params *p) {
   o->pass = s->hist_pass;
   o->deferred = 1;
   o->title = s->title;
-  o->binned = 1;
   return 0;
 }
 
@@ -498,7 +497,7 @@ static int hist_refine(hb_kernel *k, const void *const *earlier) {
   hsize_t n = (hsize_t)s->nbins;
   double e0 = s->edges[0], scale = s->edges[1] - s->edges[0];
   if (edt == HB_F32) scale = (double)((float)s->edges[1] - (float)s->edges[0]);
-  hb_axis value = {.name = "value", .scale = scale, .offset = e0, .size = n};
+  hb_axis value = {.name = "value", .scale = scale, .offset = e0, .size = n, .is_binned = 1};
   hb_output_set_shape(o, 1, &n, &value);
   return 0;
 }

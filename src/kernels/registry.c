@@ -15,6 +15,8 @@ extern const hb_kernel_def hb_kernel_find_peaks;
 extern const hb_kernel_def hb_kernel_remove_background;
 extern const hb_kernel_def hb_kernel_decomposition;
 extern const hb_kernel_def hb_kernel_histogram, hb_kernel_estimate_poissonian_noise_variance;
+extern const hb_kernel_def hb_kernel_indexmax, hb_kernel_indexmin, hb_kernel_valuemax, hb_kernel_valuemin,
+    hb_kernel_integrate1D, hb_kernel_integrate_simpson, hb_kernel_derivative, hb_kernel_diff;
 extern const hb_transform_def hb_transform_filter_hot_pixels, hb_transform_crop, hb_transform_rebin,
     hb_transform_change_dtype;
 extern const hb_transform_def hb_transform_fft, hb_transform_ifft;
@@ -26,9 +28,11 @@ const hb_kernel_def *const hb_kernel_table[] = {
     &hb_kernel_virtual_image,
     &hb_kernel_find_peaks,
     &hb_kernel_remove_background,
-    &hb_kernel_decomposition,
+    &hb_kernel_indexmax, &hb_kernel_indexmin, &hb_kernel_valuemax, &hb_kernel_valuemin,
+    &hb_kernel_integrate1D, &hb_kernel_integrate_simpson, &hb_kernel_derivative, &hb_kernel_diff,
     &hb_kernel_histogram,
     &hb_kernel_estimate_poissonian_noise_variance,
+    &hb_kernel_decomposition,
     NULL,
 };
 

@@ -381,8 +381,7 @@ static int fresh_bool(const fresh_tree *t, hid_t obj, const char *name, int valu
   return create_attr(obj, name, t->boolean, t->scalar, &v);
 }
 
-/* binned: bit i set when axis i is_binned */
-static int write_axis(const fresh_tree *t, hid_t g, int i, const hb_axis *ax, hsize_t size, unsigned binned) {
+static int write_axis(const fresh_tree *t, hid_t g, int i, const hb_axis *ax, hsize_t size) {
   char name[32];
   snprintf(name, sizeof name, "axis-%d", i);
   hid_t a = fresh_group(t, g, name);
@@ -395,7 +394,7 @@ static int write_axis(const fresh_tree *t, hid_t g, int i, const hb_axis *ax, hs
   if (!rc) rc = create_attr(a, "scale", H5T_NATIVE_DOUBLE, t->scalar, &ax->scale);
   if (!rc) rc = create_attr(a, "offset", H5T_NATIVE_DOUBLE, t->scalar, &ax->offset);
   if (!rc) rc = fresh_bool(t, a, "navigate", ax->navigate);
-  if (!rc) rc = fresh_bool(t, a, "is_binned", (int)(binned >> i & 1));
+  if (!rc) rc = fresh_bool(t, a, "is_binned", ax->is_binned);
   if (!rc) rc = fresh_str(t, a, "_type", "UniformDataAxis");
   H5Gclose(a);
   return rc;
@@ -467,7 +466,7 @@ int hb_hspy_signal_create(hid_t file, const hb_signal_desc *d, hid_t *group, hid
   int rc = g < 0 ? HB_EIO : fresh_str(&t, g, "package", ""); /* empty: HyperSpy imports nothing */
   if (!rc) rc = fresh_str(&t, g, "package_version", "");
   if (!rc) rc = create_dataset(g, "data", hb_dtype_h5(d->dtype), d->ndim, d->shape, chunk, d->gzip, dset);
-  for (int i = 0; i < d->ndim && !rc; i++) rc = write_axis(&t, g, i, &d->axes[i], d->shape[i], d->binned);
+  for (int i = 0; i < d->ndim && !rc; i++) rc = write_axis(&t, g, i, &d->axes[i], d->shape[i]);
   if (!rc) rc = write_metadata(&t, g, d);
   hid_t om = rc ? -1 : fresh_group(&t, g, "original_metadata");
   if (!rc && om < 0) rc = HB_EIO;
@@ -513,7 +512,7 @@ int hb_hspy_ragged_create(hid_t file, const hb_signal_desc *d, hid_t *group, hid
   if (st >= 0) H5Tclose(st);
   if (dcpl >= 0) H5Pclose(dcpl);
   if (sp >= 0) H5Sclose(sp);
-  for (int i = 0; i < d->ndim && !rc; i++) rc = write_axis(&t, g, i, &d->axes[i], d->shape[i], d->binned);
+  for (int i = 0; i < d->ndim && !rc; i++) rc = write_axis(&t, g, i, &d->axes[i], d->shape[i]);
   if (!rc) rc = write_metadata(&t, g, d);
   hid_t om = rc ? -1 : fresh_group(&t, g, "original_metadata");
   if (!rc && om < 0) rc = HB_EIO;

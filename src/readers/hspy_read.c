@@ -120,6 +120,7 @@ int hb_hspy_read_axes(hid_t group, int ndim, const hsize_t *shape, hb_axis *axes
     attr_double(g, "scale", &ax->scale);
     attr_double(g, "offset", &ax->offset);
     attr_bool(g, "navigate", &ax->navigate);
+    attr_bool(g, "is_binned", &ax->is_binned);
     /* A non-uniform axis keeps its points in a dataset; we carry its linear fit. */
     if (H5Lexists(g, "axis", H5P_DEFAULT) > 0 && shape[i] > 0) {
       hid_t d = H5Dopen2(g, "axis", H5P_DEFAULT);
@@ -294,6 +295,24 @@ int hb_input_describe(hb_input *in, const char *wf) {
   return 0;
 }
 
+int hb_hspy_binned_type(const char *t) {
+  static const char *const binned[] = {"EELS", "TEM EELS", "EDS_SEM", "EDS_TEM"};
+  for (size_t i = 0; t && i < sizeof binned / sizeof binned[0]; i++)
+    if (!strcmp(t, binned[i])) return 1;
+  return 0;
+}
+
+/* is_binned as HyperSpy 1.7.3 loads it: the axis' own attribute; then the
+ * class's __init__ (EELSSpectrum, EDSSEMSpectrum and EDSTEMSpectrum, the
+ * one-signal-axis classes of those types, set their signal axis binned);
+ * then an old file's metadata Signal/binned (binned >= 0), which io.py moves
+ * onto every signal axis. */
+static void settle_binned(hb_input *in, int binned) {
+  if (in->ndim - in->nav_dim == 1 && hb_hspy_binned_type(in->signal_type)) in->axes[in->ndim - 1].is_binned = 1;
+  if (binned >= 0)
+    for (int i = in->nav_dim; i < in->ndim; i++) in->axes[i].is_binned = binned;
+}
+
 static int settle_axes(const hb_job *job, hb_input *in, const char *wf) {
   if (in->is_hspy && !job->input_dataset) {
     char group[600];
@@ -307,7 +326,12 @@ static int settle_axes(const hb_job *job, hb_input *in, const char *wf) {
     if (m >= 0) hb_h5_read_attr_str(m, "title", in->title, sizeof in->title), H5Gclose(m);
     snprintf(meta, sizeof meta, "%s/metadata/Signal", group);
     m = H5Lexists(in->file, meta, H5P_DEFAULT) > 0 ? H5Gopen2(in->file, meta, H5P_DEFAULT) : -1;
-    if (m >= 0) hb_h5_read_attr_str(m, "signal_type", in->signal_type, sizeof in->signal_type), H5Gclose(m);
+    int binned = -1; /* an old file's metadata Signal/binned, if any */
+    if (m >= 0) {
+      hb_h5_read_attr_str(m, "signal_type", in->signal_type, sizeof in->signal_type);
+      if (!attr_bool(m, "binned", &binned)) binned = -1;
+      H5Gclose(m);
+    }
     H5Gclose(g);
     int nav = 0;
     while (nav < in->ndim && in->axes[nav].navigate) nav++;
@@ -315,6 +339,7 @@ static int settle_axes(const hb_job *job, hb_input *in, const char *wf) {
       HB_CHECK(!in->axes[i].navigate, HB_EINVALID, wf,
                "navigation axes must come first in array order (axis %d navigates, axis %d does not)", i, nav);
     in->nav_dim = nav;
+    settle_binned(in, binned);
   } else {
     for (int i = 0; i < in->ndim; i++) {
       memset(&in->axes[i], 0, sizeof in->axes[i]);
