@@ -37,24 +37,26 @@ static int usage_error(const char *fmt, const char *arg) {
 static int cmd_job(int argc, char **argv, hb_run_mode mode) {
   const char *path = NULL;
   char **sets = calloc((size_t)argc, sizeof *sets), *owned[2];
-  int nsets = 0, nowned = 0, rc = 0, resume = 0;
+  int nsets = 0, nowned = 0, rc = 0, resume = 0, dry_run = 0;
+  const int is_run = mode == HB_RUN; /* run's options, in any order; validate has none */
   if (!sets) return HB_EINTERNAL;
   for (int i = 2; i < argc && !rc; i++) {
     if (!strcmp(argv[i], "--set") && i + 1 < argc) sets[nsets++] = argv[++i];
     else if (!strncmp(argv[i], "--set=", 6)) sets[nsets++] = argv[i] + 6;
-    else if (!strcmp(argv[i], "--dry-run") && mode == HB_RUN) mode = HB_DRY_RUN;
-    else if (!strcmp(argv[i], "--profile") && i + 1 < argc && mode == HB_RUN && nowned < 2) {
+    else if (!strcmp(argv[i], "--dry-run") && is_run) dry_run = 1;
+    else if (!strcmp(argv[i], "--profile") && i + 1 < argc && is_run && nowned < 2) {
       /* the same as --set run.profile=PATH, and recorded like one */
       size_t n = strlen(argv[i + 1]) + 13;
       char *s = malloc(n);
       if (!s) rc = HB_EINTERNAL;
       else snprintf(s, n, "run.profile=%s", argv[++i]), sets[nsets++] = s, owned[nowned++] = s;
     }
-    else if (!strcmp(argv[i], "--resume") && mode == HB_RUN) resume = 1;
+    else if (!strcmp(argv[i], "--resume") && is_run) resume = 1;
     else if (argv[i][0] == '-' || path) rc = usage_error("unexpected argument '%s'", argv[i]);
     else path = argv[i];
   }
   if (!rc && !path) rc = usage_error("%s needs a job file", argv[1]);
+  if (dry_run) mode = HB_DRY_RUN;
   if (rc) {
     while (nowned) free(owned[--nowned]);
     free(sets);

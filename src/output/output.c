@@ -50,18 +50,36 @@ static int first_written(const hb_engine *e) {
 }
 
 /* Create dir and its parents; with create == 0 only check that it could be. */
-static int mkdirs(char *dir, int create) {
+static int mkdirs(char *dir) {
   struct stat st;
   if (!stat(dir, &st)) return S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
   char *slash = strrchr(dir, '/');
   if (slash && slash != dir) {
     *slash = 0;
-    int rc = mkdirs(dir, create);
+    int rc = mkdirs(dir);
     *slash = '/';
     if (rc) return rc;
   }
-  if (!create) return 0;
   return mkdir(dir, 0777) && errno != EEXIST ? errno : 0;
+}
+
+/* validate: the folder exists, or its first missing level can be made. It
+ * is made and removed again: permissions do not say it (root passes every
+ * access() check, and still cannot make a folder in /proc). */
+static int can_make_dirs(char *dir) {
+  struct stat st;
+  if (!stat(dir, &st)) return S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+  char *slash = strrchr(dir, '/');
+  if (slash && slash != dir) {
+    *slash = 0;
+    int parent = !stat(dir, &st);
+    int rc = !parent ? can_make_dirs(dir) : S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+    *slash = '/';
+    if (rc || !parent) return rc; /* a missing parent is the first missing level, probed above */
+  }
+  if (mkdir(dir, 0777)) return errno;
+  rmdir(dir);
+  return 0;
 }
 
 static int exists(const char *path) {
@@ -104,7 +122,7 @@ int hb_output_check(hb_engine *e, int create) {
     const char *where = hb_node_where(hb_node_child(hb_node_child(job->root, "output"), "file"), 0);
     char *tmp = strdup(job->output_file);
     char *dir = tmp ? dirname(tmp) : NULL;
-    int err = dir ? mkdirs(dir, create) : ENOMEM;
+    int err = !dir ? ENOMEM : create ? mkdirs(dir) : can_make_dirs(dir);
     const char *paths[N_RUN_FILES];
     run_files(e, paths);
     for (int i = 0; i < N_RUN_FILES && !rc; i++) rc = not_read_by_job(e, paths[i], where);

@@ -101,6 +101,14 @@ expect_fail "run without a job" 2 "run needs a job file"
 hb 2 validate job.yaml
 check "validate succeeds on the good job" test "$RC" = 0
 check "validate reads no pixels and writes nothing" nothing_left
+hb 2 validate job.yaml --set output.file=/proc/hyperbatch/res.hspy
+expect_fail "validate: output folder under /proc" 3 "cannot create the output folder '/proc/hyperbatch'"
+hb 1 validate job.yaml --set output.file=new1/new2/res.hspy
+check "validate: a folder that can be made passes, and is not made" test "$RC" = 0 -a ! -e new1
+hb 1 run job.yaml --dry-run --profile dry.json --resume
+check "run's options in any order (JOB --dry-run --profile FILE --resume)" test "$RC" = 0
+hb 1 validate job.yaml --dry-run
+expect_fail "validate takes no run options" 2 "unexpected argument '--dry-run'"
 
 # Issue 14, item 10: a 100 KB scalar aliased through nested lists (a 100 KB
 # job that would expand to 6.6 GB) is refused at the alias that crosses the
