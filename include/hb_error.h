@@ -19,6 +19,7 @@ typedef enum {
   HB_EINVALID = 2,  /* invalid job, input or arguments: the user can fix it */
   HB_EIO = 3,       /* unreadable or corrupt input, unwritable output */
   HB_EINTERRUPTED = 75, /* stopped by SIGTERM/SIGUSR1 with a checkpoint saved (EX_TEMPFAIL) */
+  HB_ESTOPPED = 76,     /* stopped by SIGTERM/SIGUSR1 with run.checkpoint false: nothing kept */
 } hb_code;
 
 int hb_error_raise(int code, const char *file, int line, const char *where,

@@ -611,7 +611,7 @@ static int after_window(hb_engine *e, size_t window, int last) {
     HB_RAISE(HB_EINTERRUPTED, e->job->output_file,
              "stopped by signal %d after %zu of %zu blocks; they are saved in %s: run again with --resume to finish",
              flags[0], done, e->part.nblocks, e->record);
-  HB_RAISE(HB_EINTERRUPTED, e->job->output_file,
+  HB_RAISE(HB_ESTOPPED, e->job->output_file,
            "stopped by signal %d after %zu of %zu blocks; run.checkpoint is false, so nothing was kept", flags[0],
            done, e->part.nblocks);
 }

@@ -124,7 +124,7 @@ expect_fail "resume when the checkpoint's output is gone" 3 "the output the chec
 check "...the checkpoint is kept" test -e out.hspy.checkpoint
 clean
 HB_FAULT_SIGNAL_AFTER=3 hb 2 run job.yaml --set run.checkpoint=false
-expect_fail "a stop without checkpoints keeps nothing" 75 "run.checkpoint is false, so nothing was kept"
+expect_fail "a stop without checkpoints keeps nothing, and says so with its own code" 76 "run.checkpoint is false, so nothing was kept"
 check "nothing left without checkpoints" no_leftovers
 
 # 5. disk full (a small tmpfs): a clear error naming the file, finished blocks
