@@ -12,5 +12,7 @@ int hb_engine_run(MPI_Comm comm, hb_job *job, hb_run_mode mode);
 
 /* `hyperbatch inspect FILE` (serial). */
 int hb_inspect(const char *path);
+/* `hyperbatch init FILE`: a commented starter job for FILE on stdout. */
+int hb_init_job(const char *path);
 
 #endif

@@ -23,6 +23,7 @@ static const char usage[] =
     "  hyperbatch run JOB.yaml [--resume] [--set KEY=VALUE]... [--dry-run] [--profile OUT.json]\n"
     "  hyperbatch validate JOB.yaml [--set KEY=VALUE]...\n"
     "  hyperbatch inspect FILE\n"
+    "  hyperbatch init FILE > job.yaml\n"
     "  hyperbatch synth KIND OUT.hspy [--shape ...] [--chunks ...] [--seed N] [--compression gzip|none] [--dtype T]\n"
     "  hyperbatch kernels [OP] [--markdown]\n"
     "  hyperbatch --version\n"
@@ -87,6 +88,8 @@ static int dispatch(int argc, char **argv, int rank) {
       fputs(usage, stdout);
     } else if (!strcmp(cmd, "inspect")) {
       rc = argc == 3 ? hb_inspect(argv[2]) : usage_error("%s needs exactly one FILE", "inspect");
+    } else if (!strcmp(cmd, "init")) {
+      rc = argc == 3 ? hb_init_job(argv[2]) : usage_error("%s needs exactly one FILE", "init");
     } else if (!strcmp(cmd, "synth")) {
       rc = hb_synth_cli(argc - 1, argv + 1);
     } else if (!strcmp(cmd, "kernels")) {

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# `hyperbatch init FILE > job.yaml`: the starter job validates and runs as
+# written, for a 4D-STEM .hspy, an EELS spectrum image, a plain HDF5 file
+# with two arrays (it takes the larger) and a name YAML would misread.
+set -euo pipefail
+HB=$1
+. "$(dirname "$0")/../lib.sh"
+cd "$WORK"
+"$HB" synth 4dstem scan.hspy --shape 6,5,32,32 --seed 3 >/dev/null
+"$HB" synth eels si.hspy >/dev/null
+/usr/bin/python3 -c '
+import h5py, numpy as np
+with h5py.File("det.h5", "w") as f:
+    f["entry/data/data"] = np.random.default_rng(1).poisson(5, (4, 3, 16, 20)).astype("uint16")
+    f["entry/dark"] = np.zeros((16, 20), "float32")'
+cp scan.hspy 'a "quoted": #name.hspy'
+
+# titles of the results in an output, sorted
+titles() { /usr/bin/python3 -c 'import h5py, sys; print(" ".join(sorted(h5py.File(sys.argv[1])["Experiments"])))' "$1"; }
+
+for case in "scan.hspy|adf bf max_pattern mean_pattern total" "si.hspy|mean_spectrum total window" \
+            "det.h5|adf bf max_pattern mean_pattern total" 'a "quoted": #name.hspy|adf bf max_pattern mean_pattern total'; do
+  file=${case%%|*} want=${case#*|}
+  set +e
+  "$HB" init "$file" >job.yaml 2>"$WORK/hb.stderr"
+  RC=$?
+  set -e
+  check "init $file: exit 0" test "$RC" = 0
+  hb 1 validate job.yaml
+  check "init $file: the job validates as written" test "$RC" = 0
+  hb 2 run job.yaml
+  check "init $file: the job runs as written on 2 ranks" test "$RC" = 0
+  stem=${file%.*}
+  check "init $file: results $want" test "$(titles "results/${stem}_results.hspy" 2>/dev/null)" = "$want"
+done
+check "init of a plain HDF5 file takes the larger array" grep -q 'dataset: "/entry/data/data"' <("$HB" init det.h5)
+
+echo "not HDF5" >notes.txt
+hb 1 init notes.txt
+expect_fail "init of a file that is not HDF5" 3 "notes.txt: cannot open as HDF5"
+hb 1 init
+expect_fail "init without a file" 2 "init needs exactly one FILE"
+finish
