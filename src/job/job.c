@@ -23,7 +23,8 @@ static const hb_param_spec input_spec[] = {
     {"file", HB_P_PATH, HB_REQUIRED, .help = ".hspy or HDF5 file"},
     {"signal", HB_P_STRING, .help = "which /Experiments/<signal> of an .hspy file"},
     {"dataset", HB_P_STRING, .help = "generic HDF5: path of the array"},
-    {"navigation_dimension", HB_P_INT, .help = "generic HDF5: leading axes that are navigation"},
+    {"navigation_dimension", HB_P_INT,
+     .help = "leading axes that are navigation: generic HDF5, or overriding an .hspy file's navigate flags"},
     {"axes", HB_P_LIST, .sub = axis_spec, .help = "calibration overrides in array-axis order"},
     HB_PARAM_END,
 };
