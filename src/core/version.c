@@ -3,6 +3,7 @@
 #include <fftw3-mpi.h>
 #include <hdf5.h>
 #include <mpi.h>
+#include <libdeflate.h>
 #include <png.h>
 #include <stdio.h>
 #include <yaml.h>
@@ -34,4 +35,5 @@ void hb_print_version(void) {
   printf("  OpenBLAS  %s\n", openblas_get_config());
   printf("  libyaml   %s\n", yaml_get_version_string());
   printf("  libpng    %s\n", png_get_libpng_ver(NULL));
+  printf("  libdeflate %s\n", LIBDEFLATE_VERSION_STRING); /* its headers: libdeflate has no version call */
 }
