@@ -795,8 +795,9 @@ const hb_kernel_def hb_kernel_decomposition = {
     .summary = "PCA (truncated SVD, exact or randomized) or NMF of the unfolded data, distributed by rows; HyperSpy "
                "1.7.3 semantics (see docs/decomposition.md)",
     .params = dec_params_spec,
-    .outputs_doc = "<name>_factors (k | signal), <name>_loadings (k | navigation), and for svd "
-                   "<name>_explained_variance_ratio (k), all float64",
+    .outputs_doc = "<name>_factors (k | signal), <name>_loadings (k | navigation), for svd "
+                   "<name>_explained_variance_ratio (k), and with bss <name>_bss_factors (k | signal) and "
+                   "<name>_bss_loadings (k | navigation), all float64",
     .plan = dec_plan,
     .destroy = dec_destroy,
     .global = dec_global,
