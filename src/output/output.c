@@ -49,7 +49,7 @@ static int first_written(const hb_engine *e) {
   return -1;
 }
 
-/* Create dir and its parents; with create == 0 only check that it could be. */
+/* Create dir and its parents. */
 static int mkdirs(char *dir) {
   struct stat st;
   if (!stat(dir, &st)) return S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
