@@ -1,5 +1,5 @@
 /* HyperSpy .hspy (format 3.x) and generic HDF5: reading the input lazily,
- * writing results.  See shared/spec/hspy-notes.md. */
+ * writing results.  See docs/hspy-format.md. */
 #ifndef HB_HSPY_H
 #define HB_HSPY_H
 

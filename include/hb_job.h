@@ -1,4 +1,4 @@
-/* The job file (contract: shared/spec/job-v1.md).  Rank 0 reads the bytes and
+/* The job file (contract: docs/contract.md).  Rank 0 reads the bytes and
  * broadcasts them; every rank parses and checks them, so every rank holds the
  * same job and the same verdict. */
 #ifndef HB_JOB_H

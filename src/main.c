@@ -1,4 +1,4 @@
-/* hyperbatch command line (contract: shared/spec/job-v1.md). */
+/* hyperbatch command line (contract: docs/contract.md). */
 #include <hdf5.h>
 #include <mpi.h>
 #include <stdio.h>

@@ -1,6 +1,6 @@
 #!/bin/bash
 # A stand-in for `hyperbatch run` that behaves as the checkpoint contract says
-# (shared/spec/job-v1.md, issue 5), for testing jobs/run.sbatch before the
+# (docs/contract.md, docs/checkpoint.md), for testing jobs/run.sbatch before the
 # engine has checkpoints:
 #   --version        prints "hyperbatch fake" on rank 0 only (like the real one)
 #   run ... --resume logs "resumed" and exits 0 at once (with FAKE_RESUME_WAITS=1
