@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `hyperbatch init FILE > job.yaml`: the starter job validates and runs as
 # written, for a 4D-STEM .hspy, an EELS spectrum image, a plain HDF5 file
-# with two arrays (it takes the larger) and a name YAML would misread.
+# with two arrays (it takes the larger) and a name YAML would misread; and
+# where the paths of a job and of the command line resolve.
 set -euo pipefail
 HB=$1
 . "$(dirname "$0")/../lib.sh"
@@ -34,6 +35,26 @@ for case in "scan.hspy|adf bf max_pattern mean_pattern total" "si.hspy|mean_spec
   check "init $file: results $want" test "$(titles "results/${stem}_results.hspy" 2>/dev/null)" = "$want"
 done
 check "init of a plain HDF5 file takes the larger array" grep -q 'dataset: "/entry/data/data"' <("$HB" init det.h5)
+
+# paths (docs/job-format.md, "Paths"): written in a job, against the job's
+# folder; typed on the command line, against the current one; printed
+# without ".." or links
+mkdir -p proj/configs proj/data elsewhere
+cp scan.hspy proj/data/scan.hspy
+cat >proj/configs/job.yaml <<'YAML'
+version: 1
+input: {file: ../data/scan.hspy}
+output: {file: ../results/out.hspy}
+kernels:
+  - {name: total, op: sum, axes: signal}
+YAML
+(cd elsewhere && "$HB" validate ../proj/configs/job.yaml --set output.file=typed/out.hspy) >paths.out 2>&1 || true
+check "a job's input path resolves against the job's folder, printed without '..'" \
+  grep -q "^input   $WORK/proj/data/scan.hspy " paths.out
+check "a path typed in --set resolves against the current folder" grep -qx "output  $WORK/elsewhere/typed/out.hspy" paths.out
+(cd elsewhere && "$HB" validate ../proj/configs/job.yaml) >paths2.out 2>&1 || true
+check "a job's output path resolves against the job's folder, printed without '..'" \
+  grep -qx "output  $WORK/proj/results/out.hspy" paths2.out
 
 echo "not HDF5" >notes.txt
 hb 1 init notes.txt
