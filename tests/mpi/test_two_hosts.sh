@@ -203,6 +203,13 @@ check "no file next to the input, no MPI-IO file next to the outputs" no_strays
 # 3. a rank on hostB killed outright (HB_FAULT_KILL_AFTER kills the last rank), then --resume on both
 export HB_CHECKPOINT_SECONDS=0 # flush after every round
 QUIET= HB_FAULT_KILL_AFTER=3 hb2 4 run job.yaml # not quiet: mpirun names the rank that died
+# Open MPI 4.1's mpirun now and then dies itself, in its PMIx log handler
+# (pmix_server_log_fn), while it reports the dead rank (seen once in CI):
+# its bug, not the job's, and then it names no rank. Kill the run again once.
+if grep -q pmix_server_log "$WORK/hb.stderr" && ! grep -q "rank 3 with PID" "$WORK/hb.stderr"; then
+  echo "note mpirun crashed in Open MPI's PMIx log handler; the kill is run again"
+  QUIET= HB_FAULT_KILL_AFTER=3 hb2 4 run job.yaml --set output.overwrite=true
+fi
 check "a killed rank fails the job (exit $RC)" test "$RC" != 0 -a "$RC" != 124
 check "the killed rank was rank 3, on hostB ($NET.2)" grep -q "rank 3 with PID [0-9]* on node $NET.2 exited on signal 9" "$WORK/hb.stderr"
 check "killed: nothing under the output's name" test ! -e results/out.hspy
