@@ -2,6 +2,8 @@
 #ifndef HB_LAUNCH_H
 #define HB_LAUNCH_H
 
+#include <mpi.h>
+
 /* Turn Nagle's algorithm off on this process's TCP connections, which right
  * after MPI_Init are the launcher's (PMIx) ones: see launch.c for why.
  * HB_MPI_NODELAY=0 in the environment leaves them alone.  Returns how many
@@ -16,5 +18,13 @@ int hb_launch_sockets_nodelay(void);
  * something. */
 #define HB_SHAREDFP_DEFAULT "^lockedfile,individual"
 int hb_launch_mpi_settings(void);
+
+/* For `run`, after MPI_Init: whether Slurm meant more processes than MPI
+ * connected.  A process alone in its world but one of several tasks of an
+ * srun step (no working MPI plugin) would run the whole job and write the
+ * same output as its siblings: HB_EINVALID.  One started straight from a
+ * batch script of a job with several tasks (no launcher) prints a note and
+ * runs.  A process mpirun started is never questioned. */
+int hb_launch_check_world(MPI_Comm comm);
 
 #endif

@@ -57,6 +57,7 @@ static int cmd_job(int argc, char **argv, hb_run_mode mode) {
     else path = argv[i];
   }
   if (!rc && !path) rc = usage_error("%s needs a job file", argv[1]);
+  if (!rc && is_run && !dry_run) rc = hb_launch_check_world(MPI_COMM_WORLD); /* a plan writes nothing */
   if (dry_run) mode = HB_DRY_RUN;
   if (rc) {
     while (nowned) free(owned[--nowned]);

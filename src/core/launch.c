@@ -7,12 +7,14 @@
  * changes when segments leave, never what arrives, so it is safe on any
  * stream socket; the MPI library's own TCP transport already sets it. */
 #include "hb_launch.h"
+#include "hb_error.h"
 #include "hb_settings.h"
 
 #include <dirent.h>
 #include <mpi.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -63,5 +65,30 @@ int hb_launch_mpi_settings(void) {
 #ifdef OPEN_MPI
   if (!getenv("OMPI_MCA_sharedfp")) return setenv("OMPI_MCA_sharedfp", HB_SHAREDFP_DEFAULT, 0) == 0;
 #endif
+  return 0;
+}
+
+static long env_count(const char *name) {
+  const char *v = getenv(name);
+  return v ? strtol(v, NULL, 10) : 0;
+}
+
+int hb_launch_check_world(MPI_Comm comm) {
+  int size;
+  MPI_Comm_size(comm, &size);
+  if (size != 1 || getenv("OMPI_COMM_WORLD_SIZE")) return 0; /* mpirun's ranks carry it */
+  const long step_tasks = env_count("SLURM_STEP_NUM_TASKS"), job_tasks = env_count("SLURM_NTASKS");
+  if (getenv("SLURM_STEP_ID") && step_tasks > 1)
+    HB_RAISE(HB_EINVALID, "launch",
+             "srun started %ld tasks, but MPI did not connect them, so each would run the whole job alone and "
+             "write the same output; give srun the MPI plugin Open MPI needs (srun --mpi=pmix; `srun --mpi=list` "
+             "lists them), use mpirun inside the allocation, or submit with jobs/run.sbatch, which finds one that "
+             "works",
+             step_tasks);
+  if (!getenv("SLURM_STEP_ID") && job_tasks > 1)
+    fprintf(stderr,
+            "hyperbatch: note: this Slurm job has %ld tasks, but hyperbatch was started without a launcher and "
+            "runs as one process; start it with srun or mpirun (jobs/run.sbatch does) to use them all\n",
+            job_tasks);
   return 0;
 }
