@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# The shell examples of README.md and docs/*.md, typed as written, in a copy
+# of the repository's layout (build/, scripts/ and tests/ linked, configs/
+# and jobs/ copied so that what they write lands in the copy), and what a newcomer
+# meets on the way from mpirun to Slurm:
+#   - every ```sh block is either run here or named below with why not; a new
+#     block that is neither fails the test;
+#   - README's "Use" lines run one by one (the Slurm line as a fresh
+#     submission on a single-node Slurm, tests/slurm/minislurm.sh);
+#   - mpirun as root without scripts/env.sh, and with more ranks than cores,
+#     says why it refuses (no -q in the README to hide it);
+#   - hyperbatch started without a launcher in a Slurm job of several tasks
+#     prints a note; tasks that srun started but MPI did not connect refuse
+#     to run (exit 2) instead of each writing the same output;
+#   - jobs/run.sbatch without HYPERBATCH or hyperbatch on PATH says so;
+#   - jobs/multinode.sbatch stripes the folder the output resolves to.
+# The Slurm parts are skipped, loudly, where Slurm cannot start.
+# Usage: test_doc_commands.sh path/to/hyperbatch SOURCE_ROOT
+set -euo pipefail
+HB=$1
+ROOT=$(cd "$2" && pwd)
+. "$(dirname "$0")/../lib.sh"
+. "$ROOT/tests/slurm/minislurm.sh"
+for v in $(compgen -e | grep '^SLURM_' || true); do unset "$v"; done
+
+W=$WORK/repo
+mkdir -p "$W"
+ln -s "$(cd "$(dirname "$HB")" && pwd)" "$W/build"
+for d in scripts tests; do ln -s "$ROOT/$d" "$W/$d"; done
+cp -r "$ROOT/configs" "$ROOT/jobs" "$W/" # what they write stays in the copy
+cd "$W"
+
+# Every ```sh block, one file each: blocks/N.sh, and its source in blocks/N.from
+/usr/bin/python3 - "$ROOT" <<'PY'
+import glob, os, re, sys
+root = sys.argv[1]
+os.makedirs("blocks")
+n = 0
+for doc in ["README.md"] + sorted(os.path.relpath(p, root) for p in glob.glob(os.path.join(root, "docs", "*.md"))):
+    text = open(os.path.join(root, doc)).read()
+    for block in re.findall(r"```(?:sh|bash|console)\n(.*?)```", text, re.S):
+        n += 1
+        open(f"blocks/{n}.sh", "w").write(block)
+        open(f"blocks/{n}.from", "w").write(f"{doc}: {block.splitlines()[0]}")
+PY
+
+# Blocks not run here, and why.  Matched on "FILE: first line".
+not_run() {
+  case "$1" in
+    "README.md: scripts/test") echo "the suite itself: what runs this test" ;;
+    "docs/performance.md: "*) echo "a benchmark recipe (tests/bench/ runs them; minutes each)" ;;
+    "docs/scaling.md: "*) echo "a scaling study (tests/bench/scaling.sh; cluster sizes)" ;;
+    "docs/checkpoint.md: for i in"*) echo "a timing measurement (14 runs of a benchmark job)" ;;
+    "docs/operations.md: sbatch -n 64"*) echo "cluster sizes (64 ranks, 8 nodes); the same scripts run on 2 ranks below" ;;
+    *) return 1 ;;
+  esac
+}
+
+SLURM_UP=0
+slurm_up() {
+  [ "$SLURM_UP" = 1 ] && return 0
+  if minislurm_up "$WORK/slurm" >"$WORK/minislurm.log" 2>&1; then
+    SLURM_UP=1
+  else
+    echo "#####################################################################"
+    echo "SKIP (Slurm parts): $MINISLURM_WHY"
+    echo "#####################################################################"
+    return 1
+  fi
+}
+slurm_down() { [ "$SLURM_UP" = 1 ] && minislurm_down >/dev/null 2>&1; SLURM_UP=0; }
+trap 'slurm_down; rm -rf "$WORK"' EXIT
+
+job_of() { sed -n 's/^Submitted batch job \([0-9]*\).*/\1/p' "$1"; }
+wait_done() { # wait_done ID: until Slurm no longer lists the job as pending or running
+  for _ in $(seq 600); do
+    case $(scontrol show job "$1" 2>/dev/null | tr ' ' '\n' | sed -n 's/^JobState=//p') in
+      PENDING | RUNNING | CONFIGURING | COMPLETING | REQUEUED) sleep 0.5 ;;
+      *) return 0 ;;
+    esac
+  done
+  return 1
+}
+job_exit() { scontrol show job "$1" 2>/dev/null | tr ' ' '\n' | sed -n 's/^ExitCode=//p'; }
+
+run_line() { # run_line TEXT: one command as typed, in bash; output in $WORK/hb.stderr, $RC set
+  set +e
+  timeout 300 bash -c "$1" >"$WORK/hb.stdout" 2>"$WORK/hb.stderr" </dev/null
+  RC=$?
+  set -e
+  cat "$WORK/hb.stdout" >>"$WORK/hb.stderr"
+}
+
+# ---- each block ------------------------------------------------------------
+for f in $(ls blocks/*.sh | sort -V); do
+  from=$(cat "${f%.sh}.from")
+  if why=$(not_run "$from"); then
+    ok "not run: $from -- $why"
+    continue
+  fi
+  case "$from" in
+    "README.md: scripts/demo")
+      run_line scripts/demo
+      check "README: scripts/demo exits 0" test "$RC" = 0
+      check "README: scripts/demo wrote demo/results/demo.hspy" test -s demo/results/demo.hspy
+      check "README: scripts/demo prints where the results are" grep -q "demo/results/demo.hspy" "$WORK/hb.stderr"
+      ;;
+    "README.md: build/hyperbatch synth"*)
+      # the Use lines: a menu of commands, each run as typed, in order
+      while IFS= read -r line; do
+        [ -n "$line" ] || continue
+        if [[ $line == *sbatch* ]]; then
+          slurm_up || continue
+          rm -rf results # a fresh submission: the mpirun lines above finished this job's output
+          run_line "$line"
+          id=$(job_of "$WORK/hb.stderr")
+          if [ -z "$id" ]; then bad "README: '$line' submits a job"; continue; fi
+          wait_done "$id" || true
+          check "README: '$line' -- the job ends with exit 0:0" test "$(job_exit "$id")" = 0:0
+          check "README: '$line' -- the job wrote its output" test -s results/scan_results.hspy
+          continue
+        fi
+        run_line "$line"
+        check "README: '$line' exits 0" test "$RC" = 0
+      done <"$f"
+      check "README: the starter job ran into results/" test -s results/scan_results.hspy
+      check "README: no mpirun -q hides Open MPI's reasons" bash -c "! grep -n 'mpirun -q' '$ROOT/README.md'"
+      ;;
+    "docs/fft.md: fftw-wisdom"*)
+      run_line "$(cat "$f")"
+      check "$from -- exits 0 and writes fft.wisdom" test "$RC" = 0 -a -s fft.wisdom
+      ;;
+    "docs/operations.md: . scripts/env.sh"*)
+      # brings its own Slurm up and down: ours must not run beside it
+      slurm_down
+      [ -s demo/scan.hspy ] || "$HB" synth 4dstem demo/scan.hspy >/dev/null
+      rm -rf /tmp/myslurm demo/results
+      run_line "$(cat "$f")"
+      check "$from -- the recipe exits 0" test "$RC" = 0
+      check "$from -- the job wrote demo/results/demo.hspy" test -s demo/results/demo.hspy
+      rm -rf /tmp/myslurm
+      ;;
+    *) bad "a shell example nobody runs: $from (run it in tests/cli/test_doc_commands.sh, or say there why not)" ;;
+  esac
+done
+
+# ---- mpirun's refusals, visible -----------------------------------------
+if [ "$(id -u)" = 0 ]; then
+  run_line "env -u OMPI_ALLOW_RUN_AS_ROOT -u OMPI_ALLOW_RUN_AS_ROOT_CONFIRM mpirun -n 1 '$HB' --version"
+  check "as root without scripts/env.sh, mpirun refuses and says why (root)" \
+    bash -c "[ $RC != 0 ] && grep -qi 'root' '$WORK/hb.stderr'"
+fi
+run_line "env -u OMPI_MCA_rmaps_base_oversubscribe mpirun -n $(($(nproc) + 1)) '$HB' --version"
+check "more ranks than cores without --oversubscribe: mpirun refuses and says why (slots)" \
+  bash -c "[ $RC != 0 ] && grep -qi 'slots' '$WORK/hb.stderr'"
+
+# ---- without a launcher, where Slurm meant several tasks ------------------
+cat >launch.yaml <<'EOF'
+version: 1
+input: {file: scan.hspy}
+output: {file: launch/out.hspy, overwrite: true, previews: false}
+kernels:
+  - {name: total, op: sum, axes: signal}
+EOF
+# what srun sets in every task; Open MPI's own srun launch refuses earlier
+# without PMI support, other MPI builds start unconnected singletons
+run_line "SLURM_JOB_ID=7 SLURM_NTASKS=2 SLURM_STEP_ID=0 SLURM_STEP_NUM_TASKS=2 SLURM_PROCID=1 '$HB' run launch.yaml"
+check "one of 2 srun tasks alone in MPI: exit 2" test "$RC" = 2
+check "... and says MPI did not connect them" grep -q "srun started 2 tasks, but MPI did not connect them" "$WORK/hb.stderr"
+check "... and writes nothing" test ! -e launch/out.hspy -a ! -e launch/out.hspy.partial
+
+if slurm_up; then
+  run_line "sbatch --wait -n 2 -o direct.out --wrap '$HB run launch.yaml'"
+  check "a 2-task job running hyperbatch without a launcher: exit 0, output written" \
+    test "$RC" = 0 -a -s launch/out.hspy
+  check "... with a note to start it with srun or mpirun" \
+    grep -q "this Slurm job has 2 tasks, but hyperbatch was started without a launcher" direct.out
+  run_line "env -u HYPERBATCH PATH=/usr/bin:/bin:/usr/sbin:/sbin sbatch --wait -o nobin.out jobs/run.sbatch launch.yaml"
+  check "run.sbatch without HYPERBATCH or hyperbatch on PATH: the job fails" test "$RC" != 0
+  check "... saying what to set" grep -q "set HYPERBATCH=/path/to/hyperbatch or put it on PATH" nobin.out
+
+  # multinode.sbatch's striping, with a stand-in lfs that logs what it is asked;
+  # jobs/multinode.yaml's detectors want 256 x 256 patterns
+  "$HB" synth 4dstem mn.hspy --shape 4,4,256,256 >/dev/null
+  mkdir -p "$WORK/lfsbin"
+  printf '#!/bin/sh\necho "lfs $*" >>%s/lfs.log\n' "$WORK" >"$WORK/lfsbin/lfs"
+  chmod +x "$WORK/lfsbin/lfs"
+  run_line "PATH=$WORK/lfsbin:\$PATH HYPERBATCH='$HB' sbatch --wait -N 1 --ntasks-per-node=2 --cpus-per-task=1 \
+      -t 5 -o multinode.out jobs/multinode.sbatch --set input.file=$W/mn.hspy --set output.file=$W/striped/scan.hspy"
+  check "multinode.sbatch on 1 node x 2 ranks: exit 0, output written" test "$RC" = 0 -a -s striped/scan.hspy
+  check "... striping the folder the output resolves to" \
+    grep -qx "lfs setstripe -c 8 -S 16M $W/striped" "$WORK/lfs.log"
+  slurm_down
+fi
+
+finish
