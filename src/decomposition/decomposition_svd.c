@@ -689,7 +689,7 @@ static int svd_randomized(dec_data *d, size_t K, double *Vt, double *s, double *
 }
 
 /* exact where the Gram matrix and its eigensolve cost less than about four
- * randomized passes (2·N·M·l flops each), as issue 3 specifies. */
+ * randomized passes (2·N·M·l flops each). */
 int dec_pick_solver(const dec_data *d, size_t K) {
   if (d->p->svd_solver != SVD_AUTO) return d->p->svd_solver;
   double N = (double)d->N, M = (double)d->M, l = (double)(K + (size_t)d->p->oversampling);

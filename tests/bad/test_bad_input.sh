@@ -110,7 +110,7 @@ check "run's options in any order (JOB --dry-run --profile FILE --resume)" test 
 hb 1 validate job.yaml --dry-run
 expect_fail "validate takes no run options" 2 "unexpected argument '--dry-run'"
 
-# Issue 14, item 10: a 100 KB scalar aliased through nested lists (a 100 KB
+# A 100 KB scalar aliased through nested lists (a 100 KB
 # job that would expand to 6.6 GB) is refused at the alias that crosses the
 # expanded-text limit, in little memory: the rank runs under a 1 GB
 # address-space limit and /usr/bin/time reports its peak RSS.
@@ -136,7 +136,7 @@ check "alias bomb refused in little memory (peak RSS ${rss:-?} KB < 200 MB)" tes
 hb 1 validate "$here/tests/fuzz/corpus_job/laughs.yaml"
 expect_fail "fuzz corpus laughs.yaml" 2 "laughs.yaml:2:1: unknown key 'a' in the job"
 
-# Issue 14, item 13: a bare YAML null is no file name (it would write files
+# A bare YAML null is no file name (it would write files
 # called ~ or null); quoted it is one
 hb 2 run job.yaml --set 'output.file=~'
 expect_fail "output.file=~" 2 "--set output.file=~: 'file' is ~, a YAML null, not a string"
@@ -154,7 +154,7 @@ expect_fail "a kernel's file parameter ~" 2 "maskfile.yaml:9:66: 'file' is ~, a 
 hb 1 validate job.yaml --set 'output.file="~"'
 check "a quoted \"~\" is a file name" test "$RC" = 0
 
-# Issue 14, item 11: run.profile is checked by validate, and by run before
+# run.profile is checked by validate, and by run before
 # any pixel is read (it is written last, after the output)
 mkdir -p profdir
 hb 2 validate job.yaml --set run.profile=profdir

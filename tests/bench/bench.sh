@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# hyperbatch benchmark (issue 4): machine limits, hyperbatch against HyperSpy
+# hyperbatch benchmark: machine limits, hyperbatch against HyperSpy
 # lazy, memory against input size, and the cost of many results.
 #
 #   tests/bench/bench.sh [--quick] [--hb PATH] [--reps N] [--ranks N]
@@ -598,7 +598,7 @@ done
 
 # ---- 5. targets -------------------------------------------------------------
 
-hr "targets (issue 4)"
+hr "targets"
 TGT=$OUT/targets.csv
 echo "target,measured,threshold,unit,result" >"$TGT"
 target() { # target NAME MEASURED THRESHOLD UNIT ge|lt|le

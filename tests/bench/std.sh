@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# std over the navigation axes against mean on the same data (issue 16: at
+# std over the navigation axes against mean on the same data (at
 # most 1.5x), on ~0.5 GB inputs: uint16 (exact integer moments) and float32
 # (shifted sums), each uncompressed and gzip.
 #

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Transform benchmarks (issue 16): a full-size result from a
+# Transform benchmarks: a full-size result from a
 # 128x128x128x128 float32 file, hyperbatch (one job, N ranks) against
 # HyperSpy lazy `.save()` of the same operation, end to end, both writing
 # HyperSpy's default gzip-4 + shuffle (or both no filter).  Goal: >= 10x at

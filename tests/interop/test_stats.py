@@ -1,4 +1,4 @@
-"""The statistics family (issue 16) against HyperSpy 1.7.3: sum, mean, max,
+"""The statistics family against HyperSpy 1.7.3: sum, mean, max,
 min, std, var, nansum, nanmean, nanmax, nanmin, nanstd and nanvar over the
 navigation axes, the signal axes and named axes (names and natural-order
 indices, as HyperSpy's axis=), on inputs HyperSpy writes itself (float32

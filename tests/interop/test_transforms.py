@@ -1,4 +1,4 @@
-"""crop, rebin and change_dtype (issue 16) against HyperSpy 1.7.3, written
+"""crop, rebin and change_dtype against HyperSpy 1.7.3, written
 as full-size results and chained in `preprocess`: on a uint16 and a float32
 spectrum image (7, 5 | 203) and a uint16 image stack (9 | 33, 27) that
 HyperSpy writes (odd shapes, partial edge chunks, gzip), at 1, 2 and 3

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Long file paths (issue 14, item 7).  Open MPI 4.1's lockedfile
+# Long file paths.  Open MPI 4.1's lockedfile
 # shared-file-pointer component, queried at every MPI_File_open, writes
 # "<file>.locktest.<rank>" into a 256-byte buffer: a path of 245 characters
 # or more (an output path of 237, with ".partial") aborted with "buffer

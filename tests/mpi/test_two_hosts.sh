@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Two hosts on one machine (issue 14): two network namespaces joined by a
+# Two hosts on one machine: two network namespaces joined by a
 # bridge stand in for two cluster nodes that share a file system.  Open MPI
 # reaches the second "host" over TCP through an rsh agent that, like ssh,
 # runs the command there with a fresh environment, so the ranks there see

@@ -549,8 +549,8 @@ static void test_set(void) {
 }
 
 /* A bare YAML null (~, null, Null, NULL or nothing) given for a string is an
- * error at the value or at the --set, never a file called `~` or `null`
- * (issue 14, item 13); quoted, it is an ordinary name. */
+ * error at the value or at the --set, never a file called `~` or `null`;
+ * quoted, it is an ordinary name. */
 static void test_nulls(void) {
   static const char *const nulls[] = {"~", "null", "Null", "NULL"};
   for (size_t i = 0; i < sizeof nulls / sizeof nulls[0]; i++) {
