@@ -6,7 +6,8 @@
 #   - every ```sh block is either run here or named below with why not; a new
 #     block that is neither fails the test;
 #   - README's "Use" lines run one by one (the Slurm line as a fresh
-#     submission on a single-node Slurm, tests/slurm/minislurm.sh);
+#     submission on a single-node Slurm, tests/slurm/minislurm.sh), and its
+#     three commands for one's own data on an .hspy HyperSpy saved;
 #   - mpirun as root without scripts/env.sh, and with more ranks than cores,
 #     says why it refuses (no -q in the README to hide it);
 #   - hyperbatch started without a launcher in a Slurm job of several tasks
@@ -125,6 +126,17 @@ for f in $(ls blocks/*.sh | sort -V); do
       done <"$f"
       check "README: the starter job ran into results/" test -s results/scan_results.hspy
       check "README: no mpirun -q hides Open MPI's reasons" bash -c "! grep -n 'mpirun -q' '$ROOT/README.md'"
+      ;;
+    "README.md: build/hyperbatch init my_scan.hspy"*)
+      # your own data: an .hspy that HyperSpy saved, here a small synthetic scan
+      mkdir -p own
+      "$HB" synth 4dstem own/synth.hspy --shape 8,8,64,64 >/dev/null
+      /usr/bin/python3 -c 'import hyperspy.api as hs, sys; hs.load(sys.argv[1]).save(sys.argv[2])' \
+        own/synth.hspy own/my_scan.hspy 2>/dev/null
+      ln -s ../build own/build
+      (cd own && run_line "set -e; $(cat "$W/$f")")
+      check "README: your own data in three commands, as typed: exit 0" test "$RC" = 0
+      check "README: ... results in results/my_scan_results.hspy" test -s own/results/my_scan_results.hspy
       ;;
     "docs/fft.md: fftw-wisdom"*)
       run_line "$(cat "$f")"
