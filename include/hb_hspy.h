@@ -82,6 +82,10 @@ int hb_h5_read_attr_str(hid_t obj, const char *name, char *buf, size_t n);
 
 /* ---- writing ------------------------------------------------------------ */
 
+/* Who encodes HDF5's deflate filter in this process: "libdeflate" (this
+ * executable's compress2, src/output/hdf5_deflate.c) or "zlib" (HB_WRITE=hdf5). */
+const char *hb_hdf5_deflate_encoder(void);
+
 /* Create an .hspy file (format 3.1) with /Experiments.  comm == MPI_COMM_NULL
  * opens it serially; otherwise collectively with MPI-IO (with the job's hints
  * in `info`, or MPI_INFO_NULL), and every later call

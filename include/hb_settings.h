@@ -14,7 +14,7 @@
 typedef struct {
   double checkpoint_seconds; /* HB_CHECKPOINT_SECONDS: between checkpoints (default 30) */
   double result_chunk_bytes; /* HB_RESULT_CHUNK_BYTES: navigation result chunks (default 16384) */
-  int write_hdf5;            /* HB_WRITE=hdf5: HDF5's collective writes, not whole-chunk ones */
+  int write_hdf5;            /* HB_WRITE=hdf5: HDF5's collective writes, not whole-chunk ones, and zlib */
   int read_hdf5;             /* HB_READ=hdf5: HDF5's reads, not raw chunk reads */
   int read_block;            /* HB_READ=block: whole blocks, never chunk streams */
   int overlap;               /* HB_OVERLAP set: a worker thread even on one CPU */

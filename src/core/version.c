@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <yaml.h>
 
+#include "hb_hspy.h"
 #include "version.h"
 
 char *openblas_get_config(void);
@@ -35,5 +36,6 @@ void hb_print_version(void) {
   printf("  OpenBLAS  %s\n", openblas_get_config());
   printf("  libyaml   %s\n", yaml_get_version_string());
   printf("  libpng    %s\n", png_get_libpng_ver(NULL));
-  printf("  libdeflate %s\n", LIBDEFLATE_VERSION_STRING); /* its headers: libdeflate has no version call */
+  printf("  libdeflate %s (and HDF5's deflate filter: %s)\n", LIBDEFLATE_VERSION_STRING, /* no version call */
+         hb_hdf5_deflate_encoder());
 }
