@@ -243,6 +243,37 @@ def run_hyperbatch(hb, job, n, sets=(), env=None, timeout=300):
         return subprocess.CompletedProcess(cmd, 124, e.stdout or "", f"timed out after {timeout} s")
 
 
+def stop_and_resume(hb, job, rounds, sets=(), checkpoint_seconds="0", after_each=None, env=None):
+    """Run `job` in rounds of (ranks, stop_after): the first starts afresh,
+    the others pass --resume; a round with a stop_after stops itself (as
+    Slurm's warning would: SIGUSR1 after that many blocks, a checkpoint every
+    HB_CHECKPOINT_SECONDS) and exits 75. after_each(i) runs after round i.
+    env: the environment of every round (default mpi_env()). Returns the
+    rounds' processes."""
+    procs = []
+    for i, (n, after) in enumerate(rounds):
+        round_env = dict(env or mpi_env())
+        if after is not None:
+            round_env["HB_FAULT_SIGNAL_AFTER"] = str(after)
+            if checkpoint_seconds is not None:
+                round_env["HB_CHECKPOINT_SECONDS"] = checkpoint_seconds
+        cmd = ["mpirun", "-q", "-n", str(n), "--oversubscribe", hb, "run", job] + (["--resume"] if i else [])
+        for x in sets:
+            cmd += ["--set", x]
+        procs.append(subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=round_env))
+        if after_each:
+            after_each(i)
+    return procs
+
+
+def bit_identical(ref, out):
+    """tests/compare_outputs.py on two outputs: (every result bit-identical,
+    its summary line)."""
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "compare_outputs.py"), ref, out],
+                       capture_output=True, text=True)
+    return p.returncode == 0 and "bit-identical" in p.stdout, p.stdout.strip()
+
+
 class Runs:
     """One job run at several rank counts: outputs[n] is rank count n's
     output file (None where the run failed)."""

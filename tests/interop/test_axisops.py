@@ -211,17 +211,15 @@ def test_resume(o):
                            run={"block": 1, "checkpoint": True})
     ref, out = o.path("out/resume_ref.hspy"), o.path("out/resume.hspy")
     p = oracle.run_hyperbatch(HB, job, 1, [f"output.file={ref}"], o.env)
-    stop = oracle.run_hyperbatch(HB, job, 2, [], dict(o.env, HB_CHECKPOINT_SECONDS="0", HB_FAULT_SIGNAL_AFTER="4"))
-    check(p.returncode == 0 and stop.returncode == 75 and not os.path.exists(out),
+    published = []  # after the stop: nothing under the output's name yet
+    stop, resumed = oracle.stop_and_resume(HB, job, [(2, 4), (3, None)], env=o.env,
+                                           after_each=lambda i: published.append(os.path.exists(out)))
+    check(p.returncode == 0 and stop.returncode == 75 and not published[0],
           f"[resume] reference exit {p.returncode} (0), stopped exit {stop.returncode} (75)"
           + (f" {p.stderr.strip()[-400:]} {stop.stderr.strip()[-400:]}" if p.returncode or stop.returncode != 75
              else ""))
-    resumed = subprocess.run(["mpirun", "-q", "-n", "3", "--oversubscribe", HB, "run", job, "--resume"],
-                             capture_output=True, text=True, env=o.env, timeout=300)
-    same = subprocess.run([sys.executable, os.path.join(oracle.ROOT, "tests", "compare_outputs.py"), ref, out],
-                          capture_output=True, text=True)
-    check(resumed.returncode == 0 and same.returncode == 0 and "bit-identical" in same.stdout,
-          f"[resume] resumed on 3 ranks: exit {resumed.returncode}; {same.stdout.strip()}"
+    same, summary = oracle.bit_identical(ref, out)
+    check(resumed.returncode == 0 and same, f"[resume] resumed on 3 ranks: exit {resumed.returncode}; {summary}"
           + (f" {resumed.stderr.strip()[-400:]}" if resumed.returncode else ""))
 
 

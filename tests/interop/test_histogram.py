@@ -151,26 +151,21 @@ def resume(tmp, ref):
     out = os.path.join(tmp, "out", "resumed.hspy")
     sets = [f"output.file={out}", "output.overwrite=false"]
 
-    def run(n, after, resume):
-        env = dict(oracle.mpi_env())
-        if after is not None:
-            env["HB_FAULT_SIGNAL_AFTER"] = str(after)
-        cmd = ["mpirun", "-q", "-n", str(n), "--oversubscribe", HB, "run", job] + (["--resume"] if resume else [])
-        for x in sets:
-            cmd += ["--set", x]
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
-
     # 12 blocks a pass: 2 ranks stop after 6 blocks of pass 1; 3 ranks finish it and stop after 9 of
     # pass 2; 1 rank finishes that and stops after 4 of pass 3; 2 ranks finish
-    ps, passes = [], []
-    for n, after, resume in ((2, 3, False), (3, 3, True), (1, 4, True), (2, None, True)):
-        ps.append(run(n, after, resume))
-        if after is not None:  # the pass the checkpoint records
-            try:
-                with h5py.File(out + ".checkpoint", "r") as f:
-                    passes.append(int(f.attrs["pass"]))
-            except (OSError, KeyError):
-                passes.append(None)
+    rounds = [(2, 3), (3, 3), (1, 4), (2, None)]
+    passes = []
+
+    def checkpoint_pass(i):  # the pass the checkpoint records
+        if rounds[i][1] is None:
+            return
+        try:
+            with h5py.File(out + ".checkpoint", "r") as f:
+                passes.append(int(f.attrs["pass"]))
+        except (OSError, KeyError):
+            passes.append(None)
+
+    ps = oracle.stop_and_resume(HB, job, rounds, sets, checkpoint_seconds=None, after_each=checkpoint_pass)
     codes = [p.returncode for p in ps]
     check(codes == [75, 75, 75, 0] and passes == [1, 2, 3], f"stopped in passes {passes} (1, 2, 3), then "
           f"finished: exits {codes}" + (f": {ps[-1].stderr.strip()[-400:]}" if codes[-1] else ""))

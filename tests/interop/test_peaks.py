@@ -10,7 +10,6 @@ list: compared as such.
 
 usage: /usr/bin/python3 test_peaks.py path/to/hyperbatch"""
 import os
-import subprocess
 import sys
 import tempfile
 
@@ -100,16 +99,7 @@ def resume(o, tmp):
     job = ref.job
     out = os.path.join(tmp, "out", "resumed.hspy")
     sets = [f"output.file={out}", "output.overwrite=false"]
-    env = dict(oracle.mpi_env(), HB_CHECKPOINT_SECONDS="0", HB_FAULT_SIGNAL_AFTER="3")
-    def run(n, env):
-        cmd = ["mpirun", "-q", "-n", str(n), "--oversubscribe", HB, "run", job]
-        if n != 2:
-            cmd.append("--resume")
-        for x in sets:
-            cmd += ["--set", x]
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
-
-    p1, p2, p3 = run(2, env), run(3, env), run(1, oracle.mpi_env())
+    p1, p2, p3 = oracle.stop_and_resume(HB, job, [(2, 3), (3, 3), (1, None)], sets)
     check(p1.returncode == 75 and p2.returncode == 75 and p3.returncode == 0,
           f"stopped at 2 ranks (exit {p1.returncode}), at 3 (exit {p2.returncode}), finished at 1 (exit "
           f"{p3.returncode}{': ' + p3.stderr.strip()[-300:] if p3.returncode else ''})")

@@ -157,16 +157,14 @@ def test_resume(o):
                                run={"block": 1, "checkpoint": True})
         ref, out = o.path(f"out/resume_{dtype}_ref.hspy"), o.path(f"out/resume_{dtype}.hspy")
         p = oracle.run_hyperbatch(HB, job, 1, [f"output.file={ref}"], o.env)
-        stop = oracle.run_hyperbatch(HB, job, 2, [], dict(o.env, HB_CHECKPOINT_SECONDS="0", HB_FAULT_SIGNAL_AFTER="4"))
-        oracle.check(p.returncode == 0 and stop.returncode == 75 and not os.path.exists(out),
+        published = []  # after the stop: nothing under the output's name yet
+        stop, resumed = oracle.stop_and_resume(HB, job, [(2, 4), (3, None)], env=o.env,
+                                               after_each=lambda i: published.append(os.path.exists(out)))
+        oracle.check(p.returncode == 0 and stop.returncode == 75 and not published[0],
                      f"[resume_{dtype}] reference exit {p.returncode} (0), stopped exit {stop.returncode} (75)")
-        resumed = subprocess.run(["mpirun", "-q", "-n", "3", "--oversubscribe", HB, "run", job, "--resume"],
-                                 capture_output=True, text=True, env=o.env, timeout=300)
-        same = subprocess.run([sys.executable, os.path.join(oracle.ROOT, "tests", "compare_outputs.py"), ref, out],
-                              capture_output=True, text=True)
-        oracle.check(resumed.returncode == 0 and same.returncode == 0 and "bit-identical" in same.stdout,
-                     f"[resume_{dtype}] resumed on 3 ranks: exit {resumed.returncode}; {same.stdout.strip()}"
-                     + (f" {resumed.stderr.strip()[-400:]}" if resumed.returncode else ""))
+        same, summary = oracle.bit_identical(ref, out)
+        oracle.check(resumed.returncode == 0 and same, f"[resume_{dtype}] resumed on 3 ranks: exit "
+                     f"{resumed.returncode}; {summary}" + (f" {resumed.stderr.strip()[-400:]}" if resumed.returncode else ""))
 
 
 def where_of(job_text, name, last_item):
