@@ -19,6 +19,11 @@ int hb_launch_sockets_nodelay(void);
 #define HB_SHAREDFP_DEFAULT "^lockedfile,individual"
 int hb_launch_mpi_settings(void);
 
+/* glibc's malloc keeps allocations below 32 MiB on the heap and does not
+ * trim it below 256 MiB of free space (see launch.c for why).  Returns 1
+ * when both were set. */
+int hb_launch_memory_settings(void);
+
 /* For `run`, after MPI_Init: whether Slurm meant more processes than MPI
  * connected.  A process alone in its world but one of several tasks of an
  * srun step (no working MPI plugin) would run the whole job and write the

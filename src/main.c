@@ -112,6 +112,7 @@ int main(int argc, char **argv) {
   /* first: a stop request that comes while MPI starts is kept, not fatal */
   if (argc > 1 && !strcmp(argv[1], "run")) hb_ckpt_install_signals();
   hb_launch_mpi_settings(); /* no lockedfile/individual sharedfp: long names, stray .lock files */
+  hb_launch_memory_settings(); /* HDF5's per-chunk buffers stop faulting pages in */
   MPI_Init(&argc, &argv);
   /* errors come back to HB_MPI instead of aborting the job */
   MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
