@@ -17,7 +17,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import oracle  # noqa: E402
-from oracle import check, hs  # noqa: E402
+from oracle import check  # noqa: E402
 import h5py  # noqa: E402
 
 HB = os.path.abspath(sys.argv[1])
