@@ -1,4 +1,5 @@
 /* Open the input lazily: shape, dtype, chunks, filters and axes, no pixels. */
+#include <dlfcn.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -215,6 +216,38 @@ static int pick_dataset(const hb_job *job, hb_input *in, const char *where_file)
   return 0;
 }
 
+/* Registered HDF5 filters that detector and HyperSpy files use, by name,
+ * and the Debian 12 package whose plugin this HDF5 (Open MPI's) loads from
+ * its default plugin folder.  Debian 12's other filter packages install
+ * plugins for the serial HDF5 only (hdf5-filter-plugin: bzip2, lz4, the
+ * latter linked to the serial library), so none is named for them. */
+static const struct {
+  int id;
+  const char *name, *package;
+} known_filters[] = {
+    {307, "bzip2", NULL},        {32000, "lzf", "hdf5-plugin-lzf liblzf1"}, {32001, "blosc", NULL},
+    {32004, "lz4", NULL},        {32008, "bitshuffle", NULL},      {32013, "zfp", NULL},
+    {32015, "zstd", NULL},
+};
+
+/* Debian 12's LZF plugin (hdf5-plugin-lzf) calls lzf_decompress but is not
+ * linked to liblzf, so HDF5 fails to dlopen it ("undefined symbol:
+ * lzf_decompress").  liblzf loaded into the global scope first supplies the
+ * symbol; where it is missing, the filter stays unavailable and says so. */
+static void lzf_plugin_workaround(void) {
+  static int tried;
+  if (!tried) tried = 1, dlopen("liblzf.so.1", RTLD_NOW | RTLD_GLOBAL);
+}
+
+/* "; apt install P (Debian 12)" for a filter with a usable package, else "". */
+static const char *filter_package_hint(int id, char *buf, size_t n) {
+  buf[0] = 0;
+  for (size_t i = 0; i < sizeof known_filters / sizeof *known_filters; i++)
+    if (known_filters[i].id == id && known_filters[i].package)
+      snprintf(buf, n, "; on Debian 12: apt install %s", known_filters[i].package);
+  return buf;
+}
+
 static int describe_filters(hb_input *in, hid_t dcpl, const char *where) {
   int nf = H5Pget_nfilters(dcpl);
   in->filters[0] = 0;
@@ -231,10 +264,14 @@ static int describe_filters(hb_input *in, hid_t dcpl, const char *where) {
     else
       snprintf(in->filters + len, sizeof in->filters - len, "%s%s(id %d)", len ? "+" : "", name[0] ? name : "filter",
                (int)id);
+    if (id == 32000) lzf_plugin_workaround();
+    char hint[160];
+    for (size_t k = 0; !name[0] && k < sizeof known_filters / sizeof *known_filters; k++)
+      if (known_filters[k].id == (int)id) snprintf(name, sizeof name, "%s", known_filters[k].name);
     HB_CHECK(H5Zfilter_avail(id) > 0, HB_EIO, where,
              "dataset %s uses HDF5 filter %d (%s), which this HDF5 cannot decode; install its plugin "
-             "(HDF5_PLUGIN_PATH) or re-save the file with gzip",
-             in->dataset, (int)id, name[0] ? name : "unknown");
+             "(or point HDF5_PLUGIN_PATH at it) or re-save the file with gzip%s",
+             in->dataset, (int)id, name[0] ? name : "unknown", filter_package_hint((int)id, hint, sizeof hint));
   }
   if (!nf) snprintf(in->filters, sizeof in->filters, "none");
   return 0;
