@@ -33,7 +33,8 @@ int compress2(Bytef *dest, uLongf *dest_len, const Bytef *src, uLong src_len, in
   static __thread struct libdeflate_compressor *cached;
   static __thread int cached_level = -1;
   if (level == Z_DEFAULT_COMPRESSION) level = 6;
-  if (hb_settings_get()->write_hdf5 || level < 0 || level > 9) return zlib_compress2(dest, dest_len, src, src_len, level);
+  if (hb_settings_get()->write_hdf5 || level < 0 || level > 9)
+    return zlib_compress2(dest, dest_len, src, src_len, level);
   if (level != cached_level) {
     if (cached) libdeflate_free_compressor(cached);
     cached = libdeflate_alloc_compressor(level);

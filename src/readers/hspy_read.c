@@ -225,8 +225,9 @@ static const struct {
   int id;
   const char *name, *package;
 } known_filters[] = {
-    {307, "bzip2", NULL},        {32000, "lzf", "hdf5-plugin-lzf liblzf1"}, {32001, "blosc", NULL},
-    {32004, "lz4", NULL},        {32008, "bitshuffle", NULL},      {32013, "zfp", NULL},
+    {307, "bzip2", NULL},      {32000, "lzf", "hdf5-plugin-lzf liblzf1"},
+    {32001, "blosc", NULL},    {32004, "lz4", NULL},
+    {32008, "bitshuffle", NULL}, {32013, "zfp", NULL},
     {32015, "zstd", NULL},
 };
 
@@ -256,6 +257,8 @@ static int describe_filters(hb_input *in, hid_t dcpl, const char *where) {
     size_t ncd = 8;
     char name[64] = "";
     H5Z_filter_t id = H5Pget_filter2(dcpl, (unsigned)i, &flags, &ncd, cd, sizeof name, name, NULL);
+    for (size_t k = 0; !name[0] && k < sizeof known_filters / sizeof *known_filters; k++)
+      if (known_filters[k].id == (int)id) snprintf(name, sizeof name, "%s", known_filters[k].name);
     size_t len = strlen(in->filters);
     if (id == H5Z_FILTER_DEFLATE)
       snprintf(in->filters + len, sizeof in->filters - len, "%sgzip(%u)", len ? "+" : "", ncd ? cd[0] : 0);
@@ -266,8 +269,6 @@ static int describe_filters(hb_input *in, hid_t dcpl, const char *where) {
                (int)id);
     if (id == 32000) lzf_plugin_workaround();
     char hint[160];
-    for (size_t k = 0; !name[0] && k < sizeof known_filters / sizeof *known_filters; k++)
-      if (known_filters[k].id == (int)id) snprintf(name, sizeof name, "%s", known_filters[k].name);
     HB_CHECK(H5Zfilter_avail(id) > 0, HB_EIO, where,
              "dataset %s uses HDF5 filter %d (%s), which this HDF5 cannot decode; install its plugin "
              "(or point HDF5_PLUGIN_PATH at it) or re-save the file with gzip%s",
