@@ -4,7 +4,8 @@
 # and jobs/ copied so that what they write lands in the copy), and what a newcomer
 # meets on the way from mpirun to Slurm:
 #   - every ```sh block is either run here or named below with why not; a new
-#     block that is neither fails the test;
+#     block that is neither fails the test; each page's ```python blocks run
+#     in one interpreter on results they load;
 #   - README's "Use" lines run one by one (the Slurm line as a fresh
 #     submission on a single-node Slurm, tests/slurm/minislurm.sh), and its
 #     three commands for one's own data on an .hspy HyperSpy saved;
@@ -31,11 +32,13 @@ for d in scripts tests; do ln -s "$ROOT/$d" "$W/$d"; done
 cp -r "$ROOT/configs" "$ROOT/jobs" "$W/" # what they write stays in the copy
 cd "$W"
 
-# Every ```sh block, one file each: blocks/N.sh, and its source in blocks/N.from
+# Every ```sh block, one file each: blocks/N.sh, and its source in blocks/N.from;
+# a page's ```python blocks are one session: pyblocks/PAGE.py, in order
 /usr/bin/python3 - "$ROOT" <<'PY'
 import glob, os, re, sys
 root = sys.argv[1]
 os.makedirs("blocks")
+os.makedirs("pyblocks")
 n = 0
 for doc in ["README.md"] + sorted(os.path.relpath(p, root) for p in glob.glob(os.path.join(root, "docs", "*.md"))):
     text = open(os.path.join(root, doc)).read()
@@ -43,6 +46,9 @@ for doc in ["README.md"] + sorted(os.path.relpath(p, root) for p in glob.glob(os
         n += 1
         open(f"blocks/{n}.sh", "w").write(block)
         open(f"blocks/{n}.from", "w").write(f"{doc}: {block.splitlines()[0]}")
+    py = re.findall(r"```python\n(.*?)```", text, re.S)
+    if py:
+        open(os.path.join("pyblocks", doc.replace("/", "_") + ".py"), "w").write("\n".join(py))
 PY
 
 # Blocks not run here, and why.  Matched on "FILE: first line".
@@ -155,6 +161,34 @@ for f in $(ls blocks/*.sh | sort -V); do
     *) bad "a shell example nobody runs: $from (run it in tests/cli/test_doc_commands.sh, or say there why not)" ;;
   esac
 done
+
+# ---- the Python examples, each page's in one interpreter -------------------
+# README's load the demo's results (scripts/demo above); output.md's load
+# results/scan.hspy and its ragged side file from a job with both
+mkdir -p py
+"$HB" synth 4dstem py/scan.hspy --shape 8,8,64,64 >/dev/null
+cat >py/job.yaml <<'EOF'
+version: 1
+input: {file: scan.hspy}
+output: {file: results/scan.hspy, previews: false}
+kernels:
+  - {name: adf, op: virtual_image, detector: {shape: annulus, center: [32, 32], inner: 10, outer: 30}}
+  - {name: bf, op: virtual_image, detector: {shape: circle, center: [32, 32], radius: 6}}
+  - {name: peaks, op: find_peaks, min_distance: 12, threshold_abs: 5}
+EOF
+hb 2 run py/job.yaml
+check "the job output.md's examples load: exit 0" test "$RC" = 0
+for f in pyblocks/*.py; do
+  page=$(basename "$f" .py)
+  case $page in
+    README.md) where=. ;;
+    docs_output.md) where=py ;;
+    *) bad "Python examples nobody runs: $page (run them in tests/cli/test_doc_commands.sh)"; continue ;;
+  esac
+  (cd "$where" && run_line "$HB_PYTHON $W/$f")
+  check "$page: its Python examples run as typed in one interpreter" test "$RC" = 0
+done
+check "Python examples found in README.md and docs/output.md" test -s pyblocks/README.md.py -a -s pyblocks/docs_output.md.py
 
 # ---- mpirun's refusals, visible -----------------------------------------
 if [ "$(id -u)" = 0 ]; then
