@@ -72,6 +72,18 @@ int hb_input_describe(hb_input *in, const char *where);
 size_t hb_input_sig_size(const hb_input *in);
 size_t hb_input_nav_size(const hb_input *in);
 
+/* The signals of an .hspy file: the groups of /Experiments holding a
+ * `data` dataset, in name order; the first 16 names, and how many there
+ * are.  -1 if /Experiments cannot be opened. */
+typedef struct {
+  char names[16][256];
+  int n, total;
+} hb_signal_names;
+int hb_hspy_list_signals(hid_t file, hb_signal_names *out);
+/* Navigation axes of a generic HDF5 array when the job does not say: a 4-D
+ * array is a 2-D scan of images, a 2-D one a line of spectra; otherwise -1
+ * (input.navigation_dimension must say). */
+int hb_default_nav_dim(int ndim);
 /* Read "axis-i" groups of a signal group (attributes per hspy-notes). */
 int hb_hspy_read_axes(hid_t group, int ndim, const hsize_t *shape, hb_axis *axes);
 /* A signal_type whose HyperSpy 1.7.3 class (one signal axis) makes that

@@ -154,14 +154,9 @@ size_t hb_input_nav_size(const hb_input *in) {
   return m;
 }
 
-typedef struct {
-  char names[16][256];
-  int n, total;
-} name_list;
-
 static herr_t collect_signal(hid_t g, const char *name, const H5L_info_t *info, void *data) {
   (void)info;
-  name_list *l = data;
+  hb_signal_names *l = data;
   char path[300];
   snprintf(path, sizeof path, "%s/data", name);
   if (H5Lexists(g, name, H5P_DEFAULT) > 0 && H5Lexists(g, path, H5P_DEFAULT) > 0) {
@@ -171,7 +166,18 @@ static herr_t collect_signal(hid_t g, const char *name, const H5L_info_t *info, 
   return 0;
 }
 
-static void join_names(const name_list *l, char *buf, size_t n) {
+int hb_hspy_list_signals(hid_t file, hb_signal_names *out) {
+  memset(out, 0, sizeof *out);
+  hid_t ex = H5Gopen2(file, "/Experiments", H5P_DEFAULT);
+  if (ex < 0) return -1;
+  H5Literate(ex, H5_INDEX_NAME, H5_ITER_INC, NULL, collect_signal, out);
+  H5Gclose(ex);
+  return 0;
+}
+
+int hb_default_nav_dim(int ndim) { return ndim == 4 ? 2 : ndim == 2 ? 1 : -1; }
+
+static void join_names(const hb_signal_names *l, char *buf, size_t n) {
   buf[0] = 0;
   for (int i = 0; i < l->n; i++) {
     size_t len = strlen(buf);
@@ -192,11 +198,8 @@ static int pick_dataset(const hb_job *job, hb_input *in, const char *where_file)
            "not a HyperSpy file (no file_format attribute); set input.dataset to the array's path");
   HB_CHECK(H5Lexists(in->file, "/Experiments", H5P_DEFAULT) > 0, HB_EIO, where_file,
            "HyperSpy file without an /Experiments group");
-  hid_t ex = H5Gopen2(in->file, "/Experiments", H5P_DEFAULT);
-  HB_H5(ex, where_file, "cannot open /Experiments");
-  name_list l = {0};
-  H5Literate(ex, H5_INDEX_NAME, H5_ITER_INC, NULL, collect_signal, &l);
-  H5Gclose(ex);
+  hb_signal_names l;
+  HB_H5(hb_hspy_list_signals(in->file, &l), where_file, "cannot open /Experiments");
   char names[1024];
   join_names(&l, names, sizeof names);
   if (job->input_signal) {
@@ -384,7 +387,7 @@ static int settle_axes(const hb_job *job, hb_input *in, const char *wf) {
       in->axes[i].scale = 1;
       in->axes[i].size = in->shape[i];
     }
-    in->nav_dim = in->ndim == 4 ? 2 : in->ndim == 2 ? 1 : -1;
+    in->nav_dim = hb_default_nav_dim(in->ndim);
     HB_CHECK(job->nav_dim > 0 || in->nav_dim > 0, HB_EINVALID, wf,
              "dataset %s has %d axes: set input.navigation_dimension to say how many lead as navigation",
              in->dataset, in->ndim);

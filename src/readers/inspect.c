@@ -140,19 +140,10 @@ int hb_inspect(const char *path) {
 /* ---- `hyperbatch init FILE`: a starter job from what inspect finds ---------- */
 
 typedef struct {
-  char names[16][256]; /* .hspy signals, or generic datasets of 2+ dimensions */
+  char names[16][256]; /* generic datasets of 2+ dimensions */
   int n;
   hsize_t size[16];
 } candidates;
-
-static herr_t collect_signal(hid_t g, const char *name, const H5L_info_t *info, void *data) {
-  (void)info;
-  candidates *c = data;
-  char sub[300];
-  snprintf(sub, sizeof sub, "%s/data", name);
-  if (c->n < 16 && H5Lexists(g, sub, H5P_DEFAULT) > 0) snprintf(c->names[c->n++], sizeof c->names[0], "%s", name);
-  return 0;
-}
 
 static herr_t collect_dataset(hid_t obj, const char *name, const H5O_info_t *info, void *data) {
   candidates *c = data;
@@ -219,9 +210,9 @@ int hb_init_job(const char *path) {
   int hspy = !strcmp(fmt, "HyperSpy") && H5Lexists(f, "/Experiments", H5P_DEFAULT) > 0;
   candidates c = {0};
   if (hspy) {
-    hid_t ex = H5Gopen2(f, "/Experiments", H5P_DEFAULT);
-    H5Literate(ex, H5_INDEX_NAME, H5_ITER_INC, NULL, collect_signal, &c);
-    H5Gclose(ex);
+    hb_signal_names signals;
+    hb_hspy_list_signals(f, &signals); /* /Experiments exists: checked above */
+    for (int i = 0; i < signals.n; i++) snprintf(c.names[c.n++], sizeof c.names[0], "%s", signals.names[i]);
   } else {
     H5Ovisit2(f, H5_INDEX_NAME, H5_ITER_INC, collect_dataset, &c, H5O_INFO_BASIC);
   }
@@ -250,7 +241,8 @@ int hb_init_job(const char *path) {
       in.nav_dim = 0;
       for (int i = 0; i < in.ndim; i++) in.nav_dim += in.axes[i].navigate;
     } else {
-      in.nav_dim = in.ndim == 4 ? 2 : 1; /* as the job's default: 4-D scans of images, else one scan axis */
+      /* the job's default, or else one scan axis (written into the job as navigation_dimension) */
+      in.nav_dim = hb_default_nav_dim(in.ndim) > 0 ? hb_default_nav_dim(in.ndim) : 1;
     }
     in.sig_dim = in.ndim - in.nav_dim;
     char stem[PATH_MAX], *base = strrchr(full, '/');
