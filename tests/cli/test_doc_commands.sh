@@ -78,17 +78,7 @@ slurm_up() {
 slurm_down() { [ "$SLURM_UP" = 1 ] && minislurm_down >/dev/null 2>&1; SLURM_UP=0; }
 trap 'slurm_down; rm -rf "$WORK"' EXIT
 
-job_of() { sed -n 's/^Submitted batch job \([0-9]*\).*/\1/p' "$1"; }
-wait_done() { # wait_done ID: until Slurm no longer lists the job as pending or running
-  for _ in $(seq 600); do
-    case $(scontrol show job "$1" 2>/dev/null | tr ' ' '\n' | sed -n 's/^JobState=//p') in
-      PENDING | RUNNING | CONFIGURING | COMPLETING | REQUEUED) sleep 0.5 ;;
-      *) return 0 ;;
-    esac
-  done
-  return 1
-}
-job_exit() { scontrol show job "$1" 2>/dev/null | tr ' ' '\n' | sed -n 's/^ExitCode=//p'; }
+job_of() { sed -n 's/^Submitted batch job \([0-9]*\).*/\1/p' "$1"; } # as typed: no --parsable
 
 run_line() { # run_line TEXT: one command as typed, in bash; output in $WORK/hb.stderr, $RC set
   set +e
@@ -122,8 +112,8 @@ for f in $(ls blocks/*.sh | sort -V); do
           run_line "$line"
           id=$(job_of "$WORK/hb.stderr")
           if [ -z "$id" ]; then bad "README: '$line' submits a job"; continue; fi
-          wait_done "$id" || true
-          check "README: '$line' -- the job ends with exit 0:0" test "$(job_exit "$id")" = 0:0
+          wait_state "$id" 300 COMPLETED FAILED CANCELLED TIMEOUT OUT_OF_MEMORY NODE_FAIL || true
+          check "README: '$line' -- the job ends with exit 0:0" test "$(job_field "$id" ExitCode)" = 0:0
           check "README: '$line' -- the job wrote its output" test -s results/scan_results.hspy
           continue
         fi

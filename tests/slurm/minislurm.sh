@@ -6,6 +6,7 @@
 #   minislurm_up /tmp/somewhere      # sets SLURM_CONF; returns 0 when the node is idle
 #   sbatch ...; squeue; scontrol ...
 #   minislurm_down                   # stops exactly the daemons minislurm_up started
+#   job_field ID FIELD, wait_state ID SECONDS STATE...   # a job's state, for tests
 #
 # minislurm_up fails with a reason in $MINISLURM_WHY (and prints the daemon
 # logs) if something is missing or a daemon does not come up; callers turn
@@ -112,6 +113,24 @@ EOF
   done
   MINISLURM_WHY="node $host did not become idle in 30 s (state: '${state:-no answer}')"
   minislurm_logs
+  return 1
+}
+
+# job_field ID FIELD: one field of `scontrol show job`, e.g. JobState, Restarts, ExitCode
+job_field() {
+  scontrol show job "$1" 2>/dev/null | tr ' ' '\n' | sed -n "s/^$2=//p" | head -1
+}
+
+# wait_state ID SECONDS STATE...: until the job is in one of the states
+wait_state() {
+  local id=$1 t=$2 s
+  shift 2
+  for _ in $(seq $((t * 2))); do
+    s=$(job_field "$id" JobState)
+    for w in "$@"; do [ "$s" = "$w" ] && return 0; done
+    sleep 0.5
+  done
+  echo "job $id is $s after $t s, expected $*"
   return 1
 }
 

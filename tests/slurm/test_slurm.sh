@@ -51,20 +51,6 @@ with h5py.File(sys.argv[1], "r") as f:
         print(name, v, int(a["ranks"]))
 PY
 }
-job_field() { # job_field ID FIELD: e.g. JobState, Restarts, ExitCode
-  scontrol show job "$1" 2>/dev/null | tr ' ' '\n' | sed -n "s/^$2=//p" | head -1
-}
-wait_state() { # wait_state ID SECONDS STATE...: until the job is in one of the states
-  local id=$1 t=$2 s
-  shift 2
-  for _ in $(seq $((t * 2))); do
-    s=$(job_field "$id" JobState)
-    for w in "$@"; do [ "$s" = "$w" ] && return 0; done
-    sleep 0.5
-  done
-  echo "job $id is $s after $t s, expected $*"
-  return 1
-}
 show_job_log() { # show_job_log ID
   echo "---- sbatch stderr"; tail -20 "$WORK/sbatch.err" 2>/dev/null
   echo "---- job $1 output"; tail -30 "$WORK/slurm-$1.out" 2>/dev/null
