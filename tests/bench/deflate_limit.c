@@ -14,16 +14,10 @@
 #include <libdeflate.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 #include <zlib.h>
 
 #include "chunkwrite.h"
-
-static double now(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
+#include "hb_timing.h"
 
 int main(int argc, char **argv) {
   if (argc < 3) {
@@ -66,7 +60,7 @@ int main(int argc, char **argv) {
   for (int which = 0; which < 3; which++) {
     int level = which == 0 ? 1 : 4;
     struct libdeflate_compressor *c = which < 2 ? libdeflate_alloc_compressor(level) : NULL;
-    double t = now(), packed = 0;
+    double t = hb_now(), packed = 0;
     for (size_t k = 0; k < nchunks; k++) {
       if (c) {
         packed += (double)libdeflate_zlib_compress(c, shuf + k * cbytes, cbytes, out, cap);
@@ -80,7 +74,7 @@ int main(int argc, char **argv) {
         deflateEnd(&z);
       }
     }
-    double s = now() - t, rate = mb / s;
+    double s = hb_now() - t, rate = mb / s;
     printf("%-14s level %d  %7.1f MB/s per core  compressed to %.3f  the dataset on 2 cores: %6.2f s\n",
            c ? "libdeflate" : "zlib", level, rate, packed / (mb * 1e6), total / 1e6 / rate / 2);
     if (c) libdeflate_free_compressor(c);
