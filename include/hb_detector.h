@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "hb_hspy.h"
+#include "hb_input.h"
 #include "hb_params.h"
 
 typedef struct {

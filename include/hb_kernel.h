@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "hb_dtype.h"
-#include "hb_hspy.h"
+#include "hb_input.h"
 #include "hb_params.h"
 #include "hb_plan.h"
 

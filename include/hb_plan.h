@@ -5,7 +5,7 @@
 
 #include <mpi.h>
 #include <stddef.h>
-#include "hb_hspy.h"
+#include "hb_input.h"
 
 typedef struct {
   int nd;                     /* navigation dimensions */

@@ -3,7 +3,7 @@
 #define HB_SYNTH_H
 
 #include <stdint.h>
-#include "hb_hspy.h"
+#include "hb_input.h"
 
 typedef struct {
   const char *kind;     /* "4dstem" or "eels" */

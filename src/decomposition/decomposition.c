@@ -12,6 +12,7 @@
 #include "decomposition_priv.h"
 #include "hb_detector.h"
 #include "hb_error.h"
+#include "hb_h5.h"
 #include "hb_files.h"
 
 void openblas_set_num_threads(int);

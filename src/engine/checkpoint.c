@@ -32,6 +32,7 @@
 #include "chunkwrite.h"
 #include "engine_priv.h"
 #include "hb_error.h"
+#include "hb_h5.h"
 #include "hb_settings.h"
 
 #define FORMAT "hyperbatch checkpoint 3" /* 3: the identity covers the results' chunks */

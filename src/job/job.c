@@ -8,6 +8,7 @@
 
 #include "hb_error.h"
 #include "hb_files.h"
+#include "hb_input.h"
 #include "hb_kernel.h"
 #include "hb_params.h"
 
@@ -21,7 +22,10 @@ static const hb_param_spec axis_spec[] = {
 
 static const hb_param_spec input_spec[] = {
     {"file", HB_P_PATH, HB_REQUIRED, .help = ".hspy or HDF5 file"},
-    {"signal", HB_P_STRING, .help = "which /Experiments/<signal> of an .hspy file"},
+    {"format", HB_P_ENUM, HB_DEFAULT_STR("auto"), .choices = "auto|" HB_INPUT_FORMATS,
+     .help = "how to read the file; auto: from its structure (hyperbatch inspect shows it)"},
+    {"signal", HB_P_STRING,
+     .help = "which signal: an .hspy file's /Experiments/<signal>, an EMD array's path, a NeXus NXdata group's path"},
     {"dataset", HB_P_STRING, .help = "generic HDF5: path of the array"},
     {"navigation_dimension", HB_P_INT,
      .help = "leading axes that are navigation: generic HDF5, or overriding an .hspy file's navigate flags"},

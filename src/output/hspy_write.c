@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "hb_error.h"
+#include "hb_h5.h"
 #include "hb_hspy.h"
 
 /* ---- errors ------------------------------------------------------------- */

@@ -16,6 +16,7 @@
 #include "chunkwrite.h"
 #include "engine_priv.h"
 #include "hb_error.h"
+#include "hb_h5.h"
 #include "hb_files.h"
 #include "hb_settings.h"
 #include "hb_preview.h"

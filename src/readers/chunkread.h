@@ -1,10 +1,10 @@
 /* Raw chunk reads: H5Dread_chunk, then our own inflate (libdeflate) and
  * unshuffle, bypassing HDF5's filter pipeline and chunk cache.  Private to
- * hspy_read.c. */
+ * the readers (input.c). */
 #ifndef HB_CHUNKREAD_H
 #define HB_CHUNKREAD_H
 
-#include "hb_hspy.h"
+#include "hb_input.h"
 
 typedef struct hb_chunkreader hb_chunkreader;
 

@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include "hb_error.h"
+#include "hb_h5.h"
+#include "hb_hspy.h"
 #include "hb_rng.h"
 #include "hb_synth.h"
 

@@ -1,9 +1,9 @@
-/* libFuzzer target: the .hspy metadata and axes reader, on a file made of the
- * fuzzer's bytes.  For every /Experiments/<signal> with a `data` link (the
- * signals hb_input_open would offer), and for a root-level /data (generic
- * HDF5): hb_input_describe (dtype, shape, absurd-size checks, chunks,
- * filters), then hb_hspy_read_axes and the metadata strings read with
- * hb_h5_read_attr_str, as hb_input_open does.  No pixels are read.
+/* libFuzzer target: every input reader, on a file made of the fuzzer's
+ * bytes.  Format detection, then for each format (hspy, emd, nexus, hdf5,
+ * whatever was detected: each reader must survive any file) the arrays it
+ * lists and, for each, hb_input_describe_candidate: dtype, shape, absurd-size
+ * checks, chunks, filters, then the reader's calibration (axes, metadata
+ * strings, axis vectors), as hb_input_open does.  No pixels are read.
  * Built and run by tests/fuzz/run.sh. */
 #include <hdf5.h>
 #include <mpi.h>
@@ -15,7 +15,7 @@
 
 #include "fuzz_mpi.h"
 #include "hb_error.h"
-#include "hb_hspy.h"
+#include "hb_input.h"
 
 static char path[64];
 
@@ -27,40 +27,24 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   return 0;
 }
 
-static void read_signal(hid_t file, const char *dataset, const char *group) {
-  hb_input in;
-  memset(&in, 0, sizeof in);
-  in.file = file;
-  in.dset = in.fspace = -1;
-  snprintf(in.dataset, sizeof in.dataset, "%s", dataset);
+static void read_candidates(hid_t file, const char *format) {
+  hb_candidates c;
   hb_error_clear();
-  if (hb_input_describe(&in, "fuzz.hspy") == 0 && group) {
-    hid_t g = H5Gopen2(file, group, H5P_DEFAULT);
-    if (g >= 0) {
-      hb_axis axes[HB_MAXDIM];
-      hb_hspy_read_axes(g, in.ndim, in.shape, axes);
-      char buf[256];
-      hid_t m = H5Lexists(g, "metadata/General", H5P_DEFAULT) > 0 ? H5Gopen2(g, "metadata/General", H5P_DEFAULT) : -1;
-      if (m >= 0) hb_h5_read_attr_str(m, "title", buf, sizeof buf), H5Gclose(m);
-      m = H5Lexists(g, "metadata/Signal", H5P_DEFAULT) > 0 ? H5Gopen2(g, "metadata/Signal", H5P_DEFAULT) : -1;
-      if (m >= 0) hb_h5_read_attr_str(m, "signal_type", buf, sizeof buf), H5Gclose(m);
-      H5Gclose(g);
-    }
+  if (hb_input_candidates(file, format, "fuzz.h5", &c)) return;
+  for (int i = 0; i < c.n && i < 8; i++) {
+    hb_input in;
+    memset(&in, 0, sizeof in);
+    in.dset = in.fspace = -1;
+    hb_error_clear();
+    hb_input_describe_candidate(file, format, &c.items[i], &in, "fuzz.h5");
+    if (in.fspace >= 0) H5Sclose(in.fspace);
+    if (in.dset >= 0) H5Dclose(in.dset);
   }
-  if (in.fspace >= 0) H5Sclose(in.fspace);
-  if (in.dset >= 0) H5Dclose(in.dset);
-}
-
-typedef struct {
-  char names[8][256];
-  int n;
-} names;
-
-static herr_t collect(hid_t g, const char *name, const H5L_info_t *info, void *data) {
-  (void)g, (void)info;
-  names *l = data;
-  if (l->n < 8) snprintf(l->names[l->n++], sizeof l->names[0], "%s", name);
-  return 0;
+  int pick;
+  hb_input_choose(&c, NULL, format, "fuzz.h5", &pick);
+  hb_input_choose(&c, "entry1/counter", format, "fuzz.h5", &pick);
+  hb_error_clear();
+  hb_candidates_free(&c);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -73,25 +57,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   hid_t file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
   H5Pclose(fapl);
   if (file >= 0) {
-    char fmt[64], ver[64];
-    hb_h5_read_attr_str(file, "file_format", fmt, sizeof fmt);
-    hb_h5_read_attr_str(file, "file_format_version", ver, sizeof ver);
-    if (H5Lexists(file, "/Experiments", H5P_DEFAULT) > 0) {
-      hid_t ex = H5Gopen2(file, "/Experiments", H5P_DEFAULT);
-      names l = {0};
-      if (ex >= 0) {
-        H5Literate(ex, H5_INDEX_NAME, H5_ITER_INC, NULL, collect, &l);
-        H5Gclose(ex);
-      }
-      for (int i = 0; i < l.n; i++) {
-        char group[300], ds[320];
-        snprintf(group, sizeof group, "/Experiments/%s", l.names[i]);
-        snprintf(ds, sizeof ds, "%s/data", group);
-        if (H5Lexists(file, group, H5P_DEFAULT) > 0 && H5Lexists(file, ds, H5P_DEFAULT) > 0)
-          read_signal(file, ds, group);
-      }
-    }
-    if (H5Lexists(file, "/data", H5P_DEFAULT) > 0) read_signal(file, "/data", NULL);
+    hb_input_detect(file);
+    char formats[] = HB_INPUT_FORMATS, *save = NULL;
+    for (char *f = strtok_r(formats, "|", &save); f; f = strtok_r(NULL, "|", &save)) read_candidates(file, f);
     H5Fclose(file);
   }
   unlink(path);

@@ -4,7 +4,8 @@
 #                 shape, --set lines ("#SET KEY=VALUE", see fuzz_job.c), anchors and errors;
 #   corpus_hspy/  tiny files from `hyperbatch synth` (both kinds, several dtypes, gzip and
 #                 none, contiguous) and h5py-made ones: generic /data, non-uniform axes,
-#                 odd attribute types, several signals, no signal.  Each < 50 KB.
+#                 odd attribute types, several signals, no signal, an EMD datacube, NeXus
+#                 STXM stacks.  Each < 50 KB.
 # Usage: tests/fuzz/make_seeds.sh build/hyperbatch
 set -euo pipefail
 HB=$(realpath "$1")
@@ -180,6 +181,42 @@ with h5py.File(f"{H}/no_signal.hspy", "w", libver="earliest") as f:
     f.create_dataset("Experiments/odd/data", data=np.zeros((2,), np.complex64))
 PY
 # ---- reproducers of the open reader bugs (crashes/hspy/, listed in crashes/KNOWN_OPEN):
+# the other readers' layouts: an EMD 1.0 datacube, NeXus STXM stacks (new and old axis rules)
+/usr/bin/python3 - "$H" <<'PY'
+import sys
+import numpy as np, h5py
+H = sys.argv[1]
+with h5py.File(f"{H}/emd_datacube.emd", "w", libver="earliest") as f:
+    f.attrs.update({"emd_group_type": "file", "version_major": 1, "version_minor": 0})
+    r = f.create_group("datacube_root")
+    r.attrs.update({"emd_group_type": "root", "python_class": "Root"})
+    c = r.create_group("metadatabundle/calibration")
+    for k, v in (("R_pixel_size", 2.5), ("R_pixel_units", b"nm"), ("Q_pixel_size", 0.02), ("Q_pixel_units", b"A^-1")):
+        c[k] = v
+    g = r.create_group("datacube")
+    g.attrs.update({"emd_group_type": "array", "python_class": "DataCube"})
+    g.create_dataset("data", data=np.arange(3 * 2 * 4 * 4, dtype=np.uint16).reshape(3, 2, 4, 4), chunks=(1, 2, 4, 4))
+    for i, n in enumerate(("Rx", "Ry", "Qx", "Qy")):
+        g[f"dim{i}"] = np.array([0.0, 1.0])
+        g[f"dim{i}"].attrs.update({"name": n, "units": "nm"})
+for style in ("new", "old"):
+    with h5py.File(f"{H}/stxm_{style}.hdf5", "w", libver="earliest") as f:
+        e = f.create_group("entry1")
+        e.attrs["NX_class"] = np.bytes_("NXentry")
+        e["definition"], e["title"] = np.array([b"NXstxm"]), np.array([b"stack"])
+        d = e.create_group("counter0")
+        d.attrs["NX_class"] = np.bytes_("NXdata")
+        d.create_dataset("data", data=np.ones((3, 4, 5), np.float32), chunks=(1, 4, 5))
+        names = ("energy", "sample_y", "sample_x")
+        if style == "old":
+            d["data"].attrs.update({"signal": np.int32(1), "axes": np.bytes_(":".join(names))})
+        else:
+            d.attrs.update({"signal": "data", "axes": np.array([n.encode() for n in names])})
+        for i, (n, size) in enumerate(zip(names, (3, 4, 5))):
+            d[n] = np.linspace(700.0, 710.0, size)
+            d[n].attrs["axis"] = np.int32(i + 1)
+PY
+
 # attributes and axis points whose dataspace holds more than the reader expects
 /usr/bin/python3 - crashes/hspy <<'PY'
 import sys

@@ -122,7 +122,7 @@ static void make_input(hb_input *in, int nav_dim, const hsize_t *nav, int sig_di
   memset(in, 0, sizeof *in);
   snprintf(in->path, sizeof in->path, "test.hspy");
   snprintf(in->dataset, sizeof in->dataset, "/Experiments/test/data");
-  in->is_hspy = 1;
+  snprintf(in->format, sizeof in->format, "hspy");
   in->nav_dim = nav_dim;
   in->sig_dim = sig_dim;
   in->ndim = nav_dim + sig_dim;

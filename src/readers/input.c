@@ -1,4 +1,5 @@
-/* Open the input lazily: shape, dtype, chunks, filters and axes, no pixels. */
+/* Open the input lazily: format, array, shape, dtype, chunks, filters and
+ * axes, no pixels; then read blocks or stream chunks of it. */
 #include <dlfcn.h>
 #include <errno.h>
 #include <stdio.h>
@@ -8,139 +9,10 @@
 
 #include "chunkread.h"
 #include "hb_error.h"
-#include "hb_hspy.h"
+#include "hb_input.h"
 #include "hb_job.h"
 #include "hb_settings.h"
-
-/* Open attribute `name` if it holds exactly one value: a hostile or odd file
- * may store an array where one value belongs, and reading that into one
- * value would overrun. */
-static hid_t open_scalar_attr(hid_t obj, const char *name) {
-  if (H5Aexists(obj, name) <= 0) return -1;
-  hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-  if (a < 0) return -1;
-  hid_t sp = H5Aget_space(a);
-  hssize_t n = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
-  if (sp >= 0) H5Sclose(sp);
-  if (n != 1) {
-    H5Aclose(a);
-    return -1;
-  }
-  return a;
-}
-
-int hb_h5_read_attr_str(hid_t obj, const char *name, char *buf, size_t n) {
-  buf[0] = 0;
-  hid_t a = open_scalar_attr(obj, name);
-  if (a < 0) return 0;
-  hid_t t = H5Aget_type(a);
-  int ok = 0;
-  if (H5Tget_class(t) == H5T_STRING) {
-    if (H5Tis_variable_str(t) > 0) {
-      char *s = NULL;
-      hid_t mt = H5Tcopy(H5T_C_S1);
-      H5Tset_size(mt, H5T_VARIABLE);
-      H5Tset_cset(mt, H5Tget_cset(t));
-      if (H5Aread(a, mt, &s) >= 0 && s) {
-        snprintf(buf, n, "%s", s);
-        ok = 1;
-      }
-      if (s) H5free_memory(s);
-      H5Tclose(mt);
-    } else {
-      size_t sz = H5Tget_size(t);
-      char *s = calloc(sz + 1, 1);
-      if (s && H5Aread(a, t, s) >= 0) {
-        snprintf(buf, n, "%s", s);
-        ok = 1;
-      }
-      free(s);
-    }
-  }
-  H5Tclose(t);
-  H5Aclose(a);
-  return ok;
-}
-
-static int attr_double(hid_t obj, const char *name, double *out) {
-  hid_t a = open_scalar_attr(obj, name);
-  if (a < 0) return 0;
-  hid_t t = H5Aget_type(a);
-  int ok = 0;
-  H5T_class_t c = H5Tget_class(t);
-  if (c == H5T_INTEGER || c == H5T_FLOAT) ok = H5Aread(a, H5T_NATIVE_DOUBLE, out) >= 0;
-  H5Tclose(t);
-  H5Aclose(a);
-  return ok;
-}
-
-/* h5py booleans are an enum over int8; accept plain integers too. */
-static int attr_bool(hid_t obj, const char *name, int *out) {
-  hid_t a = open_scalar_attr(obj, name);
-  if (a < 0) return 0;
-  hid_t t = H5Aget_type(a);
-  int ok = 0;
-  if (H5Tget_class(t) == H5T_ENUM && H5Tget_size(t) <= 8) {
-    hid_t base = H5Tget_super(t);
-    long long v = 0;
-    unsigned char raw[8] = {0};
-    if (H5Aread(a, t, raw) >= 0 && H5Tconvert(base, H5T_NATIVE_LLONG, 1, raw, NULL, H5P_DEFAULT) >= 0) {
-      memcpy(&v, raw, sizeof v);
-      *out = v != 0;
-      ok = 1;
-    }
-    H5Tclose(base);
-  } else if (H5Tget_class(t) == H5T_INTEGER) {
-    int v;
-    if (H5Aread(a, H5T_NATIVE_INT, &v) >= 0) *out = v != 0, ok = 1;
-  }
-  H5Tclose(t);
-  H5Aclose(a);
-  return ok;
-}
-
-static void undefined_to_empty(char *s) {
-  if (!strcmp(s, "<undefined>") || !strcmp(s, "_None_")) s[0] = 0;
-}
-
-int hb_hspy_read_axes(hid_t group, int ndim, const hsize_t *shape, hb_axis *axes) {
-  for (int i = 0; i < ndim; i++) {
-    hb_axis *ax = &axes[i];
-    memset(ax, 0, sizeof *ax);
-    ax->scale = 1;
-    ax->size = shape[i];
-    char name[32];
-    snprintf(name, sizeof name, "axis-%d", i);
-    if (H5Lexists(group, name, H5P_DEFAULT) <= 0) continue;
-    hid_t g = H5Gopen2(group, name, H5P_DEFAULT);
-    if (g < 0) continue;
-    hb_h5_read_attr_str(g, "name", ax->name, sizeof ax->name);
-    hb_h5_read_attr_str(g, "units", ax->units, sizeof ax->units);
-    undefined_to_empty(ax->name);
-    undefined_to_empty(ax->units);
-    attr_double(g, "scale", &ax->scale);
-    attr_double(g, "offset", &ax->offset);
-    attr_bool(g, "navigate", &ax->navigate);
-    attr_bool(g, "is_binned", &ax->is_binned);
-    /* A non-uniform axis keeps its points in a dataset; we carry its linear fit. */
-    if (H5Lexists(g, "axis", H5P_DEFAULT) > 0 && shape[i] > 0) {
-      hid_t d = H5Dopen2(g, "axis", H5P_DEFAULT);
-      hid_t sp = d >= 0 ? H5Dget_space(d) : -1;
-      hssize_t npts = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
-      if (sp >= 0) H5Sclose(sp);
-      /* only an axis with one point per sample is usable (and safe to read) */
-      double *pts = d >= 0 && npts == (hssize_t)shape[i] ? malloc(shape[i] * sizeof *pts) : NULL;
-      if (pts && H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, pts) >= 0) {
-        ax->offset = pts[0];
-        ax->scale = shape[i] > 1 ? (pts[shape[i] - 1] - pts[0]) / (double)(shape[i] - 1) : 1;
-      }
-      free(pts);
-      if (d >= 0) H5Dclose(d);
-    }
-    H5Gclose(g);
-  }
-  return 0;
-}
+#include "reader.h"
 
 size_t hb_input_sig_size(const hb_input *in) {
   size_t m = 1;
@@ -152,71 +24,6 @@ size_t hb_input_nav_size(const hb_input *in) {
   size_t m = 1;
   for (int i = 0; i < in->nav_dim; i++) m *= in->shape[i];
   return m;
-}
-
-static herr_t collect_signal(hid_t g, const char *name, const H5L_info_t *info, void *data) {
-  (void)info;
-  hb_signal_names *l = data;
-  char path[300];
-  snprintf(path, sizeof path, "%s/data", name);
-  if (H5Lexists(g, name, H5P_DEFAULT) > 0 && H5Lexists(g, path, H5P_DEFAULT) > 0) {
-    if (l->n < 16) snprintf(l->names[l->n++], 256, "%s", name);
-    l->total++;
-  }
-  return 0;
-}
-
-int hb_hspy_list_signals(hid_t file, hb_signal_names *out) {
-  memset(out, 0, sizeof *out);
-  hid_t ex = H5Gopen2(file, "/Experiments", H5P_DEFAULT);
-  if (ex < 0) return -1;
-  H5Literate(ex, H5_INDEX_NAME, H5_ITER_INC, NULL, collect_signal, out);
-  H5Gclose(ex);
-  return 0;
-}
-
-int hb_default_nav_dim(int ndim) { return ndim == 4 ? 2 : ndim == 2 ? 1 : -1; }
-
-static void join_names(const hb_signal_names *l, char *buf, size_t n) {
-  buf[0] = 0;
-  for (int i = 0; i < l->n; i++) {
-    size_t len = strlen(buf);
-    snprintf(buf + len, n - len, "%s'%s'", i ? ", " : "", l->names[i]);
-  }
-}
-
-/* Which array to read: input.dataset, or the .hspy signal. */
-static int pick_dataset(const hb_job *job, hb_input *in, const char *where_file) {
-  if (job->input_dataset) {
-    HB_CHECK(H5Lexists(in->file, job->input_dataset, H5P_DEFAULT) > 0, HB_EINVALID,
-             hb_param_where(job->input, "dataset"),
-             "%s has no dataset '%s'", job->input_file_as_written, job->input_dataset);
-    snprintf(in->dataset, sizeof in->dataset, "%s", job->input_dataset);
-    return 0;
-  }
-  HB_CHECK(in->is_hspy, HB_EINVALID, where_file,
-           "not a HyperSpy file (no file_format attribute); set input.dataset to the array's path");
-  HB_CHECK(H5Lexists(in->file, "/Experiments", H5P_DEFAULT) > 0, HB_EIO, where_file,
-           "HyperSpy file without an /Experiments group");
-  hb_signal_names l;
-  HB_H5(hb_hspy_list_signals(in->file, &l), where_file, "cannot open /Experiments");
-  char names[1024];
-  join_names(&l, names, sizeof names);
-  if (job->input_signal) {
-    int found = 0;
-    for (int i = 0; i < l.n; i++) found |= !strcmp(l.names[i], job->input_signal);
-    HB_CHECK(found, HB_EINVALID, hb_param_where(job->input, "signal"),
-             "%s has no signal '%s'; it has %s", job->input_file_as_written, job->input_signal,
-             l.n ? names : "none");
-    snprintf(in->signal, sizeof in->signal, "%s", job->input_signal);
-  } else {
-    HB_CHECK(l.total > 0, HB_EINVALID, where_file, "the file holds no signal (no /Experiments/*/data)");
-    HB_CHECK(l.total == 1, HB_EINVALID, where_file, "the file holds %d signals (%s); pick one with input.signal",
-             l.total, names);
-    snprintf(in->signal, sizeof in->signal, "%s", l.names[0]);
-  }
-  snprintf(in->dataset, sizeof in->dataset, "/Experiments/%s/data", in->signal);
-  return 0;
 }
 
 /* Registered HDF5 filters that detector and HyperSpy files use, by name,
@@ -336,67 +143,68 @@ int hb_input_describe(hb_input *in, const char *wf) {
   return 0;
 }
 
-int hb_hspy_binned_type(const char *t) {
-  static const char *const binned[] = {"EELS", "TEM EELS", "EDS_SEM", "EDS_TEM"};
-  for (size_t i = 0; t && i < sizeof binned / sizeof binned[0]; i++)
-    if (!strcmp(t, binned[i])) return 1;
+/* Which format: input.format, else input.dataset means generic HDF5, else
+ * what the file's structure says. */
+static int settle_format(const hb_job *job, hb_input *in, const char *wf) {
+  const char *format = hb_param_str(job->input, "format");
+  if (strcmp(format, "auto")) {
+    const hb_reader *r = hb_reader_named(format);
+    HB_CHECK(r, HB_EINTERNAL, hb_param_where(job->input, "format"), "no reader for format '%s'", format);
+    HB_CHECK(!job->input_dataset || !strcmp(r->pick_key, "dataset"), HB_EINVALID,
+             hb_param_where_key(job->input, "dataset"),
+             "input.dataset names an array of a generic HDF5 file (format: hdf5); a %s file's arrays are picked "
+             "with input.signal",
+             format);
+    int yes;
+    H5E_BEGIN_TRY { yes = r->detect(in->file); }
+    H5E_END_TRY;
+    HB_CHECK(yes > 0, HB_EINVALID, wf, "input.format is %s, but the file does not look like one (looked for %s)",
+             format, r->looks_for);
+  } else {
+    format = job->input_dataset ? "hdf5" : hb_input_detect(in->file);
+  }
+  snprintf(in->format, sizeof in->format, "%s", format);
+  const char *pick_key = hb_reader_named(format)->pick_key;
+  HB_CHECK(!job->input_signal || strcmp(pick_key, "dataset"), HB_EINVALID, hb_param_where_key(job->input, "signal"),
+           "input.signal picks a signal of a HyperSpy, EMD or NeXus file; this file is read as generic HDF5 (%s), "
+           "whose arrays input.dataset names",
+           job->input_dataset ? "input.dataset is set" : "no other format detected");
   return 0;
 }
 
-/* is_binned as HyperSpy 1.7.3 loads it: the axis' own attribute; then the
- * class's __init__ (EELSSpectrum, EDSSEMSpectrum and EDSTEMSpectrum, the
- * one-signal-axis classes of those types, set their signal axis binned);
- * then an old file's metadata Signal/binned (binned >= 0), which io.py moves
- * onto every signal axis. */
-static void settle_binned(hb_input *in, int binned) {
-  if (in->ndim - in->nav_dim == 1 && hb_hspy_binned_type(in->signal_type)) in->axes[in->ndim - 1].is_binned = 1;
-  if (binned >= 0)
-    for (int i = in->nav_dim; i < in->ndim; i++) in->axes[i].is_binned = binned;
+/* Which array: the candidate the job names, or the only one. */
+static int pick_candidate(const hb_job *job, hb_input *in, const char *wf, hb_candidate *out) {
+  int generic = !strcmp(in->format, "hdf5");
+  const char *name = generic ? job->input_dataset : job->input_signal;
+  /* a generic array the job names is taken as named (a 1-D or 9-D one then
+   * gets its own error) */
+  if (generic && name && H5Lexists(in->file, name, H5P_DEFAULT) > 0) {
+    snprintf(out->name, sizeof out->name, "%s", name);
+    snprintf(out->dataset, sizeof out->dataset, "%s", name);
+    out->group[0] = 0;
+    return 0;
+  }
+  hb_candidates c;
+  HB_CALL(hb_input_candidates(in->file, in->format, wf, &c));
+  int pick = 0;
+  const char *where = name ? hb_param_where(job->input, generic ? "dataset" : "signal") : wf;
+  int rc = hb_input_choose(&c, name, in->format, where, &pick);
+  if (!rc) *out = c.items[pick];
+  hb_candidates_free(&c);
+  return rc;
 }
 
+/* The file's calibration, then the job's: navigation_dimension, axes. */
 static int settle_axes(const hb_job *job, hb_input *in, const char *wf) {
-  if (in->is_hspy && !job->input_dataset) {
-    char group[600];
-    snprintf(group, sizeof group, "/Experiments/%s", in->signal);
-    hid_t g = H5Gopen2(in->file, group, H5P_DEFAULT);
-    HB_H5(g, wf, "cannot open %s", group);
-    hb_hspy_read_axes(g, in->ndim, in->shape, in->axes);
-    char meta[700];
-    snprintf(meta, sizeof meta, "%s/metadata/General", group);
-    hid_t m = H5Lexists(in->file, meta, H5P_DEFAULT) > 0 ? H5Gopen2(in->file, meta, H5P_DEFAULT) : -1;
-    if (m >= 0) hb_h5_read_attr_str(m, "title", in->title, sizeof in->title), H5Gclose(m);
-    snprintf(meta, sizeof meta, "%s/metadata/Signal", group);
-    m = H5Lexists(in->file, meta, H5P_DEFAULT) > 0 ? H5Gopen2(in->file, meta, H5P_DEFAULT) : -1;
-    int binned = -1; /* an old file's metadata Signal/binned, if any */
-    if (m >= 0) {
-      hb_h5_read_attr_str(m, "signal_type", in->signal_type, sizeof in->signal_type);
-      if (!attr_bool(m, "binned", &binned)) binned = -1;
-      H5Gclose(m);
-    }
-    H5Gclose(g);
-    int nav = 0;
-    while (nav < in->ndim && in->axes[nav].navigate) nav++;
-    for (int i = nav; i < in->ndim; i++)
-      HB_CHECK(!in->axes[i].navigate, HB_EINVALID, wf,
-               "navigation axes must come first in array order (axis %d navigates, axis %d does not)", i, nav);
-    in->nav_dim = nav;
-    settle_binned(in, binned);
-  } else {
-    for (int i = 0; i < in->ndim; i++) {
-      memset(&in->axes[i], 0, sizeof in->axes[i]);
-      in->axes[i].scale = 1;
-      in->axes[i].size = in->shape[i];
-    }
-    in->nav_dim = hb_default_nav_dim(in->ndim);
-    HB_CHECK(job->nav_dim > 0 || in->nav_dim > 0, HB_EINVALID, wf,
-             "dataset %s has %d axes: set input.navigation_dimension to say how many lead as navigation",
-             in->dataset, in->ndim);
-  }
   if (job->nav_dim > 0) in->nav_dim = job->nav_dim;
+  HB_CHECK(in->nav_dim >= 0, HB_EINVALID, wf,
+           "dataset %s has %d axes: set input.navigation_dimension to say how many lead as navigation", in->dataset,
+           in->ndim);
   in->sig_dim = in->ndim - in->nav_dim;
   HB_CHECK(in->nav_dim >= 1 && in->sig_dim >= 1, HB_EINVALID, wf,
-           "dataset %s has %d navigation and %d signal axes; hyperbatch needs at least one of each", in->dataset,
-           in->nav_dim, in->sig_dim);
+           "dataset %s has %d navigation and %d signal axes; hyperbatch needs at least one of each%s", in->dataset,
+           in->nav_dim, in->sig_dim,
+           in->nav_dim < 1 && in->ndim > 1 ? " (input.navigation_dimension can say how many lead as navigation)" : "");
   for (int i = 0; i < in->ndim; i++) in->axes[i].navigate = i < in->nav_dim;
   HB_CALL(apply_axis_overrides(job, in));
   return 0;
@@ -435,16 +243,11 @@ int hb_input_open(MPI_Comm comm, const hb_job *job, hb_input *in) {
   H5Pclose(fapl);
   HB_CALL(hb_agree(comm, rc));
 
-  char fmt[64], ver[64];
-  hb_h5_read_attr_str(in->file, "file_format", fmt, sizeof fmt);
-  hb_h5_read_attr_str(in->file, "file_format_version", ver, sizeof ver);
-  in->is_hspy = !strcmp(fmt, "HyperSpy");
-  if (in->is_hspy && !job->input_dataset)
-    HB_CHECK(ver[0] == '3' && ver[1] == '.', HB_EINVALID, wf,
-             "HyperSpy format version '%s' is not supported (3.x is; re-save with HyperSpy >= 1.5)", ver);
   /* Everything below reads identical metadata on every rank, so ranks agree. */
-  HB_CALL(pick_dataset(job, in, wf));
-  HB_CALL(hb_input_describe(in, wf));
+  HB_CALL(settle_format(job, in, wf));
+  hb_candidate pick;
+  HB_CALL(pick_candidate(job, in, wf, &pick));
+  HB_CALL(hb_input_describe_candidate(in->file, in->format, &pick, in, wf));
   HB_CALL(settle_axes(job, in, wf));
   HB_CALL(hb_chunkreader_open(in, job->threads, &in->raw));
   return 0;

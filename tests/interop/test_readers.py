@@ -1,0 +1,307 @@
+"""Input formats (docs/job-format.md "Input formats"): for each, a file in
+that layout, a job on it at 1, 2 and 3 ranks, its values against numpy on
+the same array and its calibration as HyperSpy 1.7.3 loads the output.
+
+- py4DSTEM EMD 1.0, built with h5py as emdfile writes a DataCube (two
+  datacubes: input.signal picks one; linear dim vectors stored as their
+  first two points, Q origin off zero, calibration in the root's metadata);
+- NeXus STXM stacks, (energy, sample_y, sample_x) as SLS PolLux writes them,
+  in the NeXus 2014 form (NXdata @signal/@axes) and the older one (signal=1
+  and axes="a:b" on the dataset);
+- HyperSpy's older formats 1.0 and 2.0, made from a 3.1 file HyperSpy saved
+  (HyperSpy 1.7.3 loads each with the same axes: that is checked first);
+- input.format overriding detection, and the errors: a format that does
+  not match, a signal or dataset that is not there (the closest named);
+- `hyperbatch inspect` shows the detected format, every candidate and which
+  one a job uses.
+
+usage: /usr/bin/python3 test_readers.py path/to/hyperbatch"""
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import oracle  # noqa: E402
+from oracle import by_title, check, hs, load_quietly  # noqa: E402
+import h5py  # noqa: E402
+
+HB = os.path.abspath(sys.argv[1])
+RANKS = (1, 2, 3)
+STATS = {"total": {"op": "sum", "axes": "signal"}, "mean_sig": {"op": "mean", "axes": "navigation"}}
+
+
+def run_all(tmp, tag, src, input_extra=None, kernels=STATS):
+    """The job at 1, 2, 3 ranks; {n: {name: signal}} of those that ran."""
+    got = {}
+    for n in RANKS:
+        job = oracle.write_job(os.path.join(tmp, f"{tag}{n}.yaml"), src, kernels,
+                               output_file=os.path.join(tmp, f"{tag}{n}.hspy"), input_extra=input_extra,
+                               run={"block": 2})
+        p = oracle.run_hyperbatch(HB, job, n)
+        if check(p.returncode == 0, f"{tag}: runs at {n} rank{'s' * (n > 1)} (exit {p.returncode})"):
+            got[n] = by_title(load_quietly(os.path.join(tmp, f"{tag}{n}.hspy")))
+        else:
+            print(p.stderr[-800:])
+    return got
+
+
+def axes_of(s):
+    return [(str(a.name), str(a.units), round(float(a.scale), 12), round(float(a.offset), 12), int(a.size))
+            for a in s.axes_manager._axes]
+
+
+def check_stats(tag, got, data, nav_dim, nav_axes, sig_axes):
+    """Values against numpy (float64 sums; means of the patterns), and the
+    calibration of each result, every rank count."""
+    sig = tuple(range(nav_dim, data.ndim))
+    want_total = data.astype(np.float64).sum(axis=sig)
+    want_mean = data.astype(np.float64).mean(axis=tuple(range(nav_dim)))
+    for n, sigs in got.items():
+        t, m = sigs.get("total"), sigs.get("mean_sig")
+        if not check(t is not None and m is not None, f"{tag} at {n}: both results load"):
+            continue
+        check(t.data.shape == want_total.shape and np.allclose(t.data, want_total, rtol=1e-12, atol=0),
+              f"{tag} at {n}: sum over the signal == numpy's")
+        check(m.data.shape == want_mean.shape and np.allclose(m.data, want_mean, rtol=1e-6, atol=1e-9),
+              f"{tag} at {n}: mean over the navigation == numpy's")
+        check(axes_of(t) == nav_axes, f"{tag} at {n}: the scan's calibration {axes_of(t)} == {nav_axes}")
+        check(axes_of(m) == sig_axes, f"{tag} at {n}: the pattern's calibration {axes_of(m)} == {sig_axes}")
+    ref = got.get(1)
+    for n in RANKS[1:]:
+        if ref and n in got:
+            check(all(np.array_equal(got[n][k].data, ref[k].data) for k in ("total", "mean_sig")),
+                  f"{tag}: {n} ranks == 1 rank, bit for bit")
+
+
+def cli(*args):
+    return subprocess.run([HB, *args], capture_output=True, text=True, env=oracle.mpi_env())
+
+
+# ---------------------------------------------------------------- EMD 1.0
+
+def write_emd(path, cubes):
+    """An EMD 1.0 file as emdfile 0.0.14+ writes py4DSTEM 0.14's DataCubes:
+    cubes is {root name: (data, R size, R units, Q size, Q units, Q origin)}."""
+    with h5py.File(path, "w") as f:
+        for k, v in (("emd_group_type", "file"), ("version_major", 1), ("version_minor", 0),
+                     ("UUID", str(uuid.uuid4())), ("authoring_program", "emdfile"), ("authoring_user", "")):
+            f.attrs[k] = v
+        for root, (data, rs, ru, qs, qu, q0) in cubes.items():
+            r = f.create_group(root)
+            r.attrs["emd_group_type"], r.attrs["python_class"] = "root", "Root"
+            mb = r.create_group("metadatabundle")
+            mb.attrs["emd_group_type"] = "metadatabundle"
+            c = mb.create_group("calibration")
+            c.attrs["emd_group_type"], c.attrs["python_class"] = "metadata", "Calibration"
+            for key, val, kind in (("Q_pixel_size", qs, "number"), ("R_pixel_size", rs, "number"),
+                                   ("Q_pixel_units", qu.encode(), "string"),
+                                   ("R_pixel_units", ru.encode(), "string"), ("QR_flip", np.bool_(False), "bool"),
+                                   ("_root_treepath", b"", "string")):
+                c.create_dataset(key, data=val).attrs["type"] = kind.encode()
+            g = r.create_group("datacube")
+            g.attrs["emd_group_type"], g.attrs["python_class"] = "array", "DataCube"
+            g.create_dataset("data", data=data, chunks=(1, data.shape[1], *data.shape[2:]),
+                             compression="gzip").attrs["units"] = "pixel intensity"
+            for i, (name, units, step, start) in enumerate((("Rx", ru, rs, 0.0), ("Ry", ru, rs, 0.0),
+                                                            ("Qx", qu, qs, -q0), ("Qy", qu, qs, -q0))):
+                pts = start + step * np.arange(data.shape[i])
+                # linear dims keep their first two points; a full vector is fine too
+                d = g.create_dataset(f"dim{i}", data=pts[:2] if i != 1 else pts)
+                d.attrs["name"], d.attrs["units"] = name, units
+
+
+def test_emd(tmp):
+    rng = np.random.default_rng(31)
+    a = rng.integers(0, 1000, (7, 5, 8, 8)).astype(np.uint16)
+    b = rng.random((3, 4, 6, 6)).astype(np.float32)
+    src = os.path.join(tmp, "cubes.h5")
+    write_emd(src, {"datacube_root": (a, 2.5, "nm", 0.02, "A^-1", 0.08),
+                    "other_root": (b, 1.0, "pixels", 1.0, "pixels", 0.0)})
+    p = cli("inspect", src)
+    check(p.returncode == 0 and "input.format emd" in p.stdout and "2 signals; a job picks one with input.signal"
+          in p.stdout and "'datacube_root/datacube'" in p.stdout and "'other_root/datacube'" in p.stdout,
+          "inspect: EMD detected, both datacubes listed, a job must pick one")
+    got = run_all(tmp, "emd", src, {"signal": "datacube_root/datacube"})
+    check_stats("EMD datacube (Rx, Ry, Qx, Qy)", got, a, 2,
+                [("Rx", "nm", 2.5, 0.0, 7), ("Ry", "nm", 2.5, 0.0, 5)],
+                [("Qx", "1/Å", 0.02, -0.08, 8), ("Qy", "1/Å", 0.02, -0.08, 8)])
+    got = run_all(tmp, "emdpx", src, {"signal": "other_root/datacube"})
+    check_stats("EMD datacube in pixels", got, b, 2, [("Rx", "<undefined>", 1.0, 0.0, 3),
+                                                       ("Ry", "<undefined>", 1.0, 0.0, 4)],
+                [("Qx", "<undefined>", 1.0, 0.0, 6), ("Qy", "<undefined>", 1.0, 0.0, 6)])
+    # two datacubes and no input.signal: the error lists them
+    job = oracle.write_job(os.path.join(tmp, "emd_none.yaml"), src, STATS, os.path.join(tmp, "none.hspy"))
+    p = oracle.run_hyperbatch(HB, job, 2)
+    check(p.returncode == 2 and "holds 2 signals ('datacube_root/datacube', 'other_root/datacube'); pick one with "
+          "input.signal" in p.stderr, f"EMD, no input.signal: exit 2 and both named (exit {p.returncode})")
+    job = oracle.write_job(os.path.join(tmp, "emd_typo.yaml"), src, STATS, os.path.join(tmp, "typo.hspy"),
+                           input_extra={"signal": "datacube_root/datacub"})
+    p = oracle.run_hyperbatch(HB, job, 2)
+    check(p.returncode == 2 and "has no signal 'datacube_root/datacub'; the closest are 'datacube_root/datacube'"
+          in p.stderr, f"EMD, a signal not there: exit 2, the closest named (exit {p.returncode})")
+    # the same array as generic HDF5: values read, calibration not
+    got = run_all(tmp, "emdraw", src, {"format": "hdf5", "dataset": "/datacube_root/datacube/data"})
+    check_stats("EMD read as format: hdf5", got, a, 2, [("<undefined>", "<undefined>", 1.0, 0.0, 7),
+                                                        ("<undefined>", "<undefined>", 1.0, 0.0, 5)],
+                [("<undefined>", "<undefined>", 1.0, 0.0, 8), ("<undefined>", "<undefined>", 1.0, 0.0, 8)])
+
+
+# ---------------------------------------------------------------- NeXus STXM
+
+def write_stxm(path, counts, energy, y, x, old_style=False):
+    """A PolLux-like NXstxm file: /entry1/counter0 holds (energy, sample_y,
+    sample_x) counts; scalars as 1-element arrays, as Pixelator writes them."""
+    def nx(parent, name, cls):
+        g = parent.create_group(name)
+        g.attrs["NX_class"] = np.bytes_(cls)
+        return g
+
+    def one(s):
+        return np.array([s.encode()])
+
+    with h5py.File(path, "w") as f:
+        e = nx(f, "entry1", "NXentry")
+        e["definition"], e["title"], e["start_time"] = one("NXstxm"), one("Fe L3 stack"), one("2026-01-02T10:00")
+        d = nx(e, "counter0", "NXdata")
+        d.create_dataset("data", data=counts, chunks=(1, *counts.shape[1:]))
+        names = ("energy", "sample_y", "sample_x")
+        if old_style:
+            d["data"].attrs["signal"] = np.int32(1)
+            d["data"].attrs["axes"] = np.bytes_(":".join(names))
+        else:
+            d.attrs["signal"] = "data"
+            d.attrs["axes"] = np.array([n.encode() for n in names])
+        for i, (n, v) in enumerate(zip(names, (energy, y, x))):
+            d[n] = v
+            d[n].attrs["axis"] = np.int32(i + 1)
+        d["count_time"] = np.full(len(energy), 1e-3)
+        d["stxm_scan_type"] = one("sample image stack")
+        ins = nx(e, "instrument", "NXinstrument")
+        src = nx(ins, "source", "NXsource")
+        src["name"] = one("SLS")
+        nx(e, "control", "NXmonitor")["data"] = np.full(counts.size, 400.0)
+
+
+def test_stxm(tmp):
+    rng = np.random.default_rng(32)
+    energy = np.linspace(700.0, 710.0, 5)
+    y, x = np.linspace(-2.5, 2.5, 6), np.linspace(-3.0, 3.0, 7)
+    counts = rng.poisson(1e4, (5, 6, 7)).astype(np.float32)
+    for style in ("new", "old"):
+        src = os.path.join(tmp, f"stxm_{style}.hdf5")
+        write_stxm(src, counts, energy, y, x, old_style=style == "old")
+        if style == "new":
+            p = cli("inspect", src)
+            check(p.returncode == 0 and "input.format nexus" in p.stdout and
+                  "signal 'entry1/counter0'  (/entry1/counter0/data)  <- a job uses this one" in p.stdout and
+                  "(5| 7, 6)" in p.stdout, "inspect: NeXus detected, the stack (5| 7, 6) is what a job uses")
+        got = run_all(tmp, f"stxm{style}", src)
+        check_stats(f"STXM stack, {style} NeXus axes", got, counts, 1, [("energy", "eV", 2.5, 700.0, 5)],
+                    [("sample_y", "µm", 1.0, -2.5, 6), ("sample_x", "µm", 1.0, -3.0, 7)])
+        for n, sigs in got.items():
+            if "total" in sigs:
+                check(sigs["total"].metadata.General.title == "total", f"STXM {style} at {n}: result title")
+                break
+
+
+# ---------------------------------------------------------------- older .hspy
+
+def downgrade(src, dst, version):
+    """A 3.1 file HyperSpy saved, rewritten as HyperSpy `version` wrote it:
+    2.x has no navigate flags (record_by says the signal dimension); 1.0 has
+    no file_format_version, and mapped_parameters for metadata with title,
+    record_by and signal_type at its root (1.0 names them name, signal)."""
+    with h5py.File(src, "r") as f, h5py.File(dst, "w") as g:
+        f.copy("Experiments", g)
+        for k, v in f.attrs.items():
+            g.attrs[k] = v
+        g.attrs["file_format_version"] = version
+        for name, exp in g["Experiments"].items():
+            for i in range(exp["data"].ndim):
+                if "navigate" in exp[f"axis-{i}"].attrs:
+                    del exp[f"axis-{i}"].attrs["navigate"]
+            sig = exp["metadata/Signal"]
+            sig.attrs["record_by"] = "spectrum"
+            if version == "1.0":
+                del g.attrs["file_format_version"]
+                exp.move("metadata", "mapped_parameters")
+                exp.move("original_metadata", "original_parameters")
+                mp = exp["mapped_parameters"]
+                mp.attrs["name"] = mp["General"].attrs["title"]
+                mp.attrs["signal"] = mp["Signal"].attrs["signal_type"]
+                mp.attrs["record_by"] = "spectrum"
+                del mp["General"], mp["Signal"]
+
+
+def test_old_hspy(tmp):
+    rng = np.random.default_rng(33)
+    s = hs.signals.Signal1D(rng.random((4, 3, 16)).astype(np.float32))
+    s.metadata.General.title = "old scan"
+    s.set_signal_type("EELS")
+    for a, (name, units, scale, offset) in zip(s.axes_manager._axes, (("y", "nm", 2.0, 1.0), ("x", "nm", 3.0, -1.0),
+                                                                       ("Energy loss", "eV", 0.5, 280.0))):
+        a.name, a.units, a.scale, a.offset = name, units, scale, offset
+    src = os.path.join(tmp, "v31.hspy")
+    s.save(src, overwrite=True)
+    for version in ("2.0", "1.0"):
+        dst = os.path.join(tmp, f"v{version}.hdf5")
+        downgrade(src, dst, version)
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            old = hs.load(dst)
+        if not check(axes_of(old) == axes_of(s) and old.metadata.General.title == "old scan",
+                     f"HyperSpy 1.7.3 loads the {version} file as the 3.1 one"):
+            continue
+        got = run_all(tmp, f"v{version}", dst)
+        nav = [x for x in axes_of(s)[:2]]
+        check_stats(f"HyperSpy format {version}", got, s.data, 2, nav, axes_of(s)[2:])
+        p = cli("inspect", dst)
+        check(p.returncode == 0 and "title        old scan" in p.stdout and "signal_type  'EELS'" in p.stdout and
+              "(3, 4| 16)" in p.stdout, f"inspect of format {version}: title, signal_type, (3, 4| 16)")
+
+
+# ---------------------------------------------------------------- overrides and errors
+
+def test_overrides(tmp):
+    si = os.path.join(tmp, "si.hspy")
+    hs.signals.Signal1D(np.arange(24, dtype=np.float32).reshape(2, 3, 4)).save(si, overwrite=True)
+    job = oracle.write_job(os.path.join(tmp, "wrongfmt.yaml"), si, STATS, os.path.join(tmp, "w.hspy"),
+                           input_extra={"format": "emd"})
+    p = oracle.run_hyperbatch(HB, job, 2)
+    check(p.returncode == 2 and "input.format is emd, but the file does not look like one (looked for EMD 1.0" in
+          p.stderr, f"input.format: emd on an .hspy: exit 2, says what it looked for (exit {p.returncode})")
+    job = oracle.write_job(os.path.join(tmp, "ds.yaml"), si, STATS, os.path.join(tmp, "d.hspy"),
+                           input_extra={"dataset": "/Experiments/__unnamed__/dat"})
+    p = oracle.run_hyperbatch(HB, job, 2)
+    check(p.returncode == 2 and "has no array '/Experiments/__unnamed__/dat'; the closest are "
+          "'/Experiments/__unnamed__/data'" in p.stderr,
+          f"a generic dataset not there: exit 2, the closest named (exit {p.returncode})")
+    job = oracle.write_job(os.path.join(tmp, "mixed.yaml"), si, STATS, os.path.join(tmp, "m.hspy"),
+                           input_extra={"format": "hspy", "dataset": "/Experiments/__unnamed__/data"})
+    p = oracle.run_hyperbatch(HB, job, 1)
+    check(p.returncode == 2 and "input.dataset names an array of a generic HDF5 file" in p.stderr,
+          f"input.dataset with format: hspy: exit 2 (exit {p.returncode})")
+    job = oracle.write_job(os.path.join(tmp, "badfmt.yaml"), si, STATS, os.path.join(tmp, "b.hspy"),
+                           input_extra={"format": "tiff"})
+    p = subprocess.run([HB, "validate", job], capture_output=True, text=True, env=oracle.mpi_env())
+    check(p.returncode == 2 and "auto|hspy|emd|nexus|hdf5" in p.stderr,
+          f"validate: input.format tiff is refused, the choices named (exit {p.returncode})")
+
+
+def main():
+    with tempfile.TemporaryDirectory() as tmp:
+        oracle.warm_up(tmp)
+        test_emd(tmp)
+        test_stxm(tmp)
+        test_old_hspy(tmp)
+        test_overrides(tmp)
+    oracle.hbcheck.finish("test_readers")
+
+
+if __name__ == "__main__":
+    main()
