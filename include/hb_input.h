@@ -27,6 +27,12 @@ typedef struct hb_input {
   char signal[256];      /* the picked candidate's name (input.signal), "" for generic HDF5 */
   char title[256];
   char signal_type[64];
+  /* what every result carries over (src/output/carry.c): the input's
+   * HyperSpy metadata tree, and the group whose contents go into
+   * original_metadata (under original_as, or merged when ""); "" if none */
+  char meta_group[640];
+  char original_group[640];
+  char original_as[256];
   int ndim, nav_dim, sig_dim;
   hsize_t shape[HB_MAXDIM];
   hsize_t chunk[HB_MAXDIM];  /* == shape for contiguous datasets */

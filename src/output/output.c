@@ -754,6 +754,12 @@ int hb_output_finish(hb_engine *e) {
                        "original_metadata/hyperbatch", H5P_DEFAULT, H5P_DEFAULT) < 0)
       rc = HB_FAIL(HB_EIO, e->partial, "cannot link the provenance into '%s' (%s)", e->res[i].o->name,
                    hb_h5_error_text());
+  hid_t *groups = rc ? NULL : malloc((size_t)e->nres * sizeof *groups);
+  int ngroups = 0;
+  for (int i = 0; groups && i < e->nres; i++)
+    if (in_output(&e->res[i])) groups[ngroups++] = e->res[i].group;
+  if (!rc) rc = groups ? hb_output_carry_metadata(e, groups, ngroups) : HB_FAIL(HB_EINTERNAL, "memory", "out of memory");
+  free(groups);
   HB_CALL(hb_agree(e->comm, rc));
   HB_CALL(hb_agree(e->comm, close_all(e)));
   /* on disk before it takes the output's name (and the checkpoint goes) */

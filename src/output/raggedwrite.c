@@ -341,6 +341,7 @@ int hb_ragged_finish(hb_engine *e) {
     rc = hb_hspy_ragged_create(f, &desc, &g, &data, &shapes);
     if (!rc) rc = write_lists(e, i, rows + 4 * first, k - first, fd, data, shapes);
     if (!rc) rc = hb_output_write_provenance(e, g);
+    if (!rc) rc = hb_output_carry_metadata(e, &g, 1);
     if (shapes >= 0) H5Dclose(shapes);
     if (data >= 0) H5Dclose(data);
     if (g >= 0) H5Gclose(g);

@@ -102,6 +102,9 @@ static int calibrate(hid_t file, const hb_candidate *c, hb_input *in, const char
   char cal[600];
   snprintf(cal, sizeof cal, "/%.*s/metadatabundle/calibration", slash ? (int)(slash - c->name) : (int)strlen(c->name),
            c->name);
+  /* py4DSTEM's calibration (and whatever else it keeps there) as original_metadata/calibration */
+  snprintf(in->original_group, sizeof in->original_group, "%s", cal);
+  snprintf(in->original_as, sizeof in->original_as, "calibration");
   hid_t g = H5Gopen2(file, c->group, H5P_DEFAULT);
   HB_H5(g, where, "cannot open %s", c->group);
   hid_t k = H5Lexists(file, cal, H5P_DEFAULT) > 0 ? H5Gopen2(file, cal, H5P_DEFAULT) : -1;

@@ -148,6 +148,11 @@ static int calibrate(hid_t file, const hb_candidate *c, hb_input *in, const char
     }
   }
   if (!strcmp(in->title, "__unnamed__")) in->title[0] = 0;
+  /* before 1.2 the tree had another layout (HyperSpy's reader rearranges
+   * it key by key): only original_parameters is carried then */
+  if (!before_1_2) snprintf(in->meta_group, sizeof in->meta_group, "%s/metadata", c->group);
+  snprintf(in->original_group, sizeof in->original_group, "%s/%s", c->group,
+           before_1_2 ? "original_parameters" : "original_metadata");
   H5Gclose(g);
   /* HyperSpy: the navigate flags when every axis has one, else record_by,
    * else every axis is signal */

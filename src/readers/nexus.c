@@ -182,6 +182,9 @@ static int calibrate(hid_t file, const hb_candidate *c, hb_input *in, const char
   hb_h5_read_value_str(e, "definition", definition, sizeof definition);
   H5Gclose(e);
   int stxm = !strcmp(definition, "NXstxm");
+  /* the entry's scan metadata as original_metadata/<entry> (src/output/carry.c leaves the data out) */
+  snprintf(in->original_group, sizeof in->original_group, "%s", entry);
+  snprintf(in->original_as, sizeof in->original_as, "%s", entry + 1);
   hid_t g = H5Gopen2(file, c->group, H5P_DEFAULT);
   HB_H5(g, where, "cannot open %s", c->group);
   hid_t sig = H5Dopen2(file, c->dataset, H5P_DEFAULT);

@@ -129,6 +129,11 @@ def test_emd(tmp):
     check_stats("EMD datacube (Rx, Ry, Qx, Qy)", got, a, 2,
                 [("Rx", "nm", 2.5, 0.0, 7), ("Ry", "nm", 2.5, 0.0, 5)],
                 [("Qx", "1/Å", 0.02, -0.08, 8), ("Qy", "1/Å", 0.02, -0.08, 8)])
+    for n, sigs in got.items():
+        om = sigs["total"].original_metadata if "total" in sigs else None
+        check(om is not None and om.get_item("calibration.R_pixel_size") == 2.5 and
+              om.get_item("calibration.Q_pixel_units") in (b"A^-1", "A^-1"),
+              f"EMD at {n}: py4DSTEM's calibration is in original_metadata.calibration")
     got = run_all(tmp, "emdpx", src, {"signal": "other_root/datacube"})
     check_stats("EMD datacube in pixels", got, b, 2, [("Rx", "<undefined>", 1.0, 0.0, 3),
                                                        ("Ry", "<undefined>", 1.0, 0.0, 4)],
@@ -203,9 +208,13 @@ def test_stxm(tmp):
         check_stats(f"STXM stack, {style} NeXus axes", got, counts, 1, [("energy", "eV", 2.5, 700.0, 5)],
                     [("sample_y", "µm", 1.0, -2.5, 6), ("sample_x", "µm", 1.0, -3.0, 7)])
         for n, sigs in got.items():
-            if "total" in sigs:
-                check(sigs["total"].metadata.General.title == "total", f"STXM {style} at {n}: result title")
-                break
+            for name, r in sigs.items():
+                om = r.original_metadata
+                check(om.has_item("entry1.start_time") and om.has_item("entry1.counter0.energy") and
+                      om.has_item("entry1.instrument.source.name") and not om.has_item("entry1.counter0.data") and
+                      om.has_item("hyperbatch.job"),
+                      f"STXM {style} at {n}, {name}: the entry's scan metadata in original_metadata.entry1, "
+                      "not its data; the provenance beside it")
 
 
 # ---------------------------------------------------------------- older .hspy
@@ -241,6 +250,11 @@ def test_old_hspy(tmp):
     rng = np.random.default_rng(33)
     s = hs.signals.Signal1D(rng.random((4, 3, 16)).astype(np.float32))
     s.metadata.General.title = "old scan"
+    s.metadata.General.date = "2026-01-02"
+    s.metadata.set_item("Acquisition_instrument.TEM.beam_energy", 200.0)
+    s.metadata.set_item("Sample.elements", ["Fe", "O"])
+    s.original_metadata.set_item("detector.gain", 3.5)
+    s.original_metadata.set_item("exposure", 0.25)
     s.set_signal_type("EELS")
     for a, (name, units, scale, offset) in zip(s.axes_manager._axes, (("y", "nm", 2.0, 1.0), ("x", "nm", 3.0, -1.0),
                                                                        ("Energy loss", "eV", 0.5, 280.0))):
@@ -260,6 +274,21 @@ def test_old_hspy(tmp):
         got = run_all(tmp, f"v{version}", dst)
         nav = [x for x in axes_of(s)[:2]]
         check_stats(f"HyperSpy format {version}", got, s.data, 2, nav, axes_of(s)[2:])
+        for n, sigs in got.items():
+            for name, r in sigs.items():
+                md, om = r.metadata, r.original_metadata
+                own = md.General.title == name and om.has_item("hyperbatch.job")
+                carried_om = om.get_item("detector.gain") == 3.5 and om.get_item("exposure") == 0.25
+                if version == "2.0":
+                    check(own and carried_om and md.get_item("Acquisition_instrument.TEM.beam_energy") == 200.0 and
+                          sorted(md.get_item("Sample.elements")) == ["Fe", "O"] and
+                          md.General.get_item("date") == "2026-01-02",
+                          f"format 2.0 at {n}, {name}: the input's metadata (Acquisition_instrument, Sample, "
+                          "General.date) and original_metadata carried, title and provenance its own")
+                else:
+                    check(own and carried_om and not md.has_item("Acquisition_instrument"),
+                          f"format 1.0 at {n}, {name}: original_parameters carried as original_metadata; the old "
+                          "metadata tree not (its layout differs)")
         p = cli("inspect", dst)
         check(p.returncode == 0 and "title        old scan" in p.stdout and "signal_type  'EELS'" in p.stdout and
               "(3, 4| 16)" in p.stdout, f"inspect of format {version}: title, signal_type, (3, 4| 16)")

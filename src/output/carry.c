@@ -1,0 +1,193 @@
+/* The input's metadata carried into every result, as HyperSpy's own methods
+ * keep a signal's metadata: its HyperSpy metadata tree (Acquisition_instrument,
+ * Sample, ...; not General's title, Signal or _HyperSpy, which describe the
+ * result) and its original_metadata.  Which groups those are is the reader's
+ * call (hb_input.meta_group, original_group).  Written once into the first
+ * result, then hard-linked into the others, like the provenance; called by
+ * every rank with the same arguments (HDF5's rule for metadata in parallel). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine_priv.h"
+#include "hb_error.h"
+#include "hb_h5.h"
+
+/* Datasets up to this size are metadata; larger ones (a NeXus entry's
+ * detector arrays) are data, and not carried. */
+#define CARRY_MAX_BYTES (1 << 20)
+#define CARRY_MAX_DEPTH 16
+
+static int is_skipped(const char *name, const char *const *skip) {
+  for (; skip && *skip; skip++)
+    if (!strcmp(name, *skip)) return 1;
+  return 0;
+}
+
+typedef struct {
+  hid_t dst;
+  const char *const *skip;
+  int rc;
+} attr_copy;
+
+static herr_t copy_one_attr(hid_t src, const char *name, const H5A_info_t *info, void *data) {
+  (void)info;
+  attr_copy *c = data;
+  if (is_skipped(name, c->skip) || H5Aexists(c->dst, name) > 0) return 0;
+  hid_t a = H5Aopen(src, name, H5P_DEFAULT);
+  hid_t t = a >= 0 ? H5Aget_type(a) : -1, sp = a >= 0 ? H5Aget_space(a) : -1;
+  hid_t mt = t >= 0 ? H5Tget_native_type(t, H5T_DIR_DEFAULT) : -1;
+  hssize_t n = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+  size_t size = mt >= 0 ? H5Tget_size(mt) : 0;
+  void *buf = n >= 0 && size ? calloc((size_t)(n ? n : 1), size) : NULL;
+  int ok = buf && H5Aread(a, mt, buf) >= 0;
+  if (ok) {
+    hid_t b = H5Acreate2(c->dst, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
+    ok = b >= 0 && H5Awrite(b, mt, buf) >= 0;
+    if (b >= 0) H5Aclose(b);
+    if (H5Tdetect_class(mt, H5T_VLEN) > 0 || H5Tis_variable_str(mt) > 0) H5Dvlen_reclaim(mt, sp, H5P_DEFAULT, buf);
+  }
+  free(buf);
+  if (mt >= 0) H5Tclose(mt);
+  if (t >= 0) H5Tclose(t);
+  if (sp >= 0) H5Sclose(sp);
+  if (a >= 0) H5Aclose(a);
+  if (!ok) c->rc = -1;
+  return ok ? 0 : -1;
+}
+
+/* Every attribute of src that dst lacks, but those named in skip. */
+static int copy_attrs(hid_t src, hid_t dst, const char *const *skip) {
+  attr_copy c = {dst, skip, 0};
+  hsize_t idx = 0;
+  H5Aiterate2(src, H5_INDEX_NAME, H5_ITER_INC, &idx, copy_one_attr, &c);
+  return c.rc;
+}
+
+typedef struct {
+  hid_t dst;
+  const char *const *skip;
+  int depth, rc;
+  haddr_t data_addr; /* the input's array: never metadata, whatever its size */
+} tree_copy;
+
+static int copy_tree(hid_t src, hid_t dst, const char *const *skip, int depth, haddr_t data_addr);
+
+/* A group is made again (so that a data-sized dataset inside can be left
+ * out); a metadata-sized dataset is copied whole. */
+static herr_t copy_child(hid_t src, const char *name, const H5L_info_t *info, void *data) {
+  tree_copy *c = data;
+  if (info->type != H5L_TYPE_HARD || is_skipped(name, c->skip) || H5Lexists(c->dst, name, H5P_DEFAULT) > 0) return 0;
+  H5O_info_t oi;
+  if (H5Oget_info_by_name(src, name, &oi, H5P_DEFAULT) < 0) return 0;
+  if (oi.type == H5O_TYPE_GROUP && c->depth < CARRY_MAX_DEPTH) {
+    hid_t s = H5Gopen2(src, name, H5P_DEFAULT);
+    hid_t d = s >= 0 ? H5Gcreate2(c->dst, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT) : -1;
+    if (s >= 0 && d < 0) c->rc = -1;
+    if (d >= 0 && (copy_attrs(s, d, NULL) || copy_tree(s, d, NULL, c->depth + 1, c->data_addr))) c->rc = -1;
+    if (d >= 0) H5Gclose(d);
+    if (s >= 0) H5Gclose(s);
+  } else if (oi.type == H5O_TYPE_DATASET && oi.addr != c->data_addr) {
+    hid_t s = H5Dopen2(src, name, H5P_DEFAULT);
+    hid_t sp = s >= 0 ? H5Dget_space(s) : -1, t = s >= 0 ? H5Dget_type(s) : -1;
+    hssize_t n = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+    double bytes = t >= 0 ? (double)n * (double)H5Tget_size(t) : -1;
+    if (sp >= 0) H5Sclose(sp);
+    if (t >= 0) H5Tclose(t);
+    if (s >= 0) H5Dclose(s);
+    if (n >= 0 && bytes <= CARRY_MAX_BYTES && H5Ocopy(src, name, c->dst, name, H5P_DEFAULT, H5P_DEFAULT) < 0)
+      c->rc = -1;
+  }
+  return c->rc;
+}
+
+static int copy_tree(hid_t src, hid_t dst, const char *const *skip, int depth, haddr_t data_addr) {
+  tree_copy c = {dst, skip, depth, 0, data_addr};
+  hsize_t idx = 0;
+  H5Literate(src, H5_INDEX_NAME, H5_ITER_INC, &idx, copy_child, &c);
+  return c.rc;
+}
+
+/* Hard links in `to` to every child of `from` that `to` lacks. */
+static herr_t link_child(hid_t from, const char *name, const H5L_info_t *info, void *data) {
+  (void)info;
+  hid_t to = *(hid_t *)data;
+  if (H5Lexists(to, name, H5P_DEFAULT) > 0) return 0;
+  return H5Lcreate_hard(from, name, to, name, H5P_DEFAULT, H5P_DEFAULT) < 0 ? -1 : 0;
+}
+
+static int link_children(hid_t from, hid_t to) {
+  hsize_t idx = 0;
+  return H5Literate(from, H5_INDEX_NAME, H5_ITER_INC, &idx, link_child, &to) < 0 ? -1 : 0;
+}
+
+static hid_t open_in(hid_t file, const char *path) {
+  if (!path[0] || H5Lexists(file, path, H5P_DEFAULT) <= 0) return -1;
+  H5O_info_t oi;
+  if (H5Oget_info_by_name(file, path, &oi, H5P_DEFAULT) < 0 || oi.type != H5O_TYPE_GROUP) return -1;
+  return H5Gopen2(file, path, H5P_DEFAULT);
+}
+
+/* The result's metadata: the tree's groups and General's other attributes
+ * (date, time, authors, ...), never what describes the result itself. */
+static const char *const own_groups[] = {"General", "Signal", "_HyperSpy", NULL};
+static const char *const own_general[] = {"title", "original_filename", NULL};
+
+static int carry_into(hid_t src_meta, hid_t src_orig, const char *orig_as, haddr_t data_addr, hid_t group,
+                      hid_t first) {
+  int rc = 0;
+  hid_t meta = hb_h5_group(group, "metadata"), orig = hb_h5_group(group, "original_metadata");
+  if (meta < 0 || orig < 0) rc = -1;
+  if (!rc && src_meta >= 0) {
+    if (first < 0) {
+      rc = copy_tree(src_meta, meta, own_groups, 0, data_addr);
+    } else {
+      hid_t from = H5Gopen2(first, "metadata", H5P_DEFAULT);
+      rc = from < 0 || link_children(from, meta);
+      if (from >= 0) H5Gclose(from);
+    }
+    hid_t sg = !rc && H5Lexists(src_meta, "General", H5P_DEFAULT) > 0 ? H5Gopen2(src_meta, "General", H5P_DEFAULT) : -1;
+    hid_t dg = sg >= 0 ? hb_h5_group(meta, "General") : -1;
+    if (sg >= 0 && (dg < 0 || copy_attrs(sg, dg, own_general))) rc = -1;
+    if (dg >= 0) H5Gclose(dg);
+    if (sg >= 0) H5Gclose(sg);
+  }
+  if (!rc && src_orig >= 0) {
+    if (orig_as[0] && first >= 0) { /* the whole subgroup is one object: link it */
+      char path[300];
+      snprintf(path, sizeof path, "original_metadata/%s", orig_as);
+      rc = H5Lexists(orig, orig_as, H5P_DEFAULT) <= 0 && H5Lcreate_hard(first, path, group, path, H5P_DEFAULT,
+                                                                          H5P_DEFAULT) < 0;
+    } else {
+      hid_t into = orig_as[0] ? hb_h5_group(orig, orig_as) : orig;
+      static const char *const own[] = {"hyperbatch", NULL};
+      if (into < 0) {
+        rc = -1;
+      } else if (first < 0) {
+        rc = copy_tree(src_orig, into, own, 0, data_addr) || copy_attrs(src_orig, into, NULL);
+      } else {
+        hid_t from = H5Gopen2(first, "original_metadata", H5P_DEFAULT);
+        rc = from < 0 || link_children(from, into) || copy_attrs(src_orig, into, NULL);
+        if (from >= 0) H5Gclose(from);
+      }
+      if (into >= 0 && into != orig) H5Gclose(into);
+    }
+  }
+  if (meta >= 0) H5Gclose(meta);
+  if (orig >= 0) H5Gclose(orig);
+  return rc;
+}
+
+int hb_output_carry_metadata(hb_engine *e, const hid_t *groups, int n) {
+  const hb_input *in = &e->in;
+  hid_t src_meta = open_in(in->file, in->meta_group), src_orig = open_in(in->file, in->original_group);
+  H5O_info_t data;
+  haddr_t data_addr = H5Oget_info2(in->dset, &data, H5O_INFO_BASIC) >= 0 ? data.addr : HADDR_UNDEF;
+  int rc = 0;
+  for (int i = 0; i < n && !rc && (src_meta >= 0 || src_orig >= 0); i++)
+    if (carry_into(src_meta, src_orig, in->original_as, data_addr, groups[i], i ? groups[0] : -1))
+      rc = HB_FAIL(HB_EIO, e->partial, "cannot carry the input's metadata into the results (%s)", hb_h5_error_text());
+  if (src_meta >= 0) H5Gclose(src_meta);
+  if (src_orig >= 0) H5Gclose(src_orig);
+  return rc;
+}
