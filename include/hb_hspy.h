@@ -33,11 +33,14 @@ typedef struct {
   const hsize_t *chunk;        /* NULL: HyperSpy's default chunk rule */
   const hb_axis *axes;         /* ndim axes, array order */
   int gzip;                    /* gzip level 4 + shuffle */
+  const char *link_file;       /* set: `data` is an HDF5 external link to */
+  const char *link_dataset;    /* this dataset of that file, written by no one */
 } hb_signal_desc;
 
 /* Create /Experiments/<name> with data (chunked, allocated early, never
- * filled), axis-i groups, metadata (General, Signal, _HyperSpy/Folding) and an
- * empty original_metadata.  Returns the open group and dataset. */
+ * filled; or an external link, *dset then -1), axis-i groups, metadata
+ * (General, Signal, _HyperSpy/Folding) and an empty original_metadata.
+ * Returns the open group and dataset. */
 int hb_hspy_signal_create(hid_t file, const hb_signal_desc *d, hid_t *group, hid_t *dset);
 
 /* A ragged signal (HyperSpy's layout, docs/hyperspy-semantics.md): d's

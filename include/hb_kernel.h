@@ -35,6 +35,7 @@ typedef struct hb_stream {
   hb_dtype dtype;
   size_t sig_size;          /* elements per pattern */
   const hb_input *input;    /* the file: path, title, signal type */
+  int preprocessed;         /* preprocess steps made these patterns from the file's */
 } hb_stream;
 
 /* An axis named in a job, as HyperSpy's axis= takes it: a name, or an

@@ -70,6 +70,10 @@ static const hb_param_spec dec_params_spec[] = {
     {"bss_diff_order", HB_P_INT, HB_DEFAULT_INT(1), .help = "bss: derivative order along each axis first (0 to 2)"},
     {"bss_max_iter", HB_P_INT, HB_DEFAULT_INT(200), .help = "bss: FastICA iterations at most"},
     {"bss_tol", HB_P_FLOAT, HB_DEFAULT_FLOAT(1e-10), .help = "bss: FastICA tolerance (HyperSpy's)"},
+    {"learning_results", HB_P_BOOL, HB_DEFAULT_BOOL(0),
+     .help = "also a signal <name> whose data is the input (an HDF5 external link to it) with HyperSpy's "
+             "learning_results: hs.load(out, lazy=True) then get_decomposition_model() and the rest work on it; "
+             "a chunked input, no preprocess steps, not centre: signal"},
     {"cache", HB_P_ENUM, HB_DEFAULT_STR("auto"), .choices = "auto|memory|disk",
      .help = "keep this rank's rows in memory (float64; NMF: float32 where that is exact), or read the blocks again "
              "every pass; auto: memory up to 1 GiB"},
@@ -183,6 +187,18 @@ static int read_params(const hb_params *par, const hb_stream *in, dec_params *p)
                            *const eig[] = {"auto", "dsyevr", "krylov", NULL};
   p->algorithm = enum_of(par, "algorithm", alg);
   p->centre = enum_of(par, "centre", centre);
+  p->learning_results = hb_param_bool(par, "learning_results");
+  /* HyperSpy's model is loadings x factors (+ mean) of the patterns the
+   * signal holds: the file's own, and a mean the layout can hold */
+  HB_CHECK(!p->learning_results || !in->preprocessed, HB_EINVALID, hb_param_where(par, "learning_results"),
+           "learning_results links the input's data, but preprocess steps change the patterns this decomposition "
+           "sees");
+  HB_CHECK(!p->learning_results || in->input->chunked, HB_EINVALID, hb_param_where(par, "learning_results"),
+           "learning_results links the input's data, which HyperSpy 1.7.3 loads lazily only from a chunked dataset; "
+           "this one is contiguous");
+  HB_CHECK(!p->learning_results || p->centre != CENTRE_SIGNAL, HB_EINVALID, hb_param_where(par, "learning_results"),
+           "learning_results with centre: signal would need each pattern's mean, which HyperSpy's layout keeps and "
+           "this output does not");
   p->svd_solver = enum_of(par, "svd_solver", solver);
   p->nmf_solver = enum_of(par, "solver", nmf);
   p->init = enum_of(par, "init", init);
@@ -691,6 +707,7 @@ static int run_bss(dec_data *d, const hb_kernel *k, const double *F, const doubl
   if (!rc) rc = dec_bss(d, F, L, ev, BF, BL, w, &iters);
   if (!rc) rc = write_whole(d, k, k->nout - 2, BF);
   if (!rc) rc = write_loadings(d, k, k->nout - 1, K, BL);
+  if (!rc && dec_learning_applies(d)) rc = dec_learning_write_bss(d, k, BF, BL, w);
   for (int i = k->nout - 2; i < k->nout && !rc; i++) {
     hid_t g = hb_h5_group(hb_global_group(d->g, k, i), "metadata/BSS");
     if (g < 0) rc = hb_error_trace(HB_EIO, __FILE__, __LINE__);
@@ -743,6 +760,7 @@ static int run_svd(dec_data *d, const hb_kernel *k) {
     rc = write_model(d, k, K, F, L);
     if (!rc) rc = write_whole(d, k, 2, evr);
     if (!rc) rc = write_meta(d, k, &m);
+    if (!rc && dec_learning_applies(d)) rc = dec_learning_write(d, k, "SVD", F, L, ev);
     if (!rc && d->p->bss) rc = run_bss(d, k, F, L, ev);
   }
   free(F);
@@ -766,6 +784,7 @@ static int run_nmf(dec_data *d, const hb_kernel *k) {
     dec_meta m = {"NMF", nmf_name[d->p->nmf_solver], iters, res, NULL, NULL, NULL};
     rc = write_model(d, k, K, H, W);
     if (!rc) rc = write_meta(d, k, &m);
+    if (!rc && dec_learning_applies(d)) rc = dec_learning_write(d, k, "NMF", H, W, NULL);
     if (!rc && d->p->bss) rc = run_bss(d, k, H, W, NULL);
   }
   free(W);

@@ -35,6 +35,7 @@ typedef struct {
   unsigned char *sig_mask;  /* M flags, likewise */
   size_t n_used, m_used;    /* unmasked patterns and pixels */
   int bss, bss_on_loadings, bss_diff_order, bss_max_iter;
+  int learning_results;     /* also the linked signal with HyperSpy's learning_results */
   double bss_tol;
 } dec_params;
 
@@ -132,5 +133,13 @@ void dorgqr_(const int *m, const int *n, const int *k, double *a, const int *lda
 void dgesdd_(const char *jobz, const int *m, const int *n, double *a, const int *lda, double *s, double *u,
              const int *ldu, double *vt, const int *ldvt, double *work, const int *lwork, int *iwork, int *info,
              size_t);
+
+/* HyperSpy's learning_results layout (decomposition_learning.c): whether it
+ * applies to this run, the linked signal with the decomposition, and the
+ * BSS added to it.  Collective. */
+int dec_learning_applies(const dec_data *d);
+int dec_learning_write(dec_data *d, const hb_kernel *k, const char *algorithm, const double *F, const double *L,
+                       const double *ev);
+int dec_learning_write_bss(dec_data *d, const hb_kernel *k, const double *BF, const double *BL, const double *w);
 
 #endif

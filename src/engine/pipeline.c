@@ -92,6 +92,7 @@ int hb_pipeline_plan(hb_engine *e) {
     HB_CHECK(!t->def->in_place || pattern_bytes(&t->out) == pattern_bytes(&t->in), HB_EINTERNAL, t->def->op,
              "an in-place transform changed the pattern's size");
     e->stream = t->out;
+    e->stream.preprocessed = 1;
     if (pattern_bytes(&e->stream) > e->step_bytes) e->step_bytes = pattern_bytes(&e->stream);
   }
   return 0;

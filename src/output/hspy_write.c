@@ -466,7 +466,11 @@ int hb_hspy_signal_create(hid_t file, const hb_signal_desc *d, hid_t *group, hid
   hid_t g = hb_h5_group(file, path);
   int rc = g < 0 ? HB_EIO : fresh_str(&t, g, "package", ""); /* empty: HyperSpy imports nothing */
   if (!rc) rc = fresh_str(&t, g, "package_version", "");
-  if (!rc) rc = create_dataset(g, "data", hb_dtype_h5(d->dtype), d->ndim, d->shape, chunk, d->gzip, dset);
+  /* an external link: HyperSpy reads it lazily with the input's own chunks
+   * (a virtual dataset has none, and 1.7.3's lazy loading refuses it) */
+  if (!rc && d->link_file && H5Lcreate_external(d->link_file, d->link_dataset, g, "data", H5P_DEFAULT, H5P_DEFAULT) < 0)
+    rc = H5FAIL(g, "cannot link %s of %s as the data of %s", d->link_dataset, d->link_file, path);
+  if (!rc && !d->link_file) rc = create_dataset(g, "data", hb_dtype_h5(d->dtype), d->ndim, d->shape, chunk, d->gzip, dset);
   for (int i = 0; i < d->ndim && !rc; i++) rc = write_axis(&t, g, i, &d->axes[i], d->shape[i]);
   if (!rc) rc = write_metadata(&t, g, d);
   hid_t om = rc ? -1 : fresh_group(&t, g, "original_metadata");

@@ -377,7 +377,7 @@ int hb_output_create(hb_engine *e) {
     }
     hb_signal_desc desc = {o->name, o->title ? o->title : o->name, base, o->signal_type ? o->signal_type : "",
                            o->quantity, o->dtype, r->ndim, r->shape, o->kind == HB_OUT_GLOBAL ? NULL : r->chunk, axes,
-                           e->job->gzip};
+                           e->job->gzip, NULL, NULL};
     if (o->kind == HB_OUT_GLOBAL) global_desc(e, o, &desc, chunk);
     rc = hb_hspy_signal_create(e->ofile, &desc, &r->group, &r->dset);
   }
@@ -406,7 +406,7 @@ int hb_output_create_deferred(hb_engine *e, int upto) {
     hb_axis axes[HB_MAXDIM];
     for (int d = 0; d < r->ndim; d++) axes[d] = o->axes[d], axes[d].navigate = 0;
     hb_signal_desc desc = {o->name, o->title ? o->title : o->name, base, o->signal_type ? o->signal_type : "",
-                           o->quantity, o->dtype, r->ndim, r->shape, r->chunk, axes, e->job->gzip};
+                           o->quantity, o->dtype, r->ndim, r->shape, r->chunk, axes, e->job->gzip, NULL, NULL};
     rc = hb_hspy_signal_create(e->ofile, &desc, &r->group, &r->dset);
   }
   free(tmp);

@@ -336,7 +336,7 @@ int hb_ragged_finish(hb_engine *e) {
     hb_axis axes[HB_MAXDIM];
     for (int d = 0; d < e->in.nav_dim; d++) axes[d] = e->in.axes[d], axes[d].navigate = 1;
     hb_signal_desc desc = {e->res[i].o->name, e->res[i].o->name, base, "", e->res[i].o->quantity, e->res[i].o->dtype,
-                           e->in.nav_dim, e->in.shape, e->res[i].chunk, axes, e->job->gzip};
+                           e->in.nav_dim, e->in.shape, e->res[i].chunk, axes, e->job->gzip, NULL, NULL};
     hid_t g = -1, data = -1, shapes = -1;
     rc = hb_hspy_ragged_create(f, &desc, &g, &data, &shapes);
     if (!rc) rc = write_lists(e, i, rows + 4 * first, k - first, fd, data, shapes);

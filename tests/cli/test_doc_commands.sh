@@ -168,14 +168,27 @@ kernels:
 EOF
 hb 2 run py/job.yaml
 check "the job output.md's examples load: exit 0" test "$RC" = 0
+# decomposition.md's load results/out.hspy of a decomposition named pca with learning_results
+mkdir -p dec
+"$HB" synth 4dstem dec/scan.hspy --shape 6,5,16,16 >/dev/null
+cat >dec/job.yaml <<'EOF'
+version: 1
+input: {file: scan.hspy}
+output: {file: results/out.hspy, previews: false}
+kernels:
+  - {name: pca, op: decomposition, components: 3, learning_results: true}
+EOF
+hb 2 run dec/job.yaml
+check "the job decomposition.md's examples load: exit 0" test "$RC" = 0
 for f in pyblocks/*.py; do
   page=$(basename "$f" .py)
   case $page in
     README.md) where=. ;;
     docs_output.md) where=py ;;
+    docs_decomposition.md) where=dec ;;
     *) bad "Python examples nobody runs: $page (run them in tests/cli/test_doc_commands.sh)"; continue ;;
   esac
-  (cd "$where" && run_line "$HB_PYTHON $W/$f")
+  (cd "$where" && run_line "MPLBACKEND=Agg $HB_PYTHON $W/$f")
   check "$page: its Python examples run as typed in one interpreter" test "$RC" = 0
 done
 check "Python examples found in README.md and docs/output.md" test -s pyblocks/README.md.py -a -s pyblocks/docs_output.md.py
