@@ -37,7 +37,9 @@ typedef struct hb_input {
   hsize_t shape[HB_MAXDIM];
   hsize_t chunk[HB_MAXDIM];  /* == shape for contiguous datasets */
   int chunked;
-  hb_dtype dtype;
+  hb_dtype dtype;            /* as the kernels see the pixels */
+  char file_dtype[16];       /* the file's, where it differs: float16 (read as float32), bool (as uint8) */
+  hid_t mem_type;            /* what HDF5 reads the pixels as: dtype's type, or the file's bool enum */
   hb_axis axes[HB_MAXDIM];
   char filters[256];         /* "gzip(4)+shuffle", "none" */
   long long file_size;

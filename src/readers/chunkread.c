@@ -85,7 +85,8 @@ int hb_chunkreader_open(const hb_input *in, int nthreads, hb_chunkreader **out) 
   *out = NULL;
   if (hb_settings_get()->read_hdf5 || !in->chunked) return 0;
   hid_t ft = H5Dget_type(in->dset);
-  int native = H5Tget_order(ft) == H5Tget_order(hb_dtype_h5(in->dtype));
+  /* the file's bytes are the pixels' (float16 is converted by HDF5) */
+  int native = H5Tget_order(ft) == H5Tget_order(hb_dtype_h5(in->dtype)) && H5Tget_size(ft) == hb_dtype_size(in->dtype);
   H5Tclose(ft);
   if (!native) return 0;
   hb_chunkreader r = {0};

@@ -103,6 +103,43 @@ static int apply_axis_overrides(const hb_job *job, hb_input *in) {
   return hb_params_misused(job->input);
 }
 
+/* The pixels' dtype from the file's type: integers and floats as they are;
+ * float16 read as float32 (HDF5 converts); h5py's bool (an enum of FALSE,
+ * TRUE over int8) as uint8, the same bytes.  1 if unsupported, 2 if complex. */
+static int settle_dtype(hb_input *in, hid_t ft) {
+  in->file_dtype[0] = 0;
+  if (in->mem_type > 0) H5Tclose(in->mem_type);
+  in->mem_type = -1;
+  H5T_class_t cls = H5Tget_class(ft);
+  size_t size = H5Tget_size(ft);
+  if (!hb_dtype_from_h5(ft, &in->dtype)) {
+    if (hb_dtype_is_complex(in->dtype)) return 2;
+  } else if (cls == H5T_FLOAT && size == 2) {
+    in->dtype = HB_F32;
+    snprintf(in->file_dtype, sizeof in->file_dtype, "float16");
+  } else if (cls == H5T_ENUM && size == 1 && H5Tget_nmembers(ft) == 2) {
+    char *f = H5Tget_member_name(ft, 0), *t = H5Tget_member_name(ft, 1);
+    int v[2] = {-1, -1};
+    int ok = f && t && !strcmp(f, "FALSE") && !strcmp(t, "TRUE");
+    H5free_memory(f);
+    H5free_memory(t);
+    signed char raw[2]; /* member values are in the base type, 1 byte here */
+    ok = ok && H5Tget_member_value(ft, 0, &raw[0]) >= 0 && H5Tget_member_value(ft, 1, &raw[1]) >= 0;
+    if (ok) v[0] = raw[0], v[1] = raw[1];
+    if (!ok || v[0] != 0 || v[1] != 1) return 1;
+    in->dtype = HB_U8;
+    snprintf(in->file_dtype, sizeof in->file_dtype, "bool");
+    in->mem_type = H5Tcopy(ft); /* HDF5 converts no enum to an integer: read the bytes as they are */
+    return in->mem_type < 0;
+  } else {
+    return 1;
+  }
+  return 0;
+}
+
+/* The type the pixels are read as. */
+static hid_t read_type(const hb_input *in) { return in->mem_type > 0 ? in->mem_type : hb_dtype_h5(in->dtype); }
+
 int hb_input_describe(hb_input *in, const char *wf) {
   hid_t dapl = H5Pcreate(H5P_DATASET_ACCESS);
   /* Blocks are whole chunks read once: a chunk cache would only copy. */
@@ -112,10 +149,12 @@ int hb_input_describe(hb_input *in, const char *wf) {
   HB_H5(in->dset, wf, "cannot open dataset %s", in->dataset);
   HB_CHECK(H5Iget_type(in->dset) == H5I_DATASET, HB_EINVALID, wf, "%s is not a dataset", in->dataset);
   hid_t ft = H5Dget_type(in->dset);
-  int bad = hb_dtype_from_h5(ft, &in->dtype) || hb_dtype_is_complex(in->dtype);
+  int bad = settle_dtype(in, ft);
   H5Tclose(ft);
-  HB_CHECK(!bad, HB_EINVALID, wf, "dataset %s has an unsupported element type (plain integers and floats only)",
-           in->dataset);
+  HB_CHECK(bad != 2, HB_EINVALID, wf,
+           "dataset %s is complex: hyperbatch reads real data only (its fft makes complex results)", in->dataset);
+  HB_CHECK(!bad, HB_EINVALID, wf,
+           "dataset %s has an unsupported element type (integers, float16/32/64 and bool are read)", in->dataset);
   in->fspace = H5Dget_space(in->dset);
   int nd = H5Sget_simple_extent_ndims(in->fspace);
   HB_CHECK(nd >= 2 && nd <= HB_MAXDIM, HB_EINVALID, wf, "dataset %s has %d dimensions; need 2 to %d", in->dataset, nd,
@@ -270,7 +309,7 @@ static void find_bad_chunk(hb_input *in, const hsize_t *start, const hsize_t *co
     hid_t fs = H5Scopy(in->fspace);
     H5Sselect_hyperslab(fs, H5S_SELECT_SET, off, NULL, cnt, NULL);
     hid_t ms = H5Screate_simple(in->ndim, cnt, NULL);
-    herr_t e = H5Dread(in->dset, hb_dtype_h5(in->dtype), ms, fs, H5P_DEFAULT, buf);
+    herr_t e = H5Dread(in->dset, read_type(in), ms, fs, H5P_DEFAULT, buf);
     H5Sclose(ms);
     H5Sclose(fs);
     if (e < 0) {
@@ -295,7 +334,7 @@ int hb_input_read(hb_input *in, const hsize_t *start, const hsize_t *count, void
   hid_t fs = H5Scopy(in->fspace);
   H5Sselect_hyperslab(fs, H5S_SELECT_SET, off, NULL, cnt, NULL);
   hid_t ms = H5Screate_simple(in->ndim, cnt, NULL);
-  herr_t e = H5Dread(in->dset, hb_dtype_h5(in->dtype), ms, fs, H5P_DEFAULT, buf);
+  herr_t e = H5Dread(in->dset, read_type(in), ms, fs, H5P_DEFAULT, buf);
   H5Sclose(ms);
   H5Sclose(fs);
   if (e >= 0) return 0;
@@ -332,5 +371,6 @@ void hb_input_close(hb_input *in) {
   if (in->fspace >= 0) H5Sclose(in->fspace);
   if (in->dset >= 0) H5Dclose(in->dset);
   if (in->file >= 0) H5Fclose(in->file);
-  in->file = in->dset = in->fspace = -1;
+  if (in->mem_type > 0) H5Tclose(in->mem_type);
+  in->file = in->dset = in->fspace = in->mem_type = -1;
 }

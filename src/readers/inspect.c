@@ -16,7 +16,10 @@ static void print_dims(const hsize_t *v, int lo, int hi) {
 static void print_dataset(hb_input *in) {
   printf("  array shape  (");
   print_dims(in->shape, 0, in->ndim);
-  printf(")  %s\n  chunks       ", hb_dtype_name(in->dtype));
+  if (in->file_dtype[0])
+    printf(")  %s (read as %s)\n  chunks       ", in->file_dtype, hb_dtype_name(in->dtype));
+  else
+    printf(")  %s\n  chunks       ", hb_dtype_name(in->dtype));
   if (in->chunked) {
     printf("(");
     print_dims(in->chunk, 0, in->ndim);
@@ -41,7 +44,8 @@ static void print_hyperspy_shape(const hb_input *in) {
 static void close_described(hb_input *in) {
   if (in->fspace >= 0) H5Sclose(in->fspace);
   if (in->dset >= 0) H5Dclose(in->dset);
-  in->fspace = in->dset = -1;
+  if (in->mem_type > 0) H5Tclose(in->mem_type);
+  in->fspace = in->dset = in->mem_type = -1;
 }
 
 static void inspect_candidate(hid_t file, const char *format, const hb_candidate *c, int used, const char *path) {

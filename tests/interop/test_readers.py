@@ -10,6 +10,8 @@ the same array and its calibration as HyperSpy 1.7.3 loads the output.
   and axes="a:b" on the dataset);
 - HyperSpy's older formats 1.0 and 2.0, made from a 3.1 file HyperSpy saved
   (HyperSpy 1.7.3 loads each with the same axes: that is checked first);
+- float16 (read as float32) and bool (as uint8) data HyperSpy saved, and a
+  complex input refused with why;
 - input.format overriding detection, and the errors: a format that does
   not match, a signal or dataset that is not there (the closest named);
 - `hyperbatch inspect` shows the detected format, every candidate and which
@@ -294,6 +296,28 @@ def test_old_hspy(tmp):
               "(3, 4| 16)" in p.stdout, f"inspect of format {version}: title, signal_type, (3, 4| 16)")
 
 
+# ---------------------------------------------------------------- element types
+
+def test_dtypes(tmp):
+    rng = np.random.default_rng(34)
+    cases = {"f16": (rng.random((5, 4, 30)) * 100).astype(np.float16), "bool": rng.random((5, 4, 30)) > 0.5}
+    for tag, data in cases.items():
+        src = os.path.join(tmp, f"{tag}.hspy")
+        hs.signals.Signal1D(data).save(src, overwrite=True, chunks=(2, 4, 30), compression="gzip")
+        got = run_all(tmp, tag, src)
+        plain = [("<undefined>", "<undefined>", 1.0, 0.0, n) for n in data.shape]
+        check_stats(f"{tag} input", got, data, 2, plain[:2], plain[2:])
+        p = cli("inspect", src)
+        want = "float16 (read as float32)" if tag == "f16" else "bool (read as uint8)"
+        check(p.returncode == 0 and want in p.stdout, f"inspect of a {tag} file says '{want}'")
+    src = os.path.join(tmp, "complex.hspy")
+    hs.signals.ComplexSignal1D(np.ones((3, 4, 8), np.complex64)).save(src, overwrite=True)
+    job = oracle.write_job(os.path.join(tmp, "cplx.yaml"), src, STATS, os.path.join(tmp, "c.hspy"))
+    p = oracle.run_hyperbatch(HB, job, 2)
+    check(p.returncode == 2 and "is complex: hyperbatch reads real data only" in p.stderr,
+          f"a complex input: exit 2, says why (exit {p.returncode})")
+
+
 # ---------------------------------------------------------------- overrides and errors
 
 def test_overrides(tmp):
@@ -328,6 +352,7 @@ def main():
         test_emd(tmp)
         test_stxm(tmp)
         test_old_hspy(tmp)
+        test_dtypes(tmp)
         test_overrides(tmp)
     oracle.hbcheck.finish("test_readers")
 
