@@ -18,7 +18,22 @@ typedef struct {
   hsize_t size;
   int navigate;
   int is_binned;   /* HyperSpy's axis.is_binned as 1.7.3 loads it (hb_input_open) */
+  /* A non-uniform axis (HyperSpy's DataAxis): its npoints values, owned by
+   * the hb_input it came from (freed by hb_input_free_axes); NULL when
+   * uniform.  scale and offset are its line through the first and last
+   * point, which the kernels compute with.  A result that keeps the axis
+   * unchanged writes the points (hb_axis_points). */
+  const double *points;
+  hsize_t npoints;
 } hb_axis;
+
+/* The points to write for an axis of `size` values: the axis' own when it
+ * is still the one they describe (same size, first point and line), else
+ * NULL (cropped, binned or recalibrated: uniform). */
+const double *hb_axis_points(const hb_axis *a, hsize_t size);
+/* Set ax's calibration from n points: kept as non-uniform (taking pts) when
+ * they do not lie on their line within 1e-9 of its span, else freed. */
+void hb_axis_from_points(hb_axis *ax, double *pts, hsize_t n);
 
 typedef struct hb_input {
   char path[4096];       /* resolved path */
@@ -74,6 +89,8 @@ int hb_input_streams(const hb_input *in);
 int hb_input_stream(hb_input *in, const hsize_t *start, const hsize_t *count, size_t block_index, hb_chunk_fn fn,
                     void *ctx);
 void hb_input_close(hb_input *in);
+/* Free the points of in's non-uniform axes (hb_input_close does). */
+void hb_input_free_axes(hb_input *in);
 /* Open in->dataset of in->file and fill dtype, shape, chunks and filters;
  * `where` names the file in errors. */
 int hb_input_describe(hb_input *in, const char *where);

@@ -391,12 +391,17 @@ static int write_axis(const fresh_tree *t, hid_t g, int i, const hb_axis *ax, hs
   int rc = 0; /* name and units are omitted rather than written empty */
   if (!rc && ax->name[0]) rc = fresh_str(t, a, "name", ax->name);
   if (!rc && ax->units[0]) rc = fresh_str(t, a, "units", ax->units);
+  /* a non-uniform axis the result keeps: HyperSpy's DataAxis, its points
+   * in a dataset `axis` and no scale or offset (docs/hspy-format.md) */
+  const double *points = hb_axis_points(ax, size);
+  hsize_t npts = size;
   if (!rc) rc = create_attr(a, "size", H5T_NATIVE_INT64, t->scalar, &n);
-  if (!rc) rc = create_attr(a, "scale", H5T_NATIVE_DOUBLE, t->scalar, &ax->scale);
-  if (!rc) rc = create_attr(a, "offset", H5T_NATIVE_DOUBLE, t->scalar, &ax->offset);
+  if (!rc && !points) rc = create_attr(a, "scale", H5T_NATIVE_DOUBLE, t->scalar, &ax->scale);
+  if (!rc && !points) rc = create_attr(a, "offset", H5T_NATIVE_DOUBLE, t->scalar, &ax->offset);
+  if (!rc && points) rc = hb_h5_array_f64(a, "axis", 1, &npts, points);
   if (!rc) rc = fresh_bool(t, a, "navigate", ax->navigate);
   if (!rc) rc = fresh_bool(t, a, "is_binned", ax->is_binned);
-  if (!rc) rc = fresh_str(t, a, "_type", "UniformDataAxis");
+  if (!rc) rc = fresh_str(t, a, "_type", points ? "DataAxis" : "UniformDataAxis");
   H5Gclose(a);
   return rc;
 }

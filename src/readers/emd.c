@@ -125,11 +125,10 @@ static int calibrate(hid_t file, const hb_candidate *c, hb_input *in, const char
       if (in->shape[i] > 1) ax->scale = two[1] - two[0];
     } else if (in->shape[i] > 2) {
       double *pts = malloc(in->shape[i] * sizeof *pts);
-      if (pts && hb_h5_read_vector_f64(g, dim, in->shape[i], pts)) {
-        ax->offset = pts[0];
-        ax->scale = (pts[in->shape[i] - 1] - pts[0]) / (double)(in->shape[i] - 1);
-      }
-      free(pts);
+      if (pts && hb_h5_read_vector_f64(g, dim, in->shape[i], pts))
+        hb_axis_from_points(ax, pts, in->shape[i]);
+      else
+        free(pts);
     }
     if (k >= 0 && in->ndim == 4) {
       int q = i >= 2;

@@ -18,6 +18,7 @@ int hb_hspy_read_axes(hid_t group, int ndim, const hsize_t *shape, hb_axis *axes
   int with_navigate = 0;
   for (int i = 0; i < ndim; i++) {
     hb_axis *ax = &axes[i];
+    free((double *)ax->points);
     memset(ax, 0, sizeof *ax);
     ax->scale = 1;
     ax->size = shape[i];
@@ -34,7 +35,7 @@ int hb_hspy_read_axes(hid_t group, int ndim, const hsize_t *shape, hb_axis *axes
     hb_h5_read_attr_f64(g, "offset", &ax->offset);
     with_navigate += hb_h5_read_attr_bool(g, "navigate", &ax->navigate);
     hb_h5_read_attr_bool(g, "is_binned", &ax->is_binned);
-    /* A non-uniform axis keeps its points in a dataset; we carry its linear fit. */
+    /* A non-uniform axis keeps its points in a dataset (hb_axis_from_points). */
     if (H5Lexists(g, "axis", H5P_DEFAULT) > 0 && shape[i] > 0) {
       hid_t d = H5Dopen2(g, "axis", H5P_DEFAULT);
       hid_t sp = d >= 0 ? H5Dget_space(d) : -1;
@@ -42,11 +43,10 @@ int hb_hspy_read_axes(hid_t group, int ndim, const hsize_t *shape, hb_axis *axes
       if (sp >= 0) H5Sclose(sp);
       /* only an axis with one point per sample is usable (and safe to read) */
       double *pts = d >= 0 && npts == (hssize_t)shape[i] ? malloc(shape[i] * sizeof *pts) : NULL;
-      if (pts && H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, pts) >= 0) {
-        ax->offset = pts[0];
-        ax->scale = shape[i] > 1 ? (pts[shape[i] - 1] - pts[0]) / (double)(shape[i] - 1) : 1;
-      }
-      free(pts);
+      if (pts && H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, pts) >= 0)
+        hb_axis_from_points(ax, pts, shape[i]);
+      else
+        free(pts);
       if (d >= 0) H5Dclose(d);
     }
     H5Gclose(g);

@@ -373,4 +373,5 @@ void hb_input_close(hb_input *in) {
   if (in->file >= 0) H5Fclose(in->file);
   if (in->mem_type > 0) H5Tclose(in->mem_type);
   in->file = in->dset = in->fspace = in->mem_type = -1;
+  hb_input_free_axes(in);
 }

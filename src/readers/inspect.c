@@ -46,6 +46,7 @@ static void close_described(hb_input *in) {
   if (in->dset >= 0) H5Dclose(in->dset);
   if (in->mem_type > 0) H5Tclose(in->mem_type);
   in->fspace = in->dset = in->mem_type = -1;
+  hb_input_free_axes(in);
 }
 
 static void inspect_candidate(hid_t file, const char *format, const hb_candidate *c, int used, const char *path) {
@@ -74,9 +75,10 @@ static void inspect_candidate(hid_t file, const char *format, const hb_candidate
   }
   for (int i = 0; i < in.ndim; i++) {
     const hb_axis *a = &in.axes[i];
-    printf("  axis-%d       %-12s size %-6llu scale %-10g offset %-10g units %-8s %s\n", i,
+    printf("  axis-%d       %-12s size %-6llu scale %-10g offset %-10g units %-8s %s%s\n", i,
            a->name[0] ? a->name : "<unnamed>", (unsigned long long)a->size, a->scale, a->offset,
-           a->units[0] ? a->units : "-", in.nav_dim < 0 ? "" : i < in.nav_dim ? "navigation" : "signal");
+           a->units[0] ? a->units : "-", in.nav_dim < 0 ? "" : i < in.nav_dim ? "navigation" : "signal",
+           a->points ? " (non-uniform: its own points; scale and offset are their line)" : "");
   }
   close_described(&in);
 }

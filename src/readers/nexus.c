@@ -199,14 +199,13 @@ static int calibrate(hid_t file, const hb_candidate *c, hb_input *in, const char
     if (d >= 0 && !hb_h5_read_attr_str(d, "units", ax->units, sizeof ax->units) && stxm)
       snprintf(ax->units, sizeof ax->units, "%s", stxm_units(names[i]));
     if (d >= 0) H5Dclose(d);
-    /* the axis' points: a non-uniform axis (energy) is carried as its line
-     * through the first and last point */
+    /* the axis' points: a non-uniform one (energy) stays so in the results
+     * that keep it; the kernels compute with its line */
     double *pts = malloc(in->shape[i] * sizeof *pts);
-    if (pts && hb_h5_read_vector_f64(g, names[i], in->shape[i], pts)) {
-      ax->offset = pts[0];
-      if (in->shape[i] > 1) ax->scale = (pts[in->shape[i] - 1] - pts[0]) / (double)(in->shape[i] - 1);
-    }
-    free(pts);
+    if (pts && hb_h5_read_vector_f64(g, names[i], in->shape[i], pts))
+      hb_axis_from_points(ax, pts, in->shape[i]);
+    else
+      free(pts);
   }
   H5Gclose(g);
   return 0;

@@ -1,5 +1,6 @@
 /* The reader table: which format a file is, the arrays it holds, which one
  * a job picks. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,7 +52,33 @@ void hb_candidates_free(hb_candidates *c) {
   c->n = 0;
 }
 
+const double *hb_axis_points(const hb_axis *a, hsize_t size) {
+  if (!a->points || a->npoints != size || size < 2 || a->offset != a->points[0]) return NULL;
+  return a->scale == (a->points[size - 1] - a->points[0]) / (double)(size - 1) ? a->points : NULL;
+}
+
+void hb_axis_from_points(hb_axis *ax, double *pts, hsize_t n) {
+  ax->offset = pts[0];
+  ax->scale = n > 1 ? (pts[n - 1] - pts[0]) / (double)(n - 1) : 1;
+  double span = n > 1 ? fabs(pts[n - 1] - pts[0]) : 0, worst = 0;
+  for (hsize_t i = 0; i < n; i++) worst = fmax(worst, fabs(pts[i] - (ax->offset + ax->scale * (double)i)));
+  if (n > 2 && worst > 1e-9 * span) {
+    ax->points = pts;
+    ax->npoints = n;
+  } else {
+    free(pts);
+  }
+}
+
+void hb_input_free_axes(hb_input *in) {
+  for (int i = 0; i < HB_MAXDIM; i++) {
+    free((double *)in->axes[i].points);
+    in->axes[i].points = NULL;
+  }
+}
+
 void hb_axes_plain(hb_input *in) {
+  hb_input_free_axes(in);
   for (int i = 0; i < in->ndim; i++) {
     memset(&in->axes[i], 0, sizeof in->axes[i]);
     in->axes[i].scale = 1;

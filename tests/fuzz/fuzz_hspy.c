@@ -40,6 +40,7 @@ static void read_candidates(hid_t file, const char *format) {
     if (in.fspace >= 0) H5Sclose(in.fspace);
     if (in.dset >= 0) H5Dclose(in.dset);
     if (in.mem_type > 0) H5Tclose(in.mem_type);
+    hb_input_free_axes(&in);
   }
   int pick;
   hb_input_choose(&c, NULL, format, "fuzz.h5", &pick);

@@ -10,6 +10,9 @@ the same array and its calibration as HyperSpy 1.7.3 loads the output.
   and axes="a:b" on the dataset);
 - HyperSpy's older formats 1.0 and 2.0, made from a 3.1 file HyperSpy saved
   (HyperSpy 1.7.3 loads each with the same axes: that is checked first);
+- non-uniform axes (a STXM stack's energies, an .hspy DataAxis) kept in the
+  results that keep the axis, as HyperSpy's DataAxis; a cropped one written
+  uniform (its line), never with stale points;
 - float16 (read as float32) and bool (as uint8) data HyperSpy saved, and a
   complex input refused with why;
 - input.format overriding detection, and the errors: a format that does
@@ -296,6 +299,36 @@ def test_old_hspy(tmp):
               "(3, 4| 16)" in p.stdout, f"inspect of format {version}: title, signal_type, (3, 4| 16)")
 
 
+# ---------------------------------------------------------------- non-uniform axes
+
+def test_nonuniform(tmp):
+    rng = np.random.default_rng(35)
+    energy = np.array([700.0, 701.0, 701.5, 702.0, 705.0])
+    src = os.path.join(tmp, "stxm_nu.hdf5")
+    write_stxm(src, rng.random((5, 6, 7)).astype(np.float32), energy, np.linspace(-2.5, 2.5, 6),
+               np.linspace(-3.0, 3.0, 7))
+    got = run_all(tmp, "stxmnu", src)
+    for n, sigs in got.items():
+        a = sigs["total"].axes_manager[0] if "total" in sigs else None
+        check(a is not None and not a.is_uniform and np.array_equal(a.axis, energy) and a.units == "eV",
+              f"STXM at {n}: the sum over each image keeps the energies as a non-uniform axis")
+    s = hs.signals.Signal1D(rng.random((3, 4, 6)).astype(np.float32))
+    s.axes_manager[-1].convert_to_non_uniform_axis()
+    s.axes_manager[-1].axis = np.array([1.0, 2.0, 4.0, 8.0, 16.0, 32.0])
+    src = os.path.join(tmp, "nu.hspy")
+    s.save(src, overwrite=True)
+    kernels = dict(STATS, crop={"op": "crop", "axis": -1, "start": 1, "end": 5})
+    got = run_all(tmp, "hspynu", src, kernels=kernels)
+    want = oracle.axes_record(s.mean(axis=(0, 1)))
+    for n, sigs in got.items():
+        check("mean_sig" in sigs and oracle.axes_record(sigs["mean_sig"]) == want,
+              f".hspy DataAxis at {n}: the mean over the navigation keeps it as HyperSpy's s.mean does")
+        c = sigs.get("crop")
+        a = c.axes_manager.signal_axes[0] if c is not None else None
+        check(a is not None and a.is_uniform and a.size == 4,
+              f".hspy DataAxis at {n}: cropped, it is written uniform (its line), not with stale points")
+
+
 # ---------------------------------------------------------------- element types
 
 def test_dtypes(tmp):
@@ -352,6 +385,7 @@ def main():
         test_emd(tmp)
         test_stxm(tmp)
         test_old_hspy(tmp)
+        test_nonuniform(tmp)
         test_dtypes(tmp)
         test_overrides(tmp)
     oracle.hbcheck.finish("test_readers")
