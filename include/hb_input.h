@@ -50,7 +50,7 @@ typedef struct hb_input {
   char original_as[256];
   int ndim, nav_dim, sig_dim;
   hsize_t shape[HB_MAXDIM];
-  hsize_t chunk[HB_MAXDIM];  /* == shape for contiguous datasets */
+  hsize_t chunk[HB_MAXDIM];  /* contiguous datasets: the pieces blocks are made of (hb_input_open) */
   int chunked;
   hb_dtype dtype;            /* as the kernels see the pixels */
   char file_dtype[16];       /* the file's, where it differs: float16 (read as float32), bool (as uint8) */

@@ -263,7 +263,7 @@ static void print_plan(const hb_engine *e, int dry) {
   printf("input   %s%s%s\n", in->path, in->signal[0] ? " signal " : "", in->signal);
   printf("        %s, array shape (", hb_dtype_name(in->dtype));
   for (int d = 0; d < in->ndim; d++) printf("%s%llu", d ? ", " : "", (unsigned long long)in->shape[d]);
-  printf("), chunks (");
+  printf("), %s (", in->chunked ? "chunks" : "contiguous, read in pieces of");
   for (int d = 0; d < in->ndim; d++) printf("%s%llu", d ? ", " : "", (unsigned long long)in->chunk[d]);
   printf("), %s, %d navigation + %d signal axes\n", in->filters, in->nav_dim, in->sig_dim);
   printf("blocks  %zu of up to %zu patterns (", e->part.nblocks, e->part.max_block_pos);

@@ -249,6 +249,19 @@ static int settle_axes(const hb_job *job, hb_input *in, const char *wf) {
   return 0;
 }
 
+/* A contiguous array has no chunks to plan blocks by: it gets pieces of
+ * whole patterns along the last navigation axis (a row of the scan, or a
+ * part of one), about 8 MiB each and contiguous in the file, so blocks are
+ * runs of rows and memory stays bounded by the block. */
+#define CONTIGUOUS_PIECE_BYTES (8u << 20)
+static void contiguous_pieces(hb_input *in) {
+  if (in->chunked) return;
+  size_t pattern = hb_dtype_size(in->dtype) * hb_input_sig_size(in);
+  hsize_t last = in->shape[in->nav_dim - 1], n = pattern ? CONTIGUOUS_PIECE_BYTES / pattern : last;
+  for (int d = 0; d < in->nav_dim; d++) in->chunk[d] = 1;
+  in->chunk[in->nav_dim - 1] = n < 1 ? 1 : n > last ? last : n;
+}
+
 int hb_input_open(MPI_Comm comm, const hb_job *job, hb_input *in) {
   int rank;
   MPI_Comm_rank(comm, &rank);
@@ -288,6 +301,7 @@ int hb_input_open(MPI_Comm comm, const hb_job *job, hb_input *in) {
   HB_CALL(pick_candidate(job, in, wf, &pick));
   HB_CALL(hb_input_describe_candidate(in->file, in->format, &pick, in, wf));
   HB_CALL(settle_axes(job, in, wf));
+  contiguous_pieces(in);
   HB_CALL(hb_chunkreader_open(in, job->threads, &in->raw));
   return 0;
 }

@@ -159,7 +159,7 @@ int hb_input_describe_candidate(hid_t file, const char *format, const hb_candida
   const hb_reader *r = hb_reader_named(format);
   HB_CHECK(r, HB_EINTERNAL, where, "no reader for format '%s'", format);
   in->file = file;
-  snprintf(in->format, sizeof in->format, "%s", format);
+  if (format != in->format) snprintf(in->format, sizeof in->format, "%s", format); /* hb_input_open passes its own */
   snprintf(in->dataset, sizeof in->dataset, "%s", c->dataset);
   snprintf(in->signal, sizeof in->signal, "%s", strcmp(format, "hdf5") ? c->name : "");
   HB_CALL(hb_input_describe(in, where));

@@ -13,6 +13,8 @@ the same array and its calibration as HyperSpy 1.7.3 loads the output.
 - non-uniform axes (a STXM stack's energies, an .hspy DataAxis) kept in the
   results that keep the axis, as HyperSpy's DataAxis; a cropped one written
   uniform (its line), never with stale points;
+- a contiguous generic HDF5 array, read in pieces of whole scan rows (many
+  blocks, not one of the whole array);
 - float16 (read as float32) and bool (as uint8) data HyperSpy saved, and a
   complex input refused with why;
 - input.format overriding detection, and the errors: a format that does
@@ -39,13 +41,13 @@ RANKS = (1, 2, 3)
 STATS = {"total": {"op": "sum", "axes": "signal"}, "mean_sig": {"op": "mean", "axes": "navigation"}}
 
 
-def run_all(tmp, tag, src, input_extra=None, kernels=STATS):
+def run_all(tmp, tag, src, input_extra=None, kernels=STATS, run=None):
     """The job at 1, 2, 3 ranks; {n: {name: signal}} of those that ran."""
     got = {}
     for n in RANKS:
         job = oracle.write_job(os.path.join(tmp, f"{tag}{n}.yaml"), src, kernels,
                                output_file=os.path.join(tmp, f"{tag}{n}.hspy"), input_extra=input_extra,
-                               run={"block": 2})
+                               run=run or {"block": 2})
         p = oracle.run_hyperbatch(HB, job, n)
         if check(p.returncode == 0, f"{tag}: runs at {n} rank{'s' * (n > 1)} (exit {p.returncode})"):
             got[n] = by_title(load_quietly(os.path.join(tmp, f"{tag}{n}.hspy")))
@@ -329,6 +331,24 @@ def test_nonuniform(tmp):
               f".hspy DataAxis at {n}: cropped, it is written uniform (its line), not with stale points")
 
 
+# ---------------------------------------------------------------- contiguous arrays
+
+def test_contiguous(tmp):
+    data = np.random.default_rng(36).random((24, 20, 16, 16)).astype(np.float32)
+    src = os.path.join(tmp, "contiguous.h5")
+    with h5py.File(src, "w") as f:
+        f.create_dataset("/entry/data", data=data)  # no chunks: HDF5's contiguous layout
+    job = oracle.write_job(os.path.join(tmp, "contig.yaml"), src, STATS, os.path.join(tmp, "contig.hspy"),
+                           run={"block": 2})
+    p = subprocess.run([HB, "run", job, "--dry-run"], capture_output=True, text=True, env=oracle.mpi_env())
+    check(p.returncode == 0 and "contiguous, read in pieces of (1, 20, 16, 16)" in p.stdout and
+          "blocks  24 of up to 20 patterns" in p.stdout,
+          f"a contiguous array is planned in pieces of one scan row: 24 blocks (exit {p.returncode})")
+    plain = [("<undefined>", "<undefined>", 1.0, 0.0, n) for n in data.shape]
+    got = run_all(tmp, "contig", src, run={"block": 2})
+    check_stats("contiguous array", got, data, 2, plain[:2], plain[2:])
+
+
 # ---------------------------------------------------------------- element types
 
 def test_dtypes(tmp):
@@ -386,6 +406,7 @@ def main():
         test_stxm(tmp)
         test_old_hspy(tmp)
         test_nonuniform(tmp)
+        test_contiguous(tmp)
         test_dtypes(tmp)
         test_overrides(tmp)
     oracle.hbcheck.finish("test_readers")
