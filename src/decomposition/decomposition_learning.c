@@ -51,7 +51,8 @@ static int write_rows(dec_data *d, hid_t loc, const char *name, size_t K, const 
   H5Pclose(dcpl);
   hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
   H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE);
-  int rc = ds < 0 ? -1 : 0;
+  int rc = ds < 0 ? HB_FAIL(HB_EIO, name, "cannot create the dataset (%s)", hb_h5_error_text()) : 0;
+  rc = hb_agree(g->comm, rc);
   for (size_t r = 0; r < rounds && !rc; r++) {
     hid_t fs = H5Scopy(sp), ms;
     const double *buf = L;
@@ -156,7 +157,8 @@ int dec_learning_write_bss(dec_data *d, const hb_kernel *k, const double *BF, co
   size_t K = d->p->k;
   int rc = lr < 0 ? HB_FAIL(HB_EINTERNAL, k->name, "no learning_results to add the BSS to") : 0;
   hsize_t kk[2] = {K, K};
-  if (!rc) rc = H5Adelete(lr, "unmixing_matrix") < 0 || H5Adelete(lr, "bss_algorithm") < 0;
+  if (!rc && (H5Adelete(lr, "unmixing_matrix") < 0 || H5Adelete(lr, "bss_algorithm") < 0))
+    rc = HB_FAIL(HB_EIO, k->name, "cannot update learning_results (%s)", hb_h5_error_text());
   if (!rc) rc = hb_h5_attr_str(lr, "bss_algorithm", "sklearn_fastica");
   if (!rc) rc = hb_h5_array_f64(lr, "unmixing_matrix", 2, kk, w);
   if (!rc) rc = write_columns(lr, "bss_factors", K, d->M, BF);

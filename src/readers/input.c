@@ -119,13 +119,11 @@ static int settle_dtype(hb_input *in, hid_t ft) {
     snprintf(in->file_dtype, sizeof in->file_dtype, "float16");
   } else if (cls == H5T_ENUM && size == 1 && H5Tget_nmembers(ft) == 2) {
     char *f = H5Tget_member_name(ft, 0), *t = H5Tget_member_name(ft, 1);
-    int v[2] = {-1, -1};
     int ok = f && t && !strcmp(f, "FALSE") && !strcmp(t, "TRUE");
     H5free_memory(f);
     H5free_memory(t);
-    signed char raw[2]; /* member values are in the base type, 1 byte here */
-    ok = ok && H5Tget_member_value(ft, 0, &raw[0]) >= 0 && H5Tget_member_value(ft, 1, &raw[1]) >= 0;
-    if (ok) v[0] = raw[0], v[1] = raw[1];
+    signed char v[2]; /* member values are in the base type, 1 byte here */
+    ok = ok && H5Tget_member_value(ft, 0, &v[0]) >= 0 && H5Tget_member_value(ft, 1, &v[1]) >= 0;
     if (!ok || v[0] != 0 || v[1] != 1) return 1;
     in->dtype = HB_U8;
     snprintf(in->file_dtype, sizeof in->file_dtype, "bool");
