@@ -49,6 +49,7 @@ typedef struct hb_input {
   char original_group[640];
   char original_as[256];
   int ndim, nav_dim, sig_dim;
+  int virtual_nav;           /* 1: a single pattern; axis 0 (size 1) is not in the file */
   hsize_t shape[HB_MAXDIM];
   hsize_t chunk[HB_MAXDIM];  /* contiguous datasets: the pieces blocks are made of (hb_input_open) */
   int chunked;
@@ -131,8 +132,8 @@ int hb_input_describe_candidate(hid_t file, const char *format, const hb_candida
                                 const char *where);
 
 /* Navigation axes of a generic HDF5 array when the job does not say: a 4-D
- * array is a 2-D scan of images, a 2-D one a line of spectra; otherwise -1
- * (input.navigation_dimension must say). */
+ * array is a 2-D scan of images, a 2-D one a line of spectra, a 1-D one a
+ * single spectrum; otherwise -1 (input.navigation_dimension must say). */
 int hb_default_nav_dim(int ndim);
 /* Read "axis-i" groups of a HyperSpy signal group. */
 int hb_hspy_read_axes(hid_t group, int ndim, const hsize_t *shape, hb_axis *axes);

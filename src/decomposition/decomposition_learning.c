@@ -107,8 +107,10 @@ int dec_learning_write(dec_data *d, const hb_kernel *k, const char *algorithm, c
   size_t K = d->p->k;
   hid_t file = H5Iget_file_id(hb_global_group(d->g, k, 0));
   char *abs = realpath(in->path, NULL);
-  hb_signal_desc desc = {k->name, k->name, "", in->signal_type, NULL, in->dtype, in->ndim, in->shape, NULL,
-                         in->axes, 0, abs ? abs : in->path, in->dataset};
+  /* the file's own axes: a single pattern's leading axis is not in it */
+  int v = in->virtual_nav;
+  hb_signal_desc desc = {k->name, k->name,         "",       in->signal_type, NULL, in->dtype, in->ndim - v,
+                         in->shape + v, NULL, in->axes + v, 0, abs ? abs : in->path, in->dataset};
   hid_t g = -1, unused = -1;
   char path[300];
   snprintf(path, sizeof path, "/Experiments/%s", k->name);

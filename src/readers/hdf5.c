@@ -30,7 +30,7 @@ static int list(hid_t file, const char *where, hb_candidates *out) {
   return 0;
 }
 
-int hb_default_nav_dim(int ndim) { return ndim == 4 ? 2 : ndim == 2 ? 1 : -1; }
+int hb_default_nav_dim(int ndim) { return ndim == 4 ? 2 : ndim == 2 ? 1 : ndim == 1 ? 0 : -1; }
 
 static int calibrate(hid_t file, const hb_candidate *c, hb_input *in, const char *where) {
   (void)file, (void)c, (void)where;

@@ -155,7 +155,7 @@ int hb_input_describe(hb_input *in, const char *wf) {
            "dataset %s has an unsupported element type (integers, float16/32/64 and bool are read)", in->dataset);
   in->fspace = H5Dget_space(in->dset);
   int nd = H5Sget_simple_extent_ndims(in->fspace);
-  HB_CHECK(nd >= 2 && nd <= HB_MAXDIM, HB_EINVALID, wf, "dataset %s has %d dimensions; need 2 to %d", in->dataset, nd,
+  HB_CHECK(nd >= 1 && nd <= HB_MAXDIM, HB_EINVALID, wf, "dataset %s has %d dimensions; need 1 to %d", in->dataset, nd,
            HB_MAXDIM);
   in->ndim = nd;
   H5Sget_simple_extent_dims(in->fspace, in->shape, NULL);
@@ -231,6 +231,33 @@ static int pick_candidate(const hb_job *job, hb_input *in, const char *wf, hb_ca
   return rc;
 }
 
+/* A single spectrum or image (no navigation axis, as HyperSpy holds one) is
+ * a scan of one pattern: a navigation axis of size 1 goes in front, which
+ * the file does not have (in->virtual_nav; reads drop it). */
+static int single_pattern(hb_input *in, const char *wf) {
+  HB_CHECK(in->ndim < HB_MAXDIM, HB_EINVALID, wf, "dataset %s has %d signal axes; at most %d are read", in->dataset,
+           in->ndim, HB_MAXDIM - 1);
+  memmove(in->shape + 1, in->shape, (size_t)in->ndim * sizeof *in->shape);
+  memmove(in->chunk + 1, in->chunk, (size_t)in->ndim * sizeof *in->chunk);
+  memmove(in->axes + 1, in->axes, (size_t)in->ndim * sizeof *in->axes);
+  in->shape[0] = in->chunk[0] = 1;
+  memset(&in->axes[0], 0, sizeof in->axes[0]);
+  in->axes[0].scale = 1;
+  in->axes[0].size = 1;
+  in->axes[0].navigate = 1;
+  in->ndim++;
+  in->nav_dim = 1;
+  in->virtual_nav = 1;
+  return 0;
+}
+
+/* The file's own part of a selection: without the navigation axis a single
+ * pattern was given (single_pattern). */
+static int file_dims(const hb_input *in, const hsize_t *v, hsize_t *out) {
+  for (int d = in->virtual_nav; d < in->ndim; d++) out[d - in->virtual_nav] = v[d];
+  return in->ndim - in->virtual_nav;
+}
+
 /* The file's calibration, then the job's: navigation_dimension, axes. */
 static int settle_axes(const hb_job *job, hb_input *in, const char *wf) {
   if (job->nav_dim > 0) in->nav_dim = job->nav_dim;
@@ -238,12 +265,12 @@ static int settle_axes(const hb_job *job, hb_input *in, const char *wf) {
            "dataset %s has %d axes: set input.navigation_dimension to say how many lead as navigation", in->dataset,
            in->ndim);
   in->sig_dim = in->ndim - in->nav_dim;
-  HB_CHECK(in->nav_dim >= 1 && in->sig_dim >= 1, HB_EINVALID, wf,
-           "dataset %s has %d navigation and %d signal axes; hyperbatch needs at least one of each%s", in->dataset,
-           in->nav_dim, in->sig_dim,
-           in->nav_dim < 1 && in->ndim > 1 ? " (input.navigation_dimension can say how many lead as navigation)" : "");
+  HB_CHECK(in->sig_dim >= 1, HB_EINVALID, wf,
+           "dataset %s has %d axes and navigation_dimension is %d: no signal axis is left", in->dataset, in->ndim,
+           in->nav_dim);
   for (int i = 0; i < in->ndim; i++) in->axes[i].navigate = i < in->nav_dim;
   HB_CALL(apply_axis_overrides(job, in));
+  if (in->nav_dim == 0) HB_CALL(single_pattern(in, wf));
   return 0;
 }
 
@@ -318,9 +345,12 @@ static void find_bad_chunk(hb_input *in, const hsize_t *start, const hsize_t *co
     const hsize_t *off = cw.off;
     for (int d = 0; d < in->ndim; d++)
       cnt[d] = off[d] + in->chunk[d] > in->shape[d] ? in->shape[d] - off[d] : in->chunk[d];
+    hsize_t foff[HB_MAXDIM], fcnt[HB_MAXDIM];
+    int fnd = file_dims(in, off, foff);
+    file_dims(in, cnt, fcnt);
     hid_t fs = H5Scopy(in->fspace);
-    H5Sselect_hyperslab(fs, H5S_SELECT_SET, off, NULL, cnt, NULL);
-    hid_t ms = H5Screate_simple(in->ndim, cnt, NULL);
+    H5Sselect_hyperslab(fs, H5S_SELECT_SET, foff, NULL, fcnt, NULL);
+    hid_t ms = H5Screate_simple(fnd, fcnt, NULL);
     herr_t e = H5Dread(in->dset, read_type(in), ms, fs, H5P_DEFAULT, buf);
     H5Sclose(ms);
     H5Sclose(fs);
@@ -343,9 +373,12 @@ int hb_input_read(hb_input *in, const hsize_t *start, const hsize_t *count, void
     off[d] = d < in->nav_dim ? start[d] : 0;
     cnt[d] = d < in->nav_dim ? count[d] : in->shape[d];
   }
+  hsize_t foff[HB_MAXDIM], fcnt[HB_MAXDIM];
+  int fnd = file_dims(in, off, foff);
+  file_dims(in, cnt, fcnt);
   hid_t fs = H5Scopy(in->fspace);
-  H5Sselect_hyperslab(fs, H5S_SELECT_SET, off, NULL, cnt, NULL);
-  hid_t ms = H5Screate_simple(in->ndim, cnt, NULL);
+  H5Sselect_hyperslab(fs, H5S_SELECT_SET, foff, NULL, fcnt, NULL);
+  hid_t ms = H5Screate_simple(fnd, fcnt, NULL);
   herr_t e = H5Dread(in->dset, read_type(in), ms, fs, H5P_DEFAULT, buf);
   H5Sclose(ms);
   H5Sclose(fs);

@@ -69,7 +69,7 @@ static void inspect_candidate(hid_t file, const char *format, const hb_candidate
   if (in.nav_dim >= 0 && in.nav_dim < in.ndim) {
     printf("  hyperspy     ");
     print_hyperspy_shape(&in);
-    printf("%s\n", in.nav_dim ? "" : "  (no navigation axis: set input.navigation_dimension to scan over some)");
+    printf("%s\n", in.nav_dim ? "" : "  (a single pattern: a job reads it as a scan of one)");
   } else {
     printf("  navigation   not known: set input.navigation_dimension (leading scan axes)\n");
   }
@@ -189,7 +189,7 @@ int hb_init_job(const char *path) {
     rc = hb_input_describe_candidate(f, format, &c.items[pick], &in, path);
   if (!rc) {
     /* the file's navigation, or else one scan axis (written into the job as navigation_dimension) */
-    int nav_known = in.nav_dim >= 1 && in.nav_dim < in.ndim;
+    int nav_known = in.nav_dim >= 0 && in.nav_dim < in.ndim; /* 0: a single pattern */
     if (!nav_known) in.nav_dim = 1;
     in.sig_dim = in.ndim - in.nav_dim;
     char stem[PATH_MAX], *base = strrchr(full, '/');

@@ -13,6 +13,8 @@ the same array and its calibration as HyperSpy 1.7.3 loads the output.
 - non-uniform axes (a STXM stack's energies, an .hspy DataAxis) kept in the
   results that keep the axis, as HyperSpy's DataAxis; a cropped one written
   uniform (its line), never with stale points;
+- a single spectrum or image (no navigation axis: .hspy, a NeXus image, a
+  1-D generic array) as a scan of one pattern;
 - a contiguous generic HDF5 array, read in pieces of whole scan rows (many
   blocks, not one of the whole array);
 - float16 (read as float32) and bool (as uint8) data HyperSpy saved, and a
@@ -331,6 +333,49 @@ def test_nonuniform(tmp):
               f".hspy DataAxis at {n}: cropped, it is written uniform (its line), not with stale points")
 
 
+# ---------------------------------------------------------------- single patterns
+
+def test_single_pattern(tmp):
+    rng = np.random.default_rng(37)
+    spec = hs.signals.Signal1D(rng.random(50).astype(np.float32))
+    spec.axes_manager[0].scale, spec.axes_manager[0].offset, spec.axes_manager[0].units = 0.5, 100.0, "eV"
+    image = hs.signals.Signal2D(rng.random((16, 12)).astype(np.float32))
+    nexus = os.path.join(tmp, "stxm_image.hdf5")
+    write_stxm(nexus, image.data[np.newaxis], np.array([708.0]), np.linspace(-2.5, 2.5, 16), np.linspace(-3, 3, 12))
+    with h5py.File(nexus, "a") as f:  # a single image: (sample_y, sample_x), no energy axis
+        d = f["entry1/counter0"]
+        data = d["data"][0]
+        del d["data"], d["energy"]
+        d["data"] = data
+        d.attrs["axes"] = np.array([b"sample_y", b"sample_x"])
+    generic = os.path.join(tmp, "spectrum.h5")
+    with h5py.File(generic, "w") as f:
+        f["/spectrum"] = spec.data
+    window = {"op": "virtual_image", "detector": {"shape": "rectangle", "x": [102.0, 110.0], "units": "calibrated"}}
+    for tag, src, data, extra, kernels in (
+            ("spectrum", "spectrum.hspy", spec.data, None, dict(STATS, win=window)),
+            ("image", "image.hspy", image.data, None, STATS),
+            ("nexus_image", nexus, image.data, None, STATS),
+            ("generic_1d", generic, spec.data, {"dataset": "/spectrum"}, STATS)):
+        path = os.path.join(tmp, src)
+        if tag == "spectrum":
+            spec.save(path, overwrite=True)
+        elif tag == "image":
+            image.save(path, overwrite=True)
+        got = run_all(tmp, tag, path, input_extra=extra, kernels=kernels)
+        for n, sigs in got.items():
+            t, m = sigs.get("total"), sigs.get("mean_sig")
+            check(t is not None and t.data.shape == (1,) and np.isclose(t.data[0], data.astype(float).sum(),
+                                                                         rtol=1e-12),
+                  f"{tag} at {n}: a scan of one pattern: its sum, one value")
+            check(m is not None and m.data.shape == data.shape and np.allclose(m.data, data, rtol=1e-7),
+                  f"{tag} at {n}: the mean over the navigation is the pattern")
+            if tag == "spectrum":
+                w = sigs.get("win")
+                check(w is not None and np.isclose(w.data[0], spec.isig[102.0:110.0].sum(-1).data[0], rtol=1e-6),
+                      f"spectrum at {n}: an energy window in eV == HyperSpy's isig[102.0:110.0].sum()")
+
+
 # ---------------------------------------------------------------- contiguous arrays
 
 def test_contiguous(tmp):
@@ -407,6 +452,7 @@ def main():
         test_old_hspy(tmp)
         test_nonuniform(tmp)
         test_contiguous(tmp)
+        test_single_pattern(tmp)
         test_dtypes(tmp)
         test_overrides(tmp)
     oracle.hbcheck.finish("test_readers")
