@@ -544,16 +544,21 @@ static int first_pass(dec_data *d) {
 
 /* ---- outputs ---------------------------------------------------------------------- */
 
+size_t dec_write_rounds(const dec_data *d) {
+  size_t rounds = 0;
+  for (int r = 0; r < d->g->size; r++) {
+    size_t f, e;
+    hb_partition_range(d->g->part->nblocks, r, d->g->size, &f, &e);
+    if (e - f > rounds) rounds = e - f;
+  }
+  return rounds;
+}
+
 /* Loadings (k, *navigation) from the local rows L (nloc × k): every rank
  * writes its blocks' hyperslabs, one collective write per round. */
 static int write_loadings(dec_data *d, const hb_kernel *k, int iout, size_t K, const double *L) {
   hb_global *g = d->g;
-  size_t rounds = 0;
-  for (int r = 0; r < g->size; r++) {
-    size_t f, e;
-    hb_partition_range(g->part->nblocks, r, g->size, &f, &e);
-    if (e - f > rounds) rounds = e - f;
-  }
+  size_t rounds = dec_write_rounds(d);
   double *buf;
   HB_ALLOC(buf, g->part->max_block_pos * K);
   int rc = 0;

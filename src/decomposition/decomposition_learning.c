@@ -35,12 +35,7 @@ int dec_learning_applies(const dec_data *d) { return d->p->learning_results; }
  * rounds of one block per rank (collective writes). */
 static int write_rows(dec_data *d, hid_t loc, const char *name, size_t K, const double *L) {
   hb_global *g = d->g;
-  size_t rounds = 0;
-  for (int r = 0; r < g->size; r++) {
-    size_t f, e;
-    hb_partition_range(g->part->nblocks, r, g->size, &f, &e);
-    if (e - f > rounds) rounds = e - f;
-  }
+  size_t rounds = dec_write_rounds(d);
   hsize_t shape[2] = {d->N, K}, chunk[2] = {d->N, K};
   while (chunk[0] > 1 && chunk[0] * K * sizeof(double) > (1 << 20)) chunk[0] = (chunk[0] + 1) / 2;
   hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE), sp = H5Screate_simple(2, shape, NULL);

@@ -134,6 +134,10 @@ void dgesdd_(const char *jobz, const int *m, const int *n, double *a, const int 
              const int *ldu, double *vt, const int *ldvt, double *work, const int *lwork, int *iwork, int *info,
              size_t);
 
+/* Rounds of collective writes that give every rank a round per local
+ * block: the most blocks any rank has. */
+size_t dec_write_rounds(const dec_data *d);
+
 /* HyperSpy's learning_results layout (decomposition_learning.c): whether it
  * applies to this run, the linked signal with the decomposition, and the
  * BSS added to it.  Collective. */

@@ -22,47 +22,55 @@ static hid_t open_scalar_attr(hid_t obj, const char *name) {
   return a;
 }
 
+/* One string, fixed or variable length, of an attribute or a dataset of
+ * type t (holding one value) into buf. */
+static herr_t read_as(hid_t obj, int is_attr, hid_t mem, void *dst) {
+  return is_attr ? H5Aread(obj, mem, dst) : H5Dread(obj, mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst);
+}
+
+static int read_one_string(hid_t obj, int is_attr, hid_t t, char *buf, size_t n) {
+  int ok = 0;
+  if (H5Tget_class(t) != H5T_STRING) return 0;
+  if (H5Tis_variable_str(t) > 0) {
+    char *s = NULL;
+    hid_t mt = H5Tcopy(H5T_C_S1);
+    H5Tset_size(mt, H5T_VARIABLE);
+    H5Tset_cset(mt, H5Tget_cset(t));
+    if (read_as(obj, is_attr, mt, &s) >= 0 && s) snprintf(buf, n, "%s", s), ok = 1;
+    if (s) H5free_memory(s);
+    H5Tclose(mt);
+  } else {
+    char *s = calloc(H5Tget_size(t) + 1, 1);
+    if (s && read_as(obj, is_attr, t, s) >= 0) snprintf(buf, n, "%s", s), ok = 1;
+    free(s);
+  }
+  return ok;
+}
+
 int hb_h5_read_attr_str(hid_t obj, const char *name, char *buf, size_t n) {
   buf[0] = 0;
   hid_t a = open_scalar_attr(obj, name);
   if (a < 0) return 0;
   hid_t t = H5Aget_type(a);
-  int ok = 0;
-  if (H5Tget_class(t) == H5T_STRING) {
-    if (H5Tis_variable_str(t) > 0) {
-      char *s = NULL;
-      hid_t mt = H5Tcopy(H5T_C_S1);
-      H5Tset_size(mt, H5T_VARIABLE);
-      H5Tset_cset(mt, H5Tget_cset(t));
-      if (H5Aread(a, mt, &s) >= 0 && s) {
-        snprintf(buf, n, "%s", s);
-        ok = 1;
-      }
-      if (s) H5free_memory(s);
-      H5Tclose(mt);
-    } else {
-      size_t sz = H5Tget_size(t);
-      char *s = calloc(sz + 1, 1);
-      if (s && H5Aread(a, t, s) >= 0) {
-        snprintf(buf, n, "%s", s);
-        ok = 1;
-      }
-      free(s);
-    }
-  }
+  int ok = read_one_string(a, 1, t, buf, n);
   H5Tclose(t);
   H5Aclose(a);
+  return ok;
+}
+
+/* Numbers (integer or float) of an attribute or a dataset, as doubles. */
+static int read_numbers(hid_t obj, int is_attr, double *out) {
+  hid_t t = is_attr ? H5Aget_type(obj) : H5Dget_type(obj);
+  H5T_class_t c = H5Tget_class(t);
+  int ok = (c == H5T_INTEGER || c == H5T_FLOAT) && read_as(obj, is_attr, H5T_NATIVE_DOUBLE, out) >= 0;
+  H5Tclose(t);
   return ok;
 }
 
 int hb_h5_read_attr_f64(hid_t obj, const char *name, double *out) {
   hid_t a = open_scalar_attr(obj, name);
   if (a < 0) return 0;
-  hid_t t = H5Aget_type(a);
-  int ok = 0;
-  H5T_class_t c = H5Tget_class(t);
-  if (c == H5T_INTEGER || c == H5T_FLOAT) ok = H5Aread(a, H5T_NATIVE_DOUBLE, out) >= 0;
-  H5Tclose(t);
+  int ok = read_numbers(a, 1, out);
   H5Aclose(a);
   return ok;
 }
@@ -113,45 +121,18 @@ int hb_h5_read_value_str(hid_t obj, const char *path, char *buf, size_t n) {
   hid_t d = open_sized_dataset(obj, path, 1);
   if (d < 0) return 0;
   hid_t t = H5Dget_type(d);
-  int ok = 0;
-  if (H5Tget_class(t) == H5T_STRING) {
-    if (H5Tis_variable_str(t) > 0) {
-      char *s = NULL;
-      hid_t mt = H5Tcopy(H5T_C_S1);
-      H5Tset_size(mt, H5T_VARIABLE);
-      H5Tset_cset(mt, H5Tget_cset(t));
-      if (H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, &s) >= 0 && s) snprintf(buf, n, "%s", s), ok = 1;
-      if (s) H5free_memory(s);
-      H5Tclose(mt);
-    } else {
-      char *s = calloc(H5Tget_size(t) + 1, 1);
-      if (s && H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, s) >= 0) snprintf(buf, n, "%s", s), ok = 1;
-      free(s);
-    }
-  }
+  int ok = read_one_string(d, 0, t, buf, n);
   H5Tclose(t);
   H5Dclose(d);
   return ok;
 }
 
-int hb_h5_read_value_f64(hid_t obj, const char *path, double *out) {
-  hid_t d = open_sized_dataset(obj, path, 1);
-  if (d < 0) return 0;
-  hid_t t = H5Dget_type(d);
-  H5T_class_t c = H5Tget_class(t);
-  int ok = (c == H5T_INTEGER || c == H5T_FLOAT) && H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) >= 0;
-  H5Tclose(t);
-  H5Dclose(d);
-  return ok;
-}
+int hb_h5_read_value_f64(hid_t obj, const char *path, double *out) { return hb_h5_read_vector_f64(obj, path, 1, out); }
 
 int hb_h5_read_vector_f64(hid_t obj, const char *path, size_t n, double *out) {
   hid_t d = open_sized_dataset(obj, path, (hssize_t)n);
   if (d < 0) return 0;
-  hid_t t = H5Dget_type(d);
-  H5T_class_t c = H5Tget_class(t);
-  int ok = (c == H5T_INTEGER || c == H5T_FLOAT) && H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) >= 0;
-  H5Tclose(t);
+  int ok = read_numbers(d, 0, out);
   H5Dclose(d);
   return ok;
 }

@@ -331,6 +331,20 @@ int hb_input_open(MPI_Comm comm, const hb_job *job, hb_input *in) {
   return 0;
 }
 
+/* The rectangle [off, off+cnt) of the array (in->ndim axes) through HDF5. */
+static herr_t read_rect(hb_input *in, const hsize_t *off, const hsize_t *cnt, void *buf) {
+  hsize_t foff[HB_MAXDIM], fcnt[HB_MAXDIM];
+  int fnd = file_dims(in, off, foff);
+  file_dims(in, cnt, fcnt);
+  hid_t fs = H5Scopy(in->fspace);
+  H5Sselect_hyperslab(fs, H5S_SELECT_SET, foff, NULL, fcnt, NULL);
+  hid_t ms = H5Screate_simple(fnd, fcnt, NULL);
+  herr_t e = H5Dread(in->dset, read_type(in), ms, fs, H5P_DEFAULT, buf);
+  H5Sclose(ms);
+  H5Sclose(fs);
+  return e;
+}
+
 /* Diagnostic path after a failed block read: find the first unreadable chunk. */
 static void find_bad_chunk(hb_input *in, const hsize_t *start, const hsize_t *count, char *out, size_t n) {
   hsize_t cnt[HB_MAXDIM];
@@ -345,16 +359,7 @@ static void find_bad_chunk(hb_input *in, const hsize_t *start, const hsize_t *co
     const hsize_t *off = cw.off;
     for (int d = 0; d < in->ndim; d++)
       cnt[d] = off[d] + in->chunk[d] > in->shape[d] ? in->shape[d] - off[d] : in->chunk[d];
-    hsize_t foff[HB_MAXDIM], fcnt[HB_MAXDIM];
-    int fnd = file_dims(in, off, foff);
-    file_dims(in, cnt, fcnt);
-    hid_t fs = H5Scopy(in->fspace);
-    H5Sselect_hyperslab(fs, H5S_SELECT_SET, foff, NULL, fcnt, NULL);
-    hid_t ms = H5Screate_simple(fnd, fcnt, NULL);
-    herr_t e = H5Dread(in->dset, read_type(in), ms, fs, H5P_DEFAULT, buf);
-    H5Sclose(ms);
-    H5Sclose(fs);
-    if (e < 0) {
+    if (read_rect(in, off, cnt, buf) < 0) {
       int len = snprintf(out, n, "chunk at (");
       for (int d = 0; d < in->ndim && len < (int)n; d++)
         len += snprintf(out + len, n - (size_t)len, "%s%llu", d ? ", " : "", (unsigned long long)off[d]);
@@ -373,16 +378,7 @@ int hb_input_read(hb_input *in, const hsize_t *start, const hsize_t *count, void
     off[d] = d < in->nav_dim ? start[d] : 0;
     cnt[d] = d < in->nav_dim ? count[d] : in->shape[d];
   }
-  hsize_t foff[HB_MAXDIM], fcnt[HB_MAXDIM];
-  int fnd = file_dims(in, off, foff);
-  file_dims(in, cnt, fcnt);
-  hid_t fs = H5Scopy(in->fspace);
-  H5Sselect_hyperslab(fs, H5S_SELECT_SET, foff, NULL, fcnt, NULL);
-  hid_t ms = H5Screate_simple(fnd, fcnt, NULL);
-  herr_t e = H5Dread(in->dset, read_type(in), ms, fs, H5P_DEFAULT, buf);
-  H5Sclose(ms);
-  H5Sclose(fs);
-  if (e >= 0) return 0;
+  if (read_rect(in, off, cnt, buf) >= 0) return 0;
   char detail[512];
   snprintf(detail, sizeof detail, "%s", hb_h5_error_text());
   char chunk[256];
