@@ -6,7 +6,10 @@
 #
 #   [HB=path/to/hyperbatch] tests/bench/decomposition.sh [WORKDIR]     (default build/hyperbatch, /tmp/hb_bench_dec)
 #
-# Run it on an idle machine.  Prints one line per measurement.
+# Run it on an idle machine.  Prints one line per measurement: hyperbatch's
+# runs with their peak RSS, then decomposition_warm.py's comparison with a
+# warm HyperSpy (ROUNDS alternating rounds, default 6), and with COLD=1 also
+# HyperSpy as whole processes.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
 . "$here/scripts/env.sh"
@@ -57,6 +60,11 @@ a = h5py.File("nmf.hspy")["Experiments/dec_factors/metadata/Decomposition"].attr
 print(f"hyperbatch nmf: iterations {a['iterations']} residual {a['residual']:.6g}")
 PY
 
+# Against a warm HyperSpy, side by side, alternating (the comparison that counts):
+/usr/bin/python3 "$here/tests/bench/decomposition_warm.py" "$HB" "$W" "${ROUNDS:-6}"
+[ "${COLD:-0}" = 1 ] || exit 0
+
+# HyperSpy as a whole process (imports and first calls included), COLD=1:
 hs() { # hs LABEL PYTHON-STATEMENT
   measure "$1" /usr/bin/python3 -c "
 import time, warnings; warnings.simplefilter('ignore')
