@@ -90,6 +90,9 @@ int hb_input_streams(const hb_input *in);
 int hb_input_stream(hb_input *in, const hsize_t *start, const hsize_t *count, size_t block_index, hb_chunk_fn fn,
                     void *ctx);
 void hb_input_close(hb_input *in);
+/* Close what describing one array opened (hb_input_describe_candidate:
+ * dataset, dataspace, read type, axis points), leaving the file open. */
+void hb_input_release_array(hb_input *in);
 /* Free the points of in's non-uniform axes (hb_input_close does). */
 void hb_input_free_axes(hb_input *in);
 /* Open in->dataset of in->file and fill dtype, shape, chunks and filters;

@@ -406,13 +406,18 @@ int hb_input_stream(hb_input *in, const hsize_t *start, const hsize_t *count, si
   return hb_chunkreader_stream(in->raw, in, start, count, block_index, fn, ctx);
 }
 
+void hb_input_release_array(hb_input *in) {
+  if (in->fspace >= 0) H5Sclose(in->fspace);
+  if (in->dset >= 0) H5Dclose(in->dset);
+  if (in->mem_type > 0) H5Tclose(in->mem_type);
+  in->dset = in->fspace = in->mem_type = -1;
+  hb_input_free_axes(in);
+}
+
 void hb_input_close(hb_input *in) {
   hb_chunkreader_close(in->raw);
   in->raw = NULL;
-  if (in->fspace >= 0) H5Sclose(in->fspace);
-  if (in->dset >= 0) H5Dclose(in->dset);
+  hb_input_release_array(in);
   if (in->file >= 0) H5Fclose(in->file);
-  if (in->mem_type > 0) H5Tclose(in->mem_type);
-  in->file = in->dset = in->fspace = in->mem_type = -1;
-  hb_input_free_axes(in);
+  in->file = -1;
 }

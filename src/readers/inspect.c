@@ -41,14 +41,6 @@ static void print_hyperspy_shape(const hb_input *in) {
   printf(")");
 }
 
-static void close_described(hb_input *in) {
-  if (in->fspace >= 0) H5Sclose(in->fspace);
-  if (in->dset >= 0) H5Dclose(in->dset);
-  if (in->mem_type > 0) H5Tclose(in->mem_type);
-  in->fspace = in->dset = in->mem_type = -1;
-  hb_input_free_axes(in);
-}
-
 static void inspect_candidate(hid_t file, const char *format, const hb_candidate *c, int used, const char *path) {
   hb_input in;
   memset(&in, 0, sizeof in);
@@ -60,7 +52,7 @@ static void inspect_candidate(hid_t file, const char *format, const hb_candidate
   if (hb_input_describe_candidate(file, format, c, &in, path)) {
     printf("  unreadable: %s\n", hb_error_what());
     hb_error_clear();
-    close_described(&in);
+    hb_input_release_array(&in);
     return;
   }
   if (in.title[0]) printf("  title        %s\n", in.title);
@@ -80,7 +72,7 @@ static void inspect_candidate(hid_t file, const char *format, const hb_candidate
            a->units[0] ? a->units : "-", in.nav_dim < 0 ? "" : i < in.nav_dim ? "navigation" : "signal",
            a->points ? " (non-uniform: its own points; scale and offset are their line)" : "");
   }
-  close_described(&in);
+  hb_input_release_array(&in);
 }
 
 static const char *format_label(const char *format) {
@@ -231,7 +223,7 @@ int hb_init_job(const char *path) {
     print_kernels(&in);
     printf("run: {block: auto, progress: auto}\n");
   }
-  close_described(&in);
+  hb_input_release_array(&in);
   hb_candidates_free(&c);
   H5Fclose(f);
   return rc;

@@ -37,10 +37,7 @@ static void read_candidates(hid_t file, const char *format) {
     in.dset = in.fspace = -1;
     hb_error_clear();
     hb_input_describe_candidate(file, format, &c.items[i], &in, "fuzz.h5");
-    if (in.fspace >= 0) H5Sclose(in.fspace);
-    if (in.dset >= 0) H5Dclose(in.dset);
-    if (in.mem_type > 0) H5Tclose(in.mem_type);
-    hb_input_free_axes(&in);
+    hb_input_release_array(&in);
   }
   int pick;
   hb_input_choose(&c, NULL, format, "fuzz.h5", &pick);
