@@ -1,7 +1,9 @@
 /* Raw chunk reads (see chunkread.h).  HDF5's deflate filter writes zlib
  * streams, which libdeflate inflates about three times faster than zlib; the
- * shuffle filter is undone with SSE2 for 2-byte data. */
+ * shuffle filter is undone with SSE2 for 2-byte data; LZ4, bitshuffle,
+ * blosc and zstd are undone by filters.c. */
 #include "chunkread.h"
+#include "filters.h"
 
 #include <libdeflate.h>
 #include <pthread.h>
@@ -21,6 +23,7 @@
 typedef struct {
   unsigned char *a, *b;
   struct libdeflate_decompressor *inflater;
+  hb_filter_scratch *scratch;
 } decoder;
 
 /* A block's chunks as read from the file, before decoding. */
@@ -34,6 +37,8 @@ typedef struct {
 struct hb_chunkreader {
   int nfilters;      /* 0: nothing to decode, only hb_chunkreader_stream uses the reader */
   H5Z_filter_t filters[MAX_FILTERS]; /* pipeline order, as written */
+  unsigned cd[MAX_FILTERS][8];       /* their client values */
+  size_t ncd[MAX_FILTERS];
   size_t esize, chunk_bytes, chunk_elems;
   int nthreads;
   decoder *dec;
@@ -95,10 +100,12 @@ int hb_chunkreader_open(const hb_input *in, int nthreads, hb_chunkreader **out) 
   r.nfilters = H5Pget_nfilters(dcpl);
   int ok = r.nfilters >= 0 && r.nfilters <= MAX_FILTERS;
   for (int i = 0; ok && i < r.nfilters; i++) {
-    unsigned flags, cd[8];
-    size_t ncd = 8;
-    r.filters[i] = H5Pget_filter2(dcpl, (unsigned)i, &flags, &ncd, cd, 0, NULL, NULL);
-    ok = r.filters[i] == H5Z_FILTER_DEFLATE || r.filters[i] == H5Z_FILTER_SHUFFLE;
+    unsigned flags;
+    r.ncd[i] = 8;
+    r.filters[i] = H5Pget_filter2(dcpl, (unsigned)i, &flags, &r.ncd[i], r.cd[i], 0, NULL, NULL);
+    if (r.ncd[i] > 8) r.ncd[i] = 8;
+    ok = r.filters[i] == H5Z_FILTER_DEFLATE || r.filters[i] == H5Z_FILTER_SHUFFLE ||
+         hb_filter_raw_decodes((int)r.filters[i], r.cd[i], r.ncd[i]);
   }
   H5Pclose(dcpl);
   if (!ok) return 0; /* HDF5's own pipeline decodes what we don't */
@@ -127,6 +134,7 @@ void hb_chunkreader_close(hb_chunkreader *r) {
     free(r->dec[t].a);
     free(r->dec[t].b);
     if (r->dec[t].inflater) libdeflate_free_decompressor(r->dec[t].inflater);
+    hb_filter_scratch_free(r->dec[t].scratch);
   }
   free(r->dec);
   for (size_t i = 0; i < r->chunks_cap; i++) free(r->chunks[i].raw);
@@ -203,9 +211,15 @@ static const char *decode_chunk(const hb_chunkreader *r, decoder *dec, const sta
       enum libdeflate_result res = libdeflate_zlib_decompress(dec->inflater, cur, cur_size, dst, r->chunk_bytes, &got);
       if (res == LIBDEFLATE_BAD_DATA) return "is corrupt (inflate failed: bad compressed data)";
       if (res != LIBDEFLATE_SUCCESS || got != r->chunk_bytes) return "is corrupt (inflate failed: wrong size)";
-    } else {
+    } else if (r->filters[i] == H5Z_FILTER_SHUFFLE) {
       if (cur_size != r->chunk_bytes) return "has the wrong size for its shuffle filter";
       hb_unshuffle(cur, dst, r->chunk_elems, r->esize);
+    } else {
+      size_t got = 0;
+      const char *why = hb_filter_decode((int)r->filters[i], r->cd[i], r->ncd[i], cur, cur_size, dst, r->chunk_bytes,
+                                         &got, &dec->scratch);
+      if (why) return why;
+      if (got != r->chunk_bytes) return "is corrupt (decodes to the wrong size)";
     }
     cur = dst;
     cur_size = r->chunk_bytes;

@@ -1,6 +1,5 @@
 /* Open the input lazily: format, array, shape, dtype, chunks, filters and
  * axes, no pixels; then read blocks or stream chunks of it. */
-#include <dlfcn.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "chunkread.h"
+#include "filters.h"
 #include "hb_error.h"
 #include "hb_input.h"
 #include "hb_job.h"
@@ -26,39 +26,6 @@ size_t hb_input_nav_size(const hb_input *in) {
   return m;
 }
 
-/* Registered HDF5 filters that detector and HyperSpy files use, by name,
- * and the Debian 12 package whose plugin this HDF5 (Open MPI's) loads from
- * its default plugin folder.  Debian 12's other filter packages install
- * plugins for the serial HDF5 only (hdf5-filter-plugin: bzip2, lz4, the
- * latter linked to the serial library), so none is named for them. */
-static const struct {
-  int id;
-  const char *name, *package;
-} known_filters[] = {
-    {307, "bzip2", NULL},      {32000, "lzf", "hdf5-plugin-lzf liblzf1"},
-    {32001, "blosc", NULL},    {32004, "lz4", NULL},
-    {32008, "bitshuffle", NULL}, {32013, "zfp", NULL},
-    {32015, "zstd", NULL},
-};
-
-/* Debian 12's LZF plugin (hdf5-plugin-lzf) calls lzf_decompress but is not
- * linked to liblzf, so HDF5 fails to dlopen it ("undefined symbol:
- * lzf_decompress").  liblzf loaded into the global scope first supplies the
- * symbol; where it is missing, the filter stays unavailable and says so. */
-static void lzf_plugin_workaround(void) {
-  static int tried;
-  if (!tried) tried = 1, dlopen("liblzf.so.1", RTLD_NOW | RTLD_GLOBAL);
-}
-
-/* "; apt install P (Debian 12)" for a filter with a usable package, else "". */
-static const char *filter_package_hint(int id, char *buf, size_t n) {
-  buf[0] = 0;
-  for (size_t i = 0; i < sizeof known_filters / sizeof *known_filters; i++)
-    if (known_filters[i].id == id && known_filters[i].package)
-      snprintf(buf, n, "; on Debian 12: apt install %s", known_filters[i].package);
-  return buf;
-}
-
 static int describe_filters(hb_input *in, hid_t dcpl, const char *where) {
   int nf = H5Pget_nfilters(dcpl);
   in->filters[0] = 0;
@@ -67,8 +34,7 @@ static int describe_filters(hb_input *in, hid_t dcpl, const char *where) {
     size_t ncd = 8;
     char name[64] = "";
     H5Z_filter_t id = H5Pget_filter2(dcpl, (unsigned)i, &flags, &ncd, cd, sizeof name, name, NULL);
-    for (size_t k = 0; !name[0] && k < sizeof known_filters / sizeof *known_filters; k++)
-      if (known_filters[k].id == (int)id) snprintf(name, sizeof name, "%s", known_filters[k].name);
+    if (hb_filter_name((int)id)) snprintf(name, sizeof name, "%s", hb_filter_name((int)id));
     size_t len = strlen(in->filters);
     if (id == H5Z_FILTER_DEFLATE)
       snprintf(in->filters + len, sizeof in->filters - len, "%sgzip(%u)", len ? "+" : "", ncd ? cd[0] : 0);
@@ -77,12 +43,11 @@ static int describe_filters(hb_input *in, hid_t dcpl, const char *where) {
     else
       snprintf(in->filters + len, sizeof in->filters - len, "%s%s(id %d)", len ? "+" : "", name[0] ? name : "filter",
                (int)id);
-    if (id == 32000) lzf_plugin_workaround();
     char hint[160];
-    HB_CHECK(H5Zfilter_avail(id) > 0, HB_EIO, where,
+    HB_CHECK(hb_filter_available((int)id), HB_EIO, where,
              "dataset %s uses HDF5 filter %d (%s), which this HDF5 cannot decode; install its plugin "
              "(or point HDF5_PLUGIN_PATH at it) or re-save the file with gzip%s",
-             in->dataset, (int)id, name[0] ? name : "unknown", filter_package_hint((int)id, hint, sizeof hint));
+             in->dataset, (int)id, name[0] ? name : "unknown", hb_filter_remedy((int)id, hint, sizeof hint));
   }
   if (!nf) snprintf(in->filters, sizeof in->filters, "none");
   return 0;
@@ -139,6 +104,7 @@ static int settle_dtype(hb_input *in, hid_t ft) {
 static hid_t read_type(const hb_input *in) { return in->mem_type > 0 ? in->mem_type : hb_dtype_h5(in->dtype); }
 
 int hb_input_describe(hb_input *in, const char *wf) {
+  hb_filters_init();
   hid_t dapl = H5Pcreate(H5P_DATASET_ACCESS);
   /* Blocks are whole chunks read once: a chunk cache would only copy. */
   H5Pset_chunk_cache(dapl, H5D_CHUNK_CACHE_NSLOTS_DEFAULT, 0, H5D_CHUNK_CACHE_W0_DEFAULT);
@@ -332,7 +298,9 @@ int hb_input_open(MPI_Comm comm, const hb_job *job, hb_input *in) {
 }
 
 /* The rectangle [off, off+cnt) of the array (in->ndim axes) through HDF5. */
-static herr_t read_rect(hb_input *in, const hsize_t *off, const hsize_t *cnt, void *buf) {
+/* On failure, HDF5's reason goes into why (n bytes): it must be taken
+ * before the next HDF5 call, which clears the error stack. */
+static herr_t read_rect(hb_input *in, const hsize_t *off, const hsize_t *cnt, void *buf, char *why, size_t n) {
   hsize_t foff[HB_MAXDIM], fcnt[HB_MAXDIM];
   int fnd = file_dims(in, off, foff);
   file_dims(in, cnt, fcnt);
@@ -340,6 +308,7 @@ static herr_t read_rect(hb_input *in, const hsize_t *off, const hsize_t *cnt, vo
   H5Sselect_hyperslab(fs, H5S_SELECT_SET, foff, NULL, fcnt, NULL);
   hid_t ms = H5Screate_simple(fnd, fcnt, NULL);
   herr_t e = H5Dread(in->dset, read_type(in), ms, fs, H5P_DEFAULT, buf);
+  if (e < 0 && why) snprintf(why, n, "%s", hb_h5_error_text());
   H5Sclose(ms);
   H5Sclose(fs);
   return e;
@@ -359,7 +328,7 @@ static void find_bad_chunk(hb_input *in, const hsize_t *start, const hsize_t *co
     const hsize_t *off = cw.off;
     for (int d = 0; d < in->ndim; d++)
       cnt[d] = off[d] + in->chunk[d] > in->shape[d] ? in->shape[d] - off[d] : in->chunk[d];
-    if (read_rect(in, off, cnt, buf) < 0) {
+    if (read_rect(in, off, cnt, buf, NULL, 0) < 0) {
       int len = snprintf(out, n, "chunk at (");
       for (int d = 0; d < in->ndim && len < (int)n; d++)
         len += snprintf(out + len, n - (size_t)len, "%s%llu", d ? ", " : "", (unsigned long long)off[d]);
@@ -378,9 +347,8 @@ int hb_input_read(hb_input *in, const hsize_t *start, const hsize_t *count, void
     off[d] = d < in->nav_dim ? start[d] : 0;
     cnt[d] = d < in->nav_dim ? count[d] : in->shape[d];
   }
-  if (read_rect(in, off, cnt, buf) >= 0) return 0;
   char detail[512];
-  snprintf(detail, sizeof detail, "%s", hb_h5_error_text());
+  if (read_rect(in, off, cnt, buf, detail, sizeof detail) >= 0) return 0;
   char chunk[256];
   find_bad_chunk(in, start, count, chunk, sizeof chunk);
   char block[300];
