@@ -154,6 +154,7 @@ static struct {
 static int bitshuffle_found(void) {
   if (bshuf.tried) return bshuf.untrans != NULL;
   bshuf.tried = 1;
+  hb_bitunshuffle_init();
   unsigned npaths = 0;
   if (H5PLsize(&npaths) < 0) return 0;
   for (unsigned i = 0; i < npaths && !bshuf.untrans; i++) {
@@ -197,11 +198,12 @@ static const char *decode_bitshuffle(hb_filter_scratch *s, const unsigned *cd, s
   block = be32(in + 8) / es;
   if (!block || block % 8) return "is corrupt (its bitshuffle header gives a wrong block size)";
   size_t elems = (size_t)size / es, pos = 12, done = 0;
-  if (s->block_cap < block * es) {
+  size_t scratch_bytes = (block < elems ? block : elems) * es; /* a stored block size may exceed the chunk */
+  if (s->block_cap < scratch_bytes) {
     free(s->block);
     s->block_cap = 0;
-    if (!(s->block = malloc(block * es))) return "cannot be decoded (out of memory for a bitshuffle block)";
-    s->block_cap = block * es;
+    if (!(s->block = malloc(scratch_bytes))) return "cannot be decoded (out of memory for a bitshuffle block)";
+    s->block_cap = scratch_bytes;
   }
   while (elems - done >= 8) {
     size_t count = elems - done >= block ? block : (elems - done) / 8 * 8, bytes = count * es;
@@ -211,7 +213,9 @@ static const char *decode_bitshuffle(hb_filter_scratch *s, const unsigned *cd, s
     if (stored > n - pos) return "is corrupt (bitshuffle data ends early)";
     if (LZ4_decompress_safe((const char *)in + pos, (char *)s->block, (int)stored, (int)bytes) != (int)bytes)
       return "is corrupt (a bitshuffle LZ4 block does not decode)";
-    if (bshuf.untrans(s->block, out + done * es, count, es) < 0) return "is corrupt (bitshuffle cannot undo it)";
+    if (!hb_bitunshuffle_fast(s->block, out + done * es, count, es) &&
+        bshuf.untrans(s->block, out + done * es, count, es) < 0)
+      return "is corrupt (bitshuffle cannot undo it)";
     pos += stored;
     done += count;
   }

@@ -34,4 +34,10 @@ int hb_filter_raw_decodes(int id, const unsigned *cd, size_t ncd);
 const char *hb_filter_decode(int id, const unsigned *cd, size_t ncd, const unsigned char *in, size_t n,
                              unsigned char *out, size_t cap, size_t *got, hb_filter_scratch **scratch);
 
+/* Undo bitshuffle's transpose of one block of n elements of es bytes with
+ * AVX-512 and GFNI (bitunshuffle.c): 1 if done, 0 if this CPU, n or es
+ * needs the library.  hb_bitunshuffle_init first, on one thread. */
+void hb_bitunshuffle_init(void);
+int hb_bitunshuffle_fast(const unsigned char *in, unsigned char *out, size_t n, size_t es);
+
 #endif

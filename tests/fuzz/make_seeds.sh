@@ -6,6 +6,9 @@
 #                 none, contiguous) and h5py-made ones: generic /data, non-uniform axes,
 #                 odd attribute types, several signals, no signal, an EMD datacube, NeXus
 #                 STXM stacks.  Each < 50 KB.
+#   corpus_filters/ stored chunks as h5py and Debian's serial plugins write them (LZ4,
+#                 blosc with three codecs, bitshuffle with and without LZ4) and zstd
+#                 frames, each behind the two bytes fuzz_filters.c reads.
 # Usage: tests/fuzz/make_seeds.sh build/hyperbatch
 set -euo pipefail
 HB=$(realpath "$1")
@@ -244,6 +247,43 @@ f, g = base("title_vlen_str_array.hspy")
 g["metadata/General"].attrs.create("title", ["x"] * 16, dtype=h5py.string_dtype()); f.close()
 f, g = base("axis_points_longer_than_axis.hspy"); g["axis-1"].create_dataset("axis", data=np.arange(100.0)); f.close()
 PY
-ls -l "$J" "$H"
-big=$(find "$J" "$H" -size +50k)
+# ---- corpus_filters: byte 0 = filter (0 lz4, 1 blosc, 2 zstd, 3 bitshuffle+LZ4,
+# 4 bitshuffle) + 5 * block choice; byte 1 = log2(element size) | (KiB - 1) << 2
+F=corpus_filters
+mkdir -p "$F"
+rm -f "$F"/*
+/usr/bin/python3 - "$F" <<'PY'
+import ctypes, os, sys, tempfile
+import h5py, numpy as np
+out = sys.argv[1]
+rng = np.random.default_rng(5)
+z = ctypes.CDLL("libzstd.so.1")
+z.ZSTD_compressBound.restype = z.ZSTD_compress.restype = ctypes.c_size_t
+def seed(name, which, es, data_bytes, stored):
+    kib = (data_bytes + 1023) // 1024
+    with open(os.path.join(out, name), "wb") as f:
+        f.write(bytes([which, (es.bit_length() - 1) | (kib - 1) << 2]) + stored)
+for dtype in ("uint8", "uint16", "float32"):
+    data = (rng.poisson(3, (4, 20, 24)) * (np.arange(24) % 5)).astype(dtype)
+    es = data.dtype.itemsize
+    for name, which, kw in [("lz4", 0, dict(compression=32004, compression_opts=(512,))),
+                            ("blosc_lz4", 1, dict(compression=32001, compression_opts=(0, 0, 0, 0, 5, 1, 1))),
+                            ("blosc_zstd", 1, dict(compression=32001, compression_opts=(0, 0, 0, 0, 5, 2, 5))),
+                            ("blosc_zlib", 1, dict(compression=32001, compression_opts=(0, 0, 0, 0, 5, 0, 4))),
+                            ("bslz4", 3, dict(compression=32008, compression_opts=(0, 2))),
+                            ("bs", 4, dict(compression=32008, compression_opts=(0, 0)))]:
+        with tempfile.NamedTemporaryFile(suffix=".h5") as t:
+            with h5py.File(t.name, "w") as f:
+                f.create_dataset("d", data=data, chunks=data.shape, **kw)
+            with h5py.File(t.name) as f:
+                stored = f["d"].id.read_direct_chunk((0, 0, 0))[1]
+        seed(f"{name}_{dtype}", which, es, data.nbytes, stored)
+    raw = data.tobytes()
+    buf = ctypes.create_string_buffer(z.ZSTD_compressBound(ctypes.c_size_t(len(raw))))
+    n = z.ZSTD_compress(buf, ctypes.c_size_t(len(buf)), raw, ctypes.c_size_t(len(raw)), 3)
+    seed(f"zstd_{dtype}", 2, es, data.nbytes, buf.raw[:n])
+PY
+
+ls -l "$J" "$H" "$F"
+big=$(find "$J" "$H" "$F" -size +50k)
 [ -z "$big" ] || { echo "seeds over 50 KB: $big"; exit 1; }

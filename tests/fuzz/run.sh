@@ -4,8 +4,9 @@
 # replaying every saved reproducer.
 #
 #   tests/fuzz/run.sh TARGET [BUILDDIR] [SECONDS]
-#     TARGET    job (fuzz_job.c: the job parser) or hspy (fuzz_hspy.c: the .hspy
-#               metadata and axes reader)
+#     TARGET    job (fuzz_job.c: the job parser), hspy (fuzz_hspy.c: the .hspy
+#               metadata and axes reader) or filters (fuzz_filters.c: the chunk
+#               decoders)
 #     BUILDDIR  where to build (default build/fuzz); the library is a meson build
 #               of src/ in BUILDDIR/lib with clang, ASan, UBSan and fuzzer coverage
 #     SECONDS   fuzzing time (default $HB_FUZZ_SECONDS, else 60)
@@ -19,12 +20,12 @@
 # must still fail (each is reported); once fixed, remove the name from
 # KNOWN_OPEN and the file stays as a regression test that must pass.
 set -euo pipefail
-TARGET=${1:?usage: run.sh job|hspy [BUILDDIR] [SECONDS]}
+TARGET=${1:?usage: run.sh job|hspy|filters [BUILDDIR] [SECONDS]}
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 B=$(mkdir -p "${2:-$ROOT/build/fuzz}" && cd "${2:-$ROOT/build/fuzz}" && pwd)
 SECS=${3:-${HB_FUZZ_SECONDS:-60}}
-case $TARGET in job | hspy) ;; *) echo "unknown target '$TARGET'"; exit 2 ;; esac
+case $TARGET in job | hspy | filters) ;; *) echo "unknown target '$TARGET'"; exit 2 ;; esac
 
 skip() {
   echo "#####################################################################"
@@ -62,11 +63,11 @@ ninja -C "$B/lib" src/libhb.a >"$B/build.log" 2>&1 || {
   exit 1
 }
 mods=""
-for m in hdf5-openmpi yaml-0.1 libpng libdeflate fftw3 scalapack-openmpi openblas; do
+for m in hdf5-openmpi yaml-0.1 libpng libdeflate liblz4 blosc libzstd fftw3 scalapack-openmpi openblas; do
   pkg-config --exists "$m" && mods="$mods $m"
 done
 # shellcheck disable=SC2046,SC2086
-"$CC" $san -fsanitize=fuzzer -g -O1 -I"$ROOT/include" $(pkg-config --cflags $mods) $(mpicc --showme:compile) \
+"$CC" $san -fsanitize=fuzzer -g -O1 -I"$ROOT/include" -I"$ROOT/src/readers" $(pkg-config --cflags $mods) $(mpicc --showme:compile) \
   "$HERE/fuzz_$TARGET.c" "$B/lib/src/libhb.a" \
   $(pkg-config --libs $mods) -lfftw3_mpi $(mpicc --showme:link) -lpthread -lm -o "$B/fuzz_$TARGET"
 echo "built $B/fuzz_$TARGET in $(($(date +%s) - t0)) s"
