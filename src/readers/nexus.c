@@ -170,6 +170,27 @@ static const char *stxm_units(const char *axis) {
   return "";
 }
 
+void hb_nexus_axes(hid_t group, hid_t signal, hb_input *in, int stxm) {
+  char names[HB_MAXDIM][64];
+  axis_names(group, signal, in->ndim, names);
+  for (int i = 0; i < in->ndim; i++) {
+    hb_axis *ax = &in->axes[i];
+    if (!names[i][0] || !strcmp(names[i], ".")) continue;
+    snprintf(ax->name, sizeof ax->name, "%.63s", names[i]);
+    hid_t d = H5Lexists(group, names[i], H5P_DEFAULT) > 0 ? H5Dopen2(group, names[i], H5P_DEFAULT) : -1;
+    if (d >= 0 && !hb_h5_read_attr_str(d, "units", ax->units, sizeof ax->units) && stxm)
+      snprintf(ax->units, sizeof ax->units, "%s", stxm_units(names[i]));
+    if (d >= 0) H5Dclose(d);
+    /* the axis' points: a non-uniform one (energy) stays so in the results
+     * that keep it; the kernels compute with its line */
+    double *pts = malloc(in->shape[i] * sizeof *pts);
+    if (pts && hb_h5_read_vector_f64(group, names[i], in->shape[i], pts))
+      hb_axis_from_points(ax, pts, in->shape[i]);
+    else
+      free(pts);
+  }
+}
+
 static int calibrate(hid_t file, const hb_candidate *c, hb_input *in, const char *where) {
   hb_axes_plain(in);
   /* images are the last two axes; a stack's leading axes (energy) navigate */
@@ -188,25 +209,8 @@ static int calibrate(hid_t file, const hb_candidate *c, hb_input *in, const char
   hid_t g = H5Gopen2(file, c->group, H5P_DEFAULT);
   HB_H5(g, where, "cannot open %s", c->group);
   hid_t sig = H5Dopen2(file, c->dataset, H5P_DEFAULT);
-  char names[HB_MAXDIM][64];
-  axis_names(g, sig, in->ndim, names);
+  hb_nexus_axes(g, sig, in, stxm);
   if (sig >= 0) H5Dclose(sig);
-  for (int i = 0; i < in->ndim; i++) {
-    hb_axis *ax = &in->axes[i];
-    if (!names[i][0] || !strcmp(names[i], ".")) continue;
-    snprintf(ax->name, sizeof ax->name, "%.63s", names[i]);
-    hid_t d = H5Lexists(g, names[i], H5P_DEFAULT) > 0 ? H5Dopen2(g, names[i], H5P_DEFAULT) : -1;
-    if (d >= 0 && !hb_h5_read_attr_str(d, "units", ax->units, sizeof ax->units) && stxm)
-      snprintf(ax->units, sizeof ax->units, "%s", stxm_units(names[i]));
-    if (d >= 0) H5Dclose(d);
-    /* the axis' points: a non-uniform one (energy) stays so in the results
-     * that keep it; the kernels compute with its line */
-    double *pts = malloc(in->shape[i] * sizeof *pts);
-    if (pts && hb_h5_read_vector_f64(g, names[i], in->shape[i], pts))
-      hb_axis_from_points(ax, pts, in->shape[i]);
-    else
-      free(pts);
-  }
   H5Gclose(g);
   return 0;
 }

@@ -25,6 +25,10 @@ extern const hb_reader hb_reader_hspy, hb_reader_emd, hb_reader_nexus, hb_reader
 const hb_reader *hb_reader_named(const char *format);
 
 int hb_candidates_add(hb_candidates *c, const char *name, const char *dataset, const char *group);
+/* Names, units and points of in's axes from an NXdata-style group: its
+ * @axes (or the signal's older "a:b" @axes, or each axis' @axis = N) naming
+ * one dataset per dimension (nexus.c; also for plain HDF5 arrays). */
+void hb_nexus_axes(hid_t group, hid_t signal, hb_input *in, int stxm);
 /* Uncalibrated axes: scale 1, offset 0, no names, sizes from in->shape. */
 void hb_axes_plain(hb_input *in);
 

@@ -69,7 +69,7 @@ done
 # shellcheck disable=SC2046,SC2086
 "$CC" $san -fsanitize=fuzzer -g -O1 -I"$ROOT/include" -I"$ROOT/src/readers" $(pkg-config --cflags $mods) $(mpicc --showme:compile) \
   "$HERE/fuzz_$TARGET.c" "$B/lib/src/libhb.a" \
-  $(pkg-config --libs $mods) -lfftw3_mpi $(mpicc --showme:link) -lpthread -lm -o "$B/fuzz_$TARGET"
+  $(pkg-config --libs $mods) -lhdf5_openmpi_hl -lfftw3_mpi $(mpicc --showme:link) -lpthread -lm -o "$B/fuzz_$TARGET"
 echo "built $B/fuzz_$TARGET in $(($(date +%s) - t0)) s"
 flock -u 9
 

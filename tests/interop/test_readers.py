@@ -394,6 +394,63 @@ def test_contiguous(tmp):
     check_stats("contiguous array", got, data, 2, plain[:2], plain[2:])
 
 
+# ---------------------------------------------------------------- generic HDF5 calibration
+
+def test_generic_calibration(tmp):
+    """Dimension scales (h5py's make_scale/attach_scale: names, units, a
+    non-uniform one kept as such), dimension labels, NeXus-style @axes on a
+    plain group, and input.axes still overriding them."""
+    rng = np.random.default_rng(38)
+    data = rng.random((6, 5, 8, 9)).astype(np.float32)
+    src = os.path.join(tmp, "scales.h5")
+    ky = np.array([0.0, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4])
+    with h5py.File(src, "w") as f:
+        d = f.create_dataset("scan/frames", data=data, chunks=(2, 5, 8, 9))
+        for i, (name, vals, units) in enumerate([("y", 1.0 + 0.5 * np.arange(6), "nm"),
+                                                 ("x", -2.0 + 0.25 * np.arange(5), "nm"),
+                                                 ("ky", ky, "1/nm")]):
+            sc = f.create_dataset(f"scan/{name}_axis", data=vals)
+            sc.make_scale(name)
+            sc.attrs["units"] = units
+            d.dims[i].attach_scale(sc)
+        d.dims[3].label = "kx"
+    got = run_all(tmp, "scales", src, input_extra={"dataset": "scan/frames"})
+    want_total = data.astype(np.float64).sum(axis=(2, 3))
+    for n, sigs in got.items():
+        t, m = sigs.get("total"), sigs.get("mean_sig")
+        if not check(t is not None and m is not None, f"dimension scales at {n}: both results load"):
+            continue
+        check(np.allclose(t.data, want_total, rtol=1e-12, atol=0), f"dimension scales at {n}: sum == numpy's")
+        check(axes_of(t) == [("y", "nm", 0.5, 1.0, 6), ("x", "nm", 0.25, -2.0, 5)],
+              f"dimension scales at {n}: the scan's names, units, scale and offset {axes_of(t)}")
+        kx, kyax = m.axes_manager.signal_axes
+        check(kyax.name == "ky" and not kyax.is_uniform and np.allclose(kyax.axis, ky) and kyax.units == "1/nm",
+              f"dimension scales at {n}: a non-uniform scale is kept as HyperSpy's DataAxis")
+        check(kx.name == "kx" and kx.is_uniform and kx.scale == 1.0, f"dimension scales at {n}: a label names kx")
+    p = cli("inspect", src)
+    check(p.returncode == 0 and "ky" in p.stdout and "1/nm" in p.stdout, "inspect shows the scales' calibration")
+    # input.axes over the scales
+    got = run_all(tmp, "scales_over", src, input_extra={"dataset": "scan/frames",
+                                                         "axes": [{"name": "row", "units": "um", "scale": 2.0}]})
+    for n, sigs in got.items():
+        t = sigs.get("total")
+        check(t is not None and axes_of(t)[0] == ("row", "um", 2.0, 1.0, 6),
+              f"input.axes at {n} overrides a dimension scale's name, units and scale (offset kept)")
+    # an NXdata-style group in a file without NXentry
+    src = os.path.join(tmp, "nxlike.h5")
+    with h5py.File(src, "w") as f:
+        g = f.create_group("measurement")
+        g.attrs["signal"] = "counts"
+        g.attrs["axes"] = ["sy", "sx", ".", "."]
+        g.create_dataset("counts", data=data, chunks=(3, 5, 8, 9))
+        g.create_dataset("sy", data=10.0 + 2.0 * np.arange(6)).attrs["units"] = "um"
+        g.create_dataset("sx", data=-1.0 + 0.5 * np.arange(5)).attrs["units"] = "um"
+    got = run_all(tmp, "nxlike", src, input_extra={"dataset": "measurement/counts"})
+    plain = [("<undefined>", "<undefined>", 1.0, 0.0, n) for n in data.shape]
+    check_stats("NeXus-style @axes without NXentry", got, data, 2, [("sy", "um", 2.0, 10.0, 6),
+                                                                    ("sx", "um", 0.5, -1.0, 5)], plain[2:])
+
+
 # ---------------------------------------------------------------- element types
 
 def test_dtypes(tmp):
@@ -452,6 +509,7 @@ def main():
         test_old_hspy(tmp)
         test_nonuniform(tmp)
         test_contiguous(tmp)
+        test_generic_calibration(tmp)
         test_single_pattern(tmp)
         test_dtypes(tmp)
         test_overrides(tmp)
