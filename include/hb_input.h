@@ -138,8 +138,9 @@ int hb_input_describe_candidate(hid_t file, const char *format, const hb_candida
  * array is a 2-D scan of images, a 2-D one a line of spectra, a 1-D one a
  * single spectrum; otherwise -1 (input.navigation_dimension must say). */
 int hb_default_nav_dim(int ndim);
-/* Read "axis-i" groups of a HyperSpy signal group. */
-int hb_hspy_read_axes(hid_t group, int ndim, const hsize_t *shape, hb_axis *axes);
+/* Read "axis-i" groups of a HyperSpy signal group (uniform, DataAxis points,
+ * FunctionalDataAxis evaluated); *flagged: how many carry `navigate`. */
+int hb_hspy_read_axes(hid_t group, int ndim, const hsize_t *shape, hb_axis *axes, int *flagged, const char *where);
 /* A signal_type whose HyperSpy 1.7.3 class (one signal axis) makes that
  * axis binned: EELS ("TEM EELS"), EDS_SEM, EDS_TEM. */
 int hb_hspy_binned_type(const char *signal_type);

@@ -1,5 +1,7 @@
 /* HyperSpy's .hspy and older .hdf5 files, format versions 1.0 to 3.x, as
  * HyperSpy 1.7.3 reads them (docs/hspy-format.md "Older versions"). */
+#include <math.h>
+#include <matheval.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,9 +14,74 @@ static void undefined_to_empty(char *s) {
   if (!strcmp(s, "<undefined>") || !strcmp(s, "_None_")) s[0] = 0;
 }
 
-/* Returns how many of the axes carry a `navigate` attribute (format 2.1 on);
- * HyperSpy trusts the flags only when every axis has one. */
-int hb_hspy_read_axes(hid_t group, int ndim, const hsize_t *shape, hb_axis *axes) {
+/* The n points of the axis a FunctionalDataAxis is a function of: the group
+ * `x`, uniform (offset, scale) or with its own `axis` points. */
+static int functional_x(hid_t g, hsize_t n, double *x) {
+  if (H5Lexists(g, "x", H5P_DEFAULT) <= 0) return 0;
+  hid_t xg = H5Gopen2(g, "x", H5P_DEFAULT);
+  if (xg < 0) return 0;
+  int ok = hb_h5_read_vector_f64(xg, "axis", n, x);
+  double scale = 1, offset = 0, size = 0;
+  if (!ok && hb_h5_read_attr_f64(xg, "size", &size) && size == (double)n) {
+    hb_h5_read_attr_f64(xg, "scale", &scale);
+    hb_h5_read_attr_f64(xg, "offset", &offset);
+    for (hsize_t i = 0; i < n; i++) x[i] = offset + (double)i * scale;
+    ok = 1;
+  }
+  H5Gclose(xg);
+  return ok;
+}
+
+/* HyperSpy's FunctionalDataAxis: its `expression` of x (sympy's syntax),
+ * with the other names in it given as the group's attributes, evaluated by
+ * GNU libmatheval into the axis' points (written back as a DataAxis: the
+ * points survive, the formula does not). */
+static int functional_points(hid_t g, hb_axis *ax, hsize_t n, const char *axis_name, const char *where) {
+  char expr[1024], text[1024];
+  HB_CHECK(hb_h5_read_attr_str(g, "expression", expr, sizeof expr) && expr[0], HB_EINVALID, where,
+           "%s is a FunctionalDataAxis without an expression", axis_name);
+  size_t o = 0; /* sympy's power is libmatheval's ^ */
+  for (const char *p = expr; *p && o + 1 < sizeof text; p++) {
+    if (p[0] == '*' && p[1] == '*') p++, text[o++] = '^';
+    else text[o++] = *p;
+  }
+  text[o] = 0;
+  double *x = malloc(n * sizeof *x), *pts = malloc(n * sizeof *pts);
+  void *ev = x && pts ? evaluator_create(text) : NULL;
+  const char *why = !x || !pts ? "out of memory" : !ev ? "libmatheval cannot parse it" : NULL;
+  if (!why && !functional_x(g, n, x)) why = "its x axis (the group x) is missing or has the wrong size";
+  char **names = NULL, missing[64] = "";
+  int count = 0, xi = -1;
+  if (!why) evaluator_get_variables(ev, &names, &count);
+  double values[64];
+  if (!why && count > 64) why = "it has more than 64 names";
+  for (int k = 0; !why && k < count; k++) {
+    if (!strcmp(names[k], "x")) xi = k;
+    else if (!hb_h5_read_attr_f64(g, names[k], &values[k])) snprintf(missing, sizeof missing, "%s", names[k]);
+  }
+  if (!why && missing[0]) why = "a name in it is not among the axis' attributes";
+  for (hsize_t i = 0; !why && i < n; i++) {
+    if (xi >= 0) values[xi] = x[i];
+    pts[i] = evaluator_evaluate(ev, count, names, values);
+    if (!isfinite(pts[i])) why = "it is not finite at every point";
+    /* written back as a DataAxis, which HyperSpy loads only when ordered */
+    else if (i >= 2 && (pts[i] - pts[i - 1]) * (pts[1] - pts[0]) <= 0) why = "its points are not in order";
+  }
+  if (!why && n == 2 && pts[1] == pts[0]) why = "its points are not in order";
+  if (ev) evaluator_destroy(ev);
+  free(x);
+  if (why) {
+    free(pts);
+    HB_RAISE(HB_EINVALID, where, "%s is a FunctionalDataAxis whose expression '%s' cannot be evaluated: %s%s%s%s", axis_name,
+             expr, why, missing[0] ? " ('" : "", missing, missing[0] ? "')" : "");
+  }
+  hb_axis_from_points(ax, pts, n);
+  return 0;
+}
+
+/* *with_navigate: how many of the axes carry a `navigate` attribute (format
+ * 2.1 on); HyperSpy trusts the flags only when every axis has one. */
+int hb_hspy_read_axes(hid_t group, int ndim, const hsize_t *shape, hb_axis *axes, int *flagged, const char *where) {
   int with_navigate = 0;
   for (int i = 0; i < ndim; i++) {
     hb_axis *ax = &axes[i];
@@ -49,9 +116,15 @@ int hb_hspy_read_axes(hid_t group, int ndim, const hsize_t *shape, hb_axis *axes
         free(pts);
       if (d >= 0) H5Dclose(d);
     }
+    char type[64] = "";
+    int rc = 0;
+    if (hb_h5_read_attr_str(g, "_type", type, sizeof type) && !strcmp(type, "FunctionalDataAxis") && shape[i] > 0)
+      rc = functional_points(g, ax, shape[i], name, where);
     H5Gclose(g);
+    if (rc) return rc;
   }
-  return with_navigate;
+  *flagged = with_navigate;
+  return 0;
 }
 
 int hb_hspy_binned_type(const char *t) {
@@ -126,7 +199,11 @@ static int calibrate(hid_t file, const hb_candidate *c, hb_input *in, const char
   int before_1_2 = major == 1 && minor < 2, before_1_1 = major == 1 && minor < 1;
   hid_t g = H5Gopen2(file, c->group, H5P_DEFAULT);
   HB_H5(g, where, "cannot open %s", c->group);
-  int flagged = hb_hspy_read_axes(g, in->ndim, in->shape, in->axes);
+  int flagged = 0, rc = hb_hspy_read_axes(g, in->ndim, in->shape, in->axes, &flagged, where);
+  if (rc) {
+    H5Gclose(g);
+    return rc;
+  }
   char record_by[32] = "";
   int binned = -1; /* an old file's metadata Signal/binned, if any */
   if (before_1_2) {

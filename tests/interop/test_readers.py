@@ -26,6 +26,7 @@ the same array and its calibration as HyperSpy 1.7.3 loads the output.
 
 usage: /usr/bin/python3 test_readers.py path/to/hyperbatch"""
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -333,6 +334,48 @@ def test_nonuniform(tmp):
               f".hspy DataAxis at {n}: cropped, it is written uniform (its line), not with stale points")
 
 
+def test_functional_axis(tmp):
+    """HyperSpy's FunctionalDataAxis: its expression evaluated (GNU libmatheval)
+    into the points HyperSpy computes; a name the file does not give is an
+    error that says which."""
+    rng = np.random.default_rng(39)
+    s = hs.signals.Signal1D(rng.random((3, 4, 20)).astype(np.float32))
+    s.axes_manager[-1].convert_to_functional_data_axis(expression="a / (x + 1) + b * x**2", a=-100.0, b=0.5,
+                                                       units="eV", name="E")
+    s.axes_manager[-1].x.scale, s.axes_manager[-1].x.offset = 0.5, 2.0  # x itself calibrated
+    s.axes_manager[-1].update_axis()
+    want = np.array(s.axes_manager[-1].axis, dtype=float)
+    src = os.path.join(tmp, "functional.hspy")
+    s.save(src, overwrite=True)
+    back = hs.load(src).axes_manager[-1]
+    check(np.allclose(back.axis, want, rtol=1e-12), "HyperSpy reads its functional axis back with the same points")
+    got = run_all(tmp, "func", src)
+    for n, sigs in got.items():
+        m = sigs.get("mean_sig")
+        a = m.axes_manager.signal_axes[0] if m is not None else None
+        check(a is not None and not a.is_uniform and np.allclose(a.axis, want, rtol=1e-12, atol=0) and
+              a.name == "E" and a.units == "eV",
+              f"functional axis at {n}: the mean keeps its points ({None if a is None else a.axis[:3]} == {want[:3]})")
+    bad = os.path.join(tmp, "functional_bad.hspy")
+    shutil.copy(src, bad)
+    with h5py.File(bad, "a") as f:
+        (title,) = f["Experiments"].keys()
+        del f[f"Experiments/{title}/axis-2"].attrs["b"]
+    job = oracle.write_job(os.path.join(tmp, "funcbad.yaml"), bad, STATS, os.path.join(tmp, "fb.hspy"))
+    for n in (1, 3):
+        p = oracle.run_hyperbatch(HB, job, n)
+        check(p.returncode == 2 and "FunctionalDataAxis" in p.stderr and "('b')" in p.stderr,
+              f"functional axis at {n} ranks: a parameter the file lacks is a job error naming it "
+              f"(exit {p.returncode}: {p.stderr.strip()[-200:]})")
+    # points out of order cannot be the DataAxis the results carry
+    with h5py.File(bad, "a") as f:
+        (title,) = f["Experiments"].keys()
+        f[f"Experiments/{title}/axis-2"].attrs["b"] = -0.5
+    p = oracle.run_hyperbatch(HB, job, 2)
+    check(p.returncode == 2 and "not in order" in p.stderr,
+          f"functional axis whose points turn back: a job error saying so (exit {p.returncode})")
+
+
 # ---------------------------------------------------------------- single patterns
 
 def test_single_pattern(tmp):
@@ -508,6 +551,7 @@ def main():
         test_stxm(tmp)
         test_old_hspy(tmp)
         test_nonuniform(tmp)
+        test_functional_axis(tmp)
         test_contiguous(tmp)
         test_generic_calibration(tmp)
         test_single_pattern(tmp)
