@@ -159,6 +159,14 @@ sig = lambda n, s: {"name": n, "units": "1/nm", "scale": 0.02, "offset": -0.04, 
 hspy(f"{H}/nonuniform_axis.hspy", [("scan", d, [nav("y", 2), nav("x", 3),
      {"name": "ky", "units": "1/nm", "axis": np.array([0.0, 0.1, 0.3, 0.6]), "size": 4, "navigate": False},
      sig("kx", 4)])])
+# HyperSpy's FunctionalDataAxis: an expression of the axis in the group x
+hspy(f"{H}/functional_axis.hspy", [("scan", d, [nav("y", 2), nav("x", 3), sig("ky", 4),
+     {"name": "E", "units": "eV", "_type": "FunctionalDataAxis", "expression": "a / (x + 1) + b * x**2",
+      "a": -100.0, "b": 0.5, "size": 4, "navigate": False}])])
+with h5py.File(f"{H}/functional_axis.hspy", "a") as f:
+    x = f.create_group("Experiments/scan/axis-3/x")
+    for k, v in {"_type": "UniformDataAxis", "scale": 0.5, "offset": 2.0, "size": 4, "navigate": False}.items():
+        x.attrs[k] = v
 hspy(f"{H}/two_signals.hspy", [("a", d, [nav("y", 2), nav("x", 3), sig("ky", 4), sig("kx", 4)]),
                                ("b", d[:, :, :2, :2].astype(np.float32), [nav("y", 2), nav("x", 3), sig("ky", 2), sig("kx", 2)])])
 # attribute types hyperbatch must cope with: vlen strings, bytes, numpy bools, ints for booleans
