@@ -50,6 +50,28 @@ static int first_written(const hb_engine *e) {
   return -1;
 }
 
+/* Signals a global op wrote beside the results (a decomposition's signal
+ * with learning_results, linked to the input): they are the job's output
+ * too, so they get the provenance and the input's metadata.  Appends their
+ * groups (open) to groups[*n], up to cap. */
+typedef struct {
+  hid_t *groups;
+  int n, cap;
+} extra_signals;
+
+static herr_t collect_extra(hid_t experiments, const char *name, const H5L_info_t *info, void *data) {
+  (void)info;
+  extra_signals *x = data;
+  char path[300];
+  snprintf(path, sizeof path, "%s/original_metadata/hyperbatch", name);
+  if (H5Lexists(experiments, name, H5P_DEFAULT) <= 0 || H5Lexists(experiments, path, H5P_DEFAULT) != 0) return 0;
+  if (x->n == x->cap) return -1;
+  hid_t g = H5Gopen2(experiments, name, H5P_DEFAULT);
+  if (g < 0) return -1;
+  x->groups[x->n++] = g;
+  return 0;
+}
+
 /* Create dir and its parents. */
 static int mkdirs(char *dir) {
   struct stat st;
@@ -754,11 +776,26 @@ int hb_output_finish(hb_engine *e) {
                        "original_metadata/hyperbatch", H5P_DEFAULT, H5P_DEFAULT) < 0)
       rc = HB_FAIL(HB_EIO, e->partial, "cannot link the provenance into '%s' (%s)", e->res[i].o->name,
                    hb_h5_error_text());
-  hid_t *groups = rc ? NULL : malloc((size_t)e->nres * sizeof *groups);
+  enum { MAX_EXTRA = 64 };
+  hid_t *groups = rc ? NULL : malloc((size_t)(e->nres + MAX_EXTRA) * sizeof *groups);
   int ngroups = 0;
   for (int i = 0; groups && i < e->nres; i++)
     if (in_output(&e->res[i])) groups[ngroups++] = e->res[i].group;
+  extra_signals extra = {groups ? groups + ngroups : NULL, 0, MAX_EXTRA};
+  hid_t file = !rc && groups && w >= 0 ? H5Iget_file_id(e->res[w].group) : -1;
+  hid_t experiments = file >= 0 ? H5Gopen2(file, "/Experiments", H5P_DEFAULT) : -1;
+  if (file >= 0) H5Fclose(file);
+  if (experiments >= 0 && H5Literate(experiments, H5_INDEX_NAME, H5_ITER_INC, NULL, collect_extra, &extra) < 0)
+    rc = HB_FAIL(HB_EIO, e->partial, "cannot list the output's signals (%s)", hb_h5_error_text());
+  if (experiments >= 0) H5Gclose(experiments);
+  for (int i = 0; !rc && i < extra.n; i++)
+    if (H5Lcreate_hard(e->res[w].group, "original_metadata/hyperbatch", extra.groups[i], "original_metadata/hyperbatch",
+                       H5P_DEFAULT, H5P_DEFAULT) < 0)
+      rc = HB_FAIL(HB_EIO, e->partial, "cannot link the provenance into a decomposition's signal (%s)",
+                   hb_h5_error_text());
+  ngroups += extra.n;
   if (!rc) rc = groups ? hb_output_carry_metadata(e, groups, ngroups) : HB_FAIL(HB_EINTERNAL, "memory", "out of memory");
+  for (int i = 0; i < extra.n; i++) H5Gclose(extra.groups[i]);
   free(groups);
   HB_CALL(hb_agree(e->comm, rc));
   HB_CALL(hb_agree(e->comm, close_all(e)));

@@ -4,7 +4,7 @@
 # (crop, rebin, fft to complex128: written block by block), a ragged result
 # (find_peaks, in its side file), a two-pass one (histogram, bins: fd), a
 # full-size noise variance and a global one (decomposition, after the
-# pass).  Stopped by SIGUSR1 at 2 ranks, resumed at 3 and SIGKILLed there
+# pass, with HyperSpy's learning_results and its link to the input).  Stopped by SIGUSR1 at 2 ranks, resumed at 3 and SIGKILLed there
 # after a checkpoint, finished at 1: every dataset and attribute of the
 # output and of the ragged file is an uninterrupted 1-rank run's, but the
 # provenance of how the run went (compare_files.py).  On the way, a resume
@@ -31,7 +31,7 @@ kernels:
   - {name: binned, op: rebin, scale: [1, 1, 2, 2]}
   - {name: spectrum, op: fft, shift: true}
   - {name: peaks, op: find_peaks, min_distance: 3, threshold_rel: 0.2}
-  - {name: pca, op: decomposition, components: 3}
+  - {name: pca, op: decomposition, components: 3, learning_results: true}
   - {name: hist, op: histogram, bins: fd}
   - {name: noise, op: estimate_poissonian_noise_variance, gain_factor: 2}
 run: {block: 4, progress: off}
