@@ -46,6 +46,7 @@ typedef struct hb_input {
    * HyperSpy metadata tree, and the group whose contents go into
    * original_metadata (under original_as, or merged when ""); "" if none */
   char meta_group[640];
+  int meta_mapped_parameters; /* meta_group is a pre-1.2 .hspy's mapped_parameters (carry.c rearranges it) */
   char original_group[640];
   char original_as[256];
   int ndim, nav_dim, sig_dim;

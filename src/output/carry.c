@@ -26,14 +26,14 @@ static int is_skipped(const char *name, const char *const *skip) {
 
 typedef struct {
   hid_t dst;
-  const char *const *skip;
+  const char *const *skip, *const *only;
   int rc;
 } attr_copy;
 
 static herr_t copy_one_attr(hid_t src, const char *name, const H5A_info_t *info, void *data) {
   (void)info;
   attr_copy *c = data;
-  if (is_skipped(name, c->skip) || H5Aexists(c->dst, name) > 0) return 0;
+  if (is_skipped(name, c->skip) || (c->only && !is_skipped(name, c->only)) || H5Aexists(c->dst, name) > 0) return 0;
   hid_t a = H5Aopen(src, name, H5P_DEFAULT);
   hid_t t = a >= 0 ? H5Aget_type(a) : -1, sp = a >= 0 ? H5Aget_space(a) : -1;
   hid_t mt = t >= 0 ? H5Tget_native_type(t, H5T_DIR_DEFAULT) : -1;
@@ -58,7 +58,7 @@ static herr_t copy_one_attr(hid_t src, const char *name, const H5A_info_t *info,
 
 /* Every attribute of src that dst lacks, but those named in skip. */
 static int copy_attrs(hid_t src, hid_t dst, const char *const *skip) {
-  attr_copy c = {dst, skip, 0};
+  attr_copy c = {dst, skip, NULL, 0};
   hsize_t idx = 0;
   H5Aiterate2(src, H5_INDEX_NAME, H5_ITER_INC, &idx, copy_one_attr, &c);
   return c.rc;
@@ -108,6 +108,51 @@ static int copy_tree(hid_t src, hid_t dst, const char *const *skip, int depth, h
   return c.rc;
 }
 
+/* src (a group), its attributes and what copy_tree copies, as dst_path
+ * under dst (made with its parents); skip: src's children left out. */
+static int copy_group_as(hid_t src, hid_t dst, const char *dst_path, const char *const *skip, haddr_t data_addr) {
+  hid_t d = hb_h5_group(dst, dst_path);
+  int rc = d < 0 || copy_attrs(src, d, NULL) || copy_tree(src, d, skip, 1, data_addr);
+  if (d >= 0) H5Gclose(d);
+  return rc;
+}
+
+/* A pre-1.2 file's mapped_parameters into `meta`, rearranged as HyperSpy
+ * 1.7.3's reader does (io_plugins/_hierarchical.py): TEM and SEM under
+ * Acquisition_instrument, with a TEM's EELS as its Detector and an EDS as
+ * Detector/EDS; Variance_estimation as Noise_properties/Variance_linear_model;
+ * the rest as it is.  (The title, record_by, signal_type and
+ * _internal_parameters describe the result or HyperSpy's own state: not
+ * carried; date and time go into General, see carry_into.) */
+static int copy_mapped_parameters(hid_t src, hid_t meta, haddr_t data_addr) {
+  static const char *const moved[] = {"General", "Signal", "_HyperSpy", "_internal_parameters", "TEM", "SEM",
+                                      "Variance_estimation", NULL};
+  static const char *const detectors[] = {"EELS", "EDS", NULL};
+  int rc = copy_tree(src, meta, moved, 0, data_addr);
+  for (int m = 0; !rc && m < 2; m++) {
+    const char *microscope = m ? "SEM" : "TEM";
+    if (H5Lexists(src, microscope, H5P_DEFAULT) <= 0) continue;
+    hid_t s = H5Gopen2(src, microscope, H5P_DEFAULT);
+    char to[128];
+    snprintf(to, sizeof to, "Acquisition_instrument/%s", microscope);
+    rc = s < 0 || copy_group_as(s, meta, to, detectors, data_addr);
+    for (int k = 0; !rc && k < 2; k++) {
+      if (H5Lexists(s, detectors[k], H5P_DEFAULT) <= 0) continue;
+      hid_t det = H5Gopen2(s, detectors[k], H5P_DEFAULT);
+      snprintf(to, sizeof to, "Acquisition_instrument/%s/Detector%s", microscope, k ? "/EDS" : "");
+      rc = det < 0 || copy_group_as(det, meta, to, NULL, data_addr);
+      if (det >= 0) H5Gclose(det);
+    }
+    if (s >= 0) H5Gclose(s);
+  }
+  if (!rc && H5Lexists(src, "Variance_estimation", H5P_DEFAULT) > 0) {
+    hid_t s = H5Gopen2(src, "Variance_estimation", H5P_DEFAULT);
+    rc = s < 0 || copy_group_as(s, meta, "Noise_properties/Variance_linear_model", NULL, data_addr);
+    if (s >= 0) H5Gclose(s);
+  }
+  return rc;
+}
+
 /* Hard links in `to` to every child of `from` that `to` lacks. */
 static herr_t link_child(hid_t from, const char *name, const H5L_info_t *info, void *data) {
   (void)info;
@@ -133,22 +178,31 @@ static hid_t open_in(hid_t file, const char *path) {
 static const char *const own_groups[] = {"General", "Signal", "_HyperSpy", NULL};
 static const char *const own_general[] = {"title", "original_filename", NULL};
 
-static int carry_into(hid_t src_meta, hid_t src_orig, const char *orig_as, haddr_t data_addr, hid_t group,
-                      hid_t first) {
+static int carry_into(hid_t src_meta, int mapped_parameters, hid_t src_orig, const char *orig_as, haddr_t data_addr,
+                      hid_t group, hid_t first) {
   int rc = 0;
   hid_t meta = hb_h5_group(group, "metadata"), orig = hb_h5_group(group, "original_metadata");
   if (meta < 0 || orig < 0) rc = -1;
   if (!rc && src_meta >= 0) {
     if (first < 0) {
-      rc = copy_tree(src_meta, meta, own_groups, 0, data_addr);
+      rc = mapped_parameters ? copy_mapped_parameters(src_meta, meta, data_addr)
+                             : copy_tree(src_meta, meta, own_groups, 0, data_addr);
     } else {
       hid_t from = H5Gopen2(first, "metadata", H5P_DEFAULT);
       rc = from < 0 || link_children(from, meta);
       if (from >= 0) H5Gclose(from);
     }
-    hid_t sg = !rc && H5Lexists(src_meta, "General", H5P_DEFAULT) > 0 ? H5Gopen2(src_meta, "General", H5P_DEFAULT) : -1;
+    /* General's other attributes; before 1.2 date and time sat at the root */
+    hid_t sg = rc                  ? -1
+               : mapped_parameters ? H5Gopen2(src_meta, ".", H5P_DEFAULT)
+               : H5Lexists(src_meta, "General", H5P_DEFAULT) > 0 ? H5Gopen2(src_meta, "General", H5P_DEFAULT)
+                                                                 : -1;
     hid_t dg = sg >= 0 ? hb_h5_group(meta, "General") : -1;
-    if (sg >= 0 && (dg < 0 || copy_attrs(sg, dg, own_general))) rc = -1;
+    static const char *const root_general[] = {"date", "time", NULL};
+    attr_copy general = {dg, own_general, mapped_parameters ? root_general : NULL, 0};
+    if (sg >= 0 && (dg < 0 || H5Aiterate2(sg, H5_INDEX_NAME, H5_ITER_INC, NULL, copy_one_attr, &general) < 0 ||
+                    general.rc))
+      rc = -1;
     if (dg >= 0) H5Gclose(dg);
     if (sg >= 0) H5Gclose(sg);
   }
@@ -185,7 +239,8 @@ int hb_output_carry_metadata(hb_engine *e, const hid_t *groups, int n) {
   haddr_t data_addr = H5Oget_info2(in->dset, &data, H5O_INFO_BASIC) >= 0 ? data.addr : HADDR_UNDEF;
   int rc = 0;
   for (int i = 0; i < n && !rc && (src_meta >= 0 || src_orig >= 0); i++)
-    if (carry_into(src_meta, src_orig, in->original_as, data_addr, groups[i], i ? groups[0] : -1))
+    if (carry_into(src_meta, in->meta_mapped_parameters, src_orig, in->original_as, data_addr, groups[i],
+                   i ? groups[0] : -1))
       rc = HB_FAIL(HB_EIO, e->partial, "cannot carry the input's metadata into the results (%s)", hb_h5_error_text());
   if (src_meta >= 0) H5Gclose(src_meta);
   if (src_orig >= 0) H5Gclose(src_orig);

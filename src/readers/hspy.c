@@ -225,9 +225,10 @@ static int calibrate(hid_t file, const hb_candidate *c, hb_input *in, const char
     }
   }
   if (!strcmp(in->title, "__unnamed__")) in->title[0] = 0;
-  /* before 1.2 the tree had another layout (HyperSpy's reader rearranges
-   * it key by key): only original_parameters is carried then */
-  if (!before_1_2) snprintf(in->meta_group, sizeof in->meta_group, "%s/metadata", c->group);
+  /* before 1.2 the tree had another layout, which HyperSpy's reader
+   * rearranges key by key (src/output/carry.c does the same) */
+  snprintf(in->meta_group, sizeof in->meta_group, "%s/%s", c->group, before_1_2 ? "mapped_parameters" : "metadata");
+  in->meta_mapped_parameters = before_1_2;
   snprintf(in->original_group, sizeof in->original_group, "%s/%s", c->group,
            before_1_2 ? "original_parameters" : "original_metadata");
   H5Gclose(g);

@@ -233,7 +233,8 @@ def downgrade(src, dst, version):
     """A 3.1 file HyperSpy saved, rewritten as HyperSpy `version` wrote it:
     2.x has no navigate flags (record_by says the signal dimension); 1.0 has
     no file_format_version, and mapped_parameters for metadata with title,
-    record_by and signal_type at its root (1.0 names them name, signal)."""
+    record_by and signal_type at its root (1.0 names them name, signal), its
+    microscope as TEM (with EELS for the detector) and its date at the root."""
     with h5py.File(src, "r") as f, h5py.File(dst, "w") as g:
         f.copy("Experiments", g)
         for k, v in f.attrs.items():
@@ -253,7 +254,10 @@ def downgrade(src, dst, version):
                 mp.attrs["name"] = mp["General"].attrs["title"]
                 mp.attrs["signal"] = mp["Signal"].attrs["signal_type"]
                 mp.attrs["record_by"] = "spectrum"
-                del mp["General"], mp["Signal"]
+                mp.attrs["date"] = mp["General"].attrs["date"]
+                mp.move("Acquisition_instrument/TEM", "TEM")
+                mp.move("TEM/Detector", "TEM/EELS")
+                del mp["General"], mp["Signal"], mp["Acquisition_instrument"]
 
 
 def test_old_hspy(tmp):
@@ -262,6 +266,7 @@ def test_old_hspy(tmp):
     s.metadata.General.title = "old scan"
     s.metadata.General.date = "2026-01-02"
     s.metadata.set_item("Acquisition_instrument.TEM.beam_energy", 200.0)
+    s.metadata.set_item("Acquisition_instrument.TEM.Detector.collection_angle", 12.5)
     s.metadata.set_item("Sample.elements", ["Fe", "O"])
     s.original_metadata.set_item("detector.gain", 3.5)
     s.original_metadata.set_item("exposure", 0.25)
@@ -289,16 +294,19 @@ def test_old_hspy(tmp):
                 md, om = r.metadata, r.original_metadata
                 own = md.General.title == name and om.has_item("hyperbatch.job")
                 carried_om = om.get_item("detector.gain") == 3.5 and om.get_item("exposure") == 0.25
-                if version == "2.0":
-                    check(own and carried_om and md.get_item("Acquisition_instrument.TEM.beam_energy") == 200.0 and
-                          sorted(md.get_item("Sample.elements")) == ["Fe", "O"] and
-                          md.General.get_item("date") == "2026-01-02",
-                          f"format 2.0 at {n}, {name}: the input's metadata (Acquisition_instrument, Sample, "
-                          "General.date) and original_metadata carried, title and provenance its own")
-                else:
-                    check(own and carried_om and not md.has_item("Acquisition_instrument"),
-                          f"format 1.0 at {n}, {name}: original_parameters carried as original_metadata; the old "
-                          "metadata tree not (its layout differs)")
+                carried = {k: md.get_item(k) for k in ("Acquisition_instrument.TEM.beam_energy",
+                                                        "Acquisition_instrument.TEM.Detector.collection_angle",
+                                                        "General.date")}
+                check(own and carried_om and sorted(md.get_item("Sample.elements") or []) == ["Fe", "O"] and
+                      carried == {"Acquisition_instrument.TEM.beam_energy": 200.0,
+                                  "Acquisition_instrument.TEM.Detector.collection_angle": 12.5,
+                                  "General.date": "2026-01-02"},
+                      f"format {version} at {n}, {name}: the input's metadata carried where HyperSpy 1.7.3 puts it "
+                      f"({carried}, Sample), and original_metadata; title and provenance its own")
+                if version == "1.0":
+                    check(md.get_item("Acquisition_instrument.TEM.Detector.collection_angle") ==
+                          old.metadata.get_item("Acquisition_instrument.TEM.Detector.collection_angle"),
+                          f"format 1.0 at {n}, {name}: TEM/EELS is where HyperSpy's own load puts it")
         p = cli("inspect", dst)
         check(p.returncode == 0 and "title        old scan" in p.stdout and "signal_type  'EELS'" in p.stdout and
               "(3, 4| 16)" in p.stdout, f"inspect of format {version}: title, signal_type, (3, 4| 16)")
