@@ -193,6 +193,7 @@ typedef struct hb_kernel_def {
   int (*fuse)(hb_fused *f);
   void (*fused_block)(const hb_fused *f, const hb_block *b, void *const *out);
   void (*fused_destroy)(hb_fused *f);
+  int complex_patterns;     /* plans on complex patterns too; others are refused them (hb_stream_check_real) */
 } hb_kernel_def;
 
 #define HB_MAX_USES 4
@@ -277,6 +278,7 @@ typedef struct hb_transform_def {
   void (*apply)(const hb_transform *t, const hb_block *b, void *in, void *out);
   void (*destroy)(hb_transform *t);
   int in_place;             /* t->out has t->in's size and apply may work in place */
+  int complex_patterns;     /* takes complex patterns too (see hb_kernel_def) */
 } hb_transform_def;
 struct hb_transform {
   const hb_transform_def *def;
@@ -285,6 +287,11 @@ struct hb_transform {
 };
 extern const hb_transform_def *const hb_transform_table[];
 const hb_transform_def *hb_transform_find(const char *op);
+
+/* Complex patterns (a complex input, or an fft in preprocess) reach only
+ * ops that take them: any other op is a job error at `where` that says how
+ * to make them real (preprocess complex_part). */
+int hb_stream_check_real(const hb_stream *s, const char *op, int takes_complex, const char *where);
 
 /* Print the registry (`hyperbatch kernels [OP]`), as text or markdown. */
 int hb_kernels_print(const char *op, int markdown);

@@ -49,6 +49,8 @@ static int plan_kernels(hb_engine *e) {
     if (!k->def) k->transform = hb_transform_find(op), k->def = &hb_transform_kernel;
     const hb_params *p;
     HB_CALL(hb_params_bind(k->spec, k->transform ? k->transform->params : k->def->params, &p));
+    HB_CALL(hb_stream_check_real(&e->stream, op, k->transform ? k->transform->complex_patterns : k->def->complex_patterns,
+                                 hb_node_where(k->spec, 0)));
     HB_CALL(k->def->plan(k, &e->stream, p));
     HB_CALL(hb_params_misused(p)); /* a wrong parameter name in a plan: a bug, caught by any test */
     e->nblock_kernels += k->def->block != NULL;

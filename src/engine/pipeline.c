@@ -74,6 +74,15 @@ long long hb_axis_value2index(const hb_axis *a, double value) {
 
 static size_t pattern_bytes(const hb_stream *s) { return s->sig_size * hb_dtype_size(s->dtype); }
 
+int hb_stream_check_real(const hb_stream *s, const char *op, int takes_complex, const char *where) {
+  HB_CHECK(takes_complex || !hb_dtype_is_complex(s->dtype), HB_EINVALID, where,
+           "op '%s' takes real patterns, and these are %s (%s); make them real first, as HyperSpy's s.amplitude, "
+           "s.phase, s.real or s.imag do, with preprocess: [{op: complex_part, part: amplitude}] (or phase, real, "
+           "imag)",
+           op, hb_dtype_name(s->dtype), s->preprocessed ? "after preprocess" : "the input's");
+  return 0;
+}
+
 int hb_pipeline_plan(hb_engine *e) {
   const hb_node *pre = e->job->preprocess;
   e->nsteps = pre ? (int)pre->n : 0;
@@ -87,6 +96,7 @@ int hb_pipeline_plan(hb_engine *e) {
     t->in = t->out = e->stream;
     const hb_params *p;
     HB_CALL(hb_params_bind(spec, t->def->params, &p));
+    HB_CALL(hb_stream_check_real(&t->in, t->def->op, t->def->complex_patterns, hb_node_where(spec, 0)));
     HB_CALL(t->def->plan(t, p));
     HB_CALL(hb_params_misused(p));
     HB_CHECK(!t->def->in_place || pattern_bytes(&t->out) == pattern_bytes(&t->in), HB_EINTERNAL, t->def->op,

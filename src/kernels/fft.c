@@ -462,6 +462,7 @@ const hb_transform_def hb_transform_fft = {
     .plan = fft_plan,
     .apply = fft_apply,
     .destroy = fft_destroy,
+    .complex_patterns = 1,
 };
 
 const hb_transform_def hb_transform_ifft = {
@@ -473,4 +474,5 @@ const hb_transform_def hb_transform_ifft = {
     .plan = ifft_plan,
     .apply = fft_apply,
     .destroy = fft_destroy,
+    .complex_patterns = 1,
 };

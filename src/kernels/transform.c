@@ -103,6 +103,7 @@ const hb_transform_def hb_transform_crop = {
     .plan = crop_plan,
     .apply = crop_apply,
     .destroy = free_state,
+    .complex_patterns = 1,
 };
 
 /* ---- rebin ------------------------------------------------------------------- */
@@ -281,6 +282,11 @@ static int change_dtype_plan(hb_transform *t, const hb_params *p) {
   const char *name = hb_param_str(p, "dtype");
   HB_CHECK(!hb_dtype_parse(name, &to), HB_EINVALID, hb_param_where(p, "dtype"), "dtype '%s' is not a numpy type",
            name);
+  /* HyperSpy's ComplexSignal.change_dtype refuses a real type too */
+  HB_CHECK(!hb_dtype_is_complex(t->in.dtype) || hb_dtype_is_complex(to), HB_EINVALID, hb_param_where(p, "dtype"),
+           "complex patterns change only to complex64 or complex128, as in HyperSpy; for %s use complex_part "
+           "(amplitude, phase, real or imag)",
+           name);
   t->out.dtype = to;
   t->state = NULL;
   return 0;
@@ -292,6 +298,14 @@ static int change_dtype_plan(hb_transform *t, const hb_params *p) {
 static void change_dtype_apply(const hb_transform *t, const hb_block *b, void *in, void *out) {
   size_t n = b->npos * t->in.sig_size;
   hb_dtype to = t->out.dtype;
+  if (hb_dtype_is_complex(t->in.dtype)) { /* to complex (the plan's rule): each part */
+    for (size_t i = 0; i < 2 * n; i++) {
+      double v = t->in.dtype == HB_C64 ? ((const float *)in)[i] : ((const double *)in)[i];
+      if (to == HB_C64) ((float *)out)[i] = (float)v;
+      else ((double *)out)[i] = v;
+    }
+    return;
+  }
   for (size_t i = 0; i < n; i++) {
     double v = hb_dtype_get(t->in.dtype, in, i);
     int64_t iv = hb_dtype_is_float(t->in.dtype) ? (int64_t)v : 0;
@@ -318,4 +332,54 @@ const hb_transform_def hb_transform_change_dtype = {
     .params = change_dtype_params,
     .plan = change_dtype_plan,
     .apply = change_dtype_apply,
+    .complex_patterns = 1,
+};
+
+/* ---- complex_part ------------------------------------------------------------ */
+
+static const char *const complex_parts[] = {"amplitude", "phase", "real", "imag"};
+
+static const hb_param_spec complex_part_params[] = {
+    {"part", HB_P_ENUM, HB_DEFAULT_STR("amplitude"), .choices = "amplitude|phase|real|imag",
+     .help = "HyperSpy's ComplexSignal property: amplitude (|z|), phase (numpy's angle, radians), real or imag"},
+    HB_PARAM_END,
+};
+
+static int complex_part_plan(hb_transform *t, const hb_params *p) {
+  HB_CHECK(hb_dtype_is_complex(t->in.dtype), HB_EINVALID, hb_param_where(p, "part"),
+           "complex_part takes complex patterns, and these are %s", hb_dtype_name(t->in.dtype));
+  int *part = malloc(sizeof *part);
+  HB_CHECK(part, HB_EINTERNAL, "memory", "out of memory");
+  *part = 0;
+  while (*part < 3 && strcmp(hb_param_str(p, "part"), complex_parts[*part])) ++*part;
+  t->state = part;
+  t->out.dtype = hb_dtype_real(t->in.dtype);
+  return 0;
+}
+
+static void complex_part_apply(const hb_transform *t, const hb_block *b, void *in, void *out) {
+  size_t n = b->npos * t->in.sig_size;
+  int part = *(const int *)t->state;
+#define PARTS(T, ABS, ARG)                                                                   \
+  for (size_t i = 0; i < n; i++) {                                                           \
+    T re = ((const T *)in)[2 * i], im = ((const T *)in)[2 * i + 1];                          \
+    ((T *)out)[i] = part == 0 ? ABS(re, im) : part == 1 ? ARG(im, re) : part == 2 ? re : im; \
+  }
+  if (t->in.dtype == HB_C64) {
+    PARTS(float, hypotf, atan2f)
+  } else {
+    PARTS(double, hypot, atan2)
+  }
+#undef PARTS
+}
+
+const hb_transform_def hb_transform_complex_part = {
+    .op = "complex_part",
+    .summary = "one real part of complex patterns, as HyperSpy's ComplexSignal amplitude, phase, real and imag "
+               "(float32 from complex64, float64 from complex128)",
+    .params = complex_part_params,
+    .plan = complex_part_plan,
+    .apply = complex_part_apply,
+    .destroy = free_state,
+    .complex_patterns = 1,
 };

@@ -91,8 +91,11 @@ int hb_chunkreader_open(const hb_input *in, int nthreads, hb_chunkreader **out) 
   /* a single pattern (in->virtual_nav) is one read through HDF5 */
   if (hb_settings_get()->read_hdf5 || !in->chunked || in->virtual_nav) return 0;
   hid_t ft = H5Dget_type(in->dset);
-  /* the file's bytes are the pixels' (float16 is converted by HDF5) */
-  int native = H5Tget_order(ft) == H5Tget_order(hb_dtype_h5(in->dtype)) && H5Tget_size(ft) == hb_dtype_size(in->dtype);
+  /* the file's bytes are the pixels' (float16 is converted by HDF5; a
+   * complex compound must be r, i as this machine's doubles or floats) */
+  int native = hb_dtype_is_complex(in->dtype)
+                   ? H5Tequal(ft, hb_dtype_h5(in->dtype)) > 0
+                   : H5Tget_order(ft) == H5Tget_order(hb_dtype_h5(in->dtype)) && H5Tget_size(ft) == hb_dtype_size(in->dtype);
   H5Tclose(ft);
   if (!native) return 0;
   hb_chunkreader r = {0};

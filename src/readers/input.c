@@ -70,7 +70,9 @@ static int apply_axis_overrides(const hb_job *job, hb_input *in) {
 
 /* The pixels' dtype from the file's type: integers and floats as they are;
  * float16 read as float32 (HDF5 converts); h5py's bool (an enum of FALSE,
- * TRUE over int8) as uint8, the same bytes.  1 if unsupported, 2 if complex. */
+ * TRUE over int8) as uint8, the same bytes; complex (h5py's compound of
+ * r and i) as complex64/128, which only some ops take (hb_stream_check_real).
+ * 1 if unsupported. */
 static int settle_dtype(hb_input *in, hid_t ft) {
   in->file_dtype[0] = 0;
   if (in->mem_type > 0) H5Tclose(in->mem_type);
@@ -78,7 +80,7 @@ static int settle_dtype(hb_input *in, hid_t ft) {
   H5T_class_t cls = H5Tget_class(ft);
   size_t size = H5Tget_size(ft);
   if (!hb_dtype_from_h5(ft, &in->dtype)) {
-    if (hb_dtype_is_complex(in->dtype)) return 2;
+    return 0;
   } else if (cls == H5T_FLOAT && size == 2) {
     in->dtype = HB_F32;
     snprintf(in->file_dtype, sizeof in->file_dtype, "float16");
@@ -115,10 +117,9 @@ int hb_input_describe(hb_input *in, const char *wf) {
   hid_t ft = H5Dget_type(in->dset);
   int bad = settle_dtype(in, ft);
   H5Tclose(ft);
-  HB_CHECK(bad != 2, HB_EINVALID, wf,
-           "dataset %s is complex: hyperbatch reads real data only (its fft makes complex results)", in->dataset);
   HB_CHECK(!bad, HB_EINVALID, wf,
-           "dataset %s has an unsupported element type (integers, float16/32/64 and bool are read)", in->dataset);
+           "dataset %s has an unsupported element type (integers, float16/32/64, bool and complex are read)",
+           in->dataset);
   in->fspace = H5Dget_space(in->dset);
   int nd = H5Sget_simple_extent_ndims(in->fspace);
   HB_CHECK(nd >= 1 && nd <= HB_MAXDIM, HB_EINVALID, wf, "dataset %s has %d dimensions; need 1 to %d", in->dataset, nd,

@@ -516,12 +516,62 @@ def test_dtypes(tmp):
         p = cli("inspect", src)
         want = "float16 (read as float32)" if tag == "f16" else "bool (read as uint8)"
         check(p.returncode == 0 and want in p.stdout, f"inspect of a {tag} file says '{want}'")
-    src = os.path.join(tmp, "complex.hspy")
-    hs.signals.ComplexSignal1D(np.ones((3, 4, 8), np.complex64)).save(src, overwrite=True)
-    job = oracle.write_job(os.path.join(tmp, "cplx.yaml"), src, STATS, os.path.join(tmp, "c.hspy"))
-    p = oracle.run_hyperbatch(HB, job, 2)
-    check(p.returncode == 2 and "is complex: hyperbatch reads real data only" in p.stderr,
-          f"a complex input: exit 2, says why (exit {p.returncode})")
+
+
+def test_complex(tmp):
+    """Complex inputs (HyperSpy's ComplexSignal2D, complex64 and complex128):
+    complex_part in preprocess and as a result against s.amplitude, s.phase,
+    s.real and s.imag; fft and ifft of complex patterns against HyperSpy's;
+    crop and change_dtype between complex types; any other op on complex
+    patterns is a job error that says what to do."""
+    rng = np.random.default_rng(40)
+    for dtype, rtol in (("complex128", 1e-12), ("complex64", 1e-5)):
+        data = (rng.normal(size=(4, 5, 12, 10)) + 1j * rng.normal(size=(4, 5, 12, 10))).astype(dtype)
+        s = hs.signals.ComplexSignal2D(data)
+        src = os.path.join(tmp, f"{dtype}.hspy")
+        s.save(src, overwrite=True, chunks=(2, 5, 12, 10))
+        kernels = {"amp": {"op": "complex_part"}, "phase": {"op": "complex_part", "part": "phase"},
+                   "re": {"op": "complex_part", "part": "real"}, "im": {"op": "complex_part", "part": "imag"},
+                   "spectrum": {"op": "fft"}, "back": {"op": "ifft", "return_real": False},
+                   "cropped": {"op": "crop", "axis": -1, "start": 2, "end": 8},
+                   "wide": {"op": "change_dtype", "dtype": "complex128"}}
+        got = run_all(tmp, f"c{dtype}", src, kernels=kernels)
+        want = {"amp": s.amplitude.data, "phase": s.phase.data, "re": s.real.data, "im": s.imag.data,
+                "spectrum": s.fft().data, "back": s.ifft(return_real=False).data, "cropped": s.isig[:, 2:8].data,
+                "wide": data.astype(np.complex128)}
+        for n, sigs in got.items():
+            for name, w in want.items():
+                g = sigs.get(name)
+                tol = rtol if name not in ("spectrum", "back") else max(rtol, 1e-10)
+                check(g is not None and g.data.shape == w.shape and
+                      np.allclose(g.data, w, rtol=tol, atol=tol * np.abs(w).max()),
+                      f"{dtype} at {n}: {name} == HyperSpy's ({kernels[name]})")
+            a = sigs.get("amp")
+            check(a is not None and a.data.dtype == np.dtype("float64" if dtype == "complex128" else "float32"),
+                  f"{dtype} at {n}: amplitude is {a.data.dtype if a is not None else None}, as HyperSpy's")
+        # in preprocess, then any op
+        job = oracle.write_job(os.path.join(tmp, f"pre{dtype}.yaml"), src, STATS,
+                               output_file=os.path.join(tmp, f"pre{dtype}.hspy"),
+                               preprocess=[{"op": "complex_part", "part": "amplitude"}])
+        for n in RANKS:
+            p = oracle.run_hyperbatch(HB, job, n)
+            if check(p.returncode == 0, f"{dtype}: preprocess complex_part then sum and mean at {n} (exit {p.returncode})"):
+                sigs = by_title(load_quietly(os.path.join(tmp, f"pre{dtype}.hspy")))
+                amp = s.amplitude
+                check(np.allclose(sigs["total"].data, amp.data.astype(np.float64).sum(axis=(2, 3)), rtol=rtol) and
+                      np.allclose(sigs["mean_sig"].data, amp.data.astype(np.float64).mean(axis=(0, 1)), rtol=rtol),
+                      f"{dtype} at {n}: sums and means of the amplitude == HyperSpy's s.amplitude's")
+            else:
+                print(p.stderr[-600:])
+    src = os.path.join(tmp, "complex128.hspy")
+    for kernels, words in [(STATS, "op 'sum' takes real patterns"),
+                           ({"d": {"op": "decomposition", "components": 2}}, "op 'decomposition' takes real"),
+                           ({"c": {"op": "change_dtype", "dtype": "float64"}}, "change only to complex64 or complex128")]:
+        job = oracle.write_job(os.path.join(tmp, "cbad.yaml"), src, kernels, os.path.join(tmp, "cbad.hspy"))
+        p = oracle.run_hyperbatch(HB, job, 2)
+        check(p.returncode == 2 and words in p.stderr and (words.startswith("change") or "complex_part" in p.stderr),
+              f"a complex input: {list(kernels.values())[0]['op']} is a job error saying '{words}' "
+              f"(exit {p.returncode})")
 
 
 # ---------------------------------------------------------------- overrides and errors
@@ -564,6 +614,7 @@ def main():
         test_generic_calibration(tmp)
         test_single_pattern(tmp)
         test_dtypes(tmp)
+        test_complex(tmp)
         test_overrides(tmp)
     oracle.hbcheck.finish("test_readers")
 
