@@ -15,8 +15,8 @@ typedef enum {
 } hb_dtype;
 
 /* X-macro over every real dtype: X(enum, C type). Kernels expand their
- * typed loops with it instead of writing ten copies.  Complex values are
- * results only (an input of complex data is refused where it is opened). */
+ * typed loops with it instead of writing ten copies.  Complex patterns
+ * reach only the ops that declare they take them (hb_stream_check_real). */
 #define HB_FOREACH_DTYPE(X) \
   X(HB_U8, uint8_t)         \
   X(HB_U16, uint16_t)       \
