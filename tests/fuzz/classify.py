@@ -32,6 +32,8 @@ MACHINERY = re.compile(
     r"strndup$|memcpy$|memmove$|memset$|posix_memalign$|aligned_alloc$|operator|abort$|raise$|"
     r"__pthread_kill|__GI_|__libc_|gsignal$|mpi_error_is_a_crash$|ompi_errhandler|MPI_)")
 
+LIBC_SOURCE = re.compile(r"(^|\s)(string|sysdeps|csu|nptl|stdlib|malloc)/")
+
 
 def frames(lines):
     out = []
@@ -46,7 +48,9 @@ def frames(lines):
 
 def first_real(fr):
     for _, fn, where in fr:
-        if not MACHINERY.match(fn) and "/libc.so" not in where:
+        # libc's string functions symbolized from glibc's sources ("string/",
+        # "sysdeps/") are libc too, whoever called them
+        if not MACHINERY.match(fn) and "/libc.so" not in where and not LIBC_SOURCE.search(where):
             return fn, where
     return (fr[0][1], fr[0][2]) if fr else ("?", "")
 
