@@ -123,6 +123,9 @@ static void print_quoted(const char *text) {
 /* The kernels a first look at a dataset wants, by its signal's dimension. */
 static void print_kernels(const hb_input *in) {
   const hb_axis *sig = &in->axes[in->nav_dim];
+  if (hb_dtype_is_complex(in->dtype)) /* the ops below take real patterns */
+    printf("preprocess:                 # complex data: the ops below see the amplitude (or part: phase, real, imag)\n"
+           "  - {op: complex_part, part: amplitude}\n");
   printf("kernels:\n");
   printf("  - {name: total, op: sum, axes: signal}            # one value per pattern\n");
   if (in->sig_dim == 1) {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `hyperbatch init FILE > job.yaml`: the starter job validates and runs as
 # written, for a 4D-STEM .hspy, an EELS spectrum image, a plain HDF5 file
-# with two arrays (it takes the larger) and a name YAML would misread; and
+# with two arrays (it takes the larger), a complex scan (its amplitude, by a
+# preprocess step) and a name YAML would misread; and
 # where the paths of a job and of the command line resolve.
 set -euo pipefail
 HB=$1
@@ -13,14 +14,19 @@ cd "$WORK"
 import h5py, numpy as np
 with h5py.File("det.h5", "w") as f:
     f["entry/data/data"] = np.random.default_rng(1).poisson(5, (4, 3, 16, 20)).astype("uint16")
-    f["entry/dark"] = np.zeros((16, 20), "float32")'
+    f["entry/dark"] = np.zeros((16, 20), "float32")
+    # a complex scan as HyperSpy saves a ComplexSignal2D (h5py: compound r, i)
+    z = np.random.default_rng(2).normal(size=(3, 4, 16, 16, 2))
+    f2 = h5py.File("holo.h5", "w")
+    f2["data"] = (z[..., 0] + 1j * z[..., 1]).astype("complex64")'
 cp scan.hspy 'a "quoted": #name.hspy'
 
 # titles of the results in an output, sorted
 titles() { /usr/bin/python3 -c 'import h5py, sys; print(" ".join(sorted(h5py.File(sys.argv[1])["Experiments"])))' "$1"; }
 
 for case in "scan.hspy|adf bf max_pattern mean_pattern total" "si.hspy|mean_spectrum total window" \
-            "det.h5|adf bf max_pattern mean_pattern total" 'a "quoted": #name.hspy|adf bf max_pattern mean_pattern total'; do
+            "det.h5|adf bf max_pattern mean_pattern total" 'a "quoted": #name.hspy|adf bf max_pattern mean_pattern total' \
+            "holo.h5|adf bf max_pattern mean_pattern total"; do
   file=${case%%|*} want=${case#*|}
   set +e
   "$HB" init "$file" >job.yaml 2>"$WORK/hb.stderr"
