@@ -1,9 +1,9 @@
 /* Bitshuffle's bit transpose undone with AVX-512 and GFNI, for 1-, 2- and
  * 4-byte elements: the hot step of a bitshuffle/LZ4 read.  Debian 12's
- * bitshuffle library is built for SSE2 and undoes it at 4.1-4.6 GB/s on one
- * core of the benchmark machine (tests/bench/lz4_limit prints both), slower
- * than LZ4 decodes the same blocks; other element sizes and CPUs use the
- * library (filters.c).
+ * bitshuffle library is built for SSE2 and undoes 2-byte blocks at 5.5 GB/s
+ * on one core of the benchmark machine, this at 37 GB/s (tests/bench/lz4_limit
+ * prints both); LZ4 decodes the same blocks at 6-8 GB/s.  Other element
+ * sizes and CPUs use the library (filters.c).
  *
  * A transposed block of n elements of es bytes is 8*es rows of n/8 bytes:
  * bit i of byte m of row (8*j + k) is bit k of byte j of element 8*m + i

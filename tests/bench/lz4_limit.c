@@ -9,7 +9,10 @@
  *   decode  hyperbatch's whole bitshuffle decode (the same blocks, then the
  *           bit transpose from Debian's bitshuffle library: filters.c).
  * Prints the median of REPS runs of each as GB/s of decoded bytes (1e9 per
- * second), with the fastest and slowest. */
+ * second), with the fastest and slowest.  Then, on one thread, the bit
+ * transpose alone on one block of the file's element size (4096 elements,
+ * in cache): Debian's bitshuffle library against bitunshuffle.c. */
+#include <dlfcn.h>
 #include <hdf5.h>
 #include <lz4.h>
 #include <pthread.h>
@@ -128,6 +131,9 @@ int main(int argc, char **argv) {
   printf("dataset   %s:%s: %zu chunks of %zu bytes, %.2f GB decoded from %.2f GB stored; %d threads, %d reps\n",
          argv[1], argv[2], nchunks, chunk_bytes, decoded / 1e9, stored_total / 1e9, nthreads, reps);
   const char *names[2] = {"lz4", "decode"};
+  typedef int64_t (*untrans_fn)(const void *, void *, size_t, size_t);
+  void *lib = dlopen(HB_HDF5_PLUGIN_DIR "/libh5bshuf.so", RTLD_NOW | RTLD_LOCAL);
+  untrans_fn untrans = lib ? (untrans_fn)dlsym(lib, "bshuf_untrans_bit_elem") : NULL;
   for (int full = 0; full < 2; full++) {
     double t[99];
     for (int r = 0; r < reps; r++) t[r] = timed(nthreads, full);
@@ -135,5 +141,23 @@ int main(int argc, char **argv) {
     printf("%-7s %.2f GB/s (median of %d; %.2f-%.2f)\n", names[full], decoded / t[reps / 2] / 1e9, reps,
            decoded / t[reps - 1] / 1e9, decoded / t[0] / 1e9);
   }
+  size_t block_n = 4096, bytes = block_n * esize, calls = (size_t)(2e9 / (double)bytes);
+  unsigned char *in = malloc(bytes), *out = malloc(bytes);
+  for (size_t i = 0; in && i < bytes; i++) in[i] = (unsigned char)(i * 2654435761u >> 13);
+  hb_bitunshuffle_init();
+  for (int which = 0; in && out && which < 2; which++) {
+    if (which == 0 && !untrans) continue;
+    if (which == 1 && !hb_bitunshuffle_fast(in, out, block_n, esize)) {
+      printf("untrans bitunshuffle.c: not on this CPU or element size\n");
+      continue;
+    }
+    double t0 = hb_now();
+    for (size_t c = 0; c < calls; c++)
+      which ? hb_bitunshuffle_fast(in, out, block_n, esize) : untrans(in, out, block_n, esize);
+    printf("untrans %s: %.2f GB/s (1 thread, %zu-element blocks in cache)\n",
+           which ? "bitunshuffle.c (AVX-512, GFNI)" : "Debian's bitshuffle library",
+           (double)(calls * bytes) / (hb_now() - t0) / 1e9, block_n);
+  }
+  free(in), free(out);
   return 0;
 }
