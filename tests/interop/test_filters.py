@@ -167,9 +167,9 @@ def main():
             tag = f"{dname}_{fname}"
             path = os.path.join(tmp, f"{tag}.hspy")
             data = refilter(src, path, filt)
-            with h5py.File(path) as f:
-                check(np.array_equal(f[data_path(f)][...], data) if filt != "zstd" else True,
-                      f"{tag}: h5py reads back what it wrote")
+            if filt != "zstd":  # this h5py has no zstd filter to read it back with
+                with h5py.File(path) as f:
+                    check(np.array_equal(f[data_path(f)][...], data), f"{tag}: h5py reads back what it wrote")
             for n, env, run, how in [(1, None, None, "raw, 1 rank"), (2, None, None, "raw, 2 ranks"),
                                      (3, None, None, "raw, 3 ranks"), (1, None, {"block": 1, "threads": 2},
                                                                       "raw, run.threads 2"),
