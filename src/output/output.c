@@ -43,18 +43,13 @@ static int wants_preview(const hb_engine *e, const hb_result *r) {
  * ones are in a file of their own, raggedwrite.c). */
 static int in_output(const hb_result *r) { return !r->o->hidden && r->path != HB_PATH_RAGGED; }
 
-/* The first result written to the file, or -1. */
-static int first_written(const hb_engine *e) {
-  for (int i = 0; i < e->nres; i++)
-    if (in_output(&e->res[i])) return i;
-  return -1;
-}
-
-/* Signals a global op wrote beside the results (a decomposition's signal
- * with learning_results, linked to the input): they are the job's output
- * too, so they get the provenance and the input's metadata.  Appends their
- * groups (open) to groups[*n], up to cap. */
+/* The output's signals that are no result: those a global op wrote beside
+ * the results (a decomposition's signal with learning_results, linked to
+ * the input).  They are the job's output too, so they get the provenance
+ * and the input's metadata.  Appends their groups (open) to groups[n], up
+ * to cap. */
 typedef struct {
+  const hb_engine *e;
   hid_t *groups;
   int n, cap;
 } extra_signals;
@@ -62,9 +57,8 @@ typedef struct {
 static herr_t collect_extra(hid_t experiments, const char *name, const H5L_info_t *info, void *data) {
   (void)info;
   extra_signals *x = data;
-  char path[300];
-  snprintf(path, sizeof path, "%s/original_metadata/hyperbatch", name);
-  if (H5Lexists(experiments, name, H5P_DEFAULT) <= 0 || H5Lexists(experiments, path, H5P_DEFAULT) != 0) return 0;
+  for (int i = 0; i < x->e->nres; i++)
+    if (in_output(&x->e->res[i]) && !strcmp(x->e->res[i].o->name, name)) return 0;
   if (x->n == x->cap) return -1;
   hid_t g = H5Gopen2(experiments, name, H5P_DEFAULT);
   if (g < 0) return -1;
@@ -765,36 +759,33 @@ int hb_output_finish(hb_engine *e) {
   /* how the single pass read: chunk stream or whole blocks (engine.c) */
   e->summary.streamed_ranks = e->streaming;
   HB_MPI(MPI_Allreduce(MPI_IN_PLACE, &e->summary.streamed_ranks, 1, MPI_INT, MPI_SUM, e->comm));
-  /* The provenance is the same for every result: written once, then
-   * hard-linked into the others (one HDF5 object, found under every result;
-   * ten copies cost ten times the attributes to create and flush). */
-  int w = first_written(e);
-  int rc = w >= 0 ? hb_output_write_provenance(e, e->res[w].group) : 0;
-  for (int i = w + 1; w >= 0 && i < e->nres && !rc; i++)
-    if (in_output(&e->res[i]) &&
-        H5Lcreate_hard(e->res[w].group, "original_metadata/hyperbatch", e->res[i].group,
-                       "original_metadata/hyperbatch", H5P_DEFAULT, H5P_DEFAULT) < 0)
-      rc = HB_FAIL(HB_EIO, e->partial, "cannot link the provenance into '%s' (%s)", e->res[i].o->name,
-                   hb_h5_error_text());
+  /* every signal of the output: the results, then any others */
   enum { MAX_EXTRA = 64 };
-  hid_t *groups = rc ? NULL : malloc((size_t)(e->nres + MAX_EXTRA) * sizeof *groups);
+  hid_t *groups = malloc((size_t)(e->nres + MAX_EXTRA) * sizeof *groups);
   int ngroups = 0;
   for (int i = 0; groups && i < e->nres; i++)
     if (in_output(&e->res[i])) groups[ngroups++] = e->res[i].group;
-  extra_signals extra = {groups ? groups + ngroups : NULL, 0, MAX_EXTRA};
-  hid_t file = !rc && groups && w >= 0 ? H5Iget_file_id(e->res[w].group) : -1;
-  hid_t experiments = file >= 0 ? H5Gopen2(file, "/Experiments", H5P_DEFAULT) : -1;
-  if (file >= 0) H5Fclose(file);
-  if (experiments >= 0 && H5Literate(experiments, H5_INDEX_NAME, H5_ITER_INC, NULL, collect_extra, &extra) < 0)
-    rc = HB_FAIL(HB_EIO, e->partial, "cannot list the output's signals (%s)", hb_h5_error_text());
+  extra_signals extra = {e, groups ? groups + ngroups : NULL, 0, MAX_EXTRA};
+  hid_t experiments = groups && ngroups ? H5Gopen2(e->ofile, "/Experiments", H5P_DEFAULT) : -1;
+  int rc = !groups ? HB_FAIL(HB_EINTERNAL, "memory", "out of memory")
+           : experiments >= 0 && H5Literate(experiments, H5_INDEX_NAME, H5_ITER_INC, NULL, collect_extra, &extra) < 0
+               ? HB_FAIL(HB_EIO, e->partial, "cannot list the output's signals (%s)", hb_h5_error_text())
+               : 0;
   if (experiments >= 0) H5Gclose(experiments);
-  for (int i = 0; !rc && i < extra.n; i++)
-    if (H5Lcreate_hard(e->res[w].group, "original_metadata/hyperbatch", extra.groups[i], "original_metadata/hyperbatch",
-                       H5P_DEFAULT, H5P_DEFAULT) < 0)
-      rc = HB_FAIL(HB_EIO, e->partial, "cannot link the provenance into a decomposition's signal (%s)",
-                   hb_h5_error_text());
   ngroups += extra.n;
-  if (!rc) rc = groups ? hb_output_carry_metadata(e, groups, ngroups) : HB_FAIL(HB_EINTERNAL, "memory", "out of memory");
+  /* The provenance is the same for every signal: written once, then
+   * hard-linked into the others (one HDF5 object, found under every signal;
+   * ten copies cost ten times the attributes to create and flush). */
+  if (!rc && ngroups) rc = hb_output_write_provenance(e, groups[0]);
+  for (int i = 1; !rc && i < ngroups; i++)
+    if (H5Lcreate_hard(groups[0], "original_metadata/hyperbatch", groups[i], "original_metadata/hyperbatch",
+                       H5P_DEFAULT, H5P_DEFAULT) < 0) {
+      char why[256], name[256] = "";
+      snprintf(why, sizeof why, "%s", hb_h5_error_text()); /* before H5Iget_name clears it */
+      H5Iget_name(groups[i], name, sizeof name);
+      rc = HB_FAIL(HB_EIO, e->partial, "cannot link the provenance into %s (%s)", name, why);
+    }
+  if (!rc) rc = hb_output_carry_metadata(e, groups, ngroups);
   for (int i = 0; i < extra.n; i++) H5Gclose(extra.groups[i]);
   free(groups);
   HB_CALL(hb_agree(e->comm, rc));
