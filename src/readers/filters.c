@@ -55,13 +55,22 @@ const char *hb_filter_remedy(int id, char *buf, size_t n) {
   return buf;
 }
 
+static int bitshuffle_found(void);
+static const H5Z_class2_t bitshuffle_decoder;
+
 /* Debian 12's LZF plugin (hdf5-plugin-lzf) calls lzf_decompress but is not
  * linked to liblzf, so HDF5 fails to dlopen it ("undefined symbol:
  * lzf_decompress").  liblzf loaded into the global scope first supplies the
- * symbol; where it is missing, the filter stays unavailable and says so. */
+ * symbol; where it is missing, the filter stays unavailable and says so.
+ * Bitshuffle's decoder needs Debian's library, looked for (and registered
+ * in place of the plugin's) when a file first uses it, not at every start. */
 int hb_filter_available(int id) {
-  static int lzf_tried;
+  static int lzf_tried, bitshuffle_tried;
   if (id == F_LZF && !lzf_tried) lzf_tried = 1, dlopen("liblzf.so.1", RTLD_NOW | RTLD_GLOBAL);
+  if (id == F_BITSHUFFLE && !bitshuffle_tried) {
+    bitshuffle_tried = 1;
+    if (bitshuffle_found()) H5Zregister(&bitshuffle_decoder);
+  }
   return H5Zfilter_avail((H5Z_filter_t)id) > 0;
 }
 
@@ -328,5 +337,4 @@ void hb_filters_init(void) {
    * so one stale entry in the variable would hide every folder after it. */
   if (HB_HDF5_PLUGIN_DIR[0] && !on_plugin_path(HB_HDF5_PLUGIN_DIR)) H5PLprepend(HB_HDF5_PLUGIN_DIR);
   for (size_t i = 0; i < sizeof decoders / sizeof *decoders; i++) H5Zregister(&decoders[i]);
-  if (bitshuffle_found()) H5Zregister(&bitshuffle_decoder);
 }

@@ -10,7 +10,8 @@
 
 /* Once per process, before the input is opened: Debian's plugin folder for
  * this HDF5 on HDF5's search path (also when HDF5_PLUGIN_PATH names others),
- * and hyperbatch's LZ4, blosc and zstd decoders registered with HDF5. */
+ * and hyperbatch's LZ4, blosc and zstd decoders registered with HDF5
+ * (bitshuffle's by hb_filter_available, when a file uses it). */
 void hb_filters_init(void);
 
 /* HDF5 can undo this filter (after loading its plugin, if it needs one). */
