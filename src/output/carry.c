@@ -56,9 +56,10 @@ static herr_t copy_one_attr(hid_t src, const char *name, const H5A_info_t *info,
   return ok ? 0 : -1;
 }
 
-/* Every attribute of src that dst lacks, but those named in skip. */
-static int copy_attrs(hid_t src, hid_t dst, const char *const *skip) {
-  attr_copy c = {dst, skip, NULL, 0};
+/* src's attributes that dst lacks, but those in skip; only those in `only`
+ * when it is given. */
+static int copy_attrs(hid_t src, hid_t dst, const char *const *skip, const char *const *only) {
+  attr_copy c = {dst, skip, only, 0};
   hsize_t idx = 0;
   H5Aiterate2(src, H5_INDEX_NAME, H5_ITER_INC, &idx, copy_one_attr, &c);
   return c.rc;
@@ -84,7 +85,7 @@ static herr_t copy_child(hid_t src, const char *name, const H5L_info_t *info, vo
     hid_t s = H5Gopen2(src, name, H5P_DEFAULT);
     hid_t d = s >= 0 ? H5Gcreate2(c->dst, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT) : -1;
     if (s >= 0 && d < 0) c->rc = -1;
-    if (d >= 0 && (copy_attrs(s, d, NULL) || copy_tree(s, d, NULL, c->depth + 1, c->data_addr))) c->rc = -1;
+    if (d >= 0 && (copy_attrs(s, d, NULL, NULL) || copy_tree(s, d, NULL, c->depth + 1, c->data_addr))) c->rc = -1;
     if (d >= 0) H5Gclose(d);
     if (s >= 0) H5Gclose(s);
   } else if (oi.type == H5O_TYPE_DATASET && oi.addr != c->data_addr) {
@@ -112,7 +113,7 @@ static int copy_tree(hid_t src, hid_t dst, const char *const *skip, int depth, h
  * under dst (made with its parents); skip: src's children left out. */
 static int copy_group_as(hid_t src, hid_t dst, const char *dst_path, const char *const *skip, haddr_t data_addr) {
   hid_t d = hb_h5_group(dst, dst_path);
-  int rc = d < 0 || copy_attrs(src, d, NULL) || copy_tree(src, d, skip, 1, data_addr);
+  int rc = d < 0 || copy_attrs(src, d, NULL, NULL) || copy_tree(src, d, skip, 1, data_addr);
   if (d >= 0) H5Gclose(d);
   return rc;
 }
@@ -199,10 +200,7 @@ static int carry_into(hid_t src_meta, int mapped_parameters, hid_t src_orig, con
                                                                  : -1;
     hid_t dg = sg >= 0 ? hb_h5_group(meta, "General") : -1;
     static const char *const root_general[] = {"date", "time", NULL};
-    attr_copy general = {dg, own_general, mapped_parameters ? root_general : NULL, 0};
-    if (sg >= 0 && (dg < 0 || H5Aiterate2(sg, H5_INDEX_NAME, H5_ITER_INC, NULL, copy_one_attr, &general) < 0 ||
-                    general.rc))
-      rc = -1;
+    if (sg >= 0 && (dg < 0 || copy_attrs(sg, dg, own_general, mapped_parameters ? root_general : NULL))) rc = -1;
     if (dg >= 0) H5Gclose(dg);
     if (sg >= 0) H5Gclose(sg);
   }
@@ -218,10 +216,10 @@ static int carry_into(hid_t src_meta, int mapped_parameters, hid_t src_orig, con
       if (into < 0) {
         rc = -1;
       } else if (first < 0) {
-        rc = copy_tree(src_orig, into, own, 0, data_addr) || copy_attrs(src_orig, into, NULL);
+        rc = copy_tree(src_orig, into, own, 0, data_addr) || copy_attrs(src_orig, into, NULL, NULL);
       } else {
         hid_t from = H5Gopen2(first, "original_metadata", H5P_DEFAULT);
-        rc = from < 0 || link_children(from, into) || copy_attrs(src_orig, into, NULL);
+        rc = from < 0 || link_children(from, into) || copy_attrs(src_orig, into, NULL, NULL);
         if (from >= 0) H5Gclose(from);
       }
       if (into >= 0 && into != orig) H5Gclose(into);
