@@ -21,6 +21,11 @@ int hb_h5_read_value_str(hid_t obj, const char *path, char *buf, size_t n);
 int hb_h5_read_value_f64(hid_t obj, const char *path, double *out);
 /* A numeric dataset of exactly n values, as doubles. */
 int hb_h5_read_vector_f64(hid_t obj, const char *path, size_t n, double *out);
+/* The same into a new array (the caller frees it, or hands it to
+ * hb_axis_from_points); NULL if absent or of another size.  Nothing is
+ * allocated before the dataset is seen to hold n values: n comes from the
+ * data's own shape, which a corrupt header can make absurd. */
+double *hb_h5_read_vector_new(hid_t obj, const char *path, size_t n);
 
 /* ---- writing (src/output/hspy_write.c) ----------------------------------- */
 /* `path` may contain '/' and intermediate groups are created as needed. */

@@ -124,11 +124,8 @@ static int calibrate(hid_t file, const hb_candidate *c, hb_input *in, const char
       ax->offset = two[0];
       if (in->shape[i] > 1) ax->scale = two[1] - two[0];
     } else if (in->shape[i] > 2) {
-      double *pts = malloc(in->shape[i] * sizeof *pts);
-      if (pts && hb_h5_read_vector_f64(g, dim, in->shape[i], pts))
-        hb_axis_from_points(ax, pts, in->shape[i]);
-      else
-        free(pts);
+      double *pts = hb_h5_read_vector_new(g, dim, in->shape[i]);
+      if (pts) hb_axis_from_points(ax, pts, in->shape[i]);
     }
     if (k >= 0 && in->ndim == 4) {
       int q = i >= 2;

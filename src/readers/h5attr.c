@@ -137,6 +137,15 @@ int hb_h5_read_vector_f64(hid_t obj, const char *path, size_t n, double *out) {
   return ok;
 }
 
+double *hb_h5_read_vector_new(hid_t obj, const char *path, size_t n) {
+  hid_t d = open_sized_dataset(obj, path, (hssize_t)n);
+  if (d < 0) return NULL;
+  double *v = malloc(n * sizeof *v);
+  if (v && !read_numbers(d, 0, v)) free(v), v = NULL;
+  H5Dclose(d);
+  return v;
+}
+
 int hb_h5_read_attr_strs(hid_t obj, const char *name, char (*out)[64], int max) {
   if (H5Aexists(obj, name) <= 0) return 0;
   hid_t a = H5Aopen(obj, name, H5P_DEFAULT);

@@ -55,11 +55,8 @@ static herr_t first_scale(hid_t dset, unsigned dim, hid_t scale, void *data) {
   }
   snprintf(t->axis->name, sizeof t->axis->name, "%s", name);
   hb_h5_read_attr_str(scale, "units", t->axis->units, sizeof t->axis->units);
-  double *pts = malloc(t->size * sizeof *pts);
-  if (pts && path[0] && hb_h5_read_vector_f64(t->file, path, t->size, pts))
-    hb_axis_from_points(t->axis, pts, t->size);
-  else
-    free(pts);
+  double *pts = path[0] ? hb_h5_read_vector_new(t->file, path, t->size) : NULL;
+  if (pts) hb_axis_from_points(t->axis, pts, t->size);
   return 1; /* the first one only */
 }
 

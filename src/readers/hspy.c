@@ -14,22 +14,22 @@ static void undefined_to_empty(char *s) {
   if (!strcmp(s, "<undefined>") || !strcmp(s, "_None_")) s[0] = 0;
 }
 
-/* The n points of the axis a FunctionalDataAxis is a function of: the group
- * `x`, uniform (offset, scale) or with its own `axis` points. */
-static int functional_x(hid_t g, hsize_t n, double *x) {
-  if (H5Lexists(g, "x", H5P_DEFAULT) <= 0) return 0;
+/* The n points of the axis a FunctionalDataAxis is a function of (a new
+ * array, NULL if missing): the group `x`, with its own `axis` points or
+ * uniform (offset, scale) of size n. */
+static double *functional_x(hid_t g, hsize_t n) {
+  if (H5Lexists(g, "x", H5P_DEFAULT) <= 0) return NULL;
   hid_t xg = H5Gopen2(g, "x", H5P_DEFAULT);
-  if (xg < 0) return 0;
-  int ok = hb_h5_read_vector_f64(xg, "axis", n, x);
+  if (xg < 0) return NULL;
+  double *x = hb_h5_read_vector_new(xg, "axis", n);
   double scale = 1, offset = 0, size = 0;
-  if (!ok && hb_h5_read_attr_f64(xg, "size", &size) && size == (double)n) {
+  if (!x && hb_h5_read_attr_f64(xg, "size", &size) && size == (double)n && (x = malloc(n * sizeof *x))) {
     hb_h5_read_attr_f64(xg, "scale", &scale);
     hb_h5_read_attr_f64(xg, "offset", &offset);
     for (hsize_t i = 0; i < n; i++) x[i] = offset + (double)i * scale;
-    ok = 1;
   }
   H5Gclose(xg);
-  return ok;
+  return x;
 }
 
 /* HyperSpy's FunctionalDataAxis: its `expression` of x (sympy's syntax),
@@ -46,10 +46,12 @@ static int functional_points(hid_t g, hb_axis *ax, hsize_t n, const char *axis_n
     else text[o++] = *p;
   }
   text[o] = 0;
-  double *x = malloc(n * sizeof *x), *pts = malloc(n * sizeof *pts);
-  void *ev = x && pts ? evaluator_create(text) : NULL;
-  const char *why = !x || !pts ? "out of memory" : !ev ? "libmatheval cannot parse it" : NULL;
-  if (!why && !functional_x(g, n, x)) why = "its x axis (the group x) is missing or has the wrong size";
+  double *x = functional_x(g, n), *pts = x ? malloc(n * sizeof *pts) : NULL;
+  void *ev = pts ? evaluator_create(text) : NULL;
+  const char *why = !x ? "its x axis (the group x) is missing or has the wrong size"
+                    : !pts ? "out of memory"
+                    : !ev  ? "libmatheval cannot parse it"
+                           : NULL;
   char **names = NULL, missing[64] = "";
   int count = 0, xi = -1;
   if (!why) evaluator_get_variables(ev, &names, &count);
@@ -102,20 +104,10 @@ int hb_hspy_read_axes(hid_t group, int ndim, const hsize_t *shape, hb_axis *axes
     hb_h5_read_attr_f64(g, "offset", &ax->offset);
     with_navigate += hb_h5_read_attr_bool(g, "navigate", &ax->navigate);
     hb_h5_read_attr_bool(g, "is_binned", &ax->is_binned);
-    /* A non-uniform axis keeps its points in a dataset (hb_axis_from_points). */
-    if (H5Lexists(g, "axis", H5P_DEFAULT) > 0 && shape[i] > 0) {
-      hid_t d = H5Dopen2(g, "axis", H5P_DEFAULT);
-      hid_t sp = d >= 0 ? H5Dget_space(d) : -1;
-      hssize_t npts = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
-      if (sp >= 0) H5Sclose(sp);
-      /* only an axis with one point per sample is usable (and safe to read) */
-      double *pts = d >= 0 && npts == (hssize_t)shape[i] ? malloc(shape[i] * sizeof *pts) : NULL;
-      if (pts && H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, pts) >= 0)
-        hb_axis_from_points(ax, pts, shape[i]);
-      else
-        free(pts);
-      if (d >= 0) H5Dclose(d);
-    }
+    /* A non-uniform axis keeps its points in a dataset (hb_axis_from_points);
+     * only one with a point per sample is usable */
+    double *pts = hb_h5_read_vector_new(g, "axis", shape[i]);
+    if (pts) hb_axis_from_points(ax, pts, shape[i]);
     char type[64] = "";
     int rc = 0;
     if (hb_h5_read_attr_str(g, "_type", type, sizeof type) && !strcmp(type, "FunctionalDataAxis") && shape[i] > 0)

@@ -183,11 +183,8 @@ void hb_nexus_axes(hid_t group, hid_t signal, hb_input *in, int stxm) {
     if (d >= 0) H5Dclose(d);
     /* the axis' points: a non-uniform one (energy) stays so in the results
      * that keep it; the kernels compute with its line */
-    double *pts = malloc(in->shape[i] * sizeof *pts);
-    if (pts && hb_h5_read_vector_f64(group, names[i], in->shape[i], pts))
-      hb_axis_from_points(ax, pts, in->shape[i]);
-    else
-      free(pts);
+    double *pts = hb_h5_read_vector_new(group, names[i], in->shape[i]);
+    if (pts) hb_axis_from_points(ax, pts, in->shape[i]);
   }
 }
 
