@@ -204,7 +204,24 @@ static int plan(hb_engine *e) {
   HB_CALL(fuse_kernels(e));
   size_t pattern_bytes = e->sig_size * hb_dtype_size(e->in.dtype);
   size_t target = e->job->block > 0 ? (size_t)e->job->block : hb_partition_auto_target(pattern_bytes);
-  hb_partition_init(&e->part, e->in.nav_dim, e->in.shape, e->in.chunk, target);
+  /* blocks of whole chunks and whole bins of every binned scan, so that a bin
+   * never spans blocks (or ranks): the least common multiple of the two */
+  hsize_t align[HB_MAXDIM];
+  for (int d = 0; d < e->in.nav_dim; d++) align[d] = e->in.chunk[d] ? e->in.chunk[d] : 1;
+  for (int i = 0; i < e->nres; i++) {
+    const hb_nav_bins *nb = &e->res[i].o->nav_bins;
+    if (!nb->on) continue;
+    e->nav_binned = 1;
+    for (int d = 0; d < e->in.nav_dim; d++) {
+      hsize_t a = align[d], b = nb->factor[d];
+      while (b) {
+        hsize_t t = a % b;
+        a = b, b = t;
+      }
+      align[d] = align[d] / a * nb->factor[d];
+    }
+  }
+  hb_partition_init(&e->part, e->in.nav_dim, e->in.shape, align, target);
   HB_CALL(hb_output_plan_results(e)); /* each result's path, dataset shape and chunks */
   hb_partition_range(e->part.nblocks, e->rank, e->size, &e->first, &e->end);
   HB_ALLOC(e->done, e->part.nblocks);
@@ -292,8 +309,12 @@ static void print_plan(const hb_engine *e, int dry) {
     char shape[160] = "";
     for (int d = 0, at = 0; d < r->ndim && at < (int)sizeof shape - 24; d++)
       at += snprintf(shape + at, sizeof shape - (size_t)at, "%s%llu", d ? " x " : "(", (unsigned long long)r->shape[d]);
-    printf("result  %-24s %-10s %-10s %s)%s\n", r->o->name, kinds[r->o->kind], hb_dtype_name(r->o->dtype), shape,
-           paths[r->path]);
+    char bins[120] = "";
+    for (int d = 0, at = 0; r->o->nav_bins.on && d < e->part.nd && at < (int)sizeof bins - 40; d++)
+      at += snprintf(bins + at, sizeof bins - (size_t)at, "%s%llu", d ? " x " : ", a binned scan: bins of ",
+                     (unsigned long long)r->o->nav_bins.factor[d]);
+    printf("result  %-24s %-10s %-10s %s)%s%s\n", r->o->name, kinds[r->o->kind], hb_dtype_name(r->o->dtype), shape,
+           paths[r->path], bins);
   }
   printf("output  %s\n", e->job->output_file);
   fflush(stdout);
@@ -328,6 +349,7 @@ static void *out_buf(const hb_engine *e, const work *w, const hb_block *sub, int
     rg->pos0 = sub->pos0;
     return rg;
   }
+  if (o->nav_bins.on) return w->navbuf[ri]; /* the block's bins: the kernel places them (hb_nav_bins) */
   return scattered ? w->navrun[ri] : (char *)w->navbuf[ri] + sub->pos0 * e->res[ri].item;
 }
 
@@ -513,6 +535,9 @@ static void setup_block(hb_engine *e, size_t b, work *w) {
   w->blk.sig_size = e->sig_size;
   w->blk.dtype = e->in.dtype;
   w->blk.data = w->data;
+  for (int i = 0; e->nav_binned && i < e->nres; i++) /* bins add up their patterns */
+    if (e->res[i].o->nav_bins.on && e->res[i].pass == e->pass)
+      memset(w->navbuf[i], 0, hb_direct_block_positions(e, &e->res[i], w->blk.start, w->blk.count) * e->res[i].item);
 }
 
 static void count_read(hb_engine *e, const work *w, double seconds) {
@@ -725,7 +750,7 @@ static int block_loop(hb_engine *e) {
   cpu_set_t cpus;
   e->serial = !sched_getaffinity(0, sizeof cpus, &cpus) && CPU_COUNT(&cpus) == 1 && !hb_settings_get()->overlap;
   /* One CPU has nothing to overlap reads with: stream instead. */
-  e->streaming = e->serial && hb_input_streams(&e->in);
+  e->streaming = e->serial && hb_input_streams(&e->in) && !e->nav_binned;
   work w[2];
   memset(w, 0, sizeof w);
   int rc = alloc_work(e, w);

@@ -150,8 +150,10 @@ static int transform_kernel_plan(hb_kernel *k, const hb_stream *in, const hb_par
   k->state = t;
   t->def = k->transform;
   t->in = t->out = *in;
+  t->as_kernel = 1;
   HB_CALL(t->def->plan(t, p));
   HB_CALL(hb_kernel_add_output(k, NULL, HB_OUT_FULL, t->out.dtype, t->out.dtype, NULL));
+  hb_kernel_output(k, 0)->nav_bins = t->nav_bins;
   hb_output_set_shape(hb_kernel_output(k, 0), t->out.sig_dim, t->out.shape + t->out.nav_dim,
                       t->out.axes + t->out.nav_dim);
   hb_kernel_output(k, 0)->signal_type = t->out.input ? t->out.input->signal_type : NULL;
@@ -160,7 +162,8 @@ static int transform_kernel_plan(hb_kernel *k, const hb_stream *in, const hb_par
 
 static void transform_kernel_block(const hb_kernel *k, const hb_block *b, void *const *out) {
   const hb_transform *t = k->state;
-  /* the kernels share the run: an in-place transform works on a copy */
+  /* the kernels share the run: an in-place transform works on a copy (of
+   * the run's own patterns: in-place transforms keep the scan) */
   if (t->def->in_place) memcpy(out[0], b->data, b->npos * t->in.sig_size * hb_dtype_size(t->in.dtype));
   t->def->apply(t, b, t->def->in_place ? out[0] : (void *)b->data, out[0]);
 }

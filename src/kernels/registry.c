@@ -86,6 +86,12 @@ size_t hb_output_elems(const hb_output *o) {
 
 size_t hb_output_item_bytes(const hb_output *o) { return hb_output_elems(o) * hb_dtype_size(o->dtype); }
 
+hsize_t hb_nav_bins_count(const hb_nav_bins *nb, int d, hsize_t start, hsize_t count) {
+  hsize_t f = nb->factor[d], first = start / f, end = (start + count + f - 1) / f;
+  if (end > nb->shape[d]) end = nb->shape[d]; /* whole bins only (crop) */
+  return end > first ? end - first : 0;
+}
+
 void hb_output_set_shape(hb_output *o, int ndim, const hsize_t *shape, const hb_axis *axes) {
   o->ndim = ndim;
   for (int d = 0; d < ndim; d++) {

@@ -116,8 +116,8 @@ typedef struct {
 
 static const hb_param_spec rebin_params[] = {
     {"scale", HB_P_NUMBERS,
-     .help = "a factor per axis, in HyperSpy's order (navigation x, y, ..., then signal x, y, ...); the navigation "
-             "factors must be 1"},
+     .help = "a factor per axis, in HyperSpy's order (navigation x, y, ..., then signal x, y, ...); navigation "
+             "factors other than 1 bin the scan, as a kernel only (not in preprocess)"},
     {"new_shape", HB_P_NUMBERS, .help = "the new size of every axis, in the same order (instead of scale)"},
     {"crop", HB_P_BOOL, HB_DEFAULT_BOOL(1),
      .help = "drop the samples past the last whole bin (false: a partial last bin)"},
@@ -145,14 +145,20 @@ static int rebin_plan(hb_transform *t, const hb_params *p) {
   for (int i = 0; i < in->ndim; i++) { /* natural order i -> array axis d */
     int d = i < in->nav_dim ? in->nav_dim - 1 - i : in->ndim - 1 - (i - in->nav_dim);
     double fd = given_scale ? v[i] : (double)in->shape[d] / v[i];
-    if (d < in->nav_dim) {
-      HB_CHECK(fd == 1, HB_EINVALID, hb_param_where(p, key),
-               "rebinning the navigation axes (axis %d) is not supported yet: give them %s", i,
-               given_scale ? "factor 1" : "their own size");
-      continue;
-    }
     HB_CHECK(fd >= 1 && fd == floor(fd) && fd <= (double)in->shape[d], HB_EINVALID, hb_param_where(p, key),
              "axis %d: a factor of %g; whole factors from 1 to the axis' size only (for now)", i, fd);
+    if (d < in->nav_dim) { /* a binned scan: the engine sums the bins (hb_nav_bins) */
+      hb_nav_bins *nb = &t->nav_bins;
+      nb->factor[d] = (hsize_t)fd;
+      if (fd == 1) continue;
+      HB_CHECK(t->as_kernel, HB_EINVALID, hb_param_where(p, key),
+               "axis %d is a navigation axis: rebinning the scan makes fewer positions than every other result "
+               "has, so it works as a kernel (a result of its own), not in preprocess",
+               i);
+      nb->on = 1;
+      divides &= in->shape[d] % nb->factor[d] == 0;
+      continue;
+    }
     int k = d - in->nav_dim;
     nn[k] = in->shape[d];
     f[k] = (hsize_t)fd;
@@ -179,6 +185,15 @@ static int rebin_plan(hb_transform *t, const hb_params *p) {
              "dtype '%s' is not a numpy integer or float type", dt);
   }
   r->acc = hb_dtype_is_float(r->out) || hb_dtype_is_float(r->in) ? HB_F64 : hb_dtype_sum(r->in);
+  hb_nav_bins *nb = &t->nav_bins;
+  for (int d = 0; nb->on && d < in->nav_dim; d++) {
+    hsize_t n = in->shape[d], f = nb->factor[d];
+    nb->shape[d] = crop ? n / f : (n + f - 1) / f;
+    nb->axes[d] = in->axes[d];
+    nb->axes[d].offset += (double)(f - 1) * nb->axes[d].scale / 2;
+    nb->axes[d].scale *= (double)f;
+    nb->axes[d].size = nb->shape[d];
+  }
   r->in_size = in->sig_size;
   hb_stream_set_signal(&t->out, sd, m, axes, r->out);
   r->out_size = t->out.sig_size;
@@ -205,6 +220,52 @@ static int rebin_plan(hb_transform *t, const hb_params *p) {
 static _Thread_local void *sums;
 static _Thread_local size_t sums_cap;
 
+/* Pattern x's bin sums into `sums`, in r->acc. */
+static void rebin_sums(const rebin_state *r, const void *x) {
+  memset(sums, 0, r->out_size * 8);
+  switch (r->in) {
+#define X(E, T)                                                                                      \
+  case E: {                                                                                          \
+    const T *v = (const T *)x;                                                                       \
+    if (r->acc == HB_F64)                                                                            \
+      for (size_t i = 0; i < r->in_size; i++) {                                                      \
+        if (r->bin[i] >= 0) ((double *)sums)[r->bin[i]] += (double)v[i];                            \
+      }                                                                                              \
+    else if (r->acc == HB_I64)                                                                       \
+      for (size_t i = 0; i < r->in_size; i++) {                                                      \
+        if (r->bin[i] >= 0) ((int64_t *)sums)[r->bin[i]] += (int64_t)v[i];                           \
+      }                                                                                              \
+    else                                                                                             \
+      for (size_t i = 0; i < r->in_size; i++) {                                                      \
+        if (r->bin[i] >= 0) ((uint64_t *)sums)[r->bin[i]] += (uint64_t)v[i];                         \
+      }                                                                                              \
+    break;                                                                                           \
+  }
+    HB_FOREACH_DTYPE(X)
+#undef X
+    default: break;
+  }
+}
+
+/* The sums, in r->out, stored at o, or added to what o holds (a binned
+ * scan: numpy's sum over the bin's positions adds in the result's type). */
+static void rebin_store(const rebin_state *r, void *o, int add) {
+  switch (r->out) {
+#define X(E, T)                                                                                      \
+  case E:                                                                                            \
+    for (size_t i = 0; i < r->out_size; i++) {                                                       \
+      T v = r->acc == HB_F64   ? (T)((double *)sums)[i]                                              \
+            : r->acc == HB_I64 ? (T)((int64_t *)sums)[i]                                             \
+                               : (T)((uint64_t *)sums)[i];                                           \
+      ((T *)o)[i] = add ? (T)(((T *)o)[i] + v) : v;                                                  \
+    }                                                                                                \
+    break;
+    HB_FOREACH_DTYPE(X)
+#undef X
+    default: break;
+  }
+}
+
 static void rebin_apply(const hb_transform *t, const hb_block *b, void *in, void *out) {
   const rebin_state *r = t->state;
   if (sums_cap < r->out_size) {
@@ -213,43 +274,27 @@ static void rebin_apply(const hb_transform *t, const hb_block *b, void *in, void
     sums_cap = sums ? r->out_size : 0;
     if (!sums) abort(); /* one pattern's worth of sums */
   }
+  const hb_nav_bins *nb = &t->nav_bins;
+  size_t out_bytes = r->out_size * hb_dtype_size(r->out);
+  hsize_t ocount[HB_MAXDIM];
+  for (int d = 0; nb->on && d < b->nav_dim; d++) ocount[d] = hb_nav_bins_count(nb, d, b->start[d], b->count[d]);
   for (size_t p = 0; p < b->npos; p++) {
-    memset(sums, 0, r->out_size * 8);
-    switch (r->in) {
-#define X(E, T)                                                                                      \
-  case E: {                                                                                          \
-    const T *x = (const T *)in + p * r->in_size;                                                     \
-    if (r->acc == HB_F64)                                                                            \
-      for (size_t i = 0; i < r->in_size; i++) {                                                      \
-        if (r->bin[i] >= 0) ((double *)sums)[r->bin[i]] += (double)x[i];                            \
-      }                                                                                              \
-    else if (r->acc == HB_I64)                                                                       \
-      for (size_t i = 0; i < r->in_size; i++) {                                                      \
-        if (r->bin[i] >= 0) ((int64_t *)sums)[r->bin[i]] += (int64_t)x[i];                           \
-      }                                                                                              \
-    else                                                                                             \
-      for (size_t i = 0; i < r->in_size; i++) {                                                      \
-        if (r->bin[i] >= 0) ((uint64_t *)sums)[r->bin[i]] += (uint64_t)x[i];                         \
-      }                                                                                              \
-    break;                                                                                           \
-  }
-      HB_FOREACH_DTYPE(X)
-#undef X
-      default: break;
+    size_t at = p; /* the output position: the pattern's, or its bin's in the block */
+    if (nb->on) {
+      size_t pos = b->pos0 + p, bin = 0, stride = 1;
+      int inside = 1;
+      for (int d = b->nav_dim - 1; d >= 0; d--) {
+        hsize_t c = pos % b->count[d] / nb->factor[d];
+        pos /= b->count[d];
+        inside &= c < ocount[d];
+        bin += c * stride;
+        stride *= ocount[d];
+      }
+      if (!inside) continue; /* past the last whole bin */
+      at = bin;
     }
-    void *o = (char *)out + p * r->out_size * hb_dtype_size(r->out);
-    switch (r->out) {
-#define X(E, T)                                                                                      \
-  case E:                                                                                            \
-    for (size_t i = 0; i < r->out_size; i++)                                                         \
-      ((T *)o)[i] = r->acc == HB_F64   ? (T)((double *)sums)[i]                                      \
-                    : r->acc == HB_I64 ? (T)((int64_t *)sums)[i]                                     \
-                                       : (T)((uint64_t *)sums)[i];                                   \
-    break;
-      HB_FOREACH_DTYPE(X)
-#undef X
-      default: break;
-    }
+    rebin_sums(r, (const char *)in + p * r->in_size * hb_dtype_size(r->in));
+    rebin_store(r, (char *)out + at * out_bytes, nb->on);
   }
 }
 
@@ -261,8 +306,8 @@ static void rebin_destroy(hb_transform *t) {
 
 const hb_transform_def hb_transform_rebin = {
     .op = "rebin",
-    .summary = "sum bins of whole factors of the signal axes, as HyperSpy's rebin (scale or new_shape; the "
-               "axes' scale and offset follow)",
+    .summary = "sum bins of whole factors of the axes, as HyperSpy's rebin (scale or new_shape; the axes' "
+               "scale and offset follow); as a kernel it may bin the scan too",
     .params = rebin_params,
     .plan = rebin_plan,
     .apply = rebin_apply,

@@ -29,8 +29,27 @@ static hsize_t divisor_at_most(hsize_t n, hsize_t most) {
 
 void hb_direct_chunk(const hb_engine *e, const hb_result *r, hsize_t *chunk) {
   int nd = e->in.nav_dim;
+  const hb_nav_bins *nb = &r->o->nav_bins;
   hb_hspy_default_chunks(r->ndim, r->shape, nd, hb_dtype_size(r->o->dtype), chunk);
-  for (int d = 0; d < nd; d++) chunk[d] = divisor_at_most(hb_partition_extent(&e->part, d), chunk[d]);
+  for (int d = 0; d < nd; d++) /* a binned block's extent: the partition aligns blocks to the bins */
+    chunk[d] = divisor_at_most(hb_partition_extent(&e->part, d) / (nb->on ? nb->factor[d] : 1), chunk[d]);
+}
+
+size_t hb_direct_block_region(const hb_engine *e, const hb_result *r, hsize_t *start, hsize_t *count) {
+  const hb_nav_bins *nb = &r->o->nav_bins;
+  size_t n = 1;
+  for (int d = 0; d < e->in.nav_dim; d++) {
+    if (nb->on) count[d] = hb_nav_bins_count(nb, d, start[d], count[d]), start[d] /= nb->factor[d];
+    n *= count[d];
+  }
+  return n;
+}
+
+size_t hb_direct_block_positions(const hb_engine *e, const hb_result *r, const hsize_t *start, const hsize_t *count) {
+  hsize_t s[HB_MAXDIM], c[HB_MAXDIM];
+  memcpy(s, start, sizeof s);
+  memcpy(c, count, sizeof c);
+  return hb_direct_block_region(e, r, s, c);
 }
 
 static void *pool_get(hb_engine *e, int i) {
@@ -76,7 +95,7 @@ int hb_direct_stage(hb_engine *e, const hb_block *blk, void **bufs) {
     HB_CHECK(fresh, HB_EINTERNAL, "memory", "out of memory for a block of result '%s'", e->res[i].o->name);
     s->bufs[k * HB_MAX_RESULTS + i] = bufs[i];
     bufs[i] = fresh;
-    s->bytes += blk->npos * e->res[i].item;
+    s->bytes += hb_direct_block_positions(e, &e->res[i], blk->start, blk->count) * e->res[i].item;
   }
   s->blocks[s->nblocks++] = blk->index;
   return 0;
@@ -89,6 +108,7 @@ static int record_block(hb_engine *e, const hb_result *r, int ri, size_t block) 
   int nd = e->in.nav_dim;
   hsize_t start[HB_MAXDIM], count[HB_MAXDIM], grid[HB_MAXDIM], idx[HB_MAXDIM] = {0}, off[HB_MAXDIM] = {0};
   hb_partition_block(&e->part, block, start, count);
+  if (!hb_direct_block_region(e, r, start, count)) return 0; /* no whole bin: nothing written */
   for (int d = 0; d < nd; d++) grid[d] = (r->shape[d] + r->chunk[d] - 1) / r->chunk[d];
   for (;;) {
     size_t linear = 0;
@@ -129,7 +149,9 @@ int hb_direct_flush(hb_engine *e) {
       if (!direct_here(e, i)) continue;
       hsize_t start[HB_MAXDIM] = {0}, count[HB_MAXDIM];
       int mine = k < s->nblocks && !rc;
-      if (mine) hb_partition_block(&e->part, s->blocks[k], start, count);
+      size_t npos = 0;
+      if (mine) hb_partition_block(&e->part, s->blocks[k], start, count), npos = hb_direct_block_region(e, r, start, count);
+      mine &= npos > 0;
       for (int d = nd; d < r->ndim; d++) start[d] = 0, count[d] = r->shape[d];
       hid_t fs = H5Dget_space(r->dset), ms = H5Screate_simple(r->ndim, mine ? count : r->shape, NULL);
       if (mine) H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL);
@@ -140,7 +162,7 @@ int hb_direct_flush(hb_engine *e) {
         rc = HB_FAIL(HB_EIO, e->partial, "cannot write result '%s' (%s)", r->o->name, hb_io_error_text());
       H5Sclose(ms);
       H5Sclose(fs);
-      if (mine) e->tm.bytes[HB_PH_WRITE] += (double)hb_partition_block(&e->part, s->blocks[k], start, count) * r->item;
+      if (mine) e->tm.bytes[HB_PH_WRITE] += (double)npos * r->item;
     }
   H5Pclose(dxpl);
   for (size_t k = 0; k < s->nblocks && !rc && e->job->checkpoint; k++)

@@ -3,7 +3,8 @@ as full-size results and chained in `preprocess`: on a uint16 and a float32
 spectrum image (7, 5 | 203) and a uint16 image stack (9 | 33, 27) that
 HyperSpy writes (odd shapes, partial edge chunks, gzip), at 1, 2 and 3
 ranks, values, dtype and every axis compared with HyperSpy's isig, crop,
-rebin and change_dtype on the same file.
+rebin and change_dtype on the same file; and rebin with navigation factors
+(a binned scan) on 4-D uint16 and float32 scans of 13 x 10 positions.
 
 Where hyperbatch differs from HyperSpy on purpose the field is in `known`:
 one value per pattern loads as a Signal1D/2D (|9) ("class", "navigate"), as
@@ -11,6 +12,7 @@ for every navigation-shaped result.
 
 usage: /usr/bin/python3 test_transforms.py path/to/hyperbatch"""
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -82,12 +84,42 @@ def stacks(o):
     ], tag="chain", preprocess=[{"op": "crop", "axis": "ky", "start": 3, "end": 25}])
 
 
+def scans(o):
+    """rebin with navigation factors: a binned scan, a FULL result of fewer
+    positions. Blocks are one chunk (block: 1), aligned by the engine to the
+    bins, so bins meet chunk and block edges; 13 and 10 positions leave
+    remainders (crop, or a partial last bin with crop: false)."""
+    for dtype in ("uint16", "float32"):
+        tag = f"scan_{dtype}"
+        src = o.image_stack(tag + ".hspy", dtype=dtype, nav_shape=(13, 10), sig_shape=(6, 8), seed=35,
+                            chunks=(3, 4, 6, 8))
+        rt = {"rtol": 1e-6} if dtype == "float32" else {}
+        o.suite(src, [
+            # 13 rows by 2: HyperSpy's linear binning (float64 for integers)
+            Case("nav22", {"op": "rebin", "scale": [2, 2, 1, 1]}, "s.rebin(scale=(2, 2, 1, 1))", **rt),
+            # every factor divides: numpy's sum (uint64 for uint16)
+            Case("nav5_sig2", {"op": "rebin", "scale": [5, 1, 2, 2]}, "s.rebin(scale=(5, 1, 2, 2))", **rt),
+            Case("nav_part", {"op": "rebin", "scale": [3, 2, 1, 1], "crop": False},
+                 "s.rebin(scale=(3, 2, 1, 1), crop=False)", **rt),
+            Case("nav_shape", {"op": "rebin", "new_shape": [5, 13, 4, 3]}, "s.rebin(new_shape=(5, 13, 4, 3))", **rt),
+            Case("nav_all", {"op": "rebin", "scale": [10, 13, 1, 1]}, "s.rebin(scale=(10, 13, 1, 1))", **rt),
+        ], tag=tag)
+    # a binned scan is a result of its own: not a preprocess step, whose
+    # output every other result would have to match position by position
+    job = oracle.write_job(o.path("navpre.yaml"), o.path("scan_uint16.hspy"), {"tot": {"op": "sum", "axes": "signal"}},
+                           o.path("navpre.hspy"), preprocess=[{"op": "rebin", "scale": [2, 2, 1, 1]}])
+    p = subprocess.run([HB, "validate", job], capture_output=True, text=True)
+    oracle.check(p.returncode == 2 and "as a kernel" in p.stderr and "navpre.yaml:" in p.stderr,
+                 f"rebin of the scan in preprocess: exit 2 naming the place ({p.returncode}: {p.stderr.strip()})")
+
+
 def main():
     t0 = time.time()
     with tempfile.TemporaryDirectory() as tmp:
         o = oracle.Oracle(HB, tmp)
         spectrum_images(o)
         stacks(o)
+        scans(o)
     print(f"test_transforms: {time.time() - t0:.1f} s")
     oracle.finish("test_transforms")
 
