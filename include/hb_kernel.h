@@ -73,21 +73,26 @@ typedef enum {
   HB_OUT_RAGGED, /* a list of records of item shape per pattern, of any length (find_peaks) */
 } hb_out_kind;
 
-/* A FULL result over a binned scan (rebin with navigation factors): each of
- * its positions sums factor[d] input positions along navigation axis d.  Its
- * dataset's navigation is `shape` with `axes`.  The engine aligns blocks to
- * the factors, so every bin lies in one block; `block` then gets the block's
- * whole output buffer (zeroed when the block starts) and each call's
- * patterns' place in the block from b->pos0 and b->count (the block's
- * output extents are hb_nav_bins_count's). */
+/* A FULL result over a changed scan: a cropped one (crop of a navigation
+ * axis) or a binned one (rebin with navigation factors).  Result position o
+ * along navigation axis d sums the input positions first[d] + o * factor[d]
+ * + [0, factor[d]), for o < shape[d]; the dataset's navigation is `shape`
+ * with `axes`.  A factor above 1 needs first[d] = 0: the engine aligns
+ * blocks to the factors, so every bin lies in one block.  `block` gets the
+ * block's whole output buffer (zeroed when the block starts) and places
+ * each pattern with hb_nav_map_place. */
+struct hb_block;
 typedef struct {
   int on;
-  hsize_t factor[HB_MAXDIM], shape[HB_MAXDIM];
+  hsize_t first[HB_MAXDIM], factor[HB_MAXDIM], shape[HB_MAXDIM];
   hb_axis axes[HB_MAXDIM];
-} hb_nav_bins;
-/* A block's extent along navigation axis d in binned positions: whole bins,
- * and a partial last one where the dataset has it (rebin's crop: false). */
-hsize_t hb_nav_bins_count(const hb_nav_bins *nb, int d, hsize_t start, hsize_t count);
+} hb_nav_map;
+/* The block [start, start + count)'s region of the result along navigation
+ * axis d: its first result position (*first) and how many (0: none). */
+hsize_t hb_nav_map_region(const hb_nav_map *m, int d, hsize_t start, hsize_t count, hsize_t *first);
+/* Pattern p of call b: its place among the block's result positions (C
+ * order over the block's region), or -1 when it is outside the result. */
+long long hb_nav_map_place(const hb_nav_map *m, const struct hb_block *b, size_t p);
 
 typedef struct {
   char name[128];     /* result name: "<kernel>" or "<kernel>_<part>" */
@@ -116,7 +121,7 @@ typedef struct {
   hsize_t shape[HB_MAXDIM];
   hb_axis axes[HB_MAXDIM];
   int nav_chunks;
-  hb_nav_bins nav_bins; /* FULL only: a binned scan */
+  hb_nav_map nav_map;  /* FULL only: a cropped or binned scan */
 } hb_output;
 
 /* A RAGGED output's buffer in `block` (out[i] is an hb_ragged *): pattern
@@ -142,7 +147,7 @@ typedef struct hb_block {
   hsize_t count[HB_MAXDIM];
   size_t npos;             /* patterns handed over in this call */
   size_t pos0;             /* the call's first pattern's place in the block (C order over
-                              count): only for a nav_bins result (hb_nav_bins), which
+                              count): only for a nav_map result (hb_nav_map), which
                               turns streaming off; in a streamed call the patterns are
                               a chunk, not a run of the rectangle */
   size_t sig_size;         /* pixels per pattern */
@@ -301,8 +306,8 @@ typedef struct hb_transform_def {
 struct hb_transform {
   const hb_transform_def *def;
   hb_stream in, out;
-  int as_kernel;            /* named as a kernel, not a preprocess step: it may bin the scan */
-  hb_nav_bins nav_bins;     /* set by plan when it bins the scan (as_kernel only) */
+  int as_kernel;            /* named as a kernel, not a preprocess step: it may change the scan */
+  hb_nav_map nav_map;       /* set by plan when it crops or bins the scan (as_kernel only) */
   void *state;              /* owned by the transform; freed by destroy */
 };
 extern const hb_transform_def *const hb_transform_table[];

@@ -209,16 +209,16 @@ static int plan(hb_engine *e) {
   hsize_t align[HB_MAXDIM];
   for (int d = 0; d < e->in.nav_dim; d++) align[d] = e->in.chunk[d] ? e->in.chunk[d] : 1;
   for (int i = 0; i < e->nres; i++) {
-    const hb_nav_bins *nb = &e->res[i].o->nav_bins;
-    if (!nb->on) continue;
-    e->nav_binned = 1;
+    const hb_nav_map *m = &e->res[i].o->nav_map;
+    if (!m->on) continue;
+    e->nav_mapped = 1;
     for (int d = 0; d < e->in.nav_dim; d++) {
-      hsize_t a = align[d], b = nb->factor[d];
+      hsize_t a = align[d], b = m->factor[d];
       while (b) {
         hsize_t t = a % b;
         a = b, b = t;
       }
-      align[d] = align[d] / a * nb->factor[d];
+      align[d] = align[d] / a * m->factor[d];
     }
   }
   hb_partition_init(&e->part, e->in.nav_dim, e->in.shape, align, target);
@@ -309,12 +309,20 @@ static void print_plan(const hb_engine *e, int dry) {
     char shape[160] = "";
     for (int d = 0, at = 0; d < r->ndim && at < (int)sizeof shape - 24; d++)
       at += snprintf(shape + at, sizeof shape - (size_t)at, "%s%llu", d ? " x " : "(", (unsigned long long)r->shape[d]);
-    char bins[120] = "";
-    for (int d = 0, at = 0; r->o->nav_bins.on && d < e->part.nd && at < (int)sizeof bins - 40; d++)
-      at += snprintf(bins + at, sizeof bins - (size_t)at, "%s%llu", d ? " x " : ", a binned scan: bins of ",
-                     (unsigned long long)r->o->nav_bins.factor[d]);
+    char scan[200] = ""; /* a changed scan: ", the scan's [0:12, 0:10] in bins of 2 x 2" */
+    const hb_nav_map *m = &r->o->nav_map;
+    int at = 0, binned = 0;
+    for (int d = 0; m->on && d < e->part.nd && at < (int)sizeof scan / 2; d++) {
+      hsize_t end = m->first[d] + m->shape[d] * m->factor[d];
+      at += snprintf(scan + at, sizeof scan - (size_t)at, "%s%llu:%llu", d ? ", " : ", the scan's [",
+                     (unsigned long long)m->first[d], (unsigned long long)(end < e->in.shape[d] ? end : e->in.shape[d]));
+      binned |= m->factor[d] > 1;
+    }
+    if (m->on) at += snprintf(scan + at, sizeof scan - (size_t)at, "]%s", binned ? " in bins of " : "");
+    for (int d = 0; binned && d < e->part.nd && at < (int)sizeof scan - 24; d++)
+      at += snprintf(scan + at, sizeof scan - (size_t)at, "%s%llu", d ? " x " : "", (unsigned long long)m->factor[d]);
     printf("result  %-24s %-10s %-10s %s)%s%s\n", r->o->name, kinds[r->o->kind], hb_dtype_name(r->o->dtype), shape,
-           paths[r->path], bins);
+           paths[r->path], scan);
   }
   printf("output  %s\n", e->job->output_file);
   fflush(stdout);
@@ -349,7 +357,7 @@ static void *out_buf(const hb_engine *e, const work *w, const hb_block *sub, int
     rg->pos0 = sub->pos0;
     return rg;
   }
-  if (o->nav_bins.on) return w->navbuf[ri]; /* the block's bins: the kernel places them (hb_nav_bins) */
+  if (o->nav_map.on) return w->navbuf[ri]; /* the block's region: the kernel places patterns (hb_nav_map) */
   return scattered ? w->navrun[ri] : (char *)w->navbuf[ri] + sub->pos0 * e->res[ri].item;
 }
 
@@ -535,8 +543,8 @@ static void setup_block(hb_engine *e, size_t b, work *w) {
   w->blk.sig_size = e->sig_size;
   w->blk.dtype = e->in.dtype;
   w->blk.data = w->data;
-  for (int i = 0; e->nav_binned && i < e->nres; i++) /* bins add up their patterns */
-    if (e->res[i].o->nav_bins.on && e->res[i].pass == e->pass)
+  for (int i = 0; e->nav_mapped && i < e->nres; i++) /* bins add up their patterns */
+    if (e->res[i].o->nav_map.on && e->res[i].pass == e->pass)
       memset(w->navbuf[i], 0, hb_direct_block_positions(e, &e->res[i], w->blk.start, w->blk.count) * e->res[i].item);
 }
 
@@ -750,7 +758,7 @@ static int block_loop(hb_engine *e) {
   cpu_set_t cpus;
   e->serial = !sched_getaffinity(0, sizeof cpus, &cpus) && CPU_COUNT(&cpus) == 1 && !hb_settings_get()->overlap;
   /* One CPU has nothing to overlap reads with: stream instead. */
-  e->streaming = e->serial && hb_input_streams(&e->in) && !e->nav_binned;
+  e->streaming = e->serial && hb_input_streams(&e->in) && !e->nav_mapped;
   work w[2];
   memset(w, 0, sizeof w);
   int rc = alloc_work(e, w);

@@ -124,7 +124,8 @@ typedef struct {
   int serial;              /* one CPU: kernels inline, no worker thread */
   int chunk_order;         /* kernels take a block chunk by chunk (run_region in engine.c) */
   int streaming;           /* ...and read it so, one chunk at a time (serial ranks) */
-  int nav_binned;          /* a result bins the scan (hb_nav_bins): blocks align to its bins, no streaming */
+  int nav_mapped;          /* a result crops or bins the scan (hb_nav_map): blocks align to its bins, no
+                              streaming */
 
   int nk;
   int nblock_kernels;      /* kernels with a per-block function */
@@ -242,8 +243,8 @@ double hb_output_space_needed(const hb_engine *e); /* bytes to keep free while r
 /* The chunk of a direct result: HyperSpy's rule, with the navigation
  * extents cut to divisors of the block's, so that no chunk spans blocks. */
 void hb_direct_chunk(const hb_engine *e, const hb_result *r, hsize_t *chunk);
-/* A block's region of result r's navigation (the block's own, or its bins
- * for a binned scan); returns its positions (0: it holds no whole bin). */
+/* A block's region of result r's navigation (the block's own, or its part
+ * of a cropped or binned scan, hb_nav_map); returns its positions (0: it holds no whole bin). */
 size_t hb_direct_block_region(const hb_engine *e, const hb_result *r, hsize_t *start, hsize_t *count);
 size_t hb_direct_block_positions(const hb_engine *e, const hb_result *r, const hsize_t *start, const hsize_t *count);
 /* Local: stage block blk's direct results; bufs[i] (result i's block

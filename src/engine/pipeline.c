@@ -153,7 +153,7 @@ static int transform_kernel_plan(hb_kernel *k, const hb_stream *in, const hb_par
   t->as_kernel = 1;
   HB_CALL(t->def->plan(t, p));
   HB_CALL(hb_kernel_add_output(k, NULL, HB_OUT_FULL, t->out.dtype, t->out.dtype, NULL));
-  hb_kernel_output(k, 0)->nav_bins = t->nav_bins;
+  hb_kernel_output(k, 0)->nav_map = t->nav_map;
   hb_output_set_shape(hb_kernel_output(k, 0), t->out.sig_dim, t->out.shape + t->out.nav_dim,
                       t->out.axes + t->out.nav_dim);
   hb_kernel_output(k, 0)->signal_type = t->out.input ? t->out.input->signal_type : NULL;

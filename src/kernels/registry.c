@@ -86,10 +86,27 @@ size_t hb_output_elems(const hb_output *o) {
 
 size_t hb_output_item_bytes(const hb_output *o) { return hb_output_elems(o) * hb_dtype_size(o->dtype); }
 
-hsize_t hb_nav_bins_count(const hb_nav_bins *nb, int d, hsize_t start, hsize_t count) {
-  hsize_t f = nb->factor[d], first = start / f, end = (start + count + f - 1) / f;
-  if (end > nb->shape[d]) end = nb->shape[d]; /* whole bins only (crop) */
-  return end > first ? end - first : 0;
+hsize_t hb_nav_map_region(const hb_nav_map *m, int d, hsize_t start, hsize_t count, hsize_t *first) {
+  hsize_t f = m->factor[d], at = m->first[d], end = start + count;
+  hsize_t lo = start > at ? (start - at) / f : 0, hi = end > at ? (end - at + f - 1) / f : 0;
+  if (hi > m->shape[d]) hi = m->shape[d]; /* cropped, or whole bins only */
+  *first = lo;
+  return hi > lo ? hi - lo : 0;
+}
+
+long long hb_nav_map_place(const hb_nav_map *m, const hb_block *b, size_t p) {
+  size_t pos = b->pos0 + p;
+  long long place = 0, stride = 1;
+  for (int d = b->nav_dim - 1; d >= 0; d--) {
+    hsize_t c = b->start[d] + pos % b->count[d], lo, n = hb_nav_map_region(m, d, b->start[d], b->count[d], &lo);
+    pos /= b->count[d];
+    if (c < m->first[d]) return -1;
+    hsize_t o = (c - m->first[d]) / m->factor[d];
+    if (o >= lo + n) return -1;
+    place += (long long)(o - lo) * stride;
+    stride *= (long long)n;
+  }
+  return place;
 }
 
 void hb_output_set_shape(hb_output *o, int ndim, const hsize_t *shape, const hb_axis *axes) {

@@ -1,8 +1,8 @@
 /* crop, rebin, change_dtype: transforms of each pattern's signal, as
  * HyperSpy's methods of the same names do them (docs/hyperspy-semantics.md
  * has the rules).  In `preprocess` every kernel sees their output; named as
- * a kernel, their output is written as a dataset.  They act on the signal
- * axes: a navigation axis (inav, a binned scan) is refused for now. */
+ * a kernel, their output is written as a dataset, and crop and rebin may
+ * also change the scan (a navigation axis: hb_nav_map). */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -14,14 +14,16 @@
 /* ---- crop ------------------------------------------------------------------ */
 
 typedef struct {
-  int axis;          /* array axis, a signal axis */
+  int axis;          /* array axis (a navigation axis: the scan is cropped, nav_map) */
   hsize_t start, end;
   size_t outer, inner; /* elements before the axis (per pattern) and after it */
   size_t es;
 } crop_state;
 
 static const hb_param_spec crop_params[] = {
-    {"axis", HB_P_STRING, HB_REQUIRED, .help = "the signal axis: its name, or its index in HyperSpy's order"},
+    {"axis", HB_P_STRING, HB_REQUIRED,
+     .help = "the axis: its name, or its index in HyperSpy's order; a navigation axis crops the scan, as a kernel "
+             "only (not in preprocess)"},
     {"start", HB_P_FLOAT,
      .help = "first sample kept: an integer is an index (negative from the end), a number with a point a value "
              "in the axis' units; default the first"},
@@ -58,15 +60,26 @@ static int crop_plan(hb_transform *t, const hb_params *p) {
   t->state = c;
   const hb_stream *in = &t->in;
   HB_CALL(hb_stream_axis(in, hb_param_str(p, "axis"), hb_param_where(p, "axis"), &c->axis));
-  HB_CHECK(c->axis >= in->nav_dim, HB_EINVALID, hb_param_where(p, "axis"),
-           "axis '%s' is a navigation axis: crop takes a signal axis (cropping the scan is not supported yet)",
-           hb_param_str(p, "axis"));
   const hb_axis *a = &in->axes[c->axis];
   HB_CALL(crop_bound(p, "start", a, 0, &c->start));
   HB_CALL(crop_bound(p, "end", a, a->size, &c->end));
   HB_CHECK(c->end > c->start, HB_EINVALID, hb_param_where(p, hb_param_given(p, "end") ? "end" : "start"),
            "crop of axis '%s' from %llu to %llu keeps nothing", a->name, (unsigned long long)c->start,
            (unsigned long long)c->end);
+  c->es = hb_dtype_size(in->dtype);
+  if (c->axis < in->nav_dim) { /* a cropped scan: the patterns as they are, fewer of them (hb_nav_map) */
+    HB_CHECK(t->as_kernel, HB_EINVALID, hb_param_where(p, "axis"),
+             "axis '%s' is a navigation axis: cropping the scan makes fewer positions than every other result "
+             "has, so it works as a kernel (a result of its own), not in preprocess",
+             hb_param_str(p, "axis"));
+    hb_nav_map *m = &t->nav_map;
+    m->on = 1;
+    for (int d = 0; d < in->nav_dim; d++) m->factor[d] = 1, m->shape[d] = in->shape[d], m->axes[d] = in->axes[d];
+    m->first[c->axis] = c->start;
+    m->shape[c->axis] = m->axes[c->axis].size = c->end - c->start;
+    m->axes[c->axis].offset = a->offset + a->scale * (double)c->start;
+    return 0;
+  }
   hsize_t shape[HB_MAXDIM];
   hb_axis axes[HB_MAXDIM];
   int k = c->axis - in->nav_dim;
@@ -79,13 +92,20 @@ static int crop_plan(hb_transform *t, const hb_params *p) {
   }
   shape[k] = c->end - c->start;
   axes[k].offset = a->offset + a->scale * (double)c->start;
-  c->es = hb_dtype_size(in->dtype);
   hb_stream_set_signal(&t->out, in->sig_dim, shape, axes, in->dtype);
   return 0;
 }
 
 static void crop_apply(const hb_transform *t, const hb_block *b, void *in, void *out) {
   const crop_state *c = t->state;
+  if (t->nav_map.on) { /* the kept positions' patterns, each to its place */
+    size_t bytes = t->in.sig_size * c->es;
+    for (size_t p = 0; p < b->npos; p++) {
+      long long at = hb_nav_map_place(&t->nav_map, b, p);
+      if (at >= 0) memcpy((char *)out + (size_t)at * bytes, (const char *)in + p * bytes, bytes);
+    }
+    return;
+  }
   size_t n = t->in.shape[c->axis], run = (c->end - c->start) * c->inner * c->es, row = n * c->inner * c->es;
   const char *src = in;
   char *dst = out;
@@ -97,8 +117,8 @@ static void free_state(hb_transform *t) { free(t->state); }
 
 const hb_transform_def hb_transform_crop = {
     .op = "crop",
-    .summary = "keep [start, end) of one signal axis, as HyperSpy's crop (isig): integers are indices, numbers "
-               "with a point are values in the axis' units",
+    .summary = "keep [start, end) of one axis, as HyperSpy's crop (isig, inav): integers are indices, numbers "
+               "with a point are values in the axis' units; as a kernel it may crop the scan",
     .params = crop_params,
     .plan = crop_plan,
     .apply = crop_apply,
@@ -147,16 +167,16 @@ static int rebin_plan(hb_transform *t, const hb_params *p) {
     double fd = given_scale ? v[i] : (double)in->shape[d] / v[i];
     HB_CHECK(fd >= 1 && fd == floor(fd) && fd <= (double)in->shape[d], HB_EINVALID, hb_param_where(p, key),
              "axis %d: a factor of %g; whole factors from 1 to the axis' size only (for now)", i, fd);
-    if (d < in->nav_dim) { /* a binned scan: the engine sums the bins (hb_nav_bins) */
-      hb_nav_bins *nb = &t->nav_bins;
-      nb->factor[d] = (hsize_t)fd;
+    if (d < in->nav_dim) { /* a binned scan: the engine aligns blocks to the bins (hb_nav_map) */
+      hb_nav_map *m = &t->nav_map;
+      m->factor[d] = (hsize_t)fd;
       if (fd == 1) continue;
       HB_CHECK(t->as_kernel, HB_EINVALID, hb_param_where(p, key),
                "axis %d is a navigation axis: rebinning the scan makes fewer positions than every other result "
                "has, so it works as a kernel (a result of its own), not in preprocess",
                i);
-      nb->on = 1;
-      divides &= in->shape[d] % nb->factor[d] == 0;
+      m->on = 1;
+      divides &= in->shape[d] % m->factor[d] == 0;
       continue;
     }
     int k = d - in->nav_dim;
@@ -185,14 +205,14 @@ static int rebin_plan(hb_transform *t, const hb_params *p) {
              "dtype '%s' is not a numpy integer or float type", dt);
   }
   r->acc = hb_dtype_is_float(r->out) || hb_dtype_is_float(r->in) ? HB_F64 : hb_dtype_sum(r->in);
-  hb_nav_bins *nb = &t->nav_bins;
-  for (int d = 0; nb->on && d < in->nav_dim; d++) {
-    hsize_t n = in->shape[d], f = nb->factor[d];
-    nb->shape[d] = crop ? n / f : (n + f - 1) / f;
-    nb->axes[d] = in->axes[d];
-    nb->axes[d].offset += (double)(f - 1) * nb->axes[d].scale / 2;
-    nb->axes[d].scale *= (double)f;
-    nb->axes[d].size = nb->shape[d];
+  hb_nav_map *nm = &t->nav_map;
+  for (int d = 0; nm->on && d < in->nav_dim; d++) {
+    hsize_t n = in->shape[d], f = nm->factor[d];
+    nm->shape[d] = crop ? n / f : (n + f - 1) / f;
+    nm->axes[d] = in->axes[d];
+    nm->axes[d].offset += (double)(f - 1) * nm->axes[d].scale / 2;
+    nm->axes[d].scale *= (double)f;
+    nm->axes[d].size = nm->shape[d];
   }
   r->in_size = in->sig_size;
   hb_stream_set_signal(&t->out, sd, m, axes, r->out);
@@ -274,27 +294,14 @@ static void rebin_apply(const hb_transform *t, const hb_block *b, void *in, void
     sums_cap = sums ? r->out_size : 0;
     if (!sums) abort(); /* one pattern's worth of sums */
   }
-  const hb_nav_bins *nb = &t->nav_bins;
+  const hb_nav_map *m = &t->nav_map;
   size_t out_bytes = r->out_size * hb_dtype_size(r->out);
-  hsize_t ocount[HB_MAXDIM];
-  for (int d = 0; nb->on && d < b->nav_dim; d++) ocount[d] = hb_nav_bins_count(nb, d, b->start[d], b->count[d]);
   for (size_t p = 0; p < b->npos; p++) {
-    size_t at = p; /* the output position: the pattern's, or its bin's in the block */
-    if (nb->on) {
-      size_t pos = b->pos0 + p, bin = 0, stride = 1;
-      int inside = 1;
-      for (int d = b->nav_dim - 1; d >= 0; d--) {
-        hsize_t c = pos % b->count[d] / nb->factor[d];
-        pos /= b->count[d];
-        inside &= c < ocount[d];
-        bin += c * stride;
-        stride *= ocount[d];
-      }
-      if (!inside) continue; /* past the last whole bin */
-      at = bin;
-    }
+    /* the output position: the pattern's, or its bin's in the block */
+    long long at = m->on ? hb_nav_map_place(m, b, p) : (long long)p;
+    if (at < 0) continue; /* past the last whole bin */
     rebin_sums(r, (const char *)in + p * r->in_size * hb_dtype_size(r->in));
-    rebin_store(r, (char *)out + at * out_bytes, nb->on);
+    rebin_store(r, (char *)out + at * out_bytes, m->on);
   }
 }
 

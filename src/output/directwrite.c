@@ -27,19 +27,32 @@ static hsize_t divisor_at_most(hsize_t n, hsize_t most) {
   return 1;
 }
 
+static hsize_t gcd(hsize_t a, hsize_t b) {
+  while (b) {
+    hsize_t t = a % b;
+    a = b, b = t;
+  }
+  return a;
+}
+
 void hb_direct_chunk(const hb_engine *e, const hb_result *r, hsize_t *chunk) {
   int nd = e->in.nav_dim;
-  const hb_nav_bins *nb = &r->o->nav_bins;
+  const hb_nav_map *m = &r->o->nav_map;
   hb_hspy_default_chunks(r->ndim, r->shape, nd, hb_dtype_size(r->o->dtype), chunk);
-  for (int d = 0; d < nd; d++) /* a binned block's extent: the partition aligns blocks to the bins */
-    chunk[d] = divisor_at_most(hb_partition_extent(&e->part, d) / (nb->on ? nb->factor[d] : 1), chunk[d]);
+  for (int d = 0; d < nd; d++) {
+    /* a changed scan's blocks start at (k * extent - first) / factor in it
+     * (the partition aligns blocks to the bins): chunks divide both */
+    hsize_t ext = hb_partition_extent(&e->part, d);
+    if (m->on) ext = gcd(ext / m->factor[d], m->first[d] / m->factor[d]);
+    chunk[d] = divisor_at_most(ext, chunk[d]);
+  }
 }
 
 size_t hb_direct_block_region(const hb_engine *e, const hb_result *r, hsize_t *start, hsize_t *count) {
-  const hb_nav_bins *nb = &r->o->nav_bins;
+  const hb_nav_map *m = &r->o->nav_map;
   size_t n = 1;
   for (int d = 0; d < e->in.nav_dim; d++) {
-    if (nb->on) count[d] = hb_nav_bins_count(nb, d, start[d], count[d]), start[d] /= nb->factor[d];
+    if (m->on) count[d] = hb_nav_map_region(m, d, start[d], count[d], &start[d]);
     n *= count[d];
   }
   return n;

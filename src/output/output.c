@@ -302,7 +302,7 @@ int hb_output_plan_results(hb_engine *e) {
     HB_CHECK(nd + o->ndim <= HB_MAXDIM, HB_EINVALID, hb_node_where(r->k->spec, 0),
              "result '%s' would have %d axes; at most %d", o->name, nd + o->ndim, HB_MAXDIM);
     r->ndim = nd + o->ndim;
-    for (int d = 0; d < nd; d++) r->shape[d] = o->nav_bins.on ? o->nav_bins.shape[d] : in->shape[d];
+    for (int d = 0; d < nd; d++) r->shape[d] = o->nav_map.on ? o->nav_map.shape[d] : in->shape[d];
     for (int d = 0; d < o->ndim; d++) r->shape[nd + d] = o->shape[d];
     double block = (double)e->part.max_block_pos * (double)r->item;
     r->path = o->kind == HB_OUT_FULL || block >= target ? HB_PATH_DIRECT : HB_PATH_GATHERED;
@@ -389,7 +389,7 @@ int hb_output_create(hb_engine *e) {
       /* one value per pattern is an image or a line, not a stack; an array
        * per pattern is a signal over the scan, as HyperSpy's own results */
       for (int d = 0; d < nd; d++)
-        axes[d] = o->nav_bins.on ? o->nav_bins.axes[d] : in->axes[d], axes[d].navigate = o->ndim > 0;
+        axes[d] = o->nav_map.on ? o->nav_map.axes[d] : in->axes[d], axes[d].navigate = o->ndim > 0;
       for (int d = 0; d < o->ndim; d++) axes[nd + d] = o->axes[d], axes[nd + d].navigate = 0;
     }
     hb_signal_desc desc = {o->name, o->title ? o->title : o->name, base, o->signal_type ? o->signal_type : "",

@@ -4,7 +4,8 @@ spectrum image (7, 5 | 203) and a uint16 image stack (9 | 33, 27) that
 HyperSpy writes (odd shapes, partial edge chunks, gzip), at 1, 2 and 3
 ranks, values, dtype and every axis compared with HyperSpy's isig, crop,
 rebin and change_dtype on the same file; and rebin with navigation factors
-(a binned scan) on 4-D uint16 and float32 scans of 13 x 10 positions.
+(a binned scan) and crop of a navigation axis (a cropped scan) on 4-D
+uint16 and float32 scans of 13 x 10 positions.
 
 Where hyperbatch differs from HyperSpy on purpose the field is in `known`:
 one value per pattern loads as a Signal1D/2D (|9) ("class", "navigate"), as
@@ -84,11 +85,20 @@ def stacks(o):
     ], tag="chain", preprocess=[{"op": "crop", "axis": "ky", "start": 3, "end": 25}])
 
 
+def cropped_scan(axis, start, end):
+    def f(s):
+        s.crop(axis, start, end)  # in place
+        return s
+    f.__name__ = f"s.crop({axis!r}, {start}, {end})"
+    return f
+
+
 def scans(o):
-    """rebin with navigation factors: a binned scan, a FULL result of fewer
-    positions. Blocks are one chunk (block: 1), aligned by the engine to the
-    bins, so bins meet chunk and block edges; 13 and 10 positions leave
-    remainders (crop, or a partial last bin with crop: false)."""
+    """rebin with navigation factors (a binned scan) and crop of a
+    navigation axis (a cropped scan): FULL results of fewer positions. Blocks
+    are one chunk (block: 1), aligned by the engine to the bins, so bins meet
+    chunk and block edges; 13 and 10 positions leave remainders (crop, or a
+    partial last bin with crop: false)."""
     for dtype in ("uint16", "float32"):
         tag = f"scan_{dtype}"
         src = o.image_stack(tag + ".hspy", dtype=dtype, nav_shape=(13, 10), sig_shape=(6, 8), seed=35,
@@ -103,6 +113,10 @@ def scans(o):
                  "s.rebin(scale=(3, 2, 1, 1), crop=False)", **rt),
             Case("nav_shape", {"op": "rebin", "new_shape": [5, 13, 4, 3]}, "s.rebin(new_shape=(5, 13, 4, 3))", **rt),
             Case("nav_all", {"op": "rebin", "scale": [10, 13, 1, 1]}, "s.rebin(scale=(10, 13, 1, 1))", **rt),
+            # a cropped scan: starts inside chunks and blocks (chunks of 3 x 4)
+            Case("crop_x", {"op": "crop", "axis": "x", "start": 2, "end": 9}, cropped_scan("x", 2, 9)),
+            Case("crop_y_neg", {"op": "crop", "axis": 1, "start": -5}, cropped_scan(1, -5, None)),
+            Case("crop_y_val", {"op": "crop", "axis": "y", "start": -0.4, "end": 5.2}, cropped_scan("y", -0.4, 5.2)),
         ], tag=tag)
     # a binned scan is a result of its own: not a preprocess step, whose
     # output every other result would have to match position by position
@@ -111,6 +125,11 @@ def scans(o):
     p = subprocess.run([HB, "validate", job], capture_output=True, text=True)
     oracle.check(p.returncode == 2 and "as a kernel" in p.stderr and "navpre.yaml:" in p.stderr,
                  f"rebin of the scan in preprocess: exit 2 naming the place ({p.returncode}: {p.stderr.strip()})")
+    job = oracle.write_job(o.path("navcrop.yaml"), o.path("scan_uint16.hspy"), {"tot": {"op": "sum", "axes": "signal"}},
+                           o.path("navcrop.hspy"), preprocess=[{"op": "crop", "axis": "x", "start": 2}])
+    p = subprocess.run([HB, "validate", job], capture_output=True, text=True)
+    oracle.check(p.returncode == 2 and "as a kernel" in p.stderr and "navcrop.yaml:" in p.stderr,
+                 f"crop of the scan in preprocess: exit 2 naming the place ({p.returncode}: {p.stderr.strip()})")
 
 
 def main():
