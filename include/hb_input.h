@@ -29,7 +29,7 @@ typedef struct {
 
 /* The points to write for an axis of `size` values: the axis' own when it
  * is still the one they describe (same size, first point and line), else
- * NULL (cropped, binned or recalibrated: uniform). */
+ * NULL (binned or recalibrated: uniform; a crop points at its part). */
 const double *hb_axis_points(const hb_axis *a, hsize_t size);
 /* Set ax's calibration from n points: kept as non-uniform (taking pts) when
  * they do not lie on their line within 1e-9 of its span, else freed. */

@@ -31,27 +31,65 @@ static const hb_param_spec crop_params[] = {
     HB_PARAM_END,
 };
 
+/* A value on a non-uniform axis as HyperSpy's crop takes it: refused
+ * outside the points; inside, the nearest point (the first of two as near,
+ * after a nudge of 1e-12 of the smallest step away from zero, as
+ * DataAxis.value2index's numba_closest_index_round). */
+static int crop_bound_points(const hb_params *p, const char *key, const hb_axis *a, const double *pts, double v,
+                             long long *out) {
+  hsize_t n = a->size;
+  double lo = pts[0], hi = pts[0], step = INFINITY;
+  for (hsize_t i = 1; i < n; i++) lo = fmin(lo, pts[i]), hi = fmax(hi, pts[i]), step = fmin(step, fabs(pts[i] - pts[i - 1]));
+  HB_CHECK(v >= lo && v <= hi, HB_EINVALID, hb_param_where(p, key), "%s %g is outside axis '%s' (%g to %g%s%s)",
+           key, v, a->name, lo, hi, a->units[0] ? " " : "", a->units);
+  double nudge = (v > 0) - (v < 0), best = INFINITY;
+  for (hsize_t i = 0; i < n; i++) {
+    double dist = fabs(pts[i] - v + nudge * step * 1e-12);
+    if (dist < best) best = dist, *out = (long long)i;
+  }
+  return 0;
+}
+
 /* A bound as HyperSpy's crop takes it: an integer literal is an index, a
- * float a calibrated value (value2index, which refuses one outside). */
+ * float a calibrated value (value2index, which refuses one outside; on a
+ * non-uniform axis, crop_bound_points). */
 static int crop_bound(const hb_params *p, const char *key, const hb_axis *a, hsize_t dflt, hsize_t *out) {
   *out = dflt;
   if (!hb_param_given(p, key)) return 0;
   const char *text = hb_param_text(p, key);
   double v = hb_param_float(p, key);
-  long long i;
+  long long i = 0;
+  const double *pts = hb_axis_points(a, a->size);
   if (!strpbrk(text, ".eEnN")) { /* an integer: an index, Python-style */
     i = (long long)v;
     if (i < 0) i += (long long)a->size;
     HB_CHECK(i >= 0 && i <= (long long)a->size, HB_EINVALID, hb_param_where(p, key),
              "%s %s is outside axis '%s' (%llu samples)", key, text, a->name, (unsigned long long)a->size);
+  } else if (pts) {
+    HB_CALL(crop_bound_points(p, key, a, pts, v, &i));
   } else {
     i = hb_axis_value2index(a, v);
     HB_CHECK(i >= 0 && i < (long long)a->size, HB_EINVALID, hb_param_where(p, key),
-             "%s %g is outside axis '%s' (%g to %g %s)", key, v, a->name, a->offset,
-             a->offset + a->scale * (double)(a->size - 1), a->units);
+             "%s %g is outside axis '%s' (%g to %g%s%s)", key, v, a->name, a->offset,
+             a->offset + a->scale * (double)(a->size - 1), a->units[0] ? " " : "", a->units);
   }
   *out = (hsize_t)i;
   return 0;
+}
+
+/* Axis a cropped to [start, end): a non-uniform one keeps its points there
+ * (they stay the input's), as HyperSpy's DataAxis.crop. */
+static void crop_axis(const hb_axis *a, hsize_t start, hsize_t end, hb_axis *out) {
+  const double *pts = hb_axis_points(a, a->size);
+  hsize_t n = end - start;
+  *out = *a;
+  out->size = n;
+  out->offset = pts ? pts[start] : a->offset + a->scale * (double)start;
+  out->points = NULL;
+  if (pts && n > 1) {
+    out->scale = (pts[end - 1] - pts[start]) / (double)(n - 1);
+    out->points = pts + start, out->npoints = n;
+  }
 }
 
 static int crop_plan(hb_transform *t, const hb_params *p) {
@@ -76,8 +114,8 @@ static int crop_plan(hb_transform *t, const hb_params *p) {
     m->on = 1;
     for (int d = 0; d < in->nav_dim; d++) m->factor[d] = 1, m->shape[d] = in->shape[d], m->axes[d] = in->axes[d];
     m->first[c->axis] = c->start;
-    m->shape[c->axis] = m->axes[c->axis].size = c->end - c->start;
-    m->axes[c->axis].offset = a->offset + a->scale * (double)c->start;
+    crop_axis(a, c->start, c->end, &m->axes[c->axis]);
+    m->shape[c->axis] = c->end - c->start;
     return 0;
   }
   hsize_t shape[HB_MAXDIM];
@@ -91,7 +129,7 @@ static int crop_plan(hb_transform *t, const hb_params *p) {
     if (d > k) c->inner *= shape[d];
   }
   shape[k] = c->end - c->start;
-  axes[k].offset = a->offset + a->scale * (double)c->start;
+  crop_axis(a, c->start, c->end, &axes[k]);
   hb_stream_set_signal(&t->out, in->sig_dim, shape, axes, in->dtype);
   return 0;
 }

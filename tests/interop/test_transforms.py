@@ -20,7 +20,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import oracle  # noqa: E402
-from oracle import Case  # noqa: E402
+from oracle import Case, hs  # noqa: E402
 
 HB = os.path.abspath(sys.argv[1])
 NAVSHAPED = ("class", "navigate")
@@ -118,6 +118,28 @@ def scans(o):
             Case("crop_y_neg", {"op": "crop", "axis": 1, "start": -5}, cropped_scan(1, -5, None)),
             Case("crop_y_val", {"op": "crop", "axis": "y", "start": -0.4, "end": 5.2}, cropped_scan("y", -0.4, 5.2)),
         ], tag=tag)
+    # non-uniform axes (HyperSpy's DataAxis: an energy stack's energies, a
+    # signal axis): a crop keeps their points, as DataAxis.crop; value
+    # bounds go to the nearest point
+    rng = oracle.np.random.default_rng(37)
+    st = hs.signals.Signal1D(rng.random((11, 3, 9)).astype("float32"))
+    for ax, pts in ((st.axes_manager._axes[0], [700, 701, 701.5, 702, 703, 705, 706, 706.25, 708, 710, 715]),
+                    (st.axes_manager._axes[2], [1.0, 2, 4, 8, 16, 32, 64, 128, 256])):
+        ax.convert_to_non_uniform_axis()
+        ax.axis = oracle.np.array(pts, float)
+    st.axes_manager._axes[0].name, st.axes_manager._axes[0].units = "Energy", "eV"
+    src = o.path("nonuniform.hspy")
+    oracle._save(st, src, (4, 3, 9), "gzip")
+    o.suite(src, [
+        Case("e_idx", {"op": "crop", "axis": "Energy", "start": 2, "end": 9}, cropped_scan("Energy", 2, 9)),
+        Case("e_val", {"op": "crop", "axis": "Energy", "start": 701.6, "end": 707.0},
+             cropped_scan("Energy", 701.6, 707.0)),
+        Case("e_ends", {"op": "crop", "axis": "Energy", "start": 700.0, "end": 715.0},
+             cropped_scan("Energy", 700.0, 715.0)),
+        Case("s_val", {"op": "crop", "axis": -1, "start": 3.0, "end": 200.0}, cropped_scan(-1, 3.0, 200.0)),
+        Case("s_two", {"op": "crop", "axis": -1, "start": 5, "end": 7}, cropped_scan(-1, 5, 7)),
+    ], tag="nonuniform")
+
     # a binned scan is a result of its own: not a preprocess step, whose
     # output every other result would have to match position by position
     job = oracle.write_job(o.path("navpre.yaml"), o.path("scan_uint16.hspy"), {"tot": {"op": "sum", "axes": "signal"}},
