@@ -74,18 +74,24 @@ typedef enum {
 } hb_out_kind;
 
 /* A FULL result over a changed scan: a cropped one (crop of a navigation
- * axis) or a binned one (rebin with navigation factors).  Result position o
- * along navigation axis d sums the input positions first[d] + o * factor[d]
- * + [0, factor[d]), for o < shape[d]; the dataset's navigation is `shape`
- * with `axes`.  A factor above 1 needs first[d] = 0: the engine aligns
- * blocks to the factors, so every bin lies in one block.  `block` gets the
- * block's whole output buffer (zeroed when the block starts) and places
- * each pattern with hb_nav_map_place. */
+ * axis), a binned one (rebin with navigation factors), or one reduced over
+ * some navigation axes (sum over 'x').  Result position o along navigation
+ * axis d takes the input positions first[d] + o * factor[d] + [0,
+ * factor[d]), for o < shape[d]; the dataset's navigation is `shape` with
+ * `axes`, less the `dropped` axes (reduced: factor the axis' size, shape
+ * 1).  A factor above 1 needs first[d] = 0: the engine aligns blocks to the
+ * factors, so every bin lies in one block.  `block` gets the block's whole
+ * output buffer and places each pattern with hb_nav_map_place; each place
+ * holds an item, zeroed when the block starts, or, when `partial_bytes` is
+ * set, a partial that the kernel's `init` sets then and its `finish` turns
+ * into the item (at its start) when the block ends (hb_output_slot_bytes). */
 struct hb_block;
 typedef struct {
   int on;
   hsize_t first[HB_MAXDIM], factor[HB_MAXDIM], shape[HB_MAXDIM];
+  int dropped[HB_MAXDIM];
   hb_axis axes[HB_MAXDIM];
+  size_t partial_bytes;
 } hb_nav_map;
 /* The block [start, start + count)'s region of the result along navigation
  * axis d: its first result position (*first) and how many (0: none). */
@@ -138,6 +144,9 @@ size_t hb_output_elems(const hb_output *o);
 /* Bytes of one item of a per-pattern result, in the stored dtype: the one
  * place where a result's size per position is known. */
 size_t hb_output_item_bytes(const hb_output *o);
+/* Bytes of one position in a block's buffer: the item, or a changed scan's
+ * partial when larger (hb_nav_map). */
+size_t hb_output_slot_bytes(const hb_output *o);
 
 /* One block of patterns, as the engine hands it to every kernel. */
 typedef struct hb_block {

@@ -75,6 +75,9 @@ static int plan_kernels(hb_engine *e) {
       } else {
         HB_CHECK(!r->o->hidden, HB_EINTERNAL, k->name, "only reduced outputs can be hidden");
         r->item = hb_output_item_bytes(r->o);
+        r->slot = hb_output_slot_bytes(r->o);
+        HB_CHECK(!r->o->nav_map.partial_bytes || (k->def->init && k->def->finish), HB_EINTERNAL, k->name,
+                 "a changed scan's partial needs init and finish");
       }
     }
   }
@@ -311,14 +314,20 @@ static void print_plan(const hb_engine *e, int dry) {
       at += snprintf(shape + at, sizeof shape - (size_t)at, "%s%llu", d ? " x " : "(", (unsigned long long)r->shape[d]);
     char scan[200] = ""; /* a changed scan: ", the scan's [0:12, 0:10] in bins of 2 x 2" */
     const hb_nav_map *m = &r->o->nav_map;
-    int at = 0, binned = 0;
-    for (int d = 0; m->on && d < e->part.nd && at < (int)sizeof scan / 2; d++) {
+    int at = 0, binned = 0, dropped = 0;
+    for (int d = 0; m->on && d < e->part.nd; d++) dropped += m->dropped[d];
+    for (int d = 0; dropped && d < e->part.nd && at < (int)sizeof scan - 80; d++)
+      if (m->dropped[d])
+        at += snprintf(scan + at, sizeof scan - (size_t)at, "%s%d%s%s%s", at ? ", " : ", reduced over navigation axis ",
+                       e->part.nd - 1 - d, /* HyperSpy's order, as jobs name them */
+                       e->in.axes[d].name[0] ? " '" : "", e->in.axes[d].name, e->in.axes[d].name[0] ? "'" : "");
+    for (int d = 0; m->on && !dropped && d < e->part.nd && at < (int)sizeof scan / 2; d++) {
       hsize_t end = m->first[d] + m->shape[d] * m->factor[d];
       at += snprintf(scan + at, sizeof scan - (size_t)at, "%s%llu:%llu", d ? ", " : ", the scan's [",
                      (unsigned long long)m->first[d], (unsigned long long)(end < e->in.shape[d] ? end : e->in.shape[d]));
       binned |= m->factor[d] > 1;
     }
-    if (m->on) at += snprintf(scan + at, sizeof scan - (size_t)at, "]%s", binned ? " in bins of " : "");
+    if (m->on && !dropped) at += snprintf(scan + at, sizeof scan - (size_t)at, "]%s", binned ? " in bins of " : "");
     for (int d = 0; binned && d < e->part.nd && at < (int)sizeof scan - 24; d++)
       at += snprintf(scan + at, sizeof scan - (size_t)at, "%s%llu", d ? " x " : "", (unsigned long long)m->factor[d]);
     printf("result  %-24s %-10s %-10s %s)%s%s\n", r->o->name, kinds[r->o->kind], hb_dtype_name(r->o->dtype), shape,
@@ -543,9 +552,32 @@ static void setup_block(hb_engine *e, size_t b, work *w) {
   w->blk.sig_size = e->sig_size;
   w->blk.dtype = e->in.dtype;
   w->blk.data = w->data;
-  for (int i = 0; e->nav_mapped && i < e->nres; i++) /* bins add up their patterns */
-    if (e->res[i].o->nav_map.on && e->res[i].pass == e->pass)
-      memset(w->navbuf[i], 0, hb_direct_block_positions(e, &e->res[i], w->blk.start, w->blk.count) * e->res[i].item);
+  for (int i = 0; e->nav_mapped && i < e->nres; i++) { /* bins add up their patterns: from zero, or partials */
+    const hb_result *r = &e->res[i];
+    if (!r->o->nav_map.on || r->pass != e->pass) continue;
+    size_t n = hb_direct_block_positions(e, r, w->blk.start, w->blk.count);
+    if (!r->o->nav_map.partial_bytes) memset(w->navbuf[i], 0, n * r->slot);
+    for (size_t p = 0; r->o->nav_map.partial_bytes && p < n; p++)
+      r->k->def->init(r->k, r->iout, (char *)w->navbuf[i] + p * r->slot, hb_output_elems(r->o));
+  }
+}
+
+/* A block's changed scans with partials: each position's finished (at its
+ * slot's start), then the items packed for the write. */
+static void finish_block_partials(hb_engine *e, work *w) {
+  for (int i = 0; e->nav_mapped && i < e->nres; i++) {
+    const hb_result *r = &e->res[i];
+    const hb_nav_map *m = &r->o->nav_map;
+    if (!m->on || !m->partial_bytes || r->pass != e->pass) continue;
+    uint64_t npatterns = 1; /* in each position: every bin is whole */
+    for (int d = 0; d < e->in.nav_dim; d++) npatterns *= m->factor[d];
+    size_t n = hb_direct_block_positions(e, r, w->blk.start, w->blk.count);
+    for (size_t p = 0; p < n; p++) {
+      char *slot = (char *)w->navbuf[i] + p * r->slot;
+      r->k->def->finish(r->k, r->iout, slot, hb_output_elems(r->o), npatterns);
+      memmove((char *)w->navbuf[i] + p * r->item, slot, r->item);
+    }
+  }
 }
 
 static void count_read(hb_engine *e, const work *w, double seconds) {
@@ -670,7 +702,7 @@ static int alloc_work(hb_engine *e, work w[2]) {
     HB_CALL(hb_ragged_alloc(e, &w[s].ragged));
     for (int i = 0; i < e->nres; i++)
       if (per_pattern(&e->res[i])) {
-        w[s].navbuf[i] = malloc(npos * e->res[i].item);
+        w[s].navbuf[i] = malloc(npos * e->res[i].slot);
         HB_CHECK(w[s].navbuf[i], HB_EINTERNAL, "memory", "out of memory for a block of result '%s'",
                  e->res[i].o->name);
         if (e->streaming) {
@@ -723,6 +755,7 @@ static int one_block(hb_engine *e, work w[2], size_t c, int *ahead, long slow_ms
     if (c + 1 < n) *ahead = !(rc = read_block(e, mine[c + 1], &w[(c + 1) % 2]));
     if (started) pthread_join(worker, NULL);
   }
+  if (ok && !rc) finish_block_partials(e, cur);
   e->tm.seconds[HB_PH_KERNELS] += cur->seconds;
   if (ok && cur->partial) hb_tree_push(&e->tree, 0, cur->blk.index, cur->partial);
   else if (cur->partial) hb_tree_release(&e->tree, cur->partial);

@@ -33,6 +33,8 @@ typedef struct {
   const hb_output *o;
   hb_result_path path;
   size_t item;    /* per-pattern kinds: bytes of one item (hb_output_item_bytes) */
+  size_t slot;    /* ...and of one position in a block's buffer (hb_output_slot_bytes) */
+  int nav;        /* per-pattern kinds: navigation axes in the file (fewer: hb_nav_map's dropped) */
   int pass;       /* the pass that fills it (its kernel's first, plus the output's pass - 1) */
   size_t elems;   /* HB_OUT_SIGNAL: elements of the partial */
   size_t offset;  /* HB_OUT_SIGNAL: byte offset in the tree's node buffer */

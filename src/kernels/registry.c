@@ -86,6 +86,11 @@ size_t hb_output_elems(const hb_output *o) {
 
 size_t hb_output_item_bytes(const hb_output *o) { return hb_output_elems(o) * hb_dtype_size(o->dtype); }
 
+size_t hb_output_slot_bytes(const hb_output *o) {
+  size_t item = hb_output_item_bytes(o);
+  return o->nav_map.partial_bytes > item ? o->nav_map.partial_bytes : item;
+}
+
 hsize_t hb_nav_map_region(const hb_nav_map *m, int d, hsize_t start, hsize_t count, hsize_t *first) {
   hsize_t f = m->factor[d], at = m->first[d], end = start + count;
   hsize_t lo = start > at ? (start - at) / f : 0, hi = end > at ? (end - at + f - 1) / f : 0;

@@ -40,6 +40,7 @@ typedef struct {
   stat_kind kind;
   int skip_nan;       /* a nan-variant on float data (integers have no NaN) */
   int per_pattern;    /* within each pattern (a NAV result), else over the navigation axes (SIGNAL) */
+  int some_nav;       /* over some navigation axes: a partial per kept position (a FULL result, hb_nav_map) */
   hb_dtype in, out;
   acc_scheme acc;
   size_t m;           /* pixels per pattern */
@@ -89,8 +90,8 @@ const hb_param_spec hb_stats_params[] = {
      .help = "navigation (every navigation axis: a signal-shaped result), signal (every signal axis: one value per "
              "pattern), or axes as HyperSpy's axis= takes them: one axis or a list, each by its name or its index in "
              "HyperSpy's order (navigation x, y, ..., then signal x, y, ...; negative from the end). Signal axes "
-             "left over make an array per pattern, or per scan with every navigation axis; some but not all "
-             "navigation axes is not supported yet"},
+             "left over make an array per pattern, or per scan with every navigation axis, or per position of "
+             "the navigation axes left over"},
     HB_PARAM_END,
 };
 
@@ -208,10 +209,8 @@ static int stats_plan(hb_kernel *k, const hb_stream *in, const hb_params *p) {
   HB_CALL(reduced_axes(in, p, reduced));
   for (int d = 0; d < in->ndim; d++) *(d < in->nav_dim ? &nav : &sig) += reduced[d];
   HB_CHECK(nav + sig > 0, HB_EINVALID, hb_param_where(p, "axes"), "axes names no axis of the data");
-  HB_CHECK(nav == 0 || nav == in->nav_dim, HB_EINVALID, hb_param_where(p, "axes"),
-           "reducing %d of the %d navigation axes is not supported yet: reduce all of them (axes: navigation) or "
-           "none", nav, in->nav_dim);
   s->per_pattern = nav == 0;
+  s->some_nav = nav > 0 && nav < in->nav_dim;
   /* the signal axes that stay: the result's (per pattern, or in all) */
   hsize_t shape[HB_MAXDIM];
   hb_axis axes[HB_MAXDIM];
@@ -230,6 +229,23 @@ static int stats_plan(hb_kernel *k, const hb_stream *in, const hb_params *p) {
     return 0;
   }
   s->acc = scheme_of(s);
+  s->scratch = malloc(s->nout * sizeof(double));
+  HB_CHECK(s->scratch, HB_EINTERNAL, "memory", "out of memory");
+  if (s->some_nav) { /* a partial per position of the navigation axes left over (hb_nav_map) */
+    HB_CALL(hb_kernel_add_output(k, NULL, HB_OUT_FULL, s->out, acc_dtype(s), quantity[s->kind]));
+    hb_output *o = hb_kernel_output(k, 0);
+    if (kept) hb_output_set_shape(o, kept, shape, axes);
+    hb_nav_map *m = &o->nav_map;
+    m->on = 1;
+    m->partial_bytes = partial_elems(s) * hb_dtype_size(acc_dtype(s));
+    for (int d = 0; d < in->nav_dim; d++) {
+      m->dropped[d] = reduced[d];
+      m->factor[d] = reduced[d] ? in->shape[d] : 1;
+      m->shape[d] = reduced[d] ? 1 : in->shape[d];
+      m->axes[d] = in->axes[d];
+    }
+    return 0;
+  }
   HB_CALL(hb_kernel_add_output(k, NULL, HB_OUT_SIGNAL, s->out, acc_dtype(s), quantity[s->kind]));
   hb_output *o = hb_kernel_output(k, 0);
   if (partial_elems(s) != s->nout) o->partial_elems = partial_elems(s);
@@ -239,8 +255,6 @@ static int stats_plan(hb_kernel *k, const hb_stream *in, const hb_params *p) {
     if (kept) hb_output_set_shape(o, kept, shape, axes);
     else hb_output_set_shape(o, 1, &one, &scalar);
   }
-  s->scratch = malloc(s->nout * sizeof(double));
-  HB_CHECK(s->scratch, HB_EINTERNAL, "memory", "out of memory");
   return 0;
 }
 
@@ -629,6 +643,23 @@ static void stats_init(const hb_kernel *k, int iout, void *acc, size_t n) {
   }
 }
 
+/* b's patterns into the partial acc. */
+static void accumulate(const stat_state *s, const hb_block *b, void *acc) {
+  switch (s->acc) {
+    case ACC_SUM:
+    case ACC_MEAN: per_pixel(s, b, acc); break;
+    case ACC_PICK:
+      if (s->skip_nan) per_pixel_nan(s, b, acc);
+      else per_pixel(s, b, acc);
+      break;
+    case ACC_NANSUM:
+    case ACC_NANMEAN: per_pixel_nan(s, b, acc); break;
+    case ACC_MOMENTS: per_pixel_moments(s, b, acc); break;
+    case ACC_SHIFTED:
+    case ACC_NANSHIFTED: per_pixel_shifted(s, b, acc); break;
+  }
+}
+
 static void stats_block(const hb_kernel *k, const hb_block *b, void *const *out) {
   const stat_state *s = k->state;
   if (s->per_pattern) {
@@ -636,18 +667,20 @@ static void stats_block(const hb_kernel *k, const hb_block *b, void *const *out)
     else per_pattern_general(s, b, out[0]);
     return;
   }
-  switch (s->acc) {
-    case ACC_SUM:
-    case ACC_MEAN: per_pixel(s, b, out[0]); break;
-    case ACC_PICK:
-      if (s->skip_nan) per_pixel_nan(s, b, out[0]);
-      else per_pixel(s, b, out[0]);
-      break;
-    case ACC_NANSUM:
-    case ACC_NANMEAN: per_pixel_nan(s, b, out[0]); break;
-    case ACC_MOMENTS: per_pixel_moments(s, b, out[0]); break;
-    case ACC_SHIFTED:
-    case ACC_NANSHIFTED: per_pixel_shifted(s, b, out[0]); break;
+  if (!s->some_nav) {
+    accumulate(s, b, out[0]);
+    return;
+  }
+  /* each run of patterns of one kept position into that position's partial */
+  const hb_nav_map *m = &k->out[0].nav_map;
+  const size_t slot = hb_output_slot_bytes(&k->out[0]), bytes = b->sig_size * hb_dtype_size(b->dtype);
+  for (size_t p = 0, q; p < b->npos; p = q) {
+    long long at = hb_nav_map_place(m, b, p);
+    for (q = p + 1; q < b->npos && hb_nav_map_place(m, b, q) == at;) q++;
+    hb_block run = *b;
+    run.npos = q - p;
+    run.data = (const char *)b->data + p * bytes;
+    accumulate(s, &run, (char *)out[0] + (size_t)at * slot);
   }
 }
 

@@ -36,24 +36,28 @@ static hsize_t gcd(hsize_t a, hsize_t b) {
 }
 
 void hb_direct_chunk(const hb_engine *e, const hb_result *r, hsize_t *chunk) {
-  int nd = e->in.nav_dim;
   const hb_nav_map *m = &r->o->nav_map;
-  hb_hspy_default_chunks(r->ndim, r->shape, nd, hb_dtype_size(r->o->dtype), chunk);
-  for (int d = 0; d < nd; d++) {
+  hb_hspy_default_chunks(r->ndim, r->shape, r->nav, hb_dtype_size(r->o->dtype), chunk);
+  for (int d = 0, j = 0; d < e->in.nav_dim; d++) {
+    if (m->on && m->dropped[d]) continue;
     /* a changed scan's blocks start at (k * extent - first) / factor in it
      * (the partition aligns blocks to the bins): chunks divide both */
     hsize_t ext = hb_partition_extent(&e->part, d);
     if (m->on) ext = gcd(ext / m->factor[d], m->first[d] / m->factor[d]);
-    chunk[d] = divisor_at_most(ext, chunk[d]);
+    chunk[j] = divisor_at_most(ext, chunk[j]);
+    j++;
   }
 }
 
 size_t hb_direct_block_region(const hb_engine *e, const hb_result *r, hsize_t *start, hsize_t *count) {
   const hb_nav_map *m = &r->o->nav_map;
   size_t n = 1;
-  for (int d = 0; d < e->in.nav_dim; d++) {
-    if (m->on) count[d] = hb_nav_map_region(m, d, start[d], count[d], &start[d]);
-    n *= count[d];
+  for (int d = 0, j = 0; d < e->in.nav_dim; d++) {
+    hsize_t first = start[d], c = count[d];
+    if (m->on) c = hb_nav_map_region(m, d, start[d], count[d], &first);
+    n *= c;
+    if (m->on && m->dropped[d]) continue; /* a reduced axis: not in the file */
+    start[j] = first, count[j] = c, j++;
   }
   return n;
 }
@@ -68,7 +72,7 @@ size_t hb_direct_block_positions(const hb_engine *e, const hb_result *r, const h
 static void *pool_get(hb_engine *e, int i) {
   hb_directstage *s = &e->direct;
   if (s->npool[i]) return s->pool[i][--s->npool[i]];
-  return malloc(e->part.max_block_pos * e->res[i].item);
+  return malloc(e->part.max_block_pos * e->res[i].slot);
 }
 
 static int pool_put(hb_engine *e, int i, void *buf) {
@@ -118,7 +122,7 @@ int hb_direct_full(const hb_engine *e) { return e->ndirect && e->direct.bytes >=
 
 /* Where each chunk of a written block went, for the checkpoint. */
 static int record_block(hb_engine *e, const hb_result *r, int ri, size_t block) {
-  int nd = e->in.nav_dim;
+  int nd = r->nav;
   hsize_t start[HB_MAXDIM], count[HB_MAXDIM], grid[HB_MAXDIM], idx[HB_MAXDIM] = {0}, off[HB_MAXDIM] = {0};
   hb_partition_block(&e->part, block, start, count);
   if (!hb_direct_block_region(e, r, start, count)) return 0; /* no whole bin: nothing written */
@@ -153,7 +157,6 @@ int hb_direct_flush(hb_engine *e) {
   int rc = hb_fault("direct_write") ? HB_FAIL(HB_EIO, e->partial, "cannot write a block of results (%s)",
                                               strerror(EIO))
                                     : 0;
-  int nd = e->in.nav_dim;
   /* one collective write per block and result; a rank with fewer blocks, or
    * that has failed, takes part selecting nothing */
   for (size_t k = 0; k < most; k++)
@@ -165,7 +168,7 @@ int hb_direct_flush(hb_engine *e) {
       size_t npos = 0;
       if (mine) hb_partition_block(&e->part, s->blocks[k], start, count), npos = hb_direct_block_region(e, r, start, count);
       mine &= npos > 0;
-      for (int d = nd; d < r->ndim; d++) start[d] = 0, count[d] = r->shape[d];
+      for (int d = r->nav; d < r->ndim; d++) start[d] = 0, count[d] = r->shape[d];
       hid_t fs = H5Dget_space(r->dset), ms = H5Screate_simple(r->ndim, mine ? count : r->shape, NULL);
       if (mine) H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL);
       else H5Sselect_none(fs), H5Sselect_none(ms);

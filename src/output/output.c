@@ -293,7 +293,7 @@ int hb_output_plan_results(hb_engine *e) {
     }
     if (o->kind == HB_OUT_RAGGED) { /* a list per position: navigation-shaped (raggedwrite.c) */
       r->path = HB_PATH_RAGGED;
-      r->ndim = nd;
+      r->ndim = r->nav = nd;
       memcpy(r->shape, in->shape, sizeof r->shape);
       hb_hspy_default_chunks(nd, r->shape, nd, sizeof(hvl_t), r->chunk);
       e->nragged++;
@@ -301,9 +301,12 @@ int hb_output_plan_results(hb_engine *e) {
     }
     HB_CHECK(nd + o->ndim <= HB_MAXDIM, HB_EINVALID, hb_node_where(r->k->spec, 0),
              "result '%s' would have %d axes; at most %d", o->name, nd + o->ndim, HB_MAXDIM);
-    r->ndim = nd + o->ndim;
-    for (int d = 0; d < nd; d++) r->shape[d] = o->nav_map.on ? o->nav_map.shape[d] : in->shape[d];
-    for (int d = 0; d < o->ndim; d++) r->shape[nd + d] = o->shape[d];
+    r->nav = 0; /* a changed scan drops its reduced axes (hb_nav_map) */
+    for (int d = 0; d < nd; d++)
+      if (!o->nav_map.on || !o->nav_map.dropped[d])
+        r->shape[r->nav++] = o->nav_map.on ? o->nav_map.shape[d] : in->shape[d];
+    r->ndim = r->nav + o->ndim;
+    for (int d = 0; d < o->ndim; d++) r->shape[r->nav + d] = o->shape[d];
     double block = (double)e->part.max_block_pos * (double)r->item;
     r->path = o->kind == HB_OUT_FULL || block >= target ? HB_PATH_DIRECT : HB_PATH_GATHERED;
     if (r->path == HB_PATH_GATHERED && r->item > widest) widest = r->item;
@@ -388,9 +391,10 @@ int hb_output_create(hb_engine *e) {
     } else {
       /* one value per pattern is an image or a line, not a stack; an array
        * per pattern is a signal over the scan, as HyperSpy's own results */
-      for (int d = 0; d < nd; d++)
-        axes[d] = o->nav_map.on ? o->nav_map.axes[d] : in->axes[d], axes[d].navigate = o->ndim > 0;
-      for (int d = 0; d < o->ndim; d++) axes[nd + d] = o->axes[d], axes[nd + d].navigate = 0;
+      const hb_nav_map *m = &o->nav_map;
+      for (int d = 0, j = 0; d < nd; d++)
+        if (!m->on || !m->dropped[d]) axes[j] = m->on ? m->axes[d] : in->axes[d], axes[j++].navigate = o->ndim > 0;
+      for (int d = 0; d < o->ndim; d++) axes[r->nav + d] = o->axes[d], axes[r->nav + d].navigate = 0;
     }
     hb_signal_desc desc = {o->name, o->title ? o->title : o->name, base, o->signal_type ? o->signal_type : "",
                            o->quantity, o->dtype, r->ndim, r->shape, o->kind == HB_OUT_GLOBAL ? NULL : r->chunk, axes,

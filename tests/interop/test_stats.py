@@ -1,7 +1,7 @@
 """The statistics family against HyperSpy 1.7.3: sum, mean, max,
 min, std, var, nansum, nanmean, nanmax, nanmin, nanstd and nanvar over the
 navigation axes, the signal axes and named axes (names and natural-order
-indices, as HyperSpy's axis=), on inputs HyperSpy writes itself (float32
+indices, as HyperSpy's axis=, some of the navigation axes too), on inputs HyperSpy writes itself (float32
 spectrum images and image scans with NaNs, uint16 and int16 ones, a uint16
 stack with values up to 65535; odd shapes, partial edge chunks, gzip), at 1,
 2 and 3 ranks with one input chunk per block, so that every reduction merges
@@ -78,15 +78,21 @@ def test_spectrum_images(o):
     oracle.check(np.isnan(s.data).sum() == 6, f"[{tag}] the input has 6 NaNs")
     cs = cases(OPS, "navigation", "nav", "float32", f32ref=True)
     cs += cases(OPS, "signal", "sig", "float32", NAVSHAPED, f32ref=True)
-    # the one signal axis by name and by index; the navigation axes by
-    # name are refused (below)
+    # the one signal axis by name and by index
     cs += cases(("std", "nanmean"), "Energy loss", "'Energy loss'", "float32", NAVSHAPED, tag="E")
     cs += cases(("nanvar", "max"), -1, "-1", "float32", NAVSHAPED, tag="last")
+    # some of the navigation axes: a spectrum per position of the others
+    # (blocks take whole rows of x), and with the signal axis one value each
+    cs += cases(OPS, "x", "'x'", "float32", tag="x")
+    cs += cases(("mean", "nanstd", "min"), 0, "0", "float32", tag="nat0")
+    cs += cases(("std", "nansum", "nanmax"), ["y", "Energy loss"], "('y', 'Energy loss')", "float32", NAVSHAPED,
+                tag="y_E")
     o.suite(src, cs, tag=tag)
 
     tag = "si_u16"  # the new ops (test_oracle_existing.py has sum, mean, max, min)
     src = o.spectrum_image(tag + ".hspy", dtype="uint16", seed=8)
     cs = cases(OPS[4:], "navigation", "nav", "uint16") + cases(OPS[4:], "signal", "sig", "uint16", NAVSHAPED)
+    cs += cases(OPS, "y", "'y'", "uint16", tag="y")
     o.suite(src, cs, tag=tag)
 
     # int16 around zero: the signed exact moments, and the signed sums
@@ -139,6 +145,10 @@ def test_stacks(o):
     # every axis: one value on HyperSpy's axis "Scalar", which loads as a
     # Signal1D (|1) here and a BaseSignal (|1) in HyperSpy
     cs += cases(("mean", "nanvar"), [0, 1, 2, 3], "(0, 1, 2, 3)", "float32", ("class",), tag="all")
+    # one navigation axis and some signal axes: an image (or a line) per
+    # position of the other navigation axis
+    cs += cases(("sum", "std", "nanmean", "nanmax"), "y", "'y'", "float32", tag="y")
+    cs += cases(("var", "nanstd", "max"), ["x", "kx"], "('x', 'kx')", "float32", tag="x_kx")
     o.suite(src, cs, tag=tag)
 
 
@@ -147,23 +157,29 @@ def test_resume(o):
     and resumed on 3 gives what an uninterrupted run on 1 gives, bit for
     bit: the partials of every accumulation scheme go through the
     checkpoint."""
-    for dtype in ("float32", "uint16"):
-        src = o.path(f"resume_{dtype}.hspy")
-        subprocess.run([HB, "synth", "4dstem", src, "--shape", "12,10,16,16", "--chunks", "2,2,16,16", "--dtype",
-                        dtype], check=True, capture_output=True, env=o.env)
-        kernels = {op: {"op": op, "axes": "navigation"} for op in ("std", "nanvar", "nanmean", "nanmax", "mean")}
-        kernels["var_kx"] = {"op": "var", "axes": "kx"}
-        job = oracle.write_job(o.path(f"resume_{dtype}.yaml"), src, kernels, o.path(f"out/resume_{dtype}.hspy"),
+    every_nav = {op: {"op": op, "axes": "navigation"} for op in ("std", "nanvar", "nanmean", "nanmax", "mean")}
+    every_nav["var_kx"] = {"op": "var", "axes": "kx"}
+    # some navigation axes: a partial per position of y in each block of
+    # whole rows (40 rows: enough blocks for the stop to land mid-run)
+    some_nav = {"std_x": {"op": "std", "axes": "x"}, "nanmean_x": {"op": "nanmean", "axes": "x"},
+                "sum_x_kx": {"op": "sum", "axes": ["x", "kx"]}, "max_x": {"op": "max", "axes": 0}}
+    for dtype, shape, kernels in (("float32", "12,10,16,16", every_nav), ("uint16", "12,10,16,16", every_nav),
+                                  ("float32", "40,10,16,16", some_nav)):
+        tag = f"resume_{dtype}" + ("_some_nav" if kernels is some_nav else "")
+        src = o.path(f"{tag}.hspy")
+        subprocess.run([HB, "synth", "4dstem", src, "--shape", shape, "--chunks", "2,2,16,16", "--dtype", dtype],
+                       check=True, capture_output=True, env=o.env)
+        job = oracle.write_job(o.path(f"{tag}.yaml"), src, kernels, o.path(f"out/{tag}.hspy"),
                                run={"block": 1, "checkpoint": True})
-        ref, out = o.path(f"out/resume_{dtype}_ref.hspy"), o.path(f"out/resume_{dtype}.hspy")
+        ref, out = o.path(f"out/{tag}_ref.hspy"), o.path(f"out/{tag}.hspy")
         p = oracle.run_hyperbatch(HB, job, 1, [f"output.file={ref}"], o.env)
         published = []  # after the stop: nothing under the output's name yet
         stop, resumed = oracle.stop_and_resume(HB, job, [(2, 4), (3, None)], env=o.env,
                                                after_each=lambda i: published.append(os.path.exists(out)))
         oracle.check(p.returncode == 0 and stop.returncode == 75 and not published[0],
-                     f"[resume_{dtype}] reference exit {p.returncode} (0), stopped exit {stop.returncode} (75)")
+                     f"[{tag}] reference exit {p.returncode} (0), stopped exit {stop.returncode} (75)")
         same, summary = oracle.bit_identical(ref, out)
-        oracle.check(resumed.returncode == 0 and same, f"[resume_{dtype}] resumed on 3 ranks: exit "
+        oracle.check(resumed.returncode == 0 and same, f"[{tag}] resumed on 3 ranks: exit "
                      f"{resumed.returncode}; {summary}" + (f" {resumed.stderr.strip()[-400:]}" if resumed.returncode else ""))
 
 
@@ -187,12 +203,9 @@ def test_validate(o):
         ("unknown", "energy", "no axis named 'energy'"),
         ("index", 3, "axis 3: the data has 3 axes"),
         ("negative", -4, "axis -4: the data has 3 axes"),
-        ("one_nav", "x", "reducing 1 of the 2 navigation axes is not supported yet"),
-        ("one_nav_index", 1, "reducing 1 of the 2 navigation axes is not supported yet"),
         ("empty", "", "no axis named ''"),
         ("twice", ["x", "y", "x"], "axis 'x' is named twice in axes"),  # at the item
         ("list_unknown", ["x", "y", "energy"], "no axis named 'energy'"),
-        ("one_nav_list", ["x", "Energy loss"], "reducing 1 of the 2 navigation axes is not supported yet"),
     ]
     for name, value, message in bad:
         job = oracle.write_job(o.path(f"bad_{name}.yaml"), src, {name: {"op": "std", "axes": value}},
@@ -205,9 +218,12 @@ def test_validate(o):
                      f"validate axes: {value}: exit {p.returncode} (2) at {at}, '{message}': {p.stderr.strip()}")
     # and the good ones validate
     job = oracle.write_job(o.path("good.yaml"), src, {"a": {"op": "nanstd", "axes": "Energy loss"},
-                                                      "b": {"op": "var", "axes": -1}}, o.path("out/good.hspy"))
+                                                      "b": {"op": "var", "axes": -1}, "c": {"op": "std", "axes": 1},
+                                                      "d": {"op": "sum", "axes": ["x", "Energy loss"]}},
+                           o.path("out/good.hspy"))
     p = subprocess.run([HB, "validate", job], capture_output=True, text=True, env=o.env, timeout=60)
-    oracle.check(p.returncode == 0, f"validate axes 'Energy loss' and -1: exit {p.returncode}: {p.stderr.strip()}")
+    oracle.check(p.returncode == 0, f"validate axes 'Energy loss', -1, 1 and [x, 'Energy loss']: exit {p.returncode}: "
+                 f"{p.stderr.strip()}")
 
 
 def main():
