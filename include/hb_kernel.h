@@ -43,6 +43,9 @@ typedef struct hb_stream {
  * signal axes x, y, ...; negative from the end).  Gives the array axis
  * (navigation first, C order), or an HB_EINVALID error at `where`. */
 int hb_stream_axis(const hb_stream *s, const char *text, const char *where, int *axis);
+/* 1 when the stream is a single pattern whose size-1 navigation axis the
+ * reader added (hb_input.virtual_nav): HyperSpy's axes are the signal's. */
+int hb_stream_virtual_nav(const hb_stream *s);
 /* HyperSpy's UniformDataAxis.value2index with rounding=round: the index of
  * the sample nearest `value` (half towards zero for values >= 0, away from
  * zero below, after a truncation to 12 decimals); not clipped. */

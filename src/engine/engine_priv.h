@@ -249,6 +249,10 @@ void hb_direct_chunk(const hb_engine *e, const hb_result *r, hsize_t *chunk);
  * of a cropped or binned scan, hb_nav_map); returns its positions (0: it holds no whole bin). */
 size_t hb_direct_block_region(const hb_engine *e, const hb_result *r, hsize_t *start, hsize_t *count);
 size_t hb_direct_block_positions(const hb_engine *e, const hb_result *r, const hsize_t *start, const hsize_t *count);
+/* Result r's dataset has input navigation axis d: not when a changed scan
+ * reduces it (hb_nav_map), nor the size-1 axis of a single pattern under
+ * an item of its own (an FFT of one image is an image, as in HyperSpy). */
+int hb_result_has_nav_axis(const hb_engine *e, const hb_result *r, int d);
 /* Local: stage block blk's direct results; bufs[i] (result i's block
  * buffer) is taken and replaced by a free one. */
 int hb_direct_stage(hb_engine *e, const hb_block *blk, void **bufs);

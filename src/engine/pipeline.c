@@ -40,14 +40,19 @@ void hb_stream_set_signal(hb_stream *s, int sig_dim, const hsize_t *shape, const
   s->dtype = dtype;
 }
 
+int hb_stream_virtual_nav(const hb_stream *s) { return s->input && s->input->virtual_nav; }
+
 int hb_stream_axis(const hb_stream *s, const char *text, const char *where, int *axis) {
   char *end;
   long v = strtol(text, &end, 10);
   if (*text && !*end) { /* an index in natural order */
-    int n = s->ndim;
+    /* a single pattern's size-1 navigation axis is not HyperSpy's: its
+     * indices count the signal axes only */
+    int skip = hb_stream_virtual_nav(s), n = s->ndim - skip;
     HB_CHECK(v >= -n && v < n, HB_EINVALID, where, "axis %ld: the data has %d axes (0 to %d, or -%d to -1)", v, n,
              n - 1, n);
     if (v < 0) v += n;
+    v += skip;
     /* natural order is each group reversed: x (the fastest) first */
     *axis = v < s->nav_dim ? s->nav_dim - 1 - (int)v : s->nav_dim + s->sig_dim - 1 - ((int)v - s->nav_dim);
     return 0;

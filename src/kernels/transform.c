@@ -194,9 +194,13 @@ static int rebin_plan(hb_transform *t, const hb_params *p) {
   int given_scale = hb_param_given(p, "scale"), given_shape = hb_param_given(p, "new_shape");
   HB_CHECK(given_scale != given_shape, HB_EINVALID, hb_params_where(p), "rebin needs one of scale and new_shape");
   const char *key = given_scale ? "scale" : "new_shape";
-  int n = hb_param_numbers(p, key, v);
-  HB_CHECK(n == in->ndim, HB_EINVALID, hb_param_where(p, key), "%s needs %d numbers (one per axis), got %d", key,
-           in->ndim, n);
+  int n = hb_param_numbers(p, key, v), skip = hb_stream_virtual_nav(in); /* one pattern: its signal's axes */
+  HB_CHECK(n == in->ndim - skip, HB_EINVALID, hb_param_where(p, key), "%s needs %d numbers (one per axis), got %d",
+           key, in->ndim - skip, n);
+  if (skip) { /* the size-1 navigation axis, natural index 0, keeps factor 1 */
+    memmove(v + 1, v, (size_t)n * sizeof *v);
+    v[0] = 1;
+  }
   int divides = 1, crop = hb_param_bool(p, "crop"), sd = in->sig_dim;
   hsize_t nn[HB_MAXDIM], f[HB_MAXDIM], m[HB_MAXDIM];
   hb_axis axes[HB_MAXDIM];

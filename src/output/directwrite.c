@@ -35,11 +35,17 @@ static hsize_t gcd(hsize_t a, hsize_t b) {
   return a;
 }
 
+int hb_result_has_nav_axis(const hb_engine *e, const hb_result *r, int d) {
+  const hb_output *o = r->o;
+  if (o->nav_map.on && o->nav_map.dropped[d]) return 0;
+  return !(e->in.virtual_nav && o->ndim > 0 && o->kind != HB_OUT_RAGGED);
+}
+
 void hb_direct_chunk(const hb_engine *e, const hb_result *r, hsize_t *chunk) {
   const hb_nav_map *m = &r->o->nav_map;
   hb_hspy_default_chunks(r->ndim, r->shape, r->nav, hb_dtype_size(r->o->dtype), chunk);
   for (int d = 0, j = 0; d < e->in.nav_dim; d++) {
-    if (m->on && m->dropped[d]) continue;
+    if (!hb_result_has_nav_axis(e, r, d)) continue;
     /* a changed scan's blocks start at (k * extent - first) / factor in it
      * (the partition aligns blocks to the bins): chunks divide both */
     hsize_t ext = hb_partition_extent(&e->part, d);
@@ -56,7 +62,7 @@ size_t hb_direct_block_region(const hb_engine *e, const hb_result *r, hsize_t *s
     hsize_t first = start[d], c = count[d];
     if (m->on) c = hb_nav_map_region(m, d, start[d], count[d], &first);
     n *= c;
-    if (m->on && m->dropped[d]) continue; /* a reduced axis: not in the file */
+    if (!hb_result_has_nav_axis(e, r, d)) continue; /* a reduced axis: not in the file */
     start[j] = first, count[j] = c, j++;
   }
   return n;

@@ -301,14 +301,15 @@ int hb_output_plan_results(hb_engine *e) {
     }
     HB_CHECK(nd + o->ndim <= HB_MAXDIM, HB_EINVALID, hb_node_where(r->k->spec, 0),
              "result '%s' would have %d axes; at most %d", o->name, nd + o->ndim, HB_MAXDIM);
-    r->nav = 0; /* a changed scan drops its reduced axes (hb_nav_map) */
+    r->nav = 0; /* a changed scan drops its reduced axes, one pattern its axis (hb_result_has_nav_axis) */
     for (int d = 0; d < nd; d++)
-      if (!o->nav_map.on || !o->nav_map.dropped[d])
-        r->shape[r->nav++] = o->nav_map.on ? o->nav_map.shape[d] : in->shape[d];
+      if (hb_result_has_nav_axis(e, r, d)) r->shape[r->nav++] = o->nav_map.on ? o->nav_map.shape[d] : in->shape[d];
     r->ndim = r->nav + o->ndim;
     for (int d = 0; d < o->ndim; d++) r->shape[r->nav + d] = o->shape[d];
     double block = (double)e->part.max_block_pos * (double)r->item;
-    r->path = o->kind == HB_OUT_FULL || block >= target ? HB_PATH_DIRECT : HB_PATH_GATHERED;
+    /* (the gathered path assembles navigation-shaped chunks: a single
+     * pattern's array has none, so it is written as a block) */
+    r->path = o->kind == HB_OUT_FULL || block >= target || r->nav < nd ? HB_PATH_DIRECT : HB_PATH_GATHERED;
     if (r->path == HB_PATH_GATHERED && r->item > widest) widest = r->item;
     if (r->path == HB_PATH_DIRECT) e->ndirect++, direct_bytes += e->part.max_block_pos * r->item;
   }
@@ -393,7 +394,7 @@ int hb_output_create(hb_engine *e) {
        * per pattern is a signal over the scan, as HyperSpy's own results */
       const hb_nav_map *m = &o->nav_map;
       for (int d = 0, j = 0; d < nd; d++)
-        if (!m->on || !m->dropped[d]) axes[j] = m->on ? m->axes[d] : in->axes[d], axes[j++].navigate = o->ndim > 0;
+        if (hb_result_has_nav_axis(e, r, d)) axes[j] = m->on ? m->axes[d] : in->axes[d], axes[j++].navigate = o->ndim > 0;
       for (int d = 0; d < o->ndim; d++) axes[r->nav + d] = o->axes[d], axes[r->nav + d].navigate = 0;
     }
     hb_signal_desc desc = {o->name, o->title ? o->title : o->name, base, o->signal_type ? o->signal_type : "",

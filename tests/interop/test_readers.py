@@ -403,9 +403,20 @@ def test_single_pattern(tmp):
     with h5py.File(generic, "w") as f:
         f["/spectrum"] = spec.data
     window = {"op": "virtual_image", "detector": {"shape": "rectangle", "x": [102.0, 110.0], "units": "calibrated"}}
+    # arrays per pattern and transforms of one pattern are that pattern's,
+    # with no navigation axis, and take HyperSpy's axes (indices, factors)
+    def cropped(s):
+        c = s.deepcopy()
+        c.crop(0, 2, 10)
+        return c
+    shaped = {"fft": ({"op": "fft"}, lambda s: s.fft()), "crop0": ({"op": "crop", "axis": 0, "start": 2, "end": 10},
+                                                                   cropped),
+              "line": ({"op": "sum", "axes": 0}, lambda s: s.sum(0)),
+              "binned": ({"op": "rebin", "scale": [2, 2]}, lambda s: s.rebin(scale=(2, 2)))}
+    image_kernels = dict(STATS, **{k: v[0] for k, v in shaped.items()})
     for tag, src, data, extra, kernels in (
-            ("spectrum", "spectrum.hspy", spec.data, None, dict(STATS, win=window)),
-            ("image", "image.hspy", image.data, None, STATS),
+            ("spectrum", "spectrum.hspy", spec.data, None, dict(STATS, win=window, crop0=shaped["crop0"][0])),
+            ("image", "image.hspy", image.data, None, image_kernels),
             ("nexus_image", nexus, image.data, None, STATS),
             ("generic_1d", generic, spec.data, {"dataset": "/spectrum"}, STATS)):
         path = os.path.join(tmp, src)
@@ -425,6 +436,13 @@ def test_single_pattern(tmp):
                 w = sigs.get("win")
                 check(w is not None and np.isclose(w.data[0], spec.isig[102.0:110.0].sum(-1).data[0], rtol=1e-6),
                       f"spectrum at {n}: an energy window in eV == HyperSpy's isig[102.0:110.0].sum()")
+            src_signal = spec if tag == "spectrum" else image
+            for name in (k for k in shaped if k in kernels):
+                got_s, want = sigs.get(name), shaped[name][1](src_signal)
+                check(got_s is not None and got_s.data.shape == want.data.shape and
+                      np.allclose(got_s.data, want.data, rtol=1e-5, atol=1e-6) and
+                      axes_of(got_s) == axes_of(want),
+                      f"{tag} at {n}: {name} is HyperSpy's, {want} (got {got_s})")
 
 
 # ---------------------------------------------------------------- contiguous arrays
