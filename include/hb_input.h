@@ -47,6 +47,7 @@ typedef struct hb_input {
    * original_metadata (under original_as, or merged when ""); "" if none */
   char meta_group[640];
   int meta_mapped_parameters; /* meta_group is a pre-1.2 .hspy's mapped_parameters (carry.c rearranges it) */
+  int meta_before_3;          /* ...or a pre-3.0 .hspy's metadata (carry.c moves a few items, as HyperSpy) */
   char original_group[640];
   char original_as[256];
   int ndim, nav_dim, sig_dim;

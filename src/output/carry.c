@@ -154,6 +154,63 @@ static int copy_mapped_parameters(hid_t src, hid_t meta, haddr_t data_addr) {
   return rc;
 }
 
+/* Attribute `name` of group `from` (under `base`) as `new_name` of group
+ * `to` (made with its parents), if there; the copy in the output is ours
+ * to rearrange. */
+static int move_attr(hid_t base, const char *from, const char *name, const char *to, const char *new_name) {
+  if (H5Lexists(base, from, H5P_DEFAULT) <= 0) return 0;
+  hid_t f = H5Gopen2(base, from, H5P_DEFAULT);
+  if (f < 0) return -1;
+  int rc = 0;
+  if (H5Aexists(f, name) > 0 && !strcmp(from, to)) { /* a rename in place */
+    rc = (H5Aexists(f, new_name) > 0 && H5Adelete(f, new_name) < 0) || H5Arename(f, name, new_name) < 0;
+  } else if (H5Aexists(f, name) > 0) {
+    hid_t t = hb_h5_group(base, to);
+    const char *const only[] = {name, NULL};
+    int same = !strcmp(name, new_name);
+    rc = t < 0 || (H5Aexists(t, name) > 0 && H5Adelete(t, name) < 0) ||
+         (!same && H5Aexists(t, new_name) > 0 && H5Adelete(t, new_name) < 0) || copy_attrs(f, t, NULL, only) ||
+         (!same && H5Arename(t, name, new_name) < 0) || H5Adelete(f, name) < 0;
+    if (t >= 0) H5Gclose(t);
+  }
+  H5Gclose(f);
+  return rc;
+}
+
+/* The smaller moves of HyperSpy 1.7.3's reader (io_plugins/_hierarchical.py)
+ * on the carried copy `meta`: before 1.2, a TEM's dwell time and exposure
+ * into its EELS detector and Sample's Xray_lines as xray_lines; before 3.0,
+ * a tilt_stage as Stage/tilt_alpha and a TEM's exposure (or DigitalMicrograph's
+ * exposure_time) as Detector/Camera/exposure. */
+static int old_format_moves(hid_t src_meta, int mapped_parameters, int before_3, hid_t meta) {
+  static const char *const tem = "Acquisition_instrument/TEM", *const sem = "Acquisition_instrument/SEM";
+  int rc = 0;
+  if (mapped_parameters && H5Lexists(src_meta, "TEM", H5P_DEFAULT) > 0 &&
+      H5Lexists(src_meta, "TEM/EELS", H5P_DEFAULT) > 0) {
+    static const char *const eels[] = {"dwell_time", "dwell_time_units", "exposure", "exposure_units", NULL};
+    for (int i = 0; eels[i] && !rc; i++) rc = move_attr(meta, tem, eels[i], "Acquisition_instrument/TEM/Detector", eels[i]);
+  }
+  if (!rc && mapped_parameters) rc = move_attr(meta, "Sample", "Xray_lines", "Sample", "xray_lines");
+  if (!rc && mapped_parameters && H5Lexists(meta, "Sample/Xray_lines", H5P_DEFAULT) > 0)
+    rc = H5Lmove(meta, "Sample/Xray_lines", meta, "Sample/xray_lines", H5P_DEFAULT, H5P_DEFAULT) < 0;
+  for (int m = 0; !rc && before_3 && m < 2; m++) {
+    char stage[64];
+    snprintf(stage, sizeof stage, "%s/Stage", m ? sem : tem);
+    rc = move_attr(meta, m ? sem : tem, "tilt_stage", stage, "tilt_alpha");
+  }
+  if (!rc && before_3 && H5Lexists(meta, "Acquisition_instrument", H5P_DEFAULT) > 0 &&
+      H5Lexists(meta, tem, H5P_DEFAULT) > 0) {
+    hid_t t = H5Gopen2(meta, tem, H5P_DEFAULT);
+    const char *exposure = t < 0 ? NULL : H5Aexists(t, "exposure_time") > 0 ? "exposure_time"
+                                        : H5Aexists(t, "exposure") > 0        ? "exposure"
+                                                                                : NULL;
+    if (t >= 0) H5Gclose(t);
+    if (t < 0) rc = -1;
+    else if (exposure) rc = move_attr(meta, tem, exposure, "Acquisition_instrument/TEM/Detector/Camera", "exposure");
+  }
+  return rc;
+}
+
 /* Hard links in `to` to every child of `from` that `to` lacks. */
 static herr_t link_child(hid_t from, const char *name, const H5L_info_t *info, void *data) {
   (void)info;
@@ -179,8 +236,8 @@ static hid_t open_in(hid_t file, const char *path) {
 static const char *const own_groups[] = {"General", "Signal", "_HyperSpy", NULL};
 static const char *const own_general[] = {"title", "original_filename", NULL};
 
-static int carry_into(hid_t src_meta, int mapped_parameters, hid_t src_orig, const char *orig_as, haddr_t data_addr,
-                      hid_t group, hid_t first) {
+static int carry_into(hid_t src_meta, int mapped_parameters, int before_3, hid_t src_orig, const char *orig_as,
+                      haddr_t data_addr, hid_t group, hid_t first) {
   int rc = 0;
   hid_t meta = hb_h5_group(group, "metadata"), orig = hb_h5_group(group, "original_metadata");
   if (meta < 0 || orig < 0) rc = -1;
@@ -188,6 +245,7 @@ static int carry_into(hid_t src_meta, int mapped_parameters, hid_t src_orig, con
     if (first < 0) {
       rc = mapped_parameters ? copy_mapped_parameters(src_meta, meta, data_addr)
                              : copy_tree(src_meta, meta, own_groups, 0, data_addr);
+      if (!rc) rc = old_format_moves(src_meta, mapped_parameters, before_3, meta);
     } else {
       hid_t from = H5Gopen2(first, "metadata", H5P_DEFAULT);
       rc = from < 0 || link_children(from, meta);
@@ -237,8 +295,8 @@ int hb_output_carry_metadata(hb_engine *e, const hid_t *groups, int n) {
   haddr_t data_addr = H5Oget_info2(in->dset, &data, H5O_INFO_BASIC) >= 0 ? data.addr : HADDR_UNDEF;
   int rc = 0;
   for (int i = 0; i < n && !rc && (src_meta >= 0 || src_orig >= 0); i++)
-    if (carry_into(src_meta, in->meta_mapped_parameters, src_orig, in->original_as, data_addr, groups[i],
-                   i ? groups[0] : -1))
+    if (carry_into(src_meta, in->meta_mapped_parameters, in->meta_before_3, src_orig, in->original_as, data_addr,
+                   groups[i], i ? groups[0] : -1))
       rc = HB_FAIL(HB_EIO, e->partial, "cannot carry the input's metadata into the results (%s)", hb_h5_error_text());
   if (src_meta >= 0) H5Gclose(src_meta);
   if (src_orig >= 0) H5Gclose(src_orig);

@@ -221,6 +221,7 @@ static int calibrate(hid_t file, const hb_candidate *c, hb_input *in, const char
    * rearranges key by key (src/output/carry.c does the same) */
   snprintf(in->meta_group, sizeof in->meta_group, "%s/%s", c->group, before_1_2 ? "mapped_parameters" : "metadata");
   in->meta_mapped_parameters = before_1_2;
+  in->meta_before_3 = major < 3;
   snprintf(in->original_group, sizeof in->original_group, "%s/%s", c->group,
            before_1_2 ? "original_parameters" : "original_metadata");
   H5Gclose(g);
