@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "decomposition_priv.h"
 #include "hb_detector.h"
@@ -450,15 +451,21 @@ static void stats_partial(dec_data *d, size_t i, const double *unused, double *o
   memset(out, 0, (M + 1) * sizeof *out);
   for (size_t r = 0; r < npos; r++) {
     const double *row = x + r * M;
-    double rs = 0;
-    for (size_t j = 0; j < M; j++) {
-      rs += row[j];
-      out[j] += row[j];
-      if (row[j] < 0 && ns->first_neg == UINT64_MAX) {
+    /* the row sum in eight lanes (a fixed order, and no chain of dependent
+     * additions); the first negative value looked for only in a row that has one */
+    double lane[8] = {0};
+    int neg = 0;
+    size_t m8 = M - M % 8;
+    for (size_t j = 0; j < m8; j += 8)
+      for (int q = 0; q < 8; q++) lane[q] += row[j + q];
+    for (size_t j = 0; j < M; j++) out[j] += row[j], neg |= row[j] < 0;
+    double rs = ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+    for (size_t j = m8; j < M; j++) rs += row[j];
+    for (size_t j = 0; neg && ns->first_neg == UINT64_MAX && j < M; j++)
+      if (row[j] < 0) {
         ns->first_neg = (uint64_t)dec_flat_nav(d, &d->blk[i], r) * M + j;
         ns->neg_value = row[j];
       }
-    }
     d->rowsum[d->off[i] + r] = rs;
     out[M] += rs;
   }
@@ -632,14 +639,28 @@ static int write_meta(dec_data *d, const hb_kernel *k, const dec_meta *m) {
 
 /* ---- the global function --------------------------------------------------------- */
 
-/* Whether float32 holds every value of X exactly, as NMF sees it: data of
- * float32 or of integers of up to 16 bits, not rescaled (NMF has no
- * centring; masks only zero values).  NMF then caches X as float32, half
- * the bytes its iterations stream, and widens it to double as it reads, so
- * the arithmetic and the results are those of the double cache. */
-static int single_exact(const dec_params *p, hb_dtype t) {
+/* Whether float32 holds every value of X exactly, as NMF and the
+ * randomized SVD see it: data of float32 or of integers of up to 16 bits,
+ * not rescaled (no centring, no Poisson scaling; masks only zero values).
+ * They then cache X as float32, half the bytes their passes stream, and
+ * widen it to double as they read (dec_xzt, dec_ytx), so the arithmetic is
+ * the double cache's. */
+static int single_exact(const dec_data *d, const dec_params *p, hb_dtype t) {
   int exact = t == HB_F32 || t == HB_U8 || t == HB_I8 || t == HB_U16 || t == HB_I16;
-  return p->algorithm == DEC_NMF && !p->poisson && p->centre == CENTRE_NONE && exact;
+  int streams = p->algorithm == DEC_NMF || (p->algorithm == DEC_SVD && dec_pick_solver(d, p->k) == SVD_RANDOMIZED);
+  return streams && !p->poisson && p->centre == CENTRE_NONE && exact;
+}
+
+/* The cache of X, in 2 MiB pages where the kernel gives them: the first
+ * pass writes every byte of it once, and 4 KiB pages cost a fault each,
+ * which took a fifth of a randomized PCA of 256 MB (docs/performance.md). */
+static int cache_alloc(void **p, size_t bytes) {
+  const size_t huge = (size_t)2 << 20;
+  size_t n = (bytes + huge - 1) / huge * huge;
+  HB_CHECK(!posix_memalign(p, huge, n ? n : huge), HB_EINTERNAL, "memory",
+           "out of memory caching the data (%zu bytes; cache: disk reads it again instead)", bytes);
+  madvise(*p, n ? n : huge, MADV_HUGEPAGE); /* advice only: without it, small pages */
+  return 0;
 }
 
 static int setup(dec_data *d, hb_global *g, const dec_params *p) {
@@ -660,7 +681,7 @@ static int setup(dec_data *d, hb_global *g, const dec_params *p) {
     d->off[i + 1] = d->off[i] + b->npos;
   }
   d->nloc = d->off[d->nb];
-  int single = single_exact(p, g->in->dtype);
+  int single = single_exact(d, p, g->in->dtype);
   double bytes = (double)d->nloc * (double)d->M * (single ? sizeof(float) : sizeof(double));
   /* auto: memory up to 1 GiB, except for exact SVD on rank 0 without a
    * statistics pass: it reads X only twice (Gram matrix, loadings), and from
@@ -672,8 +693,9 @@ static int setup(dec_data *d, hb_global *g, const dec_params *p) {
                   dec_gram_where(d) == GRAM_LOCAL;
   d->cached = p->cache == CACHE_MEMORY || (p->cache == CACHE_AUTO && bytes <= (double)(1u << 30) && !two_reads);
   HB_ALLOC(d->raw, g->part->max_block_pos * d->M * hb_dtype_size(g->in->dtype));
-  if (d->cached && single) HB_ALLOC(d->xs, d->nloc * d->M);
-  HB_ALLOC(d->x, (d->cached && !single ? d->nloc : g->part->max_block_pos) * d->M);
+  if (d->cached && single) HB_CALL(cache_alloc((void **)&d->xs, d->nloc * d->M * sizeof *d->xs));
+  if (d->cached && !single) HB_CALL(cache_alloc((void **)&d->x, d->nloc * d->M * sizeof *d->x));
+  else HB_ALLOC(d->x, g->part->max_block_pos * d->M);
   HB_ALLOC(d->rowsum, d->nloc);
   HB_ALLOC(d->colsum, d->M);
   HB_ALLOC(d->mean, d->M);

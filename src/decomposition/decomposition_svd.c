@@ -4,11 +4,13 @@
  * tree) and its top k eigenpairs (dsyevr) on rank 0; V is broadcast and each
  * rank forms its loadings X·V.  Nothing N-sized leaves a rank.
  *
- * randomized: Halko, Martinsson and Tropp (2011) with power iterations.  The
- * sketch Y = XΩ stays distributed by rows and is orthonormalised with
- * CholeskyQR2 (only l × l Gram matrices are reduced); XᵀQ is reduced to an
- * M × l matrix, orthonormalised on every rank alike; B = QᵀX (l × M) is
- * decomposed on rank 0. */
+ * randomized: Halko, Martinsson and Tropp (2011) with power iterations.  Each
+ * power iteration is one pass over X: Z := orth(XᵀX Z), with XᵀX Z summed
+ * block by block as (X_b Z)ᵀ X_b, each run of rows read twice while it is in
+ * cache (the same span as orthonormalising X Z in between, at one read of X
+ * instead of two).  Then the sketch Y = X Z stays distributed by rows and is
+ * orthonormalised with CholeskyQR2 (only l × l Gram matrices are reduced);
+ * B = QᵀX (l × M) is decomposed on rank 0. */
 #include <cblas.h>
 #include <dirent.h>
 #include <math.h>
@@ -519,6 +521,7 @@ typedef struct {
   const double *Zt; /* l × M: Y = X Ztᵀ */
   double *Y;        /* nloc × l, local rows */
   int fresh;        /* sketch: form Y from X in this pass; qtx: also sum ||X||² */
+  float *Zf, *Tf, *Bf; /* power iterations on the float32 cache: Zt, a run's X Ztᵀ, its (X Ztᵀ)ᵀ X */
 } sketch_arg;
 
 /* Y_b = X_b Ztᵀ (when fresh), and the partial Y_bᵀY_b for CholeskyQR. */
@@ -565,7 +568,7 @@ static int cholqr2(dec_data *d, size_t l, double *Y, int first_read, const doubl
   HB_ALLOC(G, l * l);
   int rc = 0;
   for (int pass = 0; pass < 3 && !rc; pass++) {
-    sketch_arg a = {l, Zt, Y, pass == 0 && first_read};
+    sketch_arg a = {.l = l, .Zt = Zt, .Y = Y, .fresh = pass == 0 && first_read};
     rc = dec_reduce(d, l * l, a.fresh && !d->xs, sketch_partial, &a, NULL, 1, G);
     if (rc) break;
     /* stop once R is the identity to rounding: Q is orthonormal */
@@ -597,6 +600,40 @@ static void qtx_partial(dec_data *d, size_t i, const double *x, double *out, voi
   ss = ((s8[0] + s8[1]) + (s8[2] + s8[3])) + ((s8[4] + s8[5]) + (s8[6] + s8[7]));
   for (size_t j = n8; j < n; j++) ss += x ? x[j] * x[j] : (double)xs[j] * xs[j];
   out[l * M] = ss;
+}
+
+/* A power iteration's partial (X_b Ztᵀ)ᵀ X_b (l × M), with Y's rows of the
+ * block as scratch: in runs of rows that stay in cache.  On the float32
+ * cache in single precision (SGEMM, twice DGEMM's rate on the same bytes),
+ * each run's product added into the double partial: the power iterations
+ * only steer the subspace, which the last passes (in double) make exact to
+ * the data's float32 values. */
+#define POWER_RUN 16
+#define POWER_RUN_SINGLE 256
+static void power_partial(dec_data *d, size_t i, const double *x, double *out, void *arg) {
+  sketch_arg *a = arg;
+  size_t l = a->l, M = d->M, npos = d->blk[i].npos;
+  double *T = a->Y + d->off[i] * l;
+  if (!x) {
+    const float *xs = d->xs + d->off[i] * M;
+    memset(out, 0, l * M * sizeof *out);
+    for (size_t r0 = 0; r0 < npos; r0 += POWER_RUN_SINGLE) {
+      int nr = (int)(npos - r0 < POWER_RUN_SINGLE ? npos - r0 : POWER_RUN_SINGLE);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, (int)l, (int)M, 1.0f, xs + r0 * M, (int)M, a->Zf,
+                  (int)M, 0.0f, a->Tf, (int)l);
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)l, (int)M, nr, 1.0f, a->Tf, (int)l, xs + r0 * M,
+                  (int)M, 0.0f, a->Bf, (int)M);
+      for (size_t j = 0; j < l * M; j++) out[j] += a->Bf[j];
+    }
+    return;
+  }
+  for (size_t r0 = 0; r0 < npos; r0 += POWER_RUN) {
+    int nr = (int)(npos - r0 < POWER_RUN ? npos - r0 : POWER_RUN);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, (int)l, (int)M, 1.0, x + r0 * M, (int)M, a->Zt, (int)M,
+                0.0, T + r0 * l, (int)l);
+    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)l, (int)M, nr, 1.0, T + r0 * l, (int)l, x + r0 * M,
+                (int)M, r0 ? 1.0 : 0.0, out, (int)M);
+  }
 }
 
 /* Orthonormal rows of Zt (l × M), identically on every rank. */
@@ -645,18 +682,24 @@ static int svd_randomized(dec_data *d, size_t K, double *Vt, double *s, double *
     hb_rng r;
     hb_rng_seed(&r, (uint64_t)p->seed, 0);
     for (size_t i = 0; i < l * M; i++) Zt[i] = dec_rng_normal(&r);
-    rc = cholqr2(d, l, Y, 1, Zt);
   }
-  sketch_arg a = {l, Zt, Y, 0};
+  sketch_arg a = {l, Zt, Y, 0, NULL, NULL, NULL};
   int read = !d->xs; /* else the partials read the float32 cache */
-  for (int it = 0; it < p->n_iter && !rc; it++) {
-    rc = dec_reduce(d, l * M + 1, read, qtx_partial, &a, NULL, 1, B); /* B = QᵀX, i.e. Z = XᵀQ */
+  if (d->xs && !rc) {
+    a.Zf = malloc(l * M * sizeof *a.Zf), a.Bf = malloc(l * M * sizeof *a.Bf);
+    a.Tf = malloc(POWER_RUN_SINGLE * l * sizeof *a.Tf);
+    rc = !a.Zf || !a.Bf || !a.Tf ? HB_FAIL(HB_EINTERNAL, "memory", "out of memory") : 0;
+    rc = hb_agree(d->g->comm, rc);
+  }
+  for (int it = 0; it < p->n_iter && !rc; it++) { /* Z := orth(XᵀX Z), one pass each */
+    for (size_t j = 0; a.Zf && j < l * M; j++) a.Zf[j] = (float)Zt[j];
+    rc = dec_reduce(d, l * M, read, power_partial, &a, NULL, 1, B);
     if (!rc) {
       memcpy(Zt, B, l * M * sizeof *Zt);
       rc = hb_agree(d->g->comm, orthonormal_rows(Zt, l, M));
     }
-    if (!rc) rc = cholqr2(d, l, Y, 1, Zt);
   }
+  if (!rc) rc = cholqr2(d, l, Y, 1, Zt); /* Q = orth(X Z) */
   a.fresh = 1;
   if (!rc) rc = dec_reduce(d, l * M + 1, read, qtx_partial, &a, NULL, 0, B);
   if (!rc) {
@@ -680,6 +723,7 @@ static int svd_randomized(dec_data *d, size_t K, double *Vt, double *s, double *
     for (size_t r = 0; r < d->nloc; r++)
       for (size_t c = 0; c < K; c++) L[r * K + c] *= sv[c];
   }
+  free(a.Zf), free(a.Tf), free(a.Bf);
   free(Zt);
   free(Y);
   free(B);
