@@ -18,6 +18,7 @@ cd "$WORK"
 export HB_RESULT_CHUNK_BYTES=2048
 "$HB" synth 4dstem in.hspy --shape 12,16,32,32 --chunks 1,4,32,32 --seed 3 >/dev/null
 job=job-$$.yaml # unique: the leftover ranks of a kill are found by it
+trap 'pkill -9 -f "$HB run $job" 2>/dev/null || true; rm -rf "$WORK"' EXIT # none outlives the test
 cat >"$job" <<'YAML'
 version: 1
 input: {file: in.hspy}
