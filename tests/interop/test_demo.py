@@ -5,7 +5,7 @@ annular image is dark in vacuum and follows the thickness, a dark field on a
 Bragg disk shows the grain, the mean pattern shows the Bragg disks, the
 hot pixels are filtered, the standard-deviation pattern is numpy's, the peaks
 of the crystal's patterns are on its Bragg disks, and the binned scans (2x2
-in the detector; 8x8 in the positions too) hold every count.
+in the detector; 4x4 in the positions too) hold every count.
 
 usage: /usr/bin/python3 test_demo.py path/to/hyperbatch SOURCE_ROOT"""
 import os
@@ -83,16 +83,16 @@ def main(tmp):
     check(all(abs(a.scale - 2 * b.scale) < 1e-12 for a, b in zip(sig, hs.load(scan, lazy=True).axes_manager.signal_axes)),
           "binned's detector axes have twice the scale")
 
-    # overview: the scan binned 8x8 in its positions too (a binned scan)
+    # overview: the scan binned 4x4 in its positions too (a binned scan)
     ov = res["overview"]
-    check(ov.data.shape == (8, 8, 64, 64), f"overview is the scan 8x8-binned: {ov.data.shape}")
+    check(ov.data.shape == (16, 16, 64, 64), f"overview is the scan 4x4-binned: {ov.data.shape}")
     check(np.array_equal(ov.data.sum(axis=(2, 3), dtype=np.uint64),
-                         total.astype(np.uint64).reshape(8, 8, 8, 8).sum(axis=(1, 3))),
-          "overview holds every count of its 64 patterns (its sums equal total's over each bin)")
+                         total.astype(np.uint64).reshape(16, 4, 16, 4).sum(axis=(1, 3))),
+          "overview holds every count of its 16 patterns (its sums equal total's over each bin)")
     nav = hs.load(scan, lazy=True).axes_manager.navigation_axes
-    check(all(abs(a.scale - 8 * b.scale) < 1e-12 and abs(a.offset - (b.offset + 3.5 * b.scale)) < 1e-12
+    check(all(abs(a.scale - 4 * b.scale) < 1e-12 and abs(a.offset - (b.offset + 1.5 * b.scale)) < 1e-12
               for a, b in zip(ov.axes_manager.navigation_axes, nav)),
-          "overview's scan axes: 8 times the scale, offset at the first bin's centre (as HyperSpy's rebin)")
+          "overview's scan axes: 4 times the scale, offset at the first bin's centre (as HyperSpy's rebin)")
 
     # find_peaks: the crystal's patterns have peaks on (nearly) all 8 Bragg
     # disks, the vacuum's on none (the direct beam is not a Bragg disk)
