@@ -46,6 +46,8 @@ size_t hb_partition_result_chunk_of(const hb_partition *p, size_t block);
 /* Result chunk c's first position; its blocks go to `blocks` (if not NULL,
  * room for the product of rblocks) in C order.  Returns how many it has. */
 size_t hb_partition_result_chunk(const hb_partition *p, size_t c, hsize_t *start, size_t *blocks);
+/* Greatest common divisor (gcd(a, 0) = a): block and chunk alignment. */
+hsize_t hb_gcd(hsize_t a, hsize_t b);
 /* Contiguous, balanced ranges: rank r gets [first, end). */
 void hb_partition_range(size_t nblocks, int rank, int size, size_t *first, size_t *end);
 

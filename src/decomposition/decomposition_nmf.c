@@ -270,19 +270,6 @@ void dec_ytx(const dec_data *d, size_t i, const double *Y, size_t l, double *B) 
   }
 }
 
-void dec_xztx(const dec_data *d, size_t i, const double *Zt, size_t l, double *T, double *B) {
-  size_t M = d->M, npos = d->blk[i].npos;
-  const float *x = d->xs + d->off[i] * M;
-  int isa = kernel_isa();
-  memset(B, 0, l * M * sizeof *B);
-  for (size_t r0 = 0; r0 < npos; r0 += NMF_RUN) { /* each run's rows twice while they are in L2 */
-    size_t nr = npos - r0 < NMF_RUN ? npos - r0 : NMF_RUN, nnext = npos - r0 - nr < NMF_RUN ? npos - r0 - nr : NMF_RUN;
-    const float *xr = x + r0 * M, *next = nnext ? x + (r0 + nr) * M : NULL;
-    (isa == 2 ? xzt_512 : isa ? xzt_256 : xzt_128)(l, M, nr, xr, Zt, T + r0 * l);
-    (isa == 2 ? ytx_512 : isa ? ytx_256 : ytx_128)(l, M, nr, T + r0 * l, xr, B, next, nnext);
-  }
-}
-
 /* Update block i's rows of W, then its partial [WᵀW | WᵀX | cd's violation].
  * One sweep over the block: each run of rows gives X·Hᵀ, its W update and
  * its share of WᵀX while it is still in cache (X is read once per iteration,

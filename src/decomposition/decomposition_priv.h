@@ -89,8 +89,6 @@ int dec_gram_eigen_scalapack(dec_data *d, size_t k, double *Vt, double *lam);
  * Y (npos × l) = X_i·Ztᵀ and B (l × M) = Yᵀ·X_i for local block i. */
 void dec_xzt(const dec_data *d, size_t i, const double *Zt, size_t l, double *Y);
 void dec_ytx(const dec_data *d, size_t i, const double *Y, size_t l, double *B);
-/* Both on block i in one sweep of its rows: T = X Ztᵀ (npos × l), B = Tᵀ X. */
-void dec_xztx(const dec_data *d, size_t i, const double *Zt, size_t l, double *T, double *B);
 
 /* NMF (sklearn's objective and rules) from the requested init: W local
  * (nloc × k), H (k × M); iterations run and the final ||X - WH||_F. */

@@ -215,14 +215,7 @@ static int plan(hb_engine *e) {
     const hb_nav_map *m = &e->res[i].o->nav_map;
     if (!m->on) continue;
     e->nav_mapped = 1;
-    for (int d = 0; d < e->in.nav_dim; d++) {
-      hsize_t a = align[d], b = m->factor[d];
-      while (b) {
-        hsize_t t = a % b;
-        a = b, b = t;
-      }
-      align[d] = align[d] / a * m->factor[d];
-    }
+    for (int d = 0; d < e->in.nav_dim; d++) align[d] = align[d] / hb_gcd(align[d], m->factor[d]) * m->factor[d];
   }
   hb_partition_init(&e->part, e->in.nav_dim, e->in.shape, align, target);
   HB_CALL(hb_output_plan_results(e)); /* each result's path, dataset shape and chunks */

@@ -3,6 +3,14 @@
 
 #include "hb_plan.h"
 
+hsize_t hb_gcd(hsize_t a, hsize_t b) {
+  while (b) {
+    hsize_t t = a % b;
+    a = b, b = t;
+  }
+  return a;
+}
+
 size_t hb_partition_auto_target(size_t bytes_per_pattern) {
   size_t t = HB_BLOCK_TARGET_BYTES / (bytes_per_pattern ? bytes_per_pattern : 1);
   return t ? t : 1;

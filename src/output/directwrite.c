@@ -27,14 +27,6 @@ static hsize_t divisor_at_most(hsize_t n, hsize_t most) {
   return 1;
 }
 
-static hsize_t gcd(hsize_t a, hsize_t b) {
-  while (b) {
-    hsize_t t = a % b;
-    a = b, b = t;
-  }
-  return a;
-}
-
 int hb_result_has_nav_axis(const hb_engine *e, const hb_result *r, int d) {
   const hb_output *o = r->o;
   if (o->nav_map.on && o->nav_map.dropped[d]) return 0;
@@ -49,7 +41,7 @@ void hb_direct_chunk(const hb_engine *e, const hb_result *r, hsize_t *chunk) {
     /* a changed scan's blocks start at (k * extent - first) / factor in it
      * (the partition aligns blocks to the bins): chunks divide both */
     hsize_t ext = hb_partition_extent(&e->part, d);
-    if (m->on) ext = gcd(ext / m->factor[d], m->first[d] / m->factor[d]);
+    if (m->on) ext = hb_gcd(ext / m->factor[d], m->first[d] / m->factor[d]);
     chunk[j] = divisor_at_most(ext, chunk[j]);
     j++;
   }
