@@ -76,14 +76,16 @@ typedef enum {
   HB_OUT_RAGGED, /* a list of records of item shape per pattern, of any length (find_peaks) */
 } hb_out_kind;
 
-/* A FULL result over a changed scan: a cropped one (crop of a navigation
- * axis), a binned one (rebin with navigation factors), or one reduced over
- * some navigation axes (sum over 'x').  Result position o along navigation
- * axis d takes the input positions first[d] + o * factor[d] + [0,
- * factor[d]), for o < shape[d]; the dataset's navigation is `shape` with
- * `axes`, less the `dropped` axes (reduced: factor the axis' size, shape
- * 1).  A factor above 1 needs first[d] = 0: the engine aligns blocks to the
- * factors, so every bin lies in one block.  `block` gets the block's whole
+/* A FULL result over a changed scan: a cropped or thinned one (crop of a
+ * navigation axis, with a step), a binned one (rebin with navigation
+ * factors), or one reduced over some navigation axes (sum over 'x').
+ * Result position o along navigation axis d takes the input positions
+ * first[d] + o * step[d] + [0, factor[d]), for o < shape[d] (a bin: step =
+ * factor; a thinned scan: factor 1, step above 1); the dataset's navigation
+ * is `shape` with `axes`, less the `dropped` axes (reduced: factor the
+ * axis' size, shape 1).  A factor above 1 needs first[d] = 0.  The engine
+ * aligns blocks to the steps, so every bin lies in one block and a block
+ * edge falls on a result chunk's edge.  `block` gets the block's whole
  * output buffer and places each pattern with hb_nav_map_place; each place
  * holds an item, zeroed when the block starts, or, when `partial_bytes` is
  * set, a partial that the kernel's `init` sets then and its `finish` turns
@@ -91,7 +93,7 @@ typedef enum {
 struct hb_block;
 typedef struct {
   int on;
-  hsize_t first[HB_MAXDIM], factor[HB_MAXDIM], shape[HB_MAXDIM];
+  hsize_t first[HB_MAXDIM], step[HB_MAXDIM], factor[HB_MAXDIM], shape[HB_MAXDIM];
   int dropped[HB_MAXDIM];
   hb_axis axes[HB_MAXDIM];
   size_t partial_bytes;

@@ -207,15 +207,16 @@ static int plan(hb_engine *e) {
   HB_CALL(fuse_kernels(e));
   size_t pattern_bytes = e->sig_size * hb_dtype_size(e->in.dtype);
   size_t target = e->job->block > 0 ? (size_t)e->job->block : hb_partition_auto_target(pattern_bytes);
-  /* blocks of whole chunks and whole bins of every binned scan, so that a bin
-   * never spans blocks (or ranks): the least common multiple of the two */
+  /* blocks of whole chunks and whole steps of every changed scan, so that a
+   * bin never spans blocks (or ranks) and a block edge is a result chunk's
+   * edge: the least common multiple of the two */
   hsize_t align[HB_MAXDIM];
   for (int d = 0; d < e->in.nav_dim; d++) align[d] = e->in.chunk[d] ? e->in.chunk[d] : 1;
   for (int i = 0; i < e->nres; i++) {
     const hb_nav_map *m = &e->res[i].o->nav_map;
     if (!m->on) continue;
     e->nav_mapped = 1;
-    for (int d = 0; d < e->in.nav_dim; d++) align[d] = align[d] / hb_gcd(align[d], m->factor[d]) * m->factor[d];
+    for (int d = 0; d < e->in.nav_dim; d++) align[d] = align[d] / hb_gcd(align[d], m->step[d]) * m->step[d];
   }
   hb_partition_init(&e->part, e->in.nav_dim, e->in.shape, align, target);
   HB_CALL(hb_output_plan_results(e)); /* each result's path, dataset shape and chunks */
@@ -315,9 +316,11 @@ static void print_plan(const hb_engine *e, int dry) {
                        e->part.nd - 1 - d, /* HyperSpy's order, as jobs name them */
                        e->in.axes[d].name[0] ? " '" : "", e->in.axes[d].name, e->in.axes[d].name[0] ? "'" : "");
     for (int d = 0; m->on && !dropped && d < e->part.nd && at < (int)sizeof scan / 2; d++) {
-      hsize_t end = m->first[d] + m->shape[d] * m->factor[d];
+      hsize_t end = m->first[d] + (m->shape[d] - 1) * m->step[d] + m->factor[d];
       at += snprintf(scan + at, sizeof scan - (size_t)at, "%s%llu:%llu", d ? ", " : ", the scan's [",
                      (unsigned long long)m->first[d], (unsigned long long)(end < e->in.shape[d] ? end : e->in.shape[d]));
+      if (m->step[d] > m->factor[d]) /* thinned: Python's slice */
+        at += snprintf(scan + at, sizeof scan - (size_t)at, ":%llu", (unsigned long long)m->step[d]);
       binned |= m->factor[d] > 1;
     }
     if (m->on && !dropped) at += snprintf(scan + at, sizeof scan - (size_t)at, "]%s", binned ? " in bins of " : "");

@@ -92,8 +92,10 @@ size_t hb_output_slot_bytes(const hb_output *o) {
 }
 
 hsize_t hb_nav_map_region(const hb_nav_map *m, int d, hsize_t start, hsize_t count, hsize_t *first) {
-  hsize_t f = m->factor[d], at = m->first[d], end = start + count;
-  hsize_t lo = start > at ? (start - at) / f : 0, hi = end > at ? (end - at + f - 1) / f : 0;
+  hsize_t s = m->step[d], at = m->first[d], end = start + count;
+  /* the first result position starting in the block (a bin starts in the
+   * block that holds it whole), to the last */
+  hsize_t lo = start > at ? (start - at + s - 1) / s : 0, hi = end > at ? (end - at + s - 1) / s : 0;
   if (hi > m->shape[d]) hi = m->shape[d]; /* cropped, or whole bins only */
   *first = lo;
   return hi > lo ? hi - lo : 0;
@@ -105,8 +107,8 @@ long long hb_nav_map_place(const hb_nav_map *m, const hb_block *b, size_t p) {
   for (int d = b->nav_dim - 1; d >= 0; d--) {
     hsize_t c = b->start[d] + pos % b->count[d], lo, n = hb_nav_map_region(m, d, b->start[d], b->count[d], &lo);
     pos /= b->count[d];
-    if (c < m->first[d]) return -1;
-    hsize_t o = (c - m->first[d]) / m->factor[d];
+    if (c < m->first[d] || (c - m->first[d]) % m->step[d] >= m->factor[d]) return -1; /* cropped, or thinned out */
+    hsize_t o = (c - m->first[d]) / m->step[d];
     if (o >= lo + n) return -1;
     place += (long long)(o - lo) * stride;
     stride *= (long long)n;

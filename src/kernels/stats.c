@@ -240,7 +240,7 @@ static int stats_plan(hb_kernel *k, const hb_stream *in, const hb_params *p) {
     m->partial_bytes = partial_elems(s) * hb_dtype_size(acc_dtype(s));
     for (int d = 0; d < in->nav_dim; d++) {
       m->dropped[d] = reduced[d];
-      m->factor[d] = reduced[d] ? in->shape[d] : 1;
+      m->factor[d] = m->step[d] = reduced[d] ? in->shape[d] : 1;
       m->shape[d] = reduced[d] ? 1 : in->shape[d];
       m->axes[d] = in->axes[d];
     }

@@ -15,9 +15,10 @@
 
 typedef struct {
   int axis;          /* array axis (a navigation axis: the scan is cropped, nav_map) */
-  hsize_t start, end;
+  hsize_t start, end, step, kept; /* kept: samples start, start + step, ... below end */
   size_t outer, inner; /* elements before the axis (per pattern) and after it */
   size_t es;
+  double *points;      /* a thinned non-uniform axis' points */
 } crop_state;
 
 static const hb_param_spec crop_params[] = {
@@ -28,6 +29,10 @@ static const hb_param_spec crop_params[] = {
      .help = "first sample kept: an integer is an index (negative from the end), a number with a point a value "
              "in the axis' units; default the first"},
     {"end", HB_P_FLOAT, .help = "first sample dropped (exclusive), likewise; default past the last"},
+    {"step", HB_P_FLOAT, HB_DEFAULT_FLOAT(1),
+     .help = "keep every step-th sample from start, as isig/inav's [start:end:step] (a thinned scan on a navigation "
+             "axis): an integer counts samples, a number with a point is a distance in the axis' units (rounded "
+             "to samples; uniform axes only)"},
     HB_PARAM_END,
 };
 
@@ -77,19 +82,46 @@ static int crop_bound(const hb_params *p, const char *key, const hb_axis *a, hsi
   return 0;
 }
 
-/* Axis a cropped to [start, end): a non-uniform one keeps its points there
- * (they stay the input's), as HyperSpy's DataAxis.crop. */
-static void crop_axis(const hb_axis *a, hsize_t start, hsize_t end, hb_axis *out) {
+/* A step as isig/inav's slices take it: an integer counts samples; a
+ * number with a point is a distance, rounded to samples on a uniform axis
+ * (DataAxis._get_array_slices; refused on a non-uniform one, as there). */
+static int crop_step(const hb_params *p, const hb_axis *a, hsize_t *out) {
+  double v = hb_param_float(p, "step");
+  if (hb_param_given(p, "step") && strpbrk(hb_param_text(p, "step"), ".eEnN")) {
+    HB_CHECK(!hb_axis_points(a, a->size), HB_EINVALID, hb_param_where(p, "step"),
+             "step %g is a distance, and axis '%s' is not uniform: give a number of samples", v, a->name);
+    HB_CHECK(nearbyint(v / a->scale) >= 1, HB_EINVALID, hb_param_where(p, "step"),
+             "step %g is less than one sample of axis '%s' (scale %g)", v, a->name, a->scale);
+    v = nearbyint(v / a->scale);
+  }
+  HB_CHECK(v >= 1 && v == floor(v), HB_EINVALID, hb_param_where(p, "step"),
+           "step %g: a whole number of samples, at least 1", v);
+  *out = (hsize_t)v;
+  return 0;
+}
+
+/* Axis a cropped to [start, end) by step: a non-uniform one keeps its
+ * points there (they stay the input's, or a copy in *own when thinned), as
+ * HyperSpy's DataAxis slicing; a uniform one takes scale * step. */
+static int crop_axis(const hb_axis *a, hsize_t start, hsize_t end, hsize_t step, double **own, hb_axis *out) {
   const double *pts = hb_axis_points(a, a->size);
-  hsize_t n = end - start;
+  hsize_t n = (end - start + step - 1) / step;
   *out = *a;
   out->size = n;
   out->offset = pts ? pts[start] : a->offset + a->scale * (double)start;
+  out->scale = pts ? a->scale : a->scale * (double)step;
   out->points = NULL;
   if (pts && n > 1) {
-    out->scale = (pts[end - 1] - pts[start]) / (double)(n - 1);
+    hsize_t last = start + (n - 1) * step;
+    out->scale = (pts[last] - pts[start]) / (double)(n - 1);
     out->points = pts + start, out->npoints = n;
+    if (step > 1) {
+      HB_ALLOC(*own, n);
+      for (hsize_t i = 0; i < n; i++) (*own)[i] = pts[start + i * step];
+      out->points = *own;
+    }
   }
+  return 0;
 }
 
 static int crop_plan(hb_transform *t, const hb_params *p) {
@@ -104,6 +136,8 @@ static int crop_plan(hb_transform *t, const hb_params *p) {
   HB_CHECK(c->end > c->start, HB_EINVALID, hb_param_where(p, hb_param_given(p, "end") ? "end" : "start"),
            "crop of axis '%s' from %llu to %llu keeps nothing", a->name, (unsigned long long)c->start,
            (unsigned long long)c->end);
+  HB_CALL(crop_step(p, a, &c->step));
+  c->kept = (c->end - c->start + c->step - 1) / c->step;
   c->es = hb_dtype_size(in->dtype);
   if (c->axis < in->nav_dim) { /* a cropped scan: the patterns as they are, fewer of them (hb_nav_map) */
     HB_CHECK(t->as_kernel, HB_EINVALID, hb_param_where(p, "axis"),
@@ -112,11 +146,12 @@ static int crop_plan(hb_transform *t, const hb_params *p) {
              hb_param_str(p, "axis"));
     hb_nav_map *m = &t->nav_map;
     m->on = 1;
-    for (int d = 0; d < in->nav_dim; d++) m->factor[d] = 1, m->shape[d] = in->shape[d], m->axes[d] = in->axes[d];
+    for (int d = 0; d < in->nav_dim; d++)
+      m->factor[d] = m->step[d] = 1, m->shape[d] = in->shape[d], m->axes[d] = in->axes[d];
     m->first[c->axis] = c->start;
-    crop_axis(a, c->start, c->end, &m->axes[c->axis]);
-    m->shape[c->axis] = c->end - c->start;
-    return 0;
+    m->step[c->axis] = c->step;
+    m->shape[c->axis] = c->kept;
+    return crop_axis(a, c->start, c->end, c->step, &c->points, &m->axes[c->axis]);
   }
   hsize_t shape[HB_MAXDIM];
   hb_axis axes[HB_MAXDIM];
@@ -128,8 +163,8 @@ static int crop_plan(hb_transform *t, const hb_params *p) {
     if (d < k) c->outer *= shape[d];
     if (d > k) c->inner *= shape[d];
   }
-  shape[k] = c->end - c->start;
-  crop_axis(a, c->start, c->end, &axes[k]);
+  shape[k] = c->kept;
+  HB_CALL(crop_axis(a, c->start, c->end, c->step, &c->points, &axes[k]));
   hb_stream_set_signal(&t->out, in->sig_dim, shape, axes, in->dtype);
   return 0;
 }
@@ -144,23 +179,36 @@ static void crop_apply(const hb_transform *t, const hb_block *b, void *in, void 
     }
     return;
   }
-  size_t n = t->in.shape[c->axis], run = (c->end - c->start) * c->inner * c->es, row = n * c->inner * c->es;
+  size_t n = t->in.shape[c->axis], item = c->inner * c->es, row = n * item;
   const char *src = in;
   char *dst = out;
+  if (c->step == 1) { /* one run per row */
+    for (size_t p = 0; p < b->npos; p++)
+      for (size_t o = 0; o < c->outer; o++, src += row, dst += c->kept * item) memcpy(dst, src + c->start * item, c->kept * item);
+    return;
+  }
   for (size_t p = 0; p < b->npos; p++)
-    for (size_t o = 0; o < c->outer; o++, src += row, dst += run) memcpy(dst, src + c->start * c->inner * c->es, run);
+    for (size_t o = 0; o < c->outer; o++, src += row)
+      for (size_t i = 0; i < c->kept; i++, dst += item) memcpy(dst, src + (c->start + i * c->step) * item, item);
+}
+
+static void crop_destroy(hb_transform *t) {
+  crop_state *c = t->state;
+  if (c) free(c->points);
+  free(c);
 }
 
 static void free_state(hb_transform *t) { free(t->state); }
 
 const hb_transform_def hb_transform_crop = {
     .op = "crop",
-    .summary = "keep [start, end) of one axis, as HyperSpy's crop (isig, inav): integers are indices, numbers "
-               "with a point are values in the axis' units; as a kernel it may crop the scan",
+    .summary = "keep [start, end) of one axis, as HyperSpy's crop (isig, inav; every step-th sample as "
+               "[start:end:step]): integers are indices, numbers with a point are values in the axis' units; as a "
+               "kernel it may crop or thin the scan",
     .params = crop_params,
     .plan = crop_plan,
     .apply = crop_apply,
-    .destroy = free_state,
+    .destroy = crop_destroy,
     .complex_patterns = 1,
 };
 
@@ -211,7 +259,7 @@ static int rebin_plan(hb_transform *t, const hb_params *p) {
              "axis %d: a factor of %g; whole factors from 1 to the axis' size only (for now)", i, fd);
     if (d < in->nav_dim) { /* a binned scan: the engine aligns blocks to the bins (hb_nav_map) */
       hb_nav_map *m = &t->nav_map;
-      m->factor[d] = (hsize_t)fd;
+      m->factor[d] = m->step[d] = (hsize_t)fd;
       if (fd == 1) continue;
       HB_CHECK(t->as_kernel, HB_EINVALID, hb_param_where(p, key),
                "axis %d is a navigation axis: rebinning the scan makes fewer positions than every other result "

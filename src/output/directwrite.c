@@ -38,10 +38,10 @@ void hb_direct_chunk(const hb_engine *e, const hb_result *r, hsize_t *chunk) {
   hb_hspy_default_chunks(r->ndim, r->shape, r->nav, hb_dtype_size(r->o->dtype), chunk);
   for (int d = 0, j = 0; d < e->in.nav_dim; d++) {
     if (!hb_result_has_nav_axis(e, r, d)) continue;
-    /* a changed scan's blocks start at (k * extent - first) / factor in it
-     * (the partition aligns blocks to the bins): chunks divide both */
+    /* a changed scan's blocks start at k * extent / step - first / step in it
+     * (the partition aligns blocks to the steps): chunks divide both */
     hsize_t ext = hb_partition_extent(&e->part, d);
-    if (m->on) ext = hb_gcd(ext / m->factor[d], m->first[d] / m->factor[d]);
+    if (m->on) ext = hb_gcd(ext / m->step[d], m->first[d] / m->step[d]);
     chunk[j] = divisor_at_most(ext, chunk[j]);
     j++;
   }

@@ -45,6 +45,10 @@ def spectrum_images(o):
             # calibrated, at half-channel values: HyperSpy's value2index rounding
             Case("crop_val", {"op": "crop", "axis": "Energy loss", "start": 290.0, "end": 300.0},
                  "s.isig[290.0:300.0]"),
+            # isig's slices with a step: in samples, or a distance (1.5 eV: 3 channels)
+            Case("crop_step", {"op": "crop", "axis": "Energy loss", "start": 3, "end": 200, "step": 4},
+                 "s.isig[3:200:4]"),
+            Case("crop_step_val", {"op": "crop", "axis": -1, "start": 290.0, "step": 1.5}, "s.isig[290.0::1.5]"),
             Case("bin7", {"op": "rebin", "scale": [1, 1, 7]}, "s.rebin(scale=(1, 1, 7))", rtol=1e-6 if f32 else 1e-12),
             Case("shape29", {"op": "rebin", "new_shape": [7, 5, 29]}, "s.rebin(new_shape=(7, 5, 29))",
                  rtol=1e-6 if f32 else 1e-12),
@@ -68,6 +72,7 @@ def stacks(o):
         Case("bin33", {"op": "rebin", "scale": [1, 3, 3]}, "s.rebin(scale=(1, 3, 3))"),
         Case("crop_kx", {"op": "crop", "axis": "kx", "start": 5, "end": 30}, "s.isig[5:30, :]"),
         Case("crop_ky_val", {"op": "crop", "axis": "ky", "start": -0.2, "end": 0.1}, "s.isig[:, -0.2:0.1]"),
+        Case("thin_kx", {"op": "crop", "axis": "kx", "start": 1, "step": 3}, "s.isig[1::3, :]"),
     ], tag=tag)
 
     # a chain: crop ky in preprocess, then every kernel sees 22 x 33 patterns
@@ -117,6 +122,11 @@ def scans(o):
             Case("crop_x", {"op": "crop", "axis": "x", "start": 2, "end": 9}, cropped_scan("x", 2, 9)),
             Case("crop_y_neg", {"op": "crop", "axis": 1, "start": -5}, cropped_scan(1, -5, None)),
             Case("crop_y_val", {"op": "crop", "axis": "y", "start": -0.4, "end": 5.2}, cropped_scan("y", -0.4, 5.2)),
+            # thinned scans, as inav[start:end:step]: steps below, across and
+            # above the chunks (blocks align to lcm(chunk, step))
+            Case("thin_x", {"op": "crop", "axis": "x", "start": 1, "step": 3}, "s.inav[1::3]"),
+            Case("thin_y", {"op": "crop", "axis": "y", "start": 2, "end": 12, "step": 2}, "s.inav[:, 2:12:2]"),
+            Case("thin_y5", {"op": "crop", "axis": 1, "step": 5}, "s.inav[:, ::5]"),
         ], tag=tag)
     # non-uniform axes (HyperSpy's DataAxis: an energy stack's energies, a
     # signal axis): a crop keeps their points, as DataAxis.crop; value
@@ -138,6 +148,8 @@ def scans(o):
              cropped_scan("Energy", 700.0, 715.0)),
         Case("s_val", {"op": "crop", "axis": -1, "start": 3.0, "end": 200.0}, cropped_scan(-1, 3.0, 200.0)),
         Case("s_two", {"op": "crop", "axis": -1, "start": 5, "end": 7}, cropped_scan(-1, 5, 7)),
+        Case("e_thin", {"op": "crop", "axis": "Energy", "start": 1, "step": 3}, "s.inav[:, 1::3]"),
+        Case("s_thin", {"op": "crop", "axis": -1, "start": 1.0, "step": 2}, "s.isig[1.0::2]"),
     ], tag="nonuniform")
 
     # a binned scan is a result of its own: not a preprocess step, whose
@@ -152,6 +164,14 @@ def scans(o):
     p = subprocess.run([HB, "validate", job], capture_output=True, text=True)
     oracle.check(p.returncode == 2 and "as a kernel" in p.stderr and "navcrop.yaml:" in p.stderr,
                  f"crop of the scan in preprocess: exit 2 naming the place ({p.returncode}: {p.stderr.strip()})")
+    # steps HyperSpy refuses too: none, or a distance on a non-uniform axis
+    for name, crop, words in (("step0", {"op": "crop", "axis": "x", "step": 0}, "at least 1"),
+                              ("stepnu", {"op": "crop", "axis": "Energy", "step": 2.0}, "not uniform")):
+        src = o.path("nonuniform.hspy" if name == "stepnu" else "scan_uint16.hspy")
+        job = oracle.write_job(o.path(name + ".yaml"), src, {"c": crop}, o.path(name + ".hspy"))
+        p = subprocess.run([HB, "validate", job], capture_output=True, text=True)
+        oracle.check(p.returncode == 2 and words in p.stderr and f"{name}.yaml:" in p.stderr,
+                     f"crop {crop}: exit 2 naming the place ({p.returncode}: {p.stderr.strip()})")
 
 
 def main():

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # --resume for every result kind in one job: a NAV scalar and a NAV array
 # (gathered chunks), SIGNAL reductions (mean, std, max), FULL transforms
-# (crop, rebin, fft to complex128, a binned and a cropped scan: written block
-# by block), a ragged result
+# (crop, rebin, fft to complex128, a binned, a cropped and a thinned scan:
+# written block by block), a ragged result
 # (find_peaks, in its side file), a two-pass one (histogram, bins: fd), a
 # full-size noise variance and a global one (decomposition, after the
 # pass, with HyperSpy's learning_results and its link to the input).  Stopped by SIGUSR1 at 2 ranks, resumed at 3 and SIGKILLed there
@@ -33,6 +33,7 @@ kernels:
   - {name: binned, op: rebin, scale: [1, 1, 2, 2]}
   - {name: scan_binned, op: rebin, scale: [4, 1, 2, 2]}
   - {name: scan_cropped, op: crop, axis: x, start: 3, end: 13}
+  - {name: scan_thinned, op: crop, axis: x, start: 1, step: 2}
   - {name: spectrum, op: fft, shift: true}
   - {name: peaks, op: find_peaks, min_distance: 3, threshold_rel: 0.2}
   - {name: pca, op: decomposition, components: 3, learning_results: true}
