@@ -354,6 +354,38 @@ static int read_block(dec_data *d, size_t i, double *x) {
   return 0;
 }
 
+/* Block i as float32 rows, read again (DEC_READ_SINGLE), masked but not
+ * centred (a centred power iteration takes the mean off after its pass).
+ * Float32 data is used as read. */
+static int load_single(dec_data *d, size_t i) {
+  hb_block b;
+  HB_CALL(hb_global_read(d->g, d->g->first + i, &b, d->raw));
+  size_t n = b.npos * d->M;
+  switch (b.dtype) {
+#define X(E, T)                                                                  \
+  case E:                                                                        \
+    if (E != HB_F32)                                                             \
+      for (size_t j = 0; j < n; j++) d->xs_block[j] = (float)((const T *)d->raw)[j]; \
+    break;
+    HB_FOREACH_DTYPE(X)
+#undef X
+    default: break;
+  }
+  const unsigned char *sm = d->p->sig_mask;
+  for (size_t r = 0; (d->rowmask || sm) && r < b.npos; r++) {
+    float *row = d->xs_block + r * d->M;
+    if (d->rowmask && d->rowmask[d->off[i] + r]) memset(row, 0, d->M * sizeof *row);
+    else if (sm)
+      for (size_t j = 0; j < d->M; j++)
+        if (sm[j]) row[j] = 0;
+  }
+  return 0;
+}
+
+const float *dec_rows_single(const dec_data *d, size_t i) {
+  return d->xs ? d->xs + d->off[i] * d->M : d->xs_block;
+}
+
 /* Block i of X, transformed: from the cache, or read again. */
 static int load(dec_data *d, size_t i, const double **x) {
   if (d->xs) {
@@ -399,7 +431,8 @@ int dec_reduce(dec_data *d, size_t n, int read, dec_partial_fn fn, void *arg, hb
     const double *x = NULL;
     double *buf = hb_tree_buffer(&t);
     if (!buf) rc = HB_FAIL(HB_EINTERNAL, "memory", "out of memory in a reduction");
-    if (!rc && read) rc = load(d, i, &x);
+    if (!rc && read == DEC_READ_DOUBLE) rc = load(d, i, &x);
+    if (!rc && read == DEC_READ_SINGLE && !d->xs) rc = load_single(d, i);
     if (rc) {
       free(buf);
       break;
@@ -645,8 +678,10 @@ static int write_meta(dec_data *d, const hb_kernel *k, const dec_meta *m) {
  * They then cache X as float32, half the bytes their passes stream, and
  * widen it to double as they read (dec_xzt, dec_ytx), so the arithmetic is
  * the double cache's. */
+static int float_exact(hb_dtype t) { return t == HB_F32 || t == HB_U8 || t == HB_I8 || t == HB_U16 || t == HB_I16; }
+
 static int single_exact(const dec_data *d, const dec_params *p, hb_dtype t) {
-  int exact = t == HB_F32 || t == HB_U8 || t == HB_I8 || t == HB_U16 || t == HB_I16;
+  int exact = float_exact(t);
   int streams = p->algorithm == DEC_NMF || (p->algorithm == DEC_SVD && dec_pick_solver(d, p->k) == SVD_RANDOMIZED);
   return streams && !p->poisson && p->centre == CENTRE_NONE && exact;
 }
@@ -696,6 +731,14 @@ static int setup(dec_data *d, hb_global *g, const dec_params *p) {
   if (d->cached && single) HB_CALL(cache_alloc((void **)&d->xs, d->nloc * d->M * sizeof *d->xs));
   if (d->cached && !single) HB_CALL(cache_alloc((void **)&d->x, d->nloc * d->M * sizeof *d->x));
   else HB_ALLOC(d->x, g->part->max_block_pos * d->M);
+  /* out of core, the randomized power iterations read float32 blocks
+   * (SGEMM), centred or not: the mean comes off after each pass */
+  int power_single = p->algorithm == DEC_SVD && dec_pick_solver(d, p->k) == SVD_RANDOMIZED && !p->poisson &&
+                     p->centre != CENTRE_SIGNAL && float_exact(g->in->dtype);
+  if (!d->cached && power_single) {
+    if (g->in->dtype == HB_F32) d->xs_block = d->raw;
+    else HB_ALLOC(d->xs_block, g->part->max_block_pos * d->M);
+  }
   HB_ALLOC(d->rowsum, d->nloc);
   HB_ALLOC(d->colsum, d->M);
   HB_ALLOC(d->mean, d->M);
@@ -705,6 +748,7 @@ static int setup(dec_data *d, hb_global *g, const dec_params *p) {
 static void teardown(dec_data *d) {
   free(d->blk);
   free(d->off);
+  if (d->xs_block != d->raw) free(d->xs_block);
   free(d->raw);
   free(d->x);
   free(d->xs);

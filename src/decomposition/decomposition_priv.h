@@ -50,6 +50,9 @@ typedef struct {
   double *x;                /* the whole local X (cached) or one block */
   float *xs;                /* NMF: the whole local X as float32 when that holds every value exactly (then
                                x is one block); dec_reduce's passes still see doubles */
+  float *xs_block;          /* not cached, randomized SVD where float32 is exact (centred or not): one
+                               block as float32 for the power iterations (DEC_READ_SINGLE; the raw block
+                               itself for float32 data) */
   int cached;
   double *rowsum;           /* nloc: Poisson normalisation */
   double *colsum, *mean;    /* M: column sums, mean pattern */
@@ -59,8 +62,16 @@ typedef struct {
   int eig_used, eig_steps;  /* exact: the eigensolver that gave the result; Krylov steps run */
 } dec_data;
 
+/* What dec_reduce reads before each block's partial: nothing (the partial
+ * uses the caches), the block as doubles (x), or, where float32 is exact,
+ * the block's float32 rows for dec_rows_single (x NULL). */
+enum { DEC_READ_NONE, DEC_READ_DOUBLE, DEC_READ_SINGLE };
+/* Block i's float32 rows: in the cache (d->xs), or the block just read by a
+ * DEC_READ_SINGLE pass. */
+const float *dec_rows_single(const dec_data *d, size_t i);
+
 /* Per-block partial of n doubles for local block i (x is NULL unless the
- * pass reads the data). */
+ * pass reads the data as doubles). */
 typedef void (*dec_partial_fn)(dec_data *d, size_t i, const double *x, double *out, void *arg);
 /* Collective: run fn on every local block, reduce the partials in block
  * order (summing, or with `merge`), and leave the result in `result` on every

@@ -615,7 +615,7 @@ static void power_partial(dec_data *d, size_t i, const double *x, double *out, v
   size_t l = a->l, M = d->M, npos = d->blk[i].npos;
   double *T = a->Y + d->off[i] * l;
   if (!x) {
-    const float *xs = d->xs + d->off[i] * M;
+    const float *xs = dec_rows_single(d, i);
     memset(out, 0, l * M * sizeof *out);
     for (size_t r0 = 0; r0 < npos; r0 += POWER_RUN_SINGLE) {
       int nr = (int)(npos - r0 < POWER_RUN_SINGLE ? npos - r0 : POWER_RUN_SINGLE);
@@ -684,8 +684,10 @@ static int svd_randomized(dec_data *d, size_t K, double *Vt, double *s, double *
     for (size_t i = 0; i < l * M; i++) Zt[i] = dec_rng_normal(&r);
   }
   sketch_arg a = {l, Zt, Y, 0, NULL, NULL, NULL};
-  int read = !d->xs; /* else the partials read the float32 cache */
-  if (d->xs && !rc) {
+  int read = d->xs ? DEC_READ_NONE : DEC_READ_DOUBLE; /* else the partials read the float32 cache */
+  /* the power iterations in SGEMM on float32 rows: cached, or read again */
+  int power_read = d->xs ? DEC_READ_NONE : d->xs_block ? DEC_READ_SINGLE : DEC_READ_DOUBLE;
+  if (power_read != DEC_READ_DOUBLE && !rc) {
     a.Zf = malloc(l * M * sizeof *a.Zf), a.Bf = malloc(l * M * sizeof *a.Bf);
     a.Tf = malloc(POWER_RUN_SINGLE * l * sizeof *a.Tf);
     rc = !a.Zf || !a.Bf || !a.Tf ? HB_FAIL(HB_EINTERNAL, "memory", "out of memory") : 0;
@@ -693,7 +695,16 @@ static int svd_randomized(dec_data *d, size_t K, double *Vt, double *s, double *
   }
   for (int it = 0; it < p->n_iter && !rc; it++) { /* Z := orth(XᵀX Z), one pass each */
     for (size_t j = 0; a.Zf && j < l * M; j++) a.Zf[j] = (float)Zt[j];
-    rc = dec_reduce(d, l * M, read, power_partial, &a, NULL, 1, B);
+    rc = dec_reduce(d, l * M, power_read, power_partial, &a, NULL, 1, B);
+    if (!rc && power_read == DEC_READ_SINGLE && p->centre == CENTRE_NAVIGATION) {
+      /* the blocks were read uncentred: Z Xcᵀ Xc = Z XᵀX − n (Z μ) μᵀ, Xc = X less
+       * the mean μ of the n unmasked rows (masked rows and columns are 0 in both) */
+      for (size_t j = 0; j < l; j++) {
+        double zm = 0;
+        for (size_t c = 0; c < M; c++) zm += Zt[j * M + c] * d->mean[c];
+        for (size_t c = 0; c < M; c++) B[j * M + c] -= (double)p->n_used * zm * d->mean[c];
+      }
+    }
     if (!rc) {
       memcpy(Zt, B, l * M * sizeof *Zt);
       rc = hb_agree(d->g->comm, orthonormal_rows(Zt, l, M));
