@@ -164,10 +164,12 @@ def scans(o):
     p = subprocess.run([HB, "validate", job], capture_output=True, text=True)
     oracle.check(p.returncode == 2 and "as a kernel" in p.stderr and "navcrop.yaml:" in p.stderr,
                  f"crop of the scan in preprocess: exit 2 naming the place ({p.returncode}: {p.stderr.strip()})")
-    # steps HyperSpy refuses too: none, or a distance on a non-uniform axis
+    # steps HyperSpy refuses too: none, or a distance on a non-uniform axis;
+    # and a value outside a non-uniform axis' points (HyperSpy's crop raises)
     for name, crop, words in (("step0", {"op": "crop", "axis": "x", "step": 0}, "at least 1"),
-                              ("stepnu", {"op": "crop", "axis": "Energy", "step": 2.0}, "not uniform")):
-        src = o.path("nonuniform.hspy" if name == "stepnu" else "scan_uint16.hspy")
+                              ("stepnu", {"op": "crop", "axis": "Energy", "step": 2.0}, "not uniform"),
+                              ("outnu", {"op": "crop", "axis": "Energy", "start": 699.5}, "outside axis")):
+        src = o.path("scan_uint16.hspy" if name == "step0" else "nonuniform.hspy")
         job = oracle.write_job(o.path(name + ".yaml"), src, {"c": crop}, o.path(name + ".hspy"))
         p = subprocess.run([HB, "validate", job], capture_output=True, text=True)
         oracle.check(p.returncode == 2 and words in p.stderr and f"{name}.yaml:" in p.stderr,
