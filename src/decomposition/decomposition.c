@@ -308,11 +308,15 @@ static int dec_plan(hb_kernel *k, const hb_stream *in, const hb_params *par) {
 
 /* ---- the data ------------------------------------------------------------------ */
 
-static void to_double(hb_dtype t, const void *src, double *dst, size_t n) {
+/* n values of type t as doubles, or as floats (single) */
+static void to_real(hb_dtype t, const void *src, void *dst, int single, size_t n) {
   switch (t) {
-#define X(E, T)                                                     \
-  case E:                                                           \
-    for (size_t i = 0; i < n; i++) dst[i] = (double)((const T *)src)[i]; \
+#define X(E, T)                                                                        \
+  case E:                                                                              \
+    if (single)                                                                        \
+      for (size_t i = 0; i < n; i++) ((float *)dst)[i] = (float)((const T *)src)[i];   \
+    else                                                                               \
+      for (size_t i = 0; i < n; i++) ((double *)dst)[i] = (double)((const T *)src)[i]; \
     break;
     HB_FOREACH_DTYPE(X)
 #undef X
@@ -349,8 +353,8 @@ static void transform(dec_data *d, size_t i, double *x) {
 static int read_block(dec_data *d, size_t i, double *x) {
   hb_block b;
   HB_CALL(hb_global_read(d->g, d->g->first + i, &b, d->raw));
-  to_double(b.dtype, d->raw, x, b.npos * d->M);
-  if (d->p->nav_mask || d->p->sig_mask) dec_masks_apply(d, i, x);
+  to_real(b.dtype, d->raw, x, 0, b.npos * d->M);
+  if (d->p->nav_mask || d->p->sig_mask) dec_masks_apply(d, i, x, sizeof *x);
   return 0;
 }
 
@@ -360,25 +364,8 @@ static int read_block(dec_data *d, size_t i, double *x) {
 static int load_single(dec_data *d, size_t i) {
   hb_block b;
   HB_CALL(hb_global_read(d->g, d->g->first + i, &b, d->raw));
-  size_t n = b.npos * d->M;
-  switch (b.dtype) {
-#define X(E, T)                                                                  \
-  case E:                                                                        \
-    if (E != HB_F32)                                                             \
-      for (size_t j = 0; j < n; j++) d->xs_block[j] = (float)((const T *)d->raw)[j]; \
-    break;
-    HB_FOREACH_DTYPE(X)
-#undef X
-    default: break;
-  }
-  const unsigned char *sm = d->p->sig_mask;
-  for (size_t r = 0; (d->rowmask || sm) && r < b.npos; r++) {
-    float *row = d->xs_block + r * d->M;
-    if (d->rowmask && d->rowmask[d->off[i] + r]) memset(row, 0, d->M * sizeof *row);
-    else if (sm)
-      for (size_t j = 0; j < d->M; j++)
-        if (sm[j]) row[j] = 0;
-  }
+  if (d->xs_block != d->raw) to_real(b.dtype, d->raw, d->xs_block, 1, b.npos * d->M);
+  if (d->p->nav_mask || d->p->sig_mask) dec_masks_apply(d, i, d->xs_block, sizeof *d->xs_block);
   return 0;
 }
 

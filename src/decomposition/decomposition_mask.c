@@ -110,15 +110,15 @@ int dec_masks_setup(dec_data *d) {
   return 0;
 }
 
-void dec_masks_apply(const dec_data *d, size_t i, double *x) {
+void dec_masks_apply(const dec_data *d, size_t i, void *x, size_t elem) {
   const unsigned char *sm = d->p->sig_mask;
   size_t M = d->M;
   for (size_t r = 0; r < d->blk[i].npos; r++) {
-    double *row = x + r * M;
-    if (d->rowmask && d->rowmask[d->off[i] + r]) memset(row, 0, M * sizeof *row);
+    char *row = (char *)x + r * M * elem;
+    if (d->rowmask && d->rowmask[d->off[i] + r]) memset(row, 0, M * elem);
     else if (sm)
       for (size_t j = 0; j < M; j++)
-        if (sm[j]) row[j] = 0;
+        if (sm[j]) memset(row + j * elem, 0, elem);
   }
 }
 

@@ -119,12 +119,13 @@ int dec_bss(dec_data *d, const double *F, const double *L, const double *ev, dou
 
 /* Masks (decomposition_mask.c).  plan: read both masks, count what is
  * used; setup: the local rows' flags; apply: zero the masked rows and columns
- * of block i as read; fill: NaN into masked factor columns and loading rows;
+ * of block i as read, doubles or floats (elem bytes each; zero is all zero
+ * bits in both); fill: NaN into masked factor columns and loading rows;
  * zero: masked rows of W and columns of H (NMF inits). */
 int dec_masks_plan(dec_params *p, const hb_params *par, const hb_stream *in);
 void dec_masks_free(dec_params *p);
 int dec_masks_setup(dec_data *d);
-void dec_masks_apply(const dec_data *d, size_t i, double *x);
+void dec_masks_apply(const dec_data *d, size_t i, void *x, size_t elem);
 void dec_masks_fill(const dec_data *d, size_t K, double *F, double *L);
 void dec_masks_zero(const dec_data *d, double *W, double *H);
 
