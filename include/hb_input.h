@@ -72,12 +72,22 @@ struct hb_job;
  * dtype, chunks, filters and calibration, and apply the job's overrides.
  * Reads no pixels. */
 int hb_input_open(MPI_Comm comm, const struct hb_job *job, hb_input *in);
+/* Which chunks of a block a read needs: wanted(ctx, off, cnt) is asked for
+ * each chunk of the block's navigation grid (its offset and extent on the
+ * navigation axes), and the positions of the chunks it refuses are zeros in
+ * the block.  The read sets `positions` to the positions it read. */
+typedef struct hb_chunk_filter {
+  int (*wanted)(void *ctx, const hsize_t *off, const hsize_t *cnt);
+  void *ctx;
+  size_t positions;
+} hb_chunk_filter;
 /* Read the navigation rectangle [start, start+count) × whole signal, in the
- * file's own dtype, into buf.  Independent I/O; whole chunks when the
- * rectangle is chunk-aligned.  On failure, names the file, dataset, block and
- * the first chunk that fails to read. */
+ * file's own dtype, into buf: all of it, or the chunks `only` wants (NULL:
+ * all).  Independent I/O; whole chunks when the rectangle is chunk-aligned.
+ * On failure, names the file, dataset, block and the first chunk that fails
+ * to read. */
 int hb_input_read(hb_input *in, const hsize_t *start, const hsize_t *count,
-                  void *buf, size_t block_index);
+                  void *buf, size_t block_index, hb_chunk_filter *only);
 /* The chunks hold whole patterns (the signal axes are not split). */
 int hb_input_whole_pattern_chunks(const hb_input *in);
 /* Chunk by chunk instead of block by block: for each chunk of the navigation

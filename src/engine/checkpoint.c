@@ -545,14 +545,14 @@ int hb_ckpt_load(hb_engine *e) {
   if (e->rank == 0) r->finished = is_store(e->job->output_file, r);
   HB_MPI(MPI_Bcast(&r->finished, 1, MPI_INT, 0, e->comm));
   if (e->rank == 0) {
-    size_t done = 0;
+    size_t done = 0, total = hb_blocks_to_read(e);
     for (size_t b = 0; b < e->part.nblocks; b++) done += e->done[b];
     if (r->finished)
       printf("hyperbatch: %s was finished already (its checkpoint was still there): nothing to do\n",
              e->job->output_file);
     else
       printf("hyperbatch: resuming %s: %zu of %zu blocks were done, %zu to go on %d rank%s\n", e->record, done,
-             e->part.nblocks, e->part.nblocks - done, e->size, e->size == 1 ? "" : "s");
+             total, total - done, e->size, e->size == 1 ? "" : "s");
     fflush(stdout);
   }
   return 0;

@@ -237,9 +237,72 @@ static int plan(hb_engine *e) {
   return 0;
 }
 
+/* ---- reading only what a changed scan needs ------------------------------ */
+
+static int kernel_in_pass(const hb_engine *e, int ki);
+
+/* Some position in [a, b) of navigation axis d goes into m's result. */
+static int axis_range_used(const hb_nav_map *m, int d, hsize_t a, hsize_t b) {
+  hsize_t first = m->first[d], step = m->step[d];
+  if (a < first) a = first;
+  if (a >= b) return 0;
+  hsize_t o = (a - first) / step;
+  if ((a - first) % step >= m->factor[d]) o++; /* thinned out: the next kept position */
+  return o < m->shape[d] && first + o * step < b;
+}
+
+/* Every kernel of this pass crops, thins or bins the scan: reads may leave
+ * out what none of their results takes (a crop's outside, a thinned scan's
+ * chunks between the kept positions). */
+static int pass_reads_part(const hb_engine *e) {
+  if (!e->nav_mapped) return 0;
+  for (int ki = 0; ki < e->nk; ki++)
+    for (int j = 0; kernel_in_pass(e, ki) && j < e->kernels[ki].nout; j++)
+      if (!e->res[e->kres[ki] + j].o->nav_map.on) return 0;
+  return 1;
+}
+
+/* Some result of this pass takes a position of the navigation rectangle
+ * [start, start + count). */
+static int rect_used(const hb_engine *e, const hsize_t *start, const hsize_t *count) {
+  for (int ki = 0; ki < e->nk; ki++)
+    for (int j = 0; kernel_in_pass(e, ki) && j < e->kernels[ki].nout; j++) {
+      const hb_nav_map *m = &e->res[e->kres[ki] + j].o->nav_map;
+      int d = 0;
+      while (d < e->in.nav_dim && axis_range_used(m, d, start[d], start[d] + count[d])) d++;
+      if (d == e->in.nav_dim) return 1;
+    }
+  return 0;
+}
+
+static int chunk_used(void *ctx, const hsize_t *off, const hsize_t *cnt) { return rect_used(ctx, off, cnt); }
+
+static int block_used(const hb_engine *e, size_t b) {
+  hsize_t start[HB_MAXDIM], count[HB_MAXDIM];
+  hb_partition_block(&e->part, b, start, count);
+  return rect_used(e, start, count);
+}
+
+size_t hb_blocks_to_read(const hb_engine *e) {
+  if (!pass_reads_part(e)) return e->part.nblocks;
+  size_t n = 0;
+  for (size_t b = 0; b < e->part.nblocks; b++) n += block_used(e, b);
+  return n;
+}
+
+/* This pass's blocks: those not done, less those no result takes anything
+ * of (pass_reads_part), dealt to the ranks. */
 static int assign_blocks(hb_engine *e) {
-  HB_CHECK(!hb_work_init(&e->work, e->size, e->done, e->part.nblocks), HB_EINTERNAL, "memory",
-           "out of memory for the block lists");
+  e->reads_part = pass_reads_part(e);
+  e->blocks_read = hb_blocks_to_read(e);
+  unsigned char *skip = e->done;
+  if (e->reads_part) {
+    HB_ALLOC(skip, e->part.nblocks);
+    for (size_t b = 0; b < e->part.nblocks; b++) skip[b] = e->done[b] || !block_used(e, b);
+  }
+  int rc = hb_work_init(&e->work, e->size, skip, e->part.nblocks);
+  if (skip != e->done) free(skip);
+  HB_CHECK(!rc, HB_EINTERNAL, "memory", "out of memory for the block lists");
   e->remaining = hb_work_remaining(&e->work);
   return 0;
 }
@@ -283,18 +346,25 @@ static void print_plan(const hb_engine *e, int dry) {
   for (int d = 0; d < in->ndim; d++) printf("%s%llu", d ? ", " : "", (unsigned long long)in->chunk[d]);
   printf("), %s, %d navigation + %d signal axes\n", in->filters, in->nav_dim, in->sig_dim);
   printf("blocks  %zu of up to %zu patterns (", e->part.nblocks, e->part.max_block_pos);
-  for (int d = 0; d < e->part.nd; d++)
-    printf("%s%llu", d ? " x " : "", (unsigned long long)(e->part.bchunks[d] * e->part.chunk[d]));
+  for (int d = 0; d < e->part.nd; d++) { /* aligned to a changed scan's steps, a block may pass the edge */
+    hsize_t extent = e->part.bchunks[d] * e->part.chunk[d];
+    printf("%s%llu", d ? " x " : "", (unsigned long long)(extent < in->shape[d] ? extent : in->shape[d]));
+  }
   printf(" positions) over %d rank%s\n", e->size, e->size > 1 ? "s" : "");
   printf("        navigation results in chunks of (");
   for (int d = 0; d < e->part.nd; d++)
     printf("%s%llu", d ? " x " : "", (unsigned long long)hb_partition_result_extent(&e->part, d));
   printf(") positions, %zu per result\n", e->part.nrchunks);
+  size_t nread = hb_blocks_to_read(e);
+  if (pass_reads_part(e))
+    printf("        the results crop or thin the scan: %zu of the blocks are read, and of each only the chunks a "
+           "result takes\n",
+           nread);
   if (dry) {
-    size_t g = hb_deal_group(e->part.nblocks, e->size);
+    size_t g = hb_deal_group(nread, e->size);
     for (int r = 0; r < e->size; r++)
       printf("        rank %d: %zu blocks, groups of %zu from block %zu, every %zu (smaller groups at the end)\n", r,
-             hb_deal_count(e->part.nblocks, e->size, r), g, (size_t)r * g, (size_t)e->size * g);
+             hb_deal_count(nread, e->size, r), g, (size_t)r * g, (size_t)e->size * g);
   }
   print_steps(e);
   static const char *const kinds[] = {"navigation", "signal", "global", "full", "ragged"};
@@ -576,16 +646,19 @@ static void finish_block_partials(hb_engine *e, work *w) {
   }
 }
 
-static void count_read(hb_engine *e, const work *w, double seconds) {
+static void count_read(hb_engine *e, size_t positions, double seconds) {
   e->tm.seconds[HB_PH_READ] += seconds;
-  e->tm.bytes[HB_PH_READ] += (double)w->blk.npos * (double)e->sig_size * (double)hb_dtype_size(e->in.dtype);
+  e->tm.bytes[HB_PH_READ] += (double)positions * (double)e->sig_size * (double)hb_dtype_size(e->in.dtype);
 }
 
-static int read_block(hb_engine *e, size_t b, work *w) {
+/* Block b, or with `part` (e->reads_part) the chunks of it that some result
+ * takes: the other positions are zeros, and no kernel places them. */
+static int read_block(hb_engine *e, size_t b, work *w, int part) {
   setup_block(e, b, w);
+  hb_chunk_filter only = {chunk_used, e, 0};
   double t0 = hb_now();
-  HB_CALL(hb_input_read(&e->in, w->blk.start, w->blk.count, w->data, b));
-  count_read(e, w, hb_now() - t0);
+  HB_CALL(hb_input_read(&e->in, w->blk.start, w->blk.count, w->data, b, part ? &only : NULL));
+  count_read(e, part ? only.positions : w->blk.npos, hb_now() - t0);
   return 0;
 }
 
@@ -598,7 +671,7 @@ static int stream_block(hb_engine *e, size_t b, work *w) {
   w->seconds = 0;
   double t0 = hb_now();
   HB_CALL(hb_input_stream(&e->in, w->blk.start, w->blk.count, b, run_chunk, w));
-  count_read(e, w, hb_now() - t0 - w->seconds);
+  count_read(e, w->blk.npos, hb_now() - t0 - w->seconds);
   return 0;
 }
 
@@ -668,15 +741,15 @@ static int after_window(hb_engine *e, size_t window, int last) {
     e->last_flush = hb_now();
   }
   if (!flags[0]) return 0;
-  size_t done = 0;
+  size_t done = 0, total = e->blocks_read;
   for (size_t b = 0; b < e->part.nblocks; b++) done += e->done[b];
   if (ckpt)
     HB_RAISE(HB_EINTERRUPTED, e->job->output_file,
              "stopped by signal %d after %zu of %zu blocks; they are saved in %s: run again with --resume to finish",
-             flags[0], done, e->part.nblocks, e->record);
+             flags[0], done, total, e->record);
   HB_RAISE(HB_ESTOPPED, e->job->output_file,
            "stopped by signal %d after %zu of %zu blocks; run.checkpoint is false, so nothing was kept", flags[0],
-           done, e->part.nblocks);
+           done, total);
 }
 
 static int alloc_work(hb_engine *e, work w[2]) {
@@ -736,7 +809,7 @@ static int one_block(hb_engine *e, work w[2], size_t c, int *ahead, long slow_ms
   const size_t *mine = wl->list[e->rank], n = wl->len[e->rank];
   work *cur = &w[c % 2];
   int rc = 0;
-  if (!e->streaming && !*ahead) HB_CALL(read_block(e, mine[c], cur));
+  if (!e->streaming && !*ahead) HB_CALL(read_block(e, mine[c], cur, e->reads_part));
   *ahead = 0;
   if (e->sig_bytes) {
     cur->partial = hb_tree_buffer(&e->tree);
@@ -748,7 +821,7 @@ static int one_block(hb_engine *e, work w[2], size_t c, int *ahead, long slow_ms
     pthread_t worker;
     int started = !e->serial && !pthread_create(&worker, NULL, run_kernels, cur);
     if (!started) run_kernels(cur); /* no thread: still correct, just serial */
-    if (c + 1 < n) *ahead = !(rc = read_block(e, mine[c + 1], &w[(c + 1) % 2]));
+    if (c + 1 < n) *ahead = !(rc = read_block(e, mine[c + 1], &w[(c + 1) % 2], e->reads_part));
     if (started) pthread_join(worker, NULL);
   }
   if (ok && !rc) finish_block_partials(e, cur);
@@ -910,7 +983,7 @@ static int next_pass(hb_engine *e) {
 int hb_global_read(hb_global *g, size_t b, hb_block *blk, void *buf) {
   hb_engine *e = g->engine;
   work w = {.e = e, .data = buf};
-  HB_CALL(read_block(e, b, &w));
+  HB_CALL(read_block(e, b, &w, 0)); /* a global kernel reads every pattern */
   /* the pipeline changes nothing's size here (plan_kernels): in place */
   void *none[2] = {NULL, NULL};
   for (size_t p = 0; p < w.blk.npos && e->nsteps; p++) {

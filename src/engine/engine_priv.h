@@ -128,6 +128,9 @@ typedef struct {
   int streaming;           /* ...and read it so, one chunk at a time (serial ranks) */
   int nav_mapped;          /* a result crops or bins the scan (hb_nav_map): blocks align to its bins, no
                               streaming */
+  int reads_part;          /* this pass only crops, thins or bins the scan: blocks and chunks that no
+                              result takes are not read (assign_blocks in engine.c) */
+  size_t blocks_read;      /* ...so this pass reads these of the part's blocks */
 
   int nk;
   int nblock_kernels;      /* kernels with a per-block function */
@@ -190,6 +193,11 @@ typedef struct {
     int streamed_ranks;
   } summary;
 } hb_engine;
+
+/* engine.c */
+/* The blocks this pass reads: all, or those some result takes positions of
+ * when every result of the pass crops, thins or bins the scan. */
+size_t hb_blocks_to_read(const hb_engine *e);
 
 /* pipeline.c */
 int hb_pipeline_plan(hb_engine *e);       /* local: every preprocess step; e->stream */

@@ -744,7 +744,9 @@ static void print_summary(hb_engine *e, const hb_stat3 *sec, const double *bytes
       hb_preview_path(e, e->res[i].o->name, png, sizeof png);
       printf("hyperbatch: preview %s\n", png);
     }
-  printf("hyperbatch: %zu blocks, %.3f GB read in %.4f s (%.2f GB/s) on %d rank%s\n", e->part.nblocks,
+  char part[64] = ""; /* the results crop or thin the scan */
+  if (e->blocks_read < e->part.nblocks) snprintf(part, sizeof part, " (%zu of them read)", e->blocks_read);
+  printf("hyperbatch: %zu blocks%s, %.3f GB read in %.4f s (%.2f GB/s) on %d rank%s\n", e->part.nblocks, part,
          bytes[HB_PH_READ] / 1e9, wall, wall > 0 ? bytes[HB_PH_READ] / 1e9 / wall : 0, e->size,
          e->size > 1 ? "s" : "");
   printf("hyperbatch: phase      min s   median s      max s\n");

@@ -233,7 +233,8 @@ static const char *decode_chunk(const hb_chunkreader *r, decoder *dec, const sta
 }
 
 /* Copy the valid part of a chunk into the block buffer, in runs as long as
- * the two layouts allow; unshuffling on the way when src is shuffled. */
+ * the two layouts allow; unshuffling on the way when src is shuffled, zeros
+ * when src is NULL. */
 static void place_chunk(const hb_input *in, const unsigned char *src, int shuffled, size_t chunk_elems,
                         const hsize_t *off, const hsize_t *bstart, const hsize_t *bdims, unsigned char *dst,
                         size_t es) {
@@ -258,7 +259,8 @@ static void place_chunk(const hb_input *in, const unsigned char *src, int shuffl
   for (;;) {
     size_t so = 0, dof = doff0;
     for (int d = 0; d < k; d++) so += idx[d] * sstride[d], dof += idx[d] * dstride[d];
-    if (shuffled) unshuffle_range(src, chunk_elems, es, so, run, dst + dof * es);
+    if (!src) memset(dst + dof * es, 0, run * es); /* a chunk the read leaves out */
+    else if (shuffled) unshuffle_range(src, chunk_elems, es, so, run, dst + dof * es);
     else memcpy(dst + dof * es, src + so * es, run * es);
     int d = k - 1;
     while (d >= 0 && ++idx[d] == valid[d]) idx[d--] = 0;
@@ -286,6 +288,14 @@ int hb_chunk_walk_next(hb_chunk_walk *w) {
   if (d < 0) return 0;
   walk_offset(w);
   return 1;
+}
+
+int hb_chunk_refused(const hb_input *in, const hsize_t *off, const hb_chunk_filter *only) {
+  if (!only) return 0;
+  hsize_t cnt[HB_MAXDIM];
+  for (int d = 0; d < in->nav_dim; d++)
+    cnt[d] = off[d] + in->chunk[d] > in->shape[d] ? in->shape[d] - off[d] : in->chunk[d];
+  return !only->wanted(only->ctx, off, cnt);
 }
 
 int hb_chunkreader_fits(const hb_input *in, const hsize_t *start, const hsize_t *count) {
@@ -323,7 +333,7 @@ static void *decode_share(void *arg) {
 }
 
 int hb_chunkreader_read(hb_chunkreader *r, const hb_input *in, const hsize_t *start, const hsize_t *count, void *buf,
-                        size_t block_index) {
+                        size_t block_index, const hb_chunk_filter *only) {
   hsize_t bstart[HB_MAXDIM], bdims[HB_MAXDIM];
   for (int d = 0; d < in->ndim; d++) {
     bstart[d] = d < in->nav_dim ? start[d] : 0;
@@ -336,6 +346,10 @@ int hb_chunkreader_read(hb_chunkreader *r, const hb_input *in, const hsize_t *st
   hb_chunk_walk cw;
   hb_chunk_walk_start(&cw, in, start, count);
   do {
+    if (hb_chunk_refused(in, cw.off, only)) {
+      place_chunk(in, NULL, 0, r->chunk_elems, cw.off, bstart, bdims, buf, r->esize);
+      continue;
+    }
     if (r->nchunks == r->chunks_cap) {
       size_t cap = r->chunks_cap ? 2 * r->chunks_cap : 64;
       staged *more = realloc(r->chunks, cap * sizeof *more);

@@ -13,7 +13,7 @@ typedef struct hb_chunkreader hb_chunkreader;
  * Chunks are read on the calling thread and decoded on `nthreads` threads. */
 int hb_chunkreader_open(const hb_input *in, int nthreads, hb_chunkreader **out);
 int hb_chunkreader_read(hb_chunkreader *r, const hb_input *in, const hsize_t *start, const hsize_t *count, void *buf,
-                        size_t block_index);
+                        size_t block_index, const hb_chunk_filter *only);
 void hb_chunkreader_close(hb_chunkreader *r);
 /* The dataset has filters for hb_chunkreader_read to undo.  Unfiltered
  * blocks read faster through HDF5, which places chunks straight into the
@@ -36,6 +36,9 @@ typedef struct {
 } hb_chunk_walk;
 void hb_chunk_walk_start(hb_chunk_walk *w, const hb_input *in, const hsize_t *start, const hsize_t *count);
 int hb_chunk_walk_next(hb_chunk_walk *w); /* 0 after the last chunk */
+/* The chunk at off (all axes) is one `only` refuses (hb_chunk_filter; NULL
+ * refuses none). */
+int hb_chunk_refused(const hb_input *in, const hsize_t *off, const hb_chunk_filter *only);
 /* "block 3 (navigation [5:10, 0:50], 250 patterns)", for messages. */
 void hb_block_desc(const hb_input *in, const hsize_t *start, const hsize_t *count, size_t block_index, char *buf,
                    size_t n);

@@ -298,16 +298,28 @@ int hb_input_open(MPI_Comm comm, const hb_job *job, hb_input *in) {
   return 0;
 }
 
-/* The rectangle [off, off+cnt) of the array (in->ndim axes) through HDF5. */
-/* On failure, HDF5's reason goes into why (n bytes): it must be taken
+/* The rectangle [off, off+cnt) of the array (in->ndim axes) through HDF5,
+ * into buf of its own shape, or at its place in buf of the shape bcnt (a
+ * block starting at bstart) when bcnt is given.
+ * On failure, HDF5's reason goes into why (n bytes): it must be taken
  * before the next HDF5 call, which clears the error stack. */
-static herr_t read_rect(hb_input *in, const hsize_t *off, const hsize_t *cnt, void *buf, char *why, size_t n) {
-  hsize_t foff[HB_MAXDIM], fcnt[HB_MAXDIM];
+static herr_t read_rect(hb_input *in, const hsize_t *off, const hsize_t *cnt, void *buf, const hsize_t *bstart,
+                        const hsize_t *bcnt, char *why, size_t n) {
+  hsize_t foff[HB_MAXDIM], fcnt[HB_MAXDIM], moff[HB_MAXDIM], mcnt[HB_MAXDIM];
   int fnd = file_dims(in, off, foff);
   file_dims(in, cnt, fcnt);
   hid_t fs = H5Scopy(in->fspace);
   H5Sselect_hyperslab(fs, H5S_SELECT_SET, foff, NULL, fcnt, NULL);
-  hid_t ms = H5Screate_simple(fnd, fcnt, NULL);
+  hid_t ms;
+  if (bcnt) {
+    for (int d = 0; d < in->ndim; d++) moff[d] = off[d] - bstart[d];
+    file_dims(in, bcnt, mcnt);
+    ms = H5Screate_simple(fnd, mcnt, NULL);
+    file_dims(in, moff, moff);
+    H5Sselect_hyperslab(ms, H5S_SELECT_SET, moff, NULL, fcnt, NULL);
+  } else {
+    ms = H5Screate_simple(fnd, fcnt, NULL);
+  }
   herr_t e = H5Dread(in->dset, read_type(in), ms, fs, H5P_DEFAULT, buf);
   if (e < 0 && why) snprintf(why, n, "%s", hb_h5_error_text());
   H5Sclose(ms);
@@ -315,8 +327,10 @@ static herr_t read_rect(hb_input *in, const hsize_t *off, const hsize_t *cnt, vo
   return e;
 }
 
-/* Diagnostic path after a failed block read: find the first unreadable chunk. */
-static void find_bad_chunk(hb_input *in, const hsize_t *start, const hsize_t *count, char *out, size_t n) {
+/* Diagnostic path after a failed block read: find the first unreadable chunk
+ * of those the read wanted. */
+static void find_bad_chunk(hb_input *in, const hsize_t *start, const hsize_t *count, const hb_chunk_filter *only,
+                           char *out, size_t n) {
   hsize_t cnt[HB_MAXDIM];
   size_t bytes = hb_dtype_size(in->dtype);
   for (int d = 0; d < in->ndim; d++) bytes *= in->chunk[d];
@@ -327,9 +341,10 @@ static void find_bad_chunk(hb_input *in, const hsize_t *start, const hsize_t *co
   hb_chunk_walk_start(&cw, in, start, count);
   do {
     const hsize_t *off = cw.off;
+    if (hb_chunk_refused(in, off, only)) continue;
     for (int d = 0; d < in->ndim; d++)
       cnt[d] = off[d] + in->chunk[d] > in->shape[d] ? in->shape[d] - off[d] : in->chunk[d];
-    if (read_rect(in, off, cnt, buf, NULL, 0) < 0) {
+    if (read_rect(in, off, cnt, buf, NULL, NULL, NULL, 0) < 0) {
       int len = snprintf(out, n, "chunk at (");
       for (int d = 0; d < in->ndim && len < (int)n; d++)
         len += snprintf(out + len, n - (size_t)len, "%s%llu", d ? ", " : "", (unsigned long long)off[d]);
@@ -340,18 +355,61 @@ static void find_bad_chunk(hb_input *in, const hsize_t *start, const hsize_t *co
   free(buf);
 }
 
-int hb_input_read(hb_input *in, const hsize_t *start, const hsize_t *count, void *buf, size_t block_index) {
-  if (hb_chunkreader_decodes(in->raw) && hb_chunkreader_fits(in, start, count))
-    return hb_chunkreader_read(in->raw, in, start, count, buf, block_index);
+/* The part of the chunk grid's cell at off (all axes) inside the block
+ * [bstart, bstart + bcnt) (whole signal): its offset and extent. */
+static void chunk_in_block(const hb_input *in, const hsize_t *off, const hsize_t *bstart, const hsize_t *bcnt,
+                           hsize_t *roff, hsize_t *rcnt) {
+  for (int d = 0; d < in->ndim; d++) {
+    hsize_t lo = off[d] > bstart[d] ? off[d] : bstart[d], hi = off[d] + in->chunk[d];
+    if (hi > bstart[d] + bcnt[d]) hi = bstart[d] + bcnt[d];
+    roff[d] = lo;
+    rcnt[d] = hi - lo;
+  }
+}
+
+/* The positions of the block's chunks that `only` wants, in only->positions;
+ * with buf, each of those chunks is read through HDF5 into its place and the
+ * rest of the block is zeros (without: the raw reader read them). */
+static herr_t walk_wanted(hb_input *in, const hsize_t *bstart, const hsize_t *bcnt, void *buf, hb_chunk_filter *only,
+                          char *why, size_t n) {
+  size_t bytes = hb_dtype_size(in->dtype);
+  for (int d = 0; d < in->ndim; d++) bytes *= bcnt[d];
+  if (buf) memset(buf, 0, bytes);
+  only->positions = 0;
+  hb_chunk_walk cw;
+  hb_chunk_walk_start(&cw, in, bstart, bcnt);
+  do {
+    int whole_signal = 1; /* the first chunk of its positions' signal: the signal is read whole */
+    for (int d = in->nav_dim; d < in->ndim; d++) whole_signal &= cw.off[d] == 0;
+    if (!whole_signal || hb_chunk_refused(in, cw.off, only)) continue;
+    hsize_t roff[HB_MAXDIM], rcnt[HB_MAXDIM];
+    chunk_in_block(in, cw.off, bstart, bcnt, roff, rcnt);
+    if (buf && read_rect(in, roff, rcnt, buf, bstart, bcnt, why, n) < 0) return -1;
+    size_t npos = 1;
+    for (int d = 0; d < in->nav_dim; d++) npos *= rcnt[d];
+    only->positions += npos;
+  } while (hb_chunk_walk_next(&cw));
+  return 0;
+}
+
+int hb_input_read(hb_input *in, const hsize_t *start, const hsize_t *count, void *buf, size_t block_index,
+                  hb_chunk_filter *only) {
   hsize_t off[HB_MAXDIM], cnt[HB_MAXDIM];
   for (int d = 0; d < in->ndim; d++) {
     off[d] = d < in->nav_dim ? start[d] : 0;
     cnt[d] = d < in->nav_dim ? count[d] : in->shape[d];
   }
   char detail[512];
-  if (read_rect(in, off, cnt, buf, detail, sizeof detail) >= 0) return 0;
+  if (hb_chunkreader_decodes(in->raw) && hb_chunkreader_fits(in, start, count)) {
+    HB_CALL(hb_chunkreader_read(in->raw, in, start, count, buf, block_index, only));
+    if (only) walk_wanted(in, off, cnt, NULL, only, detail, sizeof detail);
+    return 0;
+  }
+  if (only ? walk_wanted(in, off, cnt, buf, only, detail, sizeof detail) >= 0
+           : read_rect(in, off, cnt, buf, NULL, NULL, detail, sizeof detail) >= 0)
+    return 0;
   char chunk[256];
-  find_bad_chunk(in, start, count, chunk, sizeof chunk);
+  find_bad_chunk(in, start, count, only, chunk, sizeof chunk);
   char block[300];
   hb_block_desc(in, start, count, block_index, block, sizeof block);
   HB_RAISE(HB_EIO, in->path, "dataset %s: %s: %s cannot be read (%s)", in->dataset, block, chunk, detail);

@@ -176,6 +176,51 @@ def scans(o):
                      f"crop {crop}: exit 2 naming the place ({p.returncode}: {p.stderr.strip()})")
 
 
+def read_bytes(runs, result):
+    """{rank count: the provenance's bytes_read} of a run's outputs."""
+    out = {}
+    for n in runs.ranks:
+        with oracle.h5py.File(runs.outputs[n], "r") as f:
+            out[n] = int(f[f"Experiments/{result}/original_metadata/hyperbatch"].attrs["bytes_read"])
+    return out
+
+
+def partial_reads(o):
+    """A job whose every result crops or thins the scan reads only the chunks
+    some result takes (blocks no result takes not at all); one that also
+    wants a value per pattern reads everything. Both raw chunk reads
+    (gzip) and HDF5's (uncompressed), chunks of 2 x 2 positions on 13 x 10."""
+    ny, nx, sig = 13, 10, (6, 8)
+    thin_x, roi_y = (1, 6), range(4, 7)  # inav[1::5], inav[:, 4:7]
+    for compression in ("gzip", None):
+        tag = f"part_{compression or 'none'}"
+        src = o.image_stack(tag + ".hspy", nav_shape=(ny, nx), sig_shape=sig, seed=41, chunks=(2, 2) + sig,
+                            compression=compression)
+        cases = [Case("thin5", {"op": "crop", "axis": "x", "start": 1, "step": 5}, "s.inav[1::5]"),
+                 Case("band", {"op": "crop", "axis": "y", "start": 4, "end": 7}, "s.inav[:, 4:7]")]
+        runs = o.run(src, {c.name: c.kernel for c in cases}, tag=tag)
+        for c in cases:
+            o.compare(runs, c.name, c.expect)
+        # the positions of the 2 x 2 chunks that hold one the results take
+        wanted = 0
+        for y0 in range(0, ny, 2):
+            for x0 in range(0, nx, 2):
+                ys, xs = range(y0, min(y0 + 2, ny)), range(x0, min(x0 + 2, nx))
+                if any(x in xs for x in thin_x) or any(y in ys for y in roi_y):
+                    wanted += len(ys) * len(xs)
+        pattern = sig[0] * sig[1] * 2
+        got = read_bytes(runs, "thin5")
+        oracle.check(got and all(v == wanted * pattern for v in got.values()),
+                     f"[{tag}] reads the {wanted} of {ny * nx} positions in chunks a result takes: bytes_read {got}, "
+                     f"expected {wanted * pattern}")
+        runs = o.run(src, {"thin5": cases[0].kernel, "tot": {"op": "sum", "axes": "signal"}}, tag=tag + "_all",
+                     ranks=[2])
+        o.compare(runs, "thin5", cases[0].expect)
+        got = read_bytes(runs, "thin5")
+        oracle.check(got == {2: ny * nx * pattern},
+                     f"[{tag}_all] with a value per pattern every position is read: bytes_read {got}")
+
+
 def main():
     t0 = time.time()
     with tempfile.TemporaryDirectory() as tmp:
@@ -183,6 +228,7 @@ def main():
         spectrum_images(o)
         stacks(o)
         scans(o)
+        partial_reads(o)
     print(f"test_transforms: {time.time() - t0:.1f} s")
     oracle.finish("test_transforms")
 

@@ -9,7 +9,8 @@
 # after a checkpoint, finished at 1: every dataset and attribute of the
 # output and of the ragged file is an uninterrupted 1-rank run's, but the
 # provenance of how the run went (compare_files.py).  On the way, a resume
-# refused for changed settings must leave the checkpoint usable.
+# refused for changed settings must leave the checkpoint usable.  A job of
+# crops and thinned scans only, which reads part of the file, resumes too.
 set -euo pipefail
 HB=$1
 . "$(dirname "$0")/../lib.sh"
@@ -120,6 +121,38 @@ for path in ("ref.hspy", "out.hspy", "out.ragged.hspy"):
             assert env is not None and dict(env.attrs) == {"0": "HB_RESULT_CHUNK_BYTES=2048"}, (path, name, list(g))
 EOF
 fi
+# 5. a job whose every result crops or thins the scan reads only the blocks
+#    and chunks they take: 12 x 16 positions in chunks of 1 x 4, rows 8-11
+#    and column 9 (blocks of 1 x 8: of rows 0-7 only the chunks of columns
+#    8-11); stopped at 2 ranks after the first blocks, resumed at 3: the
+#    1-rank run's file
+cat >part.yaml <<'YAML'
+version: 1
+input: {file: in.hspy}
+output: {file: part.hspy, previews: false}
+kernels:
+  - {name: rows, op: crop, axis: y, start: 8}
+  - {name: sparse, op: crop, axis: x, start: 9, step: 8}
+run: {block: 4, progress: off}
+YAML
+hb 1 run part.yaml
+check "rows and a column only: the 1-rank run (exit $RC) says it read 16 of the 24 blocks" \
+  grep -q "24 blocks (16 of them read)" "$WORK/hb.stdout"
+mv part.hspy part-ref.hspy
+check "  and read 64 + 32 of the 192 positions" "$HB_PYTHON" - <<'EOF'
+import h5py
+with h5py.File("part-ref.hspy", "r") as f:
+    got = f["Experiments/rows/original_metadata/hyperbatch"].attrs["bytes_read"]
+raise SystemExit(0 if got == 96 * 32 * 32 * 2 else f"bytes_read {got}")
+EOF
+HB_FAULT_SIGNAL_AFTER=1 hb 2 run part.yaml
+expect_fail "  SIGUSR1 at 2 ranks after the first blocks" 75 "stopped by signal 10 after 2 of 16 blocks"
+hb 3 run part.yaml --resume
+check "  resumed at 3 ranks (exit $RC): 2 of 16 blocks were done" \
+  grep -q "2 of 16 blocks were done, 14 to go" "$WORK/hb.stdout"
+check "  the resumed file is the 1-rank run's" "$HB_PYTHON" "$here/tests/compare_files.py" part-ref.hspy part.hspy
+rm -f part.hspy part-ref.hspy
+
 left=$(ls out.hspy.* 2>/dev/null | tr '\n' ' ' || true)
 check "nothing left beside the output${left:+: $left}" test -z "$left"
 finish
