@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Kills at random moments, then --resume: a resumed output is bit-identical
+# Kills at random moments, then --resume: a resumed output (values per
+# pattern, reductions, a thinned and a binned scan) is bit-identical
 # to an uninterrupted run, or the resume fails with one clear error line and
 # the next resume succeeds.  Nothing may exit 0 with different bytes.
 #
@@ -31,6 +32,8 @@ kernels:
   - {name: total, op: sum, axes: signal}
   - {name: mean_dp, op: mean, axes: navigation}
   - {name: max_dp, op: max, axes: navigation}
+  - {name: thinned, op: crop, axis: x, start: 3, step: 8}
+  - {name: overview, op: rebin, scale: [4, 4, 2, 2]}
 run: {block: 32, progress: off}
 YAML
 hb 1 run kill-job-$$.yaml --set output.file=ref.hspy

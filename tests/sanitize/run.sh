@@ -127,6 +127,38 @@ run "run --dry-run" 0 2 run job.yaml --dry-run --set output.file=out/dry.hspy
 run "inspect" 0 1 inspect out/res.hspy
 run "job error (unknown key)" 2 2 run job.yaml --set kernels.bf.detector.raduis=3
 run "input error (missing file)" 2 2 run job.yaml --set input.file=nope.hspy
+# every result kind (per-pattern arrays, full-size, changed scans, complex,
+# ragged, two passes, global), then a job that reads part of the file, on
+# two decoding threads
+cat >kinds.yaml <<'EOF'
+version: 1
+input: {file: in.hspy}
+output: {file: out/kinds.hspy, previews: false}
+kernels:
+  - {name: profile, op: sum, axes: ky}
+  - {name: std_dp, op: std, axes: navigation}
+  - {name: binned, op: rebin, scale: [2, 2, 2, 2]}
+  - {name: thinned, op: crop, axis: x, start: 1, step: 3}
+  - {name: rows, op: sum, axes: x}
+  - {name: spectrum, op: fft, shift: true, apodization: hann}
+  - {name: peaks, op: find_peaks, min_distance: 3, threshold_rel: 0.2}
+  - {name: hist, op: histogram, bins: fd}
+  - {name: pca, op: decomposition, components: 3}
+run: {block: 15, progress: off}
+EOF
+run "every result kind at 2 ranks" 0 2 run kinds.yaml
+cat >part.yaml <<'EOF'
+version: 1
+input: {file: in.hspy}
+output: {file: out/part.hspy, previews: false}
+kernels:
+  - {name: rows, op: crop, axis: y, start: 9}
+  - {name: left, op: crop, axis: x, start: 1, end: 4}
+run: {block: 60, progress: off, threads: 2}
+EOF
+run "crops only (chunks left out of blocks), 2 threads" 0 1 run part.yaml
+run "crops only (blocks left out), 2 ranks" 0 2 run part.yaml --set run.block=15 --set output.file=out/part2.hspy
+grep -q "8 blocks (5 of them read)" "$W/run-$n_run.log" || bad "crops only: the summary does not say 5 of 8 blocks were read"
 # a corrupt chunk: overwrite bytes in the middle of the data with garbage
 cp in.hspy bad.hspy
 size=$(stat -c %s bad.hspy)
