@@ -325,13 +325,8 @@ static int rebin_plan(hb_transform *t, const hb_params *p) {
   return 0;
 }
 
-/* A thread's bin sums, kept between calls (the worker thread and, when a
- * rank streams, the main thread each have their own). */
-static _Thread_local void *sums;
-static _Thread_local size_t sums_cap;
-
 /* Pattern x's bin sums into `sums`, in r->acc. */
-static void rebin_sums(const rebin_state *r, const void *x) {
+static void rebin_sums(const rebin_state *r, const void *x, void *sums) {
   memset(sums, 0, r->out_size * 8);
   switch (r->in) {
 #define X(E, T)                                                                                      \
@@ -359,14 +354,14 @@ static void rebin_sums(const rebin_state *r, const void *x) {
 
 /* The sums, in r->out, stored at o, or added to what o holds (a binned
  * scan: numpy's sum over the bin's positions adds in the result's type). */
-static void rebin_store(const rebin_state *r, void *o, int add) {
+static void rebin_store(const rebin_state *r, const void *sums, void *o, int add) {
   switch (r->out) {
 #define X(E, T)                                                                                      \
   case E:                                                                                            \
     for (size_t i = 0; i < r->out_size; i++) {                                                       \
-      T v = r->acc == HB_F64   ? (T)((double *)sums)[i]                                              \
-            : r->acc == HB_I64 ? (T)((int64_t *)sums)[i]                                             \
-                               : (T)((uint64_t *)sums)[i];                                           \
+      T v = r->acc == HB_F64   ? (T)((const double *)sums)[i]                                        \
+            : r->acc == HB_I64 ? (T)((const int64_t *)sums)[i]                                       \
+                               : (T)((const uint64_t *)sums)[i];                                     \
       ((T *)o)[i] = add ? (T)(((T *)o)[i] + v) : v;                                                  \
     }                                                                                                \
     break;
@@ -378,21 +373,20 @@ static void rebin_store(const rebin_state *r, void *o, int add) {
 
 static void rebin_apply(const hb_transform *t, const hb_block *b, void *in, void *out) {
   const rebin_state *r = t->state;
-  if (sums_cap < r->out_size) {
-    free(sums);
-    sums = malloc(r->out_size * 8);
-    sums_cap = sums ? r->out_size : 0;
-    if (!sums) abort(); /* one pattern's worth of sums */
-  }
+  /* one pattern's sums, per call: calls come from whichever thread runs
+   * the kernels, and a buffer kept per thread was lost with each worker */
+  void *sums = malloc(r->out_size * 8);
+  if (!sums) abort();
   const hb_nav_map *m = &t->nav_map;
   size_t out_bytes = r->out_size * hb_dtype_size(r->out);
   for (size_t p = 0; p < b->npos; p++) {
     /* the output position: the pattern's, or its bin's in the block */
     long long at = m->on ? hb_nav_map_place(m, b, p) : (long long)p;
     if (at < 0) continue; /* past the last whole bin */
-    rebin_sums(r, (const char *)in + p * r->in_size * hb_dtype_size(r->in));
-    rebin_store(r, (char *)out + at * out_bytes, m->on);
+    rebin_sums(r, (const char *)in + p * r->in_size * hb_dtype_size(r->in), sums);
+    rebin_store(r, sums, (char *)out + at * out_bytes, m->on);
   }
+  free(sums);
 }
 
 static void rebin_destroy(hb_transform *t) {
