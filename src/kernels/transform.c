@@ -40,12 +40,12 @@ static const hb_param_spec crop_params[] = {
  * outside the points; inside, the nearest point (the first of two as near,
  * after a nudge of 1e-12 of the smallest step away from zero, as
  * DataAxis.value2index's numba_closest_index_round). */
-static int crop_bound_points(const hb_params *p, const char *key, const hb_axis *a, const double *pts, double v,
+static int crop_bound_points(const char *where, const char *key, const hb_axis *a, const double *pts, double v,
                              long long *out) {
   hsize_t n = a->size;
   double lo = pts[0], hi = pts[0], step = INFINITY;
   for (hsize_t i = 1; i < n; i++) lo = fmin(lo, pts[i]), hi = fmax(hi, pts[i]), step = fmin(step, fabs(pts[i] - pts[i - 1]));
-  HB_CHECK(v >= lo && v <= hi, HB_EINVALID, hb_param_where(p, key), "%s %g is outside axis '%s' (%g to %g%s%s)",
+  HB_CHECK(v >= lo && v <= hi, HB_EINVALID, where, "%s %g is outside axis '%s' (%g to %g%s%s)",
            key, v, a->name, lo, hi, a->units[0] ? " " : "", a->units);
   double nudge = (v > 0) - (v < 0), best = INFINITY;
   for (hsize_t i = 0; i < n; i++) {
@@ -55,26 +55,29 @@ static int crop_bound_points(const hb_params *p, const char *key, const hb_axis 
   return 0;
 }
 
-/* A bound as HyperSpy's crop takes it: an integer literal is an index, a
- * float a calibrated value (value2index, which refuses one outside; on a
- * non-uniform axis, crop_bound_points). */
-static int crop_bound(const hb_params *p, const char *key, const hb_axis *a, hsize_t dflt, hsize_t *out) {
+/* A bound as HyperSpy's crop and slices take it, from its text (NULL: not
+ * given, dflt): an integer literal is an index, a float a calibrated value
+ * (value2index, which refuses one outside; on a non-uniform axis,
+ * crop_bound_points).  Errors name `key` at `where`. */
+static int bound_from_text(const char *text, const char *where, const char *key, const hb_axis *a, hsize_t dflt,
+                           hsize_t *out) {
   *out = dflt;
-  if (!hb_param_given(p, key)) return 0;
-  const char *text = hb_param_text(p, key);
-  double v = hb_param_float(p, key);
+  if (!text) return 0;
+  char *rest;
+  double v = strtod(text, &rest);
+  HB_CHECK(rest != text && *rest == 0, HB_EINVALID, where, "%s '%s' is not a number", key, text);
   long long i = 0;
   const double *pts = hb_axis_points(a, a->size);
   if (!strpbrk(text, ".eEnN")) { /* an integer: an index, Python-style */
     i = (long long)v;
     if (i < 0) i += (long long)a->size;
-    HB_CHECK(i >= 0 && i <= (long long)a->size, HB_EINVALID, hb_param_where(p, key),
-             "%s %s is outside axis '%s' (%llu samples)", key, text, a->name, (unsigned long long)a->size);
+    HB_CHECK(i >= 0 && i <= (long long)a->size, HB_EINVALID, where, "%s %s is outside axis '%s' (%llu samples)",
+             key, text, a->name, (unsigned long long)a->size);
   } else if (pts) {
-    HB_CALL(crop_bound_points(p, key, a, pts, v, &i));
+    HB_CALL(crop_bound_points(where, key, a, pts, v, &i));
   } else {
     i = hb_axis_value2index(a, v);
-    HB_CHECK(i >= 0 && i < (long long)a->size, HB_EINVALID, hb_param_where(p, key),
+    HB_CHECK(i >= 0 && i < (long long)a->size, HB_EINVALID, where,
              "%s %g is outside axis '%s' (%g to %g%s%s)", key, v, a->name, a->offset,
              a->offset + a->scale * (double)(a->size - 1), a->units[0] ? " " : "", a->units);
   }
@@ -82,22 +85,34 @@ static int crop_bound(const hb_params *p, const char *key, const hb_axis *a, hsi
   return 0;
 }
 
-/* A step as isig/inav's slices take it: an integer counts samples; a
- * number with a point is a distance, rounded to samples on a uniform axis
- * (DataAxis._get_array_slices; refused on a non-uniform one, as there). */
-static int crop_step(const hb_params *p, const hb_axis *a, hsize_t *out) {
-  double v = hb_param_float(p, "step");
-  if (hb_param_given(p, "step") && strpbrk(hb_param_text(p, "step"), ".eEnN")) {
-    HB_CHECK(!hb_axis_points(a, a->size), HB_EINVALID, hb_param_where(p, "step"),
+static int crop_bound(const hb_params *p, const char *key, const hb_axis *a, hsize_t dflt, hsize_t *out) {
+  return bound_from_text(hb_param_given(p, key) ? hb_param_text(p, key) : NULL, hb_param_where(p, key), key, a, dflt,
+                         out);
+}
+
+/* A step as isig/inav's slices take it, from its text (NULL: 1): an
+ * integer counts samples; a number with a point is a distance, rounded to
+ * samples on a uniform axis (DataAxis._get_array_slices; refused on a
+ * non-uniform one, as there). */
+static int step_from_text(const char *text, const char *where, const hb_axis *a, hsize_t *out) {
+  char *rest = NULL;
+  double v = text ? strtod(text, &rest) : 1;
+  HB_CHECK(!text || (rest != text && *rest == 0), HB_EINVALID, where, "step '%s' is not a number", text);
+  if (text && strpbrk(text, ".eEnN")) {
+    HB_CHECK(!hb_axis_points(a, a->size), HB_EINVALID, where,
              "step %g is a distance, and axis '%s' is not uniform: give a number of samples", v, a->name);
-    HB_CHECK(nearbyint(v / a->scale) >= 1, HB_EINVALID, hb_param_where(p, "step"),
-             "step %g is less than one sample of axis '%s' (scale %g)", v, a->name, a->scale);
+    HB_CHECK(nearbyint(v / a->scale) >= 1, HB_EINVALID, where, "step %g is less than one sample of axis '%s' (scale %g)",
+             v, a->name, a->scale);
     v = nearbyint(v / a->scale);
   }
-  HB_CHECK(v >= 1 && v == floor(v), HB_EINVALID, hb_param_where(p, "step"),
-           "step %g: a whole number of samples, at least 1", v);
+  HB_CHECK(v >= 1 && v == floor(v), HB_EINVALID, where, "step %g: a whole number of samples, at least 1", v);
   *out = (hsize_t)v;
   return 0;
+}
+
+static int crop_step(const hb_params *p, const hb_axis *a, hsize_t *out) {
+  return step_from_text(hb_param_given(p, "step") ? hb_param_text(p, "step") : NULL, hb_param_where(p, "step"), a,
+                        out);
 }
 
 /* Axis a cropped to [start, end) by step: a non-uniform one keeps its
@@ -169,14 +184,19 @@ static int crop_plan(hb_transform *t, const hb_params *p) {
   return 0;
 }
 
+/* A cropped or thinned scan: the kept positions' patterns, each to its place. */
+static void place_kept(const hb_transform *t, const hb_block *b, void *in, void *out) {
+  size_t bytes = t->in.sig_size * hb_dtype_size(t->in.dtype);
+  for (size_t p = 0; p < b->npos; p++) {
+    long long at = hb_nav_map_place(&t->nav_map, b, p);
+    if (at >= 0) memcpy((char *)out + (size_t)at * bytes, (const char *)in + p * bytes, bytes);
+  }
+}
+
 static void crop_apply(const hb_transform *t, const hb_block *b, void *in, void *out) {
   const crop_state *c = t->state;
-  if (t->nav_map.on) { /* the kept positions' patterns, each to its place */
-    size_t bytes = t->in.sig_size * c->es;
-    for (size_t p = 0; p < b->npos; p++) {
-      long long at = hb_nav_map_place(&t->nav_map, b, p);
-      if (at >= 0) memcpy((char *)out + (size_t)at * bytes, (const char *)in + p * bytes, bytes);
-    }
+  if (t->nav_map.on) {
+    place_kept(t, b, in, out);
     return;
   }
   size_t n = t->in.shape[c->axis], item = c->inner * c->es, row = n * item;
@@ -209,6 +229,105 @@ const hb_transform_def hb_transform_crop = {
     .plan = crop_plan,
     .apply = crop_apply,
     .destroy = crop_destroy,
+    .complex_patterns = 1,
+};
+
+/* ---- inav --------------------------------------------------------------------- */
+
+/* HyperSpy's s.inav[...]: slices of several navigation axes at once (a
+ * region of the scan, thinned or not), a changed scan like crop's. */
+typedef struct {
+  double *points[HB_MAXDIM]; /* thinned non-uniform axes' points */
+} inav_state;
+
+static const hb_param_spec inav_params[] = {
+    {"slices", HB_P_STRING, HB_REQUIRED,
+     .help = "HyperSpy's inav[...] slices as text, one start:end:step per navigation axis in HyperSpy's order (x, "
+             "y, ...), separated by commas, e.g. \"10:50, 20:60:2\" (quote it); integers are indices (negative "
+             "from the end), numbers with a point values in the axis' units; an empty part, or an axis left out, "
+             "keeps the whole axis. A kernel only: it crops the scan"},
+    HB_PARAM_END,
+};
+
+/* Splits `s` at `sep` into at most max parts (pointers into s, trimmed of
+ * blanks); returns how many, or max + 1 when there are more. */
+static int split_trimmed(char *s, char sep, char **part, int max) {
+  int n = 0;
+  for (char *at = s;; n++) {
+    char *end = strchr(at, sep);
+    if (end) *end = 0;
+    while (*at == ' ' || *at == '\t') at++;
+    char *tail = at + strlen(at);
+    while (tail > at && (tail[-1] == ' ' || tail[-1] == '\t')) *--tail = 0;
+    if (n == max) return max + 1;
+    part[n] = at;
+    if (!end) return n + 1;
+    at = end + 1;
+  }
+}
+
+static int inav_plan(hb_transform *t, const hb_params *p) {
+  inav_state *st;
+  HB_ALLOC(st, 1);
+  t->state = st;
+  const hb_stream *in = &t->in;
+  const char *where = hb_param_where(p, "slices");
+  HB_CHECK(t->as_kernel, HB_EINVALID, where,
+           "inav crops the scan, which makes fewer positions than every other result has, so it works as a kernel "
+           "(a result of its own), not in preprocess");
+  HB_CHECK(!hb_stream_virtual_nav(in), HB_EINVALID, where, "the input is a single pattern: it has no navigation axes");
+  char text[512];
+  HB_CHECK(strlen(hb_param_str(p, "slices")) < sizeof text, HB_EINVALID, where, "slices: too long");
+  strcpy(text, hb_param_str(p, "slices"));
+  char *body = text;
+  size_t len = strlen(body);
+  if (len >= 2 && body[0] == '[' && body[len - 1] == ']') body[len - 1] = 0, body++; /* as written in Python */
+  char *part[HB_MAXDIM];
+  int nparts = split_trimmed(body, ',', part, in->nav_dim);
+  HB_CHECK(nparts <= in->nav_dim, HB_EINVALID, where, "slices: more than the %d navigation ax%s", in->nav_dim,
+           in->nav_dim == 1 ? "is" : "es");
+  hb_nav_map *m = &t->nav_map;
+  m->on = 1;
+  for (int d = 0; d < in->nav_dim; d++)
+    m->factor[d] = m->step[d] = 1, m->first[d] = 0, m->shape[d] = in->shape[d], m->axes[d] = in->axes[d];
+  for (int i = 0; i < nparts; i++) {
+    int d = in->nav_dim - 1 - i; /* HyperSpy's order: x first, the array's last navigation axis */
+    const hb_axis *a = &in->axes[d];
+    char *f[3];
+    int nf = split_trimmed(part[i], ':', f, 3);
+    HB_CHECK(nf >= 2 && nf <= 3, HB_EINVALID, where,
+             "slices: '%s' for axis '%s' is not start:end or start:end:step (a single index, which HyperSpy "
+             "takes to drop the axis, is written i:i+1 here)",
+             part[i], a->name);
+    hsize_t start, end, step;
+    HB_CALL(bound_from_text(*f[0] ? f[0] : NULL, where, "start", a, 0, &start));
+    HB_CALL(bound_from_text(*f[1] ? f[1] : NULL, where, "end", a, a->size, &end));
+    HB_CALL(step_from_text(nf == 3 && *f[2] ? f[2] : NULL, where, a, &step));
+    HB_CHECK(end > start, HB_EINVALID, where, "slices: axis '%s' from %llu to %llu keeps nothing", a->name,
+             (unsigned long long)start, (unsigned long long)end);
+    m->first[d] = start;
+    m->step[d] = step;
+    m->shape[d] = (end - start + step - 1) / step;
+    HB_CALL(crop_axis(a, start, end, step, &st->points[d], &m->axes[d]));
+  }
+  return 0;
+}
+
+static void inav_destroy(hb_transform *t) {
+  inav_state *st = t->state;
+  for (int d = 0; st && d < HB_MAXDIM; d++) free(st->points[d]);
+  free(st);
+}
+
+const hb_transform_def hb_transform_inav = {
+    .op = "inav",
+    .summary = "a region of the scan, as HyperSpy's s.inav[...]: start:end:step of several navigation axes at once "
+               "(crop does one axis); a kernel only. A job whose results all crop, thin or bin the scan reads only "
+               "the chunks they take",
+    .params = inav_params,
+    .plan = inav_plan,
+    .apply = place_kept,
+    .destroy = inav_destroy,
     .complex_patterns = 1,
 };
 

@@ -127,6 +127,12 @@ def scans(o):
             Case("thin_x", {"op": "crop", "axis": "x", "start": 1, "step": 3}, "s.inav[1::3]"),
             Case("thin_y", {"op": "crop", "axis": "y", "start": 2, "end": 12, "step": 2}, "s.inav[:, 2:12:2]"),
             Case("thin_y5", {"op": "crop", "axis": 1, "step": 5}, "s.inav[:, ::5]"),
+            # HyperSpy's inav[...] of both axes at once: indices, values,
+            # a distance as a step, an axis left whole
+            Case("inav_roi", {"op": "inav", "slices": "2:9, 1:12:3"}, "s.inav[2:9, 1:12:3]"),
+            Case("inav_val", {"op": "inav", "slices": "[1.5:4.4, -0.4:5.2:2]"}, "s.inav[1.5:4.4, -0.4:5.2:2]"),
+            Case("inav_dist", {"op": "inav", "slices": ":, 1::1.6"}, "s.inav[:, 1::1.6]"),
+            Case("inav_neg", {"op": "inav", "slices": "-4:"}, "s.inav[-4:]"),
         ], tag=tag)
     # non-uniform axes (HyperSpy's DataAxis: an energy stack's energies, a
     # signal axis): a crop keeps their points, as DataAxis.crop; value
@@ -164,16 +170,25 @@ def scans(o):
     p = subprocess.run([HB, "validate", job], capture_output=True, text=True)
     oracle.check(p.returncode == 2 and "as a kernel" in p.stderr and "navcrop.yaml:" in p.stderr,
                  f"crop of the scan in preprocess: exit 2 naming the place ({p.returncode}: {p.stderr.strip()})")
+    job = oracle.write_job(o.path("navinav.yaml"), o.path("scan_uint16.hspy"), {"tot": {"op": "sum", "axes": "signal"}},
+                           o.path("navinav.hspy"), preprocess=[{"op": "inav", "slices": "2:5"}])
+    p = subprocess.run([HB, "validate", job], capture_output=True, text=True)
+    oracle.check(p.returncode == 2 and "as a kernel" in p.stderr and "navinav.yaml:" in p.stderr,
+                 f"inav in preprocess: exit 2 naming the place ({p.returncode}: {p.stderr.strip()})")
     # steps HyperSpy refuses too: none, or a distance on a non-uniform axis;
     # and a value outside a non-uniform axis' points (HyperSpy's crop raises)
     for name, crop, words in (("step0", {"op": "crop", "axis": "x", "step": 0}, "at least 1"),
                               ("stepnu", {"op": "crop", "axis": "Energy", "step": 2.0}, "not uniform"),
-                              ("outnu", {"op": "crop", "axis": "Energy", "start": 699.5}, "outside axis")):
-        src = o.path("scan_uint16.hspy" if name == "step0" else "nonuniform.hspy")
+                              ("outnu", {"op": "crop", "axis": "Energy", "start": 699.5}, "outside axis"),
+                              ("inav_index", {"op": "inav", "slices": "3, 2:5"}, "i:i+1"),
+                              ("inav_many", {"op": "inav", "slices": "1:2, 1:2, 1:2"}, "more than the 2"),
+                              ("inav_word", {"op": "inav", "slices": "a:3"}, "not a number"),
+                              ("inav_none", {"op": "inav", "slices": "5:5"}, "keeps nothing")):
+        src = o.path("nonuniform.hspy" if name in ("stepnu", "outnu") else "scan_uint16.hspy")
         job = oracle.write_job(o.path(name + ".yaml"), src, {"c": crop}, o.path(name + ".hspy"))
         p = subprocess.run([HB, "validate", job], capture_output=True, text=True)
         oracle.check(p.returncode == 2 and words in p.stderr and f"{name}.yaml:" in p.stderr,
-                     f"crop {crop}: exit 2 naming the place ({p.returncode}: {p.stderr.strip()})")
+                     f"{crop['op']} {crop}: exit 2 naming the place ({p.returncode}: {p.stderr.strip()})")
 
 
 def read_bytes(runs, result):
@@ -191,13 +206,14 @@ def partial_reads(o):
     wants a value per pattern reads everything. Both raw chunk reads
     (gzip) and HDF5's (uncompressed), chunks of 2 x 2 positions on 13 x 10."""
     ny, nx, sig = 13, 10, (6, 8)
-    thin_x, roi_y = (1, 6), range(4, 7)  # inav[1::5], inav[:, 4:7]
+    thin_x, roi_y = (1, 6), range(4, 7)  # inav[1::5], inav[:, 4:7]; and inav[4:7, 9:12]
     for compression in ("gzip", None):
         tag = f"part_{compression or 'none'}"
         src = o.image_stack(tag + ".hspy", nav_shape=(ny, nx), sig_shape=sig, seed=41, chunks=(2, 2) + sig,
                             compression=compression)
         cases = [Case("thin5", {"op": "crop", "axis": "x", "start": 1, "step": 5}, "s.inav[1::5]"),
-                 Case("band", {"op": "crop", "axis": "y", "start": 4, "end": 7}, "s.inav[:, 4:7]")]
+                 Case("band", {"op": "crop", "axis": "y", "start": 4, "end": 7}, "s.inav[:, 4:7]"),
+                 Case("region", {"op": "inav", "slices": "4:7, 9:12"}, "s.inav[4:7, 9:12]")]
         runs = o.run(src, {c.name: c.kernel for c in cases}, tag=tag)
         for c in cases:
             o.compare(runs, c.name, c.expect)
@@ -206,7 +222,8 @@ def partial_reads(o):
         for y0 in range(0, ny, 2):
             for x0 in range(0, nx, 2):
                 ys, xs = range(y0, min(y0 + 2, ny)), range(x0, min(x0 + 2, nx))
-                if any(x in xs for x in thin_x) or any(y in ys for y in roi_y):
+                region = any(x in xs for x in range(4, 7)) and any(y in ys for y in range(9, 12))
+                if any(x in xs for x in thin_x) or any(y in ys for y in roi_y) or region:
                     wanted += len(ys) * len(xs)
         pattern = sig[0] * sig[1] * 2
         got = read_bytes(runs, "thin5")
