@@ -94,6 +94,16 @@ def main(tmp):
               for a, b in zip(ov.axes_manager.navigation_axes, nav)),
           "overview's scan axes: 4 times the scale, offset at the first bin's centre (as HyperSpy's rebin)")
 
+    # region: s.inav[8:40:2, 16:48:2] of the filtered patterns
+    reg = res["region"]
+    ref = hs.load(scan, lazy=True).inav[8:40:2, 16:48:2]
+    check(reg.data.shape == (16, 16, 128, 128) and
+          np.array_equal(reg.data.sum(axis=(2, 3), dtype=np.uint64), total[16:48:2, 8:40:2].astype(np.uint64)),
+          f"region holds the patterns of inav[8:40:2, 16:48:2] (its sums equal total's there): {reg.data.shape}")
+    check(all(abs(a.scale - b.scale) < 1e-12 and abs(a.offset - b.offset) < 1e-12
+              for a, b in zip(reg.axes_manager.navigation_axes, ref.axes_manager.navigation_axes)),
+          "region's scan axes are inav's (offset at its first position, twice the scale)")
+
     # find_peaks: the crystal's patterns have peaks on (nearly) all 8 Bragg
     # disks, the vacuum's on none (the direct beam is not a Bragg disk)
     peaks = load_quietly(ragged)[0].data
