@@ -17,8 +17,8 @@ extern const hb_kernel_def hb_kernel_decomposition;
 extern const hb_kernel_def hb_kernel_histogram, hb_kernel_estimate_poissonian_noise_variance;
 extern const hb_kernel_def hb_kernel_indexmax, hb_kernel_indexmin, hb_kernel_valuemax, hb_kernel_valuemin,
     hb_kernel_integrate1D, hb_kernel_integrate_simpson, hb_kernel_derivative, hb_kernel_diff;
-extern const hb_transform_def hb_transform_filter_hot_pixels, hb_transform_crop, hb_transform_inav, hb_transform_rebin,
-    hb_transform_change_dtype, hb_transform_complex_part;
+extern const hb_transform_def hb_transform_filter_hot_pixels, hb_transform_crop, hb_transform_inav, hb_transform_isig,
+    hb_transform_rebin, hb_transform_change_dtype, hb_transform_complex_part;
 extern const hb_transform_def hb_transform_fft, hb_transform_ifft;
 
 const hb_kernel_def *const hb_kernel_table[] = {
@@ -42,6 +42,7 @@ const hb_transform_def *const hb_transform_table[] = {
     &hb_transform_filter_hot_pixels,
     &hb_transform_crop,
     &hb_transform_inav,
+    &hb_transform_isig,
     &hb_transform_rebin,
     &hb_transform_change_dtype,
     &hb_transform_complex_part,

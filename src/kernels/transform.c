@@ -232,13 +232,17 @@ const hb_transform_def hb_transform_crop = {
     .complex_patterns = 1,
 };
 
-/* ---- inav --------------------------------------------------------------------- */
+/* ---- inav, isig -------------------------------------------------------------- */
 
-/* HyperSpy's s.inav[...]: slices of several navigation axes at once (a
- * region of the scan, thinned or not), a changed scan like crop's. */
+/* HyperSpy's s.inav[...] and s.isig[...]: slices of several axes at once,
+ * given as the text between the brackets.  inav is a changed scan like a
+ * navigation crop's (a kernel only); isig a pattern transform like a signal
+ * crop's. */
 typedef struct {
+  hsize_t start[HB_MAXDIM], step[HB_MAXDIM], kept[HB_MAXDIM]; /* per array axis of the sliced group */
+  size_t es;
   double *points[HB_MAXDIM]; /* thinned non-uniform axes' points */
-} inav_state;
+} slices_state;
 
 static const hb_param_spec inav_params[] = {
     {"slices", HB_P_STRING, HB_REQUIRED,
@@ -246,6 +250,13 @@ static const hb_param_spec inav_params[] = {
              "y, ...), separated by commas, e.g. \"10:50, 20:60:2\" (quote it); integers are indices (negative "
              "from the end), numbers with a point values in the axis' units; an empty part, or an axis left out, "
              "keeps the whole axis. A kernel only: it crops the scan"},
+    HB_PARAM_END,
+};
+
+static const hb_param_spec isig_params[] = {
+    {"slices", HB_P_STRING, HB_REQUIRED,
+     .help = "HyperSpy's isig[...] slices as text, one start:end:step per signal axis in HyperSpy's order (kx, "
+             "ky, ...), e.g. \"32:96, 32:96\" (quote it); as inav's"},
     HB_PARAM_END,
 };
 
@@ -266,8 +277,46 @@ static int split_trimmed(char *s, char sep, char **part, int max) {
   }
 }
 
+/* The `slices` text of p over the array axes [first, first + n) of `in`
+ * (named in HyperSpy's order: the group's last array axis first): st's
+ * start, step and kept, and each axis as sliced into axes[d]. */
+static int parse_slices(const hb_params *p, const hb_stream *in, int first, int n, const char *group, slices_state *st,
+                        hb_axis *axes) {
+  const char *where = hb_param_where(p, "slices");
+  char text[512];
+  HB_CHECK(strlen(hb_param_str(p, "slices")) < sizeof text, HB_EINVALID, where, "slices: too long");
+  strcpy(text, hb_param_str(p, "slices"));
+  char *body = text;
+  size_t len = strlen(body);
+  if (len >= 2 && body[0] == '[' && body[len - 1] == ']') body[len - 1] = 0, body++; /* as written in Python */
+  char *part[HB_MAXDIM];
+  int nparts = split_trimmed(body, ',', part, n);
+  HB_CHECK(nparts <= n, HB_EINVALID, where, "slices: more than the %d %s ax%s", n, group, n == 1 ? "is" : "es");
+  for (int d = first; d < first + n; d++) st->start[d] = 0, st->step[d] = 1, st->kept[d] = in->shape[d];
+  for (int d = first; d < first + n; d++) axes[d] = in->axes[d];
+  for (int i = 0; i < nparts; i++) {
+    int d = first + n - 1 - i;
+    const hb_axis *a = &in->axes[d];
+    char *f[3];
+    int nf = split_trimmed(part[i], ':', f, 3);
+    HB_CHECK(nf >= 2 && nf <= 3, HB_EINVALID, where,
+             "slices: '%s' for axis '%s' is not start:end or start:end:step (a single index, which HyperSpy "
+             "takes to drop the axis, is written i:i+1 here)",
+             part[i], a->name);
+    hsize_t end;
+    HB_CALL(bound_from_text(*f[0] ? f[0] : NULL, where, "start", a, 0, &st->start[d]));
+    HB_CALL(bound_from_text(*f[1] ? f[1] : NULL, where, "end", a, a->size, &end));
+    HB_CALL(step_from_text(nf == 3 && *f[2] ? f[2] : NULL, where, a, &st->step[d]));
+    HB_CHECK(end > st->start[d], HB_EINVALID, where, "slices: axis '%s' from %llu to %llu keeps nothing", a->name,
+             (unsigned long long)st->start[d], (unsigned long long)end);
+    st->kept[d] = (end - st->start[d] + st->step[d] - 1) / st->step[d];
+    HB_CALL(crop_axis(a, st->start[d], end, st->step[d], &st->points[d], &axes[d]));
+  }
+  return 0;
+}
+
 static int inav_plan(hb_transform *t, const hb_params *p) {
-  inav_state *st;
+  slices_state *st;
   HB_ALLOC(st, 1);
   t->state = st;
   const hb_stream *in = &t->in;
@@ -276,45 +325,55 @@ static int inav_plan(hb_transform *t, const hb_params *p) {
            "inav crops the scan, which makes fewer positions than every other result has, so it works as a kernel "
            "(a result of its own), not in preprocess");
   HB_CHECK(!hb_stream_virtual_nav(in), HB_EINVALID, where, "the input is a single pattern: it has no navigation axes");
-  char text[512];
-  HB_CHECK(strlen(hb_param_str(p, "slices")) < sizeof text, HB_EINVALID, where, "slices: too long");
-  strcpy(text, hb_param_str(p, "slices"));
-  char *body = text;
-  size_t len = strlen(body);
-  if (len >= 2 && body[0] == '[' && body[len - 1] == ']') body[len - 1] = 0, body++; /* as written in Python */
-  char *part[HB_MAXDIM];
-  int nparts = split_trimmed(body, ',', part, in->nav_dim);
-  HB_CHECK(nparts <= in->nav_dim, HB_EINVALID, where, "slices: more than the %d navigation ax%s", in->nav_dim,
-           in->nav_dim == 1 ? "is" : "es");
   hb_nav_map *m = &t->nav_map;
+  HB_CALL(parse_slices(p, in, 0, in->nav_dim, "navigation", st, m->axes));
   m->on = 1;
   for (int d = 0; d < in->nav_dim; d++)
-    m->factor[d] = m->step[d] = 1, m->first[d] = 0, m->shape[d] = in->shape[d], m->axes[d] = in->axes[d];
-  for (int i = 0; i < nparts; i++) {
-    int d = in->nav_dim - 1 - i; /* HyperSpy's order: x first, the array's last navigation axis */
-    const hb_axis *a = &in->axes[d];
-    char *f[3];
-    int nf = split_trimmed(part[i], ':', f, 3);
-    HB_CHECK(nf >= 2 && nf <= 3, HB_EINVALID, where,
-             "slices: '%s' for axis '%s' is not start:end or start:end:step (a single index, which HyperSpy "
-             "takes to drop the axis, is written i:i+1 here)",
-             part[i], a->name);
-    hsize_t start, end, step;
-    HB_CALL(bound_from_text(*f[0] ? f[0] : NULL, where, "start", a, 0, &start));
-    HB_CALL(bound_from_text(*f[1] ? f[1] : NULL, where, "end", a, a->size, &end));
-    HB_CALL(step_from_text(nf == 3 && *f[2] ? f[2] : NULL, where, a, &step));
-    HB_CHECK(end > start, HB_EINVALID, where, "slices: axis '%s' from %llu to %llu keeps nothing", a->name,
-             (unsigned long long)start, (unsigned long long)end);
-    m->first[d] = start;
-    m->step[d] = step;
-    m->shape[d] = (end - start + step - 1) / step;
-    HB_CALL(crop_axis(a, start, end, step, &st->points[d], &m->axes[d]));
-  }
+    m->factor[d] = 1, m->first[d] = st->start[d], m->step[d] = st->step[d], m->shape[d] = st->kept[d];
   return 0;
 }
 
-static void inav_destroy(hb_transform *t) {
-  inav_state *st = t->state;
+static int isig_plan(hb_transform *t, const hb_params *p) {
+  slices_state *st;
+  HB_ALLOC(st, 1);
+  t->state = st;
+  const hb_stream *in = &t->in;
+  hb_axis axes[HB_MAXDIM];
+  HB_CALL(parse_slices(p, in, in->nav_dim, in->sig_dim, "signal", st, axes));
+  st->es = hb_dtype_size(in->dtype);
+  hb_stream_set_signal(&t->out, in->sig_dim, st->kept + in->nav_dim, axes + in->nav_dim, in->dtype);
+  return 0;
+}
+
+/* Each pattern's kept box, in runs along its last axis. */
+static void isig_apply(const hb_transform *t, const hb_block *b, void *in, void *out) {
+  const slices_state *st = t->state;
+  int nd = t->in.nav_dim, sd = t->in.sig_dim, last = nd + sd - 1;
+  size_t stride[HB_MAXDIM], es = st->es, rows = 1;
+  stride[last] = 1;
+  for (int d = last - 1; d >= nd; d--) stride[d] = stride[d + 1] * t->in.shape[d + 1];
+  for (int d = nd; d < last; d++) rows *= st->kept[d];
+  const char *src = in;
+  char *dst = out;
+  size_t n = st->kept[last], step = st->step[last];
+  for (size_t p = 0; p < b->npos; p++, src += t->in.sig_size * es)
+    for (size_t r = 0; r < rows; r++) {
+      size_t at = st->start[last], rem = r; /* row r of the kept box: its first element in the pattern */
+      for (int d = last - 1; d >= nd; d--) {
+        at += (st->start[d] + rem % st->kept[d] * st->step[d]) * stride[d];
+        rem /= st->kept[d];
+      }
+      if (step == 1) {
+        memcpy(dst, src + at * es, n * es);
+        dst += n * es;
+      } else {
+        for (size_t i = 0; i < n; i++, dst += es) memcpy(dst, src + (at + i * step) * es, es);
+      }
+    }
+}
+
+static void slices_destroy(hb_transform *t) {
+  slices_state *st = t->state;
   for (int d = 0; st && d < HB_MAXDIM; d++) free(st->points[d]);
   free(st);
 }
@@ -327,7 +386,18 @@ const hb_transform_def hb_transform_inav = {
     .params = inav_params,
     .plan = inav_plan,
     .apply = place_kept,
-    .destroy = inav_destroy,
+    .destroy = slices_destroy,
+    .complex_patterns = 1,
+};
+
+const hb_transform_def hb_transform_isig = {
+    .op = "isig",
+    .summary = "a region of each pattern, as HyperSpy's s.isig[...]: start:end:step of several signal axes at once "
+               "(crop does one axis); in preprocess or as a kernel",
+    .params = isig_params,
+    .plan = isig_plan,
+    .apply = isig_apply,
+    .destroy = slices_destroy,
     .complex_patterns = 1,
 };
 

@@ -49,6 +49,7 @@ def spectrum_images(o):
             Case("crop_step", {"op": "crop", "axis": "Energy loss", "start": 3, "end": 200, "step": 4},
                  "s.isig[3:200:4]"),
             Case("crop_step_val", {"op": "crop", "axis": -1, "start": 290.0, "step": 1.5}, "s.isig[290.0::1.5]"),
+            Case("isig_1d", {"op": "isig", "slices": "290.0:330.0:1.5"}, "s.isig[290.0:330.0:1.5]"),
             Case("bin7", {"op": "rebin", "scale": [1, 1, 7]}, "s.rebin(scale=(1, 1, 7))", rtol=1e-6 if f32 else 1e-12),
             Case("shape29", {"op": "rebin", "new_shape": [7, 5, 29]}, "s.rebin(new_shape=(7, 5, 29))",
                  rtol=1e-6 if f32 else 1e-12),
@@ -73,7 +74,16 @@ def stacks(o):
         Case("crop_kx", {"op": "crop", "axis": "kx", "start": 5, "end": 30}, "s.isig[5:30, :]"),
         Case("crop_ky_val", {"op": "crop", "axis": "ky", "start": -0.2, "end": 0.1}, "s.isig[:, -0.2:0.1]"),
         Case("thin_kx", {"op": "crop", "axis": "kx", "start": 1, "step": 3}, "s.isig[1::3, :]"),
+        # HyperSpy's isig[...] of both axes at once: a box, steps, values and a distance
+        Case("isig_box", {"op": "isig", "slices": "5:30, 3:20"}, "s.isig[5:30, 3:20]"),
+        Case("isig_step", {"op": "isig", "slices": "1::3, ::2"}, "s.isig[1::3, ::2]"),
+        Case("isig_val", {"op": "isig", "slices": "[-0.2:0.3, -0.1:0.2:0.04]"}, "s.isig[-0.2:0.3, -0.1:0.2:0.04]"),
+        Case("isig_one", {"op": "isig", "slices": "-7:"}, "s.isig[-7:]"),
     ], tag=tag)
+    # isig in preprocess: every kernel sees the box
+    o.suite(src, [
+        Case("mean_box", {"op": "mean", "axes": "navigation"}, lambda s: s.isig[2:31:2, 3:25].mean()),
+    ], tag="chain_isig", preprocess=[{"op": "isig", "slices": "2:31:2, 3:25"}])
 
     # a chain: crop ky in preprocess, then every kernel sees 22 x 33 patterns
     def cropped(expr):
@@ -156,6 +166,7 @@ def scans(o):
         Case("s_two", {"op": "crop", "axis": -1, "start": 5, "end": 7}, cropped_scan(-1, 5, 7)),
         Case("e_thin", {"op": "crop", "axis": "Energy", "start": 1, "step": 3}, "s.inav[:, 1::3]"),
         Case("s_thin", {"op": "crop", "axis": -1, "start": 1.0, "step": 2}, "s.isig[1.0::2]"),
+        Case("s_isig", {"op": "isig", "slices": "3.0:200.0:2"}, "s.isig[3.0:200.0:2]"),
     ], tag="nonuniform")
 
     # a binned scan is a result of its own: not a preprocess step, whose
@@ -183,7 +194,8 @@ def scans(o):
                               ("inav_index", {"op": "inav", "slices": "3, 2:5"}, "i:i+1"),
                               ("inav_many", {"op": "inav", "slices": "1:2, 1:2, 1:2"}, "more than the 2"),
                               ("inav_word", {"op": "inav", "slices": "a:3"}, "not a number"),
-                              ("inav_none", {"op": "inav", "slices": "5:5"}, "keeps nothing")):
+                              ("inav_none", {"op": "inav", "slices": "5:5"}, "keeps nothing"),
+                              ("isig_many", {"op": "isig", "slices": "1:2, 1:2, 1:2"}, "more than the 2 signal")):
         src = o.path("nonuniform.hspy" if name in ("stepnu", "outnu") else "scan_uint16.hspy")
         job = oracle.write_job(o.path(name + ".yaml"), src, {"c": crop}, o.path(name + ".hspy"))
         p = subprocess.run([HB, "validate", job], capture_output=True, text=True)
