@@ -362,9 +362,11 @@ static void print_plan(const hb_engine *e, int dry) {
            nread);
   if (dry) {
     size_t g = hb_deal_group(nread, e->size);
+    /* when some are not read, the groups count among those that are */
+    const char *of = nread < e->part.nblocks ? " of those read" : "";
     for (int r = 0; r < e->size; r++)
-      printf("        rank %d: %zu blocks, groups of %zu from block %zu, every %zu (smaller groups at the end)\n", r,
-             hb_deal_count(nread, e->size, r), g, (size_t)r * g, (size_t)e->size * g);
+      printf("        rank %d: %zu blocks, groups of %zu from block %zu%s, every %zu (smaller groups at the end)\n", r,
+             hb_deal_count(nread, e->size, r), g, (size_t)r * g, of, (size_t)e->size * g);
   }
   print_steps(e);
   static const char *const kinds[] = {"navigation", "signal", "global", "full", "ragged"};
