@@ -57,37 +57,57 @@ static int crop_bound_points(const char *where, const char *key, const hb_axis *
 
 /* A bound as HyperSpy's crop and slices take it, from its text (NULL: not
  * given, dflt): an integer literal is an index, a float a calibrated value
- * (value2index, which refuses one outside; on a non-uniform axis,
- * crop_bound_points).  Errors name `key` at `where`. */
+ * (value2index; on a non-uniform axis, crop_bound_points).  crop refuses a
+ * bound outside the axis; slices (`clip`) clip it as HyperSpy's do: an
+ * end index into [0, size], a start value below the axis or an end value
+ * above it to the axis' ends, refusing a start index outside the axis, a
+ * start value above it and an end value below it (HyperSpy's IndexError).
+ * Errors name `key` at `where`. */
 static int bound_from_text(const char *text, const char *where, const char *key, const hb_axis *a, hsize_t dflt,
-                           hsize_t *out) {
+                           int clip, hsize_t *out) {
   *out = dflt;
   if (!text) return 0;
   char *rest;
   double v = strtod(text, &rest);
   HB_CHECK(rest != text && *rest == 0, HB_EINVALID, where, "%s '%s' is not a number", key, text);
-  long long i = 0;
+  long long i = 0, n = (long long)a->size;
   const double *pts = hb_axis_points(a, a->size);
+  int is_start = !strcmp(key, "start");
   if (!strpbrk(text, ".eEnN")) { /* an integer: an index, Python-style */
     i = (long long)v;
-    if (i < 0) i += (long long)a->size;
-    HB_CHECK(i >= 0 && i <= (long long)a->size, HB_EINVALID, where, "%s %s is outside axis '%s' (%llu samples)",
-             key, text, a->name, (unsigned long long)a->size);
-  } else if (pts) {
-    HB_CALL(crop_bound_points(where, key, a, pts, v, &i));
+    if (i < 0) i += n;
+    if (clip && !is_start) i = i < 0 ? 0 : i > n ? n : i; /* a start past the axis is refused there too */
+    HB_CHECK(i >= 0 && i <= n, HB_EINVALID, where, "%s %s is outside axis '%s' (%llu samples)", key, text, a->name,
+             (unsigned long long)a->size);
+    *out = (hsize_t)i;
+    return 0;
+  }
+  double lo = a->offset, hi = a->offset + a->scale * (double)(n - 1);
+  int below, above;
+  if (pts) {
+    lo = hi = pts[0];
+    for (long long k = 1; k < n; k++) lo = fmin(lo, pts[k]), hi = fmax(hi, pts[k]);
+    below = v < lo, above = v > hi;
   } else {
     i = hb_axis_value2index(a, v);
-    HB_CHECK(i >= 0 && i < (long long)a->size, HB_EINVALID, where,
-             "%s %g is outside axis '%s' (%g to %g%s%s)", key, v, a->name, a->offset,
-             a->offset + a->scale * (double)(a->size - 1), a->units[0] ? " " : "", a->units);
+    below = i < 0, above = i >= n;
   }
+  if (clip && (below || above)) {
+    HB_CHECK(is_start ? below : above, HB_EINVALID, where, "%s %g is %s axis '%s' (%g to %g%s%s)", key, v,
+             is_start ? "above" : "below", a->name, lo, hi, a->units[0] ? " " : "", a->units);
+    *out = is_start ? 0 : a->size; /* from the first, or to the last */
+    return 0;
+  }
+  if (pts) HB_CALL(crop_bound_points(where, key, a, pts, v, &i));
+  HB_CHECK(i >= 0 && i < n, HB_EINVALID, where, "%s %g is outside axis '%s' (%g to %g%s%s)", key, v, a->name, lo, hi,
+           a->units[0] ? " " : "", a->units);
   *out = (hsize_t)i;
   return 0;
 }
 
 static int crop_bound(const hb_params *p, const char *key, const hb_axis *a, hsize_t dflt, hsize_t *out) {
   return bound_from_text(hb_param_given(p, key) ? hb_param_text(p, key) : NULL, hb_param_where(p, key), key, a, dflt,
-                         out);
+                         0, out);
 }
 
 /* A step as isig/inav's slices take it, from its text (NULL: 1): an
@@ -249,7 +269,8 @@ static const hb_param_spec inav_params[] = {
      .help = "HyperSpy's inav[...] slices as text, one start:end:step per navigation axis in HyperSpy's order (x, "
              "y, ...), separated by commas, e.g. \"10:50, 20:60:2\" (quote it); integers are indices (negative "
              "from the end), numbers with a point values in the axis' units; an empty part, or an axis left out, "
-             "keeps the whole axis. A kernel only: it crops the scan"},
+             "keeps the whole axis; an end past the axis, or a start value before it, clips as in HyperSpy. A "
+             "kernel only: it crops the scan"},
     HB_PARAM_END,
 };
 
@@ -304,8 +325,8 @@ static int parse_slices(const hb_params *p, const hb_stream *in, int first, int 
              "takes to drop the axis, is written i:i+1 here)",
              part[i], a->name);
     hsize_t end;
-    HB_CALL(bound_from_text(*f[0] ? f[0] : NULL, where, "start", a, 0, &st->start[d]));
-    HB_CALL(bound_from_text(*f[1] ? f[1] : NULL, where, "end", a, a->size, &end));
+    HB_CALL(bound_from_text(*f[0] ? f[0] : NULL, where, "start", a, 0, 1, &st->start[d]));
+    HB_CALL(bound_from_text(*f[1] ? f[1] : NULL, where, "end", a, a->size, 1, &end));
     HB_CALL(step_from_text(nf == 3 && *f[2] ? f[2] : NULL, where, a, &st->step[d]));
     HB_CHECK(end > st->start[d], HB_EINVALID, where, "slices: axis '%s' from %llu to %llu keeps nothing", a->name,
              (unsigned long long)st->start[d], (unsigned long long)end);

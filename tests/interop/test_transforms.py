@@ -79,6 +79,7 @@ def stacks(o):
         Case("isig_step", {"op": "isig", "slices": "1::3, ::2"}, "s.isig[1::3, ::2]"),
         Case("isig_val", {"op": "isig", "slices": "[-0.2:0.3, -0.1:0.2:0.04]"}, "s.isig[-0.2:0.3, -0.1:0.2:0.04]"),
         Case("isig_one", {"op": "isig", "slices": "-7:"}, "s.isig[-7:]"),
+        Case("isig_clip", {"op": "isig", "slices": "-5.0:0.1, :99"}, "s.isig[-5.0:0.1, :99]"),
     ], tag=tag)
     # isig in preprocess: every kernel sees the box
     o.suite(src, [
@@ -143,6 +144,8 @@ def scans(o):
             Case("inav_val", {"op": "inav", "slices": "[1.5:4.4, -0.4:5.2:2]"}, "s.inav[1.5:4.4, -0.4:5.2:2]"),
             Case("inav_dist", {"op": "inav", "slices": ":, 1::1.6"}, "s.inav[:, 1::1.6]"),
             Case("inav_neg", {"op": "inav", "slices": "-4:"}, "s.inav[-4:]"),
+            # bounds past the axis clip, as Python's and HyperSpy's slices do
+            Case("inav_clip", {"op": "inav", "slices": "-10:50, 2.5:99.0"}, "s.inav[-10:50, 2.5:99.0]"),
         ], tag=tag)
     # non-uniform axes (HyperSpy's DataAxis: an energy stack's energies, a
     # signal axis): a crop keeps their points, as DataAxis.crop; value
@@ -167,6 +170,7 @@ def scans(o):
         Case("e_thin", {"op": "crop", "axis": "Energy", "start": 1, "step": 3}, "s.inav[:, 1::3]"),
         Case("s_thin", {"op": "crop", "axis": -1, "start": 1.0, "step": 2}, "s.isig[1.0::2]"),
         Case("s_isig", {"op": "isig", "slices": "3.0:200.0:2"}, "s.isig[3.0:200.0:2]"),
+        Case("e_inav_clip", {"op": "inav", "slices": ":, 690.0:707.0"}, "s.inav[:, 690.0:707.0]"),
     ], tag="nonuniform")
 
     # a binned scan is a result of its own: not a preprocess step, whose
@@ -195,7 +199,11 @@ def scans(o):
                               ("inav_many", {"op": "inav", "slices": "1:2, 1:2, 1:2"}, "more than the 2"),
                               ("inav_word", {"op": "inav", "slices": "a:3"}, "not a number"),
                               ("inav_none", {"op": "inav", "slices": "5:5"}, "keeps nothing"),
-                              ("isig_many", {"op": "isig", "slices": "1:2, 1:2, 1:2"}, "more than the 2 signal")):
+                              ("isig_many", {"op": "isig", "slices": "1:2, 1:2, 1:2"}, "more than the 2 signal"),
+                              # HyperSpy's IndexError: a start above the axis, an end below it
+                              ("inav_above", {"op": "inav", "slices": "50.0:"}, "start 50 is above axis"),
+                              ("isig_below", {"op": "isig", "slices": ":-5.0"}, "end -5 is below axis"),
+                              ("inav_past", {"op": "inav", "slices": "-11:"}, "outside axis")):
         src = o.path("nonuniform.hspy" if name in ("stepnu", "outnu") else "scan_uint16.hspy")
         job = oracle.write_job(o.path(name + ".yaml"), src, {"c": crop}, o.path(name + ".hspy"))
         p = subprocess.run([HB, "validate", job], capture_output=True, text=True)
