@@ -380,14 +380,19 @@ static void print_plan(const hb_engine *e, int dry) {
       at += snprintf(shape + at, sizeof shape - (size_t)at, "%s%llu", d ? " x " : "(", (unsigned long long)r->shape[d]);
     char scan[200] = ""; /* a changed scan: ", the scan's [0:12, 0:10] in bins of 2 x 2" */
     const hb_nav_map *m = &r->o->nav_map;
-    int at = 0, binned = 0, dropped = 0;
-    for (int d = 0; m->on && d < e->part.nd; d++) dropped += m->dropped[d];
+    int at = 0, binned = 0, dropped = 0; /* dropped: axes reduced, not an index's (inav) */
+    for (int d = 0; m->on && m->partial_bytes && d < e->part.nd; d++) dropped += m->dropped[d];
     for (int d = 0; dropped && d < e->part.nd && at < (int)sizeof scan - 80; d++)
       if (m->dropped[d])
         at += snprintf(scan + at, sizeof scan - (size_t)at, "%s%d%s%s%s", at ? ", " : ", reduced over navigation axis ",
                        e->part.nd - 1 - d, /* HyperSpy's order, as jobs name them */
                        e->in.axes[d].name[0] ? " '" : "", e->in.axes[d].name, e->in.axes[d].name[0] ? "'" : "");
     for (int d = 0; m->on && !dropped && d < e->part.nd && at < (int)sizeof scan / 2; d++) {
+      if (m->dropped[d]) { /* one position: Python's index */
+        at += snprintf(scan + at, sizeof scan - (size_t)at, "%s%llu", d ? ", " : ", the scan's [",
+                       (unsigned long long)m->first[d]);
+        continue;
+      }
       hsize_t end = m->first[d] + (m->shape[d] - 1) * m->step[d] + m->factor[d];
       at += snprintf(scan + at, sizeof scan - (size_t)at, "%s%llu:%llu", d ? ", " : ", the scan's [",
                      (unsigned long long)m->first[d], (unsigned long long)(end < e->in.shape[d] ? end : e->in.shape[d]));

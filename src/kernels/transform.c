@@ -260,6 +260,7 @@ const hb_transform_def hb_transform_crop = {
  * crop's. */
 typedef struct {
   hsize_t start[HB_MAXDIM], step[HB_MAXDIM], kept[HB_MAXDIM]; /* per array axis of the sliced group */
+  int dropped[HB_MAXDIM]; /* a single index (inav only): the axis is not in the result */
   size_t es;
   double *points[HB_MAXDIM]; /* thinned non-uniform axes' points */
 } slices_state;
@@ -267,7 +268,8 @@ typedef struct {
 static const hb_param_spec inav_params[] = {
     {"slices", HB_P_STRING, HB_REQUIRED,
      .help = "HyperSpy's inav[...] slices as text, one start:end:step per navigation axis in HyperSpy's order (x, "
-             "y, ...), separated by commas, e.g. \"10:50, 20:60:2\" (quote it); integers are indices (negative "
+             "y, ...), separated by commas, e.g. \"10:50, 20:60:2\" (quote it), or a single index, which drops the "
+             "axis (\"3, 10:50\": one row); integers are indices (negative "
              "from the end), numbers with a point values in the axis' units; an empty part, or an axis left out, "
              "keeps the whole axis; an end past the axis, or a start value before it, clips as in HyperSpy. A "
              "kernel only: it crops the scan"},
@@ -298,11 +300,23 @@ static int split_trimmed(char *s, char sep, char **part, int max) {
   }
 }
 
+/* A single index as HyperSpy's inav takes it: an integer (negative from
+ * the end) or a value (value2index); outside the axis it raises, and so
+ * is refused here. */
+static int index_from_text(const char *text, const char *where, const hb_axis *a, hsize_t *out) {
+  HB_CALL(bound_from_text(text, where, "index", a, 0, 0, out));
+  HB_CHECK(*out < a->size, HB_EINVALID, where, "index %s is outside axis '%s' (%llu samples)", text, a->name,
+           (unsigned long long)a->size);
+  return 0;
+}
+
 /* The `slices` text of p over the array axes [first, first + n) of `in`
  * (named in HyperSpy's order: the group's last array axis first): st's
- * start, step and kept, and each axis as sliced into axes[d]. */
-static int parse_slices(const hb_params *p, const hb_stream *in, int first, int n, const char *group, slices_state *st,
-                        hb_axis *axes) {
+ * start, step and kept, and each axis as sliced into axes[d].  With
+ * `index_drops`, a single index selects one position and drops the axis,
+ * as in HyperSpy. */
+static int parse_slices(const hb_params *p, const hb_stream *in, int first, int n, const char *group, int index_drops,
+                        slices_state *st, hb_axis *axes) {
   const char *where = hb_param_where(p, "slices");
   char text[512];
   HB_CHECK(strlen(hb_param_str(p, "slices")) < sizeof text, HB_EINVALID, where, "slices: too long");
@@ -320,10 +334,15 @@ static int parse_slices(const hb_params *p, const hb_stream *in, int first, int 
     const hb_axis *a = &in->axes[d];
     char *f[3];
     int nf = split_trimmed(part[i], ':', f, 3);
+    if (nf == 1 && index_drops && *f[0]) { /* HyperSpy's inav[i]: one position, the axis dropped */
+      HB_CALL(index_from_text(f[0], where, a, &st->start[d]));
+      st->kept[d] = 1;
+      st->dropped[d] = 1;
+      continue;
+    }
     HB_CHECK(nf >= 2 && nf <= 3, HB_EINVALID, where,
-             "slices: '%s' for axis '%s' is not start:end or start:end:step (a single index, which HyperSpy "
-             "takes to drop the axis, is written i:i+1 here)",
-             part[i], a->name);
+             "slices: '%s' for axis '%s' is not %sstart:end or start:end:step", part[i], a->name,
+             index_drops ? "an index, " : "");
     hsize_t end;
     HB_CALL(bound_from_text(*f[0] ? f[0] : NULL, where, "start", a, 0, 1, &st->start[d]));
     HB_CALL(bound_from_text(*f[1] ? f[1] : NULL, where, "end", a, a->size, 1, &end));
@@ -347,10 +366,11 @@ static int inav_plan(hb_transform *t, const hb_params *p) {
            "(a result of its own), not in preprocess");
   HB_CHECK(!hb_stream_virtual_nav(in), HB_EINVALID, where, "the input is a single pattern: it has no navigation axes");
   hb_nav_map *m = &t->nav_map;
-  HB_CALL(parse_slices(p, in, 0, in->nav_dim, "navigation", st, m->axes));
+  HB_CALL(parse_slices(p, in, 0, in->nav_dim, "navigation", 1, st, m->axes));
   m->on = 1;
   for (int d = 0; d < in->nav_dim; d++)
-    m->factor[d] = 1, m->first[d] = st->start[d], m->step[d] = st->step[d], m->shape[d] = st->kept[d];
+    m->factor[d] = 1, m->first[d] = st->start[d], m->step[d] = st->step[d], m->shape[d] = st->kept[d],
+    m->dropped[d] = st->dropped[d];
   return 0;
 }
 
@@ -360,7 +380,7 @@ static int isig_plan(hb_transform *t, const hb_params *p) {
   t->state = st;
   const hb_stream *in = &t->in;
   hb_axis axes[HB_MAXDIM];
-  HB_CALL(parse_slices(p, in, in->nav_dim, in->sig_dim, "signal", st, axes));
+  HB_CALL(parse_slices(p, in, in->nav_dim, in->sig_dim, "signal", 0, st, axes));
   st->es = hb_dtype_size(in->dtype);
   hb_stream_set_signal(&t->out, in->sig_dim, st->kept + in->nav_dim, axes + in->nav_dim, in->dtype);
   return 0;

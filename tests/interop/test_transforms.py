@@ -146,6 +146,10 @@ def scans(o):
             Case("inav_neg", {"op": "inav", "slices": "-4:"}, "s.inav[-4:]"),
             # bounds past the axis clip, as Python's and HyperSpy's slices do
             Case("inav_clip", {"op": "inav", "slices": "-10:50, 2.5:99.0"}, "s.inav[-10:50, 2.5:99.0]"),
+            # a single index drops its axis: a row, a column by value, one pattern
+            Case("inav_row", {"op": "inav", "slices": "3"}, "s.inav[3]"),
+            Case("inav_col", {"op": "inav", "slices": "1:9:2, 2.5"}, "s.inav[1:9:2, 2.5]"),
+            Case("inav_one", {"op": "inav", "slices": "4, -2"}, "s.inav[4, -2]"),
         ], tag=tag)
     # non-uniform axes (HyperSpy's DataAxis: an energy stack's energies, a
     # signal axis): a crop keeps their points, as DataAxis.crop; value
@@ -195,7 +199,8 @@ def scans(o):
     for name, crop, words in (("step0", {"op": "crop", "axis": "x", "step": 0}, "at least 1"),
                               ("stepnu", {"op": "crop", "axis": "Energy", "step": 2.0}, "not uniform"),
                               ("outnu", {"op": "crop", "axis": "Energy", "start": 699.5}, "outside axis"),
-                              ("inav_index", {"op": "inav", "slices": "3, 2:5"}, "i:i+1"),
+                              ("isig_index", {"op": "isig", "slices": "3, 2:5"}, "is not start:end"),
+                              ("inav_outside", {"op": "inav", "slices": "10"}, "index 10 is outside axis"),
                               ("inav_many", {"op": "inav", "slices": "1:2, 1:2, 1:2"}, "more than the 2"),
                               ("inav_word", {"op": "inav", "slices": "a:3"}, "not a number"),
                               ("inav_none", {"op": "inav", "slices": "5:5"}, "keeps nothing"),

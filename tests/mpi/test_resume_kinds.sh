@@ -124,8 +124,8 @@ fi
 # 5. a job whose every result crops or thins the scan reads only the blocks
 #    and chunks they take: 12 x 16 positions in chunks of 1 x 4, rows 8-11
 #    and column 9 (blocks of 1 x 8: of rows 0-7 only the chunks of columns
-#    8-11); stopped at 2 ranks after the first blocks, resumed at 3: the
-#    1-rank run's file
+#    8-11), and inav[9, 8:] (x dropped: part of the column); stopped at 2
+#    ranks after the first blocks, resumed at 3: the 1-rank run's file
 cat >part.yaml <<'YAML'
 version: 1
 input: {file: in.hspy}
@@ -133,6 +133,7 @@ output: {file: part.hspy, previews: false}
 kernels:
   - {name: rows, op: crop, axis: y, start: 8}
   - {name: sparse, op: crop, axis: x, start: 9, step: 8}
+  - {name: column, op: inav, slices: "9, 8:"}
 run: {block: 4, progress: off}
 YAML
 hb 1 run part.yaml

@@ -140,6 +140,7 @@ kernels:
   - {name: binned, op: rebin, scale: [2, 2, 2, 2]}
   - {name: thinned, op: crop, axis: x, start: 1, step: 3}
   - {name: region, op: inav, slices: "1:8:2, 2:9"}
+  - {name: row, op: inav, slices: "4"}
   - {name: box, op: isig, slices: "3:29:2, 4:20"}
   - {name: rows, op: sum, axes: x}
   - {name: spectrum, op: fft, shift: true, apodization: hann}
