@@ -55,6 +55,11 @@ static int crop_bound_points(const char *where, const char *key, const hb_axis *
   return 0;
 }
 
+/* A finite decimal number as Python writes one (no nan, inf or hex). */
+static int is_decimal(const char *text) {
+  return text[strspn(text, "0123456789+-.eE")] == 0;
+}
+
 /* A bound as HyperSpy's crop and slices take it, from its text (NULL: not
  * given, dflt): an integer literal is an index, a float a calibrated value
  * (value2index; on a non-uniform axis, crop_bound_points).  crop refuses a
@@ -69,7 +74,8 @@ static int bound_from_text(const char *text, const char *where, const char *key,
   if (!text) return 0;
   char *rest;
   double v = strtod(text, &rest);
-  HB_CHECK(rest != text && *rest == 0, HB_EINVALID, where, "%s '%s' is not a number", key, text);
+  HB_CHECK(rest != text && *rest == 0 && is_decimal(text) && isfinite(v), HB_EINVALID, where, "%s '%s' is not a number",
+           key, text);
   long long i = 0, n = (long long)a->size;
   const double *pts = hb_axis_points(a, a->size);
   int is_start = !strcmp(key, "start");
@@ -117,7 +123,8 @@ static int crop_bound(const hb_params *p, const char *key, const hb_axis *a, hsi
 static int step_from_text(const char *text, const char *where, const hb_axis *a, hsize_t *out) {
   char *rest = NULL;
   double v = text ? strtod(text, &rest) : 1;
-  HB_CHECK(!text || (rest != text && *rest == 0), HB_EINVALID, where, "step '%s' is not a number", text);
+  HB_CHECK(!text || (rest != text && *rest == 0 && is_decimal(text) && isfinite(v)), HB_EINVALID, where,
+           "step '%s' is not a number", text);
   if (text && strpbrk(text, ".eEnN")) {
     HB_CHECK(!hb_axis_points(a, a->size), HB_EINVALID, where,
              "step %g is a distance, and axis '%s' is not uniform: give a number of samples", v, a->name);
@@ -332,7 +339,8 @@ static int parse_slices(const hb_params *p, const hb_stream *in, int first, int 
   for (int i = 0; i < nparts; i++) {
     int d = first + n - 1 - i;
     const hb_axis *a = &in->axes[d];
-    char *f[3];
+    char *f[3], whole[sizeof text];
+    strcpy(whole, part[i]); /* for messages: the split cuts part[i] */
     int nf = split_trimmed(part[i], ':', f, 3);
     if (nf == 1 && index_drops && *f[0]) { /* HyperSpy's inav[i]: one position, the axis dropped */
       HB_CALL(index_from_text(f[0], where, a, &st->start[d]));
@@ -341,7 +349,7 @@ static int parse_slices(const hb_params *p, const hb_stream *in, int first, int 
       continue;
     }
     HB_CHECK(nf >= 2 && nf <= 3, HB_EINVALID, where,
-             "slices: '%s' for axis '%s' is not %sstart:end or start:end:step", part[i], a->name,
+             "slices: '%s' for axis '%s' is not %sstart:end or start:end:step", whole, a->name,
              index_drops ? "an index, " : "");
     hsize_t end;
     HB_CALL(bound_from_text(*f[0] ? f[0] : NULL, where, "start", a, 0, 1, &st->start[d]));

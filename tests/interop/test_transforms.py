@@ -203,6 +203,7 @@ def scans(o):
                               ("inav_outside", {"op": "inav", "slices": "10"}, "index 10 is outside axis"),
                               ("inav_many", {"op": "inav", "slices": "1:2, 1:2, 1:2"}, "more than the 2"),
                               ("inav_word", {"op": "inav", "slices": "a:3"}, "not a number"),
+                              ("inav_nan", {"op": "inav", "slices": "nan:3, ::1e999"}, "not a number"),
                               ("inav_none", {"op": "inav", "slices": "5:5"}, "keeps nothing"),
                               ("isig_many", {"op": "isig", "slices": "1:2, 1:2, 1:2"}, "more than the 2 signal"),
                               # HyperSpy's IndexError: a start above the axis, an end below it
