@@ -286,7 +286,8 @@ static const hb_param_spec inav_params[] = {
 static const hb_param_spec isig_params[] = {
     {"slices", HB_P_STRING, HB_REQUIRED,
      .help = "HyperSpy's isig[...] slices as text, one start:end:step per signal axis in HyperSpy's order (kx, "
-             "ky, ...), e.g. \"32:96, 32:96\" (quote it); as inav's"},
+             "ky, ...), e.g. \"32:96, 32:96\" (quote it), or a single index, which drops the axis (not every "
+             "one); as inav's"},
     HB_PARAM_END,
 };
 
@@ -387,10 +388,17 @@ static int isig_plan(hb_transform *t, const hb_params *p) {
   HB_ALLOC(st, 1);
   t->state = st;
   const hb_stream *in = &t->in;
-  hb_axis axes[HB_MAXDIM];
-  HB_CALL(parse_slices(p, in, in->nav_dim, in->sig_dim, "signal", 0, st, axes));
+  hb_axis axes[HB_MAXDIM], kept_axes[HB_MAXDIM];
+  HB_CALL(parse_slices(p, in, in->nav_dim, in->sig_dim, "signal", 1, st, axes));
   st->es = hb_dtype_size(in->dtype);
-  hb_stream_set_signal(&t->out, in->sig_dim, st->kept + in->nav_dim, axes + in->nav_dim, in->dtype);
+  hsize_t shape[HB_MAXDIM];
+  int n = 0; /* the signal axes left: a single index drops its axis, as in HyperSpy */
+  for (int d = in->nav_dim; d < in->ndim; d++)
+    if (!st->dropped[d]) shape[n] = st->kept[d], kept_axes[n++] = axes[d];
+  HB_CHECK(n > 0, HB_EINVALID, hb_param_where(p, "slices"),
+           "slices: a single index on every signal axis leaves no signal (HyperSpy's value per pattern); keep one "
+           "sample of an axis as i:i+1 instead");
+  hb_stream_set_signal(&t->out, n, shape, kept_axes, in->dtype);
   return 0;
 }
 

@@ -80,11 +80,18 @@ def stacks(o):
         Case("isig_val", {"op": "isig", "slices": "[-0.2:0.3, -0.1:0.2:0.04]"}, "s.isig[-0.2:0.3, -0.1:0.2:0.04]"),
         Case("isig_one", {"op": "isig", "slices": "-7:"}, "s.isig[-7:]"),
         Case("isig_clip", {"op": "isig", "slices": "-5.0:0.1, :99"}, "s.isig[-5.0:0.1, :99]"),
+        # a single index drops its axis: a line through each pattern
+        Case("isig_line", {"op": "isig", "slices": "4:30, 12"}, "s.isig[4:30, 12]"),
+        Case("isig_vline", {"op": "isig", "slices": "0.1"}, "s.isig[0.1]"),
     ], tag=tag)
-    # isig in preprocess: every kernel sees the box
+    # isig in preprocess: every kernel sees the box, or the line of a single index
     o.suite(src, [
         Case("mean_box", {"op": "mean", "axes": "navigation"}, lambda s: s.isig[2:31:2, 3:25].mean()),
     ], tag="chain_isig", preprocess=[{"op": "isig", "slices": "2:31:2, 3:25"}])
+    o.suite(src, [
+        Case("mean_line", {"op": "mean", "axes": "navigation"}, lambda s: s.isig[4:30, 12].mean()),
+        Case("max_line", {"op": "indexmax", "axis": "kx"}, lambda s: s.isig[4:30, 12].indexmax(-1), known=NAVSHAPED),
+    ], tag="chain_line", preprocess=[{"op": "isig", "slices": "4:30, 12"}])
 
     # a chain: crop ky in preprocess, then every kernel sees 22 x 33 patterns
     def cropped(expr):
@@ -199,7 +206,7 @@ def scans(o):
     for name, crop, words in (("step0", {"op": "crop", "axis": "x", "step": 0}, "at least 1"),
                               ("stepnu", {"op": "crop", "axis": "Energy", "step": 2.0}, "not uniform"),
                               ("outnu", {"op": "crop", "axis": "Energy", "start": 699.5}, "outside axis"),
-                              ("isig_index", {"op": "isig", "slices": "3, 2:5"}, "is not start:end"),
+                              ("isig_index", {"op": "isig", "slices": "3, 2"}, "leaves no signal"),
                               ("inav_outside", {"op": "inav", "slices": "10"}, "index 10 is outside axis"),
                               ("inav_many", {"op": "inav", "slices": "1:2, 1:2, 1:2"}, "more than the 2"),
                               ("inav_word", {"op": "inav", "slices": "a:3"}, "not a number"),

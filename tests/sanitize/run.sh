@@ -142,6 +142,7 @@ kernels:
   - {name: region, op: inav, slices: "1:8:2, 2:9"}
   - {name: row, op: inav, slices: "4"}
   - {name: box, op: isig, slices: "3:29:2, 4:20"}
+  - {name: line, op: isig, slices: "2:30, 7"}
   - {name: rows, op: sum, axes: x}
   - {name: spectrum, op: fft, shift: true, apodization: hann}
   - {name: peaks, op: find_peaks, min_distance: 3, threshold_rel: 0.2}
