@@ -267,7 +267,7 @@ const hb_transform_def hb_transform_crop = {
  * crop's. */
 typedef struct {
   hsize_t start[HB_MAXDIM], step[HB_MAXDIM], kept[HB_MAXDIM]; /* per array axis of the sliced group */
-  int dropped[HB_MAXDIM]; /* a single index (inav only): the axis is not in the result */
+  int dropped[HB_MAXDIM]; /* a single index: the axis is not in the result */
   size_t es;
   double *points[HB_MAXDIM]; /* thinned non-uniform axes' points */
 } slices_state;
