@@ -11,6 +11,8 @@
 #   --op thin   a thinned scan, every --step-th position along x (default
 #               16): `op: crop, axis: x, step: S` against s.inav[::S] (both
 #               read only the chunks that hold a kept position)
+#   --op region the central quarter of each navigation axis (1/16 of the
+#               positions): `op: inav` against s.inav[a:b, c:d]
 #
 #   tests/bench/transform.sh [--op fft|rebin] [--hb PATH] [--reps N] [--ranks N] [--shape a,b,c,d]
 #                            [--compression gzip|none] [--wisdom] [--shift] [--step S] [--set K=V]...
@@ -26,7 +28,7 @@
 #   --wisdom     plan from FFTW wisdom (measured plans), made once into the
 #                cache folder with fftw-wisdom
 #   --shift      fft with shift: true on both sides
-#   --op         fft (default), rebin or thin
+#   --op         fft (default), rebin, thin or region
 #   --set K=V    passed to `hyperbatch run` (repeatable), e.g.
 #                --set output.compression=none
 #
@@ -74,7 +76,7 @@ done
 HB=$(realpath "$HB")
 [ -x "$HB" ] || { echo "transform.sh: no hyperbatch binary at $HB" >&2; exit 2; }
 
-case $OP in fft|rebin|thin) ;; *) echo "transform.sh: --op fft, rebin or thin" >&2; exit 2 ;; esac
+case $OP in fft|rebin|thin|region) ;; *) echo "transform.sh: --op fft, rebin, thin or region" >&2; exit 2 ;; esac
 CACHE=${HB_BENCH_DIR:-/tmp/hb-bench}/fft
 mkdir -p "$CACHE"
 tag=${SHAPE//,/x}
@@ -98,6 +100,8 @@ if [ $WISDOM = 1 ]; then
   [ -e "$CACHE/$sig.wisdom" ] || fftw-wisdom -n -m -o "$CACHE/$sig.wisdom" "rof$sig"
   extra=", wisdom: $CACHE/$sig.wisdom"
 fi
+# the central quarter of each navigation axis, HyperSpy's inav[a:b, c:d] (x first)
+REGION="$((dims[1] * 3 / 8)):$((dims[1] * 5 / 8)), $((dims[0] * 3 / 8)):$((dims[0] * 5 / 8))"
 # the central half of each signal axis, HyperSpy's isig[a:b] in indices
 lo_y=$((dims[-2] / 4)) hi_y=$((dims[-2] / 4 + dims[-2] / 2))
 lo_x=$((dims[-1] / 4)) hi_x=$((dims[-1] / 4 + dims[-1] / 2))
@@ -107,6 +111,9 @@ if [ "$OP" = fft ]; then
 elif [ "$OP" = thin ]; then
   steps="kernels:
   - {name: thinned, op: crop, axis: x, step: $STEP}"
+elif [ "$OP" = region ]; then
+  steps="kernels:
+  - {name: region, op: inav, slices: \"$REGION\"}"
 else
   steps="preprocess:
   - {op: crop, axis: 2, start: $lo_x, end: $hi_x}
@@ -122,7 +129,7 @@ $steps
 run: {progress: off, checkpoint: false}
 EOF
 
-echo "op        $OP$([ "$OP" = thin ] && echo ", step $STEP" || true)"
+echo "op        $OP$([ "$OP" = thin ] && echo ", step $STEP" || true)$([ "$OP" = region ] && echo ", inav[$REGION]" || true)"
 echo "input     $IN ($(du -h "$IN" | cut -f1) on disk), float32 $SHAPE"
 echo "machine   $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "output    $COMPRESSION on both sides$([ $WISDOM = 1 ] && echo ", hyperbatch with FFTW wisdom" || true)"
@@ -130,7 +137,8 @@ echo "hyperbatch mpirun -n $RANKS $HB ${SETS[*]}"
 
 # ---- HyperSpy, warm ------------------------------------------------------------
 coproc HS { exec "$PY" "$here/hs_transform.py" "$OP" "$IN" "$HS_OUT" $([ $SHIFT = 1 ] && echo --shift) \
-  $([ "$COMPRESSION" = none ] && echo --no-compression) --crop "$lo_x,$hi_x,$lo_y,$hi_y" --step "$STEP"; }
+  $([ "$COMPRESSION" = none ] && echo --no-compression) --crop "$lo_x,$hi_x,$lo_y,$hi_y" --step "$STEP" \
+  --region "$REGION"; }
 read -r word warm <&"${HS[0]}"
 [ "$word" = ready ] || { echo "transform.sh: hs_transform.py did not start: $word $warm" >&2; exit 1; }
 echo "HyperSpy  warm-up run (untimed) took $warm s"
@@ -168,6 +176,6 @@ echo "hyperbatch median $hb_med s (min $hb_min, max $hb_max) at $RANKS ranks"
 echo "HyperSpy   median $hs_med s (min $hs_min, max $hs_max)"
 awk -v a="$hs_med" -v b="$hb_med" -v lo="$(awk -v a="$hs_min" -v b="$hb_max" 'BEGIN { print a / b }')" \
   -v hi="$(awk -v a="$hs_max" -v b="$hb_min" 'BEGIN { print a / b }')" \
-  -v goal="$([ "$OP" = thin ] && echo 0 || echo 10)" \
+  -v goal="$(case $OP in thin|region) echo 0 ;; *) echo 10 ;; esac)" \
   'BEGIN { r = a / b; printf "ratio      %.2f (spread %.2f to %.2f)", r, lo, hi
            if (goal) printf "; goal >= %d: %s", goal, (r >= goal ? "PASS" : "MISS"); printf "\n" }'
