@@ -50,6 +50,8 @@ def spectrum_images(o):
                  "s.isig[3:200:4]"),
             Case("crop_step_val", {"op": "crop", "axis": -1, "start": 290.0, "step": 1.5}, "s.isig[290.0::1.5]"),
             Case("isig_1d", {"op": "isig", "slices": "290.0:330.0:1.5"}, "s.isig[290.0:330.0:1.5]"),
+            Case("inav_si", {"op": "inav", "slices": "1:6:2, 1:4"}, "s.inav[1:6:2, 1:4]"),
+            Case("inav_si_row", {"op": "inav", "slices": ":, 2"}, "s.inav[:, 2]"),
             Case("bin7", {"op": "rebin", "scale": [1, 1, 7]}, "s.rebin(scale=(1, 1, 7))", rtol=1e-6 if f32 else 1e-12),
             Case("shape29", {"op": "rebin", "new_shape": [7, 5, 29]}, "s.rebin(new_shape=(7, 5, 29))",
                  rtol=1e-6 if f32 else 1e-12),
@@ -80,6 +82,7 @@ def stacks(o):
         Case("isig_val", {"op": "isig", "slices": "[-0.2:0.3, -0.1:0.2:0.04]"}, "s.isig[-0.2:0.3, -0.1:0.2:0.04]"),
         Case("isig_one", {"op": "isig", "slices": "-7:"}, "s.isig[-7:]"),
         Case("isig_clip", {"op": "isig", "slices": "-5.0:0.1, :99"}, "s.isig[-5.0:0.1, :99]"),
+        Case("inav_stack", {"op": "inav", "slices": "0.2:0.75:2"}, "s.inav[0.2:0.75:2]"),
         # a single index drops its axis: a line through each pattern
         Case("isig_line", {"op": "isig", "slices": "4:30, 12"}, "s.isig[4:30, 12]"),
         Case("isig_vline", {"op": "isig", "slices": "0.1"}, "s.isig[0.1]"),
