@@ -1,11 +1,13 @@
-"""crop, rebin and change_dtype against HyperSpy 1.7.3, written
-as full-size results and chained in `preprocess`: on a uint16 and a float32
-spectrum image (7, 5 | 203) and a uint16 image stack (9 | 33, 27) that
-HyperSpy writes (odd shapes, partial edge chunks, gzip), at 1, 2 and 3
-ranks, values, dtype and every axis compared with HyperSpy's isig, crop,
-rebin and change_dtype on the same file; and rebin with navigation factors
-(a binned scan) and crop of a navigation axis (a cropped scan) on 4-D
-uint16 and float32 scans of 13 x 10 positions.
+"""crop, inav, isig, rebin and change_dtype against HyperSpy 1.7.3,
+written as full-size results and chained in `preprocess`: on a uint16 and a
+float32 spectrum image (7, 5 | 203) and a uint16 image stack (9 | 33, 27)
+that HyperSpy writes (odd shapes, partial edge chunks, gzip), at 1, 2 and 3
+ranks, values, dtype and every axis compared with HyperSpy's isig, inav,
+crop, rebin and change_dtype on the same file; rebin with navigation
+factors (a binned scan), crop of a navigation axis and inav (cropped,
+thinned and sliced scans) on 4-D uint16 and float32 scans of 13 x 10
+positions; the refusals at `validate`; and the bytes a job of such results
+reads (only the chunks they take).
 
 Where hyperbatch differs from HyperSpy on purpose the field is in `known`:
 one value per pattern loads as a Signal1D/2D (|9) ("class", "navigate"), as
