@@ -36,23 +36,18 @@ static const hb_param_spec crop_params[] = {
     HB_PARAM_END,
 };
 
-/* A value on a non-uniform axis as HyperSpy's crop takes it: refused
- * outside the points; inside, the nearest point (the first of two as near,
- * after a nudge of 1e-12 of the smallest step away from zero, as
- * DataAxis.value2index's numba_closest_index_round). */
-static int crop_bound_points(const char *where, const char *key, const hb_axis *a, const double *pts, double v,
-                             long long *out) {
-  hsize_t n = a->size;
-  double lo = pts[0], hi = pts[0], step = INFINITY;
-  for (hsize_t i = 1; i < n; i++) lo = fmin(lo, pts[i]), hi = fmax(hi, pts[i]), step = fmin(step, fabs(pts[i] - pts[i - 1]));
-  HB_CHECK(v >= lo && v <= hi, HB_EINVALID, where, "%s %g is outside axis '%s' (%g to %g%s%s)",
-           key, v, a->name, lo, hi, a->units[0] ? " " : "", a->units);
-  double nudge = (v > 0) - (v < 0), best = INFINITY;
+/* The point of a non-uniform axis nearest v, which lies within the points
+ * (the first of two as near, after a nudge of 1e-12 of the smallest step
+ * away from zero, as DataAxis.value2index's numba_closest_index_round). */
+static long long nearest_point(const double *pts, hsize_t n, double v) {
+  double step = INFINITY, nudge = (v > 0) - (v < 0), best = INFINITY;
+  for (hsize_t i = 1; i < n; i++) step = fmin(step, fabs(pts[i] - pts[i - 1]));
+  long long at = 0;
   for (hsize_t i = 0; i < n; i++) {
     double dist = fabs(pts[i] - v + nudge * step * 1e-12);
-    if (dist < best) best = dist, *out = (long long)i;
+    if (dist < best) best = dist, at = (long long)i;
   }
-  return 0;
+  return at;
 }
 
 /* A finite decimal number as Python writes one (no nan, inf or hex). */
@@ -62,7 +57,7 @@ static int is_decimal(const char *text) {
 
 /* A bound as HyperSpy's crop and slices take it, from its text (NULL: not
  * given, dflt): an integer literal is an index, a float a calibrated value
- * (value2index; on a non-uniform axis, crop_bound_points).  crop refuses a
+ * (value2index; on a non-uniform axis, nearest_point).  crop refuses a
  * bound outside the axis; slices (`clip`) clip it as HyperSpy's do: an
  * end index into [0, size], a start value below the axis or an end value
  * above it to the axis' ends, refusing a start index outside the axis, a
@@ -98,16 +93,15 @@ static int bound_from_text(const char *text, const char *where, const char *key,
     i = hb_axis_value2index(a, v);
     below = i < 0, above = i >= n;
   }
-  if (clip && (below || above)) {
+  if (below || above) {
+    HB_CHECK(clip, HB_EINVALID, where, "%s %g is outside axis '%s' (%g to %g%s%s)", key, v, a->name, lo, hi,
+             a->units[0] ? " " : "", a->units);
     HB_CHECK(is_start ? below : above, HB_EINVALID, where, "%s %g is %s axis '%s' (%g to %g%s%s)", key, v,
              is_start ? "above" : "below", a->name, lo, hi, a->units[0] ? " " : "", a->units);
     *out = is_start ? 0 : a->size; /* from the first, or to the last */
     return 0;
   }
-  if (pts) HB_CALL(crop_bound_points(where, key, a, pts, v, &i));
-  HB_CHECK(i >= 0 && i < n, HB_EINVALID, where, "%s %g is outside axis '%s' (%g to %g%s%s)", key, v, a->name, lo, hi,
-           a->units[0] ? " " : "", a->units);
-  *out = (hsize_t)i;
+  *out = (hsize_t)(pts ? nearest_point(pts, a->size, v) : i);
   return 0;
 }
 
@@ -335,8 +329,7 @@ static int parse_slices(const hb_params *p, const hb_stream *in, int first, int 
   char *part[HB_MAXDIM];
   int nparts = split_trimmed(body, ',', part, n);
   HB_CHECK(nparts <= n, HB_EINVALID, where, "slices: more than the %d %s ax%s", n, group, n == 1 ? "is" : "es");
-  for (int d = first; d < first + n; d++) st->start[d] = 0, st->step[d] = 1, st->kept[d] = in->shape[d];
-  for (int d = first; d < first + n; d++) axes[d] = in->axes[d];
+  for (int d = first; d < first + n; d++) st->start[d] = 0, st->step[d] = 1, st->kept[d] = in->shape[d], axes[d] = in->axes[d];
   for (int i = 0; i < nparts; i++) {
     int d = first + n - 1 - i;
     const hb_axis *a = &in->axes[d];
