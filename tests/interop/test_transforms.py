@@ -28,6 +28,12 @@ HB = os.path.abspath(sys.argv[1])
 NAVSHAPED = ("class", "navigate")
 
 
+def sliced(name, op, text):
+    """A Case of inav or isig with `slices: text`, against HyperSpy's
+    s.inav[text] or s.isig[text]."""
+    return Case(name, {"op": op, "slices": text}, f"s.{op}[{text.strip('[]')}]")
+
+
 def changed(dtype):
     def f(s):
         s.change_dtype(dtype)
@@ -51,9 +57,9 @@ def spectrum_images(o):
             Case("crop_step", {"op": "crop", "axis": "Energy loss", "start": 3, "end": 200, "step": 4},
                  "s.isig[3:200:4]"),
             Case("crop_step_val", {"op": "crop", "axis": -1, "start": 290.0, "step": 1.5}, "s.isig[290.0::1.5]"),
-            Case("isig_1d", {"op": "isig", "slices": "290.0:330.0:1.5"}, "s.isig[290.0:330.0:1.5]"),
-            Case("inav_si", {"op": "inav", "slices": "1:6:2, 1:4"}, "s.inav[1:6:2, 1:4]"),
-            Case("inav_si_row", {"op": "inav", "slices": ":, 2"}, "s.inav[:, 2]"),
+            sliced("isig_1d", "isig", "290.0:330.0:1.5"),
+            sliced("inav_si", "inav", "1:6:2, 1:4"),
+            sliced("inav_si_row", "inav", ":, 2"),
             Case("bin7", {"op": "rebin", "scale": [1, 1, 7]}, "s.rebin(scale=(1, 1, 7))", rtol=1e-6 if f32 else 1e-12),
             Case("shape29", {"op": "rebin", "new_shape": [7, 5, 29]}, "s.rebin(new_shape=(7, 5, 29))",
                  rtol=1e-6 if f32 else 1e-12),
@@ -79,15 +85,15 @@ def stacks(o):
         Case("crop_ky_val", {"op": "crop", "axis": "ky", "start": -0.2, "end": 0.1}, "s.isig[:, -0.2:0.1]"),
         Case("thin_kx", {"op": "crop", "axis": "kx", "start": 1, "step": 3}, "s.isig[1::3, :]"),
         # HyperSpy's isig[...] of both axes at once: a box, steps, values and a distance
-        Case("isig_box", {"op": "isig", "slices": "5:30, 3:20"}, "s.isig[5:30, 3:20]"),
-        Case("isig_step", {"op": "isig", "slices": "1::3, ::2"}, "s.isig[1::3, ::2]"),
-        Case("isig_val", {"op": "isig", "slices": "[-0.2:0.3, -0.1:0.2:0.04]"}, "s.isig[-0.2:0.3, -0.1:0.2:0.04]"),
-        Case("isig_one", {"op": "isig", "slices": "-7:"}, "s.isig[-7:]"),
-        Case("isig_clip", {"op": "isig", "slices": "-5.0:0.1, :99"}, "s.isig[-5.0:0.1, :99]"),
-        Case("inav_stack", {"op": "inav", "slices": "0.2:0.75:2"}, "s.inav[0.2:0.75:2]"),
+        sliced("isig_box", "isig", "5:30, 3:20"),
+        sliced("isig_step", "isig", "1::3, ::2"),
+        sliced("isig_val", "isig", "[-0.2:0.3, -0.1:0.2:0.04]"),
+        sliced("isig_one", "isig", "-7:"),
+        sliced("isig_clip", "isig", "-5.0:0.1, :99"),
+        sliced("inav_stack", "inav", "0.2:0.75:2"),
         # a single index drops its axis: a line through each pattern
-        Case("isig_line", {"op": "isig", "slices": "4:30, 12"}, "s.isig[4:30, 12]"),
-        Case("isig_vline", {"op": "isig", "slices": "0.1"}, "s.isig[0.1]"),
+        sliced("isig_line", "isig", "4:30, 12"),
+        sliced("isig_vline", "isig", "0.1"),
     ], tag=tag)
     # isig in preprocess: every kernel sees the box, or the line of a single index
     o.suite(src, [
@@ -152,16 +158,16 @@ def scans(o):
             Case("thin_y5", {"op": "crop", "axis": 1, "step": 5}, "s.inav[:, ::5]"),
             # HyperSpy's inav[...] of both axes at once: indices, values,
             # a distance as a step, an axis left whole
-            Case("inav_roi", {"op": "inav", "slices": "2:9, 1:12:3"}, "s.inav[2:9, 1:12:3]"),
-            Case("inav_val", {"op": "inav", "slices": "[1.5:4.4, -0.4:5.2:2]"}, "s.inav[1.5:4.4, -0.4:5.2:2]"),
-            Case("inav_dist", {"op": "inav", "slices": ":, 1::1.6"}, "s.inav[:, 1::1.6]"),
-            Case("inav_neg", {"op": "inav", "slices": "-4:"}, "s.inav[-4:]"),
+            sliced("inav_roi", "inav", "2:9, 1:12:3"),
+            sliced("inav_val", "inav", "[1.5:4.4, -0.4:5.2:2]"),
+            sliced("inav_dist", "inav", ":, 1::1.6"),
+            sliced("inav_neg", "inav", "-4:"),
             # bounds past the axis clip, as Python's and HyperSpy's slices do
-            Case("inav_clip", {"op": "inav", "slices": "-10:50, 2.5:99.0"}, "s.inav[-10:50, 2.5:99.0]"),
+            sliced("inav_clip", "inav", "-10:50, 2.5:99.0"),
             # a single index drops its axis: a row, a column by value, one pattern
-            Case("inav_row", {"op": "inav", "slices": "3"}, "s.inav[3]"),
-            Case("inav_col", {"op": "inav", "slices": "1:9:2, 2.5"}, "s.inav[1:9:2, 2.5]"),
-            Case("inav_one", {"op": "inav", "slices": "4, -2"}, "s.inav[4, -2]"),
+            sliced("inav_row", "inav", "3"),
+            sliced("inav_col", "inav", "1:9:2, 2.5"),
+            sliced("inav_one", "inav", "4, -2"),
         ], tag=tag)
     # non-uniform axes (HyperSpy's DataAxis: an energy stack's energies, a
     # signal axis): a crop keeps their points, as DataAxis.crop; value
@@ -185,8 +191,8 @@ def scans(o):
         Case("s_two", {"op": "crop", "axis": -1, "start": 5, "end": 7}, cropped_scan(-1, 5, 7)),
         Case("e_thin", {"op": "crop", "axis": "Energy", "start": 1, "step": 3}, "s.inav[:, 1::3]"),
         Case("s_thin", {"op": "crop", "axis": -1, "start": 1.0, "step": 2}, "s.isig[1.0::2]"),
-        Case("s_isig", {"op": "isig", "slices": "3.0:200.0:2"}, "s.isig[3.0:200.0:2]"),
-        Case("e_inav_clip", {"op": "inav", "slices": ":, 690.0:707.0"}, "s.inav[:, 690.0:707.0]"),
+        sliced("s_isig", "isig", "3.0:200.0:2"),
+        sliced("e_inav_clip", "inav", ":, 690.0:707.0"),
     ], tag="nonuniform")
 
     # a binned scan is a result of its own: not a preprocess step, whose
@@ -251,7 +257,7 @@ def partial_reads(o):
                             compression=compression)
         cases = [Case("thin5", {"op": "crop", "axis": "x", "start": 1, "step": 5}, "s.inav[1::5]"),
                  Case("band", {"op": "crop", "axis": "y", "start": 4, "end": 7}, "s.inav[:, 4:7]"),
-                 Case("region", {"op": "inav", "slices": "4:7, 9:12"}, "s.inav[4:7, 9:12]")]
+                 sliced("region", "inav", "4:7, 9:12")]
         runs = o.run(src, {c.name: c.kernel for c in cases}, tag=tag)
         for c in cases:
             o.compare(runs, c.name, c.expect)
