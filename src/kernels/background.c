@@ -14,7 +14,8 @@
  *               small matrix-vector product
  *   Offset      the mean over [i1, i2)
  *
- * On a binned axis (EELS, EDS) Polynomial and Offset divide their
+ * On a binned axis (is_binned as HyperSpy 1.7.3 loads it: EELS, EDS_SEM
+ * and EDS_TEM data, or an axis saved binned) Polynomial and Offset divide their
  * parameters by the scale and every background is multiplied by it, as
  * HyperSpy does.  Everything is computed in float64, pattern by pattern, so
  * the results do not depend on how the scan is cut. */
@@ -82,15 +83,6 @@ static void squeeze_lower(const char *in, char *out, size_t cap) {
   for (; *in && n + 1 < cap; in++)
     if (*in != ' ') out[n++] = (char)(*in >= 'A' && *in <= 'Z' ? *in - 'A' + 'a' : *in);
   out[n] = 0;
-}
-
-/* The signal types whose class makes the signal axis binned when HyperSpy
- * 1.7.3 loads them (EELSSpectrum, EDSSpectrum and its SEM/TEM classes). */
-static int binned_type(const char *t) {
-  static const char *const binned[] = {"EELS", "TEM EELS", "EDS", "EDS_SEM", "EDS_TEM"};
-  for (size_t i = 0; t && i < sizeof binned / sizeof binned[0]; i++)
-    if (!strcmp(t, binned[i])) return 1;
-  return 0;
 }
 
 /* numpy's axis values: offset + scale * i. */
@@ -217,7 +209,7 @@ static int bg_plan(hb_kernel *k, const hb_stream *in, const hb_params *p) {
   const char *units = a->units[0] ? a->units : "units";
   s->n = n;
   s->scale = a->scale;
-  s->binned = binned_type(in->input ? in->input->signal_type : NULL);
+  s->binned = a->is_binned; /* HyperSpy's is_binned(signal), as the reader loads it */
   double v[2];
   hb_param_numbers(p, "signal_range", v);
   double lo = fmin(axis_value(a, 0), axis_value(a, n - 1)), hi = fmax(axis_value(a, 0), axis_value(a, n - 1));
@@ -300,9 +292,10 @@ static int bg_plan(hb_kernel *k, const hb_stream *in, const hb_params *p) {
     HB_CALL(hb_kernel_add_output(k, NULL, HB_OUT_FULL, HB_F64, HB_F64, "Intensity"));
     hb_output *o = hb_kernel_output(k, 0);
     hb_output_set_shape(o, 1, &len, a);
-    /* the input's class (EELSSpectrum, ...) and with it its binned axis;
+    /* the input's class (EELSSpectrum, ...), which keeps the axis binned;
      * other types are left out, as for every result (docs/output.md) */
-    o->signal_type = s->binned ? in->input->signal_type : NULL;
+    const char *type = in->input ? in->input->signal_type : NULL;
+    o->signal_type = hb_hspy_binned_type(type) ? type : NULL;
   }
   if (params) {
     if (s->type == BG_POWERLAW) {
@@ -444,12 +437,11 @@ const hb_kernel_def hb_kernel_remove_background = {
     .summary =
         "subtract a background estimated per pattern from signal_range, as HyperSpy's Signal1D.remove_background "
         "with fast=True (PowerLaw by the two-area method, Polynomial by polyfit, Offset by the mean; on a binned "
-        "axis, EELS or EDS data, the integrals are sums and the backgrounds scale with the channel width). "
+        "axis (EELS, EDS_SEM or EDS_TEM data, or an axis saved with is_binned) the integrals are sums and the backgrounds scale with the channel width). "
         "Unlike HyperSpy: a pattern whose PowerLaw estimate divides by zero (a half-range integral of 0) gets no "
         "background (r = A = 0) while the others keep theirs, where HyperSpy subtracts nothing anywhere; "
         "signal_range is always calibrated, zero_fill too (HyperSpy takes an integer x1 as an index there); "
-        "parameters are estimated in float64 (HyperSpy's Offset keeps float32 data's mean in float32); a binned "
-        "axis is recognised by the signal type (EELS, EDS_SEM, EDS_TEM, EDS), not yet by the axis' is_binned",
+        "parameters are estimated in float64 (HyperSpy's Offset keeps float32 data's mean in float32)",
     .params = bg_params,
     .outputs_doc = "outputs: signal -> <name>, the subtracted spectra (float64, the input's axes and signal type); "
                    "outputs: parameters -> navigation-shaped float64 <name>_A and <name>_r (PowerLaw), "

@@ -58,7 +58,8 @@ def rb(rng, kind="PowerLaw", part=None, **kw):
     result (None) or a parameter map as a signal ('A', 'r', 'offset'), or
     'coefficients' (a_0 .. a_n stacked per pattern)."""
     def expect(s):
-        key = (s.data.tobytes(), s.data.dtype.str, tuple(rng), kind, tuple(sorted(kw.items())))
+        key = (s.data.tobytes(), s.data.dtype.str, type(s).__name__, s.axes_manager.signal_axes[0].is_binned,
+               tuple(rng), kind, tuple(sorted(kw.items())))
         if key not in _RB:  # one HyperSpy call (0.5 s for PowerLaw) for the result and its parameters
             _RB[key] = s.remove_background(signal_range=tuple(rng), background_type=kind, fast=True,
                                            return_model=True, show_progressbar=False, **kw)
@@ -153,9 +154,10 @@ def check_window_axes(o, runs, result, nwin):
               f"[{runs.tag}] {result} np={n}: {r} carries the scan's axes {nav} and a 'window' axis of {nwin}")
 
 
-def write_eels(path, dtype="uint16", seed=18, zero=None, signal_type=""):
+def write_eels(path, dtype="uint16", seed=18, zero=None, signal_type="", binned_axis=False):
     """An EELS-like spectrum image saved by HyperSpy, optionally as an
-    EELSSpectrum (binned axis) and with the pattern `zero` all zeros."""
+    EELSSpectrum (binned axis) or with its axis set binned by hand, and with
+    the pattern `zero` all zeros."""
     rng = np.random.default_rng(seed)
     energy = AXES[-1][3] + AXES[-1][2] * np.arange(203)
     x = oracle._cast(oracle.eels_like(rng, (5, 7), energy), dtype)
@@ -165,6 +167,8 @@ def write_eels(path, dtype="uint16", seed=18, zero=None, signal_type=""):
     if signal_type:
         s.set_signal_type(signal_type)
     oracle.calibrate(s, AXES)
+    if binned_axis:
+        s.axes_manager.signal_axes[0].is_binned = True
     s.metadata.General.title = "eels_si"
     return oracle._save(s, path, (2, 3, 64), "gzip")
 
@@ -187,7 +191,10 @@ def test_spectrum_images(o, mask_file):
 def test_binned(o):
     """An EELSSpectrum: integrate1D sums, the backgrounds scale with the
     channel width, the result loads as an EELSSpectrum; one virtual_image
-    kernel alone (not fused)."""
+    kernel alone (not fused).  What makes the axis binned is HyperSpy's
+    is_binned as it loads the file: a Signal1D saved with is_binned set is
+    binned too, and signal_type "EDS" (no class of its own in 1.7.3, so a
+    Signal1D) is not."""
     tag = "eels_u16"
     src = write_eels(o.path(tag + ".hspy"), signal_type="EELS")
     s = o.input_signal(src)
@@ -196,6 +203,14 @@ def test_binned(o):
     cases = background_cases("uint16", binned=True) + [
         Case("win", {"op": "virtual_image", "windows": WINDOWS, "units": "calibrated"}, windows_of(WINDOWS))]
     o.suite(src, cases, tag=tag)
+    for tag, kw, binned in (("binned_axis_u16", {"binned_axis": True}, True),
+                            ("eds_u16", {"signal_type": "EDS"}, False)):
+        src = write_eels(o.path(tag + ".hspy"), **kw)
+        s = o.input_signal(src)
+        check(type(s).__name__ == "Signal1D" and s.axes_manager.signal_axes[0].is_binned == binned,
+              f"[{tag}] HyperSpy loads {s} with is_binned {s.axes_manager.signal_axes[0].is_binned}, want {binned}")
+        # the background's sums and channel-width scale follow is_binned; the two-area PowerLaw and Offset
+        o.suite(src, [c for c in background_cases("uint16", binned=binned) if c.name in ("pl", "off")], tag=tag)
 
 
 def test_zero_pattern(o):
