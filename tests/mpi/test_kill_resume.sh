@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Kills at random moments, then --resume: a resumed output (values per
-# pattern, reductions, a thinned and a binned scan) is bit-identical
+# pattern, reductions, a thinned, a binned scan and a region) is bit-identical
 # to an uninterrupted run, or the resume fails with one clear error line and
 # the next resume succeeds.  Nothing may exit 0 with different bytes.
 #
@@ -34,6 +34,7 @@ kernels:
   - {name: max_dp, op: max, axes: navigation}
   - {name: thinned, op: crop, axis: x, start: 3, step: 8}
   - {name: overview, op: rebin, scale: [4, 4, 2, 2]}
+  - {name: region, op: inav, slices: "5:90:3, 10:80:4"}
 run: {block: 32, progress: off}
 YAML
 hb 1 run kill-job-$$.yaml --set output.file=ref.hspy
