@@ -84,7 +84,8 @@ const hb_param_spec hb_detector_params[] = {
      * would make an absent optional detector map (virtual_image with
      * windows) an error when the job is loaded */
     {"shape", HB_P_ENUM, .choices = "point|circle|annulus|rectangle|mask", .help = "detector geometry (required)"},
-    {"at", HB_P_NUMBERS, .count = 2, .help = "point: [x, y]"},
+    {"at", HB_P_NUMBERS, .count = 2,
+     .help = "point: [x, y]; in pixels the nearest pixel (halves up), calibrated the sample s.isig[x, y] takes"},
     {"center", HB_P_NUMBERS, .count = 2, .help = "circle, annulus: [x, y]"},
     {"radius", HB_P_FLOAT, .help = "circle: pixels whose centre is within radius (inclusive)"},
     {"inner", HB_P_FLOAT, .help = "annulus: inner <= r"},
@@ -685,12 +686,20 @@ int hb_detector_plan(const hb_params *det, int nd, const hsize_t *dims, const hb
                       hb_param_where(det, "file"), hb_param_where(det, "dataset")));
   } else if (!strcmp(shape, "point")) {
     double x = 0, y = 0;
+    long long px, py;
     get_point(&g, "at", &x, &y);
-    /* the pixel whose centre is nearest; exact halves round up, like floor(v + 0.5) */
-    double px = floor(x + 0.5), py = floor(y + 0.5);
-    HB_CHECK(px >= 0 && px < (double)g.kx && py >= 0 && py < (double)g.ky, HB_EINVALID, hb_param_where(det, "at"),
-             "at [%g, %g] px is outside the %zu x %zu detector (x in [0, %zu), y in [0, %zu))", x, y, g.kx, g.ky, g.kx,
-             g.ky);
+    if (g.calibrated) { /* the sample s.isig[x, y] takes: value2index's rounding */
+      double v[2] = {0, 0};
+      hb_param_numbers(det, "at", v);
+      value_index(g.ax_x, g.kx, v[0], &px);
+      value_index(g.ax_y, g.ky, v[1], &py);
+    } else { /* the pixel whose centre is nearest; exact halves round up, like floor(v + 0.5) */
+      px = fabs(x) < 1e15 ? (long long)floor(x + 0.5) : -1;
+      py = fabs(y) < 1e15 ? (long long)floor(y + 0.5) : -1;
+    }
+    HB_CHECK(px >= 0 && px < (long long)g.kx && py >= 0 && py < (long long)g.ky, HB_EINVALID,
+             hb_param_where(det, "at"), "at [%g, %g] px is outside the %zu x %zu detector (x in [0, %zu), y in [0, %zu))",
+             x, y, g.kx, g.ky, g.kx, g.ky);
     HB_CALL(add_pixel(d, cap, (size_t)py * g.kx + (size_t)px, 1));
   } else if (!strcmp(shape, "rectangle")) {
     long x0, x1, y0 = 0, y1 = 1;

@@ -259,6 +259,14 @@ def test_stack(o):
         Case("rect_clip", {"op": "virtual_image", "detector": {"shape": "rectangle", "x": [-1.0, 0.5],
                                                                "y": [0.2, 1.0], "units": "calibrated"}},
              "s.isig[-1.0:0.5, 0.2:1.0].sum(sig)", known=vi),
+        # a calibrated point is the sample s.isig[x, y] takes: 0.01 is 16.5 -> 16, 0.05 is 15.5 -> 15
+        # (floor(v + 0.5) gave 17 and 16 before); -0.15 is 8.5 -> 9 away from zero
+        Case("pt_half", {"op": "virtual_image", "detector": {"shape": "point", "at": [0.01, 0.05],
+                                                             "units": "calibrated"}},
+             "s.isig[0.01, 0.05]", known=vi),
+        Case("pt_neg", {"op": "virtual_image", "detector": {"shape": "point", "at": [-0.15, -0.21],
+                                                            "units": "calibrated"}},
+             "s.isig[-0.15, -0.21]", known=vi),
     ]
     o.suite(src, cases, tag=tag)
 
