@@ -149,10 +149,13 @@ static int hist_plan(hb_kernel *k, const hb_stream *in, const hb_params *p) {
              "range_bins [%g, %g] is not finite", s->lo, s->hi);
     HB_CHECK(s->lo <= s->hi, HB_EINVALID, hb_param_where(p, "range_bins"),
              "range_bins [%g, %g]: the first must not be larger than the second", s->lo, s->hi);
-    /* numpy compares float32 data with a Python float in float32 (when it fits) */
-    int f32 = s->dt == HB_F32 && fabs(s->lo) <= FLT_MAX && fabs(s->hi) <= FLT_MAX;
-    s->tlo = f32 ? (double)(float)s->lo : s->lo;
-    s->thi = f32 ? (double)(float)s->hi : s->hi;
+    /* numpy widens an empty range by 0.5 each way before it keeps the data in
+     * it (fd and scott estimate their width from what is kept), and compares
+     * float32 data with a Python float in float32 (when it fits) */
+    const double keep_lo = s->lo == s->hi ? s->lo - 0.5 : s->lo, keep_hi = s->lo == s->hi ? s->hi + 0.5 : s->hi;
+    int f32 = s->dt == HB_F32 && fabs(keep_lo) <= FLT_MAX && fabs(keep_hi) <= FLT_MAX;
+    s->tlo = f32 ? (double)(float)keep_lo : keep_lo;
+    s->thi = f32 ? (double)(float)keep_hi : keep_hi;
   }
   snprintf(s->title, sizeof s->title, "%s histogram", in->input->title);
   s->pass = 1;

@@ -36,6 +36,9 @@ HISTS = {
     "h_fd_range": ({"range_bins": [100, 300]}, {"range_bins": (100, 300)}),
     "h_scott_range": ({"bins": "scott", "range_bins": [50.5, 400.25]}, {"bins": "scott", "range_bins": (50.5, 400.25)}),
     "h_int_range": ({"bins": 20, "range_bins": [30, 31.5]}, {"bins": 20, "range_bins": (30, 31.5)}),
+    # an empty range: numpy widens it to [9.5, 10.5] before it keeps the data fd and scott estimate from
+    "h_fd_point": ({"range_bins": [10, 10]}, {"range_bins": (10, 10)}),
+    "h_scott_point": ({"bins": "scott", "range_bins": [10, 10]}, {"bins": "scott", "range_bins": (10, 10)}),
     # capped: HyperSpy then bins max_num_bins over the data's min and max, range_bins dropped
     "h_fd_cap": ({"max_num_bins": 7}, {"max_num_bins": 7}),
     "h_int_cap": ({"bins": 12, "range_bins": [100, 200], "max_num_bins": 12},
