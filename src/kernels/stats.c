@@ -77,6 +77,8 @@ typedef struct {
  * tile (24 KiB) stay in L1 while the block's patterns pass */
 #define SHIFT_TILE 1024
 #define IS_NARROW(T, N) (sizeof(N) == 4 && sizeof(T) <= 2)
+/* 64-bit integers: numpy's mean sums them in float64, where an integer sum wraps */
+#define MEAN_IN_DOUBLE(T) (sizeof(T) == 8 && (T)0.5 == 0)
 
 /* NaN wins, as in numpy's max/min */
 #define PICK_MAX(m, v) ((v) > (m) || (v) != (v) ? (v) : (m))
@@ -282,7 +284,11 @@ HB_CLONES static void per_pattern(const stat_state *s, const hb_block *b, void *
   case E: {                                                                    \
     const T *x = b->data;                                                      \
     for (size_t p = 0; p < b->npos; p++, x += m) {                             \
-      if (s->kind == K_SUM || s->kind == K_MEAN) {                             \
+      if (s->kind == K_MEAN && MEAN_IN_DOUBLE(T)) {                           \
+        double acc = 0;                                                        \
+        for (size_t i = 0; i < m; i++) acc += (double)x[i];                    \
+        ((double *)out)[p] = acc / (double)m;                                  \
+      } else if (s->kind == K_SUM || s->kind == K_MEAN) {                      \
         A acc = 0;                                                             \
         if (IS_NARROW(T, N))                                                   \
           for (size_t i0 = 0; i0 < m; i0 += NARROW_MAX) {                      \
@@ -319,7 +325,11 @@ HB_CLONES static void per_pattern(const stat_state *s, const hb_block *b, void *
   switch (s->kind) {                                                                     \
     case K_SUM:                                                                          \
     case K_MEAN:                                                                         \
-      if (!s->skip_nan) {                                                                \
+      if (s->kind == K_MEAN && !s->skip_nan && MEAN_IN_DOUBLE(T)) {                     \
+        double acc = 0;                                                                  \
+        for (size_t j = 0; j < n; j++) acc += (double)(V);                               \
+        put_real(s->out, out, q, acc / (double)n);                                       \
+      } else if (!s->skip_nan) {                                                         \
         A acc = 0;                                                                       \
         for (size_t j = 0; j < n; j++) acc += (V);                                       \
         if (s->kind == K_SUM) ((A *)out)[q] = acc;                                       \

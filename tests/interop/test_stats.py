@@ -107,6 +107,17 @@ def test_spectrum_images(o):
     cs = cases(ops, "navigation", "nav", "int16") + cases(ops, "signal", "sig", "int16", NAVSHAPED)
     o.suite(src, cs, tag=tag)
 
+    # 64-bit integers whose sum over a pattern wraps: numpy's mean sums in float64
+    for dtype, lo, hi in (("int64", 2**61, 2**62), ("uint64", 2**62, 2**63 + 2**62)):
+        tag = f"si_{dtype}"
+        s = hs.signals.Signal1D(np.random.default_rng(10).integers(lo, hi, size=(5, 7, 203), dtype=dtype))
+        oracle.calibrate(s, axes)
+        src = save(s, o.path(tag + ".hspy"), (2, 3, 64))
+        cs = cases(("mean", "nanmean", "std"), "signal", "sig", dtype, NAVSHAPED)
+        cs += cases(("mean",), ["y", "Energy loss"], "('y', 'Energy loss')", dtype, NAVSHAPED, tag="y_E")
+        cs += cases(("mean",), "navigation", "nav", dtype)
+        o.suite(src, cs, tag=tag)
+
 
 def test_stacks(o):
     # one navigation axis: naming it reduces every navigation axis; a signal
