@@ -211,6 +211,11 @@ static int stats_plan(hb_kernel *k, const hb_stream *in, const hb_params *p) {
   HB_CALL(reduced_axes(in, p, reduced));
   for (int d = 0; d < in->ndim; d++) *(d < in->nav_dim ? &nav : &sig) += reduced[d];
   HB_CHECK(nav + sig > 0, HB_EINVALID, hb_param_where(p, "axes"), "axes names no axis of the data");
+  if (nav && !sig && hb_stream_virtual_nav(in)) {
+    /* a single pattern has no navigation axis: HyperSpy reduces nothing and
+     * returns it as it is, which the maximum over one pattern is */
+    s->kind = K_MAX, s->skip_nan = 0, s->out = in->dtype;
+  }
   s->per_pattern = nav == 0;
   s->some_nav = nav > 0 && nav < in->nav_dim;
   /* the signal axes that stay: the result's (per pattern, or in all) */

@@ -395,6 +395,8 @@ int hb_output_create(hb_engine *e) {
       const hb_nav_map *m = &o->nav_map;
       for (int d = 0, j = 0; d < nd; d++)
         if (hb_result_has_nav_axis(e, r, d)) axes[j] = m->on ? m->axes[d] : in->axes[d], axes[j++].navigate = o->ndim > 0;
+      if (in->virtual_nav && o->ndim == 0 && r->nav == 1) /* one value of a single pattern: HyperSpy's axis */
+        snprintf(axes[0].name, sizeof axes[0].name, "Scalar");
       for (int d = 0; d < o->ndim; d++) axes[r->nav + d] = o->axes[d], axes[r->nav + d].navigate = 0;
     }
     hb_signal_desc desc = {o->name, o->title ? o->title : o->name, base, o->signal_type ? o->signal_type : "",

@@ -467,6 +467,31 @@ def test_single_pattern(tmp):
                       f"{tag} at {n}: {name} is HyperSpy's, {want} (got {got_s})")
 
 
+def test_single_pattern_reductions(tmp):
+    """A single uint16 spectrum against HyperSpy: a reduction over the
+    navigation axes (it has none) returns the spectrum as it is, dtype and
+    all, whatever the op; one value per pattern lies on HyperSpy's axis
+    "Scalar"."""
+    spec = hs.signals.Signal1D(np.array([3, 9, 4, 7, 65535, 0], np.uint16))
+    spec.axes_manager[0].name, spec.axes_manager[0].units, spec.axes_manager[0].scale = "E", "eV", 0.5
+    path = os.path.join(tmp, "single_u16.hspy")
+    spec.save(path, overwrite=True)
+    nav_ops = ("sum", "mean", "std", "var", "nanmean", "max")
+    kernels = {f"{op}_nav": {"op": op, "axes": "navigation"} for op in nav_ops}
+    kernels.update({"sum_sig": {"op": "sum", "axes": "signal"}, "imax": {"op": "indexmax", "axis": "E"}})
+    want = {f"{op}_nav": getattr(spec, op)(spec.axes_manager.navigation_axes) for op in nav_ops}
+    want.update({"sum_sig": spec.sum(-1), "imax": spec.indexmax(-1)})
+    got = run_all(tmp, "single_u16", path, kernels=kernels)
+    for n, sigs in got.items():
+        for name, w in want.items():
+            g = sigs.get(name)
+            check(g is not None and g.data.dtype == w.data.dtype and np.array_equal(g.data, w.data) and
+                  axes_of(g) == axes_of(w),
+                  f"single uint16 spectrum at {n}: {name} is HyperSpy's {w.data.dtype} {w.data.tolist()} on "
+                  f"{axes_of(w)} (got {g.data.dtype if g is not None else None} "
+                  f"{g.data.tolist() if g is not None else None} on {axes_of(g) if g is not None else None})")
+
+
 # ---------------------------------------------------------------- contiguous arrays
 
 def test_contiguous(tmp):
@@ -653,6 +678,7 @@ def main():
         test_contiguous(tmp)
         test_generic_calibration(tmp)
         test_single_pattern(tmp)
+        test_single_pattern_reductions(tmp)
         test_dtypes(tmp)
         test_complex(tmp)
         test_overrides(tmp)
