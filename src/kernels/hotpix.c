@@ -4,6 +4,7 @@
  * flagging ordinary noise. */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "hb_error.h"
 #include "hb_kernel.h"
@@ -47,20 +48,23 @@ static double median(double *v, int n) {
 #define HOTPIX_ROUND(T, v) ((T)((T)0.5 == 0 ? llround(v) : (v)))
 
 /* The minimum of the 8 neighbours bounds their median from below, so it
- * screens pixels cheaply; only suspects pay for the median. */
+ * screens pixels cheaply; only suspects pay for the median.  Neighbours are
+ * read from the pattern as it came (orig), so a replaced pixel never counts
+ * as a neighbour and the result does not depend on the scan order. */
 #define HOTPIX_LOOP(T)                                                                          \
   {                                                                                             \
-    T *x = data;                                                                                \
-    for (size_t p = 0; p < b->npos; p++, x += kx * ky)                                          \
+    T *x = data, *orig = scratch;                                                               \
+    for (size_t p = 0; p < b->npos; p++, x += kx * ky) {                                        \
+      memcpy(orig, x, kx * ky * sizeof(T));                                                     \
       for (size_t y = 0; y < ky; y++)                                                           \
         for (size_t c = 0; c < kx; c++) {                                                       \
-          double v = (double)x[y * kx + c], nb[8], lo = HUGE_VAL;                               \
+          double v = (double)orig[y * kx + c], nb[8], lo = HUGE_VAL;                            \
           int n = 0;                                                                            \
           for (int dy = -1; dy <= 1; dy++)                                                      \
             for (int dx = -1; dx <= 1; dx++) {                                                  \
               long yy = (long)y + dy, xx = (long)c + dx;                                        \
               if ((dx || dy) && yy >= 0 && xx >= 0 && yy < (long)ky && xx < (long)kx) {         \
-                nb[n] = (double)x[yy * (long)kx + xx];                                          \
+                nb[n] = (double)orig[yy * (long)kx + xx];                                       \
                 if (nb[n] < lo) lo = nb[n];                                                     \
                 n++;                                                                            \
               }                                                                                 \
@@ -69,6 +73,7 @@ static double median(double *v, int n) {
           double med = median(nb, n);                                                           \
           if (v > t * fmax(med, 1)) x[y * kx + c] = HOTPIX_ROUND(T, med);                       \
         }                                                                                       \
+    }                                                                                           \
   }
 
 static void hotpix_apply(const hb_transform *pp, const hb_block *b, void *data, void *out) {
@@ -76,6 +81,9 @@ static void hotpix_apply(const hb_transform *pp, const hb_block *b, void *data, 
   const hotpix *h = pp->state;
   const size_t kx = h->kx, ky = h->ky;
   const double t = h->threshold;
+  /* per call, not per transform: blocks may be filtered on several threads */
+  void *scratch = malloc(kx * ky * hb_dtype_size(b->dtype));
+  if (!scratch) abort();
   switch (b->dtype) {
 #define X(E, T) \
   case E: HOTPIX_LOOP(T) break;
@@ -83,13 +91,15 @@ static void hotpix_apply(const hb_transform *pp, const hb_block *b, void *data, 
 #undef X
     default: break;
   }
+  free(scratch);
 }
 
 static void hotpix_destroy(hb_transform *p) { free(p->state); }
 
 const hb_transform_def hb_transform_filter_hot_pixels = {
     .op = "filter_hot_pixels",
-    .summary = "replace isolated hot pixels by the median of their 8 neighbours, per pattern",
+    .summary = "replace isolated hot pixels by the median of their 8 neighbours (as the pattern came, whatever was "
+               "replaced beside them), per pattern",
     .params = hotpix_params,
     .plan = hotpix_plan,
     .apply = hotpix_apply,
