@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "hb_error.h"
+#include "hb_h5.h"
 #include "hb_kernel.h"
 
 /* ---- histogram -------------------------------------------------------------- */
@@ -530,9 +531,11 @@ const hb_kernel_def hb_kernel_histogram = {
 /* ---- estimate_poissonian_noise_variance ------------------------------------------ */
 
 static const hb_param_spec noise_params[] = {
-    {"gain_factor", HB_P_FLOAT, HB_DEFAULT_FLOAT(1), .help = "a in clip((E a + b) c, b c, inf); not negative"},
-    {"gain_offset", HB_P_FLOAT, HB_DEFAULT_FLOAT(0), .help = "b; not negative"},
-    {"correlation_factor", HB_P_FLOAT, HB_DEFAULT_FLOAT(1), .help = "c; not negative"},
+    {"gain_factor", HB_P_FLOAT, HB_DEFAULT_FLOAT(1),
+     .help = "a in clip((E a + b) c, b c, inf); not negative; when not given, the input's "
+             "metadata.Signal.Noise_properties.Variance_linear_model's, as HyperSpy, else this default"},
+    {"gain_offset", HB_P_FLOAT, HB_DEFAULT_FLOAT(0), .help = "b; not negative; when not given, as gain_factor"},
+    {"correlation_factor", HB_P_FLOAT, HB_DEFAULT_FLOAT(1), .help = "c; not negative; when not given, as gain_factor"},
     HB_PARAM_END,
 };
 
@@ -549,11 +552,25 @@ static int noise_plan(hb_kernel *k, const hb_stream *in, const hb_params *p) {
            "estimate_poissonian_noise_variance of complex data is not supported");
   static const char *const names[] = {"gain_factor", "gain_offset", "correlation_factor"};
   double *v[] = {&s->a, &s->b, &s->c};
+  /* as HyperSpy: a parameter not given is the input's own model's, if it has one */
+  const hb_input *src = in->input;
+  char model_path[sizeof src->meta_group + 64];
+  snprintf(model_path, sizeof model_path, "%s/%s", src->meta_group,
+           src->meta_mapped_parameters ? "Variance_estimation" : "Signal/Noise_properties/Variance_linear_model");
+  hid_t model = src->meta_group[0] && H5Lexists(src->file, model_path, H5P_DEFAULT) > 0
+                    ? H5Gopen2(src->file, model_path, H5P_DEFAULT)
+                    : H5I_INVALID_HID;
   for (int i = 0; i < 3; i++) {
     *v[i] = hb_param_float(p, names[i]);
-    HB_CHECK(*v[i] >= 0, HB_EINVALID, hb_param_where(p, names[i]), "%s must not be negative (HyperSpy: must be "
-             "positive), got %g", names[i], *v[i]);
+    if (!hb_param_given(p, names[i]) && model >= 0) hb_h5_read_attr_f64(model, names[i], v[i]);
+    if (!(*v[i] >= 0)) {
+      if (model >= 0) H5Gclose(model);
+      HB_RAISE(HB_EINVALID, hb_param_given(p, names[i]) ? hb_param_where(p, names[i]) : src->path,
+               "%s must not be negative (HyperSpy: must be positive), got %g%s", names[i], *v[i],
+               hb_param_given(p, names[i]) ? "" : " from the input's metadata (Variance_linear_model): give it in the job");
+    }
   }
+  if (model >= 0) H5Gclose(model);
   snprintf(s->title, sizeof s->title, "Variance of %s", in->input->title);
   /* numpy: float32 data with Python numbers stays float32; integers go to float64 (the clip to inf) */
   hb_dtype out = in->dtype == HB_F32 ? HB_F32 : HB_F64;

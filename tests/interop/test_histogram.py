@@ -23,6 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import oracle  # noqa: E402
 from oracle import check  # noqa: E402
 import h5py  # noqa: E402
+import hyperspy.api as hs  # noqa: E402
 
 HB = os.path.abspath(sys.argv[1])
 logging.getLogger("hyperspy.misc.hist_tools").setLevel(logging.ERROR)  # the cap's warning, expected
@@ -138,6 +139,21 @@ def main():
     if runs.ranks:
         for name in ("h_fd_wide", "h_fd_range"):
             compare_hist("hist_float64", o.input_signal(src), name, HISTS[name][1], runs.outputs[2])
+    # the input's own noise model (as DigitalMicrograph and EMD readers fill it): HyperSpy takes a
+    # parameter not given from metadata.Signal.Noise_properties.Variance_linear_model
+    tag = "noise_model"
+    s = hs.signals.Signal2D(np.random.default_rng(41).poisson(5.0, size=(3, 4, 9, 7)).astype(np.uint16))
+    for key, value in (("gain_factor", 2.5), ("gain_offset", 10.0), ("correlation_factor", 0.5)):
+        s.metadata.set_item(f"Signal.Noise_properties.Variance_linear_model.{key}", value)
+    model_src = o.path(tag + ".hspy")
+    s.save(model_src, overwrite=True, chunks=(2, 3, 9, 7))
+    model_cases = {"var_model": ({}, {}), "var_model_gain": ({"gain_factor": 3.0}, {"gain_factor": 3.0})}
+    runs = o.run(model_src, {n: dict({"op": "estimate_poissonian_noise_variance"}, **p) for n, (p, _) in
+                             model_cases.items()}, tag=tag, ranks=(1, 2))
+    if runs.ranks:
+        for name, (_, kw) in model_cases.items():
+            o.identical(runs, name)
+            compare_noise(tag, hs.load(model_src), name, kw, runs.outputs[runs.ranks[0]])
     if f32:
         resume(tmp, f32)
     validate(o, src)
