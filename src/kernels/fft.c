@@ -131,41 +131,101 @@ static int make_window(fft_state *f, const hb_stream *in, window_kind kind, long
 
 /* ---- axes ---------------------------------------------------------------- */
 
-/* out = a b c, cut to cap - 1 bytes. */
-static void join3(char *out, size_t cap, const char *a, const char *b, const char *c) {
-  size_t n = 0;
-  for (const char *part[3] = {a, b, c}, **q = part; q < part + 3; q++)
-    for (const char *s = *q; *s && n + 1 < cap; s++) out[n++] = *s;
-  out[n] = 0;
+/* HyperSpy 1.7.3 inverts units with pint 0.19 and writes them with '{:~}'
+ * (short symbols): "nm" -> "1 / nm", "1/um" -> "µm", "nm^-1" -> "nm",
+ * "pixels" -> "1 / pixel", "eV/c" -> "c / eV", "m^2" -> "1 / m ** 2"; units
+ * pint does not know stay as they are (HyperSpy warns).  Here for the forms
+ * A, A^n (or A**n), 1/A, A/B and A^n/B^m with A and B named below; any other
+ * text stays as it is, as an unknown unit would. */
+
+/* pint's symbol of a unit name it knows: prefix + unit, or a whole name */
+static int unit_symbol(const char *tok, char *out, size_t cap) {
+  static const char *const whole[][2] = {
+      {"angstrom", "\u00c5"}, {"\u00c5", "\u00c5"}, {"micron", "\u00b5"},  {"deg", "deg"},     {"degree", "deg"},
+      {"degrees", "deg"},    {"\u00b0", "deg"},     {"px", "px"},           {"pixel", "pixel"}, {"pixels", "pixel"},
+      {"count", "count"},    {"counts", "count"}};
+  static const char *const prefix[][2] = {{"", ""},   {"y", "y"}, {"z", "z"}, {"a", "a"}, {"f", "f"}, {"p", "p"},
+                                          {"n", "n"}, {"u", "\u00b5"}, {"\u00b5", "\u00b5"}, {"m", "m"}, {"c", "c"},
+                                          {"d", "d"}, {"k", "k"}, {"M", "M"}, {"G", "G"}, {"T", "T"}};
+  static const char *const prefix_word[][2] = {{"", ""},     {"pico", "p"},  {"nano", "n"}, {"micro", "\u00b5"},
+                                               {"milli", "m"}, {"centi", "c"}, {"kilo", "k"}, {"mega", "M"}};
+  static const char *const unit[] = {"m", "s", "Hz", "eV", "rad", "A"};
+  static const char *const unit_word[][2] = {{"meter", "m"}, {"metre", "m"}, {"second", "s"}, {"hertz", "Hz"},
+                                             {"radian", "rad"}, {"electronvolt", "eV"}};
+  for (size_t i = 0; i < sizeof whole / sizeof whole[0]; i++)
+    if (!strcmp(tok, whole[i][0])) return snprintf(out, cap, "%s", whole[i][1]), 1;
+  for (size_t i = 0; i < sizeof prefix / sizeof prefix[0]; i++) {
+    size_t n = strlen(prefix[i][0]);
+    if (strncmp(tok, prefix[i][0], n)) continue;
+    for (size_t j = 0; j < sizeof unit / sizeof unit[0]; j++)
+      if (!strcmp(tok + n, unit[j])) return snprintf(out, cap, "%s%s", prefix[i][1], unit[j]), 1;
+  }
+  for (size_t i = 0; i < sizeof prefix_word / sizeof prefix_word[0]; i++) {
+    size_t n = strlen(prefix_word[i][0]);
+    if (strncmp(tok, prefix_word[i][0], n)) continue;
+    for (size_t j = 0; j < sizeof unit_word / sizeof unit_word[0]; j++)
+      if (!strcmp(tok + n, unit_word[j][0])) return snprintf(out, cap, "%s%s", prefix_word[i][1], unit_word[j][1]), 1;
+  }
+  return 0;
 }
 
-/* s without the spaces around it, in buf. */
-static const char *trimmed(const char *s, size_t len, char *buf, size_t cap) {
-  while (len && *s == ' ') s++, len--;
-  while (len && s[len - 1] == ' ') len--;
-  if (len >= cap) len = cap - 1;
-  memcpy(buf, s, len);
+/* One factor "name", "name^n" or "name**n", optionally in parentheses:
+ * its symbol and power; 0 if it is not of that form or not a known unit. */
+static int unit_factor(const char *text, size_t len, char *sym, size_t cap, long *power) {
+  char buf[64];
+  while (len && *text == ' ') text++, len--;
+  while (len && text[len - 1] == ' ') len--;
+  if (len >= 2 && text[0] == '(' && text[len - 1] == ')') return unit_factor(text + 1, len - 2, sym, cap, power);
+  if (!len || len >= sizeof buf) return 0;
+  memcpy(buf, text, len);
   buf[len] = 0;
-  return buf;
+  *power = 1;
+  char *op = strstr(buf, "**");
+  size_t oplen = 2;
+  if (!op) op = strchr(buf, '^'), oplen = 1;
+  if (op) {
+    char *end;
+    *power = strtol(op + oplen, &end, 10);
+    if (end == op + oplen || *end || !*power) return 0;
+    while (op > buf && op[-1] == ' ') op--;
+    *op = 0;
+  }
+  return !strpbrk(buf, " */^()") && unit_symbol(buf, sym, cap);
 }
 
-/* HyperSpy inverts units with pint: "nm" -> "1 / nm", "1/nm" and "1 / nm"
- * -> "nm", "a / b" -> "b / a".  Here as text; anything more complex is
- * written "1 / (units)". */
 static void invert_units(const char *units, char *out, size_t cap) {
-  char s[64], num[64], den[64];
-  trimmed(units, strlen(units), s, sizeof s);
-  const char *slash = strchr(s, '/'), *odd = " *^()";
-  if (!s[0]) {
-    out[0] = 0; /* undefined stays undefined (HyperSpy warns) */
-  } else if (!slash && !strpbrk(s, odd)) {
-    join3(out, cap, "1 / ", s, "");
-  } else if (slash && !strchr(slash + 1, '/') && trimmed(s, (size_t)(slash - s), num, sizeof num)[0] &&
-             trimmed(slash + 1, strlen(slash + 1), den, sizeof den)[0] && !strpbrk(num, odd) && !strpbrk(den, odd)) {
-    if (!strcmp(num, "1")) join3(out, cap, den, "", "");
-    else join3(out, cap, den, " / ", num);
-  } else {
-    join3(out, cap, "1 / (", s, ")");
+  char sym[2][32];
+  long power[2] = {0, 0};
+  int n = 0;
+  const char *slash = strchr(units, '/');
+  size_t num_len = slash ? (size_t)(slash - units) : strlen(units);
+  const char *num = units;
+  while (num_len && *num == ' ') num++, num_len--;
+  while (num_len && num[num_len - 1] == ' ') num_len--;
+  int ok = 1;
+  if (!(slash && num_len == 1 && *num == '1')) ok = unit_factor(num, num_len, sym[n], sizeof sym[n], &power[n]), n++;
+  if (ok && slash) {
+    ok = !strchr(slash + 1, '/') && unit_factor(slash + 1, strlen(slash + 1), sym[n], sizeof sym[n], &power[n]);
+    power[n] = -power[n];
+    n++;
+  }
+  if (!ok || !n || (n == 2 && !strcmp(sym[0], sym[1]))) {
+    snprintf(out, cap, "%s", units); /* empty, or what pint would not take: as it is */
+    return;
+  }
+  /* inverted: what had a negative power goes first, as pint writes it */
+  size_t at = 0;
+  int up = 0;
+  for (int i = 0; i < n; i++) {
+    if (power[i] >= 0) continue;
+    at += (size_t)snprintf(out + at, at < cap ? cap - at : 0, "%s%s", up++ ? " * " : "", sym[i]);
+    if (power[i] != -1) at += (size_t)snprintf(out + at, at < cap ? cap - at : 0, " ** %ld", -power[i]);
+  }
+  if (!up) at += (size_t)snprintf(out + at, at < cap ? cap - at : 0, "1");
+  for (int i = 0; i < n; i++) {
+    if (power[i] < 0) continue;
+    at += (size_t)snprintf(out + at, at < cap ? cap - at : 0, " / %s", sym[i]);
+    if (power[i] != 1) at += (size_t)snprintf(out + at, at < cap ? cap - at : 0, " ** %ld", power[i]);
   }
 }
 

@@ -30,6 +30,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import oracle  # noqa: E402
 from oracle import NAV, SIG, Case, check  # noqa: E402
+import hyperspy.api as hs  # noqa: E402
 
 HB = os.path.abspath(sys.argv[1])
 NAVSHAPED = ("class", "navigate")  # navigation-shaped results are stored with navigate=False
@@ -121,6 +122,21 @@ def test_even(o):
         Case("inv_shift", {"op": "ifft", "shift": True}, cropped(real_ifft(shift=True))),
     ], tag=tag, preprocess=[{"op": "crop", "axis": "ky", "start": 0, "end": 26},
                                        {"op": "change_dtype", "dtype": "complex64"}])
+
+
+def test_units(o):
+    """The frequency axes' units as HyperSpy writes them (pint's inverse,
+    short symbols; units pint does not know stay as they are), on images
+    whose two signal axes carry two of them."""
+    pairs = (("um", "1/nm"), ("angstrom", "nm^-1"), ("pixels", "channel"), ("\u00b0", "m^2"), ("micron", "1 / \u00c5"),
+             ("mrad", "\u03bcm"), ("1/(pm)", "us"), ("nanometer", "px**-1"))
+    for i, (ux, uy) in enumerate(pairs):
+        s = hs.signals.Signal2D(np.random.default_rng(50 + i).random((2, 5, 7)).astype(np.float32))  # odd: no offset rule
+        s.axes_manager.signal_axes[0].units, s.axes_manager.signal_axes[1].units = ux, uy
+        tag = f"units_{i}"
+        src = o.path(tag + ".hspy")
+        s.save(src, overwrite=True)
+        o.suite(src, [Case("f", {"op": "fft", "shift": True}, "s.fft(shift=True)")], tag=tag, ranks=(1,))
 
 
 def test_roundtrip(o, src, tag):
@@ -221,7 +237,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         o = oracle.Oracle(HB, tmp)
         stack, si = o.path("stack_u16.hspy"), o.path("si_f32.hspy")
-        for part in (lambda: test_stack(o), lambda: test_spectra(o), lambda: test_even(o),
+        for part in (lambda: test_stack(o), lambda: test_spectra(o), lambda: test_even(o), lambda: test_units(o),
                      lambda: test_roundtrip(o, stack, "stack_roundtrip"), lambda: test_roundtrip(o, si, "si_roundtrip"),
                      lambda: test_power_mean(o, stack), lambda: test_wisdom(o, stack), lambda: test_validate(o, stack)):
             t = time.time()
