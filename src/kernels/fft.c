@@ -313,9 +313,14 @@ static int plan_common(hb_transform *t, const hb_params *p, int inverse) {
   f->row = in->shape[in->ndim - 1];
   f->nrows = f->size / f->row;
   f->half = f->row / 2;
-  for (int d = in->nav_dim; d < in->ndim; d++)
+  for (int d = in->nav_dim; d < in->ndim; d++) {
     HB_CHECK(in->shape[d] <= INT_MAX && f->size <= INT_MAX, HB_EINVALID, hb_params_where(p),
              "%s: a pattern of %zu elements is too large for one FFT", op, f->size);
+    /* HyperSpy raises NotImplementedError: samples not evenly spaced have no frequency axis */
+    HB_CHECK(!in->axes[d].points, HB_EINVALID, hb_params_where(p),
+             "%s needs evenly spaced signal axes; signal axis %d%s%s%s is non-uniform (HyperSpy refuses it too)", op,
+             d - in->nav_dim, in->axes[d].name[0] ? " ('" : "", in->axes[d].name, in->axes[d].name[0] ? "')" : "");
+  }
 
   window_kind win = WIN_NONE;
   if (!inverse) {

@@ -331,7 +331,8 @@ def test_old_hspy(tmp):
                       f"load puts them ({ours} vs {theirs})")
         p = cli("inspect", dst)
         check(p.returncode == 0 and "title        old scan" in p.stdout and "signal_type  'EELS'" in p.stdout and
-              "(3, 4| 16)" in p.stdout, f"inspect of format {version}: title, signal_type, (3, 4| 16)")
+              "(3, 4| 16)" in p.stdout, f"inspect of format {version}: title, signal_type, (3, 4| 16)" +
+              ("" if p.returncode == 0 else f" (exit {p.returncode}: {p.stderr.strip()})"))
 
 
 # ---------------------------------------------------------------- non-uniform axes
@@ -362,6 +363,18 @@ def test_nonuniform(tmp):
         a = c.axes_manager.signal_axes[0] if c is not None else None
         check(a is not None and not a.is_uniform and np.array_equal(a.axis, [2.0, 4.0, 8.0, 16.0]),
               f".hspy DataAxis at {n}: cropped, it keeps its points there, as HyperSpy's DataAxis.crop")
+    # fft over a non-uniform axis: HyperSpy raises NotImplementedError; validate refuses it
+    try:
+        s.fft()
+        hs_refuses = False
+    except NotImplementedError:
+        hs_refuses = True
+    job = oracle.write_job(os.path.join(tmp, "nu_fft.yaml"), src, {"f": {"op": "fft"}},
+                           output_file=os.path.join(tmp, "nu_fft.hspy"))
+    p = subprocess.run([HB, "validate", job], capture_output=True, text=True, env=oracle.mpi_env())
+    check(hs_refuses and p.returncode == 2 and "non-uniform" in p.stderr and "nu_fft.yaml:" in p.stderr,
+          f"fft of a non-uniform signal axis: HyperSpy refuses ({hs_refuses}), validate exit {p.returncode} "
+          f"at nu_fft.yaml:LINE:COL: {p.stderr.strip()}")
 
 
 def test_functional_axis(tmp):
