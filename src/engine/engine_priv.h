@@ -272,6 +272,8 @@ void hb_direct_free(hb_engine *e);
 int hb_output_write_provenance(hb_engine *e, hid_t group);
 /* The input's metadata into each of n result groups (src/output/carry.c). */
 int hb_output_carry_metadata(hb_engine *e, const hid_t *groups, int n);
+/* A binned scan of EDS or EELS data: its acquisition times times the bin size, as HyperSpy's rebin. */
+int hb_output_scale_times(const hb_result *r);
 
 /* raggedwrite.c */
 int hb_ragged_alloc(hb_engine *e, hb_ragged **slots);   /* a work slot's lists, per result */

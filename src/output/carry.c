@@ -288,6 +288,62 @@ static int carry_into(hid_t src_meta, int mapped_parameters, int before_3, hid_t
   return rc;
 }
 
+/* Attribute `name` of `g` times f, if it is there (written as float64). */
+static int scale_attr(hid_t g, const char *name, double f) {
+  double v;
+  if (!hb_h5_read_attr_f64(g, name, &v)) return 0;
+  return H5Adelete(g, name) < 0 || hb_h5_attr_f64(g, name, v * f);
+}
+
+/* HyperSpy's EDS and EELS rebin (_signals/eds.py, eels.py): a bin of f scan
+ * positions was acquired f times as long, so EDS's real_time and live_time
+ * (SEM's detector, else TEM's) and EELS's dwell_time and exposure grow f
+ * times.  The result's Acquisition_instrument is a link to the tree every
+ * result shares (carry_into): it gets a copy of its own first. */
+static int scale_acquisition_times(hid_t group, const char *signal_type, double f) {
+  const int eels = !strcmp(signal_type, "EELS") || !strcmp(signal_type, "TEM EELS");
+  static const char *const eds_at[] = {"SEM/Detector/EDS", "TEM/Detector/EDS"};
+  static const char *const eds_attrs[] = {"real_time", "live_time"}, *const eels_attrs[] = {"dwell_time", "exposure"};
+  if (H5Lexists(group, "metadata/Acquisition_instrument", H5P_DEFAULT) <= 0) return 0;
+  if (H5Ocopy(group, "metadata/Acquisition_instrument", group, "metadata/Acquisition_instrument_own", H5P_DEFAULT,
+              H5P_DEFAULT) < 0 ||
+      H5Ldelete(group, "metadata/Acquisition_instrument", H5P_DEFAULT) < 0 ||
+      H5Lmove(group, "metadata/Acquisition_instrument_own", group, "metadata/Acquisition_instrument", H5P_DEFAULT,
+              H5P_DEFAULT) < 0)
+    return -1;
+  hid_t ai = H5Gopen2(group, "metadata/Acquisition_instrument", H5P_DEFAULT);
+  int rc = ai < 0;
+  for (int k = 0; !rc && k < 2; k++) {
+    const char *attr = eels ? eels_attrs[k] : eds_attrs[k];
+    /* EDS: each time from the first detector that has it, as HyperSpy's elif */
+    for (int at = 0; at < (eels ? 1 : 2); at++) {
+      const char *path = eels ? "TEM/Detector/EELS" : eds_at[at];
+      if (H5Lexists(ai, eels ? "TEM" : at ? "TEM" : "SEM", H5P_DEFAULT) <= 0 ||
+          H5Lexists(ai, eels ? "TEM/Detector" : at ? "TEM/Detector" : "SEM/Detector", H5P_DEFAULT) <= 0 ||
+          H5Lexists(ai, path, H5P_DEFAULT) <= 0)
+        continue;
+      hid_t det = H5Gopen2(ai, path, H5P_DEFAULT);
+      int has = det >= 0 && H5Aexists(det, attr) > 0;
+      rc = det < 0 || (has && scale_attr(det, attr, f));
+      if (det >= 0) H5Gclose(det);
+      if (has || rc) break;
+    }
+  }
+  if (ai >= 0) H5Gclose(ai);
+  return rc;
+}
+
+int hb_output_scale_times(const hb_result *r) {
+  const hb_output *o = r->o;
+  const hb_nav_map *m = &o->nav_map;
+  if (!m->on || !o->signal_type || !hb_hspy_binned_type(o->signal_type)) return 0;
+  double f = 1;
+  for (int d = 0; d < HB_MAXDIM; d++)
+    if (!m->dropped[d] && m->factor[d] > 1) f *= (double)m->factor[d];
+  if (f == 1 || !scale_acquisition_times(r->group, o->signal_type, f)) return 0;
+  return HB_FAIL(HB_EIO, o->name, "cannot scale the acquisition times of the binned scan (%s)", hb_h5_error_text());
+}
+
 int hb_output_carry_metadata(hb_engine *e, const hid_t *groups, int n) {
   const hb_input *in = &e->in;
   hid_t src_meta = open_in(in->file, in->meta_group), src_orig = open_in(in->file, in->original_group);

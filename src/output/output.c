@@ -796,6 +796,8 @@ int hb_output_finish(hb_engine *e) {
       rc = HB_FAIL(HB_EIO, e->partial, "cannot link the provenance into %s (%s)", name, why);
     }
   if (!rc) rc = hb_output_carry_metadata(e, groups, ngroups);
+  for (int i = 0; !rc && i < e->nres; i++)
+    if (in_output(&e->res[i])) rc = hb_output_scale_times(&e->res[i]);
   for (int i = 0; i < extra.n; i++) H5Gclose(extra.groups[i]);
   free(groups);
   HB_CALL(hb_agree(e->comm, rc));

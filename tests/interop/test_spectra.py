@@ -213,6 +213,39 @@ def test_binned(o):
         o.suite(src, [c for c in background_cases("uint16", binned=binned) if c.name in ("pl", "off")], tag=tag)
 
 
+def test_binned_times(o):
+    """A binned scan of EDS or EELS data: HyperSpy's rebin multiplies the
+    acquisition times by the positions in a bin (EDS real_time and
+    live_time, EELS dwell_time and exposure); values and the other results'
+    metadata stay as they are."""
+    times = {"EDS_TEM": {"Acquisition_instrument.TEM.Detector.EDS.live_time": 2.0,
+                         "Acquisition_instrument.TEM.Detector.EDS.real_time": 2.5},
+             "EDS_SEM": {"Acquisition_instrument.SEM.Detector.EDS.live_time": 0.75},
+             "EELS": {"Acquisition_instrument.TEM.Detector.EELS.dwell_time": 0.5,
+                      "Acquisition_instrument.TEM.Detector.EELS.exposure": 0.25}}
+    for signal_type, items in times.items():
+        tag = f"times_{signal_type.lower()}"
+        s = hs.signals.Signal1D(np.random.default_rng(23).integers(0, 100, size=(6, 4, 16)).astype(np.uint16))
+        s.set_signal_type(signal_type)
+        for key, value in items.items():
+            s.metadata.set_item(key, value)
+        src = o.path(tag + ".hspy")
+        s.save(src, overwrite=True, chunks=(2, 2, 16))
+        runs = o.run(src, {"bin": {"op": "rebin", "scale": [2, 3, 1]}, "total": {"op": "sum", "axes": "signal"}},
+                     tag=tag, ranks=(1, 2))
+        want = hs.load(src).rebin(scale=(2, 3, 1))
+        for n in runs.ranks:
+            sigs = runs.signals(n)
+            got, total = sigs.get("bin"), sigs.get("total")
+            for key in items:
+                g = got.metadata.get_item(key) if got is not None else None
+                check(g == want.metadata.get_item(key) and total is not None and
+                      total.metadata.get_item(key) == items[key],
+                      f"[{tag}] np={n}: {key} {g} in the binned scan, HyperSpy's {want.metadata.get_item(key)}; "
+                      f"{items[key]} kept in the other result")
+            check(got is not None and np.array_equal(got.data, want.data), f"[{tag}] np={n}: binned values")
+
+
 def test_zero_pattern(o):
     """HyperSpy's PowerLaw gives up on the whole dataset when one pattern's
     half-range integral is 0 (hyperspy-semantics.md, section 8): hyperbatch
@@ -355,7 +388,8 @@ def main():
         hs.signals.Signal1D(weights).save(mask_file, overwrite=True)
         times = []
         for name, step in (("spectrum images", lambda: test_spectrum_images(o, mask_file)),
-                           ("binned", lambda: test_binned(o)), ("zero pattern", lambda: test_zero_pattern(o)),
+                           ("binned", lambda: test_binned(o)), ("binned times", lambda: test_binned_times(o)),
+                           ("zero pattern", lambda: test_zero_pattern(o)),
                            ("stack", lambda: test_stack(o)),
                            ("validate", lambda: test_validate(o, o.path("si_float32.hspy"), o.path("stack_u16.hspy")))):
             t = time.time()
