@@ -41,49 +41,62 @@ def h5_lists(path, name):
         return [np.asarray(d).reshape(tuple(sh)) for d, sh in zip(data.ravel(), shapes.ravel())], data.shape
 
 
+def check_stack(o, tag, src, cases):
+    """Run `cases` ({name: params}) in one job on src at every rank count:
+    the lists are identical across rank counts and equal to HyperSpy's
+    find_peaks. Returns the runs and the first rank count's {name: (lists,
+    shape)}, None when no run succeeded."""
+    kernels = {name: dict({"op": "find_peaks"}, **params) for name, params in cases.items()}
+    runs = o.run(src, kernels, tag=tag)
+    first = None
+    for n in runs.ranks:
+        path = ragged_path(runs.outputs[n])
+        check(os.path.exists(path), f"[{tag}] np={n}: ragged results in {os.path.basename(path)}")
+        raw = {name: h5_lists(path, name) for name in cases}
+        if first is None:
+            first = raw
+        else:
+            same = all(len(raw[k][0]) == len(first[k][0]) and
+                       all(np.array_equal(a, b) for a, b in zip(raw[k][0], first[k][0])) for k in cases)
+            check(same, f"[{tag}] np={n}: lists identical to np={runs.ranks[0]}")
+    if first is None:
+        return runs, None
+    s = o.input_signal(src)
+    nav_shape = s.data.shape[:-2]
+    for name, params in cases.items():
+        lists, shape = first[name]
+        check(shape == nav_shape, f"[{tag}] {name}: one list per position {shape}")
+        ref = s.find_peaks(method="local_max", interactive=False, show_progressbar=False, **params)
+        bad = []
+        for i, want in enumerate(ref.data.ravel()):
+            want = np.asarray(want)
+            if want.shape == (1, 2) and np.isnan(want.astype(float)).all():
+                want = np.zeros((0, 2), dtype=np.int64)
+            got = lists[i]
+            if got.dtype != np.int64 or got.shape != want.shape or not np.array_equal(got, want):
+                bad.append((i, got.tolist()[:4], want.tolist()[:4]))
+        npk = sum(len(x) for x in lists)
+        check(not bad, f"[{tag}] {name} {params}: {npk} peaks as HyperSpy's find_peaks"
+              + (f"; first differences {bad[:2]}" if bad else ""))
+    return runs, first
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="hbpeaks.")
     o = oracle.Oracle(HB, tmp)
     for dtype, nav_shape, chunks in (("uint16", (3, 5), (2, 2, 9, 11)), ("float32", (7,), (3, 10, 16))):
         tag = f"stack_{dtype}"
         src = o.image_stack(tag + ".hspy", dtype=dtype, nav_shape=nav_shape, chunks=chunks, seed=23)
-        kernels = {name: dict({"op": "find_peaks"}, **params) for name, params in CASES.items()}
-        runs = o.run(src, kernels, tag=tag)
-        first = None
-        for n in runs.ranks:
-            path = ragged_path(runs.outputs[n])
-            check(os.path.exists(path), f"[{tag}] np={n}: ragged results in {os.path.basename(path)}")
-            raw = {name: h5_lists(path, name) for name in CASES}
-            if first is None:
-                first = raw
-            else:
-                same = all(len(raw[k][0]) == len(first[k][0]) and
-                           all(np.array_equal(a, b) for a, b in zip(raw[k][0], first[k][0])) for k in CASES)
-                check(same, f"[{tag}] np={n}: lists identical to np={runs.ranks[0]}")
+        runs, first = check_stack(o, tag, src, CASES)
         if first is None:
             continue
-        s = o.input_signal(src)
-        for name, params in CASES.items():
-            lists, shape = first[name]
-            check(shape == tuple(nav_shape), f"[{tag}] {name}: one list per position {shape}")
-            ref = s.find_peaks(method="local_max", interactive=False, show_progressbar=False, **params)
-            bad = []
-            for i, want in enumerate(ref.data.ravel()):
-                want = np.asarray(want)
-                if want.shape == (1, 2) and np.isnan(want.astype(float)).all():
-                    want = np.zeros((0, 2), dtype=np.int64)
-                got = lists[i]
-                if got.dtype != np.int64 or got.shape != want.shape or not np.array_equal(got, want):
-                    bad.append((i, got.tolist()[:4], want.tolist()[:4]))
-            npk = sum(len(x) for x in lists)
-            check(not bad, f"[{tag}] {name} {params}: {npk} peaks as HyperSpy's find_peaks"
-                  + (f"; first differences {bad[:2]}" if bad else ""))
         # HyperSpy loads the file as it is
-        loaded = oracle.by_title(oracle.load_quietly(ragged_path(runs.outputs[runs.ranks[0]])))
+        path = ragged_path(runs.outputs[runs.ranks[0]])
+        loaded = oracle.by_title(oracle.load_quietly(path))
         sig = loaded.get("peaks_d3")
         ok = sig is not None and sig.axes_manager.navigation_shape == tuple(reversed(nav_shape)) and \
             all(np.array_equal(np.asarray(a).reshape(-1, 2), b) for a, b in zip(sig.data.ravel(), first["peaks_d3"][0]))
-        check(ok, f"[{tag}] HyperSpy loads {os.path.basename(ragged_path(runs.outputs[runs.ranks[0]]))}: "
+        check(ok, f"[{tag}] HyperSpy loads {os.path.basename(path)}: "
               f"ragged, navigation {tuple(reversed(nav_shape))}, the same lists")
     resume(o, tmp)
     oracle.finish("test_peaks")
