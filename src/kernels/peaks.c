@@ -101,15 +101,20 @@ static int by_column(const void *a, const void *b) {
   return (p[0] > q[0]) - (p[0] < q[0]);
 }
 
-/* One pattern (as doubles in img) into its list; tmp/filt of ny*nx, work of
- * 3 (max(ny, nx) + 2r). */
-static size_t one_pattern(const peaks *s, const double *img, double *tmp, double *filt, double *work, cand *c,
-                          int64_t *out) {
+/* One pattern (of dtype dt, as doubles in img) into its list; tmp/filt of
+ * ny*nx, work of 3 (max(ny, nx) + 2r). */
+static size_t one_pattern(const peaks *s, hb_dtype dt, const double *img, double *tmp, double *filt, double *work,
+                          cand *c, int64_t *out) {
   size_t ny = s->ny, nx = s->nx, m = ny * nx;
   double lo = INFINITY, hi = -INFINITY;
   for (size_t i = 0; i < m; i++) lo = img[i] < lo ? img[i] : lo, hi = img[i] > hi ? img[i] : hi;
   double t = s->has_abs ? s->abs : lo;
   if (s->has_rel && s->rel * hi > t) t = s->rel * hi;
+  /* numpy compares float32 data with a float threshold in float32 (value-based
+   * casting) unless |threshold| >= 3.4e38; other dtypes with a float threshold
+   * in float64, and any dtype with its own minimum in that dtype: both as in
+   * double here (64-bit integers past 2^53 aside) */
+  if (dt == HB_F32 && (!isfinite(t) || fabs(t) < 3.4e38)) t = (float)t;
   for (size_t y = 0; y < ny; y++) max_line(img + y * nx, nx, 1, s->r, tmp + y * nx, work);
   for (size_t x = 0; x < nx; x++) max_line(tmp + x, ny, nx, s->r, filt + x, work);
   int trivial = 1;
@@ -154,7 +159,7 @@ static void peaks_block(const hb_kernel *k, const hb_block *b, void *const *out)
 #undef X
         default: break;
       }
-      size_t n = one_pattern(s, img, img + m, img + 2 * m, img + 3 * m, c, list);
+      size_t n = one_pattern(s, b->dtype, img, img + m, img + 2 * m, img + 3 * m, c, list);
       hb_ragged_add(r, p, list, n);
     }
   }

@@ -17,7 +17,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import oracle  # noqa: E402
-from oracle import check  # noqa: E402
+from oracle import check, hs  # noqa: E402
 import h5py  # noqa: E402
 
 HB = os.path.abspath(sys.argv[1])
@@ -81,6 +81,15 @@ def check_stack(o, tag, src, cases):
     return runs, first
 
 
+def save_stack(o, tag, x, chunks):
+    """x (navigation..., ky, kx) saved by HyperSpy as a Signal2D."""
+    s = hs.signals.Signal2D(x)
+    s.metadata.General.title = tag
+    path = o.path(tag + ".hspy")
+    s.save(path, overwrite=True, chunks=chunks)
+    return path
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="hbpeaks.")
     o = oracle.Oracle(HB, tmp)
@@ -98,8 +107,39 @@ def main():
             all(np.array_equal(np.asarray(a).reshape(-1, 2), b) for a, b in zip(sig.data.ravel(), first["peaks_d3"][0]))
         check(ok, f"[{tag}] HyperSpy loads {os.path.basename(path)}: "
               f"ragged, navigation {tuple(reversed(nav_shape))}, the same lists")
+    thresholds(o)
     resume(o, tmp)
     oracle.finish("test_peaks")
+
+
+# v: the float32 just above 3.4e38; HUGE rounds to v in float32 but is below
+# it in float64, and numpy compares in float64 from 3.4e38 up
+V_HUGE = float(np.nextafter(np.float32(3.4e38), np.float32(np.inf)))
+HUGE = V_HUGE - 1e30
+
+
+def thresholds(o):
+    """The threshold at the float32 boundary. numpy compares image >
+    threshold in float32 for float32 data (the float threshold rounded to
+    float32, unless |threshold| >= 3.4e38) and in float64 for every other
+    dtype: a float32 pixel equal to float32(threshold) is no peak."""
+    x = np.zeros((5, 9, 9))
+    x[0, 3, 3], x[0, 1, 5] = np.float32(0.1), 0.3       # threshold_abs 0.1
+    x[1, 4, 4], x[1, 2, 6], x[1, 6, 2] = 100, 29, 40    # threshold_rel 0.29: 28.999999999999996
+    x[2, 4, 4], x[2, 2, 2], x[2, 6, 6] = 100, 29, np.nextafter(np.float32(29), np.float32(99))
+    x[3, 2, 3], x[3, 6, 6] = np.float32(0.1), 0.5       # 0.1 again, with threshold_rel 0.29 below it
+    x[4, 4, 4], x[4, 2, 2] = V_HUGE, 1e38
+    cases = {
+        "abs": {"threshold_abs": 0.1},
+        "rel": {"threshold_rel": 0.29},
+        "both": {"threshold_abs": 0.1, "threshold_rel": 0.29},
+        "abs_29": {"threshold_abs": 29.0, "min_distance": 2},
+        "huge": {"threshold_abs": HUGE, "exclude_border": False},
+    }
+    for dtype in ("float32", "float64", "uint8", "uint16", "int16"):
+        xd = x.astype(dtype) if dtype.startswith("float") else np.clip(x, 0, 255).astype(dtype)
+        src = save_stack(o, f"thr_{dtype}", xd, (2, 9, 9))
+        check_stack(o, f"thr_{dtype}", src, cases)
 
 
 def resume(o, tmp):
