@@ -106,8 +106,17 @@ static int by_column(const void *a, const void *b) {
 static size_t one_pattern(const peaks *s, hb_dtype dt, const double *img, double *tmp, double *filt, double *work,
                           cand *c, int64_t *out) {
   size_t ny = s->ny, nx = s->nx, m = ny * nx;
+  /* numpy's min and max are NaN when a pixel is */
   double lo = INFINITY, hi = -INFINITY;
-  for (size_t i = 0; i < m; i++) lo = img[i] < lo ? img[i] : lo, hi = img[i] > hi ? img[i] : hi;
+  for (size_t i = 0; i < m; i++) {
+    if (isnan(img[i])) {
+      lo = hi = NAN;
+      break;
+    }
+    lo = img[i] < lo ? img[i] : lo, hi = img[i] > hi ? img[i] : hi;
+  }
+  /* skimage's max(threshold, threshold_rel * max) keeps the first unless the
+   * second is greater: a NaN maximum leaves threshold_abs, a NaN minimum stays */
   double t = s->has_abs ? s->abs : lo;
   if (s->has_rel && s->rel * hi > t) t = s->rel * hi;
   /* numpy compares float32 data with a float threshold in float32 (value-based

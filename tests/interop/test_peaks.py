@@ -108,6 +108,7 @@ def main():
         check(ok, f"[{tag}] HyperSpy loads {os.path.basename(path)}: "
               f"ragged, navigation {tuple(reversed(nav_shape))}, the same lists")
     thresholds(o)
+    nans(o)
     resume(o, tmp)
     oracle.finish("test_peaks")
 
@@ -140,6 +141,39 @@ def thresholds(o):
         xd = x.astype(dtype) if dtype.startswith("float") else np.clip(x, 0, 255).astype(dtype)
         src = save_stack(o, f"thr_{dtype}", xd, (2, 9, 9))
         check_stack(o, f"thr_{dtype}", src, cases)
+
+
+def nans(o):
+    """A pattern with a NaN: skimage's default threshold is image.min(), and
+    threshold_rel uses image.max(), both NaN, so no pixel passes; with
+    threshold_abs given, max(threshold_abs, threshold_rel * nan) is
+    threshold_abs."""
+    rng = np.random.default_rng(41)
+    ky, kx = 13, 15
+    yy, xx = np.mgrid[0:ky, 0:kx]
+    x = np.empty((6, ky, kx))
+    for i in range(len(x)):
+        img = rng.normal(10, 1, (ky, kx))
+        for _ in range(5):
+            py, px = rng.uniform(0, ky), rng.uniform(0, kx)
+            img += rng.uniform(20, 60) * np.exp(-((yy - py) ** 2 + (xx - px) ** 2) / 2)
+        x[i] = img
+    x[1, 6, 7] = np.nan                                           # one NaN inside
+    p = np.unravel_index(np.argmax(x[2]), (ky, kx))
+    x[2, p[0], min(p[1] + 1, kx - 1)] = np.nan                    # beside the brightest pixel
+    x[3, 0, 4] = np.nan                                           # on the border
+    x[4, rng.integers(0, ky, 6), rng.integers(0, kx, 6)] = np.nan  # several
+    x[5] = np.nan                                                 # all NaN
+    cases = {
+        "nan_default": {},
+        "nan_rel": {"threshold_rel": 0.3},
+        "nan_abs": {"threshold_abs": 12.0},
+        "nan_both": {"threshold_abs": 12.0, "threshold_rel": 0.3},
+        "nan_abs_d2": {"threshold_abs": 12.0, "min_distance": 2, "exclude_border": False},
+    }
+    for dtype in ("float32", "float64"):
+        src = save_stack(o, f"nan_{dtype}", x.astype(dtype), (4, 7, 8))
+        check_stack(o, f"nan_{dtype}", src, cases)
 
 
 def resume(o, tmp):
