@@ -109,6 +109,7 @@ def main():
               f"ragged, navigation {tuple(reversed(nav_shape))}, the same lists")
     thresholds(o)
     nans(o)
+    ties(o)
     resume(o, tmp)
     oracle.finish("test_peaks")
 
@@ -174,6 +175,47 @@ def nans(o):
     for dtype in ("float32", "float64"):
         src = save_stack(o, f"nan_{dtype}", x.astype(dtype), (4, 7, 8))
         check_stack(o, f"nan_{dtype}", src, cases)
+
+
+def ties(o):
+    """Equal candidates closer than min_distance: skimage keeps the first in
+    np.argsort(-intensities) (numpy's introsort, not stable beyond 16
+    candidates), the key negated in the image's dtype (wrapping for
+    integers: an unsigned 0 sorts first)."""
+    rng = np.random.default_rng(43)
+    ky, kx = 30, 41
+    yy, xx = np.mgrid[0:ky, 0:kx]
+    x = np.zeros((6, ky, kx))
+    for i in range(9):                      # the audit's pairs: 18 candidates
+        x[0, 2, 2 + 3 * i] = x[0, 2, 3 + 3 * i] = 65535
+    for i in range(12):
+        x[0, 10 + (i % 3) * 6, 3 + 3 * i] = x[0, 11 + (i % 3) * 6, 3 + 3 * i] = 40000
+    x[1] = rng.poisson(200, (ky, kx))       # saturated discs: plateaus of equal maxima
+    for _ in range(4):
+        cy, cx, r = rng.uniform(4, ky - 4), rng.uniform(4, kx - 4), rng.uniform(2, 5)
+        x[1][(yy - cy) ** 2 + (xx - cx) ** 2 <= r * r] = 65535
+    x[2] = rng.integers(0, 3, (ky, kx)) * 1000   # small alphabets: ties everywhere
+    x[3] = rng.integers(0, 2, (ky, kx)) * 65535
+    x[4] = np.where(rng.random((ky, kx)) < 0.3, 65535, rng.integers(0, 4, (ky, kx)))
+    x[5, 5:25, 5:36] = 65535                 # one plateau of 620 equal maxima
+    x[5, 15, 20] = 0
+    cases = {
+        "tie_d1": {},
+        "tie_d2": {"min_distance": 2},
+        "tie_d3": {"min_distance": 3, "exclude_border": False},
+        "tie_d2_rel": {"min_distance": 2, "threshold_rel": 0.5},
+        "tie_zero_first": {"min_distance": 2, "threshold_abs": -1.0, "exclude_border": False},
+    }
+    for dtype in ("uint16", "float32"):
+        src = save_stack(o, f"tie_{dtype}", x.astype(dtype), (4, 16, 21))
+        check_stack(o, f"tie_{dtype}", src, cases)
+    # int16: -(-32768) wraps to -32768, the first of all
+    xi = np.where(x[:4] > 30000, -32768, np.minimum(x[:4], 32767)).astype("int16")
+    xi[0, 14:20, 10:30] = -100
+    xi[2, 3:12, 3:12] = -32768
+    src = save_stack(o, "tie_int16", xi, (4, 16, 21))
+    check_stack(o, "tie_int16", src, {"tie_d2_neg": {"min_distance": 2, "threshold_abs": -40000.0},
+                                      "tie_d1": {}})
 
 
 def resume(o, tmp):
