@@ -11,8 +11,8 @@
 
 /* A key whose unsigned order is numpy's order of element i of buf (real
  * dtypes), or of its negation computed in the same dtype when negate is set
- * (integers wrap: -0 and -INT_MIN are themselves, -1 of an unsigned type is
- * its maximum).  Floats: -0.0 equals 0.0, every NaN equals every other and
+ * (integers wrap: -0 and -INT_MIN are themselves, an unsigned 1 becomes the
+ * type's maximum).  Floats: -0.0 equals 0.0, every NaN equals every other and
  * sorts after +inf, as numpy's sort compares them. */
 uint64_t hb_np_key(hb_dtype t, const void *buf, size_t i, int negate);
 

@@ -128,7 +128,7 @@ def thresholds(o):
     x = np.zeros((5, 9, 9))
     x[0, 3, 3], x[0, 1, 5] = np.float32(0.1), 0.3       # threshold_abs 0.1
     x[1, 4, 4], x[1, 2, 6], x[1, 6, 2] = 100, 29, 40    # threshold_rel 0.29: 28.999999999999996
-    x[2, 4, 4], x[2, 2, 2], x[2, 6, 6] = 100, 29, np.nextafter(np.float32(29), np.float32(99))
+    x[2, 4, 4], x[2, 2, 2], x[2, 6, 6] = 100, 29, np.nextafter(np.float32(29), np.float32(99))  # and above
     x[3, 2, 3], x[3, 6, 6] = np.float32(0.1), 0.5       # 0.1 again, with threshold_rel 0.29 below it
     x[4, 4, 4], x[4, 2, 2] = V_HUGE, 1e38
     cases = {
@@ -197,7 +197,7 @@ def ties(o):
     x[2] = rng.integers(0, 3, (ky, kx)) * 1000   # small alphabets: ties everywhere
     x[3] = rng.integers(0, 2, (ky, kx)) * 65535
     x[4] = np.where(rng.random((ky, kx)) < 0.3, 65535, rng.integers(0, 4, (ky, kx)))
-    x[5, 5:25, 5:36] = 65535                 # one plateau of 620 equal maxima
+    x[5, 5:25, 5:36] = 65535                 # one plateau of 619 equal maxima around a 0
     x[5, 15, 20] = 0
     cases = {
         "tie_d1": {},
