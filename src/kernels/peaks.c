@@ -9,8 +9,10 @@
  *   threshold_rel x the pattern's maximum when given;
  * - a pattern whose every pixel equals that maximum has none;
  * - with exclude_border, none within min_distance of an edge;
- * - brightest first (ties in row-major order), a candidate closer than
- *   min_distance (Chebyshev) to one kept is dropped.
+ * - in the order of np.argsort(-values) (npsort.c: numpy's unstable
+ *   introsort, which decides among equal values), a candidate closer than
+ *   min_distance (Chebyshev) to one kept is dropped.  Only equal values can
+ *   be that close, so the order of ties decides which of them stay.
  *
  * A pattern without peaks has an empty list (HyperSpy stores [[nan, nan]]).
  * The results are ragged: raggedwrite.c. */
@@ -20,6 +22,7 @@
 
 #include "hb_error.h"
 #include "hb_kernel.h"
+#include "hb_npsort.h"
 
 static const hb_param_spec peaks_params[] = {
     {"min_distance", HB_P_INT, HB_DEFAULT_INT(1),
@@ -81,18 +84,12 @@ static void max_line(const double *in, size_t n, size_t stride, long r, double *
   for (size_t i = 0; i < n; i++) out[i * stride] = MAX_OF(pre[i + w - 1], suf[i]);
 }
 
+/* Candidates, in row-major order as np.nonzero gives them: flat index and
+ * sort key of -value; order: their argsort. */
 typedef struct {
-  double v;
-  int64_t y, x;
-} cand;
-
-/* brightest first; ties in row-major order (numpy's stable argsort) */
-static int by_value(const void *a, const void *b) {
-  const cand *p = a, *q = b;
-  if (p->v != q->v) return p->v < q->v ? 1 : -1;
-  if (p->y != q->y) return p->y < q->y ? -1 : 1;
-  return (p->x > q->x) - (p->x < q->x);
-}
+  size_t *at, *order;
+  uint64_t *key;
+} cands;
 
 /* HyperSpy's order: by column, then row */
 static int by_column(const void *a, const void *b) {
@@ -101,15 +98,29 @@ static int by_column(const void *a, const void *b) {
   return (p[0] > q[0]) - (p[0] < q[0]);
 }
 
-/* One pattern (as doubles in img) into its list; tmp/filt of ny*nx, work of
- * 3 (max(ny, nx) + 2r). */
-static size_t one_pattern(const peaks *s, const double *img, double *tmp, double *filt, double *work, cand *c,
-                          int64_t *out) {
+/* One pattern (raw: its values in dtype dt, img: as doubles) into its list;
+ * tmp/filt of ny*nx, work of 3 (max(ny, nx) + 2r), c of ny*nx. */
+static size_t one_pattern(const peaks *s, hb_dtype dt, const void *raw, const double *img, double *tmp,
+                          double *filt, double *work, cands c, int64_t *out) {
   size_t ny = s->ny, nx = s->nx, m = ny * nx;
+  /* numpy's min and max are NaN when a pixel is */
   double lo = INFINITY, hi = -INFINITY;
-  for (size_t i = 0; i < m; i++) lo = img[i] < lo ? img[i] : lo, hi = img[i] > hi ? img[i] : hi;
+  for (size_t i = 0; i < m; i++) {
+    if (isnan(img[i])) {
+      lo = hi = NAN;
+      break;
+    }
+    lo = img[i] < lo ? img[i] : lo, hi = img[i] > hi ? img[i] : hi;
+  }
+  /* skimage's max(threshold, threshold_rel * max) keeps the first unless the
+   * second is greater: a NaN maximum leaves threshold_abs, a NaN minimum stays */
   double t = s->has_abs ? s->abs : lo;
   if (s->has_rel && s->rel * hi > t) t = s->rel * hi;
+  /* numpy compares float32 data with a float threshold in float32 (value-based
+   * casting) unless |threshold| >= 3.4e38; other dtypes with a float threshold
+   * in float64, and any dtype with its own minimum in that dtype: both as in
+   * double here (64-bit integers past 2^53 aside) */
+  if (dt == HB_F32 && (!isfinite(t) || fabs(t) < 3.4e38)) t = (float)t;
   for (size_t y = 0; y < ny; y++) max_line(img + y * nx, nx, 1, s->r, tmp + y * nx, work);
   for (size_t x = 0; x < nx; x++) max_line(tmp + x, ny, nx, s->r, filt + x, work);
   int trivial = 1;
@@ -119,16 +130,17 @@ static size_t one_pattern(const peaks *s, const double *img, double *tmp, double
   size_t n = 0;
   for (long y = b; y < (long)ny - b; y++)
     for (long x = b; x < (long)nx - b; x++) {
-      double v = img[(size_t)y * nx + (size_t)x];
-      if (v == filt[(size_t)y * nx + (size_t)x] && v > t) c[n++] = (cand){v, y, x};
+      size_t i = (size_t)y * nx + (size_t)x;
+      if (img[i] == filt[i] && img[i] > t) c.at[n] = i, c.key[n++] = hb_np_key(dt, raw, i, 1);
     }
-  qsort(c, n, sizeof *c, by_value);
+  hb_np_argsort(c.key, n, c.order);
   size_t kept = 0;
-  for (size_t i = 0; i < n; i++) {
+  for (size_t k = 0; k < n; k++) {
+    int64_t y = (int64_t)(c.at[c.order[k]] / nx), x = (int64_t)(c.at[c.order[k]] % nx);
     int near = 0;
     for (size_t j = 0; j < kept && !near; j++)
-      near = labs((long)(out[2 * j] - c[i].y)) < s->r && labs((long)(out[2 * j + 1] - c[i].x)) < s->r;
-    if (!near) out[2 * kept] = c[i].y, out[2 * kept + 1] = c[i].x, kept++;
+      near = labs((long)(out[2 * j] - y)) < s->r && labs((long)(out[2 * j + 1] - x)) < s->r;
+    if (!near) out[2 * kept] = y, out[2 * kept + 1] = x, kept++;
   }
   qsort(out, kept, 2 * sizeof *out, by_column);
   return kept;
@@ -138,10 +150,10 @@ static void peaks_block(const hb_kernel *k, const hb_block *b, void *const *out)
   const peaks *s = k->state;
   size_t m = s->ny * s->nx, line = (s->ny > s->nx ? s->ny : s->nx) + 2 * (size_t)s->r;
   double *img = malloc((3 * m + 3 * line) * sizeof *img);
-  cand *c = malloc(m * sizeof *c);
+  cands c = {malloc(m * sizeof *c.at), malloc(m * sizeof *c.order), malloc(m * sizeof *c.key)};
   int64_t *list = malloc(2 * m * sizeof *list);
   hb_ragged *r = out[0];
-  if (!img || !c || !list) {
+  if (!img || !c.at || !c.order || !c.key || !list) {
     hb_ragged_out_of_memory(r); /* the engine reports it */
   } else {
     for (size_t p = 0; p < b->npos; p++) {
@@ -154,11 +166,12 @@ static void peaks_block(const hb_kernel *k, const hb_block *b, void *const *out)
 #undef X
         default: break;
       }
-      size_t n = one_pattern(s, img, img + m, img + 2 * m, img + 3 * m, c, list);
+      const void *raw = (const char *)b->data + p * m * hb_dtype_size(b->dtype);
+      size_t n = one_pattern(s, b->dtype, raw, img, img + m, img + 2 * m, img + 3 * m, c, list);
       hb_ragged_add(r, p, list, n);
     }
   }
-  free(img), free(c), free(list);
+  free(img), free(c.at), free(c.order), free(c.key), free(list);
 }
 
 static void peaks_destroy(hb_kernel *k) { free(k->state); }
