@@ -667,37 +667,71 @@ static int change_dtype_plan(hb_transform *t, const hb_params *p) {
   return 0;
 }
 
-/* numpy's unsafe cast: floats to integers truncate towards zero (out of
- * range and NaN: whatever the conversion gives, as in numpy), integers
- * wrap, real to complex gets a zero imaginary part. */
-static void change_dtype_apply(const hb_transform *t, const hb_block *b, void *in, void *out) {
-  size_t n = b->npos * t->in.sig_size;
-  hb_dtype to = t->out.dtype;
-  if (hb_dtype_is_complex(t->in.dtype)) { /* to complex (the plan's rule): each part */
-    for (size_t i = 0; i < 2 * n; i++) {
-      double v = t->in.dtype == HB_C64 ? ((const float *)in)[i] : ((const double *)in)[i];
-      if (to == HB_C64) ((float *)out)[i] = (float)v;
-      else ((double *)out)[i] = v;
-    }
-    return;
+/* numpy's astype is one C cast from the source type to the destination
+ * type (its casting loops): int64 -> float32 rounds once, 1e19 -> uint64 is
+ * exact, and out-of-range floats and NaN give what x86-64's truncating
+ * conversions give, so 3e9 -> uint16 is 0; a detour through int64_t or
+ * double gives other values.  Float to integer is written out here, as gcc
+ * compiles numpy's casts: in C such a cast out of range is undefined, and
+ * auto-vectorised code would answer otherwise by position in the block.
+ * cvtN: cvttsd2si, NaN and out of range giving the lowest intN. */
+static inline int32_t cvt32(double v) { return v > -0x1p31 - 1 && v < 0x1p31 ? (int32_t)v : INT32_MIN; }
+static inline int64_t cvt64(double v) { return v >= -0x1p63 && v < 0x1p63 ? (int64_t)v : INT64_MIN; }
+/* narrower integers: the int32 conversion, wrapped */
+static inline uint8_t f_u8(double v) { return (uint8_t)cvt32(v); }
+static inline uint16_t f_u16(double v) { return (uint16_t)cvt32(v); }
+static inline int8_t f_i8(double v) { return (int8_t)cvt32(v); }
+static inline int16_t f_i16(double v) { return (int16_t)cvt32(v); }
+/* uint32 as numpy's (SSE2-vectorised) loop does it: from 2^31 up, offset
+ * by 2^31.  Only numpy's scalar tail (the last size % 4 elements of an
+ * array) takes the low half of the int64 conversion instead, which differs
+ * for out-of-range values; that is not reproduced. */
+static inline uint32_t f_u32(double v) {
+  return v >= 0x1p31 ? (uint32_t)cvt32(v - 0x1p31) ^ 0x80000000u : (uint32_t)cvt32(v);
+}
+static inline uint64_t f_u64(double v) {
+  return v >= 0x1p63 ? (uint64_t)cvt64(v - 0x1p63) ^ (UINT64_C(1) << 63) : (uint64_t)cvt64(v);
+}
+static inline float f_f32(double v) { return (float)v; } /* float -> double -> float rounds once */
+static inline double f_f64(double v) { return v; }
+#define FROM_FLOAT(o, v)                                                                                           \
+  _Generic(*(o), uint8_t: f_u8, uint16_t: f_u16, uint32_t: f_u32, uint64_t: f_u64, int8_t: f_i8, int16_t: f_i16, \
+           int32_t: cvt32, int64_t: cvt64, float: f_f32, double: f_f64)(v)
+
+/* cast_to_E(from, in, o, n, stride): element i of `in` (type from) to
+ * o[i * stride] (stride 2: complex real parts); integers by a C cast. */
+#define CAST_FROM(E, T)                                                                                     \
+  case E:                                                                                                   \
+    for (size_t i = 0; i < n; i++)                                                                          \
+      o[i * stride] = _Generic((T)0, float: 1, double: 1, default: 0) ? FROM_FLOAT(o, ((const T *)in)[i]) \
+                                                                       : (__typeof__(*o))((const T *)in)[i]; \
+    break;
+#define CAST_TO(E, T)                                                                      \
+  static void cast_to_##E(hb_dtype from, const void *in, T *o, size_t n, size_t stride) { \
+    switch (from) {                                                                        \
+      HB_FOREACH_DTYPE(CAST_FROM)                                                          \
+      default: break;                                                                      \
+    }                                                                                      \
   }
-  for (size_t i = 0; i < n; i++) {
-    double v = hb_dtype_get(t->in.dtype, in, i);
-    int64_t iv = hb_dtype_is_float(t->in.dtype) ? (int64_t)v : 0;
-    switch (t->in.dtype) { /* integers keep every bit */
-#define X(E, T) case E: if (!hb_dtype_is_float(E)) iv = (int64_t)((const T *)in)[i]; break;
-      HB_FOREACH_DTYPE(X)
+HB_FOREACH_DTYPE_INNER(CAST_TO)
+#undef CAST_TO
+#undef CAST_FROM
+
+/* Real to complex gets a zero imaginary part; complex to complex casts
+ * each part (the plan refuses complex to real). */
+static void change_dtype_apply(const hb_transform *t, const hb_block *b, void *in, void *out) {
+  size_t n = b->npos * t->in.sig_size, stride = 1;
+  hb_dtype from = t->in.dtype, to = t->out.dtype;
+  if (hb_dtype_is_complex(to)) {
+    if (hb_dtype_is_complex(from)) n *= 2, from = hb_dtype_real(from);
+    else memset(out, 0, n * hb_dtype_size(to)), stride = 2;
+    to = hb_dtype_real(to);
+  }
+  switch (to) {
+#define X(E, T) case E: cast_to_##E(from, in, out, n, stride); break;
+    HB_FOREACH_DTYPE(X)
 #undef X
-      default: break;
-    }
-    switch (to) {
-#define X(E, T) case E: ((T *)out)[i] = hb_dtype_is_float(E) ? (T)v : (T)iv; break;
-      HB_FOREACH_DTYPE(X)
-#undef X
-      case HB_C64: ((float *)out)[2 * i] = (float)v, ((float *)out)[2 * i + 1] = 0; break;
-      case HB_C128: ((double *)out)[2 * i] = v, ((double *)out)[2 * i + 1] = 0; break;
-      default: break;
-    }
+    default: break;
   }
 }
 
