@@ -451,221 +451,7 @@ const hb_transform_def hb_transform_isig = {
     .complex_patterns = 1,
 };
 
-/* ---- rebin ------------------------------------------------------------------- */
-
-typedef struct {
-  hb_dtype in, out, acc;   /* acc: the type summed in (8 bytes) */
-  size_t in_size, out_size;
-  int32_t *bin;            /* per input element: its output element, -1 when cropped */
-} rebin_state;
-
-static const hb_param_spec rebin_params[] = {
-    {"scale", HB_P_NUMBERS,
-     .help = "a factor per axis, in HyperSpy's order (navigation x, y, ..., then signal x, y, ...); navigation "
-             "factors other than 1 bin the scan, as a kernel only (not in preprocess)"},
-    {"new_shape", HB_P_NUMBERS, .help = "the new size of every axis, in the same order (instead of scale)"},
-    {"crop", HB_P_BOOL, HB_DEFAULT_BOOL(1),
-     .help = "drop the samples past the last whole bin (false: a partial last bin)"},
-    {"dtype", HB_P_STRING,
-     .help = "the result's type: 'same' (the data's), a numpy name, or by default numpy's sum type (uint16 -> "
-             "uint64, float32 -> float32)"},
-    HB_PARAM_END,
-};
-
-static int rebin_plan(hb_transform *t, const hb_params *p) {
-  rebin_state *r;
-  HB_ALLOC(r, 1);
-  t->state = r;
-  const hb_stream *in = &t->in;
-  double v[HB_MAXDIM];
-  int given_scale = hb_param_given(p, "scale"), given_shape = hb_param_given(p, "new_shape");
-  HB_CHECK(given_scale != given_shape, HB_EINVALID, hb_params_where(p), "rebin needs one of scale and new_shape");
-  const char *key = given_scale ? "scale" : "new_shape";
-  int n = hb_param_numbers(p, key, v), skip = hb_stream_virtual_nav(in); /* one pattern: its signal's axes */
-  HB_CHECK(n == in->ndim - skip, HB_EINVALID, hb_param_where(p, key), "%s needs %d numbers (one per axis), got %d",
-           key, in->ndim - skip, n);
-  if (skip) { /* the size-1 navigation axis, natural index 0, keeps factor 1 */
-    memmove(v + 1, v, (size_t)n * sizeof *v);
-    v[0] = 1;
-  }
-  int divides = 1, crop = hb_param_bool(p, "crop"), sd = in->sig_dim;
-  hsize_t nn[HB_MAXDIM], f[HB_MAXDIM], m[HB_MAXDIM];
-  hb_axis axes[HB_MAXDIM];
-  for (int i = 0; i < in->ndim; i++) { /* natural order i -> array axis d */
-    int d = i < in->nav_dim ? in->nav_dim - 1 - i : in->ndim - 1 - (i - in->nav_dim);
-    double fd = given_scale ? v[i] : (double)in->shape[d] / v[i];
-    HB_CHECK(fd >= 1 && fd == floor(fd) && fd <= (double)in->shape[d], HB_EINVALID, hb_param_where(p, key),
-             "axis %d: a factor of %g; whole factors from 1 to the axis' size only (for now)", i, fd);
-    if (d < in->nav_dim) { /* a binned scan: the engine aligns blocks to the bins (hb_nav_map) */
-      hb_nav_map *m = &t->nav_map;
-      m->factor[d] = m->step[d] = (hsize_t)fd;
-      if (fd == 1) continue;
-      HB_CHECK(t->as_kernel, HB_EINVALID, hb_param_where(p, key),
-               "axis %d is a navigation axis: rebinning the scan makes fewer positions than every other result "
-               "has, so it works as a kernel (a result of its own), not in preprocess",
-               i);
-      m->on = 1;
-      divides &= in->shape[d] % m->factor[d] == 0;
-      continue;
-    }
-    int k = d - in->nav_dim;
-    nn[k] = in->shape[d];
-    f[k] = (hsize_t)fd;
-    m[k] = crop ? nn[k] / f[k] : (nn[k] + f[k] - 1) / f[k];
-    divides &= nn[k] % f[k] == 0;
-    axes[k] = in->axes[d];
-    axes[k].offset += (fd - 1) * axes[k].scale / 2;
-    axes[k].scale *= fd;
-  }
-  r->in = in->dtype;
-  /* HyperSpy: factors that divide are numpy's sum (its dtype, or dtype=);
-   * others go through _linear_bin, which makes integers float64 */
-  const char *dt = hb_param_str(p, "dtype");
-  if (!divides) {
-    HB_CHECK(!dt || hb_dtype_is_float(r->in), HB_EINVALID, hb_param_where(p, "dtype"),
-             "a factor that does not divide its axis interpolates: the result is float, dtype cannot be set");
-    r->out = hb_dtype_is_float(r->in) ? r->in : HB_F64;
-  } else if (!dt) {
-    r->out = hb_dtype_is_float(r->in) ? r->in : hb_dtype_sum(r->in);
-  } else if (!strcmp(dt, "same")) {
-    r->out = r->in;
-  } else {
-    HB_CHECK(!hb_dtype_parse(dt, &r->out) && !hb_dtype_is_complex(r->out), HB_EINVALID, hb_param_where(p, "dtype"),
-             "dtype '%s' is not a numpy integer or float type", dt);
-  }
-  r->acc = hb_dtype_is_float(r->out) || hb_dtype_is_float(r->in) ? HB_F64 : hb_dtype_sum(r->in);
-  hb_nav_map *nm = &t->nav_map;
-  for (int d = 0; nm->on && d < in->nav_dim; d++) {
-    hsize_t n = in->shape[d], f = nm->factor[d];
-    nm->shape[d] = crop ? n / f : (n + f - 1) / f;
-    nm->axes[d] = in->axes[d];
-    nm->axes[d].offset += (double)(f - 1) * nm->axes[d].scale / 2;
-    nm->axes[d].scale *= (double)f;
-    nm->axes[d].size = nm->shape[d];
-  }
-  r->in_size = in->sig_size;
-  hb_stream_set_signal(&t->out, sd, m, axes, r->out);
-  r->out_size = t->out.sig_size;
-  /* each input element's bin, planned once */
-  r->bin = malloc(r->in_size * sizeof *r->bin);
-  HB_CHECK(r->bin && r->out_size < INT32_MAX, HB_EINTERNAL, "memory", "out of memory planning rebin");
-  for (size_t i = 0; i < r->in_size; i++) {
-    size_t rem = i, o = 0, stride = 1;
-    int inside = 1;
-    for (int k = sd - 1; k >= 0; k--) {
-      hsize_t ik = rem % nn[k] / f[k];
-      rem /= nn[k];
-      inside &= ik < m[k];
-      o += ik * stride;
-      stride *= m[k];
-    }
-    r->bin[i] = inside ? (int32_t)o : -1;
-  }
-  return 0;
-}
-
-/* Pattern x's bin sums into `sums`, in r->acc. */
-static void rebin_sums(const rebin_state *r, const void *x, void *sums) {
-  memset(sums, 0, r->out_size * 8);
-  switch (r->in) {
-#define X(E, T)                                                                                      \
-  case E: {                                                                                          \
-    const T *v = (const T *)x;                                                                       \
-    if (r->acc == HB_F64)                                                                            \
-      for (size_t i = 0; i < r->in_size; i++) {                                                      \
-        if (r->bin[i] >= 0) ((double *)sums)[r->bin[i]] += (double)v[i];                            \
-      }                                                                                              \
-    else if (r->acc == HB_I64)                                                                       \
-      for (size_t i = 0; i < r->in_size; i++) {                                                      \
-        if (r->bin[i] >= 0) ((int64_t *)sums)[r->bin[i]] += (int64_t)v[i];                           \
-      }                                                                                              \
-    else                                                                                             \
-      for (size_t i = 0; i < r->in_size; i++) {                                                      \
-        if (r->bin[i] >= 0) ((uint64_t *)sums)[r->bin[i]] += (uint64_t)v[i];                         \
-      }                                                                                              \
-    break;                                                                                           \
-  }
-    HB_FOREACH_DTYPE(X)
-#undef X
-    default: break;
-  }
-}
-
-/* The sums, in r->out, stored at o, or added to what o holds (a binned
- * scan: numpy's sum over the bin's positions adds in the result's type). */
-static void rebin_store(const rebin_state *r, const void *sums, void *o, int add) {
-  switch (r->out) {
-#define X(E, T)                                                                                      \
-  case E:                                                                                            \
-    for (size_t i = 0; i < r->out_size; i++) {                                                       \
-      T v = r->acc == HB_F64   ? (T)((const double *)sums)[i]                                        \
-            : r->acc == HB_I64 ? (T)((const int64_t *)sums)[i]                                       \
-                               : (T)((const uint64_t *)sums)[i];                                     \
-      ((T *)o)[i] = add ? (T)(((T *)o)[i] + v) : v;                                                  \
-    }                                                                                                \
-    break;
-    HB_FOREACH_DTYPE(X)
-#undef X
-    default: break;
-  }
-}
-
-static void rebin_apply(const hb_transform *t, const hb_block *b, void *in, void *out) {
-  const rebin_state *r = t->state;
-  /* one pattern's sums, per call: calls come from whichever thread runs
-   * the kernels, and a buffer kept per thread was lost with each worker */
-  void *sums = malloc(r->out_size * 8);
-  if (!sums) abort();
-  const hb_nav_map *m = &t->nav_map;
-  size_t out_bytes = r->out_size * hb_dtype_size(r->out);
-  for (size_t p = 0; p < b->npos; p++) {
-    /* the output position: the pattern's, or its bin's in the block */
-    long long at = m->on ? hb_nav_map_place(m, b, p) : (long long)p;
-    if (at < 0) continue; /* past the last whole bin */
-    rebin_sums(r, (const char *)in + p * r->in_size * hb_dtype_size(r->in), sums);
-    rebin_store(r, sums, (char *)out + at * out_bytes, m->on);
-  }
-  free(sums);
-}
-
-static void rebin_destroy(hb_transform *t) {
-  rebin_state *r = t->state;
-  if (r) free(r->bin);
-  free(r);
-}
-
-const hb_transform_def hb_transform_rebin = {
-    .op = "rebin",
-    .summary = "sum bins of whole factors of the axes, as HyperSpy's rebin (scale or new_shape; the axes' "
-               "scale and offset follow); as a kernel it may bin the scan too",
-    .params = rebin_params,
-    .plan = rebin_plan,
-    .apply = rebin_apply,
-    .destroy = rebin_destroy,
-};
-
-/* ---- change_dtype ------------------------------------------------------------- */
-
-static const hb_param_spec change_dtype_params[] = {
-    {"dtype", HB_P_STRING, HB_REQUIRED,
-     .help = "a numpy type name (uint8 ... float64, complex64, complex128); values convert as numpy's astype"},
-    HB_PARAM_END,
-};
-
-static int change_dtype_plan(hb_transform *t, const hb_params *p) {
-  hb_dtype to;
-  const char *name = hb_param_str(p, "dtype");
-  HB_CHECK(!hb_dtype_parse(name, &to), HB_EINVALID, hb_param_where(p, "dtype"), "dtype '%s' is not a numpy type",
-           name);
-  /* HyperSpy's ComplexSignal.change_dtype refuses a real type too */
-  HB_CHECK(!hb_dtype_is_complex(t->in.dtype) || hb_dtype_is_complex(to), HB_EINVALID, hb_param_where(p, "dtype"),
-           "complex patterns change only to complex64 or complex128, as in HyperSpy; for %s use complex_part "
-           "(amplitude, phase, real or imag)",
-           name);
-  t->out.dtype = to;
-  t->state = NULL;
-  return 0;
-}
+/* ---- numpy's casts ----------------------------------------------------------- */
 
 /* numpy's astype is one C cast from the source type to the destination
  * type (its casting loops): int64 -> float32 rounds once, 1e19 -> uint64 is
@@ -717,11 +503,11 @@ HB_FOREACH_DTYPE_INNER(CAST_TO)
 #undef CAST_TO
 #undef CAST_FROM
 
-/* Real to complex gets a zero imaginary part; complex to complex casts
- * each part (the plan refuses complex to real). */
-static void change_dtype_apply(const hb_transform *t, const hb_block *b, void *in, void *out) {
-  size_t n = b->npos * t->in.sig_size, stride = 1;
-  hb_dtype from = t->in.dtype, to = t->out.dtype;
+/* n values of type `from` as type `to`, as numpy's astype: real to
+ * complex gets a zero imaginary part, complex to complex casts each part
+ * (complex to real is refused before). */
+static void cast_values(hb_dtype from, const void *in, hb_dtype to, void *out, size_t n) {
+  size_t stride = 1;
   if (hb_dtype_is_complex(to)) {
     if (hb_dtype_is_complex(from)) n *= 2, from = hb_dtype_real(from);
     else memset(out, 0, n * hb_dtype_size(to)), stride = 2;
@@ -733,6 +519,239 @@ static void change_dtype_apply(const hb_transform *t, const hb_block *b, void *i
 #undef X
     default: break;
   }
+}
+
+/* ---- rebin ------------------------------------------------------------------- */
+
+typedef struct {
+  hb_dtype in, out, acc;   /* acc: the type summed in (8 bytes): out's numpy sum type */
+  size_t in_size, out_size;
+  int32_t *bin;            /* per input element: its output element, -1 when cropped */
+} rebin_state;
+
+static const hb_param_spec rebin_params[] = {
+    {"scale", HB_P_NUMBERS,
+     .help = "a factor per axis, in HyperSpy's order (navigation x, y, ..., then signal x, y, ...); navigation "
+             "factors other than 1 bin the scan, as a kernel only (not in preprocess)"},
+    {"new_shape", HB_P_NUMBERS, .help = "the new size of every axis, in the same order (instead of scale)"},
+    {"crop", HB_P_BOOL, HB_DEFAULT_BOOL(1),
+     .help = "drop the samples past the last whole bin (false: a partial last bin)"},
+    {"dtype", HB_P_STRING,
+     .help = "the result's type: 'same' (the data's), a numpy name, or by default numpy's sum type (uint16 -> "
+             "uint64, float32 -> float32); each value is cast to it before summing, as numpy's sum(dtype=). "
+             "As in HyperSpy, every factor 1 keeps the data's type; a factor that does not divide its axis gives "
+             "float64 for integer data and takes only a float dtype no narrower than float data"},
+    HB_PARAM_END,
+};
+
+static int rebin_plan(hb_transform *t, const hb_params *p) {
+  rebin_state *r;
+  HB_ALLOC(r, 1);
+  t->state = r;
+  const hb_stream *in = &t->in;
+  double v[HB_MAXDIM];
+  int given_scale = hb_param_given(p, "scale"), given_shape = hb_param_given(p, "new_shape");
+  HB_CHECK(given_scale != given_shape, HB_EINVALID, hb_params_where(p), "rebin needs one of scale and new_shape");
+  const char *key = given_scale ? "scale" : "new_shape";
+  int n = hb_param_numbers(p, key, v), skip = hb_stream_virtual_nav(in); /* one pattern: its signal's axes */
+  HB_CHECK(n == in->ndim - skip, HB_EINVALID, hb_param_where(p, key), "%s needs %d numbers (one per axis), got %d",
+           key, in->ndim - skip, n);
+  if (skip) { /* the size-1 navigation axis, natural index 0, keeps factor 1 */
+    memmove(v + 1, v, (size_t)n * sizeof *v);
+    v[0] = 1;
+  }
+  int divides = 1, all_one = 1, crop = hb_param_bool(p, "crop"), sd = in->sig_dim;
+  hsize_t nn[HB_MAXDIM], f[HB_MAXDIM], m[HB_MAXDIM];
+  hb_axis axes[HB_MAXDIM];
+  for (int i = 0; i < in->ndim; i++) { /* natural order i -> array axis d */
+    int d = i < in->nav_dim ? in->nav_dim - 1 - i : in->ndim - 1 - (i - in->nav_dim);
+    double fd = given_scale ? v[i] : (double)in->shape[d] / v[i];
+    HB_CHECK(fd >= 1 && fd == floor(fd) && fd <= (double)in->shape[d], HB_EINVALID, hb_param_where(p, key),
+             "axis %d: a factor of %g; whole factors from 1 to the axis' size only (for now)", i, fd);
+    all_one &= fd == 1;
+    if (d < in->nav_dim) { /* a binned scan: the engine aligns blocks to the bins (hb_nav_map) */
+      hb_nav_map *m = &t->nav_map;
+      m->factor[d] = m->step[d] = (hsize_t)fd;
+      if (fd == 1) continue;
+      HB_CHECK(t->as_kernel, HB_EINVALID, hb_param_where(p, key),
+               "axis %d is a navigation axis: rebinning the scan makes fewer positions than every other result "
+               "has, so it works as a kernel (a result of its own), not in preprocess",
+               i);
+      m->on = 1;
+      divides &= in->shape[d] % m->factor[d] == 0;
+      continue;
+    }
+    int k = d - in->nav_dim;
+    nn[k] = in->shape[d];
+    f[k] = (hsize_t)fd;
+    m[k] = crop ? nn[k] / f[k] : (nn[k] + f[k] - 1) / f[k];
+    divides &= nn[k] % f[k] == 0;
+    axes[k] = in->axes[d];
+    axes[k].offset += (fd - 1) * axes[k].scale / 2;
+    axes[k].scale *= fd;
+  }
+  r->in = in->dtype;
+  /* HyperSpy's array_rebin: factors that divide are numpy's sum(dtype=),
+   * unless all are 1 (a copy: the data's type, dtype= unused); others go
+   * through _linear_bin, which makes integers float64 whatever float dtype
+   * is asked, refuses an integer one, and casts float data "safely" */
+  const char *dt = hb_param_str(p, "dtype"), *dt_where = hb_param_where(p, "dtype");
+  hb_dtype want = r->in;
+  int same = dt && !strcmp(dt, "same");
+  HB_CHECK(!dt || same || (!hb_dtype_parse(dt, &want) && !hb_dtype_is_complex(want)), HB_EINVALID, dt_where,
+           "dtype '%s' is not a numpy integer or float type", dt);
+  if (all_one) {
+    r->out = r->in;
+  } else if (divides) {
+    r->out = dt ? want : hb_dtype_is_float(r->in) ? r->in : hb_dtype_sum(r->in);
+  } else {
+    HB_CHECK(!dt || hb_dtype_is_float(want), HB_EINVALID, dt_where,
+             "a factor that does not divide its axis interpolates (HyperSpy's linear binning): the result is float, "
+             "dtype %s cannot be asked", dt);
+    HB_CHECK(!hb_dtype_is_float(r->in) || hb_dtype_size(want) >= hb_dtype_size(r->in), HB_EINVALID, dt_where,
+             "a factor that does not divide its axis interpolates, and %s data cannot become %s (numpy's safe "
+             "cast, as in HyperSpy)", hb_dtype_name(r->in), dt);
+    r->out = hb_dtype_is_float(r->in) ? want : HB_F64;
+  }
+  r->acc = hb_dtype_sum(r->out);
+  hb_nav_map *nm = &t->nav_map;
+  for (int d = 0; nm->on && d < in->nav_dim; d++) {
+    hsize_t n = in->shape[d], f = nm->factor[d];
+    nm->shape[d] = crop ? n / f : (n + f - 1) / f;
+    nm->axes[d] = in->axes[d];
+    nm->axes[d].offset += (double)(f - 1) * nm->axes[d].scale / 2;
+    nm->axes[d].scale *= (double)f;
+    nm->axes[d].size = nm->shape[d];
+  }
+  r->in_size = in->sig_size;
+  hb_stream_set_signal(&t->out, sd, m, axes, r->out);
+  r->out_size = t->out.sig_size;
+  /* each input element's bin, planned once */
+  r->bin = malloc(r->in_size * sizeof *r->bin);
+  HB_CHECK(r->bin && r->out_size < INT32_MAX, HB_EINTERNAL, "memory", "out of memory planning rebin");
+  for (size_t i = 0; i < r->in_size; i++) {
+    size_t rem = i, o = 0, stride = 1;
+    int inside = 1;
+    for (int k = sd - 1; k >= 0; k--) {
+      hsize_t ik = rem % nn[k] / f[k];
+      rem /= nn[k];
+      inside &= ik < m[k];
+      o += ik * stride;
+      stride *= m[k];
+    }
+    r->bin[i] = inside ? (int32_t)o : -1;
+  }
+  return 0;
+}
+
+/* Pattern x's bin sums into `sums`, in r->acc: each value cast to r->out
+ * first (into `cast`, r->in_size of them), as numpy's sum(dtype=). */
+static void rebin_sums(const rebin_state *r, const void *x, void *cast, void *sums) {
+  memset(sums, 0, r->out_size * 8);
+  if (r->out != r->in) cast_values(r->in, x, r->out, cast, r->in_size), x = cast;
+  switch (r->out) {
+#define X(E, T)                                                                       \
+  case E: {                                                                           \
+    const T *v = (const T *)x;                                                        \
+    if (r->acc == HB_F64)                                                             \
+      for (size_t i = 0; i < r->in_size; i++) {                                       \
+        if (r->bin[i] >= 0) ((double *)sums)[r->bin[i]] += (double)v[i];             \
+      }                                                                               \
+    else if (r->acc == HB_I64)                                                        \
+      for (size_t i = 0; i < r->in_size; i++) {                                       \
+        if (r->bin[i] >= 0) ((int64_t *)sums)[r->bin[i]] += (int64_t)v[i];            \
+      }                                                                               \
+    else                                                                              \
+      for (size_t i = 0; i < r->in_size; i++) {                                       \
+        if (r->bin[i] >= 0) ((uint64_t *)sums)[r->bin[i]] += (uint64_t)v[i];          \
+      }                                                                               \
+    break;                                                                            \
+  }
+    HB_FOREACH_DTYPE(X)
+#undef X
+    default: break;
+  }
+}
+
+/* The sums, in r->out, stored at o, or added to what o holds (a binned
+ * scan: numpy's sum over the bin's positions adds in the result's type). */
+static void rebin_store(const rebin_state *r, const void *sums, void *o, int add) {
+  switch (r->out) {
+#define X(E, T)                                                                                      \
+  case E:                                                                                            \
+    for (size_t i = 0; i < r->out_size; i++) {                                                       \
+      T v = r->acc == HB_F64   ? (T)((const double *)sums)[i]                                        \
+            : r->acc == HB_I64 ? (T)((const int64_t *)sums)[i]                                       \
+                               : (T)((const uint64_t *)sums)[i];                                     \
+      ((T *)o)[i] = add ? (T)(((T *)o)[i] + v) : v;                                                  \
+    }                                                                                                \
+    break;
+    HB_FOREACH_DTYPE(X)
+#undef X
+    default: break;
+  }
+}
+
+static void rebin_apply(const hb_transform *t, const hb_block *b, void *in, void *out) {
+  const rebin_state *r = t->state;
+  /* one pattern's sums, per call: calls come from whichever thread runs
+   * the kernels, and a buffer kept per thread was lost with each worker */
+  void *sums = malloc(r->out_size * 8), *cast = malloc(r->in_size * hb_dtype_size(r->out));
+  if (!sums || !cast) abort();
+  const hb_nav_map *m = &t->nav_map;
+  size_t out_bytes = r->out_size * hb_dtype_size(r->out);
+  for (size_t p = 0; p < b->npos; p++) {
+    /* the output position: the pattern's, or its bin's in the block */
+    long long at = m->on ? hb_nav_map_place(m, b, p) : (long long)p;
+    if (at < 0) continue; /* past the last whole bin */
+    rebin_sums(r, (const char *)in + p * r->in_size * hb_dtype_size(r->in), cast, sums);
+    rebin_store(r, sums, (char *)out + at * out_bytes, m->on);
+  }
+  free(cast);
+  free(sums);
+}
+
+static void rebin_destroy(hb_transform *t) {
+  rebin_state *r = t->state;
+  if (r) free(r->bin);
+  free(r);
+}
+
+const hb_transform_def hb_transform_rebin = {
+    .op = "rebin",
+    .summary = "sum bins of whole factors of the axes, as HyperSpy's rebin (scale or new_shape; the axes' "
+               "scale and offset follow); as a kernel it may bin the scan too",
+    .params = rebin_params,
+    .plan = rebin_plan,
+    .apply = rebin_apply,
+    .destroy = rebin_destroy,
+};
+
+/* ---- change_dtype ------------------------------------------------------------- */
+
+static const hb_param_spec change_dtype_params[] = {
+    {"dtype", HB_P_STRING, HB_REQUIRED,
+     .help = "a numpy type name (uint8 ... float64, complex64, complex128); values convert as numpy's astype"},
+    HB_PARAM_END,
+};
+
+static int change_dtype_plan(hb_transform *t, const hb_params *p) {
+  hb_dtype to;
+  const char *name = hb_param_str(p, "dtype");
+  HB_CHECK(!hb_dtype_parse(name, &to), HB_EINVALID, hb_param_where(p, "dtype"), "dtype '%s' is not a numpy type",
+           name);
+  /* HyperSpy's ComplexSignal.change_dtype refuses a real type too */
+  HB_CHECK(!hb_dtype_is_complex(t->in.dtype) || hb_dtype_is_complex(to), HB_EINVALID, hb_param_where(p, "dtype"),
+           "complex patterns change only to complex64 or complex128, as in HyperSpy; for %s use complex_part "
+           "(amplitude, phase, real or imag)",
+           name);
+  t->out.dtype = to;
+  t->state = NULL;
+  return 0;
+}
+
+static void change_dtype_apply(const hb_transform *t, const hb_block *b, void *in, void *out) {
+  cast_values(t->in.dtype, in, t->out.dtype, out, b->npos * t->in.sig_size);
 }
 
 const hb_transform_def hb_transform_change_dtype = {

@@ -122,6 +122,36 @@ def spectrum_images(o):
                            "s.rebin(scale=(1, 1, 7), dtype='same')"))
             cs.append(Case("as_u8", {"op": "change_dtype", "dtype": "uint8"}, changed("uint8")))
         o.suite(src, cs, tag=tag)
+        # rebin's dtype on each of HyperSpy's paths (a suite of its own: a refusal stops only these)
+        o.suite(src, [
+            # every factor 1: array_rebin returns a copy, of the data's type whatever dtype= says
+            Case("bin1", {"op": "rebin", "scale": [1, 1, 1]}, "s.rebin(scale=(1, 1, 1))"),
+            Case("shape_same", {"op": "rebin", "new_shape": [7, 5, 203], "dtype": "float64"},
+                 "s.rebin(new_shape=(7, 5, 203), dtype=np.float64)"),
+            # numpy's sum(dtype=int32) casts each value to int32, then sums
+            Case("bin7_i32", {"op": "rebin", "scale": [1, 1, 7], "dtype": "int32"},
+                 "s.rebin(scale=(1, 1, 7), dtype=np.int32)"),
+        ], tag=f"rebin_{dtype}")
+        o.suite(src, [
+            # _linear_bin: float data as the float dtype asked (summed in it),
+            # integers float64 whatever float dtype is asked
+            Case("bin4_f64", {"op": "rebin", "scale": [1, 1, 4], "dtype": "float64"},
+                 "s.rebin(scale=(1, 1, 4), dtype=np.float64)"),
+            Case("bin4_f32", {"op": "rebin", "scale": [1, 1, 4], "dtype": "float32"},
+                 "s.rebin(scale=(1, 1, 4), dtype=np.float32)", rtol=1e-6 if f32 else 1e-12),
+        ], tag=f"linear_{dtype}")
+    # what _linear_bin raises on: an integer dtype, 'same' for integers,
+    # float64 to float32 (astype(casting="safe"))
+    f64 = o.spectrum_image("si_float64.hspy", dtype="float64", nav_shape=(2, 3), channels=50, chunks=(1, 3, 50))
+    for name, src, dtype, words in (("lin_int", "si_uint16.hspy", "int32", "dtype int32 cannot be asked"),
+                                    ("lin_same", "si_uint16.hspy", "same", "dtype same cannot be asked"),
+                                    ("lin_narrow", f64, "float32", "float64 data cannot become float32")):
+        job = oracle.write_job(o.path(name + ".yaml"), o.path(src),
+                               {"r": {"op": "rebin", "scale": [1, 1, 4], "dtype": dtype}}, o.path(name + ".hspy"))
+        p = subprocess.run([HB, "validate", job], capture_output=True, text=True)
+        oracle.check(p.returncode == 2 and words in p.stderr and f"{name}.yaml:" in p.stderr,
+                     f"rebin by 4 of 203 or 50 samples, dtype {dtype}: exit 2 naming the place "
+                     f"({p.returncode}: {p.stderr.strip()})")
 
 
 def stacks(o):
