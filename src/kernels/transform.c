@@ -57,12 +57,15 @@ static int is_decimal(const char *text) {
 
 /* A bound as HyperSpy's crop and slices take it, from its text (NULL: not
  * given, dflt): an integer literal is an index, a float a calibrated value
- * (value2index; on a non-uniform axis, nearest_point).  crop refuses a
- * bound outside the axis; slices (`clip`) clip it as HyperSpy's do: an
- * end index into [0, size], a start value below the axis or an end value
- * above it to the axis' ends, refusing a start index outside the axis, a
- * start value above it and an end value below it (HyperSpy's IndexError).
- * Errors name `key` at `where`. */
+ * (value2index; on a non-uniform axis, nearest_point).  Indices clip as
+ * numpy's slicing does where HyperSpy lets it: an end past the axis, a
+ * slice's (`clip`) end before it, and a start before a non-uniform axis
+ * (DataAxis slices its points); a start outside a uniform axis, a start
+ * past the end, and crop's end before the axis are refused (HyperSpy's
+ * IndexError, or nothing kept).  crop refuses a value outside the axis;
+ * slices clip a start value below the axis or an end value above it to the
+ * axis' ends, refusing a start value above it and an end value below it
+ * (HyperSpy's IndexError).  Errors name `key` at `where`. */
 static int bound_from_text(const char *text, const char *where, const char *key, const hb_axis *a, hsize_t dflt,
                            int clip, hsize_t *out) {
   *out = dflt;
@@ -77,7 +80,8 @@ static int bound_from_text(const char *text, const char *where, const char *key,
   if (!strpbrk(text, ".eEnN")) { /* an integer: an index, Python-style */
     i = (long long)v;
     if (i < 0) i += n;
-    if (clip && !is_start) i = i < 0 ? 0 : i > n ? n : i; /* a start past the axis is refused there too */
+    if (!is_start && (i > n || (clip && i < 0))) i = i < 0 ? 0 : n;
+    if (is_start && pts && i < 0) i = 0;
     HB_CHECK(i >= 0 && i <= n, HB_EINVALID, where, "%s %s is outside axis '%s' (%llu samples)", key, text, a->name,
              (unsigned long long)a->size);
     *out = (hsize_t)i;

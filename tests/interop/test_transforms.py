@@ -140,6 +140,14 @@ def spectrum_images(o):
             Case("bin4_f32", {"op": "rebin", "scale": [1, 1, 4], "dtype": "float32"},
                  "s.rebin(scale=(1, 1, 4), dtype=np.float32)", rtol=1e-6 if f32 else 1e-12),
         ], tag=f"linear_{dtype}")
+    # crop's integer bounds: an end past the axis clips (numpy's slicing;
+    # HyperSpy's crop raises for a start outside a uniform axis, below)
+    o.suite(o.path("si_uint16.hspy"), [
+        Case("crop_past", {"op": "crop", "axis": "Energy loss", "start": 150, "end": 250},
+             cropped_scan("Energy loss", 150, 250)),
+        Case("crop_neg_past", {"op": "crop", "axis": -1, "start": -30, "end": 900}, cropped_scan(-1, -30, 900)),
+        Case("crop_nav_past", {"op": "crop", "axis": "x", "start": 2, "end": 15}, cropped_scan("x", 2, 15)),
+    ], tag="crop_past")
     # what _linear_bin raises on: an integer dtype, 'same' for integers,
     # float64 to float32 (astype(casting="safe"))
     f64 = o.spectrum_image("si_float64.hspy", dtype="float64", nav_shape=(2, 3), channels=50, chunks=(1, 3, 50))
@@ -273,6 +281,14 @@ def scans(o):
         sliced("s_isig", "isig", "3.0:200.0:2"),
         sliced("e_inav_clip", "inav", ":, 690.0:707.0"),
     ], tag="nonuniform")
+    # a non-uniform axis slices its points as numpy does: a start index
+    # before it clips too (a uniform axis raises)
+    o.suite(src, [
+        Case("e_before", {"op": "crop", "axis": "Energy", "start": -20, "end": 5}, cropped_scan("Energy", -20, 5)),
+        Case("s_past", {"op": "crop", "axis": -1, "start": 2, "end": 50}, cropped_scan(-1, 2, 50)),
+        sliced("s_isig_before", "isig", "-20:5"),
+        sliced("e_inav_before", "inav", ":, -30::2"),
+    ], tag="nonuniform_past")
 
     # a binned scan is a result of its own: not a preprocess step, whose
     # output every other result would have to match position by position
@@ -306,7 +322,12 @@ def scans(o):
                               # HyperSpy's IndexError: a start above the axis, an end below it
                               ("inav_above", {"op": "inav", "slices": "50.0:"}, "start 50 is above axis"),
                               ("isig_below", {"op": "isig", "slices": ":-5.0"}, "end -5 is below axis"),
-                              ("inav_past", {"op": "inav", "slices": "-11:"}, "outside axis")):
+                              ("inav_past", {"op": "inav", "slices": "-11:"}, "outside axis"),
+                              # HyperSpy's crop: IndexError for a start outside the axis, an end before it
+                              ("crop_before", {"op": "crop", "axis": "x", "start": -11}, "start -11 is outside axis"),
+                              ("crop_after", {"op": "crop", "axis": "x", "start": 12}, "start 12 is outside axis"),
+                              ("crop_end", {"op": "crop", "axis": "y", "start": 1, "end": -14},
+                               "end -14 is outside axis")):
         src = o.path("nonuniform.hspy" if name in ("stepnu", "outnu") else "scan_uint16.hspy")
         job = oracle.write_job(o.path(name + ".yaml"), src, {"c": crop}, o.path(name + ".hspy"))
         p = subprocess.run([HB, "validate", job], capture_output=True, text=True)
