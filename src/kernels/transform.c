@@ -63,9 +63,10 @@ static int is_decimal(const char *text) {
  * (DataAxis slices its points); a start outside a uniform axis, a start
  * past the end, and crop's end before the axis are refused (HyperSpy's
  * IndexError, or nothing kept).  crop refuses a value outside the axis;
- * slices clip a start value below the axis or an end value above it to the
- * axis' ends, refusing a start value above it and an end value below it
- * (HyperSpy's IndexError).  Errors name `key` at `where`. */
+ * slices start a start value outside it at the first sample and end an
+ * end value outside it at the last, refusing a start value above the
+ * axis' greatest value and an end value below its least (HyperSpy's
+ * IndexError), whichever way the axis runs.  Errors name `key` at `where`. */
 static int bound_from_text(const char *text, const char *where, const char *key, const hb_axis *a, hsize_t dflt,
                            int clip, hsize_t *out) {
   *out = dflt;
@@ -87,20 +88,23 @@ static int bound_from_text(const char *text, const char *where, const char *key,
     *out = (hsize_t)i;
     return 0;
   }
+  /* HyperSpy's low_value and high_value: the least and greatest value,
+   * whichever way the axis runs */
   double lo = a->offset, hi = a->offset + a->scale * (double)(n - 1);
-  int below, above;
+  if (hi < lo) lo = hi, hi = a->offset;
+  int outside;
   if (pts) {
     lo = hi = pts[0];
     for (long long k = 1; k < n; k++) lo = fmin(lo, pts[k]), hi = fmax(hi, pts[k]);
-    below = v < lo, above = v > hi;
+    outside = v < lo || v > hi;
   } else {
     i = hb_axis_value2index(a, v);
-    below = i < 0, above = i >= n;
+    outside = i < 0 || i >= n;
   }
-  if (below || above) {
+  if (outside) { /* _get_array_slices compares the value, not the index: they run apart on a negative scale */
     HB_CHECK(clip, HB_EINVALID, where, "%s %g is outside axis '%s' (%g to %g%s%s)", key, v, a->name, lo, hi,
              a->units[0] ? " " : "", a->units);
-    HB_CHECK(is_start ? below : above, HB_EINVALID, where, "%s %g is %s axis '%s' (%g to %g%s%s)", key, v,
+    HB_CHECK(is_start ? v <= hi : v >= lo, HB_EINVALID, where, "%s %g is %s axis '%s' (%g to %g%s%s)", key, v,
              is_start ? "above" : "below", a->name, lo, hi, a->units[0] ? " " : "", a->units);
     *out = is_start ? 0 : a->size; /* from the first, or to the last */
     return 0;
@@ -276,7 +280,8 @@ static const hb_param_spec inav_params[] = {
              "y, ...), separated by commas, e.g. \"10:50, 20:60:2\" (quote it), or a single index, which drops the "
              "axis (\"3, 10:50\": one row); integers are indices (negative "
              "from the end), numbers with a point values in the axis' units; an empty part, or an axis left out, "
-             "keeps the whole axis; an end past the axis, or a start value before it, clips as in HyperSpy. A "
+             "keeps the whole axis; an end past the axis, a start value below the axis' values or an end value "
+             "above them clip as in HyperSpy (whichever way the axis runs). A "
              "kernel only: it crops the scan"},
     HB_PARAM_END,
 };

@@ -335,6 +335,33 @@ def scans(o):
                      f"{crop['op']} {crop}: exit 2 naming the place ({p.returncode}: {p.stderr.strip()})")
 
 
+def negative_scale(o):
+    """Calibrated bounds on axes whose values fall (scale < 0): HyperSpy's
+    _get_array_slices compares a value outside the axis with its least and
+    greatest value, so a start value below the axis starts at the first
+    sample (the greatest value) and a start value above it raises."""
+    s = hs.signals.Signal1D(oracle.np.arange(60, dtype="float32").reshape(6, 10))
+    oracle.calibrate(s, [("x", "nm", -0.5, 5.0), ("E", "eV", -1.0, 10.0)])  # x 5 .. 2.5, E 10 .. 1
+    src = oracle._save(s, o.path("negscale.hspy"), (4, 10), "gzip")
+    o.suite(src, [
+        sliced("isig_low", "isig", "0.0:5.0"),
+        sliced("isig_high", "isig", "8.0:20.0"),
+        sliced("isig_in", "isig", "9.0:3.0"),
+        sliced("inav_low", "inav", "1.0:4.0"),
+        sliced("inav_high", "inav", "4.5:9.0"),
+        Case("crop_val", {"op": "crop", "axis": "E", "start": 9.0, "end": 2.0}, cropped_scan("E", 9.0, 2.0)),
+    ], tag="negscale")
+    for name, op, text, words in (("neg_start", "isig", "12.0:5.0", "start 12 is above axis 'E' (1 to 10 eV)"),
+                                  ("neg_end", "isig", "5.0:-3.0", "end -3 is below axis 'E' (1 to 10 eV)"),
+                                  ("neg_nav_start", "inav", "7.0:3.0", "start 7 is above axis 'x' (2.5 to 5 nm)"),
+                                  ("neg_nav_end", "inav", "4.5:0.0", "end 0 is below axis 'x' (2.5 to 5 nm)")):
+        job = oracle.write_job(o.path(name + ".yaml"), src, {"c": {"op": op, "slices": text}}, o.path(name + ".hspy"))
+        p = subprocess.run([HB, "validate", job], capture_output=True, text=True)
+        oracle.check(p.returncode == 2 and words in p.stderr and f"{name}.yaml:" in p.stderr,
+                     f"{op}[{text}] on a negative scale, HyperSpy's IndexError: exit 2 naming the place "
+                     f"({p.returncode}: {p.stderr.strip()})")
+
+
 def read_bytes(runs, result):
     """{rank count: the provenance's bytes_read} of a run's outputs."""
     out = {}
@@ -382,7 +409,7 @@ def partial_reads(o):
                      f"[{tag}_all] with a value per pattern every position is read: bytes_read {got}")
 
 
-SECTIONS = [dtypes, spectrum_images, stacks, scans, partial_reads]
+SECTIONS = [dtypes, spectrum_images, stacks, scans, negative_scale, partial_reads]
 
 
 def main():
