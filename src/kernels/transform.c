@@ -477,7 +477,7 @@ static inline uint8_t f_u8(double v) { return (uint8_t)cvt32(v); }
 static inline uint16_t f_u16(double v) { return (uint16_t)cvt32(v); }
 static inline int8_t f_i8(double v) { return (int8_t)cvt32(v); }
 static inline int16_t f_i16(double v) { return (int16_t)cvt32(v); }
-/* uint32 as numpy's (SSE2-vectorised) loop does it: from 2^31 up, offset
+/* uint32 as numpy's vectorised loop does it: from 2^31 up, offset
  * by 2^31.  Only numpy's scalar tail (the last size % 4 elements of an
  * array) takes the low half of the int64 conversion instead, which differs
  * for out-of-range values; that is not reproduced. */
@@ -615,8 +615,8 @@ static int rebin_plan(hb_transform *t, const hb_params *p) {
     r->out = dt ? want : hb_dtype_is_float(r->in) ? r->in : hb_dtype_sum(r->in);
   } else {
     HB_CHECK(!dt || hb_dtype_is_float(want), HB_EINVALID, dt_where,
-             "a factor that does not divide its axis interpolates (HyperSpy's linear binning): the result is float, "
-             "dtype %s cannot be asked", dt);
+             "a factor that does not divide its axis interpolates (HyperSpy's linear binning), which gives floats: "
+             "dtype %s is refused, as in HyperSpy", dt);
     HB_CHECK(!hb_dtype_is_float(r->in) || hb_dtype_size(want) >= hb_dtype_size(r->in), HB_EINVALID, dt_where,
              "a factor that does not divide its axis interpolates, and %s data cannot become %s (numpy's safe "
              "cast, as in HyperSpy)", hb_dtype_name(r->in), dt);
@@ -659,22 +659,22 @@ static void rebin_sums(const rebin_state *r, const void *x, void *cast, void *su
   memset(sums, 0, r->out_size * 8);
   if (r->out != r->in) cast_values(r->in, x, r->out, cast, r->in_size), x = cast;
   switch (r->out) {
-#define X(E, T)                                                                       \
-  case E: {                                                                           \
-    const T *v = (const T *)x;                                                        \
-    if (r->acc == HB_F64)                                                             \
-      for (size_t i = 0; i < r->in_size; i++) {                                       \
-        if (r->bin[i] >= 0) ((double *)sums)[r->bin[i]] += (double)v[i];             \
-      }                                                                               \
-    else if (r->acc == HB_I64)                                                        \
-      for (size_t i = 0; i < r->in_size; i++) {                                       \
-        if (r->bin[i] >= 0) ((int64_t *)sums)[r->bin[i]] += (int64_t)v[i];            \
-      }                                                                               \
-    else                                                                              \
-      for (size_t i = 0; i < r->in_size; i++) {                                       \
-        if (r->bin[i] >= 0) ((uint64_t *)sums)[r->bin[i]] += (uint64_t)v[i];          \
-      }                                                                               \
-    break;                                                                            \
+#define X(E, T)                                                                                      \
+  case E: {                                                                                          \
+    const T *v = (const T *)x;                                                                       \
+    if (r->acc == HB_F64)                                                                            \
+      for (size_t i = 0; i < r->in_size; i++) {                                                      \
+        if (r->bin[i] >= 0) ((double *)sums)[r->bin[i]] += (double)v[i];                            \
+      }                                                                                              \
+    else if (r->acc == HB_I64)                                                                       \
+      for (size_t i = 0; i < r->in_size; i++) {                                                      \
+        if (r->bin[i] >= 0) ((int64_t *)sums)[r->bin[i]] += (int64_t)v[i];                           \
+      }                                                                                              \
+    else                                                                                             \
+      for (size_t i = 0; i < r->in_size; i++) {                                                      \
+        if (r->bin[i] >= 0) ((uint64_t *)sums)[r->bin[i]] += (uint64_t)v[i];                         \
+      }                                                                                              \
+    break;                                                                                           \
   }
     HB_FOREACH_DTYPE(X)
 #undef X

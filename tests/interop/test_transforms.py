@@ -6,8 +6,11 @@ ranks, values, dtype and every axis compared with HyperSpy's isig, inav,
 crop, rebin and change_dtype on the same file; rebin with navigation
 factors (a binned scan), crop of a navigation axis and inav (cropped,
 thinned and sliced scans) on 4-D uint16 and float32 scans of 13 x 10
-positions; the refusals at `validate`; and the bytes a job of such results
-reads (only the chunks they take).
+positions; change_dtype from each type to each on values numpy converts
+awkwardly (exactly); rebin's dtype on each of HyperSpy's paths; integer
+crop bounds past the axis; calibrated bounds on negative-scale axes; the
+refusals at `validate`; and the bytes a job of such results reads (only
+the chunks they take).
 
 Where hyperbatch differs from HyperSpy on purpose the field is in `known`:
 one value per pattern loads as a Signal1D/2D (|9) ("class", "navigate"), as
@@ -151,8 +154,8 @@ def spectrum_images(o):
     # what _linear_bin raises on: an integer dtype, 'same' for integers,
     # float64 to float32 (astype(casting="safe"))
     f64 = o.spectrum_image("si_float64.hspy", dtype="float64", nav_shape=(2, 3), channels=50, chunks=(1, 3, 50))
-    for name, src, dtype, words in (("lin_int", "si_uint16.hspy", "int32", "dtype int32 cannot be asked"),
-                                    ("lin_same", "si_uint16.hspy", "same", "dtype same cannot be asked"),
+    for name, src, dtype, words in (("lin_int", "si_uint16.hspy", "int32", "dtype int32 is refused"),
+                                    ("lin_same", "si_uint16.hspy", "same", "dtype same is refused"),
                                     ("lin_narrow", f64, "float32", "float64 data cannot become float32")):
         job = oracle.write_job(o.path(name + ".yaml"), o.path(src),
                                {"r": {"op": "rebin", "scale": [1, 1, 4], "dtype": dtype}}, o.path(name + ".hspy"))
