@@ -29,6 +29,20 @@ typedef enum {
   X(HB_F32, float)          \
   X(HB_F64, double)
 
+/* The same list again, for a loop over pairs of types (a cast from each to
+ * each): the preprocessor expands no macro inside its own expansion. */
+#define HB_FOREACH_DTYPE_INNER(X) \
+  X(HB_U8, uint8_t)               \
+  X(HB_U16, uint16_t)             \
+  X(HB_U32, uint32_t)             \
+  X(HB_U64, uint64_t)             \
+  X(HB_I8, int8_t)                \
+  X(HB_I16, int16_t)              \
+  X(HB_I32, int32_t)              \
+  X(HB_I64, int64_t)              \
+  X(HB_F32, float)                \
+  X(HB_F64, double)
+
 size_t hb_dtype_size(hb_dtype t);
 const char *hb_dtype_name(hb_dtype t); /* numpy spelling: "uint16" */
 int hb_dtype_is_float(hb_dtype t);

@@ -57,12 +57,16 @@ static int is_decimal(const char *text) {
 
 /* A bound as HyperSpy's crop and slices take it, from its text (NULL: not
  * given, dflt): an integer literal is an index, a float a calibrated value
- * (value2index; on a non-uniform axis, nearest_point).  crop refuses a
- * bound outside the axis; slices (`clip`) clip it as HyperSpy's do: an
- * end index into [0, size], a start value below the axis or an end value
- * above it to the axis' ends, refusing a start index outside the axis, a
- * start value above it and an end value below it (HyperSpy's IndexError).
- * Errors name `key` at `where`. */
+ * (value2index; on a non-uniform axis, nearest_point).  Indices clip as
+ * numpy's slicing does where HyperSpy lets it: an end past the axis, a
+ * slice's (`clip`) end before it, and a start before a non-uniform axis
+ * (DataAxis slices its points); a start outside a uniform axis, a start
+ * past the end, and crop's end before the axis are refused (HyperSpy's
+ * IndexError, or nothing kept).  crop refuses a value outside the axis;
+ * slices start a start value outside it at the first sample and end an
+ * end value outside it at the last, refusing a start value above the
+ * axis' greatest value and an end value below its least (HyperSpy's
+ * IndexError), whichever way the axis runs.  Errors name `key` at `where`. */
 static int bound_from_text(const char *text, const char *where, const char *key, const hb_axis *a, hsize_t dflt,
                            int clip, hsize_t *out) {
   *out = dflt;
@@ -77,26 +81,30 @@ static int bound_from_text(const char *text, const char *where, const char *key,
   if (!strpbrk(text, ".eEnN")) { /* an integer: an index, Python-style */
     i = (long long)v;
     if (i < 0) i += n;
-    if (clip && !is_start) i = i < 0 ? 0 : i > n ? n : i; /* a start past the axis is refused there too */
+    if (!is_start && (i > n || (clip && i < 0))) i = i < 0 ? 0 : n;
+    if (is_start && pts && i < 0) i = 0;
     HB_CHECK(i >= 0 && i <= n, HB_EINVALID, where, "%s %s is outside axis '%s' (%llu samples)", key, text, a->name,
              (unsigned long long)a->size);
     *out = (hsize_t)i;
     return 0;
   }
+  /* HyperSpy's low_value and high_value: the least and greatest value,
+   * whichever way the axis runs */
   double lo = a->offset, hi = a->offset + a->scale * (double)(n - 1);
-  int below, above;
+  if (hi < lo) lo = hi, hi = a->offset;
+  int outside;
   if (pts) {
     lo = hi = pts[0];
     for (long long k = 1; k < n; k++) lo = fmin(lo, pts[k]), hi = fmax(hi, pts[k]);
-    below = v < lo, above = v > hi;
+    outside = v < lo || v > hi;
   } else {
     i = hb_axis_value2index(a, v);
-    below = i < 0, above = i >= n;
+    outside = i < 0 || i >= n;
   }
-  if (below || above) {
+  if (outside) { /* _get_array_slices compares the value, not the index: they run apart on a negative scale */
     HB_CHECK(clip, HB_EINVALID, where, "%s %g is outside axis '%s' (%g to %g%s%s)", key, v, a->name, lo, hi,
              a->units[0] ? " " : "", a->units);
-    HB_CHECK(is_start ? below : above, HB_EINVALID, where, "%s %g is %s axis '%s' (%g to %g%s%s)", key, v,
+    HB_CHECK(is_start ? v <= hi : v >= lo, HB_EINVALID, where, "%s %g is %s axis '%s' (%g to %g%s%s)", key, v,
              is_start ? "above" : "below", a->name, lo, hi, a->units[0] ? " " : "", a->units);
     *out = is_start ? 0 : a->size; /* from the first, or to the last */
     return 0;
@@ -272,7 +280,8 @@ static const hb_param_spec inav_params[] = {
              "y, ...), separated by commas, e.g. \"10:50, 20:60:2\" (quote it), or a single index, which drops the "
              "axis (\"3, 10:50\": one row); integers are indices (negative "
              "from the end), numbers with a point values in the axis' units; an empty part, or an axis left out, "
-             "keeps the whole axis; an end past the axis, or a start value before it, clips as in HyperSpy. A "
+             "keeps the whole axis; an end past the axis, a start value below the axis' values or an end value "
+             "above them clip as in HyperSpy (whichever way the axis runs). A "
              "kernel only: it crops the scan"},
     HB_PARAM_END,
 };
@@ -451,10 +460,80 @@ const hb_transform_def hb_transform_isig = {
     .complex_patterns = 1,
 };
 
+/* ---- numpy's casts ----------------------------------------------------------- */
+
+/* numpy's astype is one C cast from the source type to the destination
+ * type (its casting loops): int64 -> float32 rounds once, 1e19 -> uint64 is
+ * exact, and out-of-range floats and NaN give what x86-64's truncating
+ * conversions give, so 3e9 -> uint16 is 0; a detour through int64_t or
+ * double gives other values.  Float to integer is written out here, as gcc
+ * compiles numpy's casts: in C such a cast out of range is undefined, and
+ * auto-vectorised code would answer otherwise by position in the block.
+ * cvtN: cvttsd2si, NaN and out of range giving the lowest intN. */
+static inline int32_t cvt32(double v) { return v > -0x1p31 - 1 && v < 0x1p31 ? (int32_t)v : INT32_MIN; }
+static inline int64_t cvt64(double v) { return v >= -0x1p63 && v < 0x1p63 ? (int64_t)v : INT64_MIN; }
+/* narrower integers: the int32 conversion, wrapped */
+static inline uint8_t f_u8(double v) { return (uint8_t)cvt32(v); }
+static inline uint16_t f_u16(double v) { return (uint16_t)cvt32(v); }
+static inline int8_t f_i8(double v) { return (int8_t)cvt32(v); }
+static inline int16_t f_i16(double v) { return (int16_t)cvt32(v); }
+/* uint32 as numpy's vectorised loop does it: from 2^31 up, offset
+ * by 2^31.  Only numpy's scalar tail (the last size % 4 elements of an
+ * array) takes the low half of the int64 conversion instead, which differs
+ * for out-of-range values; that is not reproduced. */
+static inline uint32_t f_u32(double v) {
+  return v >= 0x1p31 ? (uint32_t)cvt32(v - 0x1p31) ^ 0x80000000u : (uint32_t)cvt32(v);
+}
+static inline uint64_t f_u64(double v) {
+  return v >= 0x1p63 ? (uint64_t)cvt64(v - 0x1p63) ^ (UINT64_C(1) << 63) : (uint64_t)cvt64(v);
+}
+static inline float f_f32(double v) { return (float)v; } /* float -> double -> float rounds once */
+static inline double f_f64(double v) { return v; }
+#define FROM_FLOAT(o, v)                                                                                           \
+  _Generic(*(o), uint8_t: f_u8, uint16_t: f_u16, uint32_t: f_u32, uint64_t: f_u64, int8_t: f_i8, int16_t: f_i16, \
+           int32_t: cvt32, int64_t: cvt64, float: f_f32, double: f_f64)(v)
+
+/* cast_to_E(from, in, o, n, stride): element i of `in` (type from) to
+ * o[i * stride] (stride 2: complex real parts); integers by a C cast. */
+#define CAST_FROM(E, T)                                                                                     \
+  case E:                                                                                                   \
+    for (size_t i = 0; i < n; i++)                                                                          \
+      o[i * stride] = _Generic((T)0, float: 1, double: 1, default: 0) ? FROM_FLOAT(o, ((const T *)in)[i]) \
+                                                                       : (__typeof__(*o))((const T *)in)[i]; \
+    break;
+#define CAST_TO(E, T)                                                                      \
+  static void cast_to_##E(hb_dtype from, const void *in, T *o, size_t n, size_t stride) { \
+    switch (from) {                                                                        \
+      HB_FOREACH_DTYPE(CAST_FROM)                                                          \
+      default: break;                                                                      \
+    }                                                                                      \
+  }
+HB_FOREACH_DTYPE_INNER(CAST_TO)
+#undef CAST_TO
+#undef CAST_FROM
+
+/* n values of type `from` as type `to`, as numpy's astype: real to
+ * complex gets a zero imaginary part, complex to complex casts each part
+ * (complex to real is refused before). */
+static void cast_values(hb_dtype from, const void *in, hb_dtype to, void *out, size_t n) {
+  size_t stride = 1;
+  if (hb_dtype_is_complex(to)) {
+    if (hb_dtype_is_complex(from)) n *= 2, from = hb_dtype_real(from);
+    else memset(out, 0, n * hb_dtype_size(to)), stride = 2;
+    to = hb_dtype_real(to);
+  }
+  switch (to) {
+#define X(E, T) case E: cast_to_##E(from, in, out, n, stride); break;
+    HB_FOREACH_DTYPE(X)
+#undef X
+    default: break;
+  }
+}
+
 /* ---- rebin ------------------------------------------------------------------- */
 
 typedef struct {
-  hb_dtype in, out, acc;   /* acc: the type summed in (8 bytes) */
+  hb_dtype in, out, acc;   /* acc: the type summed in (8 bytes): out's numpy sum type */
   size_t in_size, out_size;
   int32_t *bin;            /* per input element: its output element, -1 when cropped */
 } rebin_state;
@@ -468,7 +547,9 @@ static const hb_param_spec rebin_params[] = {
      .help = "drop the samples past the last whole bin (false: a partial last bin)"},
     {"dtype", HB_P_STRING,
      .help = "the result's type: 'same' (the data's), a numpy name, or by default numpy's sum type (uint16 -> "
-             "uint64, float32 -> float32)"},
+             "uint64, float32 -> float32); each value is cast to it before summing, as numpy's sum(dtype=). "
+             "As in HyperSpy, every factor 1 keeps the data's type; a factor that does not divide its axis gives "
+             "float64 for integer data and takes only a float dtype no narrower than float data"},
     HB_PARAM_END,
 };
 
@@ -488,7 +569,7 @@ static int rebin_plan(hb_transform *t, const hb_params *p) {
     memmove(v + 1, v, (size_t)n * sizeof *v);
     v[0] = 1;
   }
-  int divides = 1, crop = hb_param_bool(p, "crop"), sd = in->sig_dim;
+  int divides = 1, all_one = 1, crop = hb_param_bool(p, "crop"), sd = in->sig_dim;
   hsize_t nn[HB_MAXDIM], f[HB_MAXDIM], m[HB_MAXDIM];
   hb_axis axes[HB_MAXDIM];
   for (int i = 0; i < in->ndim; i++) { /* natural order i -> array axis d */
@@ -496,6 +577,7 @@ static int rebin_plan(hb_transform *t, const hb_params *p) {
     double fd = given_scale ? v[i] : (double)in->shape[d] / v[i];
     HB_CHECK(fd >= 1 && fd == floor(fd) && fd <= (double)in->shape[d], HB_EINVALID, hb_param_where(p, key),
              "axis %d: a factor of %g; whole factors from 1 to the axis' size only (for now)", i, fd);
+    all_one &= fd == 1;
     if (d < in->nav_dim) { /* a binned scan: the engine aligns blocks to the bins (hb_nav_map) */
       hb_nav_map *m = &t->nav_map;
       m->factor[d] = m->step[d] = (hsize_t)fd;
@@ -518,22 +600,29 @@ static int rebin_plan(hb_transform *t, const hb_params *p) {
     axes[k].scale *= fd;
   }
   r->in = in->dtype;
-  /* HyperSpy: factors that divide are numpy's sum (its dtype, or dtype=);
-   * others go through _linear_bin, which makes integers float64 */
-  const char *dt = hb_param_str(p, "dtype");
-  if (!divides) {
-    HB_CHECK(!dt || hb_dtype_is_float(r->in), HB_EINVALID, hb_param_where(p, "dtype"),
-             "a factor that does not divide its axis interpolates: the result is float, dtype cannot be set");
-    r->out = hb_dtype_is_float(r->in) ? r->in : HB_F64;
-  } else if (!dt) {
-    r->out = hb_dtype_is_float(r->in) ? r->in : hb_dtype_sum(r->in);
-  } else if (!strcmp(dt, "same")) {
+  /* HyperSpy's array_rebin: factors that divide are numpy's sum(dtype=),
+   * unless all are 1 (a copy: the data's type, dtype= unused); others go
+   * through _linear_bin, which makes integers float64 whatever float dtype
+   * is asked, refuses an integer one, and casts float data "safely" */
+  const char *dt = hb_param_str(p, "dtype"), *dt_where = hb_param_where(p, "dtype");
+  hb_dtype want = r->in;
+  int same = dt && !strcmp(dt, "same");
+  HB_CHECK(!dt || same || (!hb_dtype_parse(dt, &want) && !hb_dtype_is_complex(want)), HB_EINVALID, dt_where,
+           "dtype '%s' is not a numpy integer or float type", dt);
+  if (all_one) {
     r->out = r->in;
+  } else if (divides) {
+    r->out = dt ? want : hb_dtype_is_float(r->in) ? r->in : hb_dtype_sum(r->in);
   } else {
-    HB_CHECK(!hb_dtype_parse(dt, &r->out) && !hb_dtype_is_complex(r->out), HB_EINVALID, hb_param_where(p, "dtype"),
-             "dtype '%s' is not a numpy integer or float type", dt);
+    HB_CHECK(!dt || hb_dtype_is_float(want), HB_EINVALID, dt_where,
+             "a factor that does not divide its axis interpolates (HyperSpy's linear binning), which gives floats: "
+             "dtype %s is refused, as in HyperSpy", dt);
+    HB_CHECK(!hb_dtype_is_float(r->in) || hb_dtype_size(want) >= hb_dtype_size(r->in), HB_EINVALID, dt_where,
+             "a factor that does not divide its axis interpolates, and %s data cannot become %s (numpy's safe "
+             "cast, as in HyperSpy)", hb_dtype_name(r->in), dt);
+    r->out = hb_dtype_is_float(r->in) ? want : HB_F64;
   }
-  r->acc = hb_dtype_is_float(r->out) || hb_dtype_is_float(r->in) ? HB_F64 : hb_dtype_sum(r->in);
+  r->acc = hb_dtype_sum(r->out);
   hb_nav_map *nm = &t->nav_map;
   for (int d = 0; nm->on && d < in->nav_dim; d++) {
     hsize_t n = in->shape[d], f = nm->factor[d];
@@ -564,10 +653,12 @@ static int rebin_plan(hb_transform *t, const hb_params *p) {
   return 0;
 }
 
-/* Pattern x's bin sums into `sums`, in r->acc. */
-static void rebin_sums(const rebin_state *r, const void *x, void *sums) {
+/* Pattern x's bin sums into `sums`, in r->acc: each value cast to r->out
+ * first (into `cast`, r->in_size of them), as numpy's sum(dtype=). */
+static void rebin_sums(const rebin_state *r, const void *x, void *cast, void *sums) {
   memset(sums, 0, r->out_size * 8);
-  switch (r->in) {
+  if (r->out != r->in) cast_values(r->in, x, r->out, cast, r->in_size), x = cast;
+  switch (r->out) {
 #define X(E, T)                                                                                      \
   case E: {                                                                                          \
     const T *v = (const T *)x;                                                                       \
@@ -614,17 +705,18 @@ static void rebin_apply(const hb_transform *t, const hb_block *b, void *in, void
   const rebin_state *r = t->state;
   /* one pattern's sums, per call: calls come from whichever thread runs
    * the kernels, and a buffer kept per thread was lost with each worker */
-  void *sums = malloc(r->out_size * 8);
-  if (!sums) abort();
+  void *sums = malloc(r->out_size * 8), *cast = malloc(r->in_size * hb_dtype_size(r->out));
+  if (!sums || !cast) abort();
   const hb_nav_map *m = &t->nav_map;
   size_t out_bytes = r->out_size * hb_dtype_size(r->out);
   for (size_t p = 0; p < b->npos; p++) {
     /* the output position: the pattern's, or its bin's in the block */
     long long at = m->on ? hb_nav_map_place(m, b, p) : (long long)p;
     if (at < 0) continue; /* past the last whole bin */
-    rebin_sums(r, (const char *)in + p * r->in_size * hb_dtype_size(r->in), sums);
+    rebin_sums(r, (const char *)in + p * r->in_size * hb_dtype_size(r->in), cast, sums);
     rebin_store(r, sums, (char *)out + at * out_bytes, m->on);
   }
+  free(cast);
   free(sums);
 }
 
@@ -667,38 +759,8 @@ static int change_dtype_plan(hb_transform *t, const hb_params *p) {
   return 0;
 }
 
-/* numpy's unsafe cast: floats to integers truncate towards zero (out of
- * range and NaN: whatever the conversion gives, as in numpy), integers
- * wrap, real to complex gets a zero imaginary part. */
 static void change_dtype_apply(const hb_transform *t, const hb_block *b, void *in, void *out) {
-  size_t n = b->npos * t->in.sig_size;
-  hb_dtype to = t->out.dtype;
-  if (hb_dtype_is_complex(t->in.dtype)) { /* to complex (the plan's rule): each part */
-    for (size_t i = 0; i < 2 * n; i++) {
-      double v = t->in.dtype == HB_C64 ? ((const float *)in)[i] : ((const double *)in)[i];
-      if (to == HB_C64) ((float *)out)[i] = (float)v;
-      else ((double *)out)[i] = v;
-    }
-    return;
-  }
-  for (size_t i = 0; i < n; i++) {
-    double v = hb_dtype_get(t->in.dtype, in, i);
-    int64_t iv = hb_dtype_is_float(t->in.dtype) ? (int64_t)v : 0;
-    switch (t->in.dtype) { /* integers keep every bit */
-#define X(E, T) case E: if (!hb_dtype_is_float(E)) iv = (int64_t)((const T *)in)[i]; break;
-      HB_FOREACH_DTYPE(X)
-#undef X
-      default: break;
-    }
-    switch (to) {
-#define X(E, T) case E: ((T *)out)[i] = hb_dtype_is_float(E) ? (T)v : (T)iv; break;
-      HB_FOREACH_DTYPE(X)
-#undef X
-      case HB_C64: ((float *)out)[2 * i] = (float)v, ((float *)out)[2 * i + 1] = 0; break;
-      case HB_C128: ((double *)out)[2 * i] = v, ((double *)out)[2 * i + 1] = 0; break;
-      default: break;
-    }
-  }
+  cast_values(t->in.dtype, in, t->out.dtype, out, b->npos * t->in.sig_size);
 }
 
 const hb_transform_def hb_transform_change_dtype = {

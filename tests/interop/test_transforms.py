@@ -6,14 +6,17 @@ ranks, values, dtype and every axis compared with HyperSpy's isig, inav,
 crop, rebin and change_dtype on the same file; rebin with navigation
 factors (a binned scan), crop of a navigation axis and inav (cropped,
 thinned and sliced scans) on 4-D uint16 and float32 scans of 13 x 10
-positions; the refusals at `validate`; and the bytes a job of such results
-reads (only the chunks they take).
+positions; change_dtype from each type to each on values numpy converts
+awkwardly (exactly); rebin's dtype on each of HyperSpy's paths; integer
+crop bounds past the axis; calibrated bounds on negative-scale axes; the
+refusals at `validate`; and the bytes a job of such results reads (only
+the chunks they take).
 
 Where hyperbatch differs from HyperSpy on purpose the field is in `known`:
 one value per pattern loads as a Signal1D/2D (|9) ("class", "navigate"), as
 for every navigation-shaped result.
 
-usage: /usr/bin/python3 test_transforms.py path/to/hyperbatch"""
+usage: /usr/bin/python3 test_transforms.py path/to/hyperbatch [section ...]"""
 import os
 import subprocess
 import sys
@@ -25,6 +28,7 @@ import oracle  # noqa: E402
 from oracle import Case, hs  # noqa: E402
 
 HB = os.path.abspath(sys.argv[1])
+ONLY = sys.argv[2:]  # section names to run (default all), for work on one of them
 NAVSHAPED = ("class", "navigate")
 
 
@@ -40,6 +44,54 @@ def changed(dtype):
         return s
     f.__name__ = f"s.change_dtype({dtype!r})"
     return f
+
+
+# Values numpy's astype converts awkwardly: NaN, infinities, halves, the
+# edges of every integer type, 2^63..2^64, and integers float32 rounds.
+# 52 floats, two rows: numpy's float -> uint32 loop works in fours, and its
+# scalar tail (size % 4 elements) answers otherwise out of range
+# (docs/hyperspy-semantics.md, 6): none here
+AWKWARD_FLOATS = [
+    float("nan"), float("inf"), -float("inf"), -0.0, 0.5, -0.5, 1.5, -1.5, 2.5, 127.5, 128.0, -128.5, -129.0, 255.5,
+    256.0, 32767.5, 32768.0, -32768.5, -32769.0, 65535.5, 65536.0, 2147483647.5, 2147483648.0, -2147483648.5,
+    -2147483649.0, 3e9, -3e9, 4294967295.5, 4294967296.0, 4294967301.0, 1.5e10, -1.5e10, 2.0 ** 53 + 1,
+    9.223372036854775e18, 2.0 ** 63, 2.0 ** 63 + 2048, 1e19, 1.8e19, 1.844674407370955e19, 2.0 ** 64, 1e20, -1e19,
+    -2.0 ** 63, -2.0 ** 63 - 2048, 3.4028234663852886e38, 3.4028235677973366e38, 1e300, 1e-40, 1e-310,
+    1.0000000596046448, 16777217.0, -4294967296.0]
+AWKWARD_INTS = [
+    0, 1, -1, 127, 128, -128, -129, 255, 256, 32767, 32768, -32768, -32769, 65535, 65536, 2 ** 31 - 1, 2 ** 31, -2 ** 31,
+    -2 ** 31 - 1, 2 ** 32 - 1, 2 ** 32 + 5, 16777217, 2 ** 53 + 1, 2 ** 60 + 2 ** 36 + 1, -(2 ** 60 + 2 ** 36 + 1),
+    2 ** 62 + 2 ** 38 + 3, 2 ** 63 - 1, -2 ** 63, 2 ** 63, 2 ** 63 + 2 ** 39 + 1, 2 ** 64 - 1, 2 ** 64 - 2 ** 39 - 1]
+REAL = ("uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64", "float32", "float64")
+
+
+def awkward_row(dtype):
+    """The awkward values a dtype holds (floats past float32 become inf)."""
+    dt = oracle.np.dtype(dtype)
+    if dt.kind in "fc":
+        with oracle.np.errstate(all="ignore"):
+            x = oracle.np.array(AWKWARD_FLOATS, dtype=dt)
+        if dt.kind == "c":  # the reversed values as imaginary parts
+            x.imag = x.real[::-1]
+        return x
+    info = oracle.np.iinfo(dt)
+    return oracle.np.array([v for v in AWKWARD_INTS if info.min <= v <= info.max], dtype=dt)
+
+
+def dtypes(o):
+    """change_dtype from every type hyperbatch reads to every type it
+    writes, on the awkward values (and their reverse, a second position),
+    exactly as numpy's astype: one C cast from the source type to the
+    destination type."""
+    for src_dtype in REAL + ("complex64", "complex128"):
+        row = awkward_row(src_dtype)
+        s = (hs.signals.ComplexSignal1D if row.dtype.kind == "c" else hs.signals.Signal1D)(
+            oracle.np.stack([row, row[::-1]]))
+        oracle.calibrate(s, [("x", "nm", 1.0, 0.0), ("E", "eV", 0.5, 2.0)])
+        src = oracle._save(s, o.path(f"awkward_{src_dtype}.hspy"), (1, row.size), "gzip")
+        to = ("complex64", "complex128") if row.dtype.kind == "c" else REAL + ("complex64", "complex128")
+        o.suite(src, [Case(f"as_{t}", {"op": "change_dtype", "dtype": t}, changed(t), exact=True) for t in to],
+                tag=f"dtype_{src_dtype}")
 
 
 def spectrum_images(o):
@@ -73,6 +125,44 @@ def spectrum_images(o):
                            "s.rebin(scale=(1, 1, 7), dtype='same')"))
             cs.append(Case("as_u8", {"op": "change_dtype", "dtype": "uint8"}, changed("uint8")))
         o.suite(src, cs, tag=tag)
+        # rebin's dtype on each of HyperSpy's paths (a suite of its own: a refusal stops only these)
+        o.suite(src, [
+            # every factor 1: array_rebin returns a copy, of the data's type whatever dtype= says
+            Case("bin1", {"op": "rebin", "scale": [1, 1, 1]}, "s.rebin(scale=(1, 1, 1))"),
+            Case("shape_same", {"op": "rebin", "new_shape": [7, 5, 203], "dtype": "float64"},
+                 "s.rebin(new_shape=(7, 5, 203), dtype=np.float64)"),
+            # numpy's sum(dtype=int32) casts each value to int32, then sums
+            Case("bin7_i32", {"op": "rebin", "scale": [1, 1, 7], "dtype": "int32"},
+                 "s.rebin(scale=(1, 1, 7), dtype=np.int32)"),
+        ], tag=f"rebin_{dtype}")
+        o.suite(src, [
+            # _linear_bin: float data as the float dtype asked (summed in it),
+            # integers float64 whatever float dtype is asked
+            Case("bin4_f64", {"op": "rebin", "scale": [1, 1, 4], "dtype": "float64"},
+                 "s.rebin(scale=(1, 1, 4), dtype=np.float64)"),
+            Case("bin4_f32", {"op": "rebin", "scale": [1, 1, 4], "dtype": "float32"},
+                 "s.rebin(scale=(1, 1, 4), dtype=np.float32)", rtol=1e-6 if f32 else 1e-12),
+        ], tag=f"linear_{dtype}")
+    # crop's integer bounds: an end past the axis clips (numpy's slicing;
+    # HyperSpy's crop raises for a start outside a uniform axis, below)
+    o.suite(o.path("si_uint16.hspy"), [
+        Case("crop_past", {"op": "crop", "axis": "Energy loss", "start": 150, "end": 250},
+             cropped_scan("Energy loss", 150, 250)),
+        Case("crop_neg_past", {"op": "crop", "axis": -1, "start": -30, "end": 900}, cropped_scan(-1, -30, 900)),
+        Case("crop_nav_past", {"op": "crop", "axis": "x", "start": 2, "end": 15}, cropped_scan("x", 2, 15)),
+    ], tag="crop_past")
+    # what _linear_bin raises on: an integer dtype, 'same' for integers,
+    # float64 to float32 (astype(casting="safe"))
+    f64 = o.spectrum_image("si_float64.hspy", dtype="float64", nav_shape=(2, 3), channels=50, chunks=(1, 3, 50))
+    for name, src, dtype, words in (("lin_int", "si_uint16.hspy", "int32", "dtype int32 is refused"),
+                                    ("lin_same", "si_uint16.hspy", "same", "dtype same is refused"),
+                                    ("lin_narrow", f64, "float32", "float64 data cannot become float32")):
+        job = oracle.write_job(o.path(name + ".yaml"), o.path(src),
+                               {"r": {"op": "rebin", "scale": [1, 1, 4], "dtype": dtype}}, o.path(name + ".hspy"))
+        p = subprocess.run([HB, "validate", job], capture_output=True, text=True)
+        oracle.check(p.returncode == 2 and words in p.stderr and f"{name}.yaml:" in p.stderr,
+                     f"rebin by 4 of 203 or 50 samples, dtype {dtype}: exit 2 naming the place "
+                     f"({p.returncode}: {p.stderr.strip()})")
 
 
 def stacks(o):
@@ -194,6 +284,14 @@ def scans(o):
         sliced("s_isig", "isig", "3.0:200.0:2"),
         sliced("e_inav_clip", "inav", ":, 690.0:707.0"),
     ], tag="nonuniform")
+    # a non-uniform axis slices its points as numpy does: a start index
+    # before it clips too (a uniform axis raises)
+    o.suite(src, [
+        Case("e_before", {"op": "crop", "axis": "Energy", "start": -20, "end": 5}, cropped_scan("Energy", -20, 5)),
+        Case("s_past", {"op": "crop", "axis": -1, "start": 2, "end": 50}, cropped_scan(-1, 2, 50)),
+        sliced("s_isig_before", "isig", "-20:5"),
+        sliced("e_inav_before", "inav", ":, -30::2"),
+    ], tag="nonuniform_past")
 
     # a binned scan is a result of its own: not a preprocess step, whose
     # output every other result would have to match position by position
@@ -227,12 +325,44 @@ def scans(o):
                               # HyperSpy's IndexError: a start above the axis, an end below it
                               ("inav_above", {"op": "inav", "slices": "50.0:"}, "start 50 is above axis"),
                               ("isig_below", {"op": "isig", "slices": ":-5.0"}, "end -5 is below axis"),
-                              ("inav_past", {"op": "inav", "slices": "-11:"}, "outside axis")):
+                              ("inav_past", {"op": "inav", "slices": "-11:"}, "outside axis"),
+                              # HyperSpy's crop: IndexError for a start outside the axis, an end before it
+                              ("crop_before", {"op": "crop", "axis": "x", "start": -11}, "start -11 is outside axis"),
+                              ("crop_after", {"op": "crop", "axis": "x", "start": 12}, "start 12 is outside axis"),
+                              ("crop_end", {"op": "crop", "axis": "y", "start": 1, "end": -14},
+                               "end -14 is outside axis")):
         src = o.path("nonuniform.hspy" if name in ("stepnu", "outnu") else "scan_uint16.hspy")
         job = oracle.write_job(o.path(name + ".yaml"), src, {"c": crop}, o.path(name + ".hspy"))
         p = subprocess.run([HB, "validate", job], capture_output=True, text=True)
         oracle.check(p.returncode == 2 and words in p.stderr and f"{name}.yaml:" in p.stderr,
                      f"{crop['op']} {crop}: exit 2 naming the place ({p.returncode}: {p.stderr.strip()})")
+
+
+def negative_scale(o):
+    """Calibrated bounds on axes whose values fall (scale < 0): HyperSpy's
+    _get_array_slices compares a value outside the axis with its least and
+    greatest value, so a start value below the axis starts at the first
+    sample (the greatest value) and a start value above it raises."""
+    s = hs.signals.Signal1D(oracle.np.arange(60, dtype="float32").reshape(6, 10))
+    oracle.calibrate(s, [("x", "nm", -0.5, 5.0), ("E", "eV", -1.0, 10.0)])  # x 5 .. 2.5, E 10 .. 1
+    src = oracle._save(s, o.path("negscale.hspy"), (4, 10), "gzip")
+    o.suite(src, [
+        sliced("isig_low", "isig", "0.0:5.0"),
+        sliced("isig_high", "isig", "8.0:20.0"),
+        sliced("isig_in", "isig", "9.0:3.0"),
+        sliced("inav_low", "inav", "1.0:4.0"),
+        sliced("inav_high", "inav", "4.5:9.0"),
+        Case("crop_val", {"op": "crop", "axis": "E", "start": 9.0, "end": 2.0}, cropped_scan("E", 9.0, 2.0)),
+    ], tag="negscale")
+    for name, op, text, words in (("neg_start", "isig", "12.0:5.0", "start 12 is above axis 'E' (1 to 10 eV)"),
+                                  ("neg_end", "isig", "5.0:-3.0", "end -3 is below axis 'E' (1 to 10 eV)"),
+                                  ("neg_nav_start", "inav", "7.0:3.0", "start 7 is above axis 'x' (2.5 to 5 nm)"),
+                                  ("neg_nav_end", "inav", "4.5:0.0", "end 0 is below axis 'x' (2.5 to 5 nm)")):
+        job = oracle.write_job(o.path(name + ".yaml"), src, {"c": {"op": op, "slices": text}}, o.path(name + ".hspy"))
+        p = subprocess.run([HB, "validate", job], capture_output=True, text=True)
+        oracle.check(p.returncode == 2 and words in p.stderr and f"{name}.yaml:" in p.stderr,
+                     f"{op}[{text}] on a negative scale, HyperSpy's IndexError: exit 2 naming the place "
+                     f"({p.returncode}: {p.stderr.strip()})")
 
 
 def read_bytes(runs, result):
@@ -282,14 +412,16 @@ def partial_reads(o):
                      f"[{tag}_all] with a value per pattern every position is read: bytes_read {got}")
 
 
+SECTIONS = [dtypes, spectrum_images, stacks, scans, negative_scale, partial_reads]
+
+
 def main():
     t0 = time.time()
     with tempfile.TemporaryDirectory() as tmp:
         o = oracle.Oracle(HB, tmp)
-        spectrum_images(o)
-        stacks(o)
-        scans(o)
-        partial_reads(o)
+        for section in SECTIONS:
+            if not ONLY or section.__name__ in ONLY:
+                section(o)
     print(f"test_transforms: {time.time() - t0:.1f} s")
     oracle.finish("test_transforms")
 
