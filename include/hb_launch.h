@@ -17,7 +17,15 @@ int hb_launch_sockets_nodelay(void);
  * shared-file-pointer component (see launch.c for why).  Returns 1 if it set
  * something. */
 #define HB_SHAREDFP_DEFAULT "^lockedfile,individual"
+/* A process no launcher started (an Open MPI singleton) is also made an
+ * isolated singleton with a session folder of its own, unless
+ * OMPI_MCA_ess_singleton_isolated or OMPI_MCA_orte_tmpdir_base is set (see
+ * launch.c for why); hb_launch_finish removes that folder after
+ * MPI_Finalize. */
 int hb_launch_mpi_settings(void);
+void hb_launch_finish(void);
+/* 1 when no MPI launcher (mpirun, srun's PMIx or PMI-2) started this process. */
+int hb_launch_is_singleton(void);
 
 /* glibc's malloc keeps allocations below 32 MiB on the heap and does not
  * trim it below 256 MiB of free space (see launch.c for why).  Returns 1

@@ -133,8 +133,10 @@ int main(int argc, char **argv) {
     fflush(NULL);
     /* the reporter's message is out before any rank's exit makes mpirun kill the rest */
     MPI_Barrier(MPI_COMM_WORLD);
+    hb_launch_finish();
     _exit(rc);
   }
   MPI_Finalize();
+  hb_launch_finish();
   return rc;
 }

@@ -11,6 +11,7 @@
 #include "hb_settings.h"
 
 #include <dirent.h>
+#include <ftw.h>
 #include <malloc.h>
 #include <mpi.h>
 #include <netinet/in.h>
@@ -62,11 +63,55 @@ int hb_launch_sockets_nodelay(void) {
  * after mca_sharedfp_base_find_available).  A value the user set (in the
  * environment or with mpirun --mca, which arrives as the same variable) is
  * kept. */
+static char singleton_dir[4096]; /* the private session folder of an isolated singleton, "" if none */
+
+int hb_launch_is_singleton(void) {
+  static const char *const launcher_vars[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_FD"};
+  for (size_t i = 0; i < sizeof launcher_vars / sizeof launcher_vars[0]; i++)
+    if (getenv(launcher_vars[i])) return 0;
+  return 1;
+}
+
+/* An Open MPI 4.1.4 singleton (a process no launcher started: validate,
+ * inspect, a one-rank run by hand) forks a daemon and talks to it from a
+ * progress thread.  MPI_Finalize unloads components before it stops that
+ * thread, and a late event then calls code no longer mapped: SIGSEGV after
+ * the work is done (1 in about 1,000 runs of four at once on 2 busy cores
+ * here; twice in CI; docs/operations.md).  An isolated singleton starts no
+ * daemon and has no such thread.  Isolated singletons all take job id 0, so
+ * concurrent ones would share (and remove) one session folder: each gets a
+ * folder of its own, removed by hb_launch_finish. */
+static int isolate_singleton(void) {
+  if (!hb_launch_is_singleton() || getenv("OMPI_MCA_ess_singleton_isolated") || getenv("OMPI_MCA_orte_tmpdir_base"))
+    return 0;
+  const char *tmp = getenv("TMPDIR");
+  snprintf(singleton_dir, sizeof singleton_dir, "%s/hyperbatch-mpi.XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
+  if (!mkdtemp(singleton_dir)) {
+    singleton_dir[0] = 0; /* Open MPI's own folder and its daemon, as before */
+    return 0;
+  }
+  return setenv("OMPI_MCA_ess_singleton_isolated", "1", 0) == 0 &&
+         setenv("OMPI_MCA_orte_tmpdir_base", singleton_dir, 0) == 0;
+}
+
 int hb_launch_mpi_settings(void) {
+  int set = 0;
 #ifdef OPEN_MPI
-  if (!getenv("OMPI_MCA_sharedfp")) return setenv("OMPI_MCA_sharedfp", HB_SHAREDFP_DEFAULT, 0) == 0;
+  if (!getenv("OMPI_MCA_sharedfp")) set |= setenv("OMPI_MCA_sharedfp", HB_SHAREDFP_DEFAULT, 0) == 0;
+  set |= isolate_singleton();
 #endif
+  return set;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+  (void)st, (void)flag, (void)ftw;
+  remove(path);
   return 0;
+}
+
+void hb_launch_finish(void) {
+  if (singleton_dir[0]) nftw(singleton_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+  singleton_dir[0] = 0;
 }
 
 /* HDF5's filter pipeline allocates and frees a buffer or two per chunk it

@@ -1,6 +1,7 @@
 /* hb_launch_sockets_nodelay: Nagle off on TCP connections, nothing else
  * touched, and HB_MPI_NODELAY=0 leaves everything as it was.
- * hb_launch_mpi_settings: Open MPI's lockedfile and individual sharedfp
+ * hb_launch_mpi_settings: a singleton is isolated in a session folder of its
+ * own, which hb_launch_finish removes; Open MPI's lockedfile and individual sharedfp
  * components are excluded, unless OMPI_MCA_sharedfp is set already.
  *
  * Plain C, no MPI: a loopback TCP connection stands in for the PMIx one. */
@@ -14,6 +15,7 @@
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* A connected loopback pair: fd[0] the client, fd[1] the accepted end. */
@@ -65,8 +67,36 @@ int main(void) {
   CHECK(write(tcp[0], out, 4) == 4 && read(tcp[1], in, sizeof in) == 4 && !strcmp(in, "ping"), "no data");
 
 #ifdef OPEN_MPI
+  /* under a launcher: only the sharedfp setting */
+  static const char *const mpi_vars[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_FD",
+                                         "OMPI_MCA_ess_singleton_isolated", "OMPI_MCA_orte_tmpdir_base"};
+  for (size_t i = 0; i < sizeof mpi_vars / sizeof mpi_vars[0]; i++) unsetenv(mpi_vars[i]);
+  CHECK_INT(hb_launch_is_singleton(), 1);
+  setenv("PMIX_RANK", "0", 1);
+  CHECK_INT(hb_launch_is_singleton(), 0);
   unsetenv("OMPI_MCA_sharedfp");
   CHECK_INT(hb_launch_mpi_settings(), 1);
+  CHECK(!getenv("OMPI_MCA_ess_singleton_isolated") && !getenv("OMPI_MCA_orte_tmpdir_base"),
+        "a launched process must keep Open MPI's session folder and daemon");
+  unsetenv("PMIX_RANK");
+  /* a singleton: isolated, in a session folder of its own that hb_launch_finish removes */
+  unsetenv("OMPI_MCA_sharedfp");
+  CHECK_INT(hb_launch_mpi_settings(), 1);
+  CHECK_STR(getenv("OMPI_MCA_ess_singleton_isolated"), "1");
+  const char *dir = getenv("OMPI_MCA_orte_tmpdir_base");
+  char kept[4096] = "";
+  struct stat st;
+  CHECK(dir && strstr(dir, "/hyperbatch-mpi.") && !stat(dir, &st) && S_ISDIR(st.st_mode),
+        "a singleton's session folder must exist: %s", dir ? dir : "(unset)");
+  if (dir) snprintf(kept, sizeof kept, "%s/session/inside", dir);
+  if (dir) {
+    char sub[4096];
+    snprintf(sub, sizeof sub, "%s/session", dir);
+    CHECK(!mkdir(sub, 0700) && !mkdir(kept, 0700), "folders inside the session folder");
+    snprintf(kept, sizeof kept, "%s", dir);
+  }
+  hb_launch_finish();
+  CHECK(kept[0] && stat(kept, &st) != 0, "hb_launch_finish must remove the session folder and what is in it");
   CHECK_STR(getenv("OMPI_MCA_sharedfp"), "^lockedfile,individual");
   setenv("OMPI_MCA_sharedfp", "lockedfile", 1); /* the user's choice (or mpirun --mca sharedfp) stays */
   CHECK_INT(hb_launch_mpi_settings(), 0);
