@@ -23,7 +23,7 @@ typedef struct {
   int value;          /* valuemax, valuemin: the index's axis value */
   hb_dtype in, out;
   size_t outer, n, inner, m; /* m: outer * n * inner, the pattern */
-  double *x;          /* the axis' values as numpy's axis.axis: offset + scale * i */
+  double *x;          /* the axis' values as HyperSpy's axis.axis: its points, or offset + scale * i */
   double *w;          /* integrate_simpson: scipy 1.10's simps(y, x) as weights, without */
   int ends;           /* an even N's end trapezoids, */
   double half_last, half_first; /* 0.5 dx of the last and the first interval */
@@ -171,7 +171,9 @@ static int axis_plan(hb_kernel *k, const hb_stream *in, const hb_params *p) {
   for (int d = axis + 1; d < in->ndim; d++) s->inner *= in->shape[d];
   s->m = s->outer * s->n * s->inner;
   HB_ALLOC(s->x, s->n);
-  for (size_t i = 0; i < s->n; i++) s->x[i] = a->offset + a->scale * (double)i;
+  /* HyperSpy's axis.axis: a non-uniform axis' own points, else its line */
+  const double *points = hb_axis_points(a, s->n);
+  for (size_t i = 0; i < s->n; i++) s->x[i] = points ? points[i] : a->offset + a->scale * (double)i;
 
   /* the result's signal axes: the stream's, with the axis removed or changed */
   const int ks = axis - in->nav_dim;
@@ -182,6 +184,9 @@ static int axis_plan(hb_kernel *k, const hb_stream *in, const hb_params *p) {
   if (!strcmp(op, "derivative") || !strcmp(op, "diff")) {
     const int deriv = op[1] == 'e';
     s->how = deriv ? M_GRADIENT : M_DIFF;
+    HB_CHECK(deriv || !points, HB_EINVALID, where,
+             "%s is non-uniform: diff of uneven samples is refused, as HyperSpy raises NotImplementedError (use "
+             "derivative, which takes the points)", desc);
     long long order = hb_param_int(p, "order");
     if (deriv)
       HB_CHECK(order >= 1 && order <= 1 << 20, HB_EINVALID, hb_param_where(p, "order"),
@@ -472,10 +477,12 @@ AXIS_DEF(indexmin, reduce_params, REDUCED_OUTPUTS,
          "index of the minimum along one signal axis, as HyperSpy's indexmin (np.argmin): int64; the first of equal "
          "minima, and the first NaN wins")
 AXIS_DEF(valuemax, reduce_params, REDUCED_OUTPUTS,
-         "the axis value (offset + scale x index) of the maximum along one signal axis, as HyperSpy's valuemax: "
+         "the axis value (its point, or offset + scale x index) of the maximum along one signal axis, as HyperSpy's "
+         "valuemax: "
          "float64")
 AXIS_DEF(valuemin, reduce_params, REDUCED_OUTPUTS,
-         "the axis value (offset + scale x index) of the minimum along one signal axis, as HyperSpy's valuemin: "
+         "the axis value (its point, or offset + scale x index) of the minimum along one signal axis, as HyperSpy's "
+         "valuemin: "
          "float64")
 AXIS_DEF(integrate1D, reduce_params, REDUCED_OUTPUTS,
          "integral along one signal axis, as HyperSpy's integrate1D: on a binned axis (EELS, EDS_SEM, EDS_TEM data, "

@@ -131,6 +131,23 @@ def test_spectra(o):
         cs = reductions("E", "'E'", dtype) + transforms("E", "'E'")
         o.suite(src, cs, tag=tag)
 
+    # a non-uniform axis (HyperSpy's DataAxis): values, derivatives and
+    # integrals take its points, as axis.axis; diff is refused, as HyperSpy raises
+    tag = "si_points_f64"
+    x = np.random.default_rng(38).random((4, 5, 9))
+    s = hs.signals.Signal1D(x)
+    s.axes_manager[-1].convert_to_non_uniform_axis()
+    s.axes_manager[-1].axis = np.array([1.0, 2.0, 4.0, 8.0, 9.0, 12.5, 16.0, 30.0, 32.0])
+    s.axes_manager[-1].name = "E"
+    src = save(s, o.path(tag + ".hspy"), (2, 5, 9))
+    cs = reductions("E", "'E'", "float64", ops=("valuemax", "valuemin", "integrate_simpson", "integrate1D"))
+    cs += [c for c in transforms("E", "'E'") if not c.name.startswith("diff")]
+    o.suite(src, cs, tag=tag)
+    job = oracle.write_job(o.path("points_diff.yaml"), src, {"d": {"op": "diff", "axis": "E"}})
+    p = subprocess.run([HB, "validate", job], capture_output=True, text=True, env=o.env)
+    check(p.returncode == 2 and "non-uniform" in p.stderr and "points_diff.yaml:" in p.stderr,
+          f"[{tag}] diff along a non-uniform axis: validate exit {p.returncode} (want 2): {p.stderr.strip()}")
+
     # uint16: float64 derivatives and integrals, diff wraps
     tag = "si_u16"
     src = spectrum(o.path(tag + ".hspy"), "uint16", seed=33)
