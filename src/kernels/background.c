@@ -40,7 +40,9 @@ typedef enum { BG_POWERLAW, BG_POLYNOMIAL, BG_OFFSET } bg_type;
 typedef struct {
   bg_type type;
   int binned;
-  double scale;
+  double scale;      /* binned: Polynomial and Offset divide their parameters by it */
+  double *grad;      /* binned and non-uniform: each channel's np.gradient of the points, which
+                        multiplies its background (NULL: scale does) */
   size_t n;          /* channels */
   size_t zero_end;   /* zero_fill: channels [0, zero_end) become 0 */
   int out_signal;    /* out[0] is the subtracted spectra */
@@ -85,11 +87,21 @@ static void squeeze_lower(const char *in, char *out, size_t cap) {
   out[n] = 0;
 }
 
-/* numpy's axis values: offset + scale * i. */
-static double axis_value(const hb_axis *a, size_t i) { return a->offset + a->scale * (double)i; }
-
-/* HyperSpy's value2index of v, when it is a sample of the axis. */
-static int value_index(const hb_axis *a, size_t n, double v, size_t *i) {
+/* HyperSpy's value2index of v, when it is a sample of the axis: x holds
+ * its values (axis.axis), the points of a non-uniform one (DataAxis: the
+ * closest, as numba_closest_index_round). */
+static int value_index(const hb_axis *a, const double *x, size_t n, double v, size_t *i) {
+  if (a->points) {
+    if (!(v >= fmin(x[0], x[n - 1]) && v <= fmax(x[0], x[n - 1]))) return 0;
+    double step = INFINITY;
+    for (size_t k = 1; k < n; k++) step = fmin(step, fabs(x[k] - x[k - 1]));
+    const double eps = (double)((v > 0) - (v < 0)) * step * 1e-12; /* sign(v) * min |diff| * 1e-12 */
+    size_t best = 0;
+    for (size_t k = 1; k < n; k++)
+      if (fabs(x[k] - v + eps) < fabs(x[best] - v + eps)) best = k;
+    *i = best;
+    return 1;
+  }
   double f = (v - a->offset) / a->scale;
   if (!(fabs(f) < 1e15)) return 0;
   long long k = hb_axis_value2index(a, v);
@@ -100,16 +112,17 @@ static int value_index(const hb_axis *a, size_t n, double v, size_t *i) {
 
 /* HyperSpy's value_range_to_indices: [v1, v2] to [i1, i2], each end inside
  * the axis by value2index, an end outside it at the axis' end. */
-static void range_to_indices(const hb_axis *a, size_t n, double v1, double v2, size_t *i1, size_t *i2) {
-  double lo = fmin(axis_value(a, 0), axis_value(a, n - 1)), hi = fmax(axis_value(a, 0), axis_value(a, n - 1));
+static void range_to_indices(const hb_axis *a, const double *x, size_t n, double v1, double v2, size_t *i1,
+                             size_t *i2) {
+  double lo = fmin(x[0], x[n - 1]), hi = fmax(x[0], x[n - 1]);
   *i1 = 0;
   *i2 = n - 1;
   if (a->scale > 0) {
-    if (lo < v1 && v1 <= hi) value_index(a, n, v1, i1);
-    if (hi > v2 && v2 >= lo) value_index(a, n, v2, i2);
+    if (lo < v1 && v1 <= hi) value_index(a, x, n, v1, i1);
+    if (hi > v2 && v2 >= lo) value_index(a, x, n, v2, i2);
   } else {
-    if (hi > v1 && v1 >= lo) value_index(a, n, v1, i1);
-    if (lo < v2 && v2 <= hi) value_index(a, n, v2, i2);
+    if (hi > v1 && v1 >= lo) value_index(a, x, n, v1, i1);
+    if (lo < v2 && v2 <= hi) value_index(a, x, n, v2, i2);
   }
 }
 
@@ -210,25 +223,46 @@ static int bg_plan(hb_kernel *k, const hb_stream *in, const hb_params *p) {
   s->n = n;
   s->scale = a->scale;
   s->binned = a->is_binned; /* HyperSpy's is_binned(signal), as the reader loads it */
-  double v[2];
-  hb_param_numbers(p, "signal_range", v);
-  double lo = fmin(axis_value(a, 0), axis_value(a, n - 1)), hi = fmax(axis_value(a, 0), axis_value(a, n - 1));
-  HB_CHECK(isfinite(v[0]) && isfinite(v[1]), HB_EINVALID, where, "signal_range must be finite");
-  HB_CHECK(a->scale > 0 ? v[0] < v[1] : v[0] > v[1], HB_EINVALID, where,
-           "signal_range [%g, %g] must run in the axis' direction (%s)", v[0], v[1],
-           a->scale > 0 ? "x1 < x2" : "x1 > x2: its scale is negative");
-  HB_CHECK(fmax(v[0], v[1]) >= lo && fmin(v[0], v[1]) <= hi, HB_EINVALID, where,
-           "signal_range [%g, %g] %s is outside the signal axis (%g to %g %s)", v[0], v[1], units, lo, hi, units);
-  size_t i1, i2;
-  range_to_indices(a, n, v[0], v[1], &i1, &i2);
-  /* zero_fill is isig[:x1] = 0: x1's index; off the axis, the whole axis
-   * unless x1 is below it (HyperSpy's IndexError there: nothing is zeroed) */
-  if (hb_param_bool(p, "zero_fill") && !value_index(a, n, v[0], &s->zero_end)) s->zero_end = v[0] < lo ? 0 : n;
-
+  /* axis.axis: a non-uniform axis' points, else its line */
+  const double *points = hb_axis_points(a, n);
   double *x = malloc(n * sizeof *x);
   HB_CHECK(x, HB_EINTERNAL, "memory", "out of memory");
-  for (size_t i = 0; i < n; i++) x[i] = axis_value(a, i);
+  for (size_t i = 0; i < n; i++) x[i] = points ? points[i] : a->offset + a->scale * (double)i;
+  if (s->binned && points && n > 1) {
+    /* np.gradient(axis.axis) scales each channel's background, and its mean
+     * (polynomial.py, offset.py: "a best guess") the parameters */
+    s->grad = malloc(n * sizeof *s->grad);
+    if (!s->grad) free(x);
+    HB_CHECK(s->grad, HB_EINTERNAL, "memory", "out of memory");
+    double sum = 0;
+    for (size_t i = 0; i < n; i++) {
+      s->grad[i] = i == 0 ? x[1] - x[0] : i == n - 1 ? x[n - 1] - x[n - 2] : (x[i + 1] - x[i - 1]) / 2;
+      sum += s->grad[i];
+    }
+    s->scale = sum / (double)n;
+  }
+  double v[2];
+  hb_param_numbers(p, "signal_range", v);
+  double lo = fmin(x[0], x[n - 1]), hi = fmax(x[0], x[n - 1]);
   int rc = 0;
+  if (!(isfinite(v[0]) && isfinite(v[1])))
+    rc = HB_FAIL(HB_EINVALID, where, "signal_range must be finite");
+  else if (!(a->scale > 0 ? v[0] < v[1] : v[0] > v[1]))
+    rc = HB_FAIL(HB_EINVALID, where, "signal_range [%g, %g] must run in the axis' direction (%s)", v[0], v[1],
+                 a->scale > 0 ? "x1 < x2" : "x1 > x2: its scale is negative");
+  else if (!(fmax(v[0], v[1]) >= lo && fmin(v[0], v[1]) <= hi))
+    rc = HB_FAIL(HB_EINVALID, where, "signal_range [%g, %g] %s is outside the signal axis (%g to %g %s)", v[0], v[1],
+                 units, lo, hi, units);
+  if (rc) {
+    free(x);
+    return rc;
+  }
+  size_t i1, i2;
+  range_to_indices(a, x, n, v[0], v[1], &i1, &i2);
+  /* zero_fill is isig[:x1] = 0: x1's index; off the axis, the whole axis
+   * unless x1 is below it (HyperSpy's IndexError there: nothing is zeroed) */
+  if (hb_param_bool(p, "zero_fill") && !value_index(a, x, n, v[0], &s->zero_end)) s->zero_end = v[0] < lo ? 0 : n;
+
   if (s->type == BG_POWERLAW) {
     if ((i1 + i2) % 2) i2--;
     if (i2 == i1) i2 += 2;
@@ -248,7 +282,8 @@ static int bg_plan(hb_kernel *k, const hb_stream *in, const hb_params *p) {
                    "integrates one sample to 0, so the estimate would fail everywhere; widen it",
                    v[0], v[1], units);
     s->X2 = X2, s->X3 = X3, s->log_span = log(X2) - log(X1);
-    /* each half as integrate1D sees isig[a:b]: its own axis, offset x[a] */
+    /* each half as integrate1D sees isig[a:b]: its own axis, offset x[a]
+     * (a non-uniform one: those points) */
     double *xs = rc ? NULL : malloc((half ? half : 1) * sizeof *xs);
     s->w1 = rc ? NULL : malloc((half ? half : 1) * sizeof *s->w1);
     s->w2 = rc ? NULL : malloc((half ? half : 1) * sizeof *s->w2);
@@ -257,7 +292,7 @@ static int bg_plan(hb_kernel *k, const hb_stream *in, const hb_params *p) {
     if (!rc && (!xs || !s->w1 || !s->w2 || !s->log_x || !s->positive))
       rc = HB_FAIL(HB_EINTERNAL, "memory", "out of memory");
     for (int h = 0; !rc && h < 2; h++) {
-      for (size_t j = 0; j < half; j++) xs[j] = x[h ? i3 : i1] + a->scale * (double)j;
+      for (size_t j = 0; j < half; j++) xs[j] = points ? x[(h ? i3 : i1) + j] : x[h ? i3 : i1] + a->scale * (double)j;
       integration_weights(xs, half, s->binned, h ? s->w2 : s->w1);
     }
     for (size_t i = 0; !rc && i < n; i++) {
@@ -370,18 +405,19 @@ static void powerlaw_estimate(const bg_state *s, double I1, double I2, double *A
         if (s->type == BG_POWERLAW) {                                                                   \
           for (size_t i = 0; i < n; i++) {                                                              \
             double bkg = s->positive[i] ? par[0] * exp(-par[1] * s->log_x[i]) : 0;                      \
-            o[i] = (double)x[i] - (s->binned ? bkg * f : bkg);                                          \
+            o[i] = (double)x[i] - (s->binned ? bkg * (s->grad ? s->grad[i] : f) : bkg);                 \
           }                                                                                             \
         } else if (s->type == BG_OFFSET) {                                                              \
           const double bkg = s->binned ? par[0] * f : par[0];                                           \
-          for (size_t i = 0; i < n; i++) o[i] = (double)x[i] - bkg;                                     \
+          for (size_t i = 0; i < n; i++) o[i] = (double)x[i] - (s->grad ? par[0] * s->grad[i] : bkg);  \
         } else { /* numexpr's a2*x**2+a1*x**1+a0*x**0, left to right, summed in o */                   \
           for (size_t i = 0; i < n; i++) o[i] = 0;                                                      \
           for (int q = s->order; q >= 0; q--) {                                                         \
             const double aq = par[q], *xq = s->x_pow + (size_t)q * n;                                   \
             for (size_t i = 0; i < n; i++) o[i] += aq * xq[i];                                          \
           }                                                                                             \
-          for (size_t i = 0; i < n; i++) o[i] = (double)x[i] - (s->binned ? o[i] * f : o[i]);           \
+          for (size_t i = 0; i < n; i++)                                                                \
+            o[i] = (double)x[i] - (s->binned ? o[i] * (s->grad ? s->grad[i] : f) : o[i]);               \
         }                                                                                               \
         for (size_t i = 0; i < s->zero_end; i++) o[i] = 0;                                              \
       }                                                                                                 \
@@ -427,6 +463,7 @@ static void bg_destroy(hb_kernel *k) {
   free(s->w2);
   free(s->log_x);
   free(s->positive);
+  free(s->grad);
   free(s->pinv);
   free(s->x_pow);
   free(s);

@@ -213,6 +213,36 @@ def test_binned(o):
         o.suite(src, [c for c in background_cases("uint16", binned=binned) if c.name in ("pl", "off")], tag=tag)
 
 
+def test_points(o):
+    """A non-uniform energy axis (HyperSpy's DataAxis): the range's channels
+    are the closest points, the PowerLaw halves are integrated over the
+    points, and on a binned axis each channel's background scales with
+    np.gradient of the points (Polynomial and Offset divide by its mean)."""
+    energy = 250.0 + np.cumsum(np.random.default_rng(24).uniform(0.3, 0.7, 203))
+    for binned in (False, True):
+        tag = "points_binned_f64" if binned else "points_f64"
+        s = hs.signals.Signal1D(oracle.eels_like(np.random.default_rng(25), (3, 4), energy))
+        s.axes_manager[-1].convert_to_non_uniform_axis()
+        s.axes_manager[-1].axis = energy
+        s.axes_manager[-1].name, s.axes_manager[-1].units = "Energy loss", "eV"
+        s.axes_manager[-1].is_binned = binned
+        src = o.path(tag + ".hspy")
+        s.save(src, overwrite=True, chunks=(2, 2, 64))
+        rng = [260.0, 290.0]
+        cases = [
+            Case("pl", {"op": "remove_background", "signal_range": rng, "outputs": "both"},
+                 {"pl": rb(rng), "pl_A": rb(rng, part="A"), "pl_r": rb(rng, part="r")}, rtol=1e-11),
+            Case("off", {"op": "remove_background", "signal_range": rng, "background_type": "Offset",
+                         "outputs": "both"},
+                 {"off": rb(rng, "Offset"), "off_offset": rb(rng, "Offset", part="offset")}, rtol=1e-12),
+            Case("poly", {"op": "remove_background", "signal_range": rng, "background_type": "Polynomial",
+                          "outputs": "both"},
+                 {"poly": rb(rng, "Polynomial"), "poly_coefficients": rb(rng, "Polynomial", part="coefficients")},
+                 rtol=1e-9),
+        ]
+        o.suite(src, cases, tag=tag)
+
+
 def test_binned_times(o):
     """A binned scan of EDS or EELS data: HyperSpy's rebin multiplies the
     acquisition times by the positions in a bin (EDS real_time and
@@ -389,6 +419,7 @@ def main():
         times = []
         for name, step in (("spectrum images", lambda: test_spectrum_images(o, mask_file)),
                            ("binned", lambda: test_binned(o)), ("binned times", lambda: test_binned_times(o)),
+                           ("points", lambda: test_points(o)),
                            ("zero pattern", lambda: test_zero_pattern(o)),
                            ("stack", lambda: test_stack(o)),
                            ("validate", lambda: test_validate(o, o.path("si_float32.hspy"), o.path("stack_u16.hspy")))):
