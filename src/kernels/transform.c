@@ -653,12 +653,24 @@ static int rebin_plan(hb_transform *t, const hb_params *p) {
   return 0;
 }
 
+/* Whether casting to `out` before the sum in hb_dtype_sum(out) can give
+ * other sums than converting each value into that sum type directly: not
+ * for a 64-bit integer sum of integers (both wrap alike) nor for float64,
+ * which every value reaches by one rounding either way.  The default
+ * (uint16 -> uint64) then sums the data as it is, with no copy. */
+static int cast_first(hb_dtype in, hb_dtype out) {
+  if (out == in || out == HB_F64) return 0;
+  return !((out == HB_I64 || out == HB_U64) && !hb_dtype_is_float(in));
+}
+
 /* Pattern x's bin sums into `sums`, in r->acc: each value cast to r->out
- * first (into `cast`, r->in_size of them), as numpy's sum(dtype=). */
+ * first (into `cast`, r->in_size of them) where that matters, as numpy's
+ * sum(dtype=). */
 static void rebin_sums(const rebin_state *r, const void *x, void *cast, void *sums) {
   memset(sums, 0, r->out_size * 8);
-  if (r->out != r->in) cast_values(r->in, x, r->out, cast, r->in_size), x = cast;
-  switch (r->out) {
+  hb_dtype src = r->in;
+  if (cast_first(r->in, r->out)) cast_values(r->in, x, r->out, cast, r->in_size), x = cast, src = r->out;
+  switch (src) {
 #define X(E, T)                                                                                      \
   case E: {                                                                                          \
     const T *v = (const T *)x;                                                                       \
@@ -705,8 +717,9 @@ static void rebin_apply(const hb_transform *t, const hb_block *b, void *in, void
   const rebin_state *r = t->state;
   /* one pattern's sums, per call: calls come from whichever thread runs
    * the kernels, and a buffer kept per thread was lost with each worker */
-  void *sums = malloc(r->out_size * 8), *cast = malloc(r->in_size * hb_dtype_size(r->out));
-  if (!sums || !cast) abort();
+  const int casts = cast_first(r->in, r->out);
+  void *sums = malloc(r->out_size * 8), *cast = casts ? malloc(r->in_size * hb_dtype_size(r->out)) : NULL;
+  if (!sums || (casts && !cast)) abort();
   const hb_nav_map *m = &t->nav_map;
   size_t out_bytes = r->out_size * hb_dtype_size(r->out);
   for (size_t p = 0; p < b->npos; p++) {
