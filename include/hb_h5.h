@@ -19,6 +19,8 @@ int hb_h5_read_attr_strs(hid_t obj, const char *name, char (*out)[64], int max);
  * one as NeXus writers store them): a string, or a number as a double. */
 int hb_h5_read_value_str(hid_t obj, const char *path, char *buf, size_t n);
 int hb_h5_read_value_f64(hid_t obj, const char *path, double *out);
+/* The group at `path` under obj (any depth), or -1 when there is none. */
+hid_t hb_h5_open_group(hid_t obj, const char *path);
 /* A numeric dataset of exactly n values, as doubles. */
 int hb_h5_read_vector_f64(hid_t obj, const char *path, size_t n, double *out);
 /* The same into a new array (the caller frees it, or hands it to

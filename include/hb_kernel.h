@@ -50,6 +50,13 @@ int hb_stream_virtual_nav(const hb_stream *s);
  * the sample nearest `value` (half towards zero for values >= 0, away from
  * zero below, after a truncation to 12 decimals); not clipped. */
 long long hb_axis_value2index(const hb_axis *a, double value);
+/* The point of a non-uniform axis (n points) nearest v, which lies within
+ * them: the first of two as near, after a nudge of 1e-12 of the smallest
+ * step away from zero, as DataAxis.value2index's numba_closest_index_round. */
+long long hb_axis_nearest_point(const double *pts, size_t n, double v);
+/* HyperSpy's axis.axis into x[0 .. n): a non-uniform axis' points
+ * (returned, else NULL), or its line offset + scale * i. */
+const double *hb_axis_values(const hb_axis *a, size_t n, double *x);
 
 /* scipy 1.10's simps(y, x) (even='avg') over the samples x[0 .. n) as
  * weights w[0 .. n): sum(w y) is its result up to the order of the

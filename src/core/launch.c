@@ -76,7 +76,7 @@ int hb_launch_is_singleton(void) {
  * inspect, a one-rank run by hand) forks a daemon and talks to it from a
  * progress thread.  MPI_Finalize unloads components before it stops that
  * thread, and a late event then calls code no longer mapped: SIGSEGV after
- * the work is done (1 in about 1,000 runs of four at once on 2 busy cores
+ * the work is done (1 in 400 to 900 runs of four at once on 2 busy cores
  * here; twice in CI; docs/operations.md).  An isolated singleton starts no
  * daemon and has no such thread.  Isolated singletons all take job id 0, so
  * concurrent ones would share (and remove) one session folder: each gets a

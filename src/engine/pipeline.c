@@ -77,6 +77,23 @@ long long hb_axis_value2index(const hb_axis *a, double value) {
   return (long long)r;
 }
 
+long long hb_axis_nearest_point(const double *pts, size_t n, double v) {
+  double step = INFINITY, nudge = (v > 0) - (v < 0), best = INFINITY;
+  for (size_t i = 1; i < n; i++) step = fmin(step, fabs(pts[i] - pts[i - 1]));
+  long long at = 0;
+  for (size_t i = 0; i < n; i++) {
+    double dist = fabs(pts[i] - v + nudge * step * 1e-12);
+    if (dist < best) best = dist, at = (long long)i;
+  }
+  return at;
+}
+
+const double *hb_axis_values(const hb_axis *a, size_t n, double *x) {
+  const double *points = hb_axis_points(a, n);
+  for (size_t i = 0; i < n; i++) x[i] = points ? points[i] : a->offset + a->scale * (double)i;
+  return points;
+}
+
 static size_t pattern_bytes(const hb_stream *s) { return s->sig_size * hb_dtype_size(s->dtype); }
 
 int hb_stream_check_real(const hb_stream *s, const char *op, int takes_complex, const char *where) {

@@ -171,9 +171,7 @@ static int axis_plan(hb_kernel *k, const hb_stream *in, const hb_params *p) {
   for (int d = axis + 1; d < in->ndim; d++) s->inner *= in->shape[d];
   s->m = s->outer * s->n * s->inner;
   HB_ALLOC(s->x, s->n);
-  /* HyperSpy's axis.axis: a non-uniform axis' own points, else its line */
-  const double *points = hb_axis_points(a, s->n);
-  for (size_t i = 0; i < s->n; i++) s->x[i] = points ? points[i] : a->offset + a->scale * (double)i;
+  const double *points = hb_axis_values(a, s->n, s->x);
 
   /* the result's signal axes: the stream's, with the axis removed or changed */
   const int ks = axis - in->nav_dim;

@@ -93,13 +93,7 @@ static void squeeze_lower(const char *in, char *out, size_t cap) {
 static int value_index(const hb_axis *a, const double *x, size_t n, double v, size_t *i) {
   if (a->points) {
     if (!(v >= fmin(x[0], x[n - 1]) && v <= fmax(x[0], x[n - 1]))) return 0;
-    double step = INFINITY;
-    for (size_t k = 1; k < n; k++) step = fmin(step, fabs(x[k] - x[k - 1]));
-    const double eps = (double)((v > 0) - (v < 0)) * step * 1e-12; /* sign(v) * min |diff| * 1e-12 */
-    size_t best = 0;
-    for (size_t k = 1; k < n; k++)
-      if (fabs(x[k] - v + eps) < fabs(x[best] - v + eps)) best = k;
-    *i = best;
+    *i = (size_t)hb_axis_nearest_point(x, n, v);
     return 1;
   }
   double f = (v - a->offset) / a->scale;
@@ -223,11 +217,9 @@ static int bg_plan(hb_kernel *k, const hb_stream *in, const hb_params *p) {
   s->n = n;
   s->scale = a->scale;
   s->binned = a->is_binned; /* HyperSpy's is_binned(signal), as the reader loads it */
-  /* axis.axis: a non-uniform axis' points, else its line */
-  const double *points = hb_axis_points(a, n);
   double *x = malloc(n * sizeof *x);
   HB_CHECK(x, HB_EINTERNAL, "memory", "out of memory");
-  for (size_t i = 0; i < n; i++) x[i] = points ? points[i] : a->offset + a->scale * (double)i;
+  const double *points = hb_axis_values(a, n, x);
   if (s->binned && points && n > 1) {
     /* np.gradient(axis.axis) scales each channel's background, and its mean
      * (polynomial.py, offset.py: "a best guess") the parameters */

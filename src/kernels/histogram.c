@@ -127,6 +127,8 @@ static double lerp_keys(hb_dtype t, uint64_t ka, uint64_t kb, double g) {
 
 /* ---- plan --------------------------------------------------------------------- */
 
+static void outer_edges(const hist *s, const double *st, int use_range, double *first, double *last, int *py);
+
 static int hist_plan(hb_kernel *k, const hb_stream *in, const hb_params *p) {
   hist *s;
   HB_ALLOC(s, 1);
@@ -150,10 +152,12 @@ static int hist_plan(hb_kernel *k, const hb_stream *in, const hb_params *p) {
              "range_bins [%g, %g] is not finite", s->lo, s->hi);
     HB_CHECK(s->lo <= s->hi, HB_EINVALID, hb_param_where(p, "range_bins"),
              "range_bins [%g, %g]: the first must not be larger than the second", s->lo, s->hi);
-    /* numpy widens an empty range by 0.5 each way before it keeps the data in
-     * it (fd and scott estimate their width from what is kept), and compares
-     * float32 data with a Python float in float32 (when it fits) */
-    const double keep_lo = s->lo == s->hi ? s->lo - 0.5 : s->lo, keep_hi = s->lo == s->hi ? s->hi + 0.5 : s->hi;
+    /* numpy keeps the data within its outer edges (an empty range widened by
+     * 0.5 each way; fd and scott estimate their width from what is kept), and
+     * compares float32 data with a Python float in float32 (when it fits) */
+    double keep_lo, keep_hi;
+    int py;
+    outer_edges(s, NULL, 1, &keep_lo, &keep_hi, &py);
     int f32 = s->dt == HB_F32 && fabs(keep_lo) <= FLT_MAX && fabs(keep_hi) <= FLT_MAX;
     s->tlo = f32 ? (double)(float)keep_lo : keep_lo;
     s->thi = f32 ? (double)(float)keep_hi : keep_hi;
@@ -382,8 +386,9 @@ static void descend(hist *s, int r, const uint64_t *h, size_t len, int bits) {
   s->within[r] = w;
 }
 
-/* numpy's outer edges: range_bins, or the data's min and max, ±0.5 when equal.  `py` tells
- * whether they are Python (or float64) numbers rather than scalars of the data's type. */
+/* numpy's outer edges: range_bins, or the data's min and max (st; unused
+ * with use_range), ±0.5 when equal.  `py` tells whether they are Python (or
+ * float64) numbers rather than scalars of the data's type. */
 static void outer_edges(const hist *s, const double *st, int use_range, double *first, double *last, int *py) {
   *py = 1;
   if (use_range) *first = s->lo, *last = s->hi;
@@ -557,9 +562,7 @@ static int noise_plan(hb_kernel *k, const hb_stream *in, const hb_params *p) {
   char model_path[sizeof src->meta_group + 64];
   snprintf(model_path, sizeof model_path, "%s/%s", src->meta_group,
            src->meta_mapped_parameters ? "Variance_estimation" : "Signal/Noise_properties/Variance_linear_model");
-  hid_t model = src->meta_group[0] && H5Lexists(src->file, model_path, H5P_DEFAULT) > 0
-                    ? H5Gopen2(src->file, model_path, H5P_DEFAULT)
-                    : H5I_INVALID_HID;
+  hid_t model = src->meta_group[0] ? hb_h5_open_group(src->file, model_path) : H5I_INVALID_HID;
   for (int i = 0; i < 3; i++) {
     *v[i] = hb_param_float(p, names[i]);
     if (!hb_param_given(p, names[i]) && model >= 0) hb_h5_read_attr_f64(model, names[i], v[i]);

@@ -36,20 +36,6 @@ static const hb_param_spec crop_params[] = {
     HB_PARAM_END,
 };
 
-/* The point of a non-uniform axis nearest v, which lies within the points
- * (the first of two as near, after a nudge of 1e-12 of the smallest step
- * away from zero, as DataAxis.value2index's numba_closest_index_round). */
-static long long nearest_point(const double *pts, hsize_t n, double v) {
-  double step = INFINITY, nudge = (v > 0) - (v < 0), best = INFINITY;
-  for (hsize_t i = 1; i < n; i++) step = fmin(step, fabs(pts[i] - pts[i - 1]));
-  long long at = 0;
-  for (hsize_t i = 0; i < n; i++) {
-    double dist = fabs(pts[i] - v + nudge * step * 1e-12);
-    if (dist < best) best = dist, at = (long long)i;
-  }
-  return at;
-}
-
 /* A finite decimal number as Python writes one (no nan, inf or hex). */
 static int is_decimal(const char *text) {
   return text[strspn(text, "0123456789+-.eE")] == 0;
@@ -57,7 +43,7 @@ static int is_decimal(const char *text) {
 
 /* A bound as HyperSpy's crop and slices take it, from its text (NULL: not
  * given, dflt): an integer literal is an index, a float a calibrated value
- * (value2index; on a non-uniform axis, nearest_point).  Indices clip as
+ * (value2index; on a non-uniform axis, hb_axis_nearest_point).  Indices clip as
  * numpy's slicing does where HyperSpy lets it: an end past the axis, a
  * slice's (`clip`) end before it, and a start before a non-uniform axis
  * (DataAxis slices its points); a start outside a uniform axis, a start
@@ -109,7 +95,7 @@ static int bound_from_text(const char *text, const char *where, const char *key,
     *out = is_start ? 0 : a->size; /* from the first, or to the last */
     return 0;
   }
-  *out = (hsize_t)(pts ? nearest_point(pts, a->size, v) : i);
+  *out = (hsize_t)(pts ? hb_axis_nearest_point(pts, a->size, v) : i);
   return 0;
 }
 

@@ -224,13 +224,6 @@ static int link_children(hid_t from, hid_t to) {
   return H5Literate(from, H5_INDEX_NAME, H5_ITER_INC, &idx, link_child, &to) < 0 ? -1 : 0;
 }
 
-static hid_t open_in(hid_t file, const char *path) {
-  if (!path[0] || H5Lexists(file, path, H5P_DEFAULT) <= 0) return -1;
-  H5O_info_t oi;
-  if (H5Oget_info_by_name(file, path, &oi, H5P_DEFAULT) < 0 || oi.type != H5O_TYPE_GROUP) return -1;
-  return H5Gopen2(file, path, H5P_DEFAULT);
-}
-
 /* The result's metadata: the tree's groups and General's other attributes
  * (date, time, authors, ...), never what describes the result itself. */
 static const char *const own_groups[] = {"General", "Signal", "_HyperSpy", NULL};
@@ -302,8 +295,10 @@ static int scale_attr(hid_t g, const char *name, double f) {
  * result shares (carry_into): it gets a copy of its own first. */
 static int scale_acquisition_times(hid_t group, const char *signal_type, double f) {
   const int eels = !strcmp(signal_type, "EELS") || !strcmp(signal_type, "TEM EELS");
-  static const char *const eds_at[] = {"SEM/Detector/EDS", "TEM/Detector/EDS"};
+  static const char *const eds_at[] = {"SEM/Detector/EDS", "TEM/Detector/EDS"}, *const eels_at[] = {"TEM/Detector/EELS"};
   static const char *const eds_attrs[] = {"real_time", "live_time"}, *const eels_attrs[] = {"dwell_time", "exposure"};
+  const char *const *at = eels ? eels_at : eds_at;
+  const int nat = eels ? 1 : 2;
   if (H5Lexists(group, "metadata/Acquisition_instrument", H5P_DEFAULT) <= 0) return 0;
   if (H5Ocopy(group, "metadata/Acquisition_instrument", group, "metadata/Acquisition_instrument_own", H5P_DEFAULT,
               H5P_DEFAULT) < 0 ||
@@ -316,16 +311,12 @@ static int scale_acquisition_times(hid_t group, const char *signal_type, double 
   for (int k = 0; !rc && k < 2; k++) {
     const char *attr = eels ? eels_attrs[k] : eds_attrs[k];
     /* EDS: each time from the first detector that has it, as HyperSpy's elif */
-    for (int at = 0; at < (eels ? 1 : 2); at++) {
-      const char *path = eels ? "TEM/Detector/EELS" : eds_at[at];
-      if (H5Lexists(ai, eels ? "TEM" : at ? "TEM" : "SEM", H5P_DEFAULT) <= 0 ||
-          H5Lexists(ai, eels ? "TEM/Detector" : at ? "TEM/Detector" : "SEM/Detector", H5P_DEFAULT) <= 0 ||
-          H5Lexists(ai, path, H5P_DEFAULT) <= 0)
-        continue;
-      hid_t det = H5Gopen2(ai, path, H5P_DEFAULT);
-      int has = det >= 0 && H5Aexists(det, attr) > 0;
-      rc = det < 0 || (has && scale_attr(det, attr, f));
-      if (det >= 0) H5Gclose(det);
+    for (int j = 0; j < nat; j++) {
+      hid_t det = hb_h5_open_group(ai, at[j]);
+      if (det < 0) continue;
+      int has = H5Aexists(det, attr) > 0;
+      rc = has && scale_attr(det, attr, f);
+      H5Gclose(det);
       if (has || rc) break;
     }
   }
@@ -346,7 +337,8 @@ int hb_output_scale_times(const hb_result *r) {
 
 int hb_output_carry_metadata(hb_engine *e, const hid_t *groups, int n) {
   const hb_input *in = &e->in;
-  hid_t src_meta = open_in(in->file, in->meta_group), src_orig = open_in(in->file, in->original_group);
+  hid_t src_meta = hb_h5_open_group(in->file, in->meta_group),
+        src_orig = hb_h5_open_group(in->file, in->original_group);
   H5O_info_t data;
   haddr_t data_addr = H5Oget_info2(in->dset, &data, H5O_INFO_BASIC) >= 0 ? data.addr : HADDR_UNDEF;
   int rc = 0;

@@ -99,6 +99,13 @@ int hb_h5_read_attr_bool(hid_t obj, const char *name, int *out) {
   return ok;
 }
 
+hid_t hb_h5_open_group(hid_t obj, const char *path) {
+  if (!path[0] || H5Lexists(obj, path, H5P_DEFAULT) <= 0) return -1; /* a missing parent fails: also absent */
+  H5O_info_t info;
+  if (H5Oget_info_by_name(obj, path, &info, H5P_DEFAULT) < 0 || info.type != H5O_TYPE_GROUP) return -1;
+  return H5Gopen2(obj, path, H5P_DEFAULT);
+}
+
 /* Open dataset `path` of obj if it holds `want` values (any shape), else -1. */
 static hid_t open_sized_dataset(hid_t obj, const char *path, hssize_t want) {
   if (H5Lexists(obj, path, H5P_DEFAULT) <= 0) return -1;
