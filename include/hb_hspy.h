@@ -9,9 +9,11 @@
 #include "hb_dtype.h"
 #include "hb_input.h"
 
-/* Who encodes HDF5's deflate filter in this process: "libdeflate" (this
- * executable's compress2, src/output/hdf5_deflate.c) or "zlib" (HB_WRITE=hdf5). */
+/* Who encodes HDF5's deflate filter in this process (this executable's
+ * compress2, src/output/hdf5_deflate.c): "isal level 1" (output.gzip_effort
+ * fast, the default), "libdeflate" (small) or "zlib" (HB_WRITE=hdf5). */
 const char *hb_hdf5_deflate_encoder(void);
+void hb_hdf5_deflate_set_effort(int small);
 
 /* Create an .hspy file (format 3.1) with /Experiments.  comm == MPI_COMM_NULL
  * opens it serially; otherwise collectively with MPI-IO (with the job's hints

@@ -35,6 +35,7 @@ typedef struct hb_job {
   char *output_file;   /* resolved path (hb_path_resolve) */
   int overwrite;
   int gzip;
+  int gzip_small;      /* output.gzip_effort: small */
   int previews;
 
   const hb_node *preprocess; /* sequence or NULL */

@@ -3,6 +3,7 @@
 #include <fftw3-mpi.h>
 #include <hdf5.h>
 #include <mpi.h>
+#include <isa-l.h>
 #include <libdeflate.h>
 #include <png.h>
 #include <stdio.h>
@@ -36,6 +37,6 @@ void hb_print_version(void) {
   printf("  OpenBLAS  %s\n", openblas_get_config());
   printf("  libyaml   %s\n", yaml_get_version_string());
   printf("  libpng    %s\n", png_get_libpng_ver(NULL));
-  printf("  libdeflate %s (and HDF5's deflate filter: %s)\n", LIBDEFLATE_VERSION_STRING, /* no version call */
-         hb_hdf5_deflate_encoder());
+  printf("  libdeflate %s, ISA-L %d.%d.%d (HDF5's deflate filter: %s)\n", LIBDEFLATE_VERSION_STRING, /* no version calls */
+         ISAL_MAJOR_VERSION, ISAL_MINOR_VERSION, ISAL_PATCH_VERSION, hb_hdf5_deflate_encoder());
 }

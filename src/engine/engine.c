@@ -1058,6 +1058,7 @@ int hb_engine_run(MPI_Comm comm, hb_job *job, hb_run_mode mode) {
   if (!e) return hb_agree(comm, HB_EINTERNAL);
   e->comm = comm;
   e->job = job;
+  hb_hdf5_deflate_set_effort(job->gzip_small);
   e->ofile = -1;
   e->store_fd = e->lock_fd = -1;
   e->pass = 1;

@@ -37,6 +37,9 @@ static const hb_param_spec output_spec[] = {
     {"file", HB_P_PATH, HB_REQUIRED, .help = "the .hspy to write"},
     {"overwrite", HB_P_BOOL, HB_DEFAULT_BOOL(0), .help = "replace an existing output"},
     {"compression", HB_P_ENUM, HB_DEFAULT_STR("gzip"), .choices = "gzip|none", .help = "gzip level 4 + shuffle, or none"},
+    {"gzip_effort", HB_P_ENUM, HB_DEFAULT_STR("fast"), .choices = "fast|small",
+     .help = "full-size results' gzip encoder: fast (ISA-L; about 5% larger than HyperSpy's files) or small "
+             "(libdeflate level 4; smaller than HyperSpy's)"},
     {"previews", HB_P_BOOL, HB_DEFAULT_BOOL(1), .help = "a PNG beside the output for every image or line"},
     HB_PARAM_END,
 };
@@ -157,6 +160,7 @@ static int interpret(hb_job *job) {
   job->overwrite = hb_param_bool(out, "overwrite");
   job->previews = hb_param_bool(out, "previews");
   job->gzip = !strcmp(hb_param_str(out, "compression"), "gzip");
+  job->gzip_small = !strcmp(hb_param_str(out, "gzip_effort"), "small");
 
   job->preprocess = hb_param_node(P, "preprocess");
   if (job->preprocess) HB_CALL(check_op_list(job->preprocess, 0));

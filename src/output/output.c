@@ -562,6 +562,7 @@ int hb_output_write_provenance(hb_engine *e, hid_t group) {
   hb_ckpt_identity(e, id, sizeof id);
   rc |= hb_h5_attr_str(g, "job_identity", id); /* --resume recognises a finished output by it */
   rc |= hb_h5_attr_str(g, "git_revision", HB_GIT_REVISION);
+  rc |= hb_h5_attr_str(g, "gzip_encoder", e->job->gzip ? hb_hdf5_deflate_encoder() : "none");
   char *abs = realpath(in->path, NULL);
   rc |= hb_h5_attr_str(g, "input_file", abs ? abs : in->path);
   free(abs);

@@ -144,9 +144,11 @@ for spec in u16.hspy line.h5:/d:1 bytes.h5:/d; do
 done
 
 # Full-size results go through HDF5's collective filtered write, whose
-# deflate filter this executable encodes with libdeflate (hdf5_deflate.c):
-# the same values as zlib's streams, other bytes, the same bytes at 1, 2
-# and 3 ranks.
+# deflate filter this executable encodes (hdf5_deflate.c): with ISA-L
+# (gzip_effort: fast, the default) or libdeflate (small).  Either gives the
+# values of zlib's streams in other bytes, the same bytes at 1, 2 and 3
+# ranks, and records HyperSpy's filters and level; the provenance names
+# the encoder.
 cat >full.yaml <<'EOF'
 version: 1
 input: {file: u16.hspy}
@@ -155,15 +157,28 @@ kernels:
   - {name: cropped, op: crop, axis: 3, start: 2, end: 30}
   - {name: spectrum, op: fft}
 EOF
+encoder() { # encoder FILE: the provenance's gzip_encoder
+  $HB_PYTHON -c "import sys, h5py; print(h5py.File(sys.argv[1], 'r')['Experiments/cropped/original_metadata/hyperbatch'].attrs['gzip_encoder'])" "$1"
+}
 HB_WRITE=hdf5 hb 2 run full.yaml --set output.file=full.zlib.hspy
 [ "$RC" = 0 ] || bad "full-size results, HDF5 with zlib: exit $RC"
-for n in 1 2 3; do
-  hb $n run full.yaml --set output.file=full.$n.hspy
-  [ "$RC" = 0 ] || bad "full-size results np=$n: exit $RC"
-  check "full-size results np=$n: libdeflate's streams decode to zlib's values" $HB_PYTHON "$here/tests/compare_outputs.py" full.zlib.hspy full.$n.hspy
-  for r in cropped spectrum; do
-    check "full-size $r np=$n: the chunks were compressed by libdeflate" other_streams full.zlib.hspy full.$n.hspy $r
-    [ $n = 1 ] || check "full-size $r np=$n: the same stored bytes as at 1 rank" same_streams full.1.hspy full.$n.hspy $r
+check "full-size results, HB_WRITE=hdf5: the provenance names zlib" test "$(encoder full.zlib.hspy)" = zlib
+for effort in fast small; do
+  for n in 1 2 3; do
+    f=full.$effort.$n.hspy
+    hb $n run full.yaml --set output.file=$f --set output.gzip_effort=$effort
+    [ "$RC" = 0 ] || bad "full-size results $effort np=$n: exit $RC"
+    check "full-size results $effort np=$n: the streams decode to zlib's values" $HB_PYTHON "$here/tests/compare_outputs.py" full.zlib.hspy $f
+    for r in cropped spectrum; do
+      check "full-size $r $effort np=$n: not zlib's streams" other_streams full.zlib.hspy $f $r
+      [ $n = 1 ] || check "full-size $r $effort np=$n: the same stored bytes as at 1 rank" same_streams full.$effort.1.hspy $f $r
+    done
   done
+  check "full-size $effort: every chunk decodes by itself, HyperSpy's shuffle + deflate" decode_all full.$effort.3.hspy gzip
+done
+check "full-size: the provenance names ISA-L for fast" test "$(encoder full.fast.1.hspy)" = "isal level 1"
+check "full-size: the provenance names libdeflate for small" test "$(encoder full.small.1.hspy)" = libdeflate
+for r in cropped spectrum; do
+  check "full-size $r: fast and small are different encoders" other_streams full.fast.1.hspy full.small.1.hspy $r
 done
 finish
