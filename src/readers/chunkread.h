@@ -42,7 +42,10 @@ int hb_chunk_refused(const hb_input *in, const hsize_t *off, const hb_chunk_filt
 /* "block 3 (navigation [5:10, 0:50], 250 patterns)", for messages. */
 void hb_block_desc(const hb_input *in, const hsize_t *start, const hsize_t *count, size_t block_index, char *buf,
                    size_t n);
-/* Exposed for tests: HDF5's shuffle filter, inverted. */
+/* HDF5's shuffle filter, inverted: all nelem elements, or elements
+ * [first, first + count) of a shuffled buffer of n into out. */
 void hb_unshuffle(const unsigned char *in, unsigned char *out, size_t nelem, size_t esize);
+void hb_unshuffle_range(const unsigned char *in, size_t n, size_t es, size_t first, size_t count,
+                        unsigned char *out);
 
 #endif
