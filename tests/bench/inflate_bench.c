@@ -9,7 +9,7 @@
  *   - libdeflate: libdeflate_zlib_decompress() of the same streams
  *   - unshuffle_naive: a scalar byte-loop unshuffle (any element size)
  *   - unshuffle_sse2:  the engine's own unshuffle (hb_unshuffle, SSE2 for
- *                      2-byte data)
+ *                      2-, 4- and 8-byte data)
  *   - decode:     libdeflate + SSE2 unshuffle of every chunk, the whole
  *                 single-core decode a reader does per chunk
  *   - memcpy:     a plain copy of each chunk, for scale
@@ -256,7 +256,7 @@ int main(int argc, char **argv) {
       for (size_t c = 0; c < nchunks; c++) {
         const unsigned char *src = shuffled_bytes(dec, &ch[c], deflate_pos, a, cbytes);
         if (!src) continue;
-        if (es == 2) {
+        if (es == 2 || es == 4 || es == 8) {
           double t = now();
           hb_unshuffle(src, b, celems, es);
           ts += now() - t;
