@@ -181,9 +181,10 @@ int hb_direct_flush(hb_engine *e) {
     }
   H5Pclose(dxpl);
   /* start the disk writes of what this window wrote without waiting for
-   * them: the output is synced before it is published anyway, and
-   * gigabytes left dirty until then slowed the ranks' writes into the page
-   * cache threefold (docs/performance.md).  A hint: failures are ignored. */
+   * them: the output is synced before it is published anyway, and what is
+   * still dirty then is written while every rank waits (a 4.3 GB FFT ran
+   * about 5% faster from an idle disk; docs/performance.md).  A hint:
+   * failures are ignored. */
   if (e->store_fd >= 0) (void)sync_file_range(e->store_fd, 0, 0, SYNC_FILE_RANGE_WRITE);
   for (size_t k = 0; k < s->nblocks && !rc && e->job->checkpoint; k++)
     for (int i = 0; i < e->nres && !rc; i++)
