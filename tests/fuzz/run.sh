@@ -63,7 +63,7 @@ ninja -C "$B/lib" src/libhb.a >"$B/build.log" 2>&1 || {
   exit 1
 }
 mods=""
-for m in hdf5-openmpi yaml-0.1 libpng libdeflate liblz4 blosc libzstd libmatheval fftw3 scalapack-openmpi openblas; do
+for m in hdf5-openmpi yaml-0.1 libpng libdeflate libisal liblz4 blosc libzstd libmatheval fftw3 scalapack-openmpi openblas; do
   pkg-config --exists "$m" && mods="$mods $m"
 done
 # shellcheck disable=SC2046,SC2086
