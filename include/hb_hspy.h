@@ -14,6 +14,9 @@
  * fast, the default), "libdeflate" (small) or "zlib" (HB_WRITE=hdf5). */
 const char *hb_hdf5_deflate_encoder(void);
 void hb_hdf5_deflate_set_effort(int small);
+/* gzip_effort fast's encoder: src as one zlib stream (ISA-L level 1) into
+ * dest; its length, or 0 where it does not fit in cap. */
+size_t hb_gzip_fast(const void *src, size_t src_len, void *dest, size_t cap);
 
 /* Create an .hspy file (format 3.1) with /Experiments.  comm == MPI_COMM_NULL
  * opens it serially; otherwise collectively with MPI-IO (with the job's hints

@@ -40,8 +40,7 @@ static int zlib_compress2(Bytef *dest, uLongf *dest_len, const Bytef *src, uLong
   return next ? next(dest, dest_len, src, src_len, level) : Z_STREAM_ERROR;
 }
 
-/* ISA-L level 1, one call per chunk; 0 where the stream does not fit */
-static uLongf isal_compress(Bytef *dest, uLongf cap, const Bytef *src, uLong src_len) {
+size_t hb_gzip_fast(const void *src, size_t src_len, void *dest, size_t cap) {
   static __thread unsigned char *level_buf; /* ISA-L's hash and token space: reused */
   if (!level_buf) level_buf = malloc(ISAL_DEF_LVL1_DEFAULT);
   if (!level_buf || src_len > UINT32_MAX || cap > UINT32_MAX) return 0;
@@ -49,7 +48,7 @@ static uLongf isal_compress(Bytef *dest, uLongf cap, const Bytef *src, uLong src
   isal_deflate_stateless_init(&z);
   z.level = 1, z.level_buf = level_buf, z.level_buf_size = ISAL_DEF_LVL1_DEFAULT;
   z.gzip_flag = IGZIP_ZLIB, z.end_of_stream = 1, z.flush = NO_FLUSH;
-  z.next_in = (uint8_t *)src, z.avail_in = (uint32_t)src_len;
+  z.next_in = (uint8_t *)(uintptr_t)src, z.avail_in = (uint32_t)src_len;
   z.next_out = dest, z.avail_out = (uint32_t)cap;
   return isal_deflate_stateless(&z) == COMP_OK ? z.total_out : 0;
 }
@@ -72,7 +71,7 @@ int compress2(Bytef *dest, uLongf *dest_len, const Bytef *src, uLong src_len, in
   if (hb_settings_get()->write_hdf5 || level < 0 || level > 9)
     return zlib_compress2(dest, dest_len, src, src_len, level);
   uLongf n = small_effort || level == 0 ? libdeflate_compress(dest, *dest_len, src, src_len, level)
-                                        : isal_compress(dest, *dest_len, src, src_len);
+                                        : hb_gzip_fast(src, src_len, dest, *dest_len);
   if (!n) return zlib_compress2(dest, dest_len, src, src_len, level);
   *dest_len = n;
   return Z_OK;
