@@ -334,12 +334,15 @@ double hb_output_free_space(const hb_engine *e) {
 }
 
 /* What the next rounds and a checkpoint flush may add to the .partial, with
- * room to spare for HDF5's metadata. */
+ * room to spare for HDF5's metadata; a flush of full-size results writes up
+ * to a budget and a block per rank (gzip may add a little to
+ * incompressible data). */
 double hb_output_space_needed(const hb_engine *e) {
   double nodes = (double)e->size * 2 * (log2((double)e->part.nblocks + 1) + 2);
   /* a checkpoint stores incomplete result chunks again: about two per rank */
   double nav_bytes = (double)hb_partition_result_positions(&e->part) * (double)hb_nav_bytes_per_position(e);
-  return 4e6 + 2 * nodes * (double)e->sig_bytes + (double)e->part.nblocks + 2.0 * e->size * nav_bytes;
+  double direct_bytes = e->ndirect ? 2.0 * e->size * (double)e->direct.budget : 0;
+  return 4e6 + 2 * nodes * (double)e->sig_bytes + (double)e->part.nblocks + 2.0 * e->size * nav_bytes + direct_bytes;
 }
 
 /* Rank 0, before the .partial is created: set the resumed checkpoint's
@@ -602,7 +605,9 @@ static int close_all(hb_engine *e) {
     if (e->res[i].group >= 0) bad |= H5Gclose(e->res[i].group) < 0;
     e->res[i].dset = e->res[i].group = -1;
   }
-  if (e->ofile >= 0) bad |= H5Fclose(e->ofile) < 0;
+  /* a file HDF5 failed to close is still open in it, and closing it again
+   * at MPI_Finalize crashed (a disk full at 3 ranks): exit without that */
+  if (e->ofile >= 0 && H5Fclose(e->ofile) < 0) bad = 1, hb_error_mark_unclean();
   e->ofile = -1;
   HB_CHECK(!bad, HB_EIO, e->partial, "cannot close the output (%s)", hb_io_error_text());
   return 0;
