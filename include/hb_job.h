@@ -36,6 +36,7 @@ typedef struct hb_job {
   int overwrite;
   int gzip;
   int gzip_small;      /* output.gzip_effort: small */
+  int direct_io;       /* output.direct_io: large writes past the page cache */
   int previews;
 
   const hb_node *preprocess; /* sequence or NULL */

@@ -12,6 +12,7 @@ extern const char *const hb_phase_names[HB_PH_COUNT];
 typedef struct {
   double seconds[HB_PH_COUNT];
   double bytes[HB_PH_COUNT];  /* bytes read (READ) or written (WRITE) */
+  double direct_bytes;        /* of the output's, written past the page cache (output.direct_io) */
 } hb_timers;
 
 typedef struct {

@@ -75,9 +75,10 @@ int hb_profile_write(MPI_Comm comm, const char *path, const hb_timers *local, si
   int rank, size;
   MPI_Comm_rank(comm, &rank);
   MPI_Comm_size(comm, &size);
-  enum { W = 2 * HB_PH_COUNT + 1 };
+  enum { W = 2 * HB_PH_COUNT + 2 };
   double mine[W], *all = rank == 0 ? malloc(sizeof(double) * W * (size_t)size) : NULL;
   for (int p = 0; p < HB_PH_COUNT; p++) mine[p] = local->seconds[p], mine[HB_PH_COUNT + p] = local->bytes[p];
+  mine[W - 2] = local->direct_bytes;
   mine[W - 1] = (double)blocks_here;
   int rc = rank == 0 && !all ? HB_FAIL(HB_EINTERNAL, "memory", "out of memory") : 0;
   HB_CALL(hb_agree(comm, rc));
@@ -97,7 +98,7 @@ int hb_profile_write(MPI_Comm comm, const char *path, const hb_timers *local, si
         fprintf(f, "}, \"bytes\": {");
         for (int p = 0; p < HB_PH_COUNT; p++)
           fprintf(f, "%s\"%s\": %.0f", p ? ", " : "", hb_phase_names[p], v[HB_PH_COUNT + p]);
-        fprintf(f, "}}%s\n", r + 1 < size ? "," : "");
+        fprintf(f, "}, \"direct_write_bytes\": %.0f}%s\n", v[W - 2], r + 1 < size ? "," : "");
       }
       fprintf(f, "  ]\n}\n");
       if (fclose(f)) rc = HB_FAIL(HB_EIO, path, "cannot write the profile (disk full?)");

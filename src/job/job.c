@@ -40,6 +40,9 @@ static const hb_param_spec output_spec[] = {
     {"gzip_effort", HB_P_ENUM, HB_DEFAULT_STR("fast"), .choices = "fast|small",
      .help = "full-size results' gzip encoder: fast (ISA-L; about 5% larger than HyperSpy's files) or small "
              "(libdeflate level 4; smaller than HyperSpy's)"},
+    {"direct_io", HB_P_BOOL, HB_DEFAULT_BOOL(1),
+     .help = "write the output's large pieces with O_DIRECT, past the page cache (the same bytes; buffered where "
+             "the file system refuses it)"},
     {"previews", HB_P_BOOL, HB_DEFAULT_BOOL(1), .help = "a PNG beside the output for every image or line"},
     HB_PARAM_END,
 };
@@ -161,6 +164,7 @@ static int interpret(hb_job *job) {
   job->previews = hb_param_bool(out, "previews");
   job->gzip = !strcmp(hb_param_str(out, "compression"), "gzip");
   job->gzip_small = !strcmp(hb_param_str(out, "gzip_effort"), "small");
+  job->direct_io = hb_param_bool(out, "direct_io");
 
   job->preprocess = hb_param_node(P, "preprocess");
   if (job->preprocess) HB_CALL(check_op_list(job->preprocess, 0));

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "chunkwrite.h"
+#include "directio.h"
 #include "engine_priv.h"
 #include "hb_error.h"
 #include "hb_h5.h"
@@ -374,6 +375,9 @@ int hb_output_create(hb_engine *e) {
     rc = HB_FAIL(HB_EIO, e->partial, "cannot open it to sync: %s", strerror(errno));
   else
     e->store_dev = (long long)st.st_dev, e->store_ino = (long long)st.st_ino;
+  /* large writes past the page cache; a file system that refuses it keeps
+   * them buffered */
+  if (!rc && e->job->direct_io) (void)hb_directio_watch(e->partial);
   HB_CALL(hb_agree(e->comm, rc));
   long long id[2] = {e->store_dev, e->store_ino};
   HB_MPI(MPI_Bcast(id, 2, MPI_LONG_LONG, 0, e->comm)); /* rank 0's view names it in the checkpoint */
@@ -808,6 +812,7 @@ int hb_output_finish(hb_engine *e) {
   free(groups);
   HB_CALL(hb_agree(e->comm, rc));
   HB_CALL(hb_agree(e->comm, close_all(e)));
+  e->tm.direct_bytes = (double)hb_directio_unwatch();
   /* on disk before it takes the output's name (and the checkpoint goes) */
   if (hb_fault("output_sync") || fsync(e->store_fd))
     rc = HB_FAIL(HB_EIO, e->partial, "cannot sync the output: %s", strerror(errno));
@@ -845,6 +850,7 @@ void hb_output_abort(hb_engine *e) {
   e->ofile = -1;
   if (e->store_fd >= 0) close(e->store_fd);
   e->store_fd = -1;
+  (void)hb_directio_unwatch();
   if (e->ragged.open) hb_error_mark_unclean(); /* its MPI_File_close is collective too */
   e->ragged.open = 0;
   hb_ragged_close(e);
