@@ -59,6 +59,7 @@ not_run() {
     "docs/scaling.md: "*) echo "a scaling study (tests/bench/scaling.sh; cluster sizes)" ;;
     "docs/checkpoint.md: for i in"*) echo "a timing measurement (14 runs of a benchmark job)" ;;
     "docs/output.md: build/tests/bench/deflate_limit"*) echo "an encoder benchmark on a large output (tests/bench/README.md)" ;;
+    "docs/output.md: sync; sleep 2; build/tests/bench/shared_write"*) echo "a write benchmark (7.7 GB written, a minute)" ;;
     "docs/operations.md: sbatch -n 64"*) echo "cluster sizes (64 ranks, 8 nodes); the same scripts run on 2 ranks below" ;;
     *"tests/stress/singletons.sh"*) echo "a stress loop (200 s of singletons under load; docs/operations.md)" ;;
     *) return 1 ;;
