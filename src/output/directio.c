@@ -120,10 +120,9 @@ static int write_all(int fd, const char *buf, size_t n, off_t off) {
 
 /* Called with watch.lock held and the write's interior [a, b) at least
  * DIRECT_MIN.  Returns the bytes written, or -1 with errno. */
-static ssize_t write_direct(int fd, const struct iovec *iov, int cnt, off_t off, size_t total, off_t a, off_t b) {
+static ssize_t write_direct(int fd, const struct iovec *iov, off_t off, size_t total, off_t a, off_t b) {
   iov_cursor c = {iov, 0, 0};
-  char *buf = watch.bounce;
-  while (c.i < cnt && iov[c.i].iov_len == 0) c.i++;
+  char *buf = watch.bounce; /* take() walks the vector, empty entries too; total bounds it */
   if (a > off) { /* the head, buffered, through the caller's descriptor */
     take(&c, buf, (size_t)(a - off));
     if (write_all(fd, buf, (size_t)(a - off), off)) return -1;
@@ -156,7 +155,7 @@ static ssize_t write_direct(int fd, const struct iovec *iov, int cnt, off_t off,
 }
 
 /* The write done, or -2: not one for the direct path. */
-static ssize_t maybe_direct(int fd, const struct iovec *iov, int cnt, off_t off, size_t total) {
+static ssize_t maybe_direct(int fd, const struct iovec *iov, off_t off, size_t total) {
   if (watch.fd < 0 || total < DIRECT_MIN || off < 0) return -2;
   off_t a = (off + ALIGN - 1) / ALIGN * ALIGN, b = (off + (off_t)total) / ALIGN * ALIGN;
   if (b - a < (off_t)DIRECT_MIN) return -2;
@@ -169,7 +168,7 @@ static ssize_t maybe_direct(int fd, const struct iovec *iov, int cnt, off_t off,
   ssize_t r = -2;
   pthread_mutex_lock(&watch.lock);
   if (watch.fd >= 0 && st.st_dev == watch.dev && st.st_ino == watch.ino)
-    r = write_direct(fd, iov, cnt, off, total, a, b);
+    r = write_direct(fd, iov, off, total, a, b);
   pthread_mutex_unlock(&watch.lock);
   return r;
 }
@@ -178,25 +177,28 @@ ssize_t pwritev(int fd, const struct iovec *iov, int cnt, off_t off) {
   find_libc();
   size_t total = 0;
   for (int i = 0; i < cnt; i++) total += iov[i].iov_len;
-  ssize_t r = maybe_direct(fd, iov, cnt, off, total);
+  ssize_t r = maybe_direct(fd, iov, off, total);
   return r != -2 ? r : libc_pwritev(fd, iov, cnt, off);
 }
 
 ssize_t pwrite(int fd, const void *buf, size_t n, off_t off) {
   find_libc();
   struct iovec one = {(void *)buf, n};
-  ssize_t r = maybe_direct(fd, &one, 1, off, n);
+  ssize_t r = maybe_direct(fd, &one, off, n);
   return r != -2 ? r : libc_pwrite(fd, buf, n, off);
 }
 
 /* OMPIO overlaps its aggregators' writes with aio_write, whose glibc
  * threads call pwrite inside libc, past the functions above.  A request
  * for the direct path is done here, at once; aio_error and aio_return
- * read its result from the control block, where glibc keeps it too. */
+ * read its result from the control block, where glibc keeps it too.  A
+ * request that asks for a completion signal goes to glibc. */
 int aio_write(struct aiocb *cb) {
   find_libc();
   struct iovec one = {(void *)cb->aio_buf, cb->aio_nbytes};
-  ssize_t r = maybe_direct(cb->aio_fildes, &one, 1, cb->aio_offset, cb->aio_nbytes);
+  ssize_t r = cb->aio_sigevent.sigev_notify == SIGEV_NONE
+                  ? maybe_direct(cb->aio_fildes, &one, cb->aio_offset, cb->aio_nbytes)
+                  : -2;
   if (r == -2) return libc_aio_write(cb);
   cb->__error_code = r < 0 ? errno : 0;
   cb->__return_value = r;
