@@ -18,7 +18,7 @@
  * passes through unchanged.  The bytes in the file are the same either way;
  * Linux keeps the page cache coherent with direct writes (it drops the
  * cached pages of the range written).  A file system that refuses O_DIRECT
- * (at open or at the first write) turns the path off for the file. */
+ * (at open, or with EINVAL at a write) turns the path off for the file. */
 /* both names are defined below: keep the headers from renaming pwrite to
  * pwrite64 (LP64: off_t is 64 bits either way) */
 #undef _FILE_OFFSET_BITS
