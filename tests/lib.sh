@@ -54,6 +54,24 @@ run: $1
 EOF
 }
 
+# chunks_equal A B RESULT: the stored chunks of Experiments/RESULT/data are
+# the same in both files, offsets, filter masks and bytes (exit 0); the same
+# chunks with other bytes exit 3, other offsets or masks 4, an unreadable
+# file 1
+chunks_equal() {
+  $HB_PYTHON - "$@" <<'PY'
+import sys, h5py
+a, b = (h5py.File(p, "r")[f"Experiments/{sys.argv[3]}/data"] for p in sys.argv[1:3])
+def raw(d):
+    offsets = sorted(d.id.get_chunk_info(i).chunk_offset for i in range(d.id.get_num_chunks()))
+    return [(o,) + d.id.read_direct_chunk(o) for o in offsets]
+ra, rb = raw(a), raw(b)
+if [c[:2] for c in ra] != [c[:2] for c in rb]:
+    sys.exit(4)
+sys.exit(0 if ra == rb else 3)
+PY
+}
+
 finish() {
   echo "$(basename "$0"): $CHECKS checks, $FAILS failed"
   [ "$FAILS" = 0 ]

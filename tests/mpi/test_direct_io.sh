@@ -22,17 +22,6 @@ kernels:
 run: {progress: off, block: 32}
 EOF
 
-# the stored chunks of a result, byte for byte (exit 3: they differ)
-same_chunks() { # same_chunks A B RESULT
-  $HB_PYTHON - "$@" <<'PY'
-import sys, h5py
-a, b = (h5py.File(p, "r")[f"Experiments/{sys.argv[3]}/data"] for p in sys.argv[1:3])
-def raw(d):
-    offsets = sorted(d.id.get_chunk_info(i).chunk_offset for i in range(d.id.get_num_chunks()))
-    return [(o, d.id.read_direct_chunk(o)) for o in offsets]
-sys.exit(0 if raw(a) == raw(b) else 3)
-PY
-}
 direct_bytes() { # the profile's direct_write_bytes over all ranks
   $HB_PYTHON -c "import sys, json
 print(sum(r['direct_write_bytes'] for r in json.load(open(sys.argv[1]))['per_rank']))" "$1"
@@ -52,7 +41,7 @@ for n in 1 2 3; do
   hb $n run job.yaml --set output.file=direct.$n.hspy --set run.profile=direct.$n.json
   [ "$RC" = 0 ] || bad "direct np=$n: exit $RC"
   for r in spectrum total; do
-    check "direct np=$n: $r's stored chunks == buffered writes'" same_chunks buffered.hspy direct.$n.hspy $r
+    check "direct np=$n: $r's stored chunks == buffered writes'" chunks_equal buffered.hspy direct.$n.hspy $r
   done
   check "direct np=$n: the values == buffered" $HB_PYTHON "$here/tests/compare_outputs.py" buffered.hspy direct.$n.hspy
   if [ "$odirect" = 1 ]; then
@@ -70,7 +59,7 @@ expect_fail "SIGUSR1 during direct writes: checkpoint and exit 75" 75 "stopped b
 hb 3 run job.yaml --set output.file=resumed.hspy --resume
 check "--resume after a stop during direct writes (exit $RC)" test "$RC" = 0
 for r in spectrum total; do
-  check "resumed $r == uninterrupted, stored bytes" same_chunks buffered.hspy resumed.hspy $r
+  check "resumed $r == uninterrupted, stored bytes" chunks_equal buffered.hspy resumed.hspy $r
 done
 
 # a disk too small for the FFT (a 10 MB tmpfs for a 16 MB result): the
