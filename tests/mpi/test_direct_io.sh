@@ -3,8 +3,8 @@
 # past the page cache, through OMPIO's pwritev and aio_write as much as
 # HDF5's.  The stored chunks are the bytes of buffered writes, at 1, 2 and
 # 3 ranks; the path is taken (the profile counts its bytes); a resume after
-# a stop continues bit-identically; a disk too small gives one clear error
-# and no hang.
+# a stop, or after a SIGKILL at a random moment, continues bit-identically;
+# a disk too small gives one clear error and no hang.
 set -euo pipefail
 HB=$1
 . "$(dirname "$0")/../lib.sh"
@@ -61,6 +61,66 @@ check "--resume after a stop during direct writes (exit $RC)" test "$RC" = 0
 for r in spectrum total; do
   check "resumed $r == uninterrupted, stored bytes" chunks_equal buffered.hspy resumed.hspy $r
 done
+
+# SIGKILL among direct writes (checkpoints at every agreement, as many as
+# there can be), then --resume at another rank count: the stored chunks of
+# an uninterrupted run.  A larger scan (64 MB of FFT in 32 blocks of 2 MB)
+# gives the kill room to land.  First the last rank kills itself after the
+# fourth round, so that a resume from committed direct writes is certain;
+# then kills from outside at random moments, to a rank or to mpirun.
+"$HB" synth 4dstem big.hspy --shape 32,32,64,64 --chunks 2,8,64,64 --dtype float32 --seed 4 >/dev/null
+sed 's/in.hspy/big.hspy/' job.yaml >big.yaml
+hb 2 run big.yaml --set output.file=bigref.hspy
+[ "$RC" = 0 ] || bad "uninterrupted large run: exit $RC"
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+# start N: a run in the background ($pid) whose output is being created
+start() {
+  HB_CHECKPOINT_SECONDS=0 mpirun -q -n "$1" "$HB" run big.yaml --set output.file=killed.hspy \
+    >"$WORK/kill.stdout" 2>"$WORK/kill.stderr" &
+  pid=$!
+  while kill -0 "$pid" 2>/dev/null && [ ! -e killed.hspy.partial ]; do sleep 0.005; done
+}
+rm -f killed.hspy
+start 2
+t1=$(now_ms)
+wait "$pid"
+span=$(($(now_ms) - t1)) # how long the blocks take, from the output's creation
+HB_CHECKPOINT_SECONDS=0 HB_FAULT_KILL_AFTER=4 hb 3 run big.yaml --set output.file=killed.hspy
+check "a rank's SIGKILL after round 4 ends the run (exit $RC)" test "$RC" != 0
+hb 2 run big.yaml --set output.file=killed.hspy --resume
+check "--resume on 2 after the SIGKILL continues from a checkpoint (exit $RC)" grep -q "resuming" "$WORK/hb.stdout"
+for r in spectrum total; do check "resumed after SIGKILL: $r's stored chunks == uninterrupted" chunks_equal bigref.hspy killed.hspy $r; done
+
+seed=${HB_KILL_SEED:-$(date +%s)}
+RANDOM=$seed
+echo "kill rounds: seed $seed (HB_KILL_SEED=$seed replays them)"
+interrupted=0
+for round in 1 2 3 4 5 6; do
+  rm -f killed.hspy killed.hspy.*
+  n=$((RANDOM % 2 + 2)) m=$((RANDOM % 3 + 1)) delay=$((RANDOM % (span + 1))) victim=$((RANDOM % 4))
+  set +e
+  start $n
+  sleep "$((delay / 1000)).$(printf '%03d' $((delay % 1000)))"
+  ranks=($(pgrep -P "$pid" -f hyperbatch || true))
+  target=$([ "$victim" = 0 ] && echo "$pid" || echo "${ranks[$((RANDOM % (${#ranks[@]} > 0 ? ${#ranks[@]} : 1)))]:-$pid}")
+  kill -9 "$target" 2>/dev/null
+  wait "$pid"
+  for _ in $(seq 50); do pgrep -f "$HB run big.yaml" >/dev/null || break; sleep 0.1; done
+  pkill -9 -f "$HB run big.yaml" 2>/dev/null
+  set -e
+  what="round $round: SIGKILL to $([ "$victim" = 0 ] && echo mpirun || echo a rank) of $n, ${delay} ms into the blocks"
+  if [ -e killed.hspy ]; then
+    what="$what (finished first)"
+  else
+    interrupted=$((interrupted + 1))
+    hb $m run big.yaml --set output.file=killed.hspy --resume
+    [ "$RC" = 0 ] || hb 2 run big.yaml --set output.file=killed.hspy --resume # one clear failure is allowed
+    what="$what, resumed on $m: $(grep -o 'resuming[^,]*\|no checkpoint was committed' "$WORK/hb.stdout" | head -1)"
+  fi
+  for r in spectrum total; do check "$what: $r's stored chunks == uninterrupted" chunks_equal bigref.hspy killed.hspy $r; done
+  check "$what: nothing left over" test -z "$(ls killed.hspy.* 2>/dev/null)"
+done
+check "at least one random kill interrupted the run ($interrupted of 6)" test "$interrupted" -ge 1
 
 # a disk too small for the FFT (a 10 MB tmpfs for a 16 MB result): the
 # free-space check counts a flush of full-size results and stops before
