@@ -358,16 +358,20 @@ static int read_block(dec_data *d, size_t i, double *x) {
   return 0;
 }
 
-/* Block i as float32 rows, read again (DEC_READ_SINGLE), masked but not
- * centred (a centred power iteration takes the mean off after its pass).
- * Float32 data is used as read. */
-static int load_single(dec_data *d, size_t i) {
+/* Block i as float32 rows at f, masked but not centred (a centred power
+ * iteration takes the mean off after its pass): float32 data read straight
+ * there, other types through the raw buffer. */
+static int read_single(dec_data *d, size_t i, float *f) {
   hb_block b;
-  HB_CALL(hb_global_read(d->g, d->g->first + i, &b, d->raw));
-  if (d->xs_block != d->raw) to_real(b.dtype, d->raw, d->xs_block, 1, b.npos * d->M);
-  if (d->p->nav_mask || d->p->sig_mask) dec_masks_apply(d, i, d->xs_block, sizeof *d->xs_block);
+  int as_read = d->g->in->dtype == HB_F32;
+  HB_CALL(hb_global_read(d->g, d->g->first + i, &b, as_read ? (void *)f : d->raw));
+  if (!as_read) to_real(b.dtype, d->raw, f, 1, b.npos * d->M);
+  if (d->p->nav_mask || d->p->sig_mask) dec_masks_apply(d, i, f, sizeof *f);
   return 0;
 }
+
+/* Block i read again as float32 rows (DEC_READ_SINGLE). */
+static int load_single(dec_data *d, size_t i) { return read_single(d, i, d->xs_block); }
 
 const float *dec_rows_single(const dec_data *d, size_t i) {
   return d->xs ? d->xs + d->off[i] * d->M : d->xs_block;
@@ -463,33 +467,44 @@ static double *block_buffer(dec_data *d, size_t i) {
   return d->cached && !d->xs ? d->x + d->off[i] * d->M : d->x;
 }
 
-static void stats_partial(dec_data *d, size_t i, const double *unused, double *out, void *arg) {
-  (void)unused;
-  neg_scan *ns = arg;
+/* Block i's rows of type T at x: their sums (column sums into out, row sums,
+ * the total) and the first negative value. */
+#define STATS_ROWS(T)                                                                                      \
+  for (size_t r = 0; r < npos; r++) {                                                                      \
+    const T *row = (const T *)x + r * M;                                                                   \
+    /* the row sum in eight lanes (a fixed order, and no chain of dependent                                \
+     * additions); the first negative value looked for only in a row that has one */                      \
+    double lane[8] = {0};                                                                                  \
+    int neg = 0;                                                                                           \
+    size_t m8 = M - M % 8;                                                                                 \
+    for (size_t j = 0; j < m8; j += 8)                                                                     \
+      for (int q = 0; q < 8; q++) lane[q] += (double)row[j + q];                                           \
+    for (size_t j = 0; j < M; j++) out[j] += (double)row[j], neg |= row[j] < 0;                            \
+    double rs = ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7])); \
+    for (size_t j = m8; j < M; j++) rs += (double)row[j];                                                  \
+    for (size_t j = 0; neg && ns->first_neg == UINT64_MAX && j < M; j++)                                   \
+      if (row[j] < 0) {                                                                                    \
+        ns->first_neg = (uint64_t)dec_flat_nav(d, &d->blk[i], r) * M + j;                                  \
+        ns->neg_value = (double)row[j];                                                                    \
+      }                                                                                                    \
+    d->rowsum[d->off[i] + r] = rs;                                                                         \
+    out[M] += rs;                                                                                          \
+  }
+
+/* The statistics of block i, from the float32 cache or the block's doubles
+ * (the same sums: a float32 value widens exactly). */
+static void stats_partial(dec_data *d, size_t i, double *out, neg_scan *ns) {
   size_t M = d->M, npos = d->blk[i].npos;
-  double *x = block_buffer(d, i);
   memset(out, 0, (M + 1) * sizeof *out);
-  for (size_t r = 0; r < npos; r++) {
-    const double *row = x + r * M;
-    /* the row sum in eight lanes (a fixed order, and no chain of dependent
-     * additions); the first negative value looked for only in a row that has one */
-    double lane[8] = {0};
-    int neg = 0;
-    size_t m8 = M - M % 8;
-    for (size_t j = 0; j < m8; j += 8)
-      for (int q = 0; q < 8; q++) lane[q] += row[j + q];
-    for (size_t j = 0; j < M; j++) out[j] += row[j], neg |= row[j] < 0;
-    double rs = ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
-    for (size_t j = m8; j < M; j++) rs += row[j];
-    for (size_t j = 0; neg && ns->first_neg == UINT64_MAX && j < M; j++)
-      if (row[j] < 0) {
-        ns->first_neg = (uint64_t)dec_flat_nav(d, &d->blk[i], r) * M + j;
-        ns->neg_value = row[j];
-      }
-    d->rowsum[d->off[i] + r] = rs;
-    out[M] += rs;
+  if (d->xs) {
+    const float *x = d->xs + d->off[i] * M;
+    STATS_ROWS(float)
+  } else {
+    const double *x = block_buffer(d, i);
+    STATS_ROWS(double)
   }
 }
+#undef STATS_ROWS
 
 /* Reads every local block once into the cache (or the block buffer) before
  * the partial is made, so dec_reduce is called without reading. */
@@ -501,16 +516,12 @@ typedef struct {
 static void first_partial(dec_data *d, size_t i, const double *x, double *out, void *arg) {
   (void)x;
   first_pass_arg *a = arg;
-  if (!a->rc) a->rc = read_block(d, i, block_buffer(d, i));
+  if (!a->rc) a->rc = d->xs ? read_single(d, i, d->xs + d->off[i] * d->M) : read_block(d, i, block_buffer(d, i));
   if (a->rc) {
     memset(out, 0, (d->M + 1) * sizeof *out);
     return;
   }
-  stats_partial(d, i, NULL, out, &a->ns);
-  if (d->xs) {
-    float *f = d->xs + d->off[i] * d->M;
-    for (size_t j = 0; j < d->blk[i].npos * d->M; j++) f[j] = (float)d->x[j];
-  }
+  stats_partial(d, i, out, &a->ns);
 }
 
 static int describe_negative(dec_data *d, uint64_t at, double value) {
