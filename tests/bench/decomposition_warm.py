@@ -13,7 +13,8 @@ against the exact answer, hyperbatch's exact PCA, which the decomposition
 tests hold to HyperSpy's full SVD), NMF's residuals, this machine's
 SGEMM/DGEMM rate (numpy's OpenBLAS on 2 threads, 4096^3 products), and the
 exact PCA's Gram product rate (N*M^2 multiply-adds over the whole run's
-wall time: a lower bound).
+wall time: a lower bound), and the randomized PCA's likewise (its seven
+power iterations' products in float32, its last two passes in float64).
 
 usage: decomposition_warm.py HYPERBATCH WORKDIR [ROUNDS]   (jobs written by decomposition.sh)"""
 import os
@@ -123,3 +124,10 @@ print(f"this machine, numpy/OpenBLAS 2 threads, 4096^3: SGEMM {sgemm:.0f} GFLOP/
 print(f"hyperbatch exact PCA: the Gram product X^T X ({2 * N * M * M / 1e9:.0f} GFLOP as a full product, half "
       f"of it by symmetry) over the whole run's median wall time: >= {gram / 2:.0f} GFLOP/s of symmetric work "
       f"({gram / 2 / sgemm:.0%} of SGEMM's rate)")
+# randomized, l = 10 + 10 columns: 7 power iterations of X Z^T and (X Z^T)^T X
+# in float32 (4 N M l flops each), then X Z^T and Q^T X in float64
+l = 20
+single, double = 7 * 4 * N * M * l / 1e9, 2 * 2 * N * M * l / 1e9
+print(f"hyperbatch randomized PCA: {single:.1f} GFLOP in float32 and {double:.1f} GFLOP in float64 over the whole "
+      f"run's median wall time: >= {(single + double) / statistics.median(hb_rand):.0f} GFLOP/s "
+      f"(SGEMM {sgemm:.0f} on the same 2 cores)")
