@@ -523,7 +523,7 @@ typedef struct {
   size_t in_size, out_size;
   int32_t *bin;            /* per input element: its output element, -1 when cropped */
   /* a 2-D or 1-D signal whose factors divide (the common case): bins summed
-   * one by one, with no table (rebin_sums) */
+   * straight from the rows, with no table (rebin_sums) */
   int direct;
   size_t row, f0, f1, m0, m1; /* input row length, factors, output shape (1-D: f0 = m0 = 1) */
 } rebin_state;
