@@ -41,5 +41,8 @@ int hb_h5_str_list(hid_t obj, const char *key, char *const *items, int n);
 /* A float64 array stored as a dataset named `key`.  In a parallel file every
  * rank calls it (collective) and rank 0 supplies the data. */
 int hb_h5_array_f64(hid_t obj, const char *key, int ndim, const hsize_t *shape, const double *data);
+/* All of dataset d from `data` (of mem_type); in a parallel file every rank
+ * calls it (collective) and rank 0's data is written. */
+int hb_h5_write_whole(hid_t d, hid_t mem_type, const void *data);
 
 #endif

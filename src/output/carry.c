@@ -74,8 +74,92 @@ typedef struct {
 
 static int copy_tree(hid_t src, hid_t dst, const char *const *skip, int depth, haddr_t data_addr);
 
+/* Variable-length data anywhere in t, or references (which would point
+ * into the input file). */
+static int has_heap_data(hid_t t) {
+  switch (H5Tget_class(t)) {
+  case H5T_VLEN:
+  case H5T_REFERENCE: return 1;
+  case H5T_STRING: return H5Tis_variable_str(t) > 0;
+  case H5T_ARRAY: {
+    hid_t b = H5Tget_super(t);
+    int r = b < 0 || has_heap_data(b);
+    if (b >= 0) H5Tclose(b);
+    return r;
+  }
+  case H5T_COMPOUND: {
+    int r = 0, n = H5Tget_nmembers(t);
+    for (int i = 0; i < n && !r; i++) {
+      hid_t m = H5Tget_member_type(t, (unsigned)i);
+      r = m < 0 || has_heap_data(m);
+      if (m >= 0) H5Tclose(m);
+    }
+    return r;
+  }
+  default: return 0;
+  }
+}
+
+/* A metadata dataset copied by value into a contiguous, unfiltered one,
+ * written collectively from rank 0's copy; a variable-length string array
+ * (HyperSpy 2's lists of str) becomes fixed-length strings, which HyperSpy
+ * 1.7.3 writes for such lists and reads back as str.  Not H5Ocopy: in a
+ * parallel file it writes a chunked copy's raw data from every rank outside
+ * the collective path, and variable-length data through the global heap;
+ * one in four CI runs read such a copy back as a corrupt deflate stream.
+ * Other variable-length and reference types are left out. */
+static int copy_dataset(hid_t src, const char *name, hid_t dst) {
+  hid_t s = H5Dopen2(src, name, H5P_DEFAULT);
+  hid_t t = s >= 0 ? H5Dget_type(s) : -1, sp = s >= 0 ? H5Dget_space(s) : -1;
+  if (t < 0 || sp < 0) {
+    if (t >= 0) H5Tclose(t);
+    if (sp >= 0) H5Sclose(sp);
+    if (s >= 0) H5Dclose(s);
+    return -1;
+  }
+  hssize_t n = H5Sget_simple_extent_npoints(sp);
+  int vstr = H5Tget_class(t) == H5T_STRING && H5Tis_variable_str(t) > 0;
+  int rc = 0;
+  hid_t ft = -1, mt = -1;
+  void *buf = NULL;
+  if (n < 0) {
+    rc = -1;
+  } else if (vstr) {
+    mt = H5Tcopy(H5T_C_S1);
+    char **v = calloc((size_t)(n ? n : 1), sizeof *v);
+    rc = mt < 0 || !v || H5Tset_size(mt, H5T_VARIABLE) < 0 || H5Tset_cset(mt, H5Tget_cset(t)) < 0 ||
+         (n && H5Dread(s, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) < 0);
+    size_t width = 1;
+    for (hssize_t i = 0; !rc && i < n; i++)
+      if (v[i] && strlen(v[i]) > width) width = strlen(v[i]);
+    ft = rc ? -1 : H5Tcopy(H5T_C_S1);
+    rc = rc || ft < 0 || H5Tset_size(ft, width) < 0 || H5Tset_strpad(ft, H5T_STR_NULLPAD) < 0 ||
+         H5Tset_cset(ft, H5Tget_cset(t)) < 0 || !(buf = calloc((size_t)(n ? n : 1), width));
+    for (hssize_t i = 0; !rc && i < n; i++)
+      if (v[i]) memcpy((char *)buf + (size_t)i * width, v[i], strlen(v[i]));
+    if (v && !rc && n) H5Dvlen_reclaim(mt, sp, H5P_DEFAULT, v);
+    free(v);
+  } else if (!has_heap_data(t)) {
+    ft = H5Tcopy(t);
+    buf = calloc((size_t)(n ? n : 1), H5Tget_size(t));
+    rc = ft < 0 || !buf || (n && H5Dread(s, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0);
+  }
+  if (!rc && ft >= 0) {
+    hid_t d = H5Dcreate2(dst, name, ft, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    rc = d < 0 || copy_attrs(s, d, NULL, NULL) || (n && hb_h5_write_whole(d, ft, buf));
+    if (d >= 0) H5Dclose(d);
+  }
+  free(buf);
+  if (ft >= 0) H5Tclose(ft);
+  if (mt >= 0) H5Tclose(mt);
+  H5Tclose(t);
+  H5Sclose(sp);
+  H5Dclose(s);
+  return rc ? -1 : 0;
+}
+
 /* A group is made again (so that a data-sized dataset inside can be left
- * out); a metadata-sized dataset is copied whole. */
+ * out); a metadata-sized dataset is copied by value. */
 static herr_t copy_child(hid_t src, const char *name, const H5L_info_t *info, void *data) {
   tree_copy *c = data;
   if (info->type != H5L_TYPE_HARD || is_skipped(name, c->skip) || H5Lexists(c->dst, name, H5P_DEFAULT) > 0) return 0;
@@ -96,8 +180,7 @@ static herr_t copy_child(hid_t src, const char *name, const H5L_info_t *info, vo
     if (sp >= 0) H5Sclose(sp);
     if (t >= 0) H5Tclose(t);
     if (s >= 0) H5Dclose(s);
-    if (n >= 0 && bytes <= CARRY_MAX_BYTES && H5Ocopy(src, name, c->dst, name, H5P_DEFAULT, H5P_DEFAULT) < 0)
-      c->rc = -1;
+    if (n >= 0 && bytes <= CARRY_MAX_BYTES && copy_dataset(src, name, c->dst)) c->rc = -1;
   }
   return c->rc;
 }
@@ -300,9 +383,10 @@ static int scale_acquisition_times(hid_t group, const char *signal_type, double 
   const char *const *at = eels ? eels_at : eds_at;
   const int nat = eels ? 1 : 2;
   if (H5Lexists(group, "metadata/Acquisition_instrument", H5P_DEFAULT) <= 0) return 0;
-  if (H5Ocopy(group, "metadata/Acquisition_instrument", group, "metadata/Acquisition_instrument_own", H5P_DEFAULT,
-              H5P_DEFAULT) < 0 ||
-      H5Ldelete(group, "metadata/Acquisition_instrument", H5P_DEFAULT) < 0 ||
+  hid_t shared = H5Gopen2(group, "metadata/Acquisition_instrument", H5P_DEFAULT);
+  int copied = shared >= 0 && !copy_group_as(shared, group, "metadata/Acquisition_instrument_own", NULL, HADDR_UNDEF);
+  if (shared >= 0) H5Gclose(shared);
+  if (!copied || H5Ldelete(group, "metadata/Acquisition_instrument", H5P_DEFAULT) < 0 ||
       H5Lmove(group, "metadata/Acquisition_instrument_own", group, "metadata/Acquisition_instrument", H5P_DEFAULT,
               H5P_DEFAULT) < 0)
     return -1;

@@ -266,10 +266,26 @@ static int create_dataset(hid_t loc, const char *name, hid_t type, int ndim, con
   return rc;
 }
 
+int hb_h5_write_whole(hid_t d, hid_t mem_type, const void *data) {
+  int par = is_parallel(d);
+  int writer = !par || file_rank(d) == 0; /* rank 0 supplies the data */
+  hid_t fs = H5Dget_space(d), ms = fs >= 0 ? H5Scopy(fs) : -1;
+  hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
+  herr_t rc = fs < 0 || ms < 0 || dxpl < 0 ? -1 : 0;
+  if (rc >= 0 && par) rc = H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE);
+  if (rc >= 0 && !writer) rc = H5Sselect_none(fs) < 0 || H5Sselect_none(ms) < 0 ? -1 : 0;
+  static const double dummy = 0; /* non-writers pass no data */
+  if (rc >= 0) rc = H5Dwrite(d, mem_type, ms, fs, dxpl, writer && data ? data : &dummy);
+  char path[512];
+  int err = rc < 0 ? H5FAIL(d, "cannot write dataset %s", obj_path(d, path, sizeof path)) : 0;
+  if (dxpl >= 0) H5Pclose(dxpl);
+  if (ms >= 0) H5Sclose(ms);
+  if (fs >= 0) H5Sclose(fs);
+  return err;
+}
+
 int hb_h5_array_f64(hid_t obj, const char *key, int ndim, const hsize_t *shape, const double *data) {
   HB_CHECK(ndim >= 1 && ndim <= HB_MAXDIM, HB_EINTERNAL, "hspy", "array '%s' has %d dimensions", key, ndim);
-  int par = is_parallel(obj);
-  int writer = !par || file_rank(obj) == 0; /* rank 0 supplies the data */
   hsize_t chunk[HB_MAXDIM];
   hb_hspy_default_chunks(ndim, shape, ndim, sizeof(double), chunk);
   for (int i = 0; i < ndim; i++)
@@ -278,17 +294,7 @@ int hb_h5_array_f64(hid_t obj, const char *key, int ndim, const hsize_t *shape, 
     return H5FAIL(obj, "cannot replace dataset '%s'", key);
   hid_t d = -1;
   HB_CALL(create_dataset(obj, key, H5T_NATIVE_DOUBLE, ndim, shape, chunk, 0, &d));
-  hid_t fs = H5Dget_space(d), ms = H5Screate_simple(ndim, shape, NULL);
-  hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
-  herr_t rc = fs < 0 || ms < 0 || dxpl < 0 ? -1 : 0;
-  if (rc >= 0 && par) rc = H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE);
-  if (rc >= 0 && !writer) rc = H5Sselect_none(fs) < 0 || H5Sselect_none(ms) < 0 ? -1 : 0;
-  static const double dummy = 0; /* non-writers pass no data */
-  if (rc >= 0) rc = H5Dwrite(d, H5T_NATIVE_DOUBLE, ms, fs, dxpl, writer && data ? data : &dummy);
-  int err = rc < 0 ? H5FAIL(obj, "cannot write dataset '%s'", key) : 0;
-  if (dxpl >= 0) H5Pclose(dxpl);
-  if (ms >= 0) H5Sclose(ms);
-  if (fs >= 0) H5Sclose(fs);
+  int err = hb_h5_write_whole(d, H5T_NATIVE_DOUBLE, data);
   H5Dclose(d);
   return err;
 }

@@ -299,6 +299,14 @@ def test_old_hspy(tmp):
                      f"HyperSpy 1.7.3 loads the {version} file as the 3.1 one"):
             continue
         got = run_all(tmp, f"v{version}", dst)
+        if 3 in got:  # HyperSpy wrote the list chunked, shuffled and deflated, as variable-length strings
+            import h5py
+            with h5py.File(os.path.join(tmp, f"v{version}3.hspy"), "r") as f:
+                lists = [d for name, g in f["Experiments"].items() for d in [g.get("metadata/Sample/_list_elements")]]
+                check(lists and all(d is not None and d.chunks is None and not d.compression and
+                                    h5py.check_string_dtype(d.dtype).length == 2 for d in lists),
+                      f"format {version} at 3: the carried list is rewritten by value, contiguous, fixed-length "
+                      f"({[(d.chunks, d.compression, d.dtype) for d in lists if d is not None]})")
         nav = [x for x in axes_of(s)[:2]]
         check_stats(f"HyperSpy format {version}", got, s.data, 2, nav, axes_of(s)[2:])
         for n, sigs in got.items():
