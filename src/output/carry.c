@@ -100,8 +100,8 @@ static int has_heap_data(hid_t t) {
   }
 }
 
-/* A metadata dataset copied by value into a contiguous, unfiltered one,
- * written collectively from rank 0's copy; a variable-length string array
+/* A metadata dataset copied by value into an unfiltered one, written
+ * collectively from rank 0's copy; a variable-length string array
  * (HyperSpy 2's lists of str) becomes fixed-length strings, which HyperSpy
  * 1.7.3 writes for such lists and reads back as str.  Not H5Ocopy: in a
  * parallel file it writes a chunked copy's raw data from every rank outside
@@ -145,9 +145,22 @@ static int copy_dataset(hid_t src, const char *name, hid_t dst) {
     rc = ft < 0 || !buf || (n && H5Dread(s, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0);
   }
   if (!rc && ft >= 0) {
-    hid_t d = H5Dcreate2(dst, name, ft, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    rc = d < 0 || copy_attrs(s, d, NULL, NULL) || (n && hb_h5_write_whole(d, ft, buf));
+    /* an array is one unfiltered chunk: HyperSpy's lazy load gives dask a
+     * dataset's chunks, and has none to give for a contiguous one */
+    int nd = H5Sget_simple_extent_ndims(sp);
+    hsize_t dims[H5S_MAX_RANK], maxd[H5S_MAX_RANK], chunk[H5S_MAX_RANK];
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE), dsp = -1;
+    rc = nd < 0 || dcpl < 0 || H5Sget_simple_extent_dims(sp, dims, NULL) < 0;
+    for (int k = 0; !rc && k < nd; k++) {
+      chunk[k] = dims[k] ? dims[k] : 1;
+      maxd[k] = dims[k] ? dims[k] : H5S_UNLIMITED;
+    }
+    if (!rc && nd > 0) rc = H5Pset_chunk(dcpl, nd, chunk) < 0 || (dsp = H5Screate_simple(nd, dims, maxd)) < 0;
+    hid_t d = rc ? -1 : H5Dcreate2(dst, name, ft, nd > 0 ? dsp : sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    rc = rc || d < 0 || copy_attrs(s, d, NULL, NULL) || (n && hb_h5_write_whole(d, ft, buf));
     if (d >= 0) H5Dclose(d);
+    if (dsp >= 0) H5Sclose(dsp);
+    if (dcpl >= 0) H5Pclose(dcpl);
   }
   free(buf);
   if (ft >= 0) H5Tclose(ft);

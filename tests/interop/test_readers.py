@@ -303,9 +303,9 @@ def test_old_hspy(tmp):
             import h5py
             with h5py.File(os.path.join(tmp, f"v{version}3.hspy"), "r") as f:
                 lists = [d for name, g in f["Experiments"].items() for d in [g.get("metadata/Sample/_list_elements")]]
-                check(lists and all(d is not None and d.chunks is None and not d.compression and
+                check(lists and all(d is not None and d.chunks == d.shape and not d.compression and
                                     h5py.check_string_dtype(d.dtype).length == 2 for d in lists),
-                      f"format {version} at 3: the carried list is rewritten by value, contiguous, fixed-length "
+                      f"format {version} at 3: the carried list is rewritten by value, one unfiltered chunk, fixed-length "
                       f"({[(d.chunks, d.compression, d.dtype) for d in lists if d is not None]})")
         nav = [x for x in axes_of(s)[:2]]
         check_stats(f"HyperSpy format {version}", got, s.data, 2, nav, axes_of(s)[2:])
