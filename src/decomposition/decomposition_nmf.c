@@ -233,14 +233,13 @@ typedef double v2d_u __attribute__((vector_size(16), aligned(8), may_alias));
 #define NV_WTX 1
 #include "decomposition_nmf_kernels.h"
 
-/* Which width of the kernels this CPU runs: 2 AVX-512, 1 AVX2, 0 baseline. */
-static int kernel_isa(void) {
+int dec_kernel_isa(void) {
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx512f") ? 2 : __builtin_cpu_supports("avx2") ? 1 : 0;
 }
 
 static run_fn *pick_run(int single) {
-  int isa = kernel_isa();
+  int isa = dec_kernel_isa();
   if (isa == 2) return single ? run_f_512 : run_d_512;
   if (isa == 1) return single ? run_f_256 : run_d_256;
   return single ? run_f_128 : run_d_128;
@@ -251,7 +250,7 @@ static run_fn *pick_run(int single) {
 void dec_xzt(const dec_data *d, size_t i, const double *Zt, size_t l, double *Y) {
   size_t M = d->M, npos = d->blk[i].npos;
   const float *x = d->xs + d->off[i] * M;
-  int isa = kernel_isa();
+  int isa = dec_kernel_isa();
   for (size_t r0 = 0; r0 < npos; r0 += NMF_RUN) {
     size_t nr = npos - r0 < NMF_RUN ? npos - r0 : NMF_RUN;
     (isa == 2 ? xzt_512 : isa ? xzt_256 : xzt_128)(l, M, nr, x + r0 * M, Zt, Y + r0 * l);
@@ -261,7 +260,7 @@ void dec_xzt(const dec_data *d, size_t i, const double *Zt, size_t l, double *Y)
 void dec_ytx(const dec_data *d, size_t i, const double *Y, size_t l, double *B) {
   size_t M = d->M, npos = d->blk[i].npos;
   const float *x = d->xs + d->off[i] * M;
-  int isa = kernel_isa();
+  int isa = dec_kernel_isa();
   memset(B, 0, l * M * sizeof *B);
   for (size_t r0 = 0; r0 < npos; r0 += NMF_RUN) {
     size_t nr = npos - r0 < NMF_RUN ? npos - r0 : NMF_RUN, nnext = npos - r0 - nr < NMF_RUN ? npos - r0 - nr : NMF_RUN;

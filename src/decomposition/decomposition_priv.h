@@ -96,6 +96,10 @@ int dec_gram_where(const dec_data *d);
  * d->sumsq.  Vt and lam on every rank. */
 int dec_gram_eigen_scalapack(dec_data *d, size_t k, double *Vt, double *lam);
 
+/* Which width of the hand-written kernels this CPU runs (NMF's, the power
+ * iterations'): 2 AVX-512, 1 AVX2, 0 baseline. */
+int dec_kernel_isa(void);
+
 /* On the float32 cache (d->xs), with NMF's kernels, in double arithmetic:
  * Y (npos × l) = X_i·Ztᵀ and B (l × M) = Yᵀ·X_i for local block i. */
 void dec_xzt(const dec_data *d, size_t i, const double *Zt, size_t l, double *Y);

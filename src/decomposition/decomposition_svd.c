@@ -701,11 +701,6 @@ PR_TARGET static void power_run_512(size_t nr, size_t l, size_t M, const float *
 #undef LOAD_FULL
 #undef LOAD_MASKED
 
-static int has_avx512(void) {
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx512f");
-}
-
 /* A power iteration's partial (X_b Ztᵀ)ᵀ X_b (l × M), with Y's rows of the
  * block as scratch: in runs of rows that stay in cache.  On the float32
  * cache in single precision (power_run_512, or SGEMM: twice DGEMM's rate on
@@ -794,7 +789,7 @@ static int svd_randomized(dec_data *d, size_t K, double *Vt, double *s, double *
     hb_rng_seed(&r, (uint64_t)p->seed, 0);
     for (size_t i = 0; i < l * M; i++) Zt[i] = dec_rng_normal(&r);
   }
-  sketch_arg a = {l, Zt, Y, 0, NULL, NULL, NULL, has_avx512()};
+  sketch_arg a = {l, Zt, Y, 0, NULL, NULL, NULL, dec_kernel_isa() == 2};
   int read = d->xs ? DEC_READ_NONE : DEC_READ_DOUBLE; /* else the partials read the float32 cache */
   /* the power iterations in SGEMM on float32 rows: cached, or read again */
   int power_read = d->xs ? DEC_READ_NONE : d->xs_block ? DEC_READ_SINGLE : DEC_READ_DOUBLE;

@@ -630,7 +630,8 @@ static int rebin_plan(hb_transform *t, const hb_params *p) {
   }
   hb_stream_set_signal(&t->out, sd, m, axes, r->out);
   r->out_size = t->out.sig_size;
-  /* each input element's bin, planned once */
+  if (r->direct) return 0;
+  /* otherwise each input element's bin, planned once */
   r->bin = malloc(r->in_size * sizeof *r->bin);
   HB_CHECK(r->bin && r->out_size < INT32_MAX, HB_EINTERNAL, "memory", "out of memory planning rebin");
   for (size_t i = 0; i < r->in_size; i++) {
