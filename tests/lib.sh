@@ -72,6 +72,26 @@ sys.exit(0 if ra == rb else 3)
 PY
 }
 
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+sleep_ms() { sleep "$(($1 / 1000)).$(printf '%03d' $(($1 % 1000)))"; }
+
+# kill_run PID PATTERN VICTIM: SIGKILL to the run started in the background
+# as PID (mpirun) when VICTIM is 0, else to one of its ranks, picked with
+# $RANDOM; waits for mpirun, then for ranks that outlive it, killing those
+# still matching PATTERN after 5 s (a real node's would be gone). PATTERN
+# must match only this test's runs: tests run side by side.
+kill_run() {
+  local pid=$1 pattern=$2 target=$1 ranks
+  if [ "$3" != 0 ]; then
+    ranks=($(pgrep -P "$pid" -f hyperbatch || true))
+    target=${ranks[$((RANDOM % (${#ranks[@]} > 0 ? ${#ranks[@]} : 1)))]:-$pid}
+  fi
+  kill -9 "$target" 2>/dev/null
+  wait "$pid"
+  for _ in $(seq 50); do pgrep -f "$pattern" >/dev/null || break; sleep 0.1; done
+  pkill -9 -f "$pattern" 2>/dev/null
+}
+
 finish() {
   echo "$(basename "$0"): $CHECKS checks, $FAILS failed"
   [ "$FAILS" = 0 ]

@@ -73,7 +73,6 @@ big=big-$$.yaml # a name of this test's own, for pgrep and pkill (tests run side
 sed 's/in.hspy/big.hspy/' job.yaml >"$big"
 hb 2 run "$big" --set output.file=bigref.hspy
 [ "$RC" = 0 ] || bad "uninterrupted large run: exit $RC"
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
 # start N: a run in the background ($pid) whose output is being created
 start() {
   HB_CHECKPOINT_SECONDS=0 mpirun -q -n "$1" "$HB" run "$big" --set output.file=killed.hspy \
@@ -101,13 +100,8 @@ for round in 1 2 3 4 5 6; do
   n=$((RANDOM % 2 + 2)) m=$((RANDOM % 3 + 1)) delay=$((RANDOM % (span + 1))) victim=$((RANDOM % 4))
   set +e
   start $n
-  sleep "$((delay / 1000)).$(printf '%03d' $((delay % 1000)))"
-  ranks=($(pgrep -P "$pid" -f hyperbatch || true))
-  target=$([ "$victim" = 0 ] && echo "$pid" || echo "${ranks[$((RANDOM % (${#ranks[@]} > 0 ? ${#ranks[@]} : 1)))]:-$pid}")
-  kill -9 "$target" 2>/dev/null
-  wait "$pid"
-  for _ in $(seq 50); do pgrep -f "$HB run $big" >/dev/null || break; sleep 0.1; done
-  pkill -9 -f "$HB run $big" 2>/dev/null
+  sleep_ms "$delay"
+  kill_run "$pid" "$HB run $big" "$victim"
   set -e
   what="round $round: SIGKILL to $([ "$victim" = 0 ] && echo mpirun || echo a rank) of $n, ${delay} ms into the blocks"
   if [ -e killed.hspy ]; then

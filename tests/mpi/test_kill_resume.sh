@@ -44,7 +44,6 @@ check "uninterrupted reference run" test "$RC" = 0
 # 0.1 s, or at every agreement of the ranks), a slow rank, short rounds
 variants=("HB_CHECKPOINT_SECONDS=0.1" "HB_CHECKPOINT_SECONDS=0" "HB_CHECKPOINT_SECONDS=0 HB_FAULT_SLOW_RANK=1:4"
   "HB_CHECKPOINT_SECONDS=0.05 HB_FAULT_ROUND_DELAY_MS=2")
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
 # start VARIANT N: the run in the background, $pid; $started: ms at launch
 start() {
   started=$(now_ms)
@@ -92,21 +91,9 @@ for round in $(seq 1 "$rounds"); do
     wait_for_partial
     delay_ms=$((RANDOM % (blocks_ms[v] + 1)))
   fi
-  sleep "$((delay_ms / 1000)).$(printf '%03d' $((delay_ms % 1000)))"
+  sleep_ms "$delay_ms"
   delay_ms=$(($(now_ms) - started))
-  if [ "$victim" = 0 ]; then
-    target=$pid
-  else
-    ranks=($(pgrep -P "$pid" -f hyperbatch || true))
-    target=${ranks[$((RANDOM % (${#ranks[@]} > 0 ? ${#ranks[@]} : 1)))]:-$pid}
-  fi
-  kill -9 "$target" 2>/dev/null
-  wait "$pid"
-  killed_rc=$?
-  # ranks whose mpirun was killed notice it and exit; a real node's would be gone
-  # this test's runs only: the job file's name is unique (tests run side by side)
-  for _ in $(seq 50); do pgrep -f "$HB run kill-job-$$.yaml" >/dev/null || break; sleep 0.1; done
-  pkill -9 -f "$HB run kill-job-$$.yaml" 2>/dev/null
+  kill_run "$pid" "$HB run kill-job-$$.yaml" "$victim"
   set -e
   what="round $round: $n rank(s), ${faults:-no faults}, SIGKILL to $([ "$victim" = 0 ] && echo mpirun || echo a rank) at ${delay_ms} ms"
   if [ -e out.hspy ]; then # before the kill (or its ranks outlived a killed mpirun)
