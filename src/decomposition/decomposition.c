@@ -53,6 +53,10 @@ static const hb_param_spec dec_params_spec[] = {
      .help = "nmf: initial W and H as sklearn; custom reads them from init_file"},
     {"init_file", HB_P_PATH,
      .help = "nmf, init custom: HDF5 file with W (*navigation_shape, k) and H (k, *signal_shape)"},
+    {"nmf_precision", HB_P_ENUM, HB_DEFAULT_STR("single"), .choices = "single|double",
+     .help = "nmf: the products X H^T and W^T X in float32 where the rows are held as float32 (float32 or integer "
+             "input of at most 16 bits, no Poisson normalisation, cached in memory), as scikit-learn keeps float32 "
+             "data in float32; a run's sums then go into float64. double: always in float64"},
     {"max_iter", HB_P_INT, HB_DEFAULT_INT(200), .help = "nmf: iterations at most"},
     {"tol", HB_P_FLOAT, HB_DEFAULT_FLOAT(1e-4),
      .help = "nmf: stopping tolerance (sklearn's rule for cd and mu; hals: relative decrease of the error per "
@@ -102,7 +106,7 @@ static int int_param(const hb_params *p, const char *key, long long lo, long lon
 static int check_applies(const hb_params *p, int algorithm) {
   static const char *const svd_only =
       "centre|svd_solver|gram_solver|gram_precision|eigensolver|n_iter|oversampling";
-  static const char *const nmf_only = "solver|init|init_file|max_iter|tol";
+  static const char *const nmf_only = "solver|init|init_file|nmf_precision|max_iter|tol";
   const char *other = algorithm == DEC_SVD ? nmf_only : svd_only;
   for (const char *c = other; c;) {
     const char *bar = strchr(c, '|');
@@ -206,6 +210,7 @@ static int read_params(const hb_params *par, const hb_stream *in, dec_params *p)
   p->cache = enum_of(par, "cache", cache);
   p->gram_solver = enum_of(par, "gram_solver", gram);
   p->gram_precision = enum_of(par, "gram_precision", prec);
+  p->nmf_precision = enum_of(par, "nmf_precision", prec);
   p->eigensolver = enum_of(par, "eigensolver", eig);
   for (int i = 0; i < 2 && p->gram_solver == GRAM_SCALAPACK; i++) {
     const char *key = i ? "eigensolver" : "gram_precision", *v = hb_param_str(par, key);
@@ -655,6 +660,8 @@ static int write_meta(dec_data *d, const hb_kernel *k, const dec_meta *m) {
     if (!rc) rc = hb_h5_attr_str(g, "solver", m->solver);
     if (!rc && m->gram) rc = hb_h5_attr_str(g, "gram_solver", m->gram);
     if (!rc && m->gram) rc = write_exact_meta(d, g);
+    if (!rc && p->algorithm == DEC_NMF) /* as the products ran: single only on float32 rows */
+      rc = hb_h5_attr_str(g, "nmf_precision", d->xs && p->nmf_precision == PREC_SINGLE ? "single" : "double");
     if (!rc) rc = hb_h5_attr_i64(g, "output_dimension", (long long)p->k);
     if (!rc) rc = hb_h5_attr_str(g, "centre", centre[p->centre]);
     if (!rc) rc = hb_h5_attr_bool(g, "poissonian_noise_normalized", p->poisson);

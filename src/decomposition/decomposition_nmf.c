@@ -139,7 +139,8 @@ typedef struct {
   int update_w, solver;
   double *W;
   const double *H, *HHt;
-  double *XHt; /* a run's X Hᵀ (NMF_RUN × k) */
+  double *XHt;     /* a run's X Hᵀ (NMF_RUN × k) */
+  const float *Hf; /* H in float32, for the single-precision kernels */
 } iter_arg;
 
 /* cd on one row of W (sklearn's _update_cdnmf_fast; rows are independent). */
@@ -193,6 +194,12 @@ typedef double v4d __attribute__((vector_size(32)));
 typedef double v4d_u __attribute__((vector_size(32), aligned(8), may_alias));
 typedef double v2d __attribute__((vector_size(16)));
 typedef double v2d_u __attribute__((vector_size(16), aligned(8), may_alias));
+typedef float v16f __attribute__((vector_size(64)));
+typedef float v16f_u __attribute__((vector_size(64), aligned(4), may_alias));
+typedef float v8f __attribute__((vector_size(32)));
+typedef float v8f_u __attribute__((vector_size(32), aligned(4), may_alias));
+typedef float v4f __attribute__((vector_size(16)));
+typedef float v4f_u __attribute__((vector_size(16), aligned(4), may_alias));
 
 /* Floats widened element by element: GCC makes one vcvtps2pd of that, and
  * four instructions of __builtin_convertvector. */
@@ -208,41 +215,54 @@ typedef double v2d_u __attribute__((vector_size(16), aligned(8), may_alias));
 #define W 8
 #define XLDF XLDF8
 #define KNAME(n) n##_512
+#define VECF v16f
+#define VECF_U v16f_u
+#define WF 16
 #define TARGET __attribute__((target("avx512f")))
 #define RB_XHT 4
 #define NV_WTX 4
 #include "decomposition_nmf_kernels.h"
+#include "decomposition_nmf_kernels_f32.h"
 
 #define VEC v4d
 #define VEC_U v4d_u
 #define W 4
 #define XLDF XLDF4
 #define KNAME(n) n##_256
+#define VECF v8f
+#define VECF_U v8f_u
+#define WF 8
 #define TARGET __attribute__((target("avx2")))
 #define RB_XHT 1
 #define NV_WTX 1
 #include "decomposition_nmf_kernels.h"
+#include "decomposition_nmf_kernels_f32.h"
 
 #define VEC v2d
 #define VEC_U v2d_u
 #define W 2
 #define XLDF XLDF2
 #define KNAME(n) n##_128
+#define VECF v4f
+#define VECF_U v4f_u
+#define WF 4
 #define TARGET
 #define RB_XHT 1
 #define NV_WTX 1
 #include "decomposition_nmf_kernels.h"
+#include "decomposition_nmf_kernels_f32.h"
 
 int dec_kernel_isa(void) {
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx512f") ? 2 : __builtin_cpu_supports("avx2") ? 1 : 0;
 }
 
-static run_fn *pick_run(int single) {
-  int isa = dec_kernel_isa();
-  if (isa == 2) return single ? run_f_512 : run_d_512;
-  if (isa == 1) return single ? run_f_256 : run_d_256;
-  return single ? run_f_128 : run_d_128;
+/* float64 rows: run_d; float32 rows: run_s in single precision, else run_f
+ * (widened to float64). */
+static run_fn *pick_run(int single, int precision) {
+  static run_fn *const fns[3][3] = {
+      {run_d_128, run_f_128, run_s_128}, {run_d_256, run_f_256, run_s_256}, {run_d_512, run_f_512, run_s_512}};
+  return fns[dec_kernel_isa()][!single ? 0 : precision == PREC_SINGLE ? 2 : 1];
 }
 
 /* The randomized SVD's two products on the float32 cache (NNDSVD's SVD; see
@@ -279,7 +299,7 @@ static void iter_partial(dec_data *d, size_t i, const double *x, double *out, vo
   double *W = a->W + d->off[i] * K, viol = 0, *WtX = out + K * K;
   int single = !x; /* read from the float32 cache (dec_nmf passes no x then) */
   const float *xs = single ? d->xs + d->off[i] * M : NULL;
-  run_fn *run = pick_run(single);
+  run_fn *run = pick_run(single, d->p->nmf_precision);
   memset(WtX, 0, K * M * sizeof *WtX);
   for (size_t r0 = 0; r0 < npos; r0 += NMF_RUN) {
     size_t nr = npos - r0 < NMF_RUN ? npos - r0 : NMF_RUN;
@@ -372,9 +392,10 @@ int dec_nmf(dec_data *d, double *W, double *H, int *iters, double *res) {
   d->sumsq = sums[1]; /* the SVD of nndsvd recomputed it in another order */
   double *red = malloc(n * sizeof *red), *HHt = malloc(K * K * sizeof *HHt), *tmp = malloc(K * M * sizeof *tmp);
   double *XHt = malloc(NMF_RUN * K * sizeof *XHt);
-  int rc = !red || !HHt || !tmp || !XHt ? HB_FAIL(HB_EINTERNAL, "memory", "out of memory") : 0;
+  float *Hf = malloc(K * M * sizeof *Hf);
+  int rc = !red || !HHt || !tmp || !XHt || !Hf ? HB_FAIL(HB_EINTERNAL, "memory", "out of memory") : 0;
   rc = hb_agree(d->g->comm, rc);
-  iter_arg a = {0, p->nmf_solver, W, H, HHt, XHt};
+  iter_arg a = {0, p->nmf_solver, W, H, HHt, XHt, Hf};
   double err0 = 0, prev = 0, vinit = 0;
   if (p->nmf_solver != NMF_CD) { /* the initial error, for mu's and hals's stopping rules: a pass of WᵀX */
     if (!rc) rc = dec_reduce(d, n, read, iter_partial, &a, NULL, 1, red);
@@ -384,6 +405,7 @@ int dec_nmf(dec_data *d, double *W, double *H, int *iters, double *res) {
   a.update_w = 1;
   for (it = 1; it <= p->max_iter && !rc; it++) {
     gram_rows(H, K, M, HHt);
+    for (size_t i = 0; i < K * M; i++) Hf[i] = (float)H[i];
     rc = dec_reduce(d, n, read, iter_partial, &a, NULL, 1, red);
     if (rc) break;
     double viol = red[n - 1] + update_h(d, H, red, red + K * K, tmp);
@@ -409,5 +431,6 @@ int dec_nmf(dec_data *d, double *W, double *H, int *iters, double *res) {
   free(HHt);
   free(tmp);
   free(XHt);
+  free(Hf);
   return rc;
 }

@@ -8,7 +8,8 @@
  *   TARGET      its target attribute;
  *   RB_XHT      rows of X·Hᵀ and NV_WTX groups of eight columns of WᵀX in
  *               registers at a time;
- * and this file undefines them at its end.  Sums have eight lanes (an
+ * and decomposition_nmf_kernels_f32.h, included next with the same macros,
+ * undefines them.  Sums have eight lanes (an
  * 8-lane sum is NL vectors), so every width rounds alike.  See the comments
  * in decomposition_nmf.c. */
 #define NL (8 / W)
@@ -176,11 +177,3 @@ TARGET static void KNAME(ytx)(size_t l, size_t M, size_t nr, const double *Y, co
 #undef XLD
 #undef LD
 #undef ST
-#undef VEC
-#undef VEC_U
-#undef W
-#undef XLDF
-#undef KNAME
-#undef TARGET
-#undef RB_XHT
-#undef NV_WTX

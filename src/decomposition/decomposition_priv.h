@@ -24,6 +24,7 @@ enum { CACHE_AUTO, CACHE_MEMORY, CACHE_DISK };
 typedef struct {
   int algorithm, centre, poisson, svd_solver, nmf_solver, init, cache;
   int gram_solver, gram_precision, eigensolver; /* gram_precision resolved at plan time */
+  int nmf_precision;                           /* PREC_SINGLE or PREC_DOUBLE */
   size_t k;
   int n_iter, oversampling, max_iter;
   long long seed;

@@ -850,8 +850,12 @@ static int svd_randomized(dec_data *d, size_t K, double *Vt, double *s, double *
 }
 
 /* exact where the Gram matrix and its eigensolve cost less than about four
- * randomized passes (2·N·M·l flops each). */
+ * randomized passes (2·N·M·l flops each).  NMF's NNDSVD: randomized, as
+ * sklearn's, and the same at any rank count (exact sums each rank's Gram
+ * matrix before the ranks', and NMF's float32 products would carry that
+ * last-bit difference far). */
 int dec_pick_solver(const dec_data *d, size_t K) {
+  if (d->p->algorithm == DEC_NMF) return SVD_RANDOMIZED;
   if (d->p->svd_solver != SVD_AUTO) return d->p->svd_solver;
   double N = (double)d->N, M = (double)d->M, l = (double)(K + (size_t)d->p->oversampling);
   return N * M * M + 4.0 / 3.0 * M * M * M <= 4 * 2 * N * M * l ? SVD_EXACT : SVD_RANDOMIZED;

@@ -278,19 +278,26 @@ def nmf_vs_sklearn(tmp, shape, chunks, k, block):
             warnings.simplefilter("ignore")
             Ws = est.fit_transform(X.reshape(-1, m), W=W0.copy(), H=H0.copy())
         Hs = est.components_
-        kern = (f"op: decomposition, algorithm: nmf, components: {k}, solver: {solver}, init: custom, "
-                f"init_file: init.h5, tol: 0, max_iter: {iters}")
-        job = write_job(tmp, "nmf", "nmf.hspy", kern, block=block)
-        outs = []
-        for n, out in run_ranks(tmp, job, f"nmf_{solver}"):
-            outs.append(out)
-            r = results(out)
-            H = r["dec_factors"].reshape(k, -1)
-            W = r["dec_loadings"].reshape(k, -1).T
-            check(rel(H, Hs) <= 1e-8 and rel(W, Ws) <= 1e-8,
-                  f"np={n} k={k} M={m} nmf {solver} {iters} iterations from the same W, H: H {rel(H, Hs):.1e}, W {rel(W, Ws):.1e} "
-                  "relative to sklearn")
-        agree_ranks(outs, f"nmf {solver} k={k} M={m}")
+        # float64 products match sklearn on float64 X to 1e-8; the float32
+        # ones (the default on this float32 data) to float32's reach
+        for prec, tol in (("double", 1e-8), ("single", 1e-5)):
+            kern = (f"op: decomposition, algorithm: nmf, components: {k}, solver: {solver}, init: custom, "
+                    f"init_file: init.h5, tol: 0, max_iter: {iters}" + (", nmf_precision: double" if prec == "double" else ""))
+            job = write_job(tmp, "nmf", "nmf.hspy", kern, block=block)
+            outs = []
+            for n, out in run_ranks(tmp, job, f"nmf_{solver}_{prec}"):
+                outs.append(out)
+                r = results(out)
+                H = r["dec_factors"].reshape(k, -1)
+                W = r["dec_loadings"].reshape(k, -1).T
+                with h5py.File(out, "r") as f:
+                    ran = f["Experiments/dec_factors/metadata/Decomposition"].attrs.get("nmf_precision", b"")
+                    ran = ran.decode() if isinstance(ran, bytes) else ran
+                check(ran == prec, f"np={n} nmf {solver} {prec}: the metadata records nmf_precision {ran}")
+                check(rel(H, Hs) <= tol and rel(W, Ws) <= tol,
+                      f"np={n} k={k} M={m} nmf {solver} {prec} {iters} iterations from the same W, H: H {rel(H, Hs):.1e}, "
+                      f"W {rel(W, Ws):.1e} relative to sklearn (<= {tol:g})")
+            agree_ranks(outs, f"nmf {solver} {prec} k={k} M={m}")
 
 
 def nmf_default_and_truth(tmp):
@@ -425,7 +432,7 @@ def test_masks(tmp):
         warnings.simplefilter("ignore")
         Ws = est.fit_transform(Xs, W=W0[~nav.ravel()].copy(), H=H0[:, ~sig].copy())
     job = write_job(tmp, "mnmf", "mask.hspy", f"op: decomposition, algorithm: nmf, components: {k}, init: custom, "
-                    f"init_file: minit.h5, tol: 0, max_iter: 20, {masks}", block=7)
+                    f"init_file: minit.h5, tol: 0, max_iter: 20, nmf_precision: double, {masks}", block=7)
     for n in (1, 3):
         if run(n, job, f"output.file=mnmf_{n}.hspy"):
             r = results(os.path.join(tmp, f"mnmf_{n}.hspy"))
