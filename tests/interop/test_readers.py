@@ -300,7 +300,6 @@ def test_old_hspy(tmp):
             continue
         got = run_all(tmp, f"v{version}", dst)
         if 3 in got:  # HyperSpy wrote the list chunked, shuffled and deflated, as variable-length strings
-            import h5py
             with h5py.File(os.path.join(tmp, f"v{version}3.hspy"), "r") as f:
                 lists = [d for name, g in f["Experiments"].items() for d in [g.get("metadata/Sample/_list_elements")]]
                 check(lists and all(d is not None and d.chunks == d.shape and not d.compression and
